@@ -1,0 +1,155 @@
+"""The one Settings object. Nothing else in the code base reads the environment.
+
+Ecosystem names (``DATABASE_URL``, ``MLFLOW_TRACKING_URI``, ``REDIS_URL``, ``API_BASE_URL``) are read as they
+are; our own settings carry the ``SM_`` prefix. Values come from the environment, then from ``.env``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: Development defaults. Any of them left in place refuses a production start.
+DEV_API_KEY = "sm-dev-key-not-for-production"
+DEV_WEBHOOK_SECRET = "sm-dev-webhook-secret"
+DEV_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/smart_maintenance"
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class ConfigurationError(RuntimeError):
+    """Raised when the settings cannot be used; the message says which setting and why."""
+
+
+def _ecosystem(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+def to_async_url(url: str) -> str:
+    """Normalise a PostgreSQL URL to the asyncpg driver SQLAlchemy uses."""
+    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def to_libpq_url(url: str) -> str:
+    """The same URL without a SQLAlchemy driver suffix (for asyncpg.connect, psql and pg_dump)."""
+    scheme, sep, rest = url.partition("://")
+    return "postgresql://" + rest if sep else url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SM_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    env: Environment = Environment.development
+
+    # --- ecosystem names -------------------------------------------------------------------------------------
+    database_url: str = Field(DEV_DATABASE_URL, validation_alias=_ecosystem("DATABASE_URL"))
+    mlflow_tracking_uri: str = Field("http://127.0.0.1:5000", validation_alias=_ecosystem("MLFLOW_TRACKING_URI"))
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_ecosystem("REDIS_URL"))
+    api_base_url: str = Field("http://127.0.0.1:8000", validation_alias=_ecosystem("API_BASE_URL"))
+
+    # --- API process -----------------------------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    api_workers: Annotated[int, Field(ge=1, le=64)] = 1
+    api_key: SecretStr = SecretStr(DEV_API_KEY)
+    """Bootstrap key: accepted with all scopes; the UI uses it to talk to the API."""
+    metrics_require_key: bool = False
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 8 * 1024 * 1024
+
+    # --- UI and MLflow processes (used by the local runner and compose) ----------------------------------------
+    ui_host: str = "127.0.0.1"
+    ui_port: Annotated[int, Field(ge=1, le=65535)] = 8501
+    mlflow_host: str = "127.0.0.1"
+    mlflow_port: Annotated[int, Field(ge=1, le=65535)] = 5000
+
+    # --- database --------------------------------------------------------------------------------------------
+    db_pool_size: Annotated[int, Field(ge=1, le=200)] = 10
+    db_max_overflow: Annotated[int, Field(ge=0, le=200)] = 10
+    db_connect_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    db_statement_timeout_ms: Annotated[int, Field(ge=0)] = 30_000
+    retention_days: Annotated[int, Field(ge=1)] = 180
+    compress_after_days: Annotated[int, Field(ge=1)] = 7
+
+    # --- behaviour -------------------------------------------------------------------------------------------
+    auto_register_sensors: bool | None = None
+    """Unknown sensors are registered on ingest. Default: on in development/test, off in production."""
+    webhook_signing_secret: SecretStr = SecretStr(DEV_WEBHOOK_SECRET)
+    ready_check_mlflow: bool = True
+    ready_timeout_s: Annotated[float, Field(gt=0)] = 2.0
+
+    # --- tests -----------------------------------------------------------------------------------------------
+    test_admin_database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    """Server on which the test suite creates (and drops) its own databases."""
+
+    # --- local paths and logging -----------------------------------------------------------------------------
+    data_dir: Path = PROJECT_ROOT / ".data"
+    log_dir: Path = PROJECT_ROOT / "logs"
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _production_guard(self) -> Settings:
+        if self.auto_register_sensors is None:
+            self.auto_register_sensors = self.env is not Environment.production
+        if self.env is not Environment.production:
+            return self
+        problems: list[str] = []
+        if self.api_key.get_secret_value() == DEV_API_KEY:
+            problems.append("SM_API_KEY is the development key; set a secret key of your own")
+        if len(self.api_key.get_secret_value()) < 24:
+            problems.append("SM_API_KEY is shorter than 24 characters")
+        if self.webhook_signing_secret.get_secret_value() == DEV_WEBHOOK_SECRET:
+            problems.append("SM_WEBHOOK_SIGNING_SECRET is the development secret")
+        if self.database_url == DEV_DATABASE_URL:
+            problems.append("DATABASE_URL is not set; production needs an explicit database")
+        if problems:
+            raise ValueError(
+                "refusing to start with SM_ENV=production: " + "; ".join(problems) + "."
+            )
+        return self
+
+    @property
+    def async_database_url(self) -> str:
+        return to_async_url(self.database_url)
+
+    @property
+    def libpq_database_url(self) -> str:
+        return to_libpq_url(self.database_url)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning validation failures into one readable ConfigurationError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(part) for part in err["loc"]) or "settings"
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  - {loc}: {msg}" if err["loc"] else f"  - {msg}")
+        raise ConfigurationError("invalid configuration:\n" + "\n".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
