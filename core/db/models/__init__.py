@@ -1,0 +1,49 @@
+"""ORM models of the whole data model (DESIGN.md §4), one module per aggregate.
+
+Importing this package registers every table on ``Base.metadata`` (Alembic's ``target_metadata``).
+"""
+
+from core.db.base import Base
+from core.db.models.alerts import ALERT_SEVERITIES, ALERT_STATUSES, ALERT_UNRESOLVED_STATUSES, Alert
+from core.db.models.anomalies import Anomaly
+from core.db.models.assets import Asset, Sensor
+from core.db.models.events import DeadLetter, OutboxEvent
+from core.db.models.faults import InjectedFault
+from core.db.models.maintenance import (
+    LOG_OUTCOMES,
+    TASK_PRIORITIES,
+    TASK_STATUSES,
+    MaintenanceLog,
+    MaintenanceTask,
+)
+from core.db.models.notifications import DELIVERY_CHANNELS, DELIVERY_STATUSES, NotificationDelivery, Webhook
+from core.db.models.readings import HOURLY_VIEW, SensorReading
+from core.db.models.security import IDEMPOTENCY_STATUSES, ApiKey, IdempotencyKey
+
+__all__ = [
+    "ALERT_SEVERITIES",
+    "ALERT_STATUSES",
+    "ALERT_UNRESOLVED_STATUSES",
+    "DELIVERY_CHANNELS",
+    "DELIVERY_STATUSES",
+    "HOURLY_VIEW",
+    "IDEMPOTENCY_STATUSES",
+    "LOG_OUTCOMES",
+    "TASK_PRIORITIES",
+    "TASK_STATUSES",
+    "Alert",
+    "Anomaly",
+    "ApiKey",
+    "Asset",
+    "Base",
+    "DeadLetter",
+    "IdempotencyKey",
+    "InjectedFault",
+    "MaintenanceLog",
+    "MaintenanceTask",
+    "NotificationDelivery",
+    "OutboxEvent",
+    "Sensor",
+    "SensorReading",
+    "Webhook",
+]
