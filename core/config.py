@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     ui_port: Annotated[int, Field(ge=1, le=65535)] = 8501
     mlflow_host: str = "127.0.0.1"
     mlflow_port: Annotated[int, Field(ge=1, le=65535)] = 5000
+    mlflow_workers: Annotated[int, Field(ge=1, le=16)] = 1
+    mlflow_backend_store_uri: str | None = None
+    """Default: sqlite database ``<data_dir>/mlflow/mlflow.db``."""
+    mlflow_artifacts_destination: str | None = None
+    """Default: ``<data_dir>/mlflow/artifacts`` (served by the tracking server)."""
+    mlflow_allowed_hosts: str | None = None
+    """Host headers MLflow accepts (its default: localhost and private IPs). Compose adds the service name."""
 
     # --- database --------------------------------------------------------------------------------------------
     db_pool_size: Annotated[int, Field(ge=1, le=200)] = 10
@@ -135,6 +142,19 @@ class Settings(BaseSettings):
     @property
     def libpq_database_url(self) -> str:
         return to_libpq_url(self.database_url)
+
+    @property
+    def database_url_is_explicit(self) -> bool:
+        """True when DATABASE_URL came from the environment, ``.env`` or a keyword (not the default)."""
+        return "database_url" in self.model_fields_set
+
+    @property
+    def mlflow_backend_store(self) -> str:
+        return self.mlflow_backend_store_uri or f"sqlite:///{(self.data_dir / 'mlflow' / 'mlflow.db').resolve()}"
+
+    @property
+    def mlflow_artifacts_dir(self) -> str:
+        return self.mlflow_artifacts_destination or str((self.data_dir / "mlflow" / "artifacts").resolve())
 
 
 def load_settings(**overrides: object) -> Settings:

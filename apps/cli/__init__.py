@@ -1,0 +1,24 @@
+"""``python -m apps.cli``: the one command-line entry point (local stack, servers, database, data)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="smart-maintenance",
+    help="Smart Maintenance command line: run the stack, the servers, migrations and data jobs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    from apps.cli import serve, stack  # noqa: F401  (modules register their commands on `app`)
+
+
+_register()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,101 @@
+"""Server and job commands: each replaces the current process (signals reach the server directly)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import runpy
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from apps.cli import app
+from apps.cli.commands import mlflow_command, notebook_command, ui_command
+from core.config import PROJECT_ROOT, ConfigurationError, Settings, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigurationError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+def _exec(cmd: list[str]) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(cmd[0], cmd)
+
+
+@app.command("serve-api")
+def serve_api() -> None:
+    """Run the API (uvicorn, factory apps.api.main:create_app) on SM_API_HOST:SM_API_PORT."""
+    runpy.run_module("apps.api", run_name="__main__", alter_sys=True)
+
+
+@app.command("serve-ui")
+def serve_ui() -> None:
+    """Run the Streamlit console on SM_UI_HOST:SM_UI_PORT (it talks to API_BASE_URL only)."""
+    _exec(ui_command(_settings()))
+
+
+@app.command("serve-mlflow")
+def serve_mlflow() -> None:
+    """Run the MLflow tracking server and registry (sqlite backend and artifacts under SM_DATA_DIR)."""
+    settings = _settings()
+    if settings.mlflow_backend_store_uri is None or settings.mlflow_artifacts_destination is None:
+        (settings.data_dir / "mlflow" / "artifacts").mkdir(parents=True, exist_ok=True)
+    _exec(mlflow_command(settings))
+
+
+@app.command("migrate")
+def migrate(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
+    """Apply the Alembic migrations (``alembic upgrade head``) to DATABASE_URL."""
+    from alembic import command
+    from alembic.config import Config
+
+    _settings()
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(PROJECT_ROOT / "alembic_migrations"))
+    command.upgrade(cfg, revision)
+
+
+@app.command("seed")
+def seed(
+    end: Annotated[datetime | None, typer.Option(help="last reading time (UTC); default now")] = None,
+    seed_value: Annotated[int, typer.Option("--seed", help="random seed")] = 42,
+    force: Annotated[bool, typer.Option(help="insert even when the demo fleet is already seeded")] = False,
+) -> None:
+    """Create the demo fleet: 15 sensors, 5 types, 600 readings each, injected faults with ground truth."""
+    asyncio.run(_seed(_settings(), end=end, seed=seed_value, force=force))
+
+
+async def _seed(settings: Settings, *, end: datetime | None, seed: int, force: bool) -> None:
+    from core.db.session import create_engine, create_session_factory, unit_of_work
+    from core.simulation.seed import seed_demo_fleet
+
+    engine = create_engine(settings)
+    try:
+        async with unit_of_work(create_session_factory(engine)) as session:
+            report = await seed_demo_fleet(session, end=end, seed=seed, force=force)
+    finally:
+        await engine.dispose()
+    typer.echo(f"seed: {report}")
+
+
+@app.command("notebook")
+def notebook(
+    notebook_file: Annotated[str, typer.Argument(help="file name under notebooks/")],
+    param: Annotated[list[str] | None, typer.Option("-p", help="parameter as key=value")] = None,
+) -> None:
+    """Run a notebook with papermill; the executed copy goes to notebooks/output/."""
+    path = PROJECT_ROOT / "notebooks" / Path(notebook_file).name
+    if not path.exists():
+        typer.echo(f"no such notebook: {path.relative_to(PROJECT_ROOT)}", err=True)
+        raise typer.Exit(2)
+    params = dict(item.split("=", 1) for item in (param or []))
+    _exec(notebook_command(notebook_file, params))

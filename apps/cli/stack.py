@@ -1,0 +1,336 @@
+"""``up`` / ``down``: the local stack without Docker.
+
+``up`` starts, in order: PostgreSQL (embedded, when DATABASE_URL is unset), ``alembic upgrade head``, the MLflow
+server, the API, the demo-fleet seed and the Streamlit UI. Every server is the same command compose runs
+(``python -m apps.cli serve-*``). It prints the URLs and the development API key, then supervises: Ctrl-C (or
+``down`` / SIGTERM) stops the servers in reverse order and the database last. If a server dies, the stack stops
+and the tail of that server's log is shown. Data stays under SM_DATA_DIR, so a re-run keeps it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import httpx
+import typer
+from rich.console import Console
+
+from apps.cli import app
+from apps.cli.commands import cli, mlflow_command, ui_command
+from core.config import PROJECT_ROOT, ConfigurationError, Settings, load_settings
+
+__all__ = ["Stack", "mlflow_command", "ui_command"]
+
+console = Console(highlight=False)
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class Service:
+    name: str
+    cmd: list[str]
+    health_url: str
+    timeout_s: float
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    _log: TextIO | None = field(default=None, repr=False)
+
+
+def state_file(settings: Settings) -> Path:
+    return settings.data_dir / "run" / "stack.json"
+
+
+def _port_busy(host: str, port: int) -> bool:
+    target = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex((target, port)) == 0
+
+
+def _url(host: str, port: int, path: str = "") -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    return f"http://{shown}:{port}{path}"
+
+
+def _tail(path: Path | None, lines: int = 25) -> str:
+    if path is None or not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class Stack:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.env = dict(os.environ)
+        self.services: list[Service] = []
+        self.embedded = None
+        self._stopping = False
+
+    # -- start ------------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        s = self.settings
+        s.log_dir.mkdir(parents=True, exist_ok=True)
+        busy = [f"{n} port {p}" for n, h, p in (("API", s.api_host, s.api_port), ("UI", s.ui_host, s.ui_port),
+                ("MLflow", s.mlflow_host, s.mlflow_port)) if _port_busy(h, p)]  # fmt: skip
+        if busy:
+            raise StackError(
+                "already in use: " + ", ".join(busy) + ". Is a stack running? Stop it with `make down`, "
+                "or choose other ports with SM_API_PORT / SM_UI_PORT / SM_MLFLOW_PORT."
+            )
+        self._database()
+        self.env.update({
+            "MLFLOW_TRACKING_URI": _url(s.mlflow_host, s.mlflow_port),
+            "API_BASE_URL": _url(s.api_host, s.api_port),
+            "SM_LOG_DIR": str(s.log_dir),
+            "SM_DATA_DIR": str(s.data_dir),
+        })  # fmt: skip
+        self._step("migrations", cli("migrate"))
+        self._launch(Service("mlflow", cli("serve-mlflow"), _url(s.mlflow_host, s.mlflow_port, "/health"), 120))
+        self._launch(Service("api", cli("serve-api"), _url(s.api_host, s.api_port, "/health/ready"), 60))
+        self._step("demo fleet", cli("seed"))
+        self._launch(Service("ui", cli("serve-ui"), _url(s.ui_host, s.ui_port, "/_stcore/health"), 60))
+
+    def _database(self) -> None:
+        s = self.settings
+        if s.database_url_is_explicit:
+            console.print(f"[bold]database[/]  DATABASE_URL is set: using {_redact(s.database_url)}")
+            return
+        from core.db.embedded import start_embedded
+
+        t0 = time.monotonic()
+        with console.status("starting embedded PostgreSQL"):
+            self.embedded = start_embedded(s.data_dir / "pg")
+        self.env["DATABASE_URL"] = self.embedded.url
+        console.print(
+            f"[bold]database[/]  embedded PostgreSQL, data in {_rel(self.embedded.pgdata)} "
+            f"({time.monotonic() - t0:.1f} s)"
+        )
+
+    def _step(self, label: str, cmd: list[str]) -> None:
+        t0 = time.monotonic()
+        with console.status(label):
+            done = subprocess.run(cmd, env=self.env, cwd=PROJECT_ROOT, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise StackError(f"{label} failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-4000:]}")
+        last = (done.stdout.strip().splitlines() or ["ok"])[-1]
+        console.print(f"[bold]{label}[/]  {last} ({time.monotonic() - t0:.1f} s)")
+
+    def _launch(self, svc: Service) -> None:
+        svc.log_path = self.settings.log_dir / f"{svc.name}.log"
+        svc._log = svc.log_path.open("a", encoding="utf-8")
+        svc.proc = subprocess.Popen(
+            svc.cmd, env=self.env, cwd=PROJECT_ROOT, stdout=svc._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        self.services.append(svc)
+        t0 = time.monotonic()
+        with console.status(f"starting {svc.name}"):
+            _wait_healthy(svc, lambda: self._stopping)
+        console.print(f"[bold]{svc.name}[/]  ready ({time.monotonic() - t0:.1f} s), log {_rel(svc.log_path)}")
+
+    # -- supervise and stop ----------------------------------------------------------------------------------
+    def supervise(self) -> int:
+        while not self._stopping:
+            for svc in self.services:
+                code = svc.proc.poll() if svc.proc else None
+                if code is not None:
+                    console.print(f"[red]{svc.name} exited with code {code}[/]; stopping the stack.")
+                    console.print(_tail(svc.log_path))
+                    return 1
+            time.sleep(0.5)
+        return 0
+
+    def request_stop(self, *_: object) -> None:
+        self._stopping = True
+
+    def stop(self) -> None:
+        for svc in reversed(self.services):
+            if svc.proc and svc.proc.poll() is None:
+                svc.proc.send_signal(signal.SIGTERM)
+                try:
+                    svc.proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    svc.proc.kill()
+                    svc.proc.wait()
+                console.print(f"stopped {svc.name}")
+            if svc._log:
+                svc._log.close()
+        if self.embedded is not None:
+            self.embedded.stop()
+            console.print("stopped embedded PostgreSQL")
+
+
+def _wait_healthy(svc: Service, stopping: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + svc.timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline and not stopping():
+        if svc.proc and svc.proc.poll() is not None:
+            raise StackError(f"{svc.name} exited with code {svc.proc.returncode}:\n{_tail(svc.log_path)}")
+        try:
+            resp = httpx.get(svc.health_url, timeout=2.0)
+            if resp.status_code == 200:
+                return
+            last = f"HTTP {resp.status_code}: {resp.text[:300]}"
+        except httpx.HTTPError as exc:
+            last = type(exc).__name__
+        time.sleep(0.5)
+    if stopping():
+        raise StackError("interrupted")
+    raise StackError(f"{svc.name} not healthy after {svc.timeout_s:.0f} s at {svc.health_url} ({last})\n"
+                     f"{_tail(svc.log_path)}")  # fmt: skip
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if at and ":" in creds:
+        creds = creds.split(":", 1)[0] + ":***"
+    return f"{scheme}{sep}{creds}{at}{host}"
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigurationError as exc:
+        console.print(str(exc))
+        raise typer.Exit(2) from None
+
+
+def _write_state(settings: Settings, status: str, **extra: object) -> None:
+    path = state_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pid": os.getpid(), "status": status, **extra}))
+
+
+@app.command("up")
+def up(
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="run in the background; stop with `down`")] = False,
+) -> None:
+    """Start the whole stack locally (embedded PostgreSQL when DATABASE_URL is unset). Ctrl-C stops it."""
+    settings = _settings()
+    if detach:
+        raise typer.Exit(_detach(settings))
+    existing = _running_pid(settings)
+    if existing:
+        console.print(f"[red]a stack is already running (pid {existing}); stop it with `make down`[/]")
+        raise typer.Exit(1)
+    stack = Stack(settings)
+    signal.signal(signal.SIGINT, stack.request_stop)
+    signal.signal(signal.SIGTERM, stack.request_stop)
+    _write_state(settings, "starting")
+    code = 0
+    try:
+        stack.start()
+        urls = {
+            "api": _url(settings.api_host, settings.api_port),
+            "docs": _url(settings.api_host, settings.api_port, "/docs"),
+            "ui": _url(settings.ui_host, settings.ui_port),
+            "mlflow": _url(settings.mlflow_host, settings.mlflow_port),
+        }
+        _write_state(settings, "ready", urls=urls)
+        console.print()
+        console.print("[bold green]Smart Maintenance is up[/]")
+        for name, url in urls.items():
+            console.print(f"  {name:<7} {url}")
+        console.print(f"  API key {settings.api_key.get_secret_value()}   (development key: header X-API-Key)")
+        console.print("Press Ctrl-C to stop (or run `make down` from another shell).")
+        code = stack.supervise()
+    except StackError as exc:
+        if not stack._stopping:
+            console.print(f"[red]{exc}[/]")
+            code = 1
+    finally:
+        console.print("stopping…")
+        stack.stop()
+        state_file(settings).unlink(missing_ok=True)
+    raise typer.Exit(code)
+
+
+def _running_pid(settings: Settings) -> int | None:
+    path = state_file(settings)
+    if not path.exists():
+        return None
+    try:
+        pid = int(json.loads(path.read_text())["pid"])
+        os.kill(pid, 0)
+    except (ValueError, KeyError, ProcessLookupError, json.JSONDecodeError):
+        path.unlink(missing_ok=True)
+        return None
+    except PermissionError:
+        pass
+    return pid
+
+
+def _detach(settings: Settings) -> int:
+    if pid := _running_pid(settings):
+        console.print(f"a stack is already running (pid {pid})")
+        return 1
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.log_dir / "stack.log"
+    with log_path.open("a") as log:
+        proc = subprocess.Popen(cli("up"), cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    with console.status("starting the stack in the background"):
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                console.print(f"[red]the stack failed to start[/]; see {_rel(log_path)}:\n{_tail(log_path)}")
+                return 1
+            path = state_file(settings)
+            if path.exists():
+                state = json.loads(path.read_text() or "{}")
+                if state.get("status") == "ready":
+                    for name, url in state["urls"].items():
+                        console.print(f"  {name:<7} {url}")
+                    console.print(f"  API key {settings.api_key.get_secret_value()}")
+                    console.print(f"running in the background (pid {proc.pid}, log {_rel(log_path)}); "
+                                  "stop it with `make down`")  # fmt: skip
+                    return 0
+            time.sleep(0.5)
+    console.print(f"[red]the stack did not become ready in time[/]; see {_rel(log_path)}")
+    return 1
+
+
+@app.command("down")
+def down(timeout: Annotated[float, typer.Option(help="seconds to wait for a clean stop")] = 60.0) -> None:
+    """Stop a stack started in the background (``make up-detached``) or in another shell."""
+    settings = _settings()
+    pid = _running_pid(settings)
+    if pid is None:
+        console.print("no stack is running")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            console.print(f"stack stopped (pid {pid})")
+            return
+        time.sleep(0.3)
+    console.print(f"[red]stack (pid {pid}) did not stop within {timeout:.0f} s[/]")
+    raise typer.Exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,142 @@
+"""The `make up` path end to end: embedded PostgreSQL, migrations, MLflow, API, seed, UI — then a clean stop.
+
+Runs `python -m apps.cli up` as a user would (DATABASE_URL unset), on free ports and a throw-away data
+directory inside the project (the embedded server wants its parents readable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from core.config import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture()
+def stack_env() -> dict[str, str]:
+    data_dir = PROJECT_ROOT / ".data" / f"test-stack-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "API_BASE_URL")}
+    env.update(
+        SM_DATA_DIR=str(data_dir),
+        SM_LOG_DIR=str(data_dir / "logs"),
+        SM_API_PORT=str(_free_port()),
+        SM_UI_PORT=str(_free_port()),
+        SM_MLFLOW_PORT=str(_free_port()),
+        SM_ENV="development",
+    )
+    yield env
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _wait_state(env: dict[str, str], proc: subprocess.Popen[str], timeout: float) -> dict:
+    state_path = Path(env["SM_DATA_DIR"]) / "run" / "stack.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"`up` exited early with {proc.returncode}:\n{proc.stdout.read()}")
+        if state_path.exists():
+            state = json.loads(state_path.read_text() or "{}")
+            if state.get("status") == "ready":
+                return state
+        time.sleep(0.5)
+    proc.kill()
+    raise AssertionError(f"stack not ready within {timeout} s:\n{proc.stdout.read()}")
+
+
+async def _reading_count(socket_dir: str) -> int:
+    conn = await asyncpg.connect(f"postgresql://postgres@/smart_maintenance?host={socket_dir}")
+    try:
+        return await conn.fetchval("SELECT count(*) FROM sensor_readings")
+    finally:
+        await conn.close()
+
+
+def _socket_dir(env: dict[str, str]) -> str:
+    pid_file = Path(env["SM_DATA_DIR"]) / "pg" / "postmaster.pid"
+    return pid_file.read_text().splitlines()[4]
+
+
+def test_make_up_runs_the_stack_and_stops_cleanly(stack_env: dict[str, str]) -> None:
+    api, ui, mlflow = (int(stack_env[k]) for k in ("SM_API_PORT", "SM_UI_PORT", "SM_MLFLOW_PORT"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "apps.cli", "up"], cwd=PROJECT_ROOT, env=stack_env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        state = _wait_state(stack_env, proc, timeout=300)
+        assert state["urls"]["api"] == f"http://127.0.0.1:{api}"
+
+        ready = httpx.get(f"http://127.0.0.1:{api}/health/ready", timeout=10)
+        assert ready.status_code == 200, ready.text
+        assert httpx.get(f"http://127.0.0.1:{mlflow}/health", timeout=10).status_code == 200
+        experiments = httpx.post(
+            f"http://127.0.0.1:{mlflow}/api/2.0/mlflow/experiments/search", json={"max_results": 5}, timeout=10
+        )
+        assert experiments.status_code == 200, experiments.text
+        page = httpx.get(f"http://127.0.0.1:{ui}/", timeout=10)
+        assert page.status_code == 200 and "streamlit" in page.text.lower()
+        assert httpx.get(f"http://127.0.0.1:{ui}/_stcore/health", timeout=10).text.strip() == "ok"
+
+        seeded = asyncio.run(_reading_count(_socket_dir(stack_env)))
+        assert seeded > 8_000  # 15 sensors x 600 readings, less the injected dropout gaps
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0, out
+    assert "Smart Maintenance is up" in out
+    assert "API key" in out
+    for port in (api, ui, mlflow):
+        assert not _listening(port), f"port {port} still open after Ctrl-C"
+    assert not (Path(stack_env["SM_DATA_DIR"]) / "pg" / "postmaster.pid").exists(), "PostgreSQL left running"
+    assert not (Path(stack_env["SM_DATA_DIR"]) / "run" / "stack.json").exists()
+
+    # Second run, in the background: the data is kept (the seed is skipped), and `down` stops it.
+    up = subprocess.run(
+        [sys.executable, "-m", "apps.cli", "up", "--detach"], cwd=PROJECT_ROOT, env=stack_env,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert httpx.get(f"http://127.0.0.1:{api}/health/ready", timeout=10).status_code == 200
+        assert asyncio.run(_reading_count(_socket_dir(stack_env))) == seeded
+    finally:
+        down = subprocess.run(
+            [sys.executable, "-m", "apps.cli", "down"], cwd=PROJECT_ROOT, env=stack_env,
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "stack stopped" in down.stdout
+    for port in (api, ui, mlflow):
+        assert not _listening(port)
+    assert not (Path(stack_env["SM_DATA_DIR"]) / "pg" / "postmaster.pid").exists()
