@@ -1,0 +1,87 @@
+"""Every Prometheus metric of the project, registered on one dedicated registry.
+
+Naming: ``sm_<subsystem>_<name>_<unit>``; counters end in ``_total`` (prometheus_client adds the suffix when
+it is missing, so declare it explicitly). Later issues add their metrics here, in the section of their subsystem.
+
+The only exceptions to the prefix are the generic ``http_*`` request metrics, which keep the names of
+prometheus-fastapi-instrumentator's defaults so that standard dashboards work. They are defined here as well
+(the API records them through an instrumentator callback) instead of letting the instrumentator create them:
+its defaults register on every app build, which fails or silently disables metrics when several apps are
+created in one process (tests, multiple mounts).
+
+``REGISTRY`` is *not* prometheus_client's global default registry, so nothing a library registers there leaks
+into ``/metrics`` and modules can be imported any number of times.
+"""
+
+from __future__ import annotations
+
+import platform
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+
+# --- build ---------------------------------------------------------------------------------------------------
+BUILD_INFO = Info(
+    "sm_build",
+    "Build and runtime information of this process (always 1).",
+    registry=REGISTRY,
+)
+
+# --- HTTP (generic names, see module docstring) ----------------------------------------------------------------
+HTTP_REQUESTS_TOTAL = Counter(
+    "http_requests_total",
+    "HTTP requests by method, grouped status (2xx, 4xx, …) and route template.",
+    ["method", "status", "handler"],
+    registry=REGISTRY,
+)
+HTTP_REQUEST_DURATION_SECONDS = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency by method and route template.",
+    ["method", "handler"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
+
+# --- api -----------------------------------------------------------------------------------------------------
+API_READY_CHECKS_TOTAL = Counter(
+    "sm_api_ready_checks_total",
+    "Readiness checks by component (database, mlflow) and result (ok, failing, skipped).",
+    ["component", "result"],
+    registry=REGISTRY,
+)
+
+# --- db ------------------------------------------------------------------------------------------------------
+DB_CHECK_LATENCY_SECONDS = Histogram(
+    "sm_db_check_latency_seconds",
+    "Latency of the database readiness check (connect, SELECT 1, migration revision).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
+
+
+def set_build_info(version: str, env: str) -> None:
+    """Record the running build (idempotent: the info metric holds one sample)."""
+    BUILD_INFO.info({"version": version, "env": env, "python": platform.python_version()})
+
+
+__all__ = [
+    "API_READY_CHECKS_TOTAL",
+    "BUILD_INFO",
+    "DB_CHECK_LATENCY_SECONDS",
+    "HTTP_REQUESTS_TOTAL",
+    "HTTP_REQUEST_DURATION_SECONDS",
+    "REGISTRY",
+    "set_build_info",
+]
