@@ -1,0 +1,85 @@
+"""Request dependencies: settings, one session + transaction per request, the /metrics key check.
+
+``SessionDep`` opens a session and a transaction with ``core.db.session.unit_of_work`` and commits it when the
+endpoint returns (rolls back when it raises). It uses FastAPI's ``scope="function"`` so the commit happens
+*before* the response is sent: a failing commit becomes an error response instead of a 200 for data that was
+never stored. Services receive the session and only flush.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from core.config import Settings
+from core.db.session import unit_of_work
+from core.errors import ServiceUnavailable, Unauthorized
+
+API_KEY_HEADER = "X-API-Key"
+api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="API key")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_engine(request: Request) -> AsyncEngine:
+    engine = getattr(request.app.state, "engine", None)
+    if engine is None:  # the lifespan has not run (app served without lifespan support)
+        raise ServiceUnavailable("the database engine is not initialised")
+    return engine  # type: ignore[no-any-return]
+
+
+def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
+    factory = getattr(request.app.state, "session_factory", None)
+    if factory is None:
+        raise ServiceUnavailable("the database session factory is not initialised")
+    return factory  # type: ignore[no-any-return]
+
+
+async def get_session(
+    factory: Annotated[async_sessionmaker[AsyncSession], Depends(get_session_factory)],
+) -> AsyncIterator[AsyncSession]:
+    """One session and one transaction for the request, committed by this dependency."""
+    async with unit_of_work(factory) as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def key_matches(presented: str | None, settings: Settings) -> bool:
+    if not presented:
+        return False
+    expected = settings.api_key.get_secret_value()
+    return hmac.compare_digest(presented.encode(), expected.encode())
+
+
+async def require_metrics_key(
+    settings: SettingsDep,
+    presented: Annotated[str | None, Depends(api_key_header)],
+) -> None:
+    """When ``metrics_require_key`` is on, /metrics needs ``X-API-Key`` equal to the bootstrap key."""
+    if settings.metrics_require_key and not key_matches(presented, settings):
+        raise Unauthorized("/metrics requires a valid X-API-Key header")
+
+
+__all__ = [
+    "API_KEY_HEADER",
+    "EngineDep",
+    "SessionDep",
+    "SettingsDep",
+    "get_engine",
+    "get_session",
+    "get_session_factory",
+    "get_settings",
+    "key_matches",
+    "require_metrics_key",
+]

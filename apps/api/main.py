@@ -1,0 +1,147 @@
+"""The API application factory.
+
+Run with ``python -m apps.api`` (or ``uvicorn --factory apps.api.main:create_app``). ``create_app()`` without
+arguments loads the settings (refusing unsafe production settings with ``ConfigurationError``) and configures
+logging; tests pass their own ``Settings`` and may build any number of apps in one process.
+
+The lifespan owns the process-wide resources on ``app.state``: ``engine``, ``session_factory`` and
+``http_client`` (for dependency checks); they are disposed on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from prometheus_fastapi_instrumentator import Instrumentator
+
+from apps.api.errors import PROBLEM_MEDIA_TYPE, install_exception_handlers, problem_responses
+from apps.api.middleware import RequestContextMiddleware, record_http_metrics
+from apps.api.routers import health
+from core.config import Settings, load_settings
+from core.db.repositories.health import migration_heads
+from core.db.session import create_engine, create_session_factory
+from core.observability.logging import configure_logging
+from core.observability.metrics import REGISTRY, set_build_info
+
+logger = logging.getLogger("apps.api")
+
+TITLE = "Smart Maintenance API"
+DISTRIBUTION = "smart-maintenance"
+FALLBACK_VERSION = "0.1.0"
+DESCRIPTION = (
+    "Ingest, queries, ML serving and administration for the Smart Maintenance platform. Errors are RFC 9457 "
+    "`application/problem+json` bodies carrying the request's `correlation_id` (the `X-Request-ID` header, "
+    "echoed on every response)."
+)
+OPENAPI_TAGS = [{"name": "ops", "description": "Liveness, readiness and Prometheus metrics."}]
+
+
+def app_version() -> str:
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return FALLBACK_VERSION
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = create_engine(settings)
+    app.state.engine = engine
+    app.state.session_factory = create_session_factory(engine)
+    app.state.http_client = httpx.AsyncClient(trust_env=False, timeout=settings.ready_timeout_s)
+    try:
+        await asyncio.to_thread(migration_heads)  # warm the cache off the event loop
+    except Exception as exc:  # noqa: BLE001 - readiness reports it; the API still serves liveness
+        logger.warning("migration scripts unavailable: %s", exc)
+    logger.info("api started", extra={"version": app.version, "env": settings.env.value})
+    try:
+        yield
+    finally:
+        await app.state.http_client.aclose()
+        await engine.dispose()
+        app.state.engine = None
+        app.state.session_factory = None
+        app.state.http_client = None
+        logger.info("api stopped")
+
+
+def _problem_media_types(schema: dict[str, Any]) -> None:
+    """Error responses are documented as ``application/problem+json`` (FastAPI uses the route's media type)."""
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):
+                continue
+            for code, response in operation.get("responses", {}).items():
+                content = response.get("content")
+                if str(code)[:1] in {"4", "5"} and content:
+                    media = next((m for m in content.values() if "schema" in m), next(iter(content.values())))
+                    response["content"] = {PROBLEM_MEDIA_TYPE: media}
+
+
+def _openapi_with_problems(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            _problem_media_types(schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi
+
+
+def _instrument(app: FastAPI) -> None:
+    instrumentator = Instrumentator(
+        should_group_status_codes=True,  # 2xx, 4xx, 5xx: bounded cardinality
+        should_ignore_untemplated=False,
+        should_group_untemplated=True,  # unknown paths count under handler "none"
+        excluded_handlers=[r"^/metrics$", r"^/health"],
+        registry=REGISTRY,
+    )
+    # Our own callback records the http_* metrics defined in core.observability.metrics; with it the
+    # instrumentator creates no metrics itself (no duplicate registration when several apps are built).
+    instrumentator.add(record_http_metrics)
+    instrumentator.instrument(app)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API. Without ``settings``: load them (may raise ConfigurationError) and configure logging."""
+    if settings is None:
+        settings = load_settings()
+        configure_logging(settings)
+    version = app_version()
+
+    app = FastAPI(
+        title=TITLE,
+        version=version,
+        description=DESCRIPTION,
+        openapi_tags=OPENAPI_TAGS,
+        lifespan=lifespan,
+        responses=problem_responses(500),
+    )
+    app.state.settings = settings
+    app.state.engine = None
+    app.state.session_factory = None
+    app.state.http_client = None
+
+    install_exception_handlers(app)
+    app.include_router(health.router)
+
+    _instrument(app)
+    app.add_middleware(RequestContextMiddleware)  # added last: outermost of our middleware
+    app.openapi = _openapi_with_problems(app)  # type: ignore[method-assign]
+
+    set_build_info(version, settings.env.value)
+    return app
+
+
+__all__ = ["TITLE", "app_version", "create_app", "lifespan"]
