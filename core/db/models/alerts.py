@@ -30,7 +30,9 @@ class Alert(Base):
         CheckConstraint(in_list("status", ALERT_STATUSES), name="status"),
         CheckConstraint(in_list("severity", ALERT_SEVERITIES), name="severity"),
         CheckConstraint("anomaly_count >= 0", name="anomaly_count_non_negative"),
-        CheckConstraint("status <> 'acknowledged' OR acknowledged_at IS NOT NULL", name="acknowledged_at_set"),
+        CheckConstraint(
+            "status <> 'acknowledged' OR acknowledged_at IS NOT NULL", name="acknowledged_at_set"
+        ),
         CheckConstraint("status <> 'resolved' OR resolved_at IS NOT NULL", name="resolved_at_set"),
         Index(
             "uq_alerts_sensor_id_rule_unresolved",

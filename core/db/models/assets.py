@@ -25,9 +25,7 @@ class Asset(Base):
     kind: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at_column()
 
-    sensors: Mapped[list[Sensor]] = relationship(
-        back_populates="asset", lazy="raise", passive_deletes=True
-    )
+    sensors: Mapped[list[Sensor]] = relationship(back_populates="asset", lazy="raise", passive_deletes=True)
 
 
 class Sensor(Base):
@@ -40,9 +38,7 @@ class Sensor(Base):
     )
 
     sensor_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    asset_id: Mapped[int | None] = mapped_column(
-        Integer, ForeignKey("assets.id", ondelete="SET NULL")
-    )
+    asset_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("assets.id", ondelete="SET NULL"))
     type: Mapped[str] = mapped_column(Text, nullable=False)
     unit: Mapped[str | None] = mapped_column(Text)
     location: Mapped[str | None] = mapped_column(Text)

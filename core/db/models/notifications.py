@@ -26,7 +26,9 @@ class Webhook(Base):
     event_types: Mapped[list[str]] = mapped_column(
         ARRAY(Text), nullable=False, default=list, server_default=text("'{}'::text[]")
     )
-    is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True, server_default=text("true"))
+    is_active: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=True, server_default=text("true")
+    )
     created_at: Mapped[datetime] = created_at_column()
 
     deliveries: Mapped[list[NotificationDelivery]] = relationship(
@@ -60,7 +62,9 @@ class NotificationDelivery(Base):
     )
     target: Mapped[str] = mapped_column(Text, nullable=False)
     event: Mapped[str] = mapped_column(Text, nullable=False)
-    payload: Mapped[JSON] = mapped_column(JSONB, nullable=False, default=dict, server_default=text("'{}'::jsonb"))
+    payload: Mapped[JSON] = mapped_column(
+        JSONB, nullable=False, default=dict, server_default=text("'{}'::jsonb")
+    )
     status: Mapped[str] = mapped_column(
         Text, nullable=False, default="pending", server_default=text("'pending'")
     )
