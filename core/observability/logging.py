@@ -21,6 +21,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 from core.config import Settings
@@ -29,7 +30,11 @@ from core.config import Settings
 correlation_id_var: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 
 #: Loggers of servers and libraries that install their own handlers; they are routed through the root handler.
-ROUTED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "fastapi")
+ROUTED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi", "fastapi")
+#: Silenced: the API's request middleware writes the access log (with correlation id and duration) instead.
+SILENCED_LOGGERS = ("uvicorn.access",)
+#: Record attributes never written as extras (uvicorn's ANSI-coloured duplicate of the message).
+EXTRA_RESERVED_ATTRS = ("color_message",)
 
 _HANDLER_MARK = "_sm_handler"
 PLAIN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(correlation_id)s] %(message)s"
@@ -65,6 +70,7 @@ class JsonLineFormatter(JsonFormatter):
         super().__init__(
             ["levelname", "name", "message", "correlation_id"],
             rename_fields={"levelname": "level", "name": "logger"},
+            reserved_attrs=[*RESERVED_ATTRS, *EXTRA_RESERVED_ATTRS],
             json_ensure_ascii=False,
         )
 
@@ -123,8 +129,13 @@ def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> l
             logger.removeHandler(existing)
         logger.propagate = True
         logger.setLevel(logging.NOTSET)
+    for name in SILENCED_LOGGERS:
+        logger = logging.getLogger(name)
+        for existing in list(logger.handlers):
+            logger.removeHandler(existing)
+        logger.propagate = False
     # Chatty libraries: keep their warnings, drop their debug noise unless asked for it.
-    for name in ("httpx", "httpcore", "asyncio"):
+    for name in ("httpx", "httpcore", "asyncio", "alembic.runtime.plugins"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING) if level > logging.DEBUG else level)
     logging.captureWarnings(True)
     return handler
