@@ -190,3 +190,9 @@ def generate_demo_fleet(
         faults=tuple(faults),
         timeline=timeline,
     )
+
+
+def parse_utc(text: str) -> datetime:
+    """Parse an ISO 8601 time for a command line; ``Z`` and offsets are honoured, a naive time means UTC."""
+    moment = datetime.fromisoformat(text.strip())
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
