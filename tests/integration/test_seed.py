@@ -29,7 +29,7 @@ DEMO = {"ids": list(DEMO_SENSOR_IDS)}
 
 
 @pytest.fixture(scope="module")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+async def seed_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(load_settings(env="test", database_url=database_url, db_pool_size=2))
     # Start from a clean slate for the demo sensors (other modules share this database).
     async with engine.begin() as conn:
@@ -40,17 +40,17 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture(scope="module")
-def factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return create_session_factory(engine)
+def sessions(seed_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_session_factory(seed_engine)
 
 
-async def _scalar(factory: async_sessionmaker[AsyncSession], sql: str) -> object:
-    async with unit_of_work(factory) as session:
+async def _scalar(sessions: async_sessionmaker[AsyncSession], sql: str) -> object:
+    async with unit_of_work(sessions) as session:
         return await session.scalar(text(sql), DEMO)
 
 
-async def _fault_rows(factory: async_sessionmaker[AsyncSession]) -> list[tuple]:
-    async with unit_of_work(factory) as session:
+async def _fault_rows(sessions: async_sessionmaker[AsyncSession]) -> list[tuple]:
+    async with unit_of_work(sessions) as session:
         rows = await session.execute(
             text(
                 "SELECT id, sensor_id, kind, started_at, ended_at, magnitude, description FROM injected_faults "
@@ -61,8 +61,8 @@ async def _fault_rows(factory: async_sessionmaker[AsyncSession]) -> list[tuple]:
         return [tuple(row) for row in rows]
 
 
-async def _row_versions(factory: async_sessionmaker[AsyncSession]) -> list[tuple]:
-    async with unit_of_work(factory) as session:
+async def _row_versions(sessions: async_sessionmaker[AsyncSession]) -> list[tuple]:
+    async with unit_of_work(sessions) as session:
         rows = await session.execute(
             text(
                 "SELECT 's:' || sensor_id, xmin::text FROM sensors WHERE sensor_id = ANY(:ids) "
@@ -74,53 +74,53 @@ async def _row_versions(factory: async_sessionmaker[AsyncSession]) -> list[tuple
         return [tuple(row) for row in rows]
 
 
-async def test_seed_stores_sensors_readings_and_faults(factory: async_sessionmaker[AsyncSession]) -> None:
-    async with unit_of_work(factory) as session:
+async def test_seed_stores_sensors_readings_and_faults(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with unit_of_work(sessions) as session:
         report = await seed_demo_fleet(session, end=END, seed=42)
     assert not report.skipped
     assert report.readings_inserted == report.readings_generated == 9000 - DROPPED
     assert report.faults_recorded == len(FLEET.faults) >= 6
     assert (report.assets, report.sensors, report.sensor_types) == (5, 15, 5)
 
-    async with unit_of_work(factory) as session:
+    async with unit_of_work(sessions) as session:
         counts = await ReadingRepository(session).count_by_sensor(DEMO_SENSOR_IDS)
     dropout = {f.sensor_id: int(f.magnitude) for f in FLEET.faults if f.kind == "dropout"}
     assert counts == {s: 600 - dropout.get(s, 0) for s in DEMO_SENSOR_IDS}
     assert sum(counts.values()) == 9000 - DROPPED
-    assert await _scalar(factory, "SELECT count(*) FROM sensors WHERE sensor_id = ANY(:ids)") == 15
-    assert await _scalar(factory, "SELECT count(DISTINCT type) FROM sensors WHERE sensor_id = ANY(:ids)") == 5
+    assert await _scalar(sessions, "SELECT count(*) FROM sensors WHERE sensor_id = ANY(:ids)") == 15
+    assert await _scalar(sessions, "SELECT count(DISTINCT type) FROM sensors WHERE sensor_id = ANY(:ids)") == 5
     assert await _scalar(
-        factory,
+        sessions,
         "SELECT count(DISTINCT a.id) FROM sensors s JOIN assets a ON a.id = s.asset_id WHERE s.sensor_id = ANY(:ids)",
     ) == 5
     window = await _scalar(
-        factory,
+        sessions,
         "SELECT min(timestamp)::text || ' ' || max(timestamp)::text FROM sensor_readings WHERE sensor_id = ANY(:ids)",
     )
     assert window == "2026-10-29 22:05:00+00 2026-11-01 00:00:00+00"
 
-    stored = [row[1:] for row in await _fault_rows(factory)]
+    stored = [row[1:] for row in await _fault_rows(sessions)]
     expected = [(f.sensor_id, f.kind, f.started_at, f.ended_at, f.magnitude, f.description) for f in FLEET.faults]
     assert stored == expected
 
 
-async def test_rerun_is_a_no_op(factory: async_sessionmaker[AsyncSession]) -> None:
-    faults_before = await _fault_rows(factory)
-    versions_before = await _row_versions(factory)
+async def test_rerun_is_a_no_op(sessions: async_sessionmaker[AsyncSession]) -> None:
+    faults_before = await _fault_rows(sessions)
+    versions_before = await _row_versions(sessions)
 
-    async with unit_of_work(factory) as session:
+    async with unit_of_work(sessions) as session:
         skipped = await seed_demo_fleet(session, end=END, seed=42)
     assert skipped.skipped and skipped.readings_inserted == 0
     assert "skipped" in str(skipped)
 
-    async with unit_of_work(factory) as session:
+    async with unit_of_work(sessions) as session:
         forced = await seed_demo_fleet(session, end=END, seed=42, force=True)
     assert not forced.skipped
     assert (forced.readings_inserted, forced.faults_recorded, forced.sensors_created) == (0, 0, 0)
 
-    assert await _scalar(factory, "SELECT count(*) FROM sensor_readings WHERE sensor_id = ANY(:ids)") == 9000 - DROPPED
-    assert await _fault_rows(factory) == faults_before
-    assert await _row_versions(factory) == versions_before  # assets and sensors were not even rewritten
+    assert await _scalar(sessions, "SELECT count(*) FROM sensor_readings WHERE sensor_id = ANY(:ids)") == 9000 - DROPPED
+    assert await _fault_rows(sessions) == faults_before
+    assert await _row_versions(sessions) == versions_before  # assets and sensors were not even rewritten
 
 
 def test_export_from_the_database_matches_the_generator(
@@ -156,21 +156,21 @@ def test_seed_script_runs_in_its_own_unit_of_work(
     assert "skipped" in capsys.readouterr().out
 
 
-async def test_forced_seed_with_a_later_end_tops_up(factory: async_sessionmaker[AsyncSession]) -> None:
+async def test_forced_seed_with_a_later_end_tops_up(sessions: async_sessionmaker[AsyncSession]) -> None:
     later = END + 12 * STEP
-    async with unit_of_work(factory) as session:
+    async with unit_of_work(sessions) as session:
         report = await seed_demo_fleet(session, end=later, seed=42, force=True)
     assert report.readings_inserted == 15 * 12
-    assert await _scalar(factory, "SELECT count(*) FROM sensor_readings WHERE sensor_id = ANY(:ids)") == (
+    assert await _scalar(sessions, "SELECT count(*) FROM sensor_readings WHERE sensor_id = ANY(:ids)") == (
         9000 - DROPPED + 15 * 12
     )
     assert await _scalar(
-        factory,
+        sessions,
         "SELECT count(*) FROM (SELECT 1 FROM sensor_readings WHERE sensor_id = ANY(:ids) "
         "GROUP BY sensor_id, timestamp HAVING count(*) > 1) d",
     ) == 0
     # Old records are kept; only faults reaching into the new readings are added, clipped to them.
-    rows = await _fault_rows(factory)
+    rows = await _fault_rows(sessions)
     assert len(rows) == len(FLEET.faults) + report.faults_recorded
     added = [row for row in rows if row[6].endswith(CLIPPED_NOTE)]
     assert len(added) == report.faults_recorded == 1
