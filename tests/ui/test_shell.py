@@ -1,0 +1,143 @@
+"""The Streamlit shell: renders without the API, and shows readiness from a real API served by uvicorn."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.config import PROJECT_ROOT, Settings, get_settings, load_settings
+
+APP = str(PROJECT_ROOT / "ui" / "streamlit_app.py")
+TIMEOUT_S = 30
+
+
+@pytest.fixture
+def api_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """The UI reads get_settings(): point it at a URL via the environment and drop the cached settings."""
+    monkeypatch.setenv("SM_ENV", "test")
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nobody listens once the socket is closed
+
+
+def _texts(elements) -> list[str]:
+    return [str(element.value) for element in elements]
+
+
+def _run(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.run()
+    if page is not None:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def test_overview_shows_a_clear_error_when_the_api_is_down(api_env: pytest.MonkeyPatch) -> None:
+    api_env.setenv("API_BASE_URL", f"http://127.0.0.1:{_closed_port()}")
+    at = _run()
+    errors = _texts(at.error)
+    assert len(errors) == 1
+    assert "The API is down" in errors[0] and "unreachable" in errors[0]
+    assert "Traceback" not in errors[0]
+    assert not at.success and not at.metric
+
+
+def test_master_dataset_page_previews_the_sample(api_env: pytest.MonkeyPatch) -> None:
+    api_env.setenv("API_BASE_URL", f"http://127.0.0.1:{_closed_port()}")
+    at = _run("pages/master_dataset.py")
+    assert at.title[0].value == "Master dataset"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["readings"] == "8,964" and metrics["sensors"] == "15" and metrics["sensor types"] == "5"
+    assert at.multiselect[1].value == ["sensor-001", "sensor-002"]
+    assert len(at.get("plotly_chart")) == 2
+    at.multiselect[1].set_value(["sensor-006"]).run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 1
+
+
+# --- against a real API -------------------------------------------------------------------------------------
+
+HAS_API = importlib.util.find_spec("apps.api.main") is not None
+
+
+@contextmanager
+def serve_api(settings: Settings) -> Iterator[str]:
+    """Run ``create_app(settings)`` with uvicorn on a free 127.0.0.1 port in a thread; yield its base URL."""
+    import uvicorn
+
+    from apps.api.main import create_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture
+def api_settings(settings: Settings) -> Settings:
+    return load_settings(
+        env="test",
+        database_url=settings.database_url,
+        data_dir=settings.data_dir,
+        log_dir=settings.log_dir,
+        ready_check_mlflow=False,
+        db_pool_size=2,
+    )
+
+
+@pytest.mark.skipif(not HAS_API, reason="apps.api.main.create_app does not exist yet")
+def test_overview_shows_readiness_of_a_real_api(api_env: pytest.MonkeyPatch, api_settings: Settings) -> None:
+    with serve_api(api_settings) as base_url:
+        api_env.setenv("API_BASE_URL", base_url)
+        at = _run()
+    assert not at.error
+    assert any(text.startswith("API ready") for text in _texts(at.success))
+    components = {m.label: m.value for m in at.metric}
+    assert components["database"] == "✅ ok"
+    assert components["mlflow"].endswith("skipped")
+
+
+@pytest.mark.skipif(not HAS_API, reason="apps.api.main.create_app does not exist yet")
+def test_overview_lists_failing_components_when_not_ready(
+    api_env: pytest.MonkeyPatch, api_settings: Settings
+) -> None:
+    closed_mlflow = api_settings.model_copy(
+        update={"ready_check_mlflow": True, "mlflow_tracking_uri": f"http://127.0.0.1:{_closed_port()}"}
+    )
+    with serve_api(closed_mlflow) as base_url:
+        api_env.setenv("API_BASE_URL", base_url)
+        at = _run()
+    assert not at.error
+    warnings = _texts(at.warning)
+    assert len(warnings) == 1 and warnings[0].startswith("API not ready") and "mlflow" in warnings[0]
+    components = {m.label: m.value for m in at.metric}
+    assert components == {"database": "✅ ok", "mlflow": "❌ failing"}
