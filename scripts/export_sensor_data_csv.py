@@ -46,7 +46,9 @@ async def export_database(settings: Settings, output: Path, faults_output: Path)
 @app.command()
 def export_command(
     output: Annotated[Path, typer.Option(help="readings CSV")] = DEFAULT_READINGS_PATH,
-    faults_output: Annotated[Path | None, typer.Option(help="faults CSV; default <output>_faults.csv")] = None,
+    faults_output: Annotated[
+        Path | None, typer.Option(help="faults CSV; default <output>_faults.csv")
+    ] = None,
     from_generator: Annotated[bool, typer.Option(help="generate instead of reading the database")] = False,
     end: Annotated[str | None, typer.Option(help="generator: last reading time, ISO 8601 UTC")] = None,
     seed: Annotated[int, typer.Option(help="generator: random seed")] = 42,

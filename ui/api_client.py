@@ -8,7 +8,7 @@ Base URL ``settings.api_base_url``, header ``X-API-Key: settings.api_key``, a bo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -114,7 +114,7 @@ class ApiClient:
     def from_settings(cls, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_S) -> ApiClient:
         return cls(settings.api_base_url, settings.api_key.get_secret_value(), timeout=timeout)
 
-    def __enter__(self) -> ApiClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -141,8 +141,11 @@ class ApiClient:
         try:
             return response.json()
         except ValueError as exc:
-            raise ApiError("the API answered with a body that is not JSON", status=response.status_code,
-                           url=str(response.url)) from exc
+            raise ApiError(
+                "the API answered with a body that is not JSON",
+                status=response.status_code,
+                url=str(response.url),
+            ) from exc
 
     @staticmethod
     def _error(response: httpx.Response) -> ApiError:

@@ -14,7 +14,7 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-import streamlit as st  # noqa: E402
+import streamlit as st
 
 TITLE = "Smart Maintenance"
 PAGES_DIR = Path(__file__).resolve().parent / "pages"

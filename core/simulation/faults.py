@@ -64,19 +64,36 @@ class PlannedFault:
 
 #: The demo fault plan (see the module docstring). Spikes have ``length`` 0 (a single reading).
 FAULT_PLAN: tuple[PlannedFault, ...] = (
-    PlannedFault("sensor-001", "drift", 0.75, 0.25, 12.0,
-                 "Bearing temperature rising (lubrication degradation): linear ramp to {m:+g} °C"),
-    PlannedFault("sensor-008", "variance", 0.55, 0.20, 4.0,
-                 "Mechanical looseness: vibration noise standard deviation ×{m:g}"),
-    PlannedFault("sensor-010", "step", 0.60, 0.16, -1.8,
-                 "Seal leak: discharge pressure level shift of {m:+g} bar"),
-    PlannedFault("sensor-012", "stuck", 0.40, 0.12, None,
-                 "Sensor stuck: flat line at the last good value {m:g} %RH"),
-    PlannedFault("sensor-006", "spike", 0.20, 0.0, 28.0, "Supply transient: single-reading spike of {m:+g} V"),
+    PlannedFault(
+        "sensor-001",
+        "drift",
+        0.75,
+        0.25,
+        12.0,
+        "Bearing temperature rising (lubrication degradation): linear ramp to {m:+g} °C",
+    ),
+    PlannedFault(
+        "sensor-008",
+        "variance",
+        0.55,
+        0.20,
+        4.0,
+        "Mechanical looseness: vibration noise standard deviation ×{m:g}",
+    ),
+    PlannedFault(
+        "sensor-010", "step", 0.60, 0.16, -1.8, "Seal leak: discharge pressure level shift of {m:+g} bar"
+    ),
+    PlannedFault(
+        "sensor-012", "stuck", 0.40, 0.12, None, "Sensor stuck: flat line at the last good value {m:g} %RH"
+    ),
+    PlannedFault(
+        "sensor-006", "spike", 0.20, 0.0, 28.0, "Supply transient: single-reading spike of {m:+g} V"
+    ),
     PlannedFault("sensor-006", "spike", 0.50, 0.0, -35.0, "Supply transient: single-reading sag of {m:+g} V"),
-    PlannedFault("sensor-006", "spike", 0.85, 0.0, 25.0, "Supply transient: single-reading spike of {m:+g} V"),
-    PlannedFault("sensor-011", "dropout", 0.30, 0.06, None,
-                 "Communication loss: {m:g} readings missing"),
+    PlannedFault(
+        "sensor-006", "spike", 0.85, 0.0, 25.0, "Supply transient: single-reading spike of {m:+g} V"
+    ),
+    PlannedFault("sensor-011", "dropout", 0.30, 0.06, None, "Communication loss: {m:g} readings missing"),
 )
 
 

@@ -116,15 +116,15 @@ async def seed_demo_fleet(
     fleet = generate_demo_fleet(end, seed=seed, readings_per_sensor=readings_per_sensor, interval=interval)
     per_sensor = fleet.readings.groupby("sensor_id").size().to_dict()
     readings = ReadingRepository(session)
-    report = dict(
-        end=fleet.end,
-        seed=seed,
-        assets=len(fleet.assets),
-        sensors=len(fleet.sensors),
-        sensor_types=len({s.type for s in fleet.sensors}),
-        readings_generated=len(fleet.readings),
-        faults_generated=len(fleet.faults),
-    )
+    report = {
+        "end": fleet.end,
+        "seed": seed,
+        "assets": len(fleet.assets),
+        "sensors": len(fleet.sensors),
+        "sensor_types": len({s.type for s in fleet.sensors}),
+        "readings_generated": len(fleet.readings),
+        "faults_generated": len(fleet.faults),
+    }
 
     stored = await readings.count_by_sensor(DEMO_SENSOR_IDS, at_most=max(per_sensor.values()))
     if not force and all(stored.get(sensor_id, 0) >= n for sensor_id, n in per_sensor.items()):

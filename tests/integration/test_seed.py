@@ -88,11 +88,16 @@ async def test_seed_stores_sensors_readings_and_faults(sessions: async_sessionma
     assert counts == {s: 600 - dropout.get(s, 0) for s in DEMO_SENSOR_IDS}
     assert sum(counts.values()) == 9000 - DROPPED
     assert await _scalar(sessions, "SELECT count(*) FROM sensors WHERE sensor_id = ANY(:ids)") == 15
-    assert await _scalar(sessions, "SELECT count(DISTINCT type) FROM sensors WHERE sensor_id = ANY(:ids)") == 5
-    assert await _scalar(
-        sessions,
-        "SELECT count(DISTINCT a.id) FROM sensors s JOIN assets a ON a.id = s.asset_id WHERE s.sensor_id = ANY(:ids)",
-    ) == 5
+    assert (
+        await _scalar(sessions, "SELECT count(DISTINCT type) FROM sensors WHERE sensor_id = ANY(:ids)") == 5
+    )
+    assert (
+        await _scalar(
+            sessions,
+            "SELECT count(DISTINCT a.id) FROM sensors s JOIN assets a ON a.id = s.asset_id WHERE s.sensor_id = ANY(:ids)",
+        )
+        == 5
+    )
     window = await _scalar(
         sessions,
         "SELECT min(timestamp)::text || ' ' || max(timestamp)::text FROM sensor_readings WHERE sensor_id = ANY(:ids)",
@@ -100,7 +105,9 @@ async def test_seed_stores_sensors_readings_and_faults(sessions: async_sessionma
     assert window == "2026-10-29 22:05:00+00 2026-11-01 00:00:00+00"
 
     stored = [row[1:] for row in await _fault_rows(sessions)]
-    expected = [(f.sensor_id, f.kind, f.started_at, f.ended_at, f.magnitude, f.description) for f in FLEET.faults]
+    expected = [
+        (f.sensor_id, f.kind, f.started_at, f.ended_at, f.magnitude, f.description) for f in FLEET.faults
+    ]
     assert stored == expected
 
 
@@ -118,7 +125,10 @@ async def test_rerun_is_a_no_op(sessions: async_sessionmaker[AsyncSession]) -> N
     assert not forced.skipped
     assert (forced.readings_inserted, forced.faults_recorded, forced.sensors_created) == (0, 0, 0)
 
-    assert await _scalar(sessions, "SELECT count(*) FROM sensor_readings WHERE sensor_id = ANY(:ids)") == 9000 - DROPPED
+    assert (
+        await _scalar(sessions, "SELECT count(*) FROM sensor_readings WHERE sensor_id = ANY(:ids)")
+        == 9000 - DROPPED
+    )
     assert await _fault_rows(sessions) == faults_before
     assert await _row_versions(sessions) == versions_before  # assets and sensors were not even rewritten
 
@@ -164,11 +174,14 @@ async def test_forced_seed_with_a_later_end_tops_up(sessions: async_sessionmaker
     assert await _scalar(sessions, "SELECT count(*) FROM sensor_readings WHERE sensor_id = ANY(:ids)") == (
         9000 - DROPPED + 15 * 12
     )
-    assert await _scalar(
-        sessions,
-        "SELECT count(*) FROM (SELECT 1 FROM sensor_readings WHERE sensor_id = ANY(:ids) "
-        "GROUP BY sensor_id, timestamp HAVING count(*) > 1) d",
-    ) == 0
+    assert (
+        await _scalar(
+            sessions,
+            "SELECT count(*) FROM (SELECT 1 FROM sensor_readings WHERE sensor_id = ANY(:ids) "
+            "GROUP BY sensor_id, timestamp HAVING count(*) > 1) d",
+        )
+        == 0
+    )
     # Old records are kept; only faults reaching into the new readings are added, clipped to them.
     rows = await _fault_rows(sessions)
     assert len(rows) == len(FLEET.faults) + report.faults_recorded

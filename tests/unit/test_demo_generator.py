@@ -108,7 +108,9 @@ def test_default_end_is_now_rounded_down_to_the_interval() -> None:
     after = floor_time(datetime.now(UTC))
     assert before <= fleet.end <= after
     assert fleet.end.minute % 5 == 0 and fleet.end.second == 0 and fleet.end.microsecond == 0
-    assert floor_time(datetime(2026, 1, 1, 10, 14, 59, tzinfo=UTC)) == datetime(2026, 1, 1, 10, 10, tzinfo=UTC)
+    assert floor_time(datetime(2026, 1, 1, 10, 14, 59, tzinfo=UTC)) == datetime(
+        2026, 1, 1, 10, 10, tzinfo=UTC
+    )
 
 
 def test_invalid_arguments_are_rejected() -> None:
@@ -130,7 +132,9 @@ def test_healthy_values_stay_inside_the_documented_ranges(seed: int) -> None:
         healthy = frame["value"][~_fault_mask(fleet, frame, sensor.sensor_id)]
         assert healthy.min() >= profile.low, sensor
         assert healthy.max() <= profile.high, sensor
-        assert abs(healthy.mean() - profile.baseline) <= profile.baseline_spread + 3 * profile.noise_sd, sensor
+        assert abs(healthy.mean() - profile.baseline) <= profile.baseline_spread + 3 * profile.noise_sd, (
+            sensor
+        )
         assert (frame["unit"] == profile.unit).all()
 
 

@@ -46,20 +46,36 @@ def for_table(frame: pd.DataFrame) -> pd.DataFrame:
 def sensor_chart(readings: pd.DataFrame, faults: pd.DataFrame | None, sensor_id: str) -> go.Figure:
     unit = readings["unit"].iloc[0]
     sensor_type = readings["sensor_type"].iloc[0]
-    figure = px.line(readings, x="timestamp", y="value", title=f"{sensor_id} · {sensor_type}",
-                     labels={"value": unit, "timestamp": "time (UTC)"})
+    figure = px.line(
+        readings,
+        x="timestamp",
+        y="value",
+        title=f"{sensor_id} · {sensor_type}",
+        labels={"value": unit, "timestamp": "time (UTC)"},
+    )
     noisy = readings[readings["quality"] < 1.0]
     if not noisy.empty:
-        figure.add_scatter(x=noisy["timestamp"], y=noisy["value"], mode="markers", name="quality < 1",
-                           marker={"size": 6, "symbol": "x", "color": "black"})
+        figure.add_scatter(
+            x=noisy["timestamp"],
+            y=noisy["value"],
+            mode="markers",
+            name="quality < 1",
+            marker={"size": 6, "symbol": "x", "color": "black"},
+        )
     if faults is not None:
         for fault in faults[faults["sensor_id"] == sensor_id].itertuples():
             if fault.started_at == fault.ended_at:
                 figure.add_vline(x=fault.started_at, line_dash="dot", line_color="red")
             else:
-                figure.add_vrect(x0=fault.started_at, x1=fault.ended_at, opacity=0.15, line_width=0,
-                                 fillcolor=FAULT_COLOURS.get(fault.kind, "red"),
-                                 annotation_text=fault.kind, annotation_position="top left")
+                figure.add_vrect(
+                    x0=fault.started_at,
+                    x1=fault.ended_at,
+                    opacity=0.15,
+                    line_width=0,
+                    fillcolor=FAULT_COLOURS.get(fault.kind, "red"),
+                    annotation_text=fault.kind,
+                    annotation_position="top left",
+                )
     figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10}, showlegend=False)
     return figure
 
