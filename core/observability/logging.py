@@ -148,6 +148,7 @@ def remove_logging_handlers() -> None:
         if getattr(existing, _HANDLER_MARK, False):
             root.removeHandler(existing)
             existing.close()
+    logging.captureWarnings(False)
 
 
 __all__ = [

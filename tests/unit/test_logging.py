@@ -1,0 +1,170 @@
+"""configure_logging: JSON lines (or plain text), UTC timestamps, correlation id everywhere, idempotent."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from core.config import Settings, load_settings
+from core.observability.logging import (
+    bind_correlation_id,
+    configure_logging,
+    correlation_id_var,
+    remove_logging_handlers,
+)
+
+
+@pytest.fixture
+def base_settings(tmp_path: Any) -> Settings:
+    return load_settings(env="test", log_dir=tmp_path / "logs", data_dir=tmp_path / "data")
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    level = root.level
+    yield
+    remove_logging_handlers()
+    root.setLevel(level)
+
+
+def _configure(settings: Settings, **changes: Any) -> io.StringIO:
+    stream = io.StringIO()
+    configure_logging(settings.model_copy(update=changes), stream=stream)
+    return stream
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def test_json_line_shape(base_settings: Settings) -> None:
+    stream = _configure(base_settings, log_json=True)
+    before = datetime.now(UTC)
+    logging.getLogger("tests.shape").info("hello %s", "world", extra={"sensor_id": "pump-1", "count": 3})
+    [line] = _lines(stream)
+    assert list(line)[:5] == ["timestamp", "level", "logger", "message", "correlation_id"]
+    assert line["level"] == "INFO"
+    assert line["logger"] == "tests.shape"
+    assert line["message"] == "hello world"
+    assert line["correlation_id"] is None
+    assert line["sensor_id"] == "pump-1" and line["count"] == 3
+    stamp = datetime.fromisoformat(line["timestamp"])
+    assert stamp.utcoffset() == timedelta(0)
+    assert abs(stamp - before) < timedelta(seconds=5)
+
+
+def test_one_json_object_per_line_even_for_multiline_messages(base_settings: Settings) -> None:
+    stream = _configure(base_settings, log_json=True)
+    log = logging.getLogger("tests.multiline")
+    log.warning("first\nsecond")
+    try:
+        raise ValueError("bad value")
+    except ValueError:
+        log.exception("it failed")
+    lines = _lines(stream)
+    assert len(lines) == 2 == len(stream.getvalue().splitlines())
+    assert lines[0]["message"] == "first\nsecond"
+    assert lines[1]["level"] == "ERROR"
+    assert "ValueError: bad value" in lines[1]["exc_info"]
+
+
+def test_correlation_id_from_context(base_settings: Settings) -> None:
+    stream = _configure(base_settings, log_json=True)
+    with bind_correlation_id("req-1"):
+        logging.getLogger("ours").info("inside")
+        logging.getLogger("sqlalchemy.engine.Engine").warning("a library line")
+    logging.getLogger("ours").info("outside")
+    inside, library, outside = _lines(stream)
+    assert inside["correlation_id"] == library["correlation_id"] == "req-1"
+    assert outside["correlation_id"] is None
+    assert correlation_id_var.get() is None
+
+
+async def test_correlation_id_is_per_task_and_follows_to_threads(base_settings: Settings) -> None:
+    stream = _configure(base_settings, log_json=True)
+
+    async def handle(request_id: str) -> None:
+        with bind_correlation_id(request_id):
+            await asyncio.sleep(0)
+            logging.getLogger("task").info("in task")
+            await asyncio.to_thread(logging.getLogger("worker.thread").info, "in thread")
+
+    await asyncio.gather(handle("a"), handle("b"))
+    lines = _lines(stream)
+    assert sorted((line["logger"], line["correlation_id"]) for line in lines) == [
+        ("task", "a"),
+        ("task", "b"),
+        ("worker.thread", "a"),
+        ("worker.thread", "b"),
+    ]
+
+
+def test_explicit_correlation_id_is_kept(base_settings: Settings) -> None:
+    stream = _configure(base_settings, log_json=True)
+    with bind_correlation_id("context"):
+        logging.getLogger("x").info("explicit", extra={"correlation_id": "event-7"})
+    assert _lines(stream)[0]["correlation_id"] == "event-7"
+
+
+def test_plain_text_when_json_disabled(base_settings: Settings) -> None:
+    stream = _configure(base_settings, log_json=False)
+    with bind_correlation_id("req-9"):
+        logging.getLogger("tests.plain").warning("readable")
+    logging.getLogger("tests.plain").warning("no request")
+    first, second = stream.getvalue().splitlines()
+    assert not first.startswith("{")
+    assert "WARNING" in first and "tests.plain" in first and "[req-9]" in first and first.endswith("readable")
+    assert "+00:00" in first
+    assert "[-]" in second
+
+
+def test_idempotent(base_settings: Settings) -> None:
+    configure_logging(base_settings, stream=io.StringIO())
+    stream = _configure(base_settings, log_json=True)
+    ours = [h for h in logging.getLogger().handlers if getattr(h, "_sm_handler", False)]
+    assert len(ours) == 1
+    logging.getLogger("once").info("only once")
+    assert len(_lines(stream)) == 1
+
+
+def test_level_from_settings(base_settings: Settings) -> None:
+    stream = _configure(base_settings, log_json=True, log_level="WARNING")
+    logging.getLogger("lvl").info("dropped")
+    logging.getLogger("lvl").warning("kept")
+    assert [line["message"] for line in _lines(stream)] == ["kept"]
+
+    stream = _configure(base_settings, log_json=True, log_level="debug")
+    logging.getLogger("lvl").debug("now kept")
+    assert [line["message"] for line in _lines(stream)] == ["now kept"]
+
+
+def test_uvicorn_routed_and_its_access_log_silenced(base_settings: Settings) -> None:
+    stray = logging.StreamHandler(io.StringIO())
+    logging.getLogger("uvicorn.error").addHandler(stray)
+    stream = _configure(base_settings, log_json=True)
+    error_logger = logging.getLogger("uvicorn.error")
+    assert stray not in error_logger.handlers and error_logger.propagate
+    with bind_correlation_id("rid"):
+        error_logger.info("Started server process", extra={"color_message": "\x1b[36mStarted\x1b[0m"})
+        logging.getLogger("uvicorn.access").info('127.0.0.1 - "GET / HTTP/1.1" 200')
+    [line] = _lines(stream)
+    assert line["logger"] == "uvicorn.error"
+    assert line["correlation_id"] == "rid"
+    assert "color_message" not in line
+
+
+def test_non_serialisable_extras_do_not_break_logging(base_settings: Settings) -> None:
+    stream = _configure(base_settings, log_json=True)
+    logging.getLogger("x").info("odd extras", extra={"when": datetime(2026, 1, 1, tzinfo=UTC), "obj": threading})
+    [line] = _lines(stream)
+    assert line["when"].startswith("2026-01-01T00:00:00")
+    assert "obj" in line
