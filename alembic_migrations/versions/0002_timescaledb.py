@@ -5,7 +5,8 @@ Revises: 0001
 Create Date: 2026-11-26 06:40:00+00:00
 
 Detects the extension (``core.db.timescale.AVAILABLE_SQL``: listed in pg_available_extensions and either
-installed or preloaded). ``alembic -x timescaledb=off upgrade head`` forces the plain branch.
+installed or preloaded). ``alembic -x timescaledb=off upgrade head`` forces the plain branch; in offline mode
+(``--sql``) nothing can be detected and ``-x timescaledb=on`` selects the TimescaleDB branch (default plain).
 
 TimescaleDB branch: CREATE EXTENSION IF NOT EXISTS timescaledb; hypertable on ``timestamp`` (1-day chunks,
 create_default_indexes => false); compression segmented by sensor_id after ``settings.compress_after_days``;
@@ -42,15 +43,17 @@ depends_on: str | Sequence[str] | None = None
 log = logging.getLogger("alembic.runtime.migration")
 
 
+def _x_timescaledb() -> str:
+    return context.get_x_argument(as_dictionary=True).get("timescaledb", "auto").lower()
+
+
 def _use_timescaledb() -> bool:
-    if context.get_x_argument(as_dictionary=True).get("timescaledb", "").lower() in {
-        "off",
-        "false",
-        "0",
-        "no",
-    }:
+    choice = _x_timescaledb()
+    if choice in {"off", "false", "0", "no"}:
         log.info("timescaledb disabled with -x timescaledb=off: plain PostgreSQL branch")
         return False
+    if context.is_offline_mode():  # --sql: nothing to detect, the caller chooses (default plain)
+        return choice in {"on", "true", "1", "yes"}
     available = timescale.timescaledb_available_sync(op.get_bind())
     log.info("timescaledb %s", "available: hypertable branch" if available else "not available: plain branch")
     return available
@@ -74,7 +77,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if timescale.timescaledb_installed_sync(op.get_bind()):
+    if context.is_offline_mode():
+        installed = _x_timescaledb() in {"on", "true", "1", "yes"}
+    else:
+        installed = timescale.timescaledb_installed_sync(op.get_bind())
+    if installed:
         statements = timescale.timescale_downgrade_statements()
     else:
         statements = timescale.plain_downgrade_statements()

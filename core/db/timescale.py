@@ -172,7 +172,7 @@ SELECT {bucket_expr} AS bucket,
        max(value) AS max_value,
        count(*) AS reading_count
 FROM {TABLE}
-GROUP BY 1, 2"""
+GROUP BY bucket, sensor_id"""
 
 
 def hourly_cagg_sql() -> str:

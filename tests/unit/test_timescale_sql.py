@@ -76,7 +76,7 @@ def test_hourly_continuous_aggregate():
         "min(value) AS min_value",
         "max(value) AS max_value",
         "count(*) AS reading_count",
-        "FROM sensor_readings GROUP BY 1, 2",
+        "FROM sensor_readings GROUP BY bucket, sensor_id",
     ):
         assert part in sql
     assert sql.endswith("WITH NO DATA")
