@@ -29,8 +29,23 @@ from core.config import Settings
 #: Correlation id of the unit of work being handled (request, event delivery, job); None outside of one.
 correlation_id_var: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 
-#: Loggers of servers and libraries that install their own handlers; they are routed through the root handler.
-ROUTED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi", "fastapi")
+#: Loggers of servers and libraries that install their own handlers (uvicorn; ``import mlflow`` takes over
+#: mlflow, sqlalchemy.engine, alembic and huey with propagate=False): their handlers are removed and their
+#: records go through the root handler. A library imported *after* configure_logging may take them over
+#: again; call configure_logging once more after such an import (it is idempotent).
+#: Value: the level floor to set (None = inherit the root level). sqlalchemy.engine must stay at WARNING:
+#: at INFO it logs every SQL statement.
+ROUTED_LOGGERS: dict[str, int | None] = {
+    "uvicorn": None,
+    "uvicorn.error": None,
+    "uvicorn.asgi": None,
+    "fastapi": None,
+    "mlflow": None,
+    "alembic": None,
+    "sqlalchemy": logging.WARNING,
+    "sqlalchemy.engine": logging.WARNING,
+    "huey": logging.WARNING,
+}
 #: Silenced: the API's request middleware writes the access log (with correlation id and duration) instead.
 SILENCED_LOGGERS = ("uvicorn.access",)
 #: Record attributes never written as extras (uvicorn's ANSI-coloured duplicate of the message).
@@ -123,12 +138,12 @@ def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> l
     level = _level(settings.log_level)
     root.addHandler(handler)
     root.setLevel(level)
-    for name in ROUTED_LOGGERS:
+    for name, floor in ROUTED_LOGGERS.items():
         logger = logging.getLogger(name)
         for existing in list(logger.handlers):
             logger.removeHandler(existing)
         logger.propagate = True
-        logger.setLevel(logging.NOTSET)
+        logger.setLevel(logging.NOTSET if floor is None or level > floor else floor)
     for name in SILENCED_LOGGERS:
         logger = logging.getLogger(name)
         for existing in list(logger.handlers):

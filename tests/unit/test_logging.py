@@ -168,3 +168,24 @@ def test_non_serialisable_extras_do_not_break_logging(base_settings: Settings) -
     [line] = _lines(stream)
     assert line["when"].startswith("2026-01-01T00:00:00")
     assert "obj" in line
+
+
+def test_library_loggers_taken_over_on_import_are_routed(base_settings: Settings) -> None:
+    """``import mlflow`` gives mlflow/sqlalchemy.engine/alembic their own handler with propagate=False."""
+    foreign = logging.StreamHandler(io.StringIO())
+    for name in ("mlflow", "sqlalchemy.engine", "alembic"):
+        logger = logging.getLogger(name)
+        logger.handlers = [foreign]
+        logger.propagate = False
+    stream = _configure(base_settings, log_json=True, log_level="INFO")
+    with bind_correlation_id("lib"):
+        logging.getLogger("mlflow.tracking").info("mlflow line")
+        logging.getLogger("alembic.runtime.migration").info("Running upgrade")
+        logging.getLogger("sqlalchemy.engine.Engine").info("SELECT 1")  # statement log: stays off at INFO
+        logging.getLogger("sqlalchemy.engine.Engine").warning("pool warning")
+    assert [(line["logger"], line["correlation_id"]) for line in _lines(stream)] == [
+        ("mlflow.tracking", "lib"),
+        ("alembic.runtime.migration", "lib"),
+        ("sqlalchemy.engine.Engine", "lib"),
+    ]
+    assert foreign.stream.getvalue() == ""
