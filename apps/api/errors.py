@@ -109,7 +109,9 @@ def problem_response(
 ) -> JSONResponse:
     body = error.to_problem(instance=request.url.path, correlation_id=_correlation_id(request))
     merged = {**error.headers, **(headers or {})}
-    return JSONResponse(body, status_code=error.status_code, headers=merged or None, media_type=PROBLEM_MEDIA_TYPE)
+    return JSONResponse(
+        body, status_code=error.status_code, headers=merged or None, media_type=PROBLEM_MEDIA_TYPE
+    )
 
 
 def _truncate(value: str, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -121,7 +123,9 @@ def summarize_validation_errors(errors: Any) -> list[dict[str, Any]]:
     items = []
     for err in list(errors)[:MAX_VALIDATION_ERRORS]:
         loc = [part if isinstance(part, int) else _truncate(str(part), 100) for part in err.get("loc", ())]
-        items.append({"loc": loc, "msg": _truncate(str(err.get("msg", ""))), "type": str(err.get("type", ""))})
+        items.append(
+            {"loc": loc, "msg": _truncate(str(err.get("msg", ""))), "type": str(err.get("type", ""))}
+        )
     return items
 
 

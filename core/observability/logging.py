@@ -89,7 +89,9 @@ class JsonLineFormatter(JsonFormatter):
             json_ensure_ascii=False,
         )
 
-    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
         log_data["timestamp"] = format_timestamp(record.created)
         super().add_fields(log_data, record, message_dict)
 
@@ -100,7 +102,7 @@ class PlainFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__(PLAIN_FORMAT)
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return format_timestamp(record.created)
 
     def format(self, record: logging.LogRecord) -> str:

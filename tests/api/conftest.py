@@ -100,7 +100,7 @@ def json_logs(offline_settings: Settings) -> Iterator[LogCapture]:
 class _MlflowStandIn(BaseHTTPRequestHandler):
     status = 200
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         code = 200 if self.path == "/health" else 404
         code = type(self).status if code == 200 else code
         body = b"OK" if code == 200 else b"no"
@@ -110,7 +110,7 @@ class _MlflowStandIn(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 

@@ -96,7 +96,9 @@ async def test_metrics_open_by_default(api: ClientFactory, offline_settings: Set
 
 async def test_openmetrics_on_request(api: ClientFactory, offline_settings: Settings) -> None:
     async with api(offline_settings) as client:
-        response = await client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+        response = await client.get(
+            "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+        )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/openmetrics-text")
     assert response.text.rstrip().endswith("# EOF")

@@ -46,7 +46,11 @@ def api_process(database_url: str, unused_port: int, tmp_path: Path) -> Iterator
     base_url = f"http://127.0.0.1:{unused_port}"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "apps.api"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "apps.api"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + STARTUP_DEADLINE_S

@@ -162,6 +162,7 @@ def test_api_entry_point_exits_2_with_message_and_no_traceback(isolated_environm
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert "refusing to start with SM_ENV=production" in result.stderr

@@ -75,7 +75,9 @@ def test_to_problem() -> None:
 
 
 def test_validation_failed_carries_errors() -> None:
-    error = ValidationFailed("bad batch", errors=[{"loc": ["body", 0, "value"], "msg": "not a number", "type": "x"}])
+    error = ValidationFailed(
+        "bad batch", errors=[{"loc": ["body", 0, "value"], "msg": "not a number", "type": "x"}]
+    )
     assert error.to_problem()["errors"][0]["loc"] == ["body", 0, "value"]
     assert ValidationFailed().to_problem()["errors"] == []
 
@@ -90,7 +92,13 @@ def test_headers() -> None:
 def test_summarize_validation_errors_never_echoes_input() -> None:
     huge = "y" * 10_000
     raw = [
-        {"loc": ("body", "name"), "msg": "too long", "type": "string_too_long", "input": huge, "ctx": {"max": 5}},
+        {
+            "loc": ("body", "name"),
+            "msg": "too long",
+            "type": "string_too_long",
+            "input": huge,
+            "ctx": {"max": 5},
+        },
         {"loc": ("query", "limit"), "msg": "m" * 1_000, "type": "int_parsing", "input": "abc"},
     ]
     items = summarize_validation_errors(raw)

@@ -164,7 +164,9 @@ def test_uvicorn_routed_and_its_access_log_silenced(base_settings: Settings) -> 
 
 def test_non_serialisable_extras_do_not_break_logging(base_settings: Settings) -> None:
     stream = _configure(base_settings, log_json=True)
-    logging.getLogger("x").info("odd extras", extra={"when": datetime(2026, 1, 1, tzinfo=UTC), "obj": threading})
+    logging.getLogger("x").info(
+        "odd extras", extra={"when": datetime(2026, 1, 1, tzinfo=UTC), "obj": threading}
+    )
     [line] = _lines(stream)
     assert line["when"].startswith("2026-01-01T00:00:00")
     assert "obj" in line

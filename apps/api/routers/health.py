@@ -105,10 +105,16 @@ def _elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
+def _failing(latency_ms: float | None, detail: str) -> ComponentRead:
+    return ComponentRead(status="failing", latency_ms=latency_ms, detail=detail)
+
+
 async def check_database(engine: AsyncEngine, settings: Settings) -> tuple[ComponentRead, TimescaleInfo]:
     """Connect, SELECT 1, compare ``alembic_version`` with the scripts' head; all within the timeout."""
     timeout = settings.ready_timeout_s
     started = time.perf_counter()
+    failure: str | None = None
+    revisions: frozenset[str] | None = None
     timescale = TimescaleInfo(installed=None)
     try:
         async with asyncio.timeout(timeout):
@@ -119,29 +125,30 @@ async def check_database(engine: AsyncEngine, settings: Settings) -> tuple[Compo
                 ts_version = await repo.timescaledb_version()
         timescale = TimescaleInfo(installed=ts_version is not None, version=ts_version)
     except TimeoutError:
-        latency = _elapsed_ms(started)
-        DB_CHECK_LATENCY_SECONDS.observe(latency / 1000)
-        return ComponentRead(status="failing", latency_ms=latency, detail=f"no answer within {timeout:g} s"), timescale
+        failure = f"no answer within {timeout:g} s"
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; the detail says which
-        latency = _elapsed_ms(started)
-        DB_CHECK_LATENCY_SECONDS.observe(latency / 1000)
-        return ComponentRead(status="failing", latency_ms=latency, detail=describe_failure(exc, settings)), timescale
+        failure = describe_failure(exc, settings)
     latency = _elapsed_ms(started)
     DB_CHECK_LATENCY_SECONDS.observe(latency / 1000)
+    if failure is not None:
+        return _failing(latency, failure), timescale
 
     try:
         heads = migration_heads()
     except Exception as exc:  # noqa: BLE001
-        detail = f"cannot read the migration scripts: {describe_failure(exc, settings)}"
-        return ComponentRead(status="failing", latency_ms=latency, detail=detail), timescale
+        return _failing(
+            latency, f"cannot read the migration scripts: {describe_failure(exc, settings)}"
+        ), timescale
     expected = ", ".join(sorted(heads))
     if revisions is None:
-        detail = f"database not migrated (no alembic_version table); run `alembic upgrade head` (head {expected})"
-        return ComponentRead(status="failing", latency_ms=latency, detail=detail), timescale
+        detail = (
+            f"database not migrated (no alembic_version table); run `alembic upgrade head` (head {expected})"
+        )
+        return _failing(latency, detail), timescale
     if revisions != heads:
         found = ", ".join(sorted(revisions)) or "none"
         detail = f"database at revision {found}, code expects {expected}; run `alembic upgrade head`"
-        return ComponentRead(status="failing", latency_ms=latency, detail=detail), timescale
+        return _failing(latency, detail), timescale
     return ComponentRead(status="ok", latency_ms=latency), timescale
 
 
@@ -158,12 +165,14 @@ async def check_mlflow(client: httpx.AsyncClient, settings: Settings) -> Compone
         async with asyncio.timeout(timeout):
             response = await client.get(uri.rstrip("/") + "/health", timeout=timeout)
     except TimeoutError:
-        return ComponentRead(status="failing", latency_ms=_elapsed_ms(started), detail=f"no answer within {timeout:g} s")
+        return _failing(_elapsed_ms(started), f"no answer within {timeout:g} s")
     except Exception as exc:  # noqa: BLE001
-        return ComponentRead(status="failing", latency_ms=_elapsed_ms(started), detail=describe_failure(exc, settings))
+        return _failing(_elapsed_ms(started), describe_failure(exc, settings))
     latency = _elapsed_ms(started)
     if response.status_code != 200:
-        return ComponentRead(status="failing", latency_ms=latency, detail=f"/health answered HTTP {response.status_code}")
+        return ComponentRead(
+            status="failing", latency_ms=latency, detail=f"/health answered HTTP {response.status_code}"
+        )
     return ComponentRead(status="ok", latency_ms=latency)
 
 

@@ -26,15 +26,19 @@ class HealthRepository:
 
     async def migration_revisions(self) -> frozenset[str] | None:
         """Revisions recorded in ``alembic_version``; None when the table does not exist (never migrated)."""
-        exists = await self._conn.scalar(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": VERSION_TABLE})
+        exists = await self._conn.scalar(
+            text("SELECT to_regclass(:name) IS NOT NULL"), {"name": VERSION_TABLE}
+        )
         if not exists:
             return None
-        rows = await self._conn.scalars(text(f"SELECT version_num FROM {VERSION_TABLE}"))  # noqa: S608
+        rows = await self._conn.scalars(text(f"SELECT version_num FROM {VERSION_TABLE}"))
         return frozenset(rows.all())
 
     async def timescaledb_version(self) -> str | None:
         """Installed TimescaleDB extension version, or None when the extension is not installed."""
-        return await self._conn.scalar(text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"))
+        return await self._conn.scalar(
+            text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+        )
 
 
 @lru_cache(maxsize=4)
