@@ -1,7 +1,7 @@
-# syntax=docker/dockerfile:1
 # API and UI image: `python -m apps.cli serve-api` (default) or `python -m apps.cli serve-ui`.
 # Same install as the local run path: the pinned requirements.lock, then the project itself without deps.
 
+# BuildKit (Docker's default builder since 23.0) runs the RUN --mount cache mounts; no syntax image is pulled.
 # ---------------------------------------------------------------------------------------------------------------
 FROM python:3.11-slim-bookworm AS builder
 

@@ -1,8 +1,8 @@
-# syntax=docker/dockerfile:1
 # Notebook runner: papermill runs of notebooks/ that train into MLflow.
 #   python -m apps.cli notebook NOTEBOOK_FILE   (notebooks/NOTEBOOK_FILE -> notebooks/output/NOTEBOOK_FILE)
 # Same requirements.lock as every other image; all wheels are prebuilt, so no compiler is needed.
 
+# BuildKit (Docker's default builder since 23.0) runs the RUN --mount cache mounts; no syntax image is pulled.
 # ---------------------------------------------------------------------------------------------------------------
 FROM python:3.11-slim-bookworm AS builder
 
