@@ -46,7 +46,7 @@ def to_async_url(url: str) -> str:
 
 def to_libpq_url(url: str) -> str:
     """The same URL without a SQLAlchemy driver suffix (for asyncpg.connect, psql and pg_dump)."""
-    scheme, sep, rest = url.partition("://")
+    _scheme, sep, rest = url.partition("://")
     return "postgresql://" + rest if sep else url
 
 
@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     """Default: sqlite database ``<data_dir>/mlflow/mlflow.db``."""
     mlflow_artifacts_destination: str | None = None
     """Default: ``<data_dir>/mlflow/artifacts`` (served by the tracking server)."""
+    mlflow_job_execution: bool = False
+    """MLflow's background job workers (GenAI jobs the platform does not use; ~7 extra processes when on)."""
     mlflow_allowed_hosts: str | None = None
     """Host headers MLflow accepts (its default: localhost and private IPs). Compose adds the service name."""
 

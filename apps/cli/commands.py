@@ -31,6 +31,11 @@ def mlflow_command(settings: Settings) -> list[str]:
     return cmd
 
 
+def mlflow_environment(settings: Settings) -> dict[str, str]:
+    """Environment MLflow's server reads for options it has no flag for."""
+    return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true" if settings.mlflow_job_execution else "false"}
+
+
 def ui_command(settings: Settings) -> list[str]:
     return [
         sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "ui" / "streamlit_app.py"),

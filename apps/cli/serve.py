@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from apps.cli import app
-from apps.cli.commands import mlflow_command, notebook_command, ui_command
+from apps.cli.commands import mlflow_command, mlflow_environment, notebook_command, ui_command
 from core.config import PROJECT_ROOT, ConfigurationError, Settings, load_settings
 
 
@@ -25,10 +25,10 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def _exec(cmd: list[str]) -> None:
+def _exec(cmd: list[str], env: dict[str, str] | None = None) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(cmd[0], cmd)
+    os.execve(cmd[0], cmd, {**os.environ, **(env or {})})
 
 
 @app.command("serve-api")
@@ -49,7 +49,7 @@ def serve_mlflow() -> None:
     settings = _settings()
     if settings.mlflow_backend_store_uri is None or settings.mlflow_artifacts_destination is None:
         (settings.data_dir / "mlflow" / "artifacts").mkdir(parents=True, exist_ok=True)
-    _exec(mlflow_command(settings))
+    _exec(mlflow_command(settings), mlflow_environment(settings))
 
 
 @app.command("migrate")

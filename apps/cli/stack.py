@@ -122,7 +122,7 @@ class Stack:
     def _step(self, label: str, cmd: list[str]) -> None:
         t0 = time.monotonic()
         with console.status(label):
-            done = subprocess.run(cmd, env=self.env, cwd=PROJECT_ROOT, capture_output=True, text=True)
+            done = subprocess.run(cmd, env=self.env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise StackError(f"{label} failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-4000:]}")
         last = (done.stdout.strip().splitlines() or ["ok"])[-1]
@@ -158,19 +158,37 @@ class Stack:
 
     def stop(self) -> None:
         for svc in reversed(self.services):
-            if svc.proc and svc.proc.poll() is None:
-                svc.proc.send_signal(signal.SIGTERM)
-                try:
-                    svc.proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    svc.proc.kill()
-                    svc.proc.wait()
+            if svc.proc:
+                _stop_group(svc.proc)
                 console.print(f"stopped {svc.name}")
             if svc._log:
                 svc._log.close()
         if self.embedded is not None:
             self.embedded.stop()
             console.print("stopped embedded PostgreSQL")
+
+
+def _stop_group(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM the server's whole process group (its workers too), then SIGKILL what is left after timeout."""
+    try:
+        pgid = os.getpgid(proc.pid)
+    except ProcessLookupError:
+        proc.wait()
+        return
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:  # the leader is gone; wait for the rest of its group
+                try:
+                    os.killpg(pgid, 0)
+                except ProcessLookupError:
+                    return
+            time.sleep(0.2)
+    proc.wait()
 
 
 def _wait_healthy(svc: Service, stopping: Callable[[], bool]) -> None:

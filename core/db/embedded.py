@@ -43,8 +43,7 @@ class EmbeddedDatabase:
         info = server.get_postmaster_info()  # type: ignore[attr-defined]
         if info is None or not info.is_running():
             return
-        pg_ctl = getattr(_commands, "pg_ctl")
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=server.system_user)  # type: ignore[attr-defined]
+        _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=server.system_user)  # type: ignore[attr-defined]
         log.info("embedded PostgreSQL stopped", extra={"pgdata": str(self.pgdata)})
 
 

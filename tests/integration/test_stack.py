@@ -124,7 +124,7 @@ def test_make_up_runs_the_stack_and_stops_cleanly(stack_env: dict[str, str]) -> 
     # Second run, in the background: the data is kept (the seed is skipped), and `down` stops it.
     up = subprocess.run(
         [sys.executable, "-m", "apps.cli", "up", "--detach"], cwd=PROJECT_ROOT, env=stack_env,
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     try:
         assert up.returncode == 0, up.stdout + up.stderr
@@ -133,7 +133,7 @@ def test_make_up_runs_the_stack_and_stops_cleanly(stack_env: dict[str, str]) -> 
     finally:
         down = subprocess.run(
             [sys.executable, "-m", "apps.cli", "down"], cwd=PROJECT_ROOT, env=stack_env,
-            capture_output=True, text=True, timeout=120,
+            capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
     assert down.returncode == 0, down.stdout + down.stderr
     assert "stack stopped" in down.stdout
