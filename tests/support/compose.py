@@ -491,9 +491,10 @@ class Dockerfile:
     @classmethod
     def load(cls, path: Path) -> Dockerfile:
         text = path.read_text(encoding="utf-8")
-        parser = DockerfileParser(fileobj=path.open("rb"), env_replace=False)
+        with path.open("rb") as fh:
+            structure = DockerfileParser(fileobj=fh, env_replace=False).structure
         stages: list[Stage] = []
-        for item in parser.structure:
+        for item in structure:
             name, value = item["instruction"].upper(), item["value"]
             if name == "FROM":
                 tokens = value.split()

@@ -625,6 +625,20 @@ def _install_args(tokens: list[str]) -> tuple[list[str], list[str], set[str]]:
     return reqs, positional, flags
 
 
+def _project_build_files() -> list[str]:
+    """Files `uv pip install .` reads: the readme and the package roots pyproject.toml declares."""
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+    files = []
+    readme = project["project"].get("readme")
+    if isinstance(readme, str):
+        files.append(readme)
+    include = (
+        project.get("tool", {}).get("setuptools", {}).get("packages", {}).get("find", {}).get("include", [])
+    )
+    files += [f"{pattern.rstrip('*')}/__init__.py" for pattern in include]
+    return files
+
+
 def _pinned_uv_version() -> str:
     makefile = (PROJECT_ROOT / "Makefile").read_text()
     m = re.search(r"^UV_VERSION\s*:?=\s*(\S+)", makefile, re.MULTILINE)
@@ -632,7 +646,9 @@ def _pinned_uv_version() -> str:
     return m.group(1)
 
 
-def test_dockerfile_installs_only_the_lock_and_the_project(dockerfile: Dockerfile) -> None:
+def test_dockerfile_installs_only_the_lock_and_the_project(
+    dockerfile: Dockerfile, ignore: DockerIgnore
+) -> None:
     name = dockerfile.path.name
     uv_version = _pinned_uv_version()
     kinds = []
@@ -652,11 +668,19 @@ def test_dockerfile_installs_only_the_lock_and_the_project(dockerfile: Dockerfil
                     assert reqs == [LOCK_FILE] and not positional, (
                         f"{name}: install from {LOCK_FILE} only: {tokens}"
                     )
+                    tree = image_tree(stage, dockerfile.path.parent, ignore)
+                    assert image_has(tree, f"{stage.workdir}/{LOCK_FILE}"), (
+                        f"{name}: {LOCK_FILE} is not copied"
+                    )
                     kinds.append("lock")
                 else:
                     assert positional == ["."] and "--no-deps" in flags, (
                         f"{name}: project with --no-deps: {tokens}"
                     )
+                    tree = image_tree(stage, dockerfile.path.parent, ignore)
+                    needed = ["pyproject.toml", *_project_build_files()]
+                    missing = [p for p in needed if not image_has(tree, f"{stage.workdir}/{p}")]
+                    assert not missing, f"{name}: building the project needs {missing} in the builder"
                     kinds.append("project")
                 python = tokens[tokens.index("--python") + 1] if "--python" in tokens else None
                 assert python and python.endswith("/bin/python"), f"{name}: install into the venv: {tokens}"
