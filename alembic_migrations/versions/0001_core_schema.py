@@ -137,7 +137,7 @@ def _tables() -> list[tuple[str, list[sa.SchemaItem]]]:
             _tz("acknowledged_at"), _tz("resolved_at"),
             sa.Column("anomaly_count", sa.Integer(), server_default=sa.text("1"), nullable=False),
             _ck("alerts", "status", "status IN ('open', 'acknowledged', 'resolved')"),
-            _ck("alerts", "severity", "severity IN ('info', 'warning', 'critical')"),
+            _ck("alerts", "severity", "severity IN ('info', 'low', 'medium', 'high', 'critical')"),
             _ck("alerts", "anomaly_count_non_negative", "anomaly_count >= 0"),
             _ck("alerts", "acknowledged_at_set", "status <> 'acknowledged' OR acknowledged_at IS NOT NULL"),
             _ck("alerts", "resolved_at_set", "status <> 'resolved' OR resolved_at IS NOT NULL"),

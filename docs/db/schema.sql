@@ -43,7 +43,7 @@ CREATE TABLE public.alerts (
     CONSTRAINT ck_alerts_acknowledged_at_set CHECK (((status <> 'acknowledged'::text) OR (acknowledged_at IS NOT NULL))),
     CONSTRAINT ck_alerts_anomaly_count_non_negative CHECK ((anomaly_count >= 0)),
     CONSTRAINT ck_alerts_resolved_at_set CHECK (((status <> 'resolved'::text) OR (resolved_at IS NOT NULL))),
-    CONSTRAINT ck_alerts_severity CHECK ((severity = ANY (ARRAY['info'::text, 'warning'::text, 'critical'::text]))),
+    CONSTRAINT ck_alerts_severity CHECK ((severity = ANY (ARRAY['info'::text, 'low'::text, 'medium'::text, 'high'::text, 'critical'::text]))),
     CONSTRAINT ck_alerts_status CHECK ((status = ANY (ARRAY['open'::text, 'acknowledged'::text, 'resolved'::text])))
 );
 

@@ -159,7 +159,7 @@ def test_upgrade_creates_every_table_with_keys_constraints_and_indexes(migrated_
 
 def test_one_unresolved_alert_per_sensor_and_rule(migrated_database_url):
     url = migrated_database_url
-    insert = "INSERT INTO alerts (sensor_id, rule, severity) VALUES ('{s}', '{r}', 'warning')"
+    insert = "INSERT INTO alerts (sensor_id, rule, severity) VALUES ('{s}', '{r}', 'high')"
     run(
         url,
         "INSERT INTO sensors (sensor_id, type) VALUES ('s1', 'temperature'), ('s2', 'vibration')",
@@ -174,7 +174,7 @@ def test_one_unresolved_alert_per_sensor_and_rule(migrated_database_url):
     # the alerting agent's upsert targets the partial index
     rows = run(
         url,
-        fetch="INSERT INTO alerts (sensor_id, rule, severity) VALUES ('s1', 'zscore', 'warning') "
+        fetch="INSERT INTO alerts (sensor_id, rule, severity) VALUES ('s1', 'zscore', 'high') "
         "ON CONFLICT (sensor_id, rule) WHERE status IN ('open', 'acknowledged') "
         "DO UPDATE SET anomaly_count = alerts.anomaly_count + 1 RETURNING anomaly_count",
     )

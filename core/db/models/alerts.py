@@ -13,7 +13,7 @@ from core.db.models._types import TZDateTime, bigint_identity_pk, in_list
 ALERT_STATUSES = ("open", "acknowledged", "resolved")
 #: Statuses that count as "open" for de-duplication: an acknowledged alert is still unresolved.
 ALERT_UNRESOLVED_STATUSES = ("open", "acknowledged")
-ALERT_SEVERITIES = ("info", "warning", "critical")
+ALERT_SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 
 class Alert(Base):
