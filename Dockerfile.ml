@@ -56,6 +56,8 @@ COPY core ./core
 COPY scripts ./scripts
 COPY notebooks ./notebooks
 COPY docs ./docs
+# The committed demo samples the notebooks read by default (compose mounts ./data over them, read-only).
+COPY data ./data
 
 # Outputs go to bind mounts in compose; the directories exist (and are the app user's) without them too.
 RUN mkdir -p /app/.data /app/logs /app/notebooks/output /app/docs/ml \

@@ -7,7 +7,9 @@ the command lines ``apps.cli`` builds, and the build context on disk. Nothing is
 
 from __future__ import annotations
 
+import ast
 import ipaddress
+import json
 import os
 import re
 import subprocess
@@ -442,6 +444,55 @@ def test_notebook_runner_keeps_its_outputs_on_the_host(svcs: dict[str, dict[str,
     assert mount is not None and mount.kind == "bind", f"{in_image} would be lost with the container"
     assert (PROJECT_ROOT / mount.source).resolve() == (PROJECT_ROOT / output.parent.relative_to(PROJECT_ROOT))
     assert mount_covering(service_mounts(svc), f"{stage.workdir}/docs/ml") is not None, "docs/ml not mounted"
+
+
+def _notebook_path_parameters(notebook: Path) -> dict[str, str]:
+    """String parameters of the papermill `parameters` cell that name a path inside the project."""
+    cells = json.loads(notebook.read_text())["cells"]
+    tagged = [c for c in cells if "parameters" in (c.get("metadata", {}).get("tags") or [])]
+    assert len(tagged) == 1, f"{notebook.name}: needs exactly one cell tagged `parameters`"
+    top_level = {p.name for p in PROJECT_ROOT.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    found = {}
+    for node in ast.walk(ast.parse("".join(tagged[0]["source"]))):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            value = node.value.value
+            if (
+                not value.startswith("/")
+                and PurePosixPath(value).parts[:1]
+                and value.split("/")[0] in top_level
+            ):
+                found[node.targets[0].id] = value  # type: ignore[attr-defined]
+    return found
+
+
+def test_notebooks_find_their_inputs_and_keep_their_outputs_in_the_container(
+    svcs: dict[str, dict[str, Any]], ignore: DockerIgnore
+) -> None:
+    """Relative paths in each notebook's parameters resolve in the image (inputs) or on a bind mount (outputs)."""
+    svc = svcs["notebook_runner"]
+    _, stage, context = _dockerfile_of(svc)
+    tree = image_tree(stage, context, ignore)
+    mounts = service_mounts(svc)
+    notebooks = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
+    assert notebooks, "no notebooks to run"
+    for notebook in notebooks:
+        for name, value in _notebook_path_parameters(notebook).items():
+            in_image = f"{stage.workdir}/{value}"
+            mount = mount_covering(mounts, in_image)
+            if mount is not None and mount.kind == "bind" and mount.read_only:
+                host = COMPOSE_FILE.parent / mount.source / PurePosixPath(in_image).relative_to(mount.target)
+                assert host.exists(), (
+                    f"{notebook.name}: {name}={value} is not in the read-only mount {mount.source}"
+                )
+                assert image_has(tree, in_image), f"{notebook.name}: {name}={value} missing from the image"
+            elif mount is None:
+                assert image_has(tree, in_image), (
+                    f"{notebook.name}: {name}={value} is neither in the image nor on a mount (outputs would be lost)"
+                )
 
 
 # --- compose: db --------------------------------------------------------------------------------------------------
