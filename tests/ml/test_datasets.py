@@ -1,0 +1,214 @@
+"""core.ml.datasets: the CSV loaders on the committed demo files and on broken copies of them."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core.config import PROJECT_ROOT
+from core.ml import datasets
+
+READINGS = PROJECT_ROOT / "data" / "sensor_data.csv"
+FAULTS = PROJECT_ROOT / "data" / "sensor_data_faults.csv"
+
+
+def _raw_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+@pytest.fixture(scope="module")
+def readings() -> pd.DataFrame:
+    return datasets.load_sensor_csv()
+
+
+@pytest.fixture(scope="module")
+def faults() -> pd.DataFrame:
+    return datasets.load_fault_labels()
+
+
+def test_headers_match_the_exporter() -> None:
+    from core.simulation.export import FAULTS_HEADER, READINGS_HEADER
+
+    assert datasets.READINGS_COLUMNS == READINGS_HEADER
+    assert datasets.FAULTS_COLUMNS == FAULTS_HEADER
+
+
+def test_default_paths_are_the_committed_files() -> None:
+    assert datasets.DEFAULT_READINGS_PATH == READINGS
+    assert datasets.DEFAULT_FAULTS_PATH == FAULTS
+
+
+def test_load_sensor_csv_reads_every_row_with_typed_columns(readings: pd.DataFrame) -> None:
+    raw = _raw_rows(READINGS)
+    assert list(readings.columns) == list(datasets.READINGS_COLUMNS)
+    assert len(readings) == len(raw) == 8964
+    assert readings["value"].dtype == "float64"
+    assert readings["quality"].dtype == "float64"
+    assert isinstance(readings["timestamp"].dtype, pd.DatetimeTZDtype)
+    assert str(readings["timestamp"].dt.tz) == "UTC"
+    assert readings["sensor_id"].nunique() == 15
+    assert readings["sensor_type"].value_counts().to_dict() == {
+        "humidity": 1800,
+        "pressure": 1800,
+        "temperature": 1800,
+        "voltage": 1800,
+        "vibration": 1764,
+    }
+    assert readings["timestamp"].min() == pd.Timestamp("2026-10-29T22:05:00Z")
+    assert readings["timestamp"].max() == pd.Timestamp("2026-11-01T00:00:00Z")
+    # the same numbers as a plain csv parse of the file
+    assert readings["value"].sum() == pytest.approx(sum(float(r["value"]) for r in raw), rel=1e-12)
+    assert readings["quality"].sum() == pytest.approx(sum(float(r["quality"]) for r in raw), rel=1e-12)
+    first = raw[0]
+    row = readings.iloc[0]
+    assert (row["sensor_id"], row["sensor_type"], row["unit"]) == (
+        first["sensor_id"],
+        first["sensor_type"],
+        first["unit"],
+    )
+    assert row["timestamp"].to_pydatetime() == _utc(first["timestamp"])
+    assert row["value"] == float(first["value"])
+
+
+def test_load_sensor_csv_sorts_by_sensor_then_time(readings: pd.DataFrame, tmp_path: Path) -> None:
+    shuffled = tmp_path / "shuffled.csv"
+    lines = READINGS.read_text(encoding="utf-8").splitlines(keepends=True)
+    body = lines[1:]
+    body = body[::7] + body[1::7] + body[2::7] + body[3::7] + body[4::7] + body[5::7] + body[6::7]
+    body.reverse()
+    shuffled.write_text(lines[0] + "".join(body), encoding="utf-8")
+
+    loaded = datasets.load_sensor_csv(shuffled)
+
+    keys = list(zip(loaded["sensor_id"], loaded["timestamp"], strict=True))
+    assert keys == sorted(keys)
+    assert list(loaded.index) == list(range(len(loaded)))
+    pd.testing.assert_frame_equal(loaded, readings)
+
+
+def test_timestamps_with_an_offset_are_converted_to_utc(tmp_path: Path) -> None:
+    path = tmp_path / "offset.csv"
+    path.write_text(
+        "sensor_id,sensor_type,value,unit,timestamp,quality\n"
+        "s-1,voltage,230.5,V,2026-10-30T01:00:00+01:00,1.0\n"
+        "s-1,voltage,231,V,2026-10-30T00:05:00Z,0.8\n",
+        encoding="utf-8",
+    )
+    loaded = datasets.load_sensor_csv(path)
+    assert list(loaded["timestamp"]) == [
+        pd.Timestamp("2026-10-30T00:00:00Z"),
+        pd.Timestamp("2026-10-30T00:05:00Z"),
+    ]
+    assert list(loaded["value"]) == [230.5, 231.0]
+    assert loaded["value"].dtype == "float64"
+
+
+def _with_header(tmp_path: Path, header: str) -> Path:
+    lines = READINGS.read_text(encoding="utf-8").splitlines(keepends=True)[:4]
+    path = tmp_path / "broken.csv"
+    path.write_text(header + "\n" + "".join(lines[1:]), encoding="utf-8")
+    return path
+
+
+def test_missing_column_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "no_quality.csv"
+    frame = pd.read_csv(READINGS, nrows=5).drop(columns=["quality"])
+    frame.to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"missing columns \['quality'\]") as info:
+        datasets.load_sensor_csv(path)
+    assert str(path) in str(info.value)
+
+
+def test_extra_column_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "extra.csv"
+    frame = pd.read_csv(READINGS, nrows=5).assign(asset="P-101")
+    frame.to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"unexpected columns \['asset'\]"):
+        datasets.load_sensor_csv(path)
+
+
+def test_renamed_column_is_reported_as_missing_and_unexpected(tmp_path: Path) -> None:
+    path = _with_header(tmp_path, "sensor_id,sensor_type,reading,unit,timestamp,quality")
+    with pytest.raises(ValueError, match=r"missing columns \['value'\].*unexpected columns \['reading'\]"):
+        datasets.load_sensor_csv(path)
+
+
+def test_reordered_header_is_rejected(tmp_path: Path) -> None:
+    path = _with_header(tmp_path, "sensor_id,sensor_type,unit,value,timestamp,quality")
+    with pytest.raises(ValueError, match="out of order"):
+        datasets.load_sensor_csv(path)
+
+
+def test_bad_values_name_their_column(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        "sensor_id,sensor_type,value,unit,timestamp,quality\ns-1,voltage,high,V,2026-10-30T00:05:00Z,1.0\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValueError, match="'value'"):
+        datasets.load_sensor_csv(path)
+    path.write_text(
+        "sensor_id,sensor_type,value,unit,timestamp,quality\ns-1,voltage,230,V,yesterday,1.0\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValueError, match="'timestamp'"):
+        datasets.load_sensor_csv(path)
+
+
+def test_missing_file_raises_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        datasets.load_sensor_csv(tmp_path / "nope.csv")
+
+
+def test_load_fault_labels(faults: pd.DataFrame) -> None:
+    raw = _raw_rows(FAULTS)
+    assert list(faults.columns) == list(datasets.FAULTS_COLUMNS)
+    assert len(faults) == len(raw) == 8
+    assert faults["kind"].value_counts().to_dict() == {
+        "spike": 3,
+        "drift": 1,
+        "variance": 1,
+        "step": 1,
+        "stuck": 1,
+        "dropout": 1,
+    }
+    assert faults["magnitude"].dtype == "float64"
+    for column in ("started_at", "ended_at"):
+        assert isinstance(faults[column].dtype, pd.DatetimeTZDtype)
+    assert (faults["started_at"] <= faults["ended_at"]).all()
+    dropout = faults.loc[faults["kind"] == "dropout"].iloc[0]
+    assert dropout["sensor_id"] == "sensor-011"
+    assert dropout["started_at"] == pd.Timestamp("2026-10-30T13:05:00Z")
+    assert dropout["ended_at"] == pd.Timestamp("2026-10-30T16:00:00Z")
+    assert dropout["magnitude"] == 36.0
+
+
+def test_fault_labels_header_is_validated(tmp_path: Path) -> None:
+    path = tmp_path / "faults.csv"
+    path.write_text("sensor_id,kind,started_at,ended_at,magnitude\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"missing columns \['description'\]"):
+        datasets.load_fault_labels(path)
+
+
+def test_fault_mask_matches_an_independent_labelling(readings: pd.DataFrame, faults: pd.DataFrame) -> None:
+    windows = {}
+    for row in _raw_rows(FAULTS):
+        windows.setdefault(row["sensor_id"], []).append((_utc(row["started_at"]), _utc(row["ended_at"])))
+    expected = [
+        any(lo <= ts <= hi for lo, hi in windows.get(sensor, []))
+        for sensor, ts in zip(readings["sensor_id"], readings["timestamp"].dt.to_pydatetime(), strict=True)
+    ]
+    mask = datasets.fault_mask(readings, faults)
+    assert mask.tolist() == expected
+    # drift 150 + variance 120 + step 96 + stuck 72 + three spikes; the dropout window has no readings
+    assert int(mask.sum()) == 441
+    assert not datasets.fault_mask(readings, None).any()
