@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 NOTEBOOK_FILE ?= 01_data_exploration.ipynb
 
-.PHONY: help install up up-detached down test test-fast seed migrate notebook export-csv schema lint clean
+.PHONY: help install up up-detached down test test-fast seed migrate notebook eda export-csv schema lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ seed: install ## seed the demo fleet into DATABASE_URL (15 sensors x 600 reading
 
 notebook: install ## run notebooks/$(NOTEBOOK_FILE) with papermill (what the compose notebook_runner runs)
 	$(PY) -m apps.cli notebook $(NOTEBOOK_FILE)
+
+eda: install ## notebook 01: data exploration of data/sensor_data.csv, plots to docs/ml/eda/, one MLflow run
+	$(PY) -m apps.cli notebook 01_data_exploration.ipynb
 
 export-csv: install ## write data/sensor_data.csv from DATABASE_URL
 	$(PY) scripts/export_sensor_data_csv.py
