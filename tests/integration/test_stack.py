@@ -116,6 +116,7 @@ def test_make_up_runs_the_stack_and_stops_cleanly(stack_env: dict[str, str]) -> 
     assert proc.returncode == 0, out
     assert "Smart Maintenance is up" in out
     assert "API key" in out
+    assert "Failed to stop server" not in out, out
     for port in (api, ui, mlflow):
         assert not _listening(port), f"port {port} still open after Ctrl-C"
     assert not (Path(stack_env["SM_DATA_DIR"]) / "pg" / "postmaster.pid").exists(), "PostgreSQL left running"
