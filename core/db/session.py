@@ -41,6 +41,5 @@ async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterat
     Services called inside receive the session and only ``flush``; this context manager is the one place
     that commits for jobs and event deliveries (requests use the same helper through a dependency).
     """
-    async with factory() as session:
-        async with session.begin():
-            yield session
+    async with factory() as session, session.begin():
+        yield session
