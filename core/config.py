@@ -106,6 +106,19 @@ class Settings(BaseSettings):
     ready_check_mlflow: bool = True
     ready_timeout_s: Annotated[float, Field(gt=0)] = 2.0
 
+    # --- event bus and outbox (core/events) ------------------------------------------------------------------
+    bus_queue_size: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    """Bounded queue of the in-process bus: ``publish`` waits when it is full (back-pressure)."""
+    bus_workers: Annotated[int, Field(ge=1, le=256)] = 4
+    bus_handler_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    """Attempts per handler invocation (first try included) before the delivery is dead-lettered."""
+    bus_retry_base_s: Annotated[float, Field(ge=0)] = 0.5
+    bus_retry_max_s: Annotated[float, Field(ge=0)] = 30.0
+    bus_stop_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    """How long shutdown waits for queued events to be handled before cancelling the workers."""
+    outbox_poll_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    outbox_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 100
+
     # --- tests -----------------------------------------------------------------------------------------------
     test_admin_database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     """Server on which the test suite creates (and drops) its own databases."""
