@@ -20,6 +20,7 @@ import platform
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     GCCollector,
     Histogram,
     Info,
@@ -71,6 +72,55 @@ DB_CHECK_LATENCY_SECONDS = Histogram(
 )
 
 
+# --- bus (core/events) ---------------------------------------------------------------------------------------
+BUS_EVENTS_PUBLISHED_TOTAL = Counter(
+    "sm_bus_events_published_total",
+    "Events put on the in-process bus, by event type.",
+    ["event_type"],
+    registry=REGISTRY,
+)
+BUS_EVENTS_HANDLED_TOTAL = Counter(
+    "sm_bus_events_handled_total",
+    "Handler deliveries by handler and result (ok, dead_lettered).",
+    ["handler", "result"],
+    registry=REGISTRY,
+)
+BUS_HANDLER_RETRIES_TOTAL = Counter(
+    "sm_bus_handler_retries_total",
+    "Handler attempts that failed and were retried.",
+    ["handler"],
+    registry=REGISTRY,
+)
+BUS_DEAD_LETTERS_TOTAL = Counter(
+    "sm_bus_dead_letters_total",
+    "Deliveries dead-lettered after their last attempt, by handler.",
+    ["handler"],
+    registry=REGISTRY,
+)
+BUS_QUEUE_DEPTH = Gauge(
+    "sm_bus_queue_depth",
+    "Events waiting in the in-process bus queue.",
+    registry=REGISTRY,
+)
+BUS_HANDLER_LATENCY_SECONDS = Histogram(
+    "sm_bus_handler_latency_seconds",
+    "Duration of one handler attempt, by handler.",
+    ["handler"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
+)
+OUTBOX_UNPUBLISHED = Gauge(
+    "sm_outbox_unpublished",
+    "Outbox rows not yet published, as last counted by this process's relay.",
+    registry=REGISTRY,
+)
+BUS_READINGS_INGESTED_TOTAL = Counter(
+    "sm_bus_readings_ingested_total",
+    "Readings reported by ReadingsIngested events (counted by the ingest-metrics handler).",
+    registry=REGISTRY,
+)
+
+
 def set_build_info(version: str, env: str) -> None:
     """Record the running build (idempotent: the info metric holds one sample)."""
     BUILD_INFO.info({"version": version, "env": env, "python": platform.python_version()})
@@ -79,9 +129,17 @@ def set_build_info(version: str, env: str) -> None:
 __all__ = [
     "API_READY_CHECKS_TOTAL",
     "BUILD_INFO",
+    "BUS_DEAD_LETTERS_TOTAL",
+    "BUS_EVENTS_HANDLED_TOTAL",
+    "BUS_EVENTS_PUBLISHED_TOTAL",
+    "BUS_HANDLER_LATENCY_SECONDS",
+    "BUS_HANDLER_RETRIES_TOTAL",
+    "BUS_QUEUE_DEPTH",
+    "BUS_READINGS_INGESTED_TOTAL",
     "DB_CHECK_LATENCY_SECONDS",
     "HTTP_REQUESTS_TOTAL",
     "HTTP_REQUEST_DURATION_SECONDS",
+    "OUTBOX_UNPUBLISHED",
     "REGISTRY",
     "set_build_info",
 ]
