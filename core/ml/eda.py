@@ -1,55 +1,26 @@
-"""Exploratory data analysis of sensor readings: tables, figures and one MLflow run.
+"""Exploratory data analysis of sensor readings: the tables (summaries, gaps, daily profile, dropout check).
 
 Everything takes a readings frame in the :func:`core.ml.datasets.load_sensor_csv` format (``sensor_id,
-sensor_type, value, unit, timestamp, quality``; UTC timestamps) and returns results; nothing here reads files
-except :func:`dataset_params` (a digest of the inputs) or writes anywhere except :func:`save_figures` and
-:func:`log_eda_run`. Notebook ``notebooks/01_data_exploration.ipynb`` is a thin driver of this module.
-
-Figures are plain :class:`matplotlib.figure.Figure` objects on the Agg canvas (no pyplot state, no display
-needed), so they can be created in a headless job, shown in a notebook and saved as PNG.
+sensor_type, value, unit, timestamp, quality``; UTC timestamps) and returns results; nothing here reads or writes
+files. The figures are in :mod:`core.ml.eda_plots`, the MLflow run in :mod:`core.ml.eda_tracking`; notebook
+``notebooks/01_data_exploration.ipynb`` is a thin driver of the three.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import math
-import tempfile
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from os import PathLike
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
-from matplotlib import dates as mdates
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 
 from core.ml.datasets import READINGS_COLUMNS, check_columns, fault_mask
 
 #: Cadence of the demo fleet and of the ingest contract: one reading per sensor every 5 minutes.
 DEFAULT_INTERVAL = pd.Timedelta(minutes=5)
-#: Resolution of saved figures; keeps the committed PNGs around 100 KB or less.
-DEFAULT_DPI = 100
-DEFAULT_EXPERIMENT = "eda"
-
-#: Shade colour of each injected-fault kind in the time-series figures.
-FAULT_COLORS: dict[str, str] = {
-    "drift": "tab:orange",
-    "variance": "tab:purple",
-    "step": "tab:red",
-    "stuck": "tab:brown",
-    "spike": "tab:pink",
-    "dropout": "tab:gray",
-}
 
 _STAT_COLUMNS = ["mean", "std", "min", "max", "p01", "p99"]
 
@@ -290,7 +261,8 @@ class EdaSummary:
     dropouts: pd.DataFrame | None = None
 
     def metrics(self) -> dict[str, float]:
-        """The numeric entries of ``overview`` (what :func:`log_eda_run` logs as MLflow metrics)."""
+        """The numeric entries of ``overview`` (what :func:`core.ml.eda_tracking.log_eda_run` logs as MLflow
+        metrics)."""
         return {
             key: float(value)
             for key, value in self.overview.items()
@@ -314,7 +286,7 @@ class EdaSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``overview`` and every table as a list of records (times as ISO 8601 strings)."""
-        return {"overview": _jsonable(self.overview)} | {
+        return {"overview": jsonable(self.overview)} | {
             name: _records(table.reset_index() if name in {"sensors", "types", "daily_profile"} else table)
             for name, table in self.tables().items()
         }
@@ -363,249 +335,16 @@ def summarize(
 
 
 # --------------------------------------------------------------------------------------------------------------
-# figures
+# JSON
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _naive_utc(times: pd.Series | pd.DatetimeIndex) -> np.ndarray:
-    """Timestamps as naive UTC datetime64 (what matplotlib's date axis takes without converters)."""
-    index = pd.DatetimeIndex(times)
-    if index.tz is not None:
-        index = index.tz_convert("UTC").tz_localize(None)
-    return index.to_numpy()
-
-
-def units_by_type(readings: pd.DataFrame) -> dict[str, str]:
-    return readings.groupby("sensor_type")["unit"].first().to_dict()
-
-
-def plot_sensor_type(
-    readings: pd.DataFrame,
-    sensor_type: str,
-    faults: pd.DataFrame | None = None,
-    interval: timedelta | pd.Timedelta | str = DEFAULT_INTERVAL,
-) -> Figure:
-    """Time series of every sensor of ``sensor_type`` (one panel each, shared time axis).
-
-    Missing slots break the line; readings with quality < 1 are marked; the sensor's injected fault windows
-    (from ``faults``) are shaded by kind, half a slot wider on each side so single-reading spikes show.
-    """
-    _check_readings(readings)
-    step = _interval(interval)
-    subset = readings.loc[readings["sensor_type"] == sensor_type]
-    if subset.empty:
-        raise ValueError(f"no readings of sensor type {sensor_type!r}")
-    sensor_ids = sorted(subset["sensor_id"].unique())
-    unit = subset["unit"].iloc[0]
-    fig = _figure(10, 1.1 + 1.9 * len(sensor_ids))
-    axes = fig.subplots(len(sensor_ids), 1, sharex=True, squeeze=False)[:, 0]
-    start, last_slot = _grid(readings, step)
-    gaps = find_gaps(subset, step, start=start, end=start + last_slot * step)
-    kinds: set[str] = set()
-    for ax, sensor_id in zip(axes, sensor_ids, strict=True):
-        series = (
-            subset.loc[subset["sensor_id"] == sensor_id].drop_duplicates("timestamp").set_index("timestamp")
-        )
-        slots = series.index
-        for gap in gaps.loc[gaps["sensor_id"] == sensor_id].itertuples(index=False):
-            slots = slots.union(pd.date_range(gap.gap_start, gap.gap_end, freq=step))
-        line = series["value"].reindex(slots)  # NaN at missing slots breaks the line
-        ax.plot(_naive_utc(line.index), line.to_numpy(), lw=0.8, color="tab:blue")
-        noisy = series.loc[series["quality"] < 1.0]
-        if len(noisy):
-            ax.plot(_naive_utc(noisy.index), noisy["value"].to_numpy(), "x", ms=3, color="0.35", lw=0)
-        if faults is not None:
-            for fault in faults.loc[faults["sensor_id"] == sensor_id].itertuples(index=False):
-                kinds.add(fault.kind)
-                left, right = _naive_utc(
-                    pd.DatetimeIndex([fault.started_at - step / 2, fault.ended_at + step / 2])
-                )
-                ax.axvspan(left, right, color=FAULT_COLORS.get(fault.kind, "tab:olive"), alpha=0.25, lw=0)
-        ax.set_ylabel(f"{sensor_id}\n[{unit}]", fontsize=9)
-        ax.grid(alpha=0.3)
-    locator = mdates.AutoDateLocator()
-    axes[-1].xaxis.set_major_locator(locator)
-    axes[-1].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    axes[-1].set_xlabel("time (UTC)")
-    handles: list[Any] = [Line2D([], [], ls="", marker="x", ms=4, color="0.35", label="quality < 1")]
-    handles += [
-        Patch(color=FAULT_COLORS.get(k, "tab:olive"), alpha=0.25, label=f"injected {k}")
-        for k in sorted(kinds)
-    ]
-    fig.legend(handles=handles, loc="outside upper right", ncols=len(handles), fontsize=8, frameon=False)
-    fig.suptitle(f"{sensor_type}: readings per sensor", x=0.01, ha="left", fontsize=11)
-    return fig
-
-
-def plot_daily_profiles(profile: pd.DataFrame, units: Mapping[str, str] | None = None) -> Figure:
-    """One panel per sensor type: mean value by UTC hour of day (the frame of :func:`daily_profile`)."""
-    types = list(profile.columns)
-    ncols = min(3, max(1, len(types)))
-    nrows = math.ceil(len(types) / ncols) if types else 1
-    fig = _figure(10, 2.6 * nrows + 0.4)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax, sensor_type in zip(axes, types, strict=False):
-        ax.plot(profile.index, profile[sensor_type].to_numpy(), marker="o", ms=3, lw=1.2)
-        ax.set_title(sensor_type, fontsize=10)
-        ax.set_xticks(range(0, 24, 6))
-        ax.set_xlim(-0.5, 23.5)
-        ax.set_xlabel("hour of day (UTC)", fontsize=8)
-        if units and sensor_type in units:
-            ax.set_ylabel(units[sensor_type], fontsize=9)
-        ax.grid(alpha=0.3)
-    for ax in axes[len(types) :]:
-        ax.set_visible(False)
-    fig.suptitle(
-        "Daily profile: mean value by hour of day (fault windows excluded)", x=0.01, ha="left", fontsize=11
-    )
-    return fig
-
-
-def plot_value_distributions(readings: pd.DataFrame, bins: int = 40) -> Figure:
-    """One panel per sensor type: histogram of the values of each of its sensors (outlines, shared bins)."""
-    _check_readings(readings)
-    types = sorted(readings["sensor_type"].unique())
-    ncols = min(3, max(1, len(types)))
-    nrows = math.ceil(len(types) / ncols) if types else 1
-    fig = _figure(10, 2.6 * nrows + 0.4)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax, sensor_type in zip(axes, types, strict=False):
-        subset = readings.loc[readings["sensor_type"] == sensor_type].dropna(subset=["value"])
-        edges = np.histogram_bin_edges(subset["value"].to_numpy(), bins=bins)
-        for sensor_id, group in subset.groupby("sensor_id", sort=True):
-            ax.hist(group["value"].to_numpy(), bins=edges, histtype="step", lw=1.2, label=sensor_id)
-        ax.set_title(sensor_type, fontsize=10)
-        ax.set_xlabel(subset["unit"].iloc[0], fontsize=8)
-        ax.set_ylabel("readings", fontsize=8)
-        ax.legend(fontsize=7, frameon=False)
-        ax.grid(alpha=0.3)
-    for ax in axes[len(types) :]:
-        ax.set_visible(False)
-    fig.suptitle(
-        "Value distribution per sensor type (all readings, faults included)", x=0.01, ha="left", fontsize=11
-    )
-    return fig
-
-
-def build_figures(
-    readings: pd.DataFrame,
-    faults: pd.DataFrame | None = None,
-    profile: pd.DataFrame | None = None,
-    interval: timedelta | pd.Timedelta | str = DEFAULT_INTERVAL,
-) -> dict[str, Figure]:
-    """Every EDA figure by file stem: ``timeseries_<type>`` per sensor type, ``daily_profiles``,
-    ``value_distributions``."""
-    figures = {
-        f"timeseries_{sensor_type}": plot_sensor_type(readings, sensor_type, faults, interval)
-        for sensor_type in sorted(readings["sensor_type"].unique())
-    }
-    profile = daily_profile(readings, faults) if profile is None else profile
-    figures["daily_profiles"] = plot_daily_profiles(profile, units_by_type(readings))
-    figures["value_distributions"] = plot_value_distributions(readings)
-    return figures
-
-
-def figure_png(fig: Figure, dpi: int = DEFAULT_DPI) -> bytes:
-    """``fig`` as a compact PNG: rendered by Agg at ``dpi``, reduced to a 256-colour palette (no dithering; line
-    plots look the same and the file is about a third of the size)."""
-    from PIL import Image
-
-    raw = io.BytesIO()
-    fig.savefig(raw, format="png", dpi=dpi)
-    raw.seek(0)
-    with Image.open(raw) as image:
-        palette = image.convert("RGB").quantize(
-            colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
-        )
-    out = io.BytesIO()
-    palette.save(out, format="PNG", optimize=True)
-    return out.getvalue()
-
-
-def save_figures(
-    figures: Mapping[str, Figure], out_dir: str | PathLike[str], dpi: int = DEFAULT_DPI
-) -> list[Path]:
-    """Write each figure as ``<out_dir>/<name>.png`` (see :func:`figure_png`; directories created) and return
-    the paths in order."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, fig in figures.items():
-        path = out / f"{name}.png"
-        path.write_bytes(figure_png(fig, dpi))
-        paths.append(path)
-    return paths
-
-
-# --------------------------------------------------------------------------------------------------------------
-# MLflow
-# --------------------------------------------------------------------------------------------------------------
-
-
-def file_sha256(path: str | PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def dataset_params(
-    data_path: str | PathLike[str], faults_path: str | PathLike[str] | None = None
-) -> dict[str, str]:
-    """Run parameters that identify the input files: their paths as given and their SHA-256 digests."""
-    params = {"data_path": str(data_path), "data_sha256": file_sha256(data_path)}
-    if faults_path is not None:
-        params |= {"faults_path": str(faults_path), "faults_sha256": file_sha256(faults_path)}
-    return params
-
-
-def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
-    """``tracking_uri`` when given, else ``MLFLOW_TRACKING_URI`` from the settings."""
-    if tracking_uri:
-        return tracking_uri
-    from core.config import load_settings
-
-    return load_settings().mlflow_tracking_uri
-
-
-def default_artifact_location(tracking_uri: str) -> str | None:
-    """For a local sqlite store: ``<directory of the .db>/mlartifacts`` so the store is self-contained (MLflow's
-    own default is ``./mlruns`` relative to the working directory). None otherwise: the server decides."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return None
-    db_path = unquote(tracking_uri[len("sqlite:///") :].split("?", 1)[0])
-    if not db_path or db_path == ":memory:":
-        return None
-    return (Path(db_path).resolve().parent / "mlartifacts").as_uri()
-
-
-def _get_or_create_experiment(client: Any, name: str, artifact_location: str | None) -> str:
-    from mlflow.exceptions import MlflowException
-
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    try:
-        return client.create_experiment(name, artifact_location=artifact_location)
-    except MlflowException:
-        experiment = client.get_experiment_by_name(name)  # created concurrently
-        if experiment is None:
-            raise
-        return experiment.experiment_id
-
-
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` with timestamps as ISO 8601 strings (``Z``), numpy scalars as Python ones and NaN/NaT as None."""
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, pd.Timestamp):
         return None if pd.isna(value) else value.isoformat().replace("+00:00", "Z")
     if isinstance(value, np.generic):
@@ -618,85 +357,4 @@ def _jsonable(value: Any) -> Any:
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [_jsonable(record) for record in frame.to_dict(orient="records")]
-
-
-def _param_value(value: Any) -> str:
-    value = _jsonable(value)
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def log_eda_run(
-    summary: EdaSummary,
-    figures: Mapping[str, Figure] | Iterable[str | PathLike[str]],
-    params: Mapping[str, Any] | None = None,
-    tracking_uri: str | None = None,
-    experiment: str = DEFAULT_EXPERIMENT,
-    *,
-    run_name: str | None = None,
-    artifact_location: str | None = None,
-    dpi: int = DEFAULT_DPI,
-) -> str:
-    """Log one MLflow run of an exploration and return its run id.
-
-    * params: ``params`` (e.g. :func:`dataset_params`) plus ``rows``, ``sensors``, ``sensor_types``,
-      ``interval_s``, ``start``, ``end`` from the summary;
-    * metrics: the numeric ``summary.overview`` entries (rows, sensors, gap_count, missing_readings,
-      mean_quality, low_quality_share, …);
-    * artifacts: ``plots/<name>.png`` (``figures`` as figures by name, or paths of saved PNGs) and
-      ``summary/<table>.csv`` for every table plus ``summary/summary.json``.
-
-    ``tracking_uri`` None means the settings' ``MLFLOW_TRACKING_URI``. The experiment is created when missing
-    (with ``artifact_location``, default :func:`default_artifact_location`). The run is named ``run_name``
-    (default ``eda-<data file stem>``) and ends FINISHED, or FAILED when logging raises.
-    """
-    from mlflow.entities import Metric, Param, RunTag
-    from mlflow.tracking import MlflowClient
-
-    uri = resolve_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri=uri)
-    location = artifact_location if artifact_location is not None else default_artifact_location(uri)
-    experiment_id = _get_or_create_experiment(client, experiment, location)
-
-    overview = summary.overview
-    all_params = {
-        key: overview[key]
-        for key in ("rows", "sensors", "sensor_types", "interval_s", "start", "end")
-        if key in overview
-    }
-    all_params |= dict(params or {})
-    if run_name is None and "data_path" in all_params:
-        run_name = f"eda-{Path(str(all_params['data_path'])).stem}"
-    run = client.create_run(experiment_id, run_name=run_name, tags={"sm.kind": "eda"})
-    run_id = run.info.run_id
-    try:
-        now = int(time.time() * 1000)
-        client.log_batch(
-            run_id,
-            metrics=[Metric(key, value, now, 0) for key, value in summary.metrics().items()],
-            params=[Param(key, _param_value(value)) for key, value in all_params.items()],
-            tags=[RunTag("sm.dataset", str(all_params.get("data_path", "")))],
-        )
-        with tempfile.TemporaryDirectory(prefix="sm-eda-") as tmp:
-            plots = Path(tmp) / "plots"
-            if isinstance(figures, Mapping):
-                save_figures(figures, plots, dpi=dpi)
-            else:
-                plots.mkdir()
-                for path in figures:
-                    (plots / Path(path).name).write_bytes(Path(path).read_bytes())
-            tables = Path(tmp) / "summary"
-            tables.mkdir()
-            for name, table in summary.tables().items():
-                keep_index = name in {"sensors", "types", "daily_profile"}
-                table.to_csv(tables / f"{name}.csv", index=keep_index, date_format="%Y-%m-%dT%H:%M:%SZ")
-            (tables / "summary.json").write_text(
-                json.dumps(summary.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8"
-            )
-            client.log_artifacts(run_id, str(plots), "plots")
-            client.log_artifacts(run_id, str(tables), "summary")
-    except BaseException:
-        client.set_terminated(run_id, "FAILED")
-        raise
-    client.set_terminated(run_id, "FINISHED")
-    return run_id
+    return [jsonable(record) for record in frame.to_dict(orient="records")]

@@ -1,5 +1,5 @@
-"""core.ml.eda: summary numbers against independent pandas/numpy computations on the committed demo data, gap
-detection against the injected dropout, figures and the one MLflow run."""
+"""core.ml.eda, eda_plots and eda_tracking: summary numbers against independent pandas/numpy computations on the
+committed demo data, gap detection against the injected dropout, figures and the one MLflow run."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from core.ml import datasets, eda
+from core.ml import datasets, eda, eda_plots, eda_tracking
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PNG_BYTES = 100_000
@@ -34,7 +34,7 @@ def summary(readings: pd.DataFrame, faults: pd.DataFrame) -> eda.EdaSummary:
 
 @pytest.fixture(scope="module")
 def figures(readings: pd.DataFrame, faults: pd.DataFrame, summary: eda.EdaSummary) -> dict[str, Figure]:
-    return eda.build_figures(readings, faults, summary.daily_profile)
+    return eda_plots.build_figures(readings, faults, summary.daily_profile)
 
 
 def _stats(values: np.ndarray, quality: np.ndarray) -> dict[str, float]:
@@ -224,11 +224,11 @@ def test_build_figures(figures: dict[str, Figure], faults: pd.DataFrame) -> None
 
 def test_plot_sensor_type_rejects_an_unknown_type(readings: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="no readings"):
-        eda.plot_sensor_type(readings, "flow")
+        eda_plots.plot_sensor_type(readings, "flow")
 
 
 def test_save_figures_writes_small_pngs(figures: dict[str, Figure], tmp_path: Path) -> None:
-    paths = eda.save_figures(figures, tmp_path / "nested" / "eda")
+    paths = eda_plots.save_figures(figures, tmp_path / "nested" / "eda")
     assert [p.name for p in paths] == [f"{name}.png" for name in figures]
     for path in paths:
         data = path.read_bytes()
@@ -254,9 +254,9 @@ def test_committed_figures_are_small_pngs() -> None:
 
 
 def test_default_artifact_location() -> None:
-    assert eda.default_artifact_location("sqlite:////tmp/x/mlflow.db") == "file:///tmp/x/mlartifacts"
-    assert eda.default_artifact_location("http://127.0.0.1:5000") is None
-    assert eda.default_artifact_location("sqlite:///:memory:") is None
+    assert eda_tracking.default_artifact_location("sqlite:////tmp/x/mlflow.db") == "file:///tmp/x/mlartifacts"
+    assert eda_tracking.default_artifact_location("http://127.0.0.1:5000") is None
+    assert eda_tracking.default_artifact_location("sqlite:///:memory:") is None
 
 
 @pytest.mark.slow
@@ -266,9 +266,9 @@ def test_log_eda_run_logs_one_finished_run(
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    params = eda.dataset_params(datasets.DEFAULT_READINGS_PATH, datasets.DEFAULT_FAULTS_PATH)
+    params = eda_tracking.dataset_params(datasets.DEFAULT_READINGS_PATH, datasets.DEFAULT_FAULTS_PATH)
 
-    run_id = eda.log_eda_run(summary, figures, params, uri, experiment="eda-test")
+    run_id = eda_tracking.log_eda_run(summary, figures, params, uri, experiment="eda-test")
 
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("eda-test")
@@ -296,6 +296,6 @@ def test_log_eda_run_logs_one_finished_run(
 
     # a run whose logging fails ends FAILED and is not reported as finished
     with pytest.raises(FileNotFoundError):
-        eda.log_eda_run(summary, [tmp_path / "missing.png"], params, uri, experiment="eda-test")
+        eda_tracking.log_eda_run(summary, [tmp_path / "missing.png"], params, uri, experiment="eda-test")
     statuses = sorted(r.info.status for r in client.search_runs([experiment.experiment_id]))
     assert statuses == ["FAILED", "FINISHED"]
