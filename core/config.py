@@ -102,6 +102,13 @@ class Settings(BaseSettings):
     # --- behaviour -------------------------------------------------------------------------------------------
     auto_register_sensors: bool | None = None
     """Unknown sensors are registered on ingest. Default: on in development/test, off in production."""
+    idempotency_ttl_hours: Annotated[float, Field(gt=0)] = 24.0
+    """How long an ``Idempotency-Key`` (per API key) is remembered; expired keys are purged."""
+    idempotency_purge_interval_s: Annotated[float, Field(gt=0)] = 3600.0
+    ingest_group_commit: bool = True
+    """Concurrent single-reading ingest requests share transactions (group commit)."""
+    ingest_group_commit_max_size: Annotated[int, Field(ge=1, le=10_000)] = 512
+    ingest_group_commit_max_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 3.0
     webhook_signing_secret: SecretStr = SecretStr(DEV_WEBHOOK_SECRET)
     ready_check_mlflow: bool = True
     ready_timeout_s: Annotated[float, Field(gt=0)] = 2.0

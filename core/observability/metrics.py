@@ -121,6 +121,33 @@ BUS_READINGS_INGESTED_TOTAL = Counter(
 )
 
 
+# --- ingest --------------------------------------------------------------------------------------------------
+INGEST_READINGS_TOTAL = Counter(
+    "sm_ingest_readings_total",
+    "Readings received by the ingest endpoint, by result (accepted, duplicate, rejected).",
+    ["result"],
+    registry=REGISTRY,
+)
+INGEST_REQUESTS_TOTAL = Counter(
+    "sm_ingest_requests_total",
+    "Ingest requests by mode (partial, atomic, group_commit, replay).",
+    ["mode"],
+    registry=REGISTRY,
+)
+INGEST_BATCH_SIZE = Histogram(
+    "sm_ingest_batch_size",
+    "Readings per ingest request.",
+    buckets=(1, 10, 100, 500, 1_000, 2_500, 5_000, 10_000),
+    registry=REGISTRY,
+)
+INGEST_GROUP_COMMIT_SIZE = Histogram(
+    "sm_ingest_group_commit_size",
+    "Single-reading requests written by one group-commit transaction (one observation per transaction).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1_024),
+    registry=REGISTRY,
+)
+
+
 def set_build_info(version: str, env: str) -> None:
     """Record the running build (idempotent: the info metric holds one sample)."""
     BUILD_INFO.info({"version": version, "env": env, "python": platform.python_version()})
@@ -139,6 +166,10 @@ __all__ = [
     "DB_CHECK_LATENCY_SECONDS",
     "HTTP_REQUESTS_TOTAL",
     "HTTP_REQUEST_DURATION_SECONDS",
+    "INGEST_BATCH_SIZE",
+    "INGEST_GROUP_COMMIT_SIZE",
+    "INGEST_READINGS_TOTAL",
+    "INGEST_REQUESTS_TOTAL",
     "OUTBOX_UNPUBLISHED",
     "REGISTRY",
     "set_build_info",
