@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 NOTEBOOK_FILE ?= 01_data_exploration.ipynb
 
-.PHONY: help install up up-detached down test test-fast seed migrate notebook eda export-csv schema lint clean
+.PHONY: help install up up-detached down test test-fast seed migrate notebook eda export-csv schema bench-ingest lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ export-csv: install ## write data/sensor_data.csv from DATABASE_URL
 
 schema: install ## regenerate docs/db/schema.sql from a fresh migration (pg_dump)
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash scripts/export_schema.sh
+
+bench-ingest: install ## ingest benchmark: API on loopback + fresh database; writes docs/benchmarks/ingest.md
+	$(PY) scripts/bench_ingest.py --output docs/benchmarks/ingest.md
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check apps core scripts tests ui

@@ -55,13 +55,10 @@ def serve_mlflow() -> None:
 @app.command("migrate")
 def migrate(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
     """Apply the Alembic migrations (``alembic upgrade head``) to DATABASE_URL."""
-    from alembic import command
-    from alembic.config import Config
+    from core.db.admin import upgrade
 
     _settings()
-    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(PROJECT_ROOT / "alembic_migrations"))
-    command.upgrade(cfg, revision)
+    upgrade(revision=revision)
 
 
 @app.command("seed")

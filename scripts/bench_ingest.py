@@ -1,0 +1,310 @@
+"""Ingest benchmark (`make bench-ingest`): the API on loopback against a fresh database, measured in one run.
+
+(a) readings/s for N readings POSTed as batches of 1,000 by 8 concurrent clients, all stored (count checked);
+(b) readings/s of a raw asyncpg COPY of the same rows into the same table of the same database;
+(c) the ratio a/b;
+(d) single-reading POSTs by 64 concurrent clients for 20 s: requests/s (2xx only) and p50/p99 latency;
+(e) peak RSS of the API process (and its children).
+
+Only successful (2xx) requests count as throughput; any other status is reported as an error. All traffic goes
+to 127.0.0.1. The client, the API and PostgreSQL share the machine, as they do on a 2-core box.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import _bootstrap  # noqa: F401  (puts the project on sys.path when run by path)
+import aiohttp
+import asyncpg
+import orjson
+import psutil
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from core.config import PROJECT_ROOT as ROOT
+from core.config import load_settings, to_libpq_url
+from core.db.admin import create_database, drop_database, upgrade
+
+console = Console(highlight=False)
+INGEST = "/api/v1/data/ingest"
+
+
+@dataclass
+class Results:
+    batch_readings: int = 0
+    batch_seconds: float = 0.0
+    batch_errors: dict[int, int] = field(default_factory=dict)
+    stored: int = 0
+    copy_rows: int = 0
+    copy_seconds: float = 0.0
+    single_ok: int = 0
+    single_errors: dict[int, int] = field(default_factory=dict)
+    single_seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    peak_rss_mb: float = 0.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _rows(n: int, sensors: int, start: datetime) -> list[tuple[str, datetime, float]]:
+    per_sensor = n // sensors
+    return [
+        (f"bench-{s:03d}", start + timedelta(seconds=i), 20.0 + (i % 600) * 0.01 + s * 0.1)
+        for s in range(sensors)
+        for i in range(per_sensor)
+    ]
+
+
+def _bodies(rows: list[tuple[str, datetime, float]], batch: int) -> list[bytes]:
+    def item(s: str, t: datetime, v: float) -> dict[str, object]:
+        return {"sensor_id": s, "timestamp": t.isoformat(), "value": v, "quality": 1.0}
+
+    return [orjson.dumps([item(*row) for row in rows[i : i + batch]]) for i in range(0, len(rows), batch)]
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                procs = [self.proc, *self.proc.children(recursive=True)]
+                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))
+            except psutil.NoSuchProcess:
+                return
+            time.sleep(0.1)
+
+
+async def _post_batches(base: str, key: str, bodies: list[bytes], clients: int, res: Results) -> None:
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    headers = {"X-API-Key": key, "Content-Type": "application/json"}
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("(a) batches", total=len(bodies))
+
+        async def worker(session: aiohttp.ClientSession) -> None:
+            while not queue.empty():
+                body = queue.get_nowait()
+                async with session.post(base + INGEST, data=body, headers=headers) as resp:
+                    payload = await resp.read()
+                    if resp.status == 202:
+                        res.batch_readings += orjson.loads(payload)["accepted"]
+                    else:
+                        res.batch_errors[resp.status] = res.batch_errors.get(resp.status, 0) + 1
+                progress.advance(task)
+
+        connector = aiohttp.TCPConnector(limit=clients)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker(session) for _ in range(clients)))
+            res.batch_seconds = time.perf_counter() - t0
+
+
+async def _post_singles(
+    base: str, key: str, clients: int, seconds: float, start: datetime, res: Results
+) -> None:
+    headers = {"X-API-Key": key, "Content-Type": "application/json"}
+    deadline = time.perf_counter() + seconds
+
+    async def worker(session: aiohttp.ClientSession, n: int) -> None:
+        i = 0
+        while time.perf_counter() < deadline:
+            stamp = (start + timedelta(milliseconds=i)).isoformat()
+            body = orjson.dumps({"sensor_id": f"single-{n:03d}", "timestamp": stamp, "value": float(i % 100)})
+            i += 1
+            t0 = time.perf_counter()
+            async with session.post(base + INGEST, data=body, headers=headers) as resp:
+                await resp.read()
+                if 200 <= resp.status < 300:
+                    res.single_ok += 1
+                    res.latencies_ms.append((time.perf_counter() - t0) * 1000)
+                else:
+                    res.single_errors[resp.status] = res.single_errors.get(resp.status, 0) + 1
+
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(session, n) for n in range(clients)))
+        res.single_seconds = time.perf_counter() - t0
+
+
+async def _count(url: str, where: str = "") -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval(f"SELECT count(*) FROM sensor_readings {where}")
+    finally:
+        await conn.close()
+
+
+async def _raw_copy(url: str, rows: list[tuple[str, datetime, float]], batch: int, res: Results) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("DELETE FROM sensor_readings WHERE sensor_id LIKE 'bench-%'")
+        await conn.execute("VACUUM ANALYZE sensor_readings")
+        records = [(t, s, v, None, 1.0) for s, t, v in rows]
+        t0 = time.perf_counter()
+        for i in range(0, len(records), batch):
+            async with conn.transaction():
+                await conn.copy_records_to_table("sensor_readings", records=records[i : i + batch],
+                                                 columns=["timestamp", "sensor_id", "value", "unit", "quality"])  # fmt: skip
+        res.copy_seconds = time.perf_counter() - t0
+        res.copy_rows = len(records)
+    finally:
+        await conn.close()
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"API exited with {proc.returncode}")
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError("API not healthy in time")
+
+
+def _machine() -> str:
+    mem = psutil.virtual_memory().total / 2**30
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.platform()}, Python {platform.python_version()}"
+
+
+def report(res: Results, n: int, server_version: str, machine: str) -> str:
+    a = res.batch_readings / res.batch_seconds if res.batch_seconds else 0.0
+    b = res.copy_rows / res.copy_seconds if res.copy_seconds else 0.0
+    rps = res.single_ok / res.single_seconds if res.single_seconds else 0.0
+    lat = sorted(res.latencies_ms)
+    p50 = statistics.median(lat) if lat else float("nan")
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan")
+
+    def ok(cond: object) -> str:
+        return "meets" if cond else "MISSES"
+
+    lines = [
+        (
+            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}; PostgreSQL {server_version}; "
+            "client, API (one uvicorn worker) and database on the same machine."
+        ),
+        "",
+        "| measure | result | target |",
+        "|---|---|---|",
+        (
+            f"| (a) batches of 1,000 by 8 clients: {res.batch_readings:,} of {n:,} readings accepted, "
+            f"{res.stored:,} stored | {a:,.0f} readings/s | |"
+        ),
+        f"| (b) raw asyncpg COPY of the same rows, batches of 10,000 | {b:,.0f} rows/s | |",
+        f"| (c) ratio a/b | {a / b if b else 0:.2f} | ≥ 0.5 ({ok(b and a / b >= 0.5)}) |",
+        (
+            f"| (d) single readings, 64 clients, {res.single_seconds:.0f} s: {res.single_ok:,} stored | "
+            f"{rps:,.0f} req/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms | "
+            f"≥ 2,000 req/s ({ok(rps >= 2000)}), p99 ≤ 50 ms ({ok(p99 <= 50)}) |"
+        ),
+        f"| (e) peak RSS of the API process | {res.peak_rss_mb:.0f} MB | < 500 MB ({ok(res.peak_rss_mb < 500)}) |",
+    ]
+    if res.batch_errors or res.single_errors:
+        lines += [
+            "",
+            f"Non-2xx responses (not counted): batches {res.batch_errors}, singles {res.single_errors}",
+        ]
+    return "\n".join(lines)
+
+
+def main(
+    readings: Annotated[int, typer.Option(help="readings for (a) and (b)")] = 1_000_000,
+    single_seconds: Annotated[float, typer.Option(help="duration of (d)")] = 20.0,
+    output: Annotated[Path | None, typer.Option(help="also write the report (markdown) here")] = None,
+) -> None:
+    settings = load_settings()
+    admin = settings.database_url if settings.database_url_is_explicit else settings.test_admin_database_url
+    db_url = create_database(to_libpq_url(admin), prefix="sm_bench")
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    key = settings.api_key.get_secret_value()
+    res = Results()
+    proc = None
+    try:
+        upgrade(db_url)
+        env = {**os.environ, "DATABASE_URL": db_url, "SM_API_PORT": str(port), "SM_API_HOST": "127.0.0.1",
+               "SM_READY_CHECK_MLFLOW": "false", "SM_RATE_LIMIT": "", "SM_LOG_LEVEL": "WARNING"}  # fmt: skip
+        proc = subprocess.Popen([sys.executable, "-m", "apps.cli", "serve-api"], cwd=ROOT, env=env)
+        _wait_healthy(base, proc)
+        sampler = RssSampler(proc.pid)
+        sampler.start()
+        start = datetime.now(UTC) - timedelta(days=1)
+        rows = _rows(readings, 100, start)
+        bodies = _bodies(rows, 1000)
+        console.print(f"(a) POSTing {len(rows):,} readings in {len(bodies):,} batches with 8 clients")
+        asyncio.run(_post_batches(base, key, bodies, 8, res))
+        res.stored = asyncio.run(_count(db_url, "WHERE sensor_id LIKE 'bench-%'"))
+        console.print(f"(d) single readings, 64 clients, {single_seconds:.0f} s")
+        asyncio.run(_post_singles(base, key, 64, single_seconds, datetime.now(UTC) - timedelta(hours=2), res))
+        sampler.stop_event.set()
+        res.peak_rss_mb = sampler.peak / 2**20
+        proc.terminate()
+        proc.wait(timeout=30)
+        console.print("(b) raw COPY of the same rows")
+        asyncio.run(_raw_copy(db_url, rows, 10_000, res))
+        version = asyncio.run(_server_version(db_url))
+    finally:
+        if proc and proc.poll() is None:
+            proc.kill()
+        drop_database(to_libpq_url(admin), db_url)
+    text = report(res, len(rows), version, _machine())
+    console.print(text)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text("# Ingest benchmark\n\nProduced by `make bench-ingest` (scripts/bench_ingest.py).\n\n"
+                          + text + "\n")  # fmt: skip
+    if res.stored != res.batch_readings or res.stored != len(rows):
+        console.print(
+            f"[red]stored {res.stored:,} != accepted {res.batch_readings:,} / sent {len(rows):,}[/]"
+        )
+        raise typer.Exit(1)
+
+
+async def _server_version(url: str) -> str:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
+
+
+if __name__ == "__main__":
+    typer.run(main)
