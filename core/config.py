@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     api_key: SecretStr = SecretStr(DEV_API_KEY)
     """Bootstrap key: accepted with all scopes; the UI uses it to talk to the API."""
     metrics_require_key: bool = False
+    api_key_cache_ttl_s: Annotated[float, Field(ge=0)] = 5.0
+    """Key lookups are cached this long per process: a revocation takes effect within it (0: no cache)."""
+    rate_limit: str = "600/second"
+    """Per-API-key limit in ``limits`` notation ("600/second", "10000/minute"); "0" or empty disables it."""
+    rate_limit_storage_uri: str = "memory://"
+    """Rate-limit counters: ``memory://`` (per process) or ``redis://host:6379/0`` (shared by all replicas)."""
     max_body_bytes: Annotated[int, Field(ge=1024)] = 8 * 1024 * 1024
 
     # --- UI and MLflow processes (used by the local runner and compose) ----------------------------------------

@@ -147,6 +147,19 @@ INGEST_GROUP_COMMIT_SIZE = Histogram(
     registry=REGISTRY,
 )
 
+# --- auth ----------------------------------------------------------------------------------------------------
+AUTH_FAILURES_TOTAL = Counter(
+    "sm_auth_failures_total",
+    "Rejected API requests by reason (missing_key, unknown_key, revoked_key, insufficient_scope).",
+    ["reason"],
+    registry=REGISTRY,
+)
+RATE_LIMITED_TOTAL = Counter(
+    "sm_rate_limited_total",
+    "API requests refused with 429 by the per-key rate limit.",
+    registry=REGISTRY,
+)
+
 
 def set_build_info(version: str, env: str) -> None:
     """Record the running build (idempotent: the info metric holds one sample)."""
@@ -155,6 +168,7 @@ def set_build_info(version: str, env: str) -> None:
 
 __all__ = [
     "API_READY_CHECKS_TOTAL",
+    "AUTH_FAILURES_TOTAL",
     "BUILD_INFO",
     "BUS_DEAD_LETTERS_TOTAL",
     "BUS_EVENTS_HANDLED_TOTAL",
@@ -171,6 +185,7 @@ __all__ = [
     "INGEST_READINGS_TOTAL",
     "INGEST_REQUESTS_TOTAL",
     "OUTBOX_UNPUBLISHED",
+    "RATE_LIMITED_TOTAL",
     "REGISTRY",
     "set_build_info",
 ]
