@@ -74,7 +74,9 @@ def get_rate_limiter(request: Request) -> KeyRateLimiter | None:
     app: FastAPI = request.app
     if not hasattr(app.state, "rate_limiter"):
         settings: Settings = app.state.settings
-        app.state.rate_limiter = KeyRateLimiter.from_settings(settings.rate_limit, settings.rate_limit_storage_uri)
+        app.state.rate_limiter = KeyRateLimiter.from_settings(
+            settings.rate_limit, settings.rate_limit_storage_uri
+        )
     return app.state.rate_limiter  # type: ignore[no-any-return]
 
 
@@ -85,7 +87,9 @@ async def setup_auth(app: FastAPI) -> None:
     """
     settings: Settings = app.state.settings
     app.state.authenticator = _build_authenticator(app)
-    app.state.rate_limiter = KeyRateLimiter.from_settings(settings.rate_limit, settings.rate_limit_storage_uri)
+    app.state.rate_limiter = KeyRateLimiter.from_settings(
+        settings.rate_limit, settings.rate_limit_storage_uri
+    )
     try:
         entry = await register_bootstrap_key(app.state.session_factory, settings.api_key.get_secret_value())
     except Exception as exc:  # noqa: BLE001 - retried lazily on the key's first use

@@ -111,7 +111,11 @@ class KeyAuthenticator:
             async with unit_of_work(self._factory) as session:
                 service = ApiKeyService(session)
                 entry = await service.lookup(key)
-                if entry is None and self._bootstrap_hash and hmac.compare_digest(key_hash, self._bootstrap_hash):
+                if (
+                    entry is None
+                    and self._bootstrap_hash
+                    and hmac.compare_digest(key_hash, self._bootstrap_hash)
+                ):
                     # the start-up registration did not happen (database down then): register it now
                     row = await service.register_bootstrap(key)
                     entry = AuthenticatedKey.from_row(row)

@@ -59,12 +59,17 @@ def normalise_scopes(scopes: Iterable[str]) -> list[str]:
     if unknown:
         raise ValidationFailed(
             f"unknown scope(s): {', '.join(unknown)}; known: {', '.join(ALL_SCOPES)}",
-            errors=[{"loc": ["body", "scopes"], "msg": f"unknown scope {s!r}", "type": "value_error"} for s in unknown],
+            errors=[
+                {"loc": ["body", "scopes"], "msg": f"unknown scope {s!r}", "type": "value_error"}
+                for s in unknown
+            ],
         )
     if not wanted:
         raise ValidationFailed(
             "at least one scope is required",
-            errors=[{"loc": ["body", "scopes"], "msg": "at least one scope is required", "type": "value_error"}],
+            errors=[
+                {"loc": ["body", "scopes"], "msg": "at least one scope is required", "type": "value_error"}
+            ],
         )
     return [s for s in ALL_SCOPES if s in wanted]
 
@@ -80,7 +85,9 @@ class AuthenticatedKey:
 
     @classmethod
     def from_row(cls, row: ApiKey) -> AuthenticatedKey:
-        return cls(id=row.id, name=row.name, scopes=frozenset(row.scopes or ()), revoked=row.revoked_at is not None)
+        return cls(
+            id=row.id, name=row.name, scopes=frozenset(row.scopes or ()), revoked=row.revoked_at is not None
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +115,9 @@ class ApiKeyService:
         row = await self._repo.add(name=name, key_hash=hash_key(key), scopes=canonical)
         return CreatedKey(row=row, key=key)
 
-    async def page(self, *, limit: int = 100, offset: int = 0, include_revoked: bool = True) -> tuple[list[ApiKey], int]:
+    async def page(
+        self, *, limit: int = 100, offset: int = 0, include_revoked: bool = True
+    ) -> tuple[list[ApiKey], int]:
         return await self._repo.page(limit=limit, offset=offset, include_revoked=include_revoked)
 
     async def revoke(self, key_id: int) -> ApiKey:

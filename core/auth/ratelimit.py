@@ -47,7 +47,10 @@ class KeyRateLimiter:
         self.item = item
         uri = async_storage_uri(storage_uri)
         options: dict[str, str] = {}
-        if uri.startswith(("async+redis://", "async+rediss://")) and importlib.util.find_spec("coredis") is None:
+        if (
+            uri.startswith(("async+redis://", "async+rediss://"))
+            and importlib.util.find_spec("coredis") is None
+        ):
             options["implementation"] = "redispy"
         self.storage = storage_from_string(uri, **options)
         self.strategy = SlidingWindowCounterRateLimiter(self.storage)  # type: ignore[arg-type]
