@@ -19,6 +19,7 @@ The principal of the request is also left on ``request.state.principal`` (idempo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -83,7 +84,8 @@ def get_rate_limiter(request: Request) -> KeyRateLimiter | None:
 async def setup_auth(app: FastAPI) -> None:
     """Lifespan step: build the authenticator and limiter, register the bootstrap key (``bootstrap`` row).
 
-    A database that is down at start-up is not fatal: the bootstrap key is then registered on its first use.
+    A database that is down (or silent for ``SM_READY_TIMEOUT_S``) at start-up is not fatal: the bootstrap key
+    is then registered on its first use.
     """
     settings: Settings = app.state.settings
     app.state.authenticator = _build_authenticator(app)
@@ -91,7 +93,10 @@ async def setup_auth(app: FastAPI) -> None:
         settings.rate_limit, settings.rate_limit_storage_uri
     )
     try:
-        entry = await register_bootstrap_key(app.state.session_factory, settings.api_key.get_secret_value())
+        entry = await asyncio.wait_for(
+            register_bootstrap_key(app.state.session_factory, settings.api_key.get_secret_value()),
+            timeout=settings.ready_timeout_s,
+        )
     except Exception as exc:  # noqa: BLE001 - retried lazily on the key's first use
         logger.warning("bootstrap API key not registered at start-up: %s", type(exc).__name__)
         return

@@ -1,0 +1,94 @@
+"""Admin endpoints for API keys (scope ``admin``): create (the secret is shown once), list, revoke."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Query, Request, status
+
+from apps.api.deps import SessionDep
+from apps.api.errors import problem_responses
+from apps.api.security import AdminPrincipal, get_authenticator
+from core.auth.audit import audit
+from core.auth.keys import ApiKeyService
+from core.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyRead
+
+router = APIRouter(
+    prefix="/api/v1/admin/api-keys",
+    tags=["admin"],
+    responses=problem_responses(401, 403, 429),
+)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
+    summary="Create an API key",
+    description="Returns the new key's secret in `key`. It is stored only as a hash and is never shown again.",
+    responses=problem_responses(422),
+)
+async def create_api_key(body: ApiKeyCreate, principal: AdminPrincipal, session: SessionDep) -> ApiKeyCreated:
+    created = await ApiKeyService(session).create(name=body.name, scopes=body.scopes)
+    audit(
+        "api_key.create",
+        actor_key_id=principal.api_key_id,
+        actor_name=principal.name,
+        target=f"api_key:{created.row.id}",
+        target_name=created.row.name,
+        scopes=list(created.row.scopes),
+    )
+    return ApiKeyCreated(**ApiKeyRead.model_validate(created.row).model_dump(), key=created.key)
+
+
+@router.get(
+    "",
+    response_model=ApiKeyPage,
+    summary="List API keys",
+    description="Names, scopes and dates only: neither keys nor their hashes are ever returned.",
+    responses=problem_responses(422),
+)
+async def list_api_keys(
+    principal: AdminPrincipal,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    include_revoked: bool = True,
+) -> ApiKeyPage:
+    rows, total = await ApiKeyService(session).page(
+        limit=limit, offset=offset, include_revoked=include_revoked
+    )
+    return ApiKeyPage(
+        items=[ApiKeyRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
+    )
+
+
+@router.delete(
+    "/{key_id}",
+    response_model=ApiKeyRead,
+    summary="Revoke an API key",
+    description=(
+        "Sets `revoked_at` (idempotent). This process rejects the key at once; other API processes within "
+        "`SM_API_KEY_CACHE_TTL_S` seconds (their key cache)."
+    ),
+    responses=problem_responses(404, 422),
+)
+async def revoke_api_key(
+    key_id: int,
+    principal: AdminPrincipal,
+    session: SessionDep,
+    request: Request,
+    background: BackgroundTasks,
+) -> ApiKeyRead:
+    row = await ApiKeyService(session).revoke(key_id)
+    audit(
+        "api_key.revoke",
+        actor_key_id=principal.api_key_id,
+        actor_name=principal.name,
+        target=f"api_key:{row.id}",
+        target_name=row.name,
+    )
+    authenticator = get_authenticator(request)
+    authenticator.invalidate(key_id)
+    background.add_task(authenticator.invalidate, key_id)  # again after the commit (a lookup in between)
+    return ApiKeyRead.model_validate(row)

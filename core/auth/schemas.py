@@ -1,0 +1,97 @@
+"""Schemas of the API-key admin endpoints (separate from the ORM model; hashes and secrets never leave)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Scope = Literal["ingest", "read", "admin"]
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "plant-a", "scopes": ["ingest", "read"]}]},
+    )
+
+    name: str = Field(min_length=1, max_length=100, description="Who or what uses the key.")
+    scopes: list[Scope] = Field(min_length=1, description="`admin` implies every other scope.")
+
+
+class ApiKeyRead(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 7,
+                    "name": "plant-a",
+                    "scopes": ["ingest", "read"],
+                    "created_at": "2026-11-26T07:00:00Z",
+                    "last_used_at": "2026-11-26T07:05:00Z",
+                    "revoked_at": None,
+                }
+            ]
+        },
+    )
+
+    id: int
+    name: str
+    scopes: list[str]
+    created_at: datetime
+    last_used_at: datetime | None = Field(None, description="Updated at most once a minute.")
+    revoked_at: datetime | None = None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    """The new key with its secret: shown in this response only, never again."""
+
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 7,
+                    "name": "plant-a",
+                    "scopes": ["ingest", "read"],
+                    "created_at": "2026-11-26T07:00:00Z",
+                    "last_used_at": None,
+                    "revoked_at": None,
+                    "key": "sm_3q2v0Yy1Kp8-Z0cJm2bq3n6dA9wVtE4uXrL5sH7gF1k",
+                }
+            ]
+        },
+    )
+
+    key: str = Field(description="The secret (send it as X-API-Key). Store it now: it cannot be shown again.")
+
+
+class ApiKeyPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "id": 1,
+                            "name": "bootstrap",
+                            "scopes": ["ingest", "read", "admin"],
+                            "created_at": "2026-11-26T06:00:00Z",
+                            "last_used_at": "2026-11-26T07:05:00Z",
+                            "revoked_at": None,
+                        }
+                    ],
+                    "total": 1,
+                    "limit": 100,
+                    "offset": 0,
+                }
+            ]
+        }
+    )
+
+    items: list[ApiKeyRead]
+    total: int
+    limit: int
+    offset: int
