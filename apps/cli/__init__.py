@@ -14,7 +14,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from apps.cli import serve, stack  # noqa: F401  (modules register their commands on `app`)
+    from apps.cli import keys, serve, stack  # noqa: F401  (modules register their commands on `app`)
 
 
 _register()
