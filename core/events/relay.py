@@ -49,6 +49,10 @@ logger = logging.getLogger("core.events.relay")
 RELAY_HANDLER_NAME = "outbox.relay"
 
 
+class DeliveryFailed(RuntimeError):
+    """A delivery of the batch failed or was cancelled (bus stopped); the batch is rolled back."""
+
+
 class OutboxRelay:
     """Publishes committed outbox rows to ``bus`` (module docstring)."""
 
@@ -188,7 +192,13 @@ class OutboxRelay:
                     continue
                 deliveries.append(await self._bus.publish(event))
             # Acknowledge only when every handler finished: a failure here rolls the batch back.
-            await asyncio.gather(*deliveries)
+            results = await asyncio.gather(*deliveries, return_exceptions=True)
+            failures = [r for r in results if isinstance(r, BaseException)]
+            if failures:
+                raise DeliveryFailed(
+                    f"{len(failures)} of {len(deliveries)} deliveries failed ({failures[0]!r}); "
+                    f"the batch of {len(rows)} rows stays unpublished"
+                )
             await outbox.mark_published([row.id for row in rows])
         self.published_total += len(rows)
         logger.debug("outbox batch published", extra={"rows": len(rows)})
@@ -219,4 +229,4 @@ async def after_commit(app_state: Any) -> None:
         relay.notify()
 
 
-__all__ = ["RELAY_HANDLER_NAME", "OutboxRelay", "after_commit"]
+__all__ = ["RELAY_HANDLER_NAME", "DeliveryFailed", "OutboxRelay", "after_commit"]
