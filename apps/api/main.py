@@ -23,7 +23,8 @@ from prometheus_fastapi_instrumentator import Instrumentator
 
 from apps.api.errors import PROBLEM_MEDIA_TYPE, install_exception_handlers, problem_responses
 from apps.api.middleware import RequestContextMiddleware, record_http_metrics
-from apps.api.routers import admin_keys, health
+from apps.api.ingest_runtime import start_ingest, stop_ingest
+from apps.api.routers import admin_keys, health, ingest
 from apps.api.security import setup_auth
 from core.config import Settings, load_settings
 from core.db.repositories.health import migration_heads
@@ -63,10 +64,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     except Exception as exc:  # noqa: BLE001 - readiness reports it; the API still serves liveness
         logger.warning("migration scripts unavailable: %s", exc)
     await setup_auth(app)  # API-key cache, rate limiter, bootstrap key row
+    await start_ingest(app)  # group committer, idempotency-key purge
     logger.info("api started", extra={"version": app.version, "env": settings.env.value})
     try:
         yield
     finally:
+        await stop_ingest(app)
         await app.state.http_client.aclose()
         await engine.dispose()
         app.state.engine = None
@@ -138,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_exception_handlers(app)
     app.include_router(health.router)
     app.include_router(admin_keys.router)
+    app.include_router(ingest.router)
 
     _instrument(app)
     app.add_middleware(RequestContextMiddleware)  # added last: outermost of our middleware

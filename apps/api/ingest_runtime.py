@@ -1,0 +1,72 @@
+"""Lifespan pieces of ingestion: the group committer and the periodic purge of expired idempotency keys.
+
+``start_ingest(app)`` / ``stop_ingest(app)`` are called by ``apps.api.main.lifespan``. The committer wakes the
+outbox relay (``app.state.relay``, looked up at call time) after each commit that wrote an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import FastAPI
+
+from core.config import Settings
+from core.ingest.group_commit import GroupCommitter
+from core.ingest.idempotency import purge_expired_keys
+
+logger = logging.getLogger("apps.api.ingest")
+
+
+def _wake_relay(app: FastAPI) -> None:
+    relay = getattr(app.state, "relay", None)
+    if relay is not None:
+        relay.notify()
+
+
+async def _purge_loop(app: FastAPI, interval_s: float) -> None:
+    while True:
+        try:
+            purged = await purge_expired_keys(app.state.session_factory)
+            if purged:
+                logger.info("purged %d expired idempotency keys", purged)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed purge is retried at the next interval
+            logger.warning("idempotency purge failed: %s", type(exc).__name__)
+        await asyncio.sleep(interval_s)
+
+
+async def start_ingest(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    app.state.group_committer = None
+    if settings.ingest_group_commit:
+        committer = GroupCommitter(
+            app.state.session_factory,
+            auto_register=bool(settings.auto_register_sensors),
+            max_size=settings.ingest_group_commit_max_size,
+            max_wait_s=settings.ingest_group_commit_max_wait_ms / 1000.0,
+            on_commit=lambda: _wake_relay(app),
+        )
+        committer.start()
+        app.state.group_committer = committer
+    app.state.idempotency_purge_task = asyncio.create_task(
+        _purge_loop(app, settings.idempotency_purge_interval_s), name="idempotency-purge"
+    )
+
+
+async def stop_ingest(app: FastAPI) -> None:
+    task: asyncio.Task[None] | None = getattr(app.state, "idempotency_purge_task", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        app.state.idempotency_purge_task = None
+    committer: GroupCommitter | None = getattr(app.state, "group_committer", None)
+    if committer is not None:
+        await committer.stop()
+        app.state.group_committer = None
+
+
+__all__ = ["start_ingest", "stop_ingest"]

@@ -1,0 +1,165 @@
+"""``POST /api/v1/data/ingest``: HTTP concerns only (content type, size-limited body, headers, status codes).
+
+The body is read by hand (not as a FastAPI body parameter) so that the size limit is enforced while reading,
+JSON is parsed once, and items are validated one by one (see ``core.ingest.schemas``).
+
+Paths:
+* one reading object, no ``Idempotency-Key``, group commit running → queued to the ``GroupCommitter``, answered
+  after the shared transaction committed;
+* everything else → ``IngestService`` in the request's transaction (``SessionDep`` commits before the response
+  is sent); with an ``Idempotency-Key`` the key's lock and record are part of that transaction.
+After a commit that wrote an outbox row, the relay is woken (``core.events.relay.after_commit``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import uuid4
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request, Response
+from starlette.background import BackgroundTask
+
+from apps.api.deps import SessionDep, SettingsDep
+from apps.api.errors import problem_responses
+from apps.api.security import IngestPrincipal
+from core.errors import PayloadTooLarge, UnsupportedMediaType
+from core.events.relay import after_commit
+from core.ingest.group_commit import GroupCommitter
+from core.ingest.schemas import MAX_BATCH_ITEMS, IngestResponse, ReadingIn, RejectedItem
+from core.ingest.service import (
+    IngestService,
+    check_idempotency_key,
+    parse_body,
+    rejection_error,
+    request_hash,
+)
+from core.observability.metrics import INGEST_BATCH_SIZE, INGEST_REQUESTS_TOTAL
+
+router = APIRouter(prefix="/api/v1/data", tags=["ingest"])
+
+JSON_MEDIA_TYPE = "application/json"
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+_reading_schema = ReadingIn.model_json_schema()
+_REQUEST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            JSON_MEDIA_TYPE: {
+                "schema": {
+                    "oneOf": [
+                        _reading_schema,
+                        {"type": "array", "items": _reading_schema, "minItems": 1, "maxItems": MAX_BATCH_ITEMS},
+                    ]
+                },
+                "examples": {
+                    "one": {"value": _reading_schema["examples"][0]},
+                    "batch": {"value": [_reading_schema["examples"][0]]},
+                },
+            }
+        },
+    }
+}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing (413) as soon as it exceeds ``limit`` bytes — declared or actually sent."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_content_type(request: Request) -> None:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != JSON_MEDIA_TYPE:
+        raise UnsupportedMediaType(f"send the readings as {JSON_MEDIA_TYPE} (got {media_type or 'nothing'})")
+
+
+def _json(body: Any, status_code: int, *, headers: dict[str, str] | None = None, notify: Request | None = None) -> Response:
+    return Response(
+        orjson.dumps(body),
+        status_code=status_code,
+        media_type=JSON_MEDIA_TYPE,
+        headers=headers,
+        background=BackgroundTask(after_commit, notify.app.state) if notify is not None else None,
+    )
+
+
+@router.post(
+    "/ingest",
+    status_code=202,
+    response_model=IngestResponse,
+    summary="Ingest one reading or a batch of up to 10,000",
+    description=(
+        "Body: one reading object or a JSON array of up to 10,000. `partial` mode (default) stores the valid "
+        "items and lists the others in `rejected`; `?atomic=true` stores nothing when any item is invalid (422 "
+        "listing every invalid item). Readings whose (sensor_id, timestamp) is already stored count as "
+        "`duplicates`. With an `Idempotency-Key` header the first response is replayed for the same body "
+        "(header `Idempotent-Replayed: true`), 422 for a different body, 409 while the first is in flight."
+    ),
+    responses=problem_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
+    openapi_extra=_REQUEST_BODY,
+)
+async def ingest(
+    request: Request,
+    principal: IngestPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    atomic: Annotated[bool, Query(description="Store nothing when any item is invalid.")] = False,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", description="Per API key; remembered for 24 h.")
+    ] = None,
+) -> Response:
+    _check_content_type(request)
+    body = await read_body(request, settings.max_body_bytes)
+    service = IngestService(session, settings)
+
+    if idempotency_key is not None:
+        key = check_idempotency_key(idempotency_key)
+        fingerprint = request_hash(body, atomic=atomic)
+        stored = await service.begin_idempotent(principal.api_key_id, key, fingerprint)
+        if stored is not None:
+            INGEST_REQUESTS_TOTAL.labels(mode="replay").inc()
+            return _json(stored.body, stored.status_code, headers={REPLAYED_HEADER: "true"})
+        batch = parse_body(body, settings)
+        INGEST_REQUESTS_TOTAL.labels(mode="atomic" if atomic else "partial").inc()
+        result = await service.ingest(batch, atomic=atomic, api_key_id=principal.api_key_id)
+        payload = result.model_dump(mode="json")
+        await service.complete_idempotent(principal.api_key_id, key, fingerprint, status_code=202, body=payload)
+        return _json(payload, 202, notify=request)
+
+    batch = parse_body(body, settings)
+    committer: GroupCommitter | None = getattr(request.app.state, "group_committer", None)
+    if batch.single and committer is not None and committer.running:
+        INGEST_REQUESTS_TOTAL.labels(mode="group_commit").inc()
+        INGEST_BATCH_SIZE.observe(1)
+        if batch.rejected:
+            IngestService._count(0, 0, 1)
+            raise rejection_error(batch.rejected, "the reading is invalid; nothing stored")
+        outcome = await committer.submit(batch.readings[0], principal.api_key_id)
+        if outcome.outcome == "rejected":
+            raise rejection_error(
+                [RejectedItem(index=0, reason=outcome.reason or "rejected")], "the reading is invalid; nothing stored"
+            )
+        payload = IngestResponse(
+            event_id=outcome.event_id,
+            accepted=int(outcome.outcome == "accepted"),
+            duplicates=int(outcome.outcome == "duplicate"),
+        ).model_dump(mode="json")
+        return _json(payload, 202)
+
+    INGEST_REQUESTS_TOTAL.labels(mode="atomic" if atomic else "partial").inc()
+    result = await service.ingest(batch, atomic=atomic, api_key_id=principal.api_key_id, event_id=uuid4())
+    return _json(result.model_dump(mode="json"), 202, notify=request)
+
+
+__all__ = ["REPLAYED_HEADER", "read_body", "router"]

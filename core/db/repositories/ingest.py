@@ -1,0 +1,268 @@
+"""Ingest storage and idempotency records (SQL only here).
+
+Readings are written set-based, never row by row:
+
+* up to ``UNNEST_MAX_ROWS`` rows: one ``INSERT … SELECT FROM unnest($1::timestamptz[], …)``;
+* larger batches: asyncpg ``copy_records_to_table`` into a session-local temporary table
+  (``ON COMMIT DELETE ROWS``, created once per pooled connection), then one
+  ``INSERT INTO sensor_readings SELECT … FROM tmp ON CONFLICT (timestamp, sensor_id) DO NOTHING``.
+
+Both run on the caller's session and transaction and report which rows were actually inserted.
+
+Idempotency (DESIGN.md §4 ``idempotency_keys``): the first request with a key takes
+``pg_try_advisory_xact_lock(hashtextextended('idempotency:<api_key_id>:<key>', 0))`` in its transaction and
+writes a ``completed`` row with its response in that same transaction, so the record exists exactly when the
+readings do. A concurrent request with the same key fails to take the lock (→ 409) — the lock lives in
+PostgreSQL, so this holds across API processes — and a later one finds the row (→ replay or 422). The lock is
+released by the commit or rollback; nothing stale survives a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+#: Batches up to this size use ``unnest`` (one round trip); larger ones COPY into a temporary table.
+UNNEST_MAX_ROWS = 500
+TMP_TABLE = "ingest_readings_tmp"
+UNKNOWN_SENSOR_TYPE = "unknown"
+
+
+class ReadingRecord(NamedTuple):
+    """Column order of ``sensor_readings`` writes (and of the temporary table)."""
+
+    timestamp: datetime
+    sensor_id: str
+    value: float
+    unit: str | None
+    quality: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class InsertOutcome:
+    inserted: int
+    sensor_ids: list[str]
+    first_timestamp: datetime | None
+    last_timestamp: datetime | None
+    keys: set[tuple[str, datetime]] | None = None
+    """``(sensor_id, timestamp)`` of the inserted rows, when asked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    request_hash: str
+    status_code: int
+    body: dict[str, Any]
+
+
+_UNNEST_SOURCE = """
+    SELECT * FROM unnest(
+        CAST(:timestamps AS timestamptz[]),
+        CAST(:sensor_ids AS text[]),
+        CAST(:values AS double precision[]),
+        CAST(:units AS text[]),
+        CAST(:qualities AS double precision[])
+    )
+"""
+
+_CREATE_TMP_SQL = text(
+    f"""
+    CREATE TEMPORARY TABLE IF NOT EXISTS {TMP_TABLE} (
+        timestamp timestamptz NOT NULL,
+        sensor_id text NOT NULL,
+        value double precision NOT NULL,
+        unit text,
+        quality double precision
+    ) ON COMMIT DELETE ROWS
+    """
+)
+
+
+def _insert_sql(source: str, *, keys: bool) -> Any:
+    summary = (
+        "SELECT sensor_id, timestamp FROM inserted"
+        if keys
+        else "SELECT count(*), min(timestamp), max(timestamp), array_agg(DISTINCT sensor_id) FROM inserted"
+    )
+    return text(
+        f"""
+        WITH inserted AS (
+            INSERT INTO sensor_readings (timestamp, sensor_id, value, unit, quality)
+            {source}
+            ON CONFLICT (timestamp, sensor_id) DO NOTHING
+            RETURNING timestamp, sensor_id
+        )
+        {summary}
+        """
+    )
+
+
+_FROM_TMP = f"SELECT timestamp, sensor_id, value, unit, quality FROM {TMP_TABLE}"
+_INSERT_UNNEST = _insert_sql(_UNNEST_SOURCE, keys=False)
+_INSERT_UNNEST_KEYS = _insert_sql(_UNNEST_SOURCE, keys=True)
+_INSERT_TMP = _insert_sql(_FROM_TMP, keys=False)
+_INSERT_TMP_KEYS = _insert_sql(_FROM_TMP, keys=True)
+
+_EXISTING_SENSORS_SQL = text("SELECT sensor_id FROM sensors WHERE sensor_id = ANY(CAST(:ids AS text[]))")
+_REGISTER_SENSORS_SQL = text(
+    """
+    INSERT INTO sensors (sensor_id, type, unit)
+    SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:types AS text[]), CAST(:units AS text[]))
+    ON CONFLICT (sensor_id) DO NOTHING
+    """
+)
+
+_LOCK_KEY = "hashtextextended('idempotency:' || CAST(:api_key_id AS text) || ':' || :key, 0)"
+_TRY_LOCK_SQL = text(f"SELECT pg_try_advisory_xact_lock({_LOCK_KEY})")
+_DELETE_EXPIRED_ONE_SQL = text(
+    "DELETE FROM idempotency_keys WHERE api_key_id = :api_key_id AND key = :key AND expires_at <= now()"
+)
+_GET_SQL = text(
+    """
+    SELECT request_hash, status, response, response_status_code FROM idempotency_keys
+    WHERE api_key_id = :api_key_id AND key = :key AND expires_at > now()
+    """
+)
+_SAVE_SQL = text(
+    """
+    INSERT INTO idempotency_keys (api_key_id, key, request_hash, status, response, response_status_code,
+                                  created_at, expires_at)
+    VALUES (:api_key_id, :key, :request_hash, 'completed', CAST(:response AS jsonb), :status_code,
+            now(), now() + make_interval(secs => :ttl_s))
+    """
+)
+_PURGE_SQL = text(
+    """
+    WITH purged AS (DELETE FROM idempotency_keys WHERE expires_at <= now() RETURNING 1)
+    SELECT count(*) FROM purged
+    """
+)
+
+
+def idempotency_lock_sql() -> str:
+    """SQL expression of the advisory-lock key (parameters ``:api_key_id`` and ``:key``); for tools and tests."""
+    return _LOCK_KEY
+
+
+class IngestRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    # --- sensors -------------------------------------------------------------------------------------------------
+    async def existing_sensors(self, sensor_ids: Sequence[str]) -> set[str]:
+        if not sensor_ids:
+            return set()
+        rows = await self._session.execute(_EXISTING_SENSORS_SQL, {"ids": list(sensor_ids)})
+        return {row[0] for row in rows}
+
+    async def register_sensors(self, sensors: Sequence[tuple[str, str | None, str | None]]) -> None:
+        """Create ``(sensor_id, type, unit)`` sensors that do not exist (concurrent creators are harmless)."""
+        if not sensors:
+            return
+        await self._session.execute(
+            _REGISTER_SENSORS_SQL,
+            {
+                "ids": [s[0] for s in sensors],
+                "types": [s[1] or UNKNOWN_SENSOR_TYPE for s in sensors],
+                "units": [s[2] for s in sensors],
+            },
+        )
+
+    # --- readings ------------------------------------------------------------------------------------------------
+    async def insert_readings(self, rows: Sequence[ReadingRecord], *, with_keys: bool = False) -> InsertOutcome:
+        """Insert readings set-based; rows whose ``(timestamp, sensor_id)`` exists are skipped.
+
+        The sensors must exist. Returns what was inserted (with ``with_keys``, the key of every inserted row).
+        """
+        if not rows:
+            return InsertOutcome(0, [], None, None, set() if with_keys else None)
+        if len(rows) <= UNNEST_MAX_ROWS:
+            params = {
+                "timestamps": [r.timestamp for r in rows],
+                "sensor_ids": [r.sensor_id for r in rows],
+                "values": [r.value for r in rows],
+                "units": [r.unit for r in rows],
+                "qualities": [r.quality for r in rows],
+            }
+            result = await self._session.execute(_INSERT_UNNEST_KEYS if with_keys else _INSERT_UNNEST, params)
+        else:
+            await self.copy_to_temp(rows)
+            result = await self._session.execute(_INSERT_TMP_KEYS if with_keys else _INSERT_TMP)
+        if with_keys:
+            keys = {(sensor_id, ts) for sensor_id, ts in result}
+            if not keys:
+                return InsertOutcome(0, [], None, None, keys)
+            stamps = [ts for _, ts in keys]
+            return InsertOutcome(len(keys), sorted({k[0] for k in keys}), min(stamps), max(stamps), keys)
+        count, first, last, sensor_ids = result.one()
+        return InsertOutcome(int(count), sorted(sensor_ids or []), first, last)
+
+    async def copy_to_temp(self, rows: Sequence[ReadingRecord]) -> None:
+        """COPY ``rows`` into the temporary table on the session's own connection and transaction.
+
+        The ``CREATE … IF NOT EXISTS`` goes through SQLAlchemy first: it also makes sure the transaction has
+        begun on the driver connection (SQLAlchemy's asyncpg adapter begins lazily), so the COPY is part of it.
+        """
+        await self._session.execute(_CREATE_TMP_SQL)
+        connection = await self._session.connection()
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.copy_records_to_table(TMP_TABLE, records=rows, columns=list(ReadingRecord._fields))
+
+    # --- idempotency ---------------------------------------------------------------------------------------------
+    async def try_lock_idempotency_key(self, api_key_id: int, key: str) -> bool:
+        """Take the key's transaction-scoped advisory lock; False when another transaction holds it."""
+        result = await self._session.execute(_TRY_LOCK_SQL, {"api_key_id": api_key_id, "key": key})
+        return bool(result.scalar_one())
+
+    async def get_idempotency_record(self, api_key_id: int, key: str) -> StoredResponse | None:
+        """The stored response of an unexpired key (an expired row is deleted first)."""
+        params = {"api_key_id": api_key_id, "key": key}
+        await self._session.execute(_DELETE_EXPIRED_ONE_SQL, params)
+        row = (await self._session.execute(_GET_SQL, params)).one_or_none()
+        if row is None or row.status != "completed":
+            return None
+        return StoredResponse(row.request_hash, int(row.response_status_code), dict(row.response or {}))
+
+    async def save_idempotency_record(
+        self,
+        api_key_id: int,
+        key: str,
+        *,
+        request_hash: str,
+        status_code: int,
+        response_json: str,
+        ttl_s: float,
+    ) -> None:
+        await self._session.execute(
+            _SAVE_SQL,
+            {
+                "api_key_id": api_key_id,
+                "key": key,
+                "request_hash": request_hash,
+                "response": response_json,
+                "status_code": status_code,
+                "ttl_s": float(ttl_s),
+            },
+        )
+
+    async def purge_expired_idempotency_keys(self) -> int:
+        return int((await self._session.execute(_PURGE_SQL)).scalar_one())
+
+
+__all__ = [
+    "TMP_TABLE",
+    "UNKNOWN_SENSOR_TYPE",
+    "UNNEST_MAX_ROWS",
+    "IngestRepository",
+    "InsertOutcome",
+    "ReadingRecord",
+    "StoredResponse",
+    "idempotency_lock_sql",
+]

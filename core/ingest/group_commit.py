@@ -1,0 +1,212 @@
+"""Group commit: concurrent single-reading ingest requests share transactions.
+
+A request validates its reading, ``submit``s it and awaits a future. A worker takes the first queued reading,
+gathers whatever else is queued (waiting at most ``max_wait_s`` once, up to ``max_size`` readings), writes them
+with one set-based ``INSERT … ON CONFLICT DO NOTHING`` and one ``ReadingsIngested`` outbox event in ONE
+transaction, commits, and only then resolves each future with that reading's own outcome (accepted, duplicate
+or rejected for an unknown sensor). If the transaction fails, every waiter of that group gets the exception:
+no request is acknowledged before its data is committed.
+
+While one group is being written the next one accumulates, so under load groups grow and the number of
+commits per second stays bounded by the database, not by the number of clients. Every request of one group
+reports the same ``event_id`` (the ``ingest_event_id`` of the group's event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+from uuid import UUID, uuid4
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.db.repositories.ingest import IngestRepository
+from core.db.session import unit_of_work
+from core.errors import ServiceUnavailable
+from core.events.outbox import add_to_outbox
+from core.events.types import ReadingsIngested
+from core.ingest.schemas import ValidReading
+from core.ingest.service import UNKNOWN_SENSOR, resolve_sensors, to_record
+from core.observability.metrics import INGEST_GROUP_COMMIT_SIZE, INGEST_READINGS_TOTAL
+
+logger = logging.getLogger("core.ingest.group_commit")
+
+Outcome = Literal["accepted", "duplicate", "rejected"]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupResult:
+    event_id: UUID
+    outcome: Outcome
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class _Pending:
+    reading: ValidReading
+    api_key_id: int | None
+    future: asyncio.Future[GroupResult] = field(repr=False)
+
+
+class GroupCommitter:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        auto_register: bool,
+        max_size: int = 512,
+        max_wait_s: float = 0.003,
+        workers: int = 2,
+        queue_size: int = 20_000,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._factory = session_factory
+        self._auto_register = auto_register
+        self._max_size = max_size
+        self._max_wait_s = max_wait_s
+        self._workers = workers
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(maxsize=queue_size)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self.on_commit = on_commit
+        #: Committed group transactions and the requests they carried (for tests and diagnostics).
+        self.transactions = 0
+        self.requests = 0
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks) and not self._closing
+
+    def start(self) -> None:
+        if self._tasks:
+            return
+        self._closing = False
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"ingest-group-commit-{i}") for i in range(self._workers)
+        ]
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop accepting readings, write what is queued, then end the workers."""
+        if not self._tasks:
+            return
+        self._closing = True
+        for _ in self._tasks:
+            await self._queue.put(None)
+        _done, pending = await asyncio.wait(self._tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._tasks = []
+        while not self._queue.empty():  # only if the timeout hit: fail the waiters instead of hanging them
+            item = self._queue.get_nowait()
+            if item is not None and not item.future.done():
+                item.future.set_exception(ServiceUnavailable("the API is shutting down"))
+
+    async def submit(self, reading: ValidReading, api_key_id: int | None) -> GroupResult:
+        """Queue one reading; returns once the transaction that stored it (or not) has committed."""
+        if not self._tasks or self._closing:
+            raise ServiceUnavailable("the ingest group committer is not running")
+        future: asyncio.Future[GroupResult] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(reading, api_key_id, future))
+        return await asyncio.shield(future)
+
+    async def _gather(self, first: _Pending) -> tuple[list[_Pending], bool]:
+        batch = [first]
+        stop = False
+
+        def drain() -> None:
+            nonlocal stop
+            while len(batch) < self._max_size and not stop:
+                try:
+                    item = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                if item is None:
+                    stop = True
+                else:
+                    batch.append(item)
+
+        drain()
+        if len(batch) < self._max_size and not stop and self._max_wait_s > 0:
+            await asyncio.sleep(self._max_wait_s)
+            drain()
+        return batch, stop
+
+    async def _run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch, stop = await self._gather(first)
+            try:
+                await self._write(batch)
+            except Exception as exc:  # noqa: BLE001 - every waiter gets the error
+                logger.warning("group commit of %d readings failed: %s", len(batch), type(exc).__name__)
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+            if stop:
+                return
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        event_id = uuid4()
+        results: dict[int, GroupResult] = {}
+        async with unit_of_work(self._factory) as session:
+            repo = IngestRepository(session)
+            readings = [item.reading for item in batch]
+            # index = position in the group (each request carried one reading)
+            indexed = [
+                ValidReading(i, r.sensor_id, r.value, r.timestamp, r.unit, r.quality, r.sensor_type)
+                for i, r in enumerate(readings)
+            ]
+            known, unknown = await resolve_sensors(repo, indexed, auto_register=self._auto_register)
+            for rejected in unknown:
+                results[rejected.index] = GroupResult(event_id, "rejected", UNKNOWN_SENSOR)
+            first_of: dict[tuple[str, object], int] = {}
+            for reading in known:
+                first_of.setdefault((reading.sensor_id, reading.timestamp), reading.index)
+            rows = [to_record(indexed[i]) for i in first_of.values()]
+            outcome = await repo.insert_readings(rows, with_keys=True)
+            inserted = outcome.keys or set()
+            for reading in known:
+                key = (reading.sensor_id, reading.timestamp)
+                is_new = first_of[key] == reading.index and key in inserted
+                results[reading.index] = GroupResult(event_id, "accepted" if is_new else "duplicate")
+            if outcome.inserted:
+                assert outcome.first_timestamp is not None and outcome.last_timestamp is not None
+                key_ids = {item.api_key_id for item in batch}
+                await add_to_outbox(
+                    session,
+                    ReadingsIngested(
+                        sensor_ids=outcome.sensor_ids,
+                        count=outcome.inserted,
+                        first_timestamp=outcome.first_timestamp,
+                        last_timestamp=outcome.last_timestamp,
+                        api_key_id=key_ids.pop() if len(key_ids) == 1 else None,
+                        ingest_event_id=event_id,
+                    ),
+                )
+        # committed
+        self.transactions += 1
+        self.requests += len(batch)
+        INGEST_GROUP_COMMIT_SIZE.observe(len(batch))
+        counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+        for result in results.values():
+            counts[result.outcome] += 1
+        for name, count in counts.items():
+            if count:
+                INGEST_READINGS_TOTAL.labels(result=name).inc(count)
+        if outcome.inserted and self.on_commit is not None:
+            try:
+                self.on_commit()
+            except Exception:  # noqa: BLE001 - a wake-up is an optimisation; the relay polls anyway
+                logger.exception("group commit on_commit callback failed")
+        for i, item in enumerate(batch):
+            if not item.future.done():
+                item.future.set_result(results[i])
+
+
+__all__ = ["GroupCommitter", "GroupResult"]

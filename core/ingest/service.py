@@ -1,0 +1,230 @@
+"""Ingest service: validated readings → set-based insert, outbox event and idempotency record, in the caller's
+transaction (it flushes, never commits; DESIGN.md §5.2).
+
+Modes: ``partial`` (default) stores the good items and lists the bad ones; ``atomic`` stores nothing when any
+item is bad and answers 422 listing every bad item. A request in which no item can be stored is a 422 in both
+modes. ``duplicates`` counts items whose ``(sensor_id, timestamp)`` is already stored or repeated within the
+request (the first occurrence wins).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.config import Settings
+from core.db.repositories.ingest import IngestRepository, ReadingRecord, StoredResponse
+from core.errors import PayloadTooLarge, ValidationFailed
+from core.events.outbox import add_to_outbox
+from core.events.types import ReadingsIngested
+from core.ingest.errors import IdempotencyKeyInFlight, IdempotencyKeyMismatch, MalformedJSON
+from core.ingest.schemas import (
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    IngestResponse,
+    MalformedBody,
+    NotReadings,
+    ParsedBatch,
+    RejectedItem,
+    TooManyItems,
+    ValidReading,
+    parse_readings,
+)
+from core.observability.metrics import INGEST_BATCH_SIZE, INGEST_READINGS_TOTAL
+
+UNKNOWN_SENSOR = "unknown sensor"
+
+
+def parse_body(body: bytes, settings: Settings) -> ParsedBatch:
+    """Parse a raw body into valid readings and rejected items, or raise the matching AppError."""
+    try:
+        return parse_readings(body, retention_days=settings.retention_days)
+    except MalformedBody as exc:
+        raise MalformedJSON(str(exc)) from None
+    except TooManyItems as exc:
+        raise PayloadTooLarge(str(exc)) from None
+    except NotReadings as exc:
+        raise ValidationFailed(str(exc), errors=[{"loc": ["body"], "msg": str(exc), "type": "value_error"}]) from None
+
+
+def request_hash(body: bytes, *, atomic: bool) -> str:
+    """Fingerprint of a request for idempotency: the mode and the exact raw body."""
+    digest = hashlib.sha256(b"atomic=1\n" if atomic else b"atomic=0\n")
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def check_idempotency_key(key: str) -> str:
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY_CHARS or not key.isprintable():
+        msg = f"Idempotency-Key must be 1–{MAX_IDEMPOTENCY_KEY_CHARS} printable characters"
+        raise ValidationFailed(msg, errors=[{"loc": ["header", "Idempotency-Key"], "msg": msg, "type": "value_error"}])
+    return key
+
+
+def rejection_error(rejected: list[RejectedItem], detail: str) -> ValidationFailed:
+    """422 listing every rejected item (``errors`` in the problem's usual shape, plus ``rejected``)."""
+    ordered = sorted(rejected, key=lambda r: r.index)
+    errors = [{"loc": ["body", r.index], "msg": r.reason, "type": "rejected"} for r in ordered]
+    return ValidationFailed(
+        detail, errors=errors, extra={"rejected": [r.model_dump() for r in ordered]}
+    )
+
+
+@dataclass(slots=True)
+class _Plan:
+    rows: list[ReadingRecord]
+    in_batch_duplicates: int
+    rejected: list[RejectedItem]
+
+
+def dedupe(readings: list[ValidReading]) -> tuple[list[ValidReading], int]:
+    """First occurrence of each ``(sensor_id, timestamp)`` and the number of repeats dropped."""
+    seen: set[tuple[str, Any]] = set()
+    unique: list[ValidReading] = []
+    for reading in readings:
+        key = (reading.sensor_id, reading.timestamp)
+        if key in seen:
+            continue
+        seen.add(key)
+        unique.append(reading)
+    return unique, len(readings) - len(unique)
+
+
+async def resolve_sensors(
+    repo: IngestRepository, readings: list[ValidReading], *, auto_register: bool
+) -> tuple[list[ValidReading], list[RejectedItem]]:
+    """Keep readings of known sensors; register unknown ones (``auto_register``) or reject them."""
+    wanted: dict[str, ValidReading] = {}
+    for reading in readings:
+        wanted.setdefault(reading.sensor_id, reading)
+    existing = await repo.existing_sensors(list(wanted))
+    missing = [sid for sid in wanted if sid not in existing]
+    if not missing:
+        return readings, []
+    if auto_register:
+        await repo.register_sensors(
+            [(sid, wanted[sid].sensor_type, wanted[sid].unit) for sid in missing]
+        )
+        return readings, []
+    unknown = set(missing)
+    kept = [r for r in readings if r.sensor_id not in unknown]
+    rejected = [RejectedItem(index=r.index, reason=UNKNOWN_SENSOR) for r in readings if r.sensor_id in unknown]
+    return kept, rejected
+
+
+def to_record(reading: ValidReading) -> ReadingRecord:
+    return ReadingRecord(reading.timestamp, reading.sensor_id, reading.value, reading.unit, reading.quality)
+
+
+class IngestService:
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+        self._session = session
+        self._settings = settings
+        self._repo = IngestRepository(session)
+
+    # --- idempotency -----------------------------------------------------------------------------------------
+    async def begin_idempotent(self, api_key_id: int, key: str, fingerprint: str) -> StoredResponse | None:
+        """Claim ``key`` for this transaction; the stored response when it was already answered.
+
+        Raises 409 while another transaction (in any API process) holds the key, 422 when the key was used
+        with a different request.
+        """
+        if not await self._repo.try_lock_idempotency_key(api_key_id, key):
+            raise IdempotencyKeyInFlight(
+                "a request with this Idempotency-Key is still being processed; retry later",
+                headers={"Retry-After": "1"},
+            )
+        stored = await self._repo.get_idempotency_record(api_key_id, key)
+        if stored is not None and stored.request_hash != fingerprint:
+            raise IdempotencyKeyMismatch(
+                "this Idempotency-Key was already used with a different request body"
+            )
+        return stored
+
+    async def complete_idempotent(
+        self, api_key_id: int, key: str, fingerprint: str, *, status_code: int, body: dict[str, Any]
+    ) -> None:
+        await self._repo.save_idempotency_record(
+            api_key_id,
+            key,
+            request_hash=fingerprint,
+            status_code=status_code,
+            response_json=orjson.dumps(body).decode(),
+            ttl_s=self._settings.idempotency_ttl_hours * 3600.0,
+        )
+
+    # --- readings --------------------------------------------------------------------------------------------
+    async def ingest(
+        self,
+        batch: ParsedBatch,
+        *,
+        atomic: bool,
+        api_key_id: int | None,
+        event_id: UUID | None = None,
+    ) -> IngestResponse:
+        """Store the valid readings of ``batch``; raise 422 when nothing (or, atomic, not everything) can be."""
+        event_id = event_id or uuid4()
+        INGEST_BATCH_SIZE.observe(batch.total)
+        rejected = list(batch.rejected)
+        if atomic and rejected:
+            self._count(0, 0, len(rejected))
+            raise rejection_error(rejected, f"{len(rejected)} of {batch.total} readings are invalid; none stored")
+        known, unknown = await resolve_sensors(
+            self._repo, batch.readings, auto_register=bool(self._settings.auto_register_sensors)
+        )
+        rejected += unknown
+        kept, in_batch_duplicates = dedupe(known)
+        if rejected and (atomic or not kept):
+            self._count(0, 0, len(rejected))
+            raise rejection_error(
+                rejected,
+                f"{len(rejected)} of {batch.total} readings are invalid; none stored",
+            )
+        outcome = await self._repo.insert_readings([to_record(r) for r in kept])
+        duplicates = in_batch_duplicates + (len(kept) - outcome.inserted)
+        if outcome.inserted:
+            assert outcome.first_timestamp is not None and outcome.last_timestamp is not None
+            await add_to_outbox(
+                self._session,
+                ReadingsIngested(
+                    sensor_ids=outcome.sensor_ids,
+                    count=outcome.inserted,
+                    first_timestamp=outcome.first_timestamp,
+                    last_timestamp=outcome.last_timestamp,
+                    api_key_id=api_key_id,
+                    ingest_event_id=event_id,
+                ),
+            )
+        self._count(outcome.inserted, duplicates, len(rejected))
+        return IngestResponse(
+            event_id=event_id,
+            accepted=outcome.inserted,
+            duplicates=duplicates,
+            rejected=sorted(rejected, key=lambda r: r.index),
+        )
+
+    @staticmethod
+    def _count(accepted: int, duplicates: int, rejected: int) -> None:
+        if accepted:
+            INGEST_READINGS_TOTAL.labels(result="accepted").inc(accepted)
+        if duplicates:
+            INGEST_READINGS_TOTAL.labels(result="duplicate").inc(duplicates)
+        if rejected:
+            INGEST_READINGS_TOTAL.labels(result="rejected").inc(rejected)
+
+
+__all__ = [
+    "UNKNOWN_SENSOR",
+    "IngestService",
+    "check_idempotency_key",
+    "dedupe",
+    "parse_body",
+    "rejection_error",
+    "request_hash",
+    "resolve_sensors",
+    "to_record",
+]
