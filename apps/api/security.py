@@ -154,7 +154,6 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     dependency.__name__ = f"require_{scope}_scope"
-    dependency.required_scope = scope  # type: ignore[attr-defined]  # read by the route-walk tests
     return dependency
 
 

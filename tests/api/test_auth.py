@@ -1,0 +1,258 @@
+"""Authentication and scopes: 401 without/with an unknown or revoked key, 403 with a wrong scope, admin implies
+all, the key cache's revocation delay, last_used_at bookkeeping, and a walk over every route of the app."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from apps.api.security import AdminPrincipal, IngestPrincipal, Principal, ReadPrincipal
+from core.auth.keys import ALL_SCOPES, BOOTSTRAP_KEY_NAME, hash_key
+from core.config import Settings
+from core.observability.metrics import REGISTRY
+from tests.api.auth_support import (
+    MISSING_ID,
+    FakeClock,
+    bootstrap_headers,
+    create_key,
+    key_row,
+    revoke_in_database,
+    serve_app,
+    set_last_used,
+)
+
+#: Anonymous by design: liveness/readiness probes and Prometheus scraping (see SECURITY.md).
+EXEMPT = re.compile(r"^(/health.*|/metrics)$")
+
+
+# --- a few routes declaring each scope (the app's own routers may not cover every scope yet) ---------------
+def add_scope_probes(app: FastAPI) -> None:
+    def show(principal: Principal) -> dict[str, Any]:
+        return {"id": principal.api_key_id, "name": principal.name, "scopes": sorted(principal.scopes)}
+
+    @app.get("/_probe/ingest")
+    async def probe_ingest(principal: IngestPrincipal) -> dict[str, Any]:
+        return show(principal)
+
+    @app.get("/_probe/read")
+    async def probe_read(principal: ReadPrincipal) -> dict[str, Any]:
+        return show(principal)
+
+    @app.get("/_probe/admin")
+    async def probe_admin(principal: AdminPrincipal) -> dict[str, Any]:
+        return show(principal)
+
+
+def assert_unauthorized(response: Any) -> None:
+    assert response.status_code == 401, (response.request.url, response.text)
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.headers["www-authenticate"].startswith("ApiKey")
+    assert response.json()["type"].endswith("/unauthorized")
+
+
+def auth_failures(reason: str) -> float:
+    return REGISTRY.get_sample_value("sm_auth_failures_total", {"reason": reason}) or 0.0
+
+
+async def test_no_key_and_unknown_key_get_401(settings: Settings) -> None:
+    async with serve_app(settings, add_scope_probes) as (_, client):
+        before = auth_failures("missing_key"), auth_failures("unknown_key")
+        assert_unauthorized(await client.get("/_probe/read"))
+        assert_unauthorized(await client.get("/_probe/read", headers={"X-API-Key": ""}))
+        assert_unauthorized(await client.get("/_probe/read", headers={"X-API-Key": "sm_not-a-key"}))
+        assert auth_failures("missing_key") == before[0] + 2
+        assert auth_failures("unknown_key") == before[1] + 1
+
+
+async def test_revoked_key_gets_401(settings: Settings) -> None:
+    async with serve_app(settings, add_scope_probes) as (_, client):
+        key = await create_key(client, settings, "read")
+        assert (await client.get("/_probe/read", headers=key.headers)).status_code == 200
+        revoked = await client.delete(f"/api/v1/admin/api-keys/{key.id}", headers=bootstrap_headers(settings))
+        assert revoked.status_code == 200
+        before = auth_failures("revoked_key")
+        assert_unauthorized(await client.get("/_probe/read", headers=key.headers))
+        assert auth_failures("revoked_key") == before + 1
+
+
+@pytest.mark.parametrize("scope", ALL_SCOPES)
+async def test_each_scope_opens_its_routes_only(settings: Settings, scope: str) -> None:
+    async with serve_app(settings, add_scope_probes) as (_, client):
+        key = await create_key(client, settings, scope)
+        for target in ALL_SCOPES:
+            response = await client.get(f"/_probe/{target}", headers=key.headers)
+            if target == scope or scope == "admin":
+                assert response.status_code == 200, (scope, target, response.text)
+                assert response.json() == {"id": key.id, "name": key.name, "scopes": [scope]}
+            else:
+                assert response.status_code == 403, (scope, target, response.text)
+                assert response.headers["content-type"].startswith("application/problem+json")
+                assert response.json()["type"].endswith("/forbidden")
+                assert "www-authenticate" not in response.headers
+
+
+async def test_bootstrap_key_is_a_registered_admin_key(settings: Settings) -> None:
+    async with serve_app(settings, add_scope_probes) as (_, client):
+        response = await client.get("/_probe/admin", headers=bootstrap_headers(settings))
+        assert response.status_code == 200
+        body = response.json()
+        assert body["name"] == BOOTSTRAP_KEY_NAME
+        assert body["scopes"] == sorted(ALL_SCOPES)
+        row = await key_row(settings, body["id"])
+        assert row is not None
+        assert row.key_hash == hash_key(settings.api_key.get_secret_value())
+        assert row.revoked_at is None
+
+
+async def test_bootstrap_registration_is_idempotent_and_a_new_key_revokes_the_old_row(
+    settings: Settings,
+) -> None:
+    async with serve_app(settings, add_scope_probes) as (_, client):
+        first = (await client.get("/_probe/admin", headers=bootstrap_headers(settings))).json()["id"]
+    async with serve_app(settings, add_scope_probes) as (_, client):
+        again = (await client.get("/_probe/admin", headers=bootstrap_headers(settings))).json()["id"]
+    assert again == first  # same row across restarts
+
+    rotated = settings.model_copy(
+        update={"api_key": type(settings.api_key)("sm-rotated-bootstrap-key-for-tests")}
+    )
+    try:
+        async with serve_app(rotated, add_scope_probes) as (_, client):
+            response = await client.get("/_probe/admin", headers=bootstrap_headers(rotated))
+            assert response.status_code == 200
+            assert response.json()["id"] != first
+            assert_unauthorized(await client.get("/_probe/admin", headers=bootstrap_headers(settings)))
+        old = await key_row(settings, first)
+        assert old is not None and old.revoked_at is not None
+    finally:
+        # the rest of the suite uses the original key: un-revoke its row (test-only repair)
+        from sqlalchemy import update
+
+        from core.db.models import ApiKey
+        from core.db.session import create_engine, create_session_factory, unit_of_work
+
+        engine = create_engine(settings, pool_size=1, max_overflow=0)
+        try:
+            async with unit_of_work(create_session_factory(engine)) as session:
+                await session.execute(update(ApiKey).where(ApiKey.id == first).values(revoked_at=None))
+                await session.execute(
+                    update(ApiKey)
+                    .where(ApiKey.key_hash == hash_key(rotated.api_key.get_secret_value()))
+                    .values(revoked_at=datetime.now(UTC))
+                )
+        finally:
+            await engine.dispose()
+
+
+async def test_revocation_elsewhere_takes_effect_within_the_cache_ttl(settings: Settings) -> None:
+    ttl = 5.0
+    async with serve_app(settings.model_copy(update={"api_key_cache_ttl_s": ttl}), add_scope_probes) as (
+        app,
+        client,
+    ):
+        clock = FakeClock()
+        app.state.authenticator.clock = clock
+        key = await create_key(client, settings, "read")
+        assert (await client.get("/_probe/read", headers=key.headers)).status_code == 200  # now cached
+
+        await revoke_in_database(settings, key.id)  # another process: this one is not told
+        clock.advance(ttl - 0.5)
+        assert (await client.get("/_probe/read", headers=key.headers)).status_code == 200  # still cached
+        clock.advance(1.0)  # past the TTL: looked up again
+        assert_unauthorized(await client.get("/_probe/read", headers=key.headers))
+
+
+async def test_last_used_at_is_written_at_most_once_a_minute(settings: Settings) -> None:
+    async with serve_app(settings, add_scope_probes) as (app, client):
+        clock = FakeClock()
+        app.state.authenticator.clock = clock
+        key = await create_key(client, settings, "read")
+        row = await key_row(settings, key.id)
+        assert row is not None and row.last_used_at is None
+
+        assert (await client.get("/_probe/read", headers=key.headers)).status_code == 200
+        row = await key_row(settings, key.id)
+        assert row is not None and row.last_used_at is not None
+
+        long_ago = datetime.now(UTC) - timedelta(hours=2)
+        await set_last_used(settings, key.id, long_ago)
+        for _ in range(3):
+            clock.advance(10)
+            assert (await client.get("/_probe/read", headers=key.headers)).status_code == 200
+        row = await key_row(settings, key.id)
+        assert row is not None and row.last_used_at == long_ago  # not on every request
+
+        clock.advance(31)  # more than a minute since the last write
+        assert (await client.get("/_probe/read", headers=key.headers)).status_code == 200
+        row = await key_row(settings, key.id)
+        assert row is not None and row.last_used_at is not None and row.last_used_at > long_ago
+
+
+async def test_unreachable_database_is_503_not_500(offline_settings: Settings) -> None:
+    async with serve_app(offline_settings, add_scope_probes) as (_, client):
+        response = await client.get("/_probe/read", headers={"X-API-Key": "sm_whatever"})
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+# --- the route walk: every route of the real app, present and future ----------------------------------------
+async def app_routes(app: FastAPI, client: Any) -> list[tuple[str, str]]:
+    """(method, path template) of every operation in the OpenAPI document, plus undocumented API routes."""
+    document = (await client.get("/openapi.json")).json()
+    routes = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
+    for route in app.routes:  # routes hidden from the schema (include_in_schema=False) on the app itself
+        if isinstance(route, APIRoute):
+            routes |= {(m, route.path) for m in route.methods - {"HEAD", "OPTIONS"}}
+    return sorted(routes, key=lambda r: (r[1], r[0]))
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", str(MISSING_ID), path)
+
+
+async def test_every_route_needs_a_key_except_health_and_metrics(settings: Settings) -> None:
+    app_settings = settings.model_copy(update={"metrics_require_key": False})
+    async with serve_app(app_settings) as (app, client):
+        routes = await app_routes(app, client)
+        assert any(p.startswith("/api/v1/admin/") for _, p in routes)
+        checked = 0
+        for method, path in routes:
+            url = concrete(path)
+            anonymous = await client.request(method, url)
+            if EXEMPT.match(path):
+                assert anonymous.status_code not in (401, 403), (method, path)
+                continue
+            assert_unauthorized(anonymous)
+            assert_unauthorized(await client.request(method, url, headers={"X-API-Key": "sm_unknown"}))
+            checked += 1
+        assert checked >= 3
+
+
+async def test_every_route_opens_to_admin_and_to_at_most_one_other_scope(settings: Settings) -> None:
+    """The matrix over every non-exempt route: an admin key passes authorisation, an ``ingest`` or ``read`` key
+    passes only where that is the route's scope (at most one of them), every other key gets 403."""
+    async with serve_app(settings) as (app, client):
+        keys = {scope: await create_key(client, settings, scope) for scope in ALL_SCOPES}
+        admin_only = []
+        for method, path in await app_routes(app, client):
+            if EXEMPT.match(path):
+                continue
+            url = concrete(path)  # ids that do not exist: nothing is changed by a request that passes
+            passed = set()
+            for held, key in keys.items():
+                response = await client.request(method, url, headers=key.headers)
+                assert response.status_code != 401, (method, path, held, response.text)
+                if response.status_code == 403:
+                    assert response.json()["type"].endswith("/forbidden")
+                else:
+                    passed.add(held)
+            assert "admin" in passed, (method, path)
+            assert len(passed - {"admin"}) <= 1, (method, path, passed)
+            if passed == {"admin"}:
+                admin_only.append(path)
+        assert "/api/v1/admin/api-keys" in admin_only
