@@ -1,8 +1,9 @@
 """Injected faults with ground truth.
 
 Every fault is applied to one sensor's series and described by a :class:`FaultSpec` that becomes an
-``injected_faults`` row. Windows are placed at fixed fractions of the series, so they scale with
-``readings_per_sensor`` (numbers below are for the default 600 readings = 50 h at 5 min):
+``injected_faults`` row. Windows are placed at fixed fractions of the *nominal* series (the last
+``readings_per_sensor`` slots before ``end``), so they scale with ``readings_per_sensor`` (numbers below are for
+the default 600 readings = 50 h at 5 min, as slot indices of that nominal series):
 
 ========  ===========  ============================  ==========================================================
 kind      sensor       window                        effect and ``magnitude``
@@ -19,6 +20,10 @@ dropout   sensor-011   readings 180–215 (3 h)        readings missing; ``magni
 
 ``started_at``/``ended_at`` are the timestamps of the first and last affected slot (inclusive; equal for a spike).
 For a dropout both name slots that have no reading.
+
+Every sensor still has ``readings_per_sensor`` readings: a sensor with dropouts gets a longer series that starts
+:func:`dropout_slots` slots earlier (sensor-011: 636 slots = 53 h, 36 of them empty), and its fault windows keep
+their place in time (``offset`` of :func:`apply_faults`).
 """
 
 from __future__ import annotations
@@ -97,6 +102,16 @@ FAULT_PLAN: tuple[PlannedFault, ...] = (
 )
 
 
+def dropout_slots(sensor_id: str, n: int, plan: Sequence[PlannedFault] = FAULT_PLAN) -> int:
+    """Slots the plan's dropouts of ``sensor_id`` leave empty in a nominal series of ``n`` readings."""
+    empty: set[int] = set()
+    for planned in plan:
+        if planned.sensor_id == sensor_id and planned.kind == "dropout":
+            first, last = planned.window(n)
+            empty.update(range(first, last + 1))
+    return len(empty)
+
+
 def apply_faults(
     sensor_id: str,
     timestamps: Sequence[datetime],
@@ -106,18 +121,24 @@ def apply_faults(
     keep: np.ndarray,
     decimals: int,
     plan: Sequence[PlannedFault] = FAULT_PLAN,
+    *,
+    offset: int = 0,
 ) -> list[FaultSpec]:
     """Apply the plan's faults for ``sensor_id`` in place; return their ground-truth records.
 
     ``value`` already holds cycle + AR(1) ``noise``; ``keep`` marks readings that exist (dropouts clear it).
-    Stuck values are rounded to ``decimals`` so the held value is exactly what is stored.
+    Stuck values are rounded to ``decimals`` so the held value is exactly what is stored. The series may start
+    ``offset`` slots before the nominal one (see :func:`dropout_slots`): windows are placed on its last
+    ``len(value) - offset`` slots.
     """
-    n = len(value)
+    if not 0 <= offset < len(value):
+        raise ValueError("offset must be at least 0 and less than the series length")
+    n = len(value) - offset
     faults: list[FaultSpec] = []
     for planned in plan:
         if planned.sensor_id != sensor_id:
             continue
-        first, last = planned.window(n)
+        first, last = (offset + i for i in planned.window(n))
         sl = slice(first, last + 1)
         magnitude = planned.magnitude
         if planned.kind == "drift":

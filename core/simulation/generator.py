@@ -5,8 +5,10 @@ DataFrame) and the fault ground truth. It touches no database and no clock when 
 ``end``, ``seed``, ``readings_per_sensor`` and ``interval`` always give the same output.
 
 Time axis
-    ``readings_per_sensor`` slots at ``interval`` spacing, the last one at ``end`` (default: now, rounded down
-    to the interval). 600 × 5 min = 50 h, a little over two daily cycles. Hours of day are UTC.
+    Every sensor has ``readings_per_sensor`` readings at ``interval`` spacing, the last one at ``end`` (default:
+    now, rounded down to the interval). 600 × 5 min = 50 h, a little over two daily cycles. A sensor with an
+    injected dropout starts earlier by the length of its gap, so it has the same number of readings and the gap
+    stays real: sensor-011 spans 636 slots (53 h) with 36 of them empty. Hours of day are UTC.
 
 Physics (healthy behaviour; ``core.simulation.catalogue`` holds the numbers, ``docs/data/demo_fleet.md``
 explains them)
@@ -47,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from core.simulation.catalogue import DEMO_ASSETS, DEMO_SENSORS, PROFILES, AssetSpec, SensorSpec
-from core.simulation.faults import FAULT_PLAN, FaultSpec, PlannedFault, apply_faults
+from core.simulation.faults import FAULT_PLAN, FaultSpec, PlannedFault, apply_faults, dropout_slots
 
 DEFAULT_READINGS_PER_SENSOR = 600
 DEFAULT_INTERVAL = timedelta(minutes=5)
@@ -64,7 +66,7 @@ class DemoFleet:
     """Output of :func:`generate_demo_fleet`.
 
     ``readings`` has the columns :data:`READING_COLUMNS`: ``timestamp`` is timezone-aware UTC, rows are sorted
-    by sensor then time, and dropout slots are absent.
+    by sensor then time, every sensor has ``readings_per_sensor`` rows, and dropout slots are absent.
     """
 
     assets: tuple[AssetSpec, ...]
@@ -72,7 +74,8 @@ class DemoFleet:
     readings: pd.DataFrame
     faults: tuple[FaultSpec, ...]
     timeline: tuple[datetime, ...]
-    """All slots, including those a dropout leaves empty."""
+    """All slots of the fleet, including those a dropout leaves empty: from the first slot of the longest series
+    (a sensor with a dropout starts earlier) to ``end``."""
 
     @property
     def end(self) -> datetime:
@@ -117,7 +120,10 @@ def _sensor_series(
     timeline: tuple[datetime, ...],
     hours: np.ndarray,
     plan: tuple[PlannedFault, ...],
+    offset: int = 0,
 ) -> tuple[pd.DataFrame, list[FaultSpec]]:
+    """One sensor's readings on ``timeline`` (its own slots; the first ``offset`` of them precede the nominal
+    series, see :func:`core.simulation.faults.apply_faults`) and its fault records."""
     profile = PROFILES[sensor.type]
     rng = np.random.default_rng([seed, number])
     n = len(timeline)
@@ -134,7 +140,9 @@ def _sensor_series(
     value[noisy] += rng.normal(0.0, 1.0, noisy.sum()) * 2.0 * (1.0 - quality[noisy]) * profile.noise_sd
 
     keep = np.ones(n, dtype=bool)
-    faults = apply_faults(sensor.sensor_id, timeline, value, noise, quality, keep, profile.decimals, plan)
+    faults = apply_faults(
+        sensor.sensor_id, timeline, value, noise, quality, keep, profile.decimals, plan, offset=offset
+    )
     if profile.floor is not None:
         value = np.maximum(value, profile.floor)
     value = np.round(value, profile.decimals)
@@ -172,13 +180,18 @@ def generate_demo_fleet(
         end = floor_time(datetime.now(UTC), interval)
     elif end.tzinfo is None:
         raise ValueError("end must be timezone-aware (UTC)")
-    timeline = build_timeline(end, readings_per_sensor, interval)
+    # a sensor with dropouts starts earlier by the slots they leave empty, so it has readings_per_sensor too
+    extra = {s.sensor_id: dropout_slots(s.sensor_id, readings_per_sensor, plan) for s in DEMO_SENSORS}
+    timeline = build_timeline(end, readings_per_sensor + max(extra.values(), default=0), interval)
     hours = _hours_of_day(timeline)
 
     frames: list[pd.DataFrame] = []
     faults: list[FaultSpec] = []
     for number, sensor in enumerate(DEMO_SENSORS, start=1):
-        frame, sensor_faults = _sensor_series(sensor, number, seed, timeline, hours, plan)
+        slots = readings_per_sensor + extra[sensor.sensor_id]
+        frame, sensor_faults = _sensor_series(
+            sensor, number, seed, timeline[-slots:], hours[-slots:], plan, extra[sensor.sensor_id]
+        )
         frames.append(frame)
         faults.extend(sensor_faults)
     readings = pd.concat(frames, ignore_index=True).sort_values(["sensor_id", "timestamp"], ignore_index=True)

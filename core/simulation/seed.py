@@ -1,16 +1,17 @@
 """Store the demo fleet: assets, sensors, readings and fault ground truth (a service: it only flushes).
 
 Idempotence and top-up
-    * **Already seeded → skipped.** When every demo sensor already holds at least as many readings as the
-      generator produces for it (600, fewer for the sensor with a dropout gap), nothing is written unless
-      ``force=True``. ``make up`` runs the seed on every start and relies on this.
+    * **Already seeded → skipped.** When every demo sensor already holds at least ``readings_per_sensor``
+      readings (600, what the generator produces for every sensor: the sensor with the dropout gap starts
+      earlier), nothing is written unless ``force=True``. ``make up`` runs the seed on every start and relies
+      on this.
     * **Never back-fills.** Each sensor only receives generated readings *after its latest stored reading*
       (all of them on an empty database). Assets and sensors are upserted by their natural keys (rows already
       current are not rewritten) and readings go in with ``ON CONFLICT (timestamp, sensor_id) DO NOTHING``.
     * **Fixed ``end`` → exact no-op on re-run**: a second run (with ``force``) inserts 0 readings and 0 faults.
     * **Default ``end`` (now) → top-up**: a forced run later appends the readings between each sensor's latest
-      reading and the new ``end`` (the generated window is the 50 h before ``end``; if the previous run is
-      older than that, a gap remains between the two). Stored readings are never changed.
+      reading and the new ``end`` (the generated window is the 50 h before ``end``, 53 h for the dropout
+      sensor; if the previous run is older than that, a gap remains between the two). Stored readings are never changed.
 
 Fault ground truth follows the stored data
     A generated fault is recorded only for readings this run stored: entirely after the sensor's latest
@@ -114,7 +115,6 @@ async def seed_demo_fleet(
     if end is not None and end.tzinfo is None:
         end = end.replace(tzinfo=UTC)  # command lines give naive times; they mean UTC
     fleet = generate_demo_fleet(end, seed=seed, readings_per_sensor=readings_per_sensor, interval=interval)
-    per_sensor = fleet.readings.groupby("sensor_id").size().to_dict()
     readings = ReadingRepository(session)
     report = {
         "end": fleet.end,
@@ -126,8 +126,8 @@ async def seed_demo_fleet(
         "faults_generated": len(fleet.faults),
     }
 
-    stored = await readings.count_by_sensor(DEMO_SENSOR_IDS, at_most=max(per_sensor.values()))
-    if not force and all(stored.get(sensor_id, 0) >= n for sensor_id, n in per_sensor.items()):
+    stored = await readings.count_by_sensor(DEMO_SENSOR_IDS, at_most=readings_per_sensor)
+    if not force and all(stored.get(sensor_id, 0) >= readings_per_sensor for sensor_id in DEMO_SENSOR_IDS):
         return SeedReport(skipped=True, sensors_created=0, readings_inserted=0, faults_recorded=0, **report)
 
     fleet_repo = FleetRepository(session)

@@ -24,7 +24,7 @@ from scripts import export_sensor_data_csv, seed_data
 END = datetime(2026, 11, 1, tzinfo=UTC)
 STEP = timedelta(minutes=5)
 FLEET = generate_demo_fleet(END, seed=42)
-DROPPED = sum(int(f.magnitude) for f in FLEET.faults if f.kind == "dropout")
+GENERATED = len(FLEET.readings)  # 15 sensors x 600 readings (the dropout sensor starts earlier)
 DEMO = {"ids": list(DEMO_SENSOR_IDS)}
 
 
@@ -78,15 +78,14 @@ async def test_seed_stores_sensors_readings_and_faults(sessions: async_sessionma
     async with unit_of_work(sessions) as session:
         report = await seed_demo_fleet(session, end=END, seed=42)
     assert not report.skipped
-    assert report.readings_inserted == report.readings_generated == 9000 - DROPPED
+    assert report.readings_inserted == report.readings_generated == GENERATED == 9000
     assert report.faults_recorded == len(FLEET.faults) >= 6
     assert (report.assets, report.sensors, report.sensor_types) == (5, 15, 5)
 
     async with unit_of_work(sessions) as session:
         counts = await ReadingRepository(session).count_by_sensor(DEMO_SENSOR_IDS)
-    dropout = {f.sensor_id: int(f.magnitude) for f in FLEET.faults if f.kind == "dropout"}
-    assert counts == {s: 600 - dropout.get(s, 0) for s in DEMO_SENSOR_IDS}
-    assert sum(counts.values()) == 9000 - DROPPED
+    assert counts == {s: 600 for s in DEMO_SENSOR_IDS}
+    assert sum(counts.values()) == GENERATED
     assert await _scalar(sessions, "SELECT count(*) FROM sensors WHERE sensor_id = ANY(:ids)") == 15
     assert (
         await _scalar(sessions, "SELECT count(DISTINCT type) FROM sensors WHERE sensor_id = ANY(:ids)") == 5
@@ -102,7 +101,14 @@ async def test_seed_stores_sensors_readings_and_faults(sessions: async_sessionma
         sessions,
         "SELECT min(timestamp)::text || ' ' || max(timestamp)::text FROM sensor_readings WHERE sensor_id = ANY(:ids)",
     )
-    assert window == "2026-10-29 22:05:00+00 2026-11-01 00:00:00+00"
+    assert window == "2026-10-29 19:05:00+00 2026-11-01 00:00:00+00"  # sensor-011 starts 36 slots early
+    dropout = next(f for f in FLEET.faults if f.kind == "dropout")
+    in_gap = await _scalar(
+        sessions,
+        f"SELECT count(*) FROM sensor_readings WHERE sensor_id = '{dropout.sensor_id}' "
+        f"AND timestamp BETWEEN '{dropout.started_at.isoformat()}' AND '{dropout.ended_at.isoformat()}'",
+    )
+    assert in_gap == 0 and dropout.magnitude == 36
 
     stored = [row[1:] for row in await _fault_rows(sessions)]
     expected = [
@@ -127,7 +133,7 @@ async def test_rerun_is_a_no_op(sessions: async_sessionmaker[AsyncSession]) -> N
 
     assert (
         await _scalar(sessions, "SELECT count(*) FROM sensor_readings WHERE sensor_id = ANY(:ids)")
-        == 9000 - DROPPED
+        == GENERATED
     )
     assert await _fault_rows(sessions) == faults_before
     assert await _row_versions(sessions) == versions_before  # assets and sensors were not even rewritten
@@ -145,7 +151,7 @@ def test_export_from_the_database_matches_the_generator(
     assert lines[0] == "sensor_id,sensor_type,value,unit,timestamp,quality"
     assert lines[0] == ",".join(READINGS_HEADER)
     demo_lines = [line for line in lines[1:] if line.split(",", 1)[0] in DEMO_SENSOR_IDS]
-    assert len(demo_lines) == 9000 - DROPPED
+    assert len(demo_lines) == GENERATED
     assert demo_lines[0] == next(line for line in lines[1:] if line.startswith("sensor-001,"))
 
     generated = tmp_path / "gen" / "sensor_data.csv"
@@ -172,7 +178,7 @@ async def test_forced_seed_with_a_later_end_tops_up(sessions: async_sessionmaker
         report = await seed_demo_fleet(session, end=later, seed=42, force=True)
     assert report.readings_inserted == 15 * 12
     assert await _scalar(sessions, "SELECT count(*) FROM sensor_readings WHERE sensor_id = ANY(:ids)") == (
-        9000 - DROPPED + 15 * 12
+        GENERATED + 15 * 12
     )
     assert (
         await _scalar(

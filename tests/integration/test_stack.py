@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from core.config import PROJECT_ROOT
+from core.simulation import generate_demo_fleet
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +43,11 @@ def _listening(port: int) -> bool:
 @pytest.fixture()
 def stack_env() -> dict[str, str]:
     data_dir = PROJECT_ROOT / ".data" / f"test-stack-{uuid.uuid4().hex[:8]}"
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "API_BASE_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "API_BASE_URL")
+    }
     env.update(
         SM_DATA_DIR=str(data_dir),
         SM_LOG_DIR=str(data_dir / "logs"),
@@ -97,7 +102,9 @@ def test_make_up_runs_the_stack_and_stops_cleanly(stack_env: dict[str, str]) -> 
         assert ready.status_code == 200, ready.text
         assert httpx.get(f"http://127.0.0.1:{mlflow}/health", timeout=10).status_code == 200
         experiments = httpx.post(
-            f"http://127.0.0.1:{mlflow}/api/2.0/mlflow/experiments/search", json={"max_results": 5}, timeout=10
+            f"http://127.0.0.1:{mlflow}/api/2.0/mlflow/experiments/search",
+            json={"max_results": 5},
+            timeout=10,
         )
         assert experiments.status_code == 200, experiments.text
         page = httpx.get(f"http://127.0.0.1:{ui}/", timeout=10)
@@ -105,7 +112,7 @@ def test_make_up_runs_the_stack_and_stops_cleanly(stack_env: dict[str, str]) -> 
         assert httpx.get(f"http://127.0.0.1:{ui}/_stcore/health", timeout=10).text.strip() == "ok"
 
         seeded = asyncio.run(_reading_count(_socket_dir(stack_env)))
-        assert seeded > 8_000  # 15 sensors x 600 readings, less the injected dropout gaps
+        assert seeded == len(generate_demo_fleet(seed=42).readings) == 9_000  # 15 sensors x 600 readings
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -70,24 +70,29 @@ def test_catalogue_has_15_sensors_of_5_types_on_5_assets(fleet: DemoFleet) -> No
     assert all(len(types) >= 2 for types in by_asset.values())
 
 
-def test_600_readings_per_sensor_at_5_minute_spacing_except_dropouts(fleet: DemoFleet) -> None:
+def test_600_readings_per_sensor_at_5_minute_spacing(fleet: DemoFleet) -> None:
     readings = fleet.readings
     assert list(readings.columns) == list(READING_COLUMNS)
     assert str(readings["timestamp"].dt.tz) == "UTC"
-    assert len(fleet.timeline) == 600 and fleet.timeline[-1] == END
-    assert fleet.timeline[0] == END - 599 * STEP
+    assert len(readings) == 600 * 15
+    assert readings.groupby("sensor_id").size().to_dict() == {s.sensor_id: 600 for s in DEMO_SENSORS}
     dropouts = {f.sensor_id: f for f in fleet.faults if f.kind == "dropout"}
-    assert len(readings) == 600 * 15 - sum(int(f.magnitude) for f in dropouts.values())
+    assert set(dropouts) == {"sensor-011"} and dropouts["sensor-011"].magnitude == 36
+    # the timeline spans the longest series: the dropout sensor starts 36 slots earlier
+    assert len(fleet.timeline) == 636 and fleet.timeline[-1] == END
+    assert fleet.timeline[0] == END - 635 * STEP
+    assert list(fleet.timeline) == [END - (635 - i) * STEP for i in range(636)]
     for sensor in fleet.sensors:
         frame = _series(fleet, sensor.sensor_id)
         gaps = frame["timestamp"].diff().dropna()
+        assert len(frame) == 600
         if sensor.sensor_id in dropouts:
             missing = int(dropouts[sensor.sensor_id].magnitude)
-            assert len(frame) == 600 - missing
-            assert Counter(gaps) == {STEP: 600 - missing - 2, STEP * (missing + 1): 1}
+            assert Counter(gaps) == {STEP: 600 - 2, STEP * (missing + 1): 1}
+            assert frame["timestamp"].iloc[0] == END - (599 + missing) * STEP
         else:
-            assert len(frame) == 600
             assert (gaps == STEP).all()
+            assert frame["timestamp"].iloc[0] == END - 599 * STEP
         assert frame["timestamp"].iloc[-1] == END
     assert readings.equals(readings.sort_values(["sensor_id", "timestamp"], ignore_index=True))
     assert not readings.duplicated(["timestamp", "sensor_id"]).any()
@@ -244,6 +249,8 @@ def test_dropout_leaves_a_gap_of_the_recorded_length(fleet: DemoFleet) -> None:
     ts = set(frame["timestamp"])
     missing = [t for t in fleet.timeline if fault.started_at <= t <= fault.ended_at]
     assert len(missing) == fault.magnitude
+    # placed at slots 180-215 of the nominal 600-slot series, whatever the earlier start of this sensor
+    assert (fault.started_at, fault.ended_at) == (END - (599 - 180) * STEP, END - (599 - 215) * STEP)
     assert not ts.intersection(missing)
     assert fault.started_at - STEP in ts and fault.ended_at + STEP in ts
 
@@ -251,6 +258,9 @@ def test_dropout_leaves_a_gap_of_the_recorded_length(fleet: DemoFleet) -> None:
 def test_faults_scale_with_the_series_length() -> None:
     fleet = generate_demo_fleet(END, readings_per_sensor=120, interval=timedelta(minutes=1))
     assert {f.kind for f in fleet.faults} == set(FAULT_KINDS)
-    assert fleet.timeline[0] == END - 119 * timedelta(minutes=1)
+    gap = int(_fault(fleet, "dropout").magnitude)
+    assert gap == round(0.06 * 120)
+    assert fleet.timeline[0] == END - (119 + gap) * timedelta(minutes=1)
+    assert set(fleet.readings.groupby("sensor_id").size()) == {120}
     for fault in fleet.faults:
         assert fleet.timeline[0] <= fault.started_at <= fault.ended_at <= END
