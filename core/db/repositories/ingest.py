@@ -117,7 +117,9 @@ _REGISTER_SENSORS_SQL = text(
     """
 )
 
-_LOCK_KEY = "hashtextextended('idempotency:' || CAST(:api_key_id AS text) || ':' || :key, 0)"
+_LOCK_KEY = (
+    "hashtextextended('idempotency:' || CAST(CAST(:api_key_id AS bigint) AS text) || ':' || CAST(:key AS text), 0)"
+)
 _TRY_LOCK_SQL = text(f"SELECT pg_try_advisory_xact_lock({_LOCK_KEY})")
 _DELETE_EXPIRED_ONE_SQL = text(
     "DELETE FROM idempotency_keys WHERE api_key_id = :api_key_id AND key = :key AND expires_at <= now()"
