@@ -15,6 +15,7 @@ app = typer.Typer(
 
 def _register() -> None:
     from apps.cli import keys, serve, stack  # noqa: F401  (modules register their commands on `app`)
+    from apps.cli import ingest  # noqa: F401
 
 
 _register()

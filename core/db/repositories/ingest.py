@@ -176,14 +176,17 @@ class IngestRepository:
         )
 
     # --- readings ------------------------------------------------------------------------------------------------
-    async def insert_readings(self, rows: Sequence[ReadingRecord], *, with_keys: bool = False) -> InsertOutcome:
+    async def insert_readings(
+        self, rows: Sequence[ReadingRecord], *, with_keys: bool = False, force_copy: bool = False
+    ) -> InsertOutcome:
         """Insert readings set-based; rows whose ``(timestamp, sensor_id)`` exists are skipped.
 
         The sensors must exist. Returns what was inserted (with ``with_keys``, the key of every inserted row).
+        ``force_copy`` takes the COPY path whatever the size (backfills).
         """
         if not rows:
             return InsertOutcome(0, [], None, None, set() if with_keys else None)
-        if len(rows) <= UNNEST_MAX_ROWS:
+        if len(rows) <= UNNEST_MAX_ROWS and not force_copy:
             params = {
                 "timestamps": [r.timestamp for r in rows],
                 "sensor_ids": [r.sensor_id for r in rows],

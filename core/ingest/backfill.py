@@ -1,0 +1,173 @@
+"""CSV backfill (``python -m apps.cli ingest-csv FILE``): COPY into a temporary table, then
+``INSERT … ON CONFLICT DO NOTHING``, one transaction per batch, sensors auto-registered with the CSV's type.
+
+The CSV has the header of ``data/sensor_data.csv``: ``sensor_id,sensor_type,value,unit,timestamp,quality``.
+Every line is either stored, counted as a duplicate (already stored, or repeated in the file) or reported as
+rejected with its line number and reason — nothing is dropped silently. The per-line rules are the ingest
+endpoint's: finite value, quality in [0, 1] when present, timestamp with a timezone, not more than 5 minutes in
+the future and not older than the retention window. Each batch that stored readings writes one
+``ReadingsIngested`` event to the outbox in its transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import uuid4
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.db.repositories.ingest import IngestRepository, ReadingRecord
+from core.db.session import unit_of_work
+from core.events.outbox import add_to_outbox
+from core.events.types import ReadingsIngested
+from core.ingest.schemas import MAX_FUTURE, MAX_SENSOR_ID_CHARS
+
+CSV_COLUMNS = ("sensor_id", "sensor_type", "value", "unit", "timestamp", "quality")
+DEFAULT_BATCH_SIZE = 50_000
+
+
+class CsvHeaderError(ValueError):
+    """The file does not start with the expected header."""
+
+
+@dataclass(slots=True)
+class BackfillReport:
+    rows_read: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    """``(line number, reason)`` of every invalid line (line 1 is the header)."""
+    batches: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    record: ReadingRecord
+    sensor_type: str
+
+
+def _parse_line(values: list[str], now: datetime, oldest: datetime) -> _Row:
+    if len(values) != len(CSV_COLUMNS):
+        raise ValueError(f"expected {len(CSV_COLUMNS)} columns, got {len(values)}")
+    sensor_id, sensor_type, raw_value, unit, raw_ts, raw_quality = (v.strip() for v in values)
+    if not sensor_id or len(sensor_id) > MAX_SENSOR_ID_CHARS or any(c.isspace() for c in sensor_id):
+        raise ValueError("sensor_id: empty, too long or contains whitespace")
+    if not sensor_type:
+        raise ValueError("sensor_type: empty")
+    try:
+        value = float(raw_value)
+    except ValueError:
+        raise ValueError(f"value: not a number ({raw_value[:40]!r})") from None
+    if not math.isfinite(value):
+        raise ValueError("value: must be a finite number (no NaN or Infinity)")
+    quality: float | None = None
+    if raw_quality:
+        try:
+            quality = float(raw_quality)
+        except ValueError:
+            raise ValueError(f"quality: not a number ({raw_quality[:40]!r})") from None
+        if not (0.0 <= quality <= 1.0):
+            raise ValueError("quality: must be between 0 and 1")
+    try:
+        timestamp = datetime.fromisoformat(raw_ts)
+    except ValueError:
+        raise ValueError(f"timestamp: not ISO 8601 ({raw_ts[:40]!r})") from None
+    if timestamp.tzinfo is None or timestamp.utcoffset() is None:
+        raise ValueError("timestamp: has no timezone")
+    timestamp = timestamp.astimezone(UTC)
+    if timestamp > now + MAX_FUTURE:
+        raise ValueError("timestamp: more than 5 minutes in the future")
+    if timestamp < oldest:
+        raise ValueError("timestamp: older than the retention window")
+    return _Row(ReadingRecord(timestamp, sensor_id, value, unit or None, quality), sensor_type[:64])
+
+
+def count_data_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return max(0, sum(1 for _ in handle) - 1)
+
+
+def _batches(
+    path: Path, batch_size: int, report: BackfillReport, now: datetime, oldest: datetime
+) -> Iterator[tuple[list[_Row], int]]:
+    """Valid rows in batches (first occurrence of each key in the file), with the lines consumed per batch."""
+    seen: set[tuple[str, datetime]] = set()
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None or tuple(h.strip().lstrip("\ufeff") for h in header) != CSV_COLUMNS:
+            raise CsvHeaderError(f"{path}: the header must be {','.join(CSV_COLUMNS)}")
+        batch: list[_Row] = []
+        consumed = 0
+        for values in reader:
+            if not values:  # blank line: nothing to store, nothing to report
+                continue
+            report.rows_read += 1
+            consumed += 1
+            try:
+                row = _parse_line(values, now, oldest)
+            except ValueError as exc:
+                report.rejected.append((reader.line_num, str(exc)))
+                continue
+            key = (row.record.sensor_id, row.record.timestamp)
+            if key in seen:
+                report.duplicates += 1
+                continue
+            seen.add(key)
+            batch.append(row)
+            if len(batch) >= batch_size:
+                yield batch, consumed
+                batch, consumed = [], 0
+        if batch or consumed:
+            yield batch, consumed
+
+
+async def backfill_csv(
+    factory: async_sessionmaker[AsyncSession],
+    path: Path,
+    *,
+    retention_days: int,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> BackfillReport:
+    """Load ``path`` batch by batch (one transaction each); ``progress(lines)`` after each committed batch."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be positive")
+    report = BackfillReport()
+    now = datetime.now(UTC)
+    oldest = now - timedelta(days=retention_days)
+    for batch, consumed in _batches(path, batch_size, report, now, oldest):
+        if batch:
+            async with unit_of_work(factory) as session:
+                repo = IngestRepository(session)
+                sensors: dict[str, tuple[str, str | None, str | None]] = {}
+                for row in batch:
+                    sensors.setdefault(row.record.sensor_id, (row.record.sensor_id, row.sensor_type, row.record.unit))
+                await repo.register_sensors(list(sensors.values()))
+                outcome = await repo.insert_readings([row.record for row in batch], force_copy=True)
+                if outcome.inserted:
+                    assert outcome.first_timestamp is not None and outcome.last_timestamp is not None
+                    await add_to_outbox(
+                        session,
+                        ReadingsIngested(
+                            sensor_ids=outcome.sensor_ids,
+                            count=outcome.inserted,
+                            first_timestamp=outcome.first_timestamp,
+                            last_timestamp=outcome.last_timestamp,
+                            ingest_event_id=uuid4(),
+                        ),
+                    )
+            report.inserted += outcome.inserted
+            report.duplicates += len(batch) - outcome.inserted
+            report.batches += 1
+        if progress is not None:
+            progress(consumed)
+    return report
+
+
+__all__ = ["CSV_COLUMNS", "DEFAULT_BATCH_SIZE", "BackfillReport", "CsvHeaderError", "backfill_csv", "count_data_lines"]

@@ -1,0 +1,115 @@
+"""``python -m apps.cli ingest-csv``: the sample CSV through COPY; a re-run inserts nothing; bad lines reported."""
+
+from __future__ import annotations
+
+import csv
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+from typer.testing import CliRunner
+
+from apps.cli import app
+from core.config import PROJECT_ROOT, Settings, to_libpq_url
+from core.db.session import create_engine, create_session_factory
+from core.ingest.backfill import CSV_COLUMNS, CsvHeaderError, backfill_csv
+
+SAMPLE = PROJECT_ROOT / "data" / "sensor_data.csv"
+
+
+def _sample_copy(tmp_path: Path, prefix: str) -> tuple[Path, int]:
+    """The sample with unique sensor ids and timestamps shifted to end an hour ago (stays in retention)."""
+    with SAMPLE.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    latest = max(datetime.fromisoformat(r["timestamp"]) for r in rows)
+    shift = datetime.now(UTC) - timedelta(hours=1) - latest
+    out = tmp_path / "sample.csv"
+    with out.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(CSV_COLUMNS))
+        writer.writeheader()
+        for r in rows:
+            ts = datetime.fromisoformat(r["timestamp"]) + shift
+            writer.writerow(r | {"sensor_id": f"{prefix}{r['sensor_id']}", "timestamp": ts.isoformat()})
+    return out, len(rows)
+
+
+async def _counts(database_url: str, prefix: str) -> tuple[int, int, set[str]]:
+    conn = await asyncpg.connect(to_libpq_url(database_url))
+    try:
+        readings = await conn.fetchval("SELECT count(*) FROM sensor_readings WHERE sensor_id LIKE $1", prefix + "%")
+        sensors = await conn.fetch("SELECT type FROM sensors WHERE sensor_id LIKE $1", prefix + "%")
+        return readings, len(sensors), {r["type"] for r in sensors}
+    finally:
+        await conn.close()
+
+
+async def test_backfill_sample_then_rerun_inserts_nothing(
+    settings: Settings, database_url: str, tmp_path: Path
+) -> None:
+    prefix = f"csv{uuid.uuid4().hex[:6]}-"
+    path, rows = _sample_copy(tmp_path, prefix)
+    assert rows > 8_000
+    engine = create_engine(settings)
+    factory = create_session_factory(engine)
+    seen: list[int] = []
+    try:
+        first = await backfill_csv(factory, path, retention_days=settings.retention_days, batch_size=4_000,
+                                   progress=seen.append)
+        second = await backfill_csv(factory, path, retention_days=settings.retention_days, batch_size=4_000)
+    finally:
+        await engine.dispose()
+    assert first.rows_read == rows and first.rejected == []
+    assert first.inserted + first.duplicates == rows
+    assert first.inserted == rows - first.duplicates > 8_000
+    assert first.batches == 3 and sum(seen) == rows
+    readings, sensors, types = await _counts(database_url, prefix)
+    assert readings == first.inserted
+    assert sensors == 15 and {"temperature", "vibration", "pressure"} <= types
+    assert second.inserted == 0 and second.duplicates == rows and second.rejected == []
+
+
+async def test_bad_header_refused(settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("a,b,c\n1,2,3\n")
+    engine = create_engine(settings)
+    try:
+        with pytest.raises(CsvHeaderError):
+            await backfill_csv(create_session_factory(engine), path, retention_days=180)
+    finally:
+        await engine.dispose()
+
+
+def test_cli_reports_every_invalid_line(settings: Settings, database_url: str, tmp_path: Path) -> None:
+    prefix = f"cli{uuid.uuid4().hex[:6]}-"
+    now = datetime.now(UTC).replace(microsecond=0)
+    good = [f"{prefix}a,temperature,{20 + i},°C,{(now - timedelta(minutes=i)).isoformat()},1.0" for i in range(10)]
+    bad = [
+        f"{prefix}a,temperature,abc,°C,{now.isoformat()},1.0",  # value
+        f"{prefix}a,temperature,1,°C,2026-01-01T00:00:00,1.0",  # no timezone
+        f"{prefix}a,temperature,1,°C,{(now + timedelta(hours=1)).isoformat()},1.0",  # future
+        f"{prefix}a,temperature,1,°C,{now.isoformat()},1.7",  # quality
+        f"{prefix}a,temperature,1",  # columns
+        f"{prefix}a,temperature,nan,°C,{now.isoformat()},1.0",  # NaN
+    ]
+    path = tmp_path / "mixed.csv"
+    path.write_text(",".join(CSV_COLUMNS) + "\n" + "\n".join(good + bad + [good[0]]) + "\n", encoding="utf-8")
+    rejects = tmp_path / "rejects.csv"
+    env = {"DATABASE_URL": settings.database_url, "SM_ENV": "test"}
+    result = CliRunner().invoke(app, ["ingest-csv", str(path), "--batch-size", "3", "--rejects", str(rejects)],
+                                env=env)
+    assert result.exit_code == 1, result.output
+    assert "rows read: 17" in result.output
+    assert "inserted: 10" in result.output and "duplicates: 1" in result.output and "rejected: 6" in result.output
+    for line in range(12, 18):
+        assert f"line {line}:" in result.output
+    assert len(rejects.read_text().splitlines()) == 7
+    again = CliRunner().invoke(app, ["ingest-csv", str(path)], env=env)
+    assert "inserted: 0" in again.output and "duplicates: 11" in again.output
+
+
+def test_cli_purge_idempotency(settings: Settings) -> None:
+    result = CliRunner().invoke(app, ["purge-idempotency"], env={"DATABASE_URL": settings.database_url})
+    assert result.exit_code == 0, result.output
+    assert "purged" in result.output
