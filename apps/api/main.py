@@ -21,10 +21,11 @@ import httpx
 from fastapi import FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
 
+from apps.agents.registry import start_events, stop_events
 from apps.api.errors import PROBLEM_MEDIA_TYPE, install_exception_handlers, problem_responses
 from apps.api.middleware import RequestContextMiddleware, record_http_metrics
 from apps.api.ingest_runtime import start_ingest, stop_ingest
-from apps.api.routers import admin_keys, health, ingest
+from apps.api.routers import admin_dead_letters, admin_keys, health, ingest
 from apps.api.security import setup_auth
 from core.config import Settings, load_settings
 from core.db.repositories.health import migration_heads
@@ -64,12 +65,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     except Exception as exc:  # noqa: BLE001 - readiness reports it; the API still serves liveness
         logger.warning("migration scripts unavailable: %s", exc)
     await setup_auth(app)  # API-key cache, rate limiter, bootstrap key row
+    await start_events(app.state)  # event bus + outbox relay (publishes leftovers of earlier runs)
     await start_ingest(app)  # group committer, idempotency-key purge
     logger.info("api started", extra={"version": app.version, "env": settings.env.value})
     try:
         yield
     finally:
         await stop_ingest(app)
+        await stop_events(app.state)  # relay stops, bus drains (bounded), before the engine goes
         await app.state.http_client.aclose()
         await engine.dispose()
         app.state.engine = None
@@ -137,10 +140,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = None
     app.state.session_factory = None
     app.state.http_client = None
+    app.state.bus = None
+    app.state.relay = None
 
     install_exception_handlers(app)
     app.include_router(health.router)
     app.include_router(admin_keys.router)
+    app.include_router(admin_dead_letters.router)
     app.include_router(ingest.router)
 
     _instrument(app)

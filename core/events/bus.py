@@ -60,7 +60,8 @@ from core.observability.metrics import (
 logger = logging.getLogger("core.events.bus")
 
 Handler = Callable[[Event], Awaitable[None]]
-Delivery = asyncio.Future[None]
+#: Completes with ``{handler name: "ok" | "dead_lettered"}`` once every targeted handler finished.
+Delivery = asyncio.Future[dict[str, str]]
 #: Subscribing to this event type (or to the ``Event`` base class) receives every event.
 ALL_EVENTS = "*"
 MAX_ERROR_CHARS = 4000
@@ -299,9 +300,9 @@ class EventBus:
             if errors:
                 envelope.done.set_exception(errors[0])
             else:
-                envelope.done.set_result(None)
+                envelope.done.set_result({s.name: str(r) for s, r in zip(targets, results, strict=True)})
 
-    async def _run_handler(self, subscription: Subscription, event: Event) -> None:
+    async def _run_handler(self, subscription: Subscription, event: Event) -> str:
         name = subscription.name
 
         def before_sleep(state: RetryCallState) -> None:
@@ -336,8 +337,9 @@ class EventBus:
                         )
         except Exception as exc:  # noqa: BLE001 - every failure of a handler is dead-lettered
             await self._dead_letter(subscription, event, exc, attempts)
-            return
+            return "dead_lettered"
         BUS_EVENTS_HANDLED_TOTAL.labels(handler=name, result="ok").inc()
+        return "ok"
 
     async def _dead_letter(
         self, subscription: Subscription, event: Event, exc: Exception, attempts: int

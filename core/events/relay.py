@@ -70,7 +70,7 @@ class OutboxRelay:
         self.poll_interval_s = poll_interval_s
         self.batch_size = batch_size
         self._inflight = asyncio.Semaphore(max_inflight_batches)
-        self._batches: set[asyncio.Task[int]] = set()
+        self._batches: dict[asyncio.Task[int], asyncio.Future[int]] = {}  # batch → its 'rows claimed'
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -111,8 +111,11 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for task, claimed in list(self._batches.items()):
+            if not claimed.done():  # still connecting or claiming: nothing published yet, cancel at once
+                task.cancel()
         if self._batches:
-            _done, pending = await asyncio.wait(self._batches, timeout=timeout)
+            _done, pending = await asyncio.wait(list(self._batches), timeout=timeout)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -145,8 +148,10 @@ class OutboxRelay:
                 await self.unpublished()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("outbox relay pass failed; retrying at the next poll")
+            except Exception as exc:  # noqa: BLE001 - the database may be down: log briefly, retry at the next poll
+                logger.warning(
+                    "outbox relay pass failed (%s: %s); retrying at the next poll", type(exc).__name__, exc
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
 
@@ -156,10 +161,10 @@ class OutboxRelay:
             await self._inflight.acquire()
             claimed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             task = asyncio.create_task(self._batch_task(claimed), name="outbox-relay-batch")
-            self._batches.add(task)
-            task.add_done_callback(self._batches.discard)
+            self._batches[task] = claimed
+            task.add_done_callback(lambda t: self._batches.pop(t, None))
             # Continue with another batch only when this one claimed a full batch (more rows may be waiting).
-            if await claimed < self.batch_size:
+            if await asyncio.shield(claimed) < self.batch_size:
                 return
 
     async def _batch_task(self, claimed: asyncio.Future[int]) -> int:

@@ -98,7 +98,7 @@ BUS_DEAD_LETTERS_TOTAL = Counter(
     registry=REGISTRY,
 )
 BUS_QUEUE_DEPTH = Gauge(
-    "sm_bus_queue_depth",
+    "sm_bus_queue_depth_items",
     "Events waiting in the in-process bus queue.",
     registry=REGISTRY,
 )
@@ -110,7 +110,7 @@ BUS_HANDLER_LATENCY_SECONDS = Histogram(
     registry=REGISTRY,
 )
 OUTBOX_UNPUBLISHED = Gauge(
-    "sm_outbox_unpublished",
+    "sm_outbox_unpublished_rows",
     "Outbox rows not yet published, as last counted by this process's relay.",
     registry=REGISTRY,
 )
@@ -135,13 +135,13 @@ INGEST_REQUESTS_TOTAL = Counter(
     registry=REGISTRY,
 )
 INGEST_BATCH_SIZE = Histogram(
-    "sm_ingest_batch_size",
+    "sm_ingest_batch_size_readings",
     "Readings per ingest request.",
     buckets=(1, 10, 100, 500, 1_000, 2_500, 5_000, 10_000),
     registry=REGISTRY,
 )
 INGEST_GROUP_COMMIT_SIZE = Histogram(
-    "sm_ingest_group_commit_size",
+    "sm_ingest_group_commit_size_readings",
     "Single-reading requests written by one group-commit transaction (one observation per transaction).",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1_024),
     registry=REGISTRY,

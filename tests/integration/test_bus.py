@@ -67,7 +67,7 @@ async def test_publish_waits_while_the_queue_is_full(
     done, _ = await asyncio.wait({blocked}, timeout=0.1)
     assert not done, "publish must wait while the bounded queue is full"
     assert bus.queue_depth == 2
-    assert metric("sm_bus_queue_depth") == 2
+    assert metric("sm_bus_queue_depth_items") == 2
     bus.start()
     try:
         await asyncio.wait_for(blocked, 5)

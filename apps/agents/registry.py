@@ -1,0 +1,69 @@
+"""Which handler reacts to which event, and the bus/relay wiring of the API process.
+
+``register_handlers(bus, app_state)`` is the one place agents subscribe; add a line per handler. Handler names
+are stable identifiers (``<agent>.<action>``): dead letters record them and replays target them. Every handler
+must be idempotent (delivery is at least once, see ``core.events.bus``).
+
+``start_events(app_state)`` / ``stop_events(app_state)`` are the lifespan steps of the API: they build
+``app_state.bus`` and ``app_state.relay`` from ``app_state.settings`` and ``app_state.session_factory`` (the
+engine must exist first), start them, and stop them (relay first, then the bus drains) before the engine is
+disposed. The CLI builds the same bus to replay dead letters in its own process.
+
+Routers that write events with ``core.events.outbox.add_to_outbox`` wake the relay after their transaction
+committed: ``background.add_task(core.events.relay.after_commit, request.app.state)`` (background tasks run
+after ``SessionDep`` committed). Without it the relay still publishes the rows at its next poll.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from apps.agents import telemetry
+from core.events.bus import EventBus, Subscription
+from core.events.relay import OutboxRelay
+from core.events.types import ReadingsIngested
+
+logger = logging.getLogger("apps.agents.registry")
+
+
+def register_handlers(bus: EventBus, app_state: Any) -> list[Subscription]:
+    """Subscribe every agent's handlers to ``bus``; ``app_state`` gives them settings and the session factory."""
+    return [
+        bus.subscribe(ReadingsIngested, telemetry.ReadingsIngestedCounter(), name=telemetry.HANDLER_NAME),
+    ]
+
+
+def build_bus(app_state: Any) -> EventBus:
+    """A bus configured from ``app_state.settings`` with every handler registered (not started)."""
+    bus = EventBus.from_settings(app_state.settings, app_state.session_factory)
+    register_handlers(bus, app_state)
+    return bus
+
+
+async def start_events(app_state: Any) -> None:
+    """Lifespan start-up: create, wire and start ``app_state.bus`` and ``app_state.relay``."""
+    bus = build_bus(app_state)
+    relay = OutboxRelay.from_settings(app_state.settings, app_state.session_factory, bus)
+    app_state.bus = bus
+    app_state.relay = relay
+    bus.start()
+    relay.start()  # its first pass publishes what earlier runs left in the outbox
+
+
+async def stop_events(app_state: Any) -> None:
+    """Lifespan shutdown: stop the relay (in-flight batches finish or roll back), then drain the bus."""
+    relay: OutboxRelay | None = getattr(app_state, "relay", None)
+    bus: EventBus | None = getattr(app_state, "bus", None)
+    timeout = app_state.settings.bus_stop_timeout_s
+    try:
+        if relay is not None:
+            await relay.stop(timeout=timeout)
+    finally:
+        if bus is not None:
+            await bus.stop(timeout=timeout)
+        app_state.relay = None
+        app_state.bus = None
+
+
+__all__ = ["build_bus", "register_handlers", "start_events", "stop_events"]

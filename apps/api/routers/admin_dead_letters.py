@@ -1,0 +1,87 @@
+"""Admin endpoints for dead letters of the event bus (scope ``admin``): list and replay."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, status
+
+from apps.api.deps import SessionDep
+from apps.api.errors import problem_responses
+from apps.api.security import AdminPrincipal
+from core.auth.audit import audit
+from core.errors import ServiceUnavailable
+from core.events.bus import EventBus
+from core.events.dead_letters import DeadLetterService
+from core.events.schemas import DeadLetterPage, DeadLetterRead, DeadLetterReplayed
+
+router = APIRouter(
+    prefix="/api/v1/admin/dead-letters",
+    tags=["admin"],
+    responses=problem_responses(401, 403, 429),
+)
+
+
+def _bus(request: Request) -> EventBus:
+    bus: EventBus | None = getattr(request.app.state, "bus", None)
+    if bus is None or not bus.running:
+        raise ServiceUnavailable("the event bus is not running")
+    return bus
+
+
+@router.get(
+    "",
+    response_model=DeadLetterPage,
+    summary="List dead letters",
+    description="Newest first. Filter by handler, event type and whether they were replayed.",
+    responses=problem_responses(422),
+)
+async def list_dead_letters(
+    principal: AdminPrincipal,
+    session: SessionDep,
+    handler: Annotated[
+        str | None, Query(description="Handler name, e.g. `telemetry.readings_ingested`.")
+    ] = None,
+    event_type: Annotated[str | None, Query(description="Event type, e.g. `ReadingsIngested`.")] = None,
+    replayed: Annotated[bool | None, Query(description="true: replayed only; false: pending only.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DeadLetterPage:
+    rows, total = await DeadLetterService(session).page(
+        handler=handler, event_type=event_type, replayed=replayed, limit=limit, offset=offset
+    )
+    return DeadLetterPage(
+        items=[DeadLetterRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
+    )
+
+
+@router.post(
+    "/{dead_letter_id}/replay",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=DeadLetterReplayed,
+    summary="Replay a dead letter",
+    description=(
+        "Re-publishes the stored event to the handler that failed (asynchronously, on this process's bus) and "
+        "sets `replayed_at`. If the handler fails again, a new dead letter is written. A dead letter is "
+        "replayed once: a second replay is 409."
+    ),
+    responses=problem_responses(404, 409, 422, 503),
+)
+async def replay_dead_letter(
+    dead_letter_id: Annotated[int, Path(ge=1)],
+    principal: AdminPrincipal,
+    session: SessionDep,
+    request: Request,
+) -> DeadLetterReplayed:
+    replay = await DeadLetterService(session).replay(dead_letter_id, _bus(request))
+    audit(
+        "dead_letter.replay",
+        actor_key_id=principal.api_key_id,
+        actor_name=principal.name,
+        target=f"dead_letter:{dead_letter_id}",
+        handlers=replay.handlers,
+        event_type=replay.dead_letter.event_type,
+    )
+    return DeadLetterReplayed(
+        dead_letter=DeadLetterRead.model_validate(replay.dead_letter), handlers=replay.handlers
+    )
