@@ -15,8 +15,10 @@ from tests.api.ingest_support import (
     INGEST,
     count_readings,
     count_sensors,
+    fetchval,
     headers,
     outbox_rows,
+    outbox_rows_for_sensors,
     reading,
     register_sensor,
     sensor_prefix,
@@ -147,6 +149,27 @@ async def test_atomic_lists_every_bad_item_and_writes_no_event(
     assert [e["loc"] for e in response.json()["errors"]] == [["body", 1], ["body", 2], ["body", 3]]
     assert await count_readings(database_url, prefix) == 0
     assert await count_sensors(database_url, prefix) == 0
+    assert await outbox_rows_for_sensors(database_url, [f"{prefix}-a"]) == 0
+
+
+async def test_outbox_event_describes_the_committed_readings(
+    client: httpx.AsyncClient, settings: Settings, database_url: str, prefix: str
+) -> None:
+    body = [reading(f"{prefix}-b", 5), reading(f"{prefix}-a", 1), reading(f"{prefix}-a", 9)]
+    hdrs = headers(settings, **{"X-Request-ID": f"req-{prefix}"})
+    response = await client.post(INGEST, content=orjson.dumps(body), headers=hdrs)
+    assert response.status_code == 202
+    payload = await fetchval(
+        database_url,
+        "SELECT payload FROM outbox WHERE event_type = 'ReadingsIngested' AND payload->>'ingest_event_id' = $1",
+        response.json()["event_id"],
+    )
+    event = json.loads(payload)
+    assert event["count"] == 3
+    assert event["sensor_ids"] == [f"{prefix}-a", f"{prefix}-b"]
+    assert event["first_timestamp"].startswith(ts(9)[:16]) and event["last_timestamp"].startswith(ts(1)[:16])
+    assert event["correlation_id"] == f"req-{prefix}"
+    assert isinstance(event["api_key_id"], int)
 
 
 async def test_atomic_all_good_is_stored(

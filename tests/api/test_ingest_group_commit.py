@@ -27,7 +27,7 @@ from tests.api.ingest_support import (
 
 
 def _transactions_metric() -> float:
-    return REGISTRY.get_sample_value("sm_ingest_group_commit_size_count") or 0.0
+    return REGISTRY.get_sample_value("sm_ingest_group_commit_size_readings_count") or 0.0
 
 
 async def test_concurrent_single_readings_share_transactions(
