@@ -67,13 +67,17 @@ def find_gaps(
     *,
     start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
+    since_first: bool = False,
 ) -> pd.DataFrame:
     """Runs of missing reading slots per sensor, against the cadence ``interval``.
 
     The expected slots of every sensor are ``start + k·interval`` up to ``end`` (default: the first and last
-    timestamp of the whole frame, rounded to a multiple of ``interval`` since the epoch), so a sensor that starts late or stops early has a gap at the edge. Each
-    reading fills its nearest slot (timing jitter below half an interval is not a gap; readings outside the range
-    are ignored); a gap is a run of slots without a reading.
+    timestamp of the whole frame, rounded to a multiple of ``interval`` since the epoch), so a sensor that starts
+    late or stops early has a gap at the edge. With ``since_first`` a sensor's slots start at its own first
+    reading instead: starting late (a sensor commissioned later, or the demo fleet's sensor-011 starting 36 slots
+    before the others) is not a gap, stopping early still is. Each reading fills its nearest slot (timing jitter
+    below half an interval is not a gap; readings outside the range are ignored); a gap is a run of slots
+    without a reading.
 
     Columns ``sensor_id, sensor_type, gap_start, gap_end, missing``: ``gap_start``/``gap_end`` are the first and
     last missing slot (inclusive, the convention of ``sensor_data_faults.csv``), ``missing`` the number of slots.
@@ -98,7 +102,8 @@ def find_gaps(
         # turn missing slots at the edges into ordinary gaps
         slots = ((group["timestamp"].dropna() - start) / step).round().astype("int64")
         slots = np.unique(slots[(slots >= 0) & (slots <= last_slot)].to_numpy())
-        slots = np.concatenate([[-1], slots, [last_slot + 1]])
+        before = slots[0] - 1 if since_first and len(slots) else -1
+        slots = np.concatenate([[before], slots, [last_slot + 1]])
         run = np.diff(slots)
         hit = np.flatnonzero(run >= 2)
         if not len(hit):
@@ -135,16 +140,19 @@ def sensor_summary(
     interval: timedelta | pd.Timedelta | str = DEFAULT_INTERVAL,
     *,
     gaps: pd.DataFrame | None = None,
+    since_first: bool = False,
 ) -> pd.DataFrame:
     """One row per sensor (index ``sensor_id``).
 
     Columns: ``sensor_type, unit, first, last, count`` (readings), ``expected`` (slots of the frame's time range at
-    ``interval``, as in :func:`find_gaps`), ``missing`` (slots without a reading), ``gaps`` (runs of missing slots), ``mean, std, min, max,
-    p01, p99`` of ``value``, ``mean_quality`` and ``low_quality_share`` (share of readings with quality < 1).
+    ``interval``, from the sensor's own first reading with ``since_first``, as in :func:`find_gaps`), ``missing``
+    (slots without a reading), ``gaps`` (runs of missing slots), ``mean, std, min, max, p01, p99`` of ``value``,
+    ``mean_quality`` and ``low_quality_share`` (share of readings with quality < 1). ``gaps`` (the frame of
+    :func:`find_gaps`) must have been found with the same ``since_first``.
     """
     _check_readings(readings)
     step = _interval(interval)
-    gaps = find_gaps(readings, step) if gaps is None else gaps
+    gaps = find_gaps(readings, step, since_first=since_first) if gaps is None else gaps
     groups = readings.groupby("sensor_id", sort=True)
     summary = groups.agg(
         sensor_type=("sensor_type", "first"),
@@ -154,7 +162,11 @@ def sensor_summary(
     )
     stats = _value_stats(groups)
     summary["count"] = groups.size()
-    summary["expected"] = _grid(readings, step)[1] + 1 if len(readings) else 0
+    start, last_slot = _grid(readings, step) if len(readings) else (None, -1)
+    summary["expected"] = last_slot + 1
+    if since_first and len(readings):
+        first_slot = ((summary["first"] - start) / step).round().astype("int64").clip(lower=0)
+        summary["expected"] = (last_slot + 1 - first_slot).clip(lower=0).astype("int64")
     by_sensor = gaps.groupby("sensor_id")["missing"]
     summary["missing"] = by_sensor.sum().reindex(summary.index, fill_value=0).astype("int64")
     summary["gaps"] = by_sensor.size().reindex(summary.index, fill_value=0).astype("int64")
@@ -296,13 +308,19 @@ def summarize(
     readings: pd.DataFrame,
     faults: pd.DataFrame | None = None,
     interval: timedelta | pd.Timedelta | str = DEFAULT_INTERVAL,
+    *,
+    since_first: bool = True,
 ) -> EdaSummary:
     """All tables of the exploration in one call; ``faults`` (optional) adds the dropout check and the fault
-    counts, and keeps fault windows out of the daily profile."""
+    counts, and keeps fault windows out of the daily profile.
+
+    Gaps and expected slots count from each sensor's first reading (``since_first``, see :func:`find_gaps`):
+    sensors of one dataset may start at different times, and only readings missing after a sensor has started
+    (or a sensor that stops before the end) are gaps."""
     _check_readings(readings)
     step = _interval(interval)
-    gaps = find_gaps(readings, step)
-    sensors = sensor_summary(readings, step, gaps=gaps)
+    gaps = find_gaps(readings, step, since_first=since_first)
+    sensors = sensor_summary(readings, step, gaps=gaps, since_first=since_first)
     types = type_summary(readings, step, sensors=sensors)
     profile = daily_profile(readings, faults)
     quality = readings["quality"]

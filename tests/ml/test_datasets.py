@@ -50,7 +50,7 @@ def test_default_paths_are_the_committed_files() -> None:
 def test_load_sensor_csv_reads_every_row_with_typed_columns(readings: pd.DataFrame) -> None:
     raw = _raw_rows(READINGS)
     assert list(readings.columns) == list(datasets.READINGS_COLUMNS)
-    assert len(readings) == len(raw) == 8964
+    assert len(readings) == len(raw) == 9000
     assert readings["value"].dtype == "float64"
     assert readings["quality"].dtype == "float64"
     assert isinstance(readings["timestamp"].dtype, pd.DatetimeTZDtype)
@@ -61,9 +61,13 @@ def test_load_sensor_csv_reads_every_row_with_typed_columns(readings: pd.DataFra
         "pressure": 1800,
         "temperature": 1800,
         "voltage": 1800,
-        "vibration": 1764,
+        "vibration": 1800,
     }
-    assert readings["timestamp"].min() == pd.Timestamp("2026-10-29T22:05:00Z")
+    assert set(readings.groupby("sensor_id").size()) == {600}
+    # sensor-011 starts 36 slots before the others: its dropout leaves 36 of its slots empty
+    assert readings["timestamp"].min() == pd.Timestamp("2026-10-29T19:05:00Z")
+    firsts = readings.groupby("sensor_id")["timestamp"].min()
+    assert firsts.drop("sensor-011").eq(pd.Timestamp("2026-10-29T22:05:00Z")).all()
     assert readings["timestamp"].max() == pd.Timestamp("2026-11-01T00:00:00Z")
     # the same numbers as a plain csv parse of the file
     assert readings["value"].sum() == pytest.approx(sum(float(r["value"]) for r in raw), rel=1e-12)

@@ -57,8 +57,9 @@ def _stats(values: np.ndarray, quality: np.ndarray) -> dict[str, float]:
 def test_sensor_summary_matches_independent_numbers(readings: pd.DataFrame, summary: eda.EdaSummary) -> None:
     table = summary.sensors
     assert list(table.index) == [f"sensor-{i:03d}" for i in range(1, 16)]
-    grid = pd.date_range("2026-10-29T22:05:00Z", "2026-11-01T00:00:00Z", freq="5min")
-    assert len(grid) == 600
+    # every sensor has 600 readings; sensor-011 starts 36 slots earlier because of its dropout gap
+    first = {s: pd.Timestamp("2026-10-29T22:05:00Z") for s in table.index}
+    first["sensor-011"] = pd.Timestamp("2026-10-29T19:05:00Z")
     for sensor_id, row in table.iterrows():
         own = readings[readings["sensor_id"] == sensor_id]
         expected = _stats(own["value"].to_numpy(), own["quality"].to_numpy())
@@ -66,7 +67,9 @@ def test_sensor_summary_matches_independent_numbers(readings: pd.DataFrame, summ
             assert row[column] == pytest.approx(value, rel=1e-9), (sensor_id, column)
         assert row["sensor_type"] == own["sensor_type"].iloc[0]
         assert row["unit"] == own["unit"].iloc[0]
-        assert row["expected"] == 600
+        assert row["count"] == 600
+        grid = pd.date_range(first[sensor_id], "2026-11-01T00:00:00Z", freq="5min")
+        assert row["expected"] == len(grid) == (636 if sensor_id == "sensor-011" else 600)
         assert row["missing"] == len(set(grid) - set(own["timestamp"]))
         assert row["first"] == own["timestamp"].min()
         assert row["last"] == own["timestamp"].max()
@@ -84,7 +87,8 @@ def test_type_summary_matches_independent_numbers(readings: pd.DataFrame, summar
         for column, value in expected.items():
             assert row[column] == pytest.approx(value, rel=1e-9), (sensor_type, column)
         assert row["sensors"] == 3
-        assert row["expected"] == 1800
+        assert row["count"] == 1800
+        assert row["expected"] == (1836 if sensor_type == "vibration" else 1800)
     assert table["missing"].to_dict() == {
         "humidity": 0,
         "pressure": 0,
@@ -131,6 +135,17 @@ def test_find_gaps_edges_jitter_and_cadence() -> None:
         ("b", grid[11], grid[11], 1),
         ("c", grid[-1], grid[-1], 1),
     ]
+    # counted from each sensor's first reading, b's late start is not a gap; its inner and last slots still are
+    since_first = eda.find_gaps(frame, since_first=True)
+    found = [(r.sensor_id, r.gap_start, r.gap_end, r.missing) for r in since_first.itertuples()]
+    assert found == [
+        ("b", grid[5], grid[5], 1),
+        ("b", grid[11], grid[11], 1),
+        ("c", grid[-1], grid[-1], 1),
+    ]
+    expected = eda.sensor_summary(frame, gaps=since_first, since_first=True)["expected"].to_dict()
+    assert expected == {"a": 12, "b": 10, "c": 12}
+    assert eda.sensor_summary(frame)["expected"].to_dict() == {"a": 12, "b": 12, "c": 12}
     # a coarser cadence sees no gaps in a complete sensor
     coarse = eda.find_gaps(frame[frame["sensor_id"] == "a"], "10min")
     assert coarse.empty
@@ -168,10 +183,10 @@ def test_daily_profile_matches_independent_groupby(
 
 def test_overview(readings: pd.DataFrame, summary: eda.EdaSummary) -> None:
     overview = summary.overview
-    assert overview["rows"] == len(readings) == 8964
+    assert overview["rows"] == len(readings) == 9000
     assert overview["sensors"] == 15
     assert overview["sensor_types"] == 5
-    assert overview["expected_readings"] == 9000
+    assert overview["expected_readings"] == 9036  # sensor-011 spans 636 slots, the others 600
     assert overview["missing_readings"] == 36
     assert overview["gap_count"] == 1
     assert overview["duplicate_readings"] == 0
@@ -184,7 +199,7 @@ def test_overview(readings: pd.DataFrame, summary: eda.EdaSummary) -> None:
     metrics = summary.metrics()
     assert "start" not in metrics
     assert metrics["gap_count"] == 1.0
-    assert json.loads(json.dumps(summary.to_dict()))["overview"]["start"] == "2026-10-29T22:05:00Z"
+    assert json.loads(json.dumps(summary.to_dict()))["overview"]["start"] == "2026-10-29T19:05:00Z"
 
 
 def test_summaries_reject_frames_without_the_reading_columns(readings: pd.DataFrame) -> None:
@@ -278,7 +293,7 @@ def test_log_eda_run_logs_one_finished_run(
     run = runs[0]
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "eda-sensor_data"
-    assert run.data.params["rows"] == "8964"
+    assert run.data.params["rows"] == "9000"
     assert run.data.params["sensors"] == "15"
     assert run.data.params["data_path"] == str(datasets.DEFAULT_READINGS_PATH)
     assert len(run.data.params["data_sha256"]) == 64
@@ -291,7 +306,7 @@ def test_log_eda_run_logs_one_finished_run(
     assert {"summary/sensors.csv", "summary/types.csv", "summary/gaps.csv", "summary/summary.json"} <= tables
     local = Path(client.download_artifacts(run_id, "summary/summary.json", str(tmp_path / "dl")))
     logged = json.loads(local.read_text(encoding="utf-8"))
-    assert logged["overview"]["rows"] == 8964
+    assert logged["overview"]["rows"] == 9000
     assert logged["gaps"][0]["gap_start"] == "2026-10-30T13:05:00Z"
 
     # a run whose logging fails ends FAILED and is not reported as finished

@@ -110,10 +110,10 @@ def test_papermill_run_logs_exactly_one_finished_mlflow_run(executed: dict[str, 
     assert run.info.status == "FINISHED"
     assert run.data.params["data_path"] == "data/sensor_data.csv"
     assert run.data.params["faults_path"] == "data/sensor_data_faults.csv"
-    assert run.data.params["rows"] == "8964"
+    assert run.data.params["rows"] == "9000"
     assert run.data.params["sensors"] == "15"
     metrics = run.data.metrics
-    assert metrics["rows"] == 8964
+    assert metrics["rows"] == 9000
     assert metrics["sensors"] == 15
     assert metrics["sensor_types"] == 5
     assert metrics["gap_count"] == 1

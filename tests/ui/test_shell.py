@@ -62,7 +62,7 @@ def test_master_dataset_page_previews_the_sample(api_env: pytest.MonkeyPatch) ->
     at = _run("pages/master_dataset.py")
     assert at.title[0].value == "Master dataset"
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["readings"] == "8,964" and metrics["sensors"] == "15" and metrics["sensor types"] == "5"
+    assert metrics["readings"] == "9,000" and metrics["sensors"] == "15" and metrics["sensor types"] == "5"
     assert at.multiselect[1].value == ["sensor-001", "sensor-002"]
     assert len(at.get("plotly_chart")) == 2
     at.multiselect[1].set_value(["sensor-006"]).run()
