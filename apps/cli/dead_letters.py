@@ -1,0 +1,130 @@
+"""``python -m apps.cli dead-letters list|replay``: inspect and replay dead letters of the event bus.
+
+``replay ID`` runs in this process: it builds the same bus the API runs (``apps.agents.registry``), queues the
+stored event for the handler that failed, waits for it to finish and reports whether the handler succeeded or
+failed again (then a new dead letter is written). ``replayed_at`` is set either way; a dead letter is replayed
+once (exit code 1 with a message when it was already replayed or does not exist).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from types import SimpleNamespace
+from typing import Annotated, Any
+
+import typer
+
+from apps.cli import app
+from core.config import ConfigurationError, Settings, load_settings
+from core.errors import AppError
+
+dead_letters_app = typer.Typer(help="List and replay dead letters of the event bus.", no_args_is_help=True)
+app.add_typer(dead_letters_app, name="dead-letters")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigurationError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+async def _list(settings: Settings, **filters: Any) -> tuple[list[dict[str, Any]], int]:
+    from core.db.session import create_engine, create_session_factory, unit_of_work
+    from core.events.dead_letters import DeadLetterService
+    from core.events.schemas import DeadLetterRead
+
+    engine = create_engine(settings, pool_size=1, max_overflow=0)
+    try:
+        async with unit_of_work(create_session_factory(engine)) as session:
+            rows, total = await DeadLetterService(session).page(**filters)
+            return [DeadLetterRead.model_validate(r).model_dump(mode="json") for r in rows], total
+    finally:
+        await engine.dispose()
+
+
+async def _replay(settings: Settings, dead_letter_id: int) -> dict[str, Any]:
+    from apps.agents.registry import build_bus
+    from core.auth.audit import audit
+    from core.db.session import create_engine, create_session_factory, unit_of_work
+    from core.events.dead_letters import DeadLetterService
+
+    engine = create_engine(settings, pool_size=2, max_overflow=0)
+    state = SimpleNamespace(settings=settings, engine=engine, session_factory=create_session_factory(engine))
+    bus = build_bus(state)
+    bus.start()
+    try:
+        async with unit_of_work(state.session_factory) as session:
+            replay = await DeadLetterService(session).replay(dead_letter_id, bus)
+        audit(
+            "dead_letter.replay", actor_key_id=None, actor_name="cli", target=f"dead_letter:{dead_letter_id}"
+        )
+        outcome = await replay.delivery
+        return {
+            "id": dead_letter_id,
+            "event_type": replay.dead_letter.event_type,
+            "handlers": outcome,
+            "ok": all(result == "ok" for result in outcome.values()),
+        }
+    finally:
+        await bus.stop()
+        await engine.dispose()
+
+
+@dead_letters_app.command("list")
+def list_(
+    handler: Annotated[str | None, typer.Option(help="only this handler")] = None,
+    event_type: Annotated[
+        str | None, typer.Option(help="only this event type, e.g. ReadingsIngested")
+    ] = None,
+    pending: Annotated[bool, typer.Option("--pending", help="only those not replayed yet")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """List dead letters, newest first."""
+    items, total = asyncio.run(
+        _list(
+            _settings(),
+            handler=handler,
+            event_type=event_type,
+            replayed=False if pending else None,
+            limit=limit,
+            offset=offset,
+        )
+    )
+    if as_json:
+        typer.echo(json.dumps({"items": items, "total": total, "limit": limit, "offset": offset}))
+        return
+    if not items:
+        typer.echo("no dead letters")
+        return
+    for item in items:
+        state = f"replayed {item['replayed_at']}" if item["replayed_at"] else "pending"
+        typer.echo(
+            f"{item['id']:>6}  {item['created_at']}  {item['event_type']:<24} {item['handler']:<32} "
+            f"attempts={item['attempts']}  {state}  {item['error'][:120]}"
+        )
+    typer.echo(f"{len(items)} of {total}")
+
+
+@dead_letters_app.command("replay")
+def replay(
+    dead_letter_id: Annotated[int, typer.Argument(metavar="ID", help="dead letter id")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Replay one dead letter to the handler that failed (in this process); exit 1 if it fails again."""
+    try:
+        result = asyncio.run(_replay(_settings(), dead_letter_id))
+    except AppError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        for name, outcome in result["handlers"].items():
+            typer.echo(f"dead letter {dead_letter_id}: {name} {outcome}")
+    if not result["ok"]:
+        raise typer.Exit(1)
