@@ -10,7 +10,6 @@ Header: ``sensor_id,sensor_type,value,unit,timestamp,quality`` (ISO 8601 UTC, so
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -21,8 +20,7 @@ except ImportError:  # imported as scripts.export_sensor_data_csv
 
 import typer
 
-from core.config import ConfigurationError, Settings, load_settings
-from core.db.session import create_engine, create_session_factory, unit_of_work
+from core.config import Settings, load_settings
 from core.simulation.export import (
     DEFAULT_READINGS_PATH,
     export_from_database,
@@ -30,17 +28,15 @@ from core.simulation.export import (
     faults_path_for,
 )
 from core.simulation.generator import parse_utc
+from scripts._bootstrap import in_unit_of_work, run_cli, usage_errors
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
 
 async def export_database(settings: Settings, output: Path, faults_output: Path) -> tuple[int, int]:
-    engine = create_engine(settings)
-    try:
-        async with unit_of_work(create_session_factory(engine)) as session:
-            return await export_from_database(session, output, faults_output)
-    finally:
-        await engine.dispose()
+    return await in_unit_of_work(
+        settings, lambda session: export_from_database(session, output, faults_output)
+    )
 
 
 @app.command()
@@ -55,7 +51,7 @@ def export_command(
     readings_per_sensor: Annotated[int, typer.Option(min=50, help="generator: readings per sensor")] = 600,
 ) -> None:
     faults_output = faults_output or faults_path_for(output)
-    try:
+    with usage_errors():
         if from_generator:
             end_at = parse_utc(end) if end else None
             counts = export_from_generator(
@@ -63,19 +59,12 @@ def export_command(
             )
         else:
             counts = asyncio.run(export_database(load_settings(), output, faults_output))
-    except (ConfigurationError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(f"wrote {counts[0]:,} readings to {output} and {counts[1]} faults to {faults_output}")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
-    try:
-        app(args=argv if argv is not None else sys.argv[1:], prog_name="export_sensor_data_csv.py")
-    except SystemExit as exc:  # typer ends every run with SystemExit
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
+    return run_cli(app, argv, "export_sensor_data_csv.py")
 
 
 if __name__ == "__main__":

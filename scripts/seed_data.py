@@ -9,7 +9,6 @@ run is skipped when the demo sensors are already seeded; see that module for re-
 from __future__ import annotations
 
 import asyncio
-import sys
 from datetime import datetime
 from typing import Annotated
 
@@ -22,10 +21,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from core.config import ConfigurationError, Settings, load_settings
-from core.db.session import create_engine, create_session_factory, unit_of_work
+from core.config import Settings, load_settings
 from core.simulation.generator import parse_utc
 from core.simulation.seed import SeedReport, seed_demo_fleet
+from scripts._bootstrap import in_unit_of_work, run_cli, usage_errors
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -39,14 +38,12 @@ async def run_seed(
     readings_per_sensor: int = 600,
 ) -> SeedReport:
     """Open an engine from ``settings``, seed in one unit of work (committed on success), dispose."""
-    engine = create_engine(settings)
-    try:
-        async with unit_of_work(create_session_factory(engine)) as session:
-            return await seed_demo_fleet(
-                session, end=end, seed=seed, force=force, readings_per_sensor=readings_per_sensor
-            )
-    finally:
-        await engine.dispose()
+    return await in_unit_of_work(
+        settings,
+        lambda session: seed_demo_fleet(
+            session, end=end, seed=seed, force=force, readings_per_sensor=readings_per_sensor
+        ),
+    )
 
 
 def print_report(report: SeedReport, console: Console | None = None) -> None:
@@ -69,12 +66,9 @@ def seed_command(
     force: Annotated[bool, typer.Option(help="write even when the demo fleet is already seeded")] = False,
     readings_per_sensor: Annotated[int, typer.Option(min=50, help="readings per sensor")] = 600,
 ) -> None:
-    try:
+    with usage_errors():
         settings = load_settings()
         end_at = parse_utc(end) if end else None
-    except (ConfigurationError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     report = asyncio.run(
         run_seed(settings, end=end_at, seed=seed, force=force, readings_per_sensor=readings_per_sensor)
     )
@@ -83,11 +77,7 @@ def seed_command(
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
-    try:
-        app(args=argv if argv is not None else sys.argv[1:], prog_name="seed_data.py")
-    except SystemExit as exc:  # typer ends every run with SystemExit
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
+    return run_cli(app, argv, "seed_data.py")
 
 
 if __name__ == "__main__":
