@@ -55,6 +55,8 @@ def _parse_line(values: list[str], now: datetime, oldest: datetime) -> _Row:
     if len(values) != len(CSV_COLUMNS):
         raise ValueError(f"expected {len(CSV_COLUMNS)} columns, got {len(values)}")
     sensor_id, sensor_type, raw_value, unit, raw_ts, raw_quality = (v.strip() for v in values)
+    if any("\x00" in v for v in (sensor_id, sensor_type, unit)):
+        raise ValueError("NUL character in a text column")
     if not sensor_id or len(sensor_id) > MAX_SENSOR_ID_CHARS or any(c.isspace() for c in sensor_id):
         raise ValueError("sensor_id: empty, too long or contains whitespace")
     if not sensor_type:

@@ -71,6 +71,13 @@ class ReadingIn(BaseModel):
             raise ValueError("timestamp must be an ISO 8601 string with a timezone")
         return value
 
+    @field_validator("sensor_id", "unit", mode="after")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
     @field_validator("value", "quality", mode="after")
     @classmethod
     def _finite(cls, value: float | int | None) -> float | None:
@@ -178,7 +185,7 @@ def _valid(index: int, reading: ReadingIn) -> ValidReading:
     sensor_type = None
     if reading.metadata is not None:
         candidate = reading.metadata.get("sensor_type")
-        if isinstance(candidate, str) and candidate.strip():
+        if isinstance(candidate, str) and candidate.strip() and "\x00" not in candidate:
             sensor_type = candidate.strip()[:64]
     return ValidReading(
         index=index,

@@ -284,3 +284,49 @@ async def test_single_object_is_accepted(
     assert "quality" in bad.json()["rejected"][0]["reason"]
     assert await count_readings(database_url, prefix) == 1
     assert await outbox_rows(database_url, response.json()["event_id"]) == 1
+
+
+WEIRD_BODIES = [
+    b'{"sensor_id": "a\\u0000b", "value": 1, "timestamp": "2026-01-01T00:00:00Z"}',
+    b'[{"sensor_id": "ok", "value": 1, "unit": "\\u0000", "timestamp": "2026-01-01T00:00:00Z"}]',
+    b'[{"sensor_id": "ok", "value": 1' + b"0" * 400 + b', "timestamp": "2026-01-01T00:00:00Z"}]',
+    b'[{"sensor_id": "ok", "value": -Infinity, "timestamp": "2026-01-01T00:00:00Z"}]',
+    b'[{"sensor_id": "ok", "value": 1, "timestamp": "9999-12-31T23:59:59Z"}]',
+    b'[{"sensor_id": "ok", "value": 1, "timestamp": "0001-01-01T00:00:00+14:00"}]',
+    b'[{"sensor_id": "", "value": 1, "timestamp": "2026-01-01T00:00:00Z"}]',
+    b'[{"sensor_id": "' + b"x" * 500 + b'", "value": 1, "timestamp": "2026-01-01T00:00:00Z"}]',
+    b'[{"sensor_id": "ok", "value": 1, "timestamp": "2026-01-01T00:00:00Z", "metadata": "x"}]',
+    b'[[1, 2], null, true, "x", {}]',
+    b"[" * 5000 + b"]" * 5000,
+    b'{"a": ' * 3000 + b"1" + b"}" * 3000,
+    b"\xef\xbb\xbf[]",
+]
+
+
+@pytest.mark.parametrize("content", WEIRD_BODIES, ids=range(len(WEIRD_BODIES)))
+async def test_hostile_bodies_get_a_4xx_never_a_500(
+    client: httpx.AsyncClient, settings: Settings, content: bytes
+) -> None:
+    response = await client.post(INGEST, content=content, headers=headers(settings))
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_event_reaches_the_bus_after_commit(
+    client: httpx.AsyncClient, settings: Settings, database_url: str, prefix: str
+) -> None:
+    import asyncio
+    import time
+
+    response = await post(client, settings, [reading(f"{prefix}-a", 1)])
+    event_id = response.json()["event_id"]
+    deadline = time.monotonic() + 10
+    published = None
+    while time.monotonic() < deadline:
+        published = await fetchval(
+            database_url, "SELECT published_at FROM outbox WHERE payload->>'ingest_event_id' = $1", event_id
+        )
+        if published is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert published is not None, "the relay never published the ReadingsIngested event"
