@@ -93,10 +93,8 @@ async def setup_auth(app: FastAPI) -> None:
         settings.rate_limit, settings.rate_limit_storage_uri
     )
     try:
-        entry = await asyncio.wait_for(
-            register_bootstrap_key(app.state.session_factory, settings.api_key.get_secret_value()),
-            timeout=settings.ready_timeout_s,
-        )
+        async with asyncio.timeout(settings.ready_timeout_s):
+            entry = await register_bootstrap_key(app.state.engine, settings.api_key.get_secret_value())
     except Exception as exc:  # noqa: BLE001 - retried lazily on the key's first use
         logger.warning("bootstrap API key not registered at start-up: %s", type(exc).__name__)
         return

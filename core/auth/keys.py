@@ -19,11 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from core.db.models import ApiKey
 from core.db.repositories.api_keys import ApiKeyRepository
-from core.db.session import unit_of_work
 from core.errors import NotFound, ValidationFailed
 
 INGEST = "ingest"
@@ -147,8 +146,18 @@ class ApiKeyService:
         return row
 
 
-async def register_bootstrap_key(factory: async_sessionmaker[AsyncSession], key: str) -> AuthenticatedKey:
-    """Register the bootstrap key in its own transaction (called once at API start-up)."""
-    async with unit_of_work(factory) as session:
-        row = await ApiKeyService(session).register_bootstrap(key)
-        return AuthenticatedKey.from_row(row)
+async def register_bootstrap_key(engine: AsyncEngine, key: str) -> AuthenticatedKey:
+    """Register the bootstrap key in its own transaction (called once at API start-up).
+
+    Works on a connection of ``engine`` (like the readiness check), so that a caller's timeout cancels a
+    connection attempt cleanly, without a session left closing in the background.
+    """
+    async with engine.connect() as conn:
+        session = AsyncSession(bind=conn, expire_on_commit=False, autoflush=False)
+        try:
+            row = await ApiKeyService(session).register_bootstrap(key)
+            entry = AuthenticatedKey.from_row(row)
+            await session.commit()
+        finally:
+            await session.close()
+    return entry
