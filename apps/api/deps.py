@@ -16,9 +16,10 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from core.auth.keys import KEY_PREFIX, READ, has_scope
 from core.config import Settings
 from core.db.session import unit_of_work
-from core.errors import ServiceUnavailable, Unauthorized
+from core.errors import Forbidden, ServiceUnavailable, Unauthorized
 
 API_KEY_HEADER = "X-API-Key"
 api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="API key")
@@ -63,12 +64,24 @@ def key_matches(presented: str | None, settings: Settings) -> bool:
 
 
 async def require_metrics_key(
+    request: Request,
     settings: SettingsDep,
     presented: Annotated[str | None, Depends(api_key_header)],
 ) -> None:
-    """When ``metrics_require_key`` is on, /metrics needs ``X-API-Key`` equal to the bootstrap key."""
-    if settings.metrics_require_key and not key_matches(presented, settings):
-        raise Unauthorized("/metrics requires a valid X-API-Key header")
+    """When ``metrics_require_key`` is on, /metrics needs ``X-API-Key``: the bootstrap key (checked without the
+    database) or any active key with the ``read`` scope (a scraper's own key; 403 for a key without it)."""
+    if not settings.metrics_require_key or key_matches(presented, settings):
+        return
+    if presented and presented.startswith(KEY_PREFIX):
+        # imported here: apps.api.security imports this module
+        from apps.api.security import get_authenticator
+
+        entry = await get_authenticator(request).authenticate(presented)
+        if entry is not None and not entry.revoked:
+            if has_scope(entry.scopes, READ):
+                return
+            raise Forbidden("/metrics requires a key with the 'read' scope")
+    raise Unauthorized("/metrics requires a valid X-API-Key header")
 
 
 __all__ = [

@@ -256,3 +256,15 @@ async def test_every_route_opens_to_admin_and_to_at_most_one_other_scope(setting
             if passed == {"admin"}:
                 admin_only.append(path)
         assert "/api/v1/admin/api-keys" in admin_only
+
+
+async def test_metrics_behind_a_key_accept_read_keys(settings: Settings) -> None:
+    protected = settings.model_copy(update={"metrics_require_key": True})
+    async with serve_app(protected) as (_, client):
+        reader = await create_key(client, settings, "read")
+        writer = await create_key(client, settings, "ingest")
+        assert_unauthorized(await client.get("/metrics"))
+        assert_unauthorized(await client.get("/metrics", headers={"X-API-Key": "sm_unknown"}))
+        assert (await client.get("/metrics", headers=bootstrap_headers(settings))).status_code == 200
+        assert (await client.get("/metrics", headers=reader.headers)).status_code == 200
+        assert (await client.get("/metrics", headers=writer.headers)).status_code == 403
