@@ -1,7 +1,8 @@
 """Key authentication with an in-process TTL cache, so the hot ingest path does not query the database per request.
 
 A lookup result (known key with its scopes and revocation state, or "unknown") is cached for ``ttl_s`` seconds
-per key hash. Consequence, documented in docs/SECURITY.md: revoking a key through another process (or the
+per key hash; a presented value that is neither ``sm_``-prefixed nor the bootstrap key is rejected without a
+lookup. Consequence, documented in docs/SECURITY.md: revoking a key through another process (or the
 CLI) takes effect on this process within ``ttl_s`` seconds; revoking through this process's admin endpoint
 invalidates its cache at once. Concurrent requests with the same uncached key share one database lookup.
 
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.auth.keys import LAST_USED_RESOLUTION, ApiKeyService, AuthenticatedKey, hash_key
+from core.auth.keys import KEY_PREFIX, LAST_USED_RESOLUTION, ApiKeyService, AuthenticatedKey, hash_key
 from core.db.session import unit_of_work
 from core.errors import ServiceUnavailable
 
@@ -80,22 +81,35 @@ class KeyAuthenticator:
     async def authenticate(self, key: str) -> AuthenticatedKey | None:
         """The stored key for ``key`` (possibly revoked: check ``.revoked``); None when unknown."""
         key_hash = hash_key(key)
+        is_bootstrap = self._bootstrap_hash is not None and hmac.compare_digest(
+            key_hash, self._bootstrap_hash
+        )
+        if not key.startswith(KEY_PREFIX) and not is_bootstrap:
+            return None  # not a key this platform generated: no database round trip for garbage
         found, entry = self._cached(key_hash)
         if not found:
-            entry = await self._lookup_once(key_hash, key)
+            entry = await self._lookup_once(key_hash, key, is_bootstrap)
         if entry is not None and not entry.revoked:
             await self._maybe_touch(entry.id)
         return entry
 
-    async def _lookup_once(self, key_hash: str, key: str) -> AuthenticatedKey | None:
+    async def _lookup_once(self, key_hash: str, key: str, is_bootstrap: bool) -> AuthenticatedKey | None:
         pending = self._inflight.get(key_hash)
         if pending is not None:
-            return await asyncio.shield(pending)
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled():  # this request itself is being cancelled
+                    raise
+                return await self._lookup(key, is_bootstrap)  # the leader was cancelled: look up ourselves
         future: asyncio.Future[AuthenticatedKey | None] = asyncio.get_running_loop().create_future()
         self._inflight[key_hash] = future
         try:
-            entry = await self._lookup(key_hash, key)
-        except BaseException as exc:
+            entry = await self._lookup(key, is_bootstrap)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiters (if any) re-raise it
             raise
@@ -106,16 +120,12 @@ class KeyAuthenticator:
         finally:
             self._inflight.pop(key_hash, None)
 
-    async def _lookup(self, key_hash: str, key: str) -> AuthenticatedKey | None:
+    async def _lookup(self, key: str, is_bootstrap: bool) -> AuthenticatedKey | None:
         try:
             async with unit_of_work(self._factory) as session:
                 service = ApiKeyService(session)
                 entry = await service.lookup(key)
-                if (
-                    entry is None
-                    and self._bootstrap_hash
-                    and hmac.compare_digest(key_hash, self._bootstrap_hash)
-                ):
+                if entry is None and is_bootstrap:
                     # the start-up registration did not happen (database down then): register it now
                     row = await service.register_bootstrap(key)
                     entry = AuthenticatedKey.from_row(row)

@@ -3,6 +3,7 @@ all, the key cache's revocation delay, last_used_at bookkeeping, and a walk over
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -268,3 +269,28 @@ async def test_metrics_behind_a_key_accept_read_keys(settings: Settings) -> None
         assert (await client.get("/metrics", headers=bootstrap_headers(settings))).status_code == 200
         assert (await client.get("/metrics", headers=reader.headers)).status_code == 200
         assert (await client.get("/metrics", headers=writer.headers)).status_code == 403
+
+
+async def test_concurrent_requests_share_one_lookup_and_garbage_skips_the_database(
+    settings: Settings,
+) -> None:
+    async with serve_app(settings, add_scope_probes) as (app, client):
+        key = await create_key(client, settings, "read")
+        authenticator = app.state.authenticator
+        authenticator.invalidate()
+        lookups: list[str] = []
+        original = authenticator._lookup
+
+        async def counting(secret: str, is_bootstrap: bool) -> Any:
+            lookups.append(secret)
+            return await original(secret, is_bootstrap)
+
+        authenticator._lookup = counting
+        responses = await asyncio.gather(
+            *(client.get("/_probe/read", headers=key.headers) for _ in range(20))
+        )
+        assert {r.status_code for r in responses} == {200}
+        assert lookups == [key.secret]
+
+        assert_unauthorized(await client.get("/_probe/read", headers={"X-API-Key": "no-prefix-garbage"}))
+        assert lookups == [key.secret]
