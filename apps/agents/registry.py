@@ -9,9 +9,8 @@ must be idempotent (delivery is at least once, see ``core.events.bus``).
 engine must exist first), start them, and stop them (relay first, then the bus drains) before the engine is
 disposed. The CLI builds the same bus to replay dead letters in its own process.
 
-Routers that write events with ``core.events.outbox.add_to_outbox`` wake the relay after their transaction
-committed: ``background.add_task(core.events.relay.after_commit, request.app.state)`` (background tasks run
-after ``SessionDep`` committed). Without it the relay still publishes the rows at its next poll.
+Code that writes events with ``core.events.outbox.add_to_outbox`` needs no extra call: the relay is woken
+after the commit automatically (a SQLAlchemy ``after_commit`` listener, see ``core.events.outbox``).
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ Protocol (one batch)::
     UPDATE outbox SET published_at = now() WHERE id IN (…);
     COMMIT;
 
-* **When.** ``notify()`` (called right after a commit that wrote outbox rows; see ``after_commit``) wakes the
-  relay at once; besides, it polls every ``SM_OUTBOX_POLL_INTERVAL_S`` so rows left behind by a crash, or
+* **When.** ``notify()`` wakes the relay at once; it is called automatically after every commit in this
+  process that wrote rows through ``add_to_outbox`` (``core.events.outbox``); besides, it polls every ``SM_OUTBOX_POLL_INTERVAL_S`` so rows left behind by a crash, or
   written by another API process, are published too. At start-up it publishes every leftover row first.
 * **Never twice at the same time.** ``FOR UPDATE SKIP LOCKED`` lets several relays (threads, processes,
   API replicas) run side by side: a row locked by one batch is invisible to the others until that batch
@@ -40,6 +40,7 @@ from core.config import Settings
 from core.db.repositories.dead_letters import DeadLetterRepository
 from core.db.repositories.outbox import OutboxRepository
 from core.events.bus import EventBus
+from core.events.outbox import register_relay, unregister_relay
 from core.events.types import UnknownEventType, event_from_row
 from core.observability.metrics import OUTBOX_UNPUBLISHED
 
@@ -75,6 +76,8 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.published_total = 0
+        self.passes = 0
+        """Completed passes of the loop (start-up pass, wake-ups and polls)."""
 
     @classmethod
     def from_settings(
@@ -97,6 +100,7 @@ class OutboxRelay:
         if self._task is None:
             self._stopping = False
             self._task = asyncio.create_task(self._run(), name="outbox-relay")
+            register_relay(self)
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop claiming rows and wait (at most ``timeout``) for the batches in flight to commit.
@@ -105,6 +109,7 @@ class OutboxRelay:
         unpublished for the next start.
         """
         self._stopping = True
+        unregister_relay(self)
         self._wake.set()
         if self._task is not None:
             self._task.cancel()
@@ -146,6 +151,7 @@ class OutboxRelay:
             try:
                 await self._pump()
                 await self.unpublished()
+                self.passes += 1
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the database may be down: log briefly, retry at the next poll
@@ -225,9 +231,8 @@ class OutboxRelay:
 async def after_commit(app_state: Any) -> None:
     """Wake the relay of an app (``request.app.state``) after a transaction that wrote outbox rows committed.
 
-    Routers call it once the unit of work has committed, e.g. in a dependency's teardown or after
-    ``async with unit_of_work(...)`` returns. Without a relay (bus disabled) it does nothing: the rows wait for
-    whichever relay polls next.
+    Not needed after ``add_to_outbox`` (its commit wakes every relay of the process by itself); for rows
+    written another way (raw SQL, COPY). Without a relay it does nothing: the rows wait for the next poll.
     """
     relay: OutboxRelay | None = getattr(app_state, "relay", None)
     if relay is not None:

@@ -55,14 +55,18 @@ async def test_event_in_a_committed_transaction_is_published(
     bus = make_bus(session_factory)
     recorder = Recorder()
     bus.subscribe(ReadingsIngested, recorder, name="test.relay.committed")
-    relay = OutboxRelay(session_factory, bus, poll_interval_s=30)  # long poll: notify() must do the waking
+    relay = OutboxRelay(session_factory, bus, poll_interval_s=30)  # long poll: the commit must wake it
     bus.start()
     relay.start()
     try:
         event = readings_event()
-        await commit_events(session_factory, [event])
-        relay.notify()
-        await wait_until(lambda: len(recorder.events) == 1, what="the event to be handled")
+        await wait_until(lambda: relay.passes >= 1, what="the start-up pass")
+        passes = relay.passes
+        await commit_events(
+            session_factory, [event]
+        )  # no notify(): the after_commit listener wakes the relay
+        await wait_until(lambda: len(recorder.events) == 1, timeout=10, what="the event to be handled")
+        assert relay.passes <= passes + 1, "handled by the woken pass, not a poll (the poll interval is 30 s)"
         assert recorder.events == [event]
         await wait_until(_zero_unpublished(events_db), what="the row to be marked published")
         row = await events_db.fetchrow("SELECT event_type, published_at FROM outbox")
@@ -119,12 +123,11 @@ async def test_rows_left_by_a_crash_are_published_exactly_once_at_start_up(
     bus.start()
     relay.start()  # no notify(): start-up alone publishes leftovers
     try:
-        await wait_until(_zero_unpublished(events_db), what="the leftovers to be published")
+        await wait_until(lambda: relay.published_total >= 25, what="the leftovers to be published")
+        assert await unpublished(events_db) == 0
         await bus.join()
-        # A few more polls find nothing to republish.
-        polls = relay.published_total
-        await relay.run_once()
-        assert relay.published_total == polls == 25
+        assert await relay.run_once() == 0, "nothing is left to republish"
+        assert relay.published_total == 25
     finally:
         await relay.stop()
         await bus.stop()
