@@ -6,23 +6,26 @@ JSON is parsed once, and items are validated one by one (see ``core.ingest.schem
 Paths:
 * one reading object, no ``Idempotency-Key``, group commit running → queued to the ``GroupCommitter``, answered
   after the shared transaction committed;
-* everything else → ``IngestService`` in the request's transaction (``SessionDep`` commits before the response
-  is sent); with an ``Idempotency-Key`` the key's lock and record are part of that transaction.
-After a commit that wrote an outbox row, the relay is woken (``core.events.relay.after_commit``).
+* everything else → ``IngestService`` in one unit of work opened here (``unit_of_work``: committed when the
+  block ends, before the response is built; rolled back on any error); with an ``Idempotency-Key`` the key's
+  lock and record are part of that transaction.
+The endpoint opens its unit of work itself instead of taking ``SessionDep`` so that the group-commit path (the
+hot single-reading path) does not create a session it never uses. After the commit the relay is woken
+(``core.events.relay.after_commit``).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
-from uuid import uuid4
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request, Response
-from starlette.background import BackgroundTask
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from apps.api.deps import SessionDep, SettingsDep
+from apps.api.deps import SettingsDep, get_session_factory
 from apps.api.errors import problem_responses
 from apps.api.security import IngestPrincipal
+from core.db.session import unit_of_work
 from core.errors import PayloadTooLarge, UnsupportedMediaType
 from core.events.relay import after_commit
 from core.ingest.group_commit import GroupCommitter
@@ -37,6 +40,9 @@ from core.ingest.service import (
 from core.observability.metrics import INGEST_BATCH_SIZE, INGEST_REQUESTS_TOTAL
 
 router = APIRouter(prefix="/api/v1/data", tags=["ingest"])
+
+SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_session_factory)]
+_REQUESTS = {mode: INGEST_REQUESTS_TOTAL.labels(mode=mode) for mode in ("partial", "atomic", "group_commit", "replay")}
 
 JSON_MEDIA_TYPE = "application/json"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -84,14 +90,8 @@ def _check_content_type(request: Request) -> None:
         raise UnsupportedMediaType(f"send the readings as {JSON_MEDIA_TYPE} (got {media_type or 'nothing'})")
 
 
-def _json(body: Any, status_code: int, *, headers: dict[str, str] | None = None, notify: Request | None = None) -> Response:
-    return Response(
-        orjson.dumps(body),
-        status_code=status_code,
-        media_type=JSON_MEDIA_TYPE,
-        headers=headers,
-        background=BackgroundTask(after_commit, notify.app.state) if notify is not None else None,
-    )
+def _json(body: Any, status_code: int, *, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status_code, media_type=JSON_MEDIA_TYPE, headers=headers)
 
 
 @router.post(
@@ -112,7 +112,7 @@ def _json(body: Any, status_code: int, *, headers: dict[str, str] | None = None,
 async def ingest(
     request: Request,
     principal: IngestPrincipal,
-    session: SessionDep,
+    session_factory: SessionFactoryDep,
     settings: SettingsDep,
     atomic: Annotated[bool, Query(description="Store nothing when any item is invalid.")] = False,
     idempotency_key: Annotated[
@@ -121,26 +121,32 @@ async def ingest(
 ) -> Response:
     _check_content_type(request)
     body = await read_body(request, settings.max_body_bytes)
-    service = IngestService(session, settings)
+    mode = "atomic" if atomic else "partial"
 
     if idempotency_key is not None:
         key = check_idempotency_key(idempotency_key)
         fingerprint = request_hash(body, atomic=atomic)
-        stored = await service.begin_idempotent(principal.api_key_id, key, fingerprint)
+        async with unit_of_work(session_factory) as session:
+            service = IngestService(session, settings)
+            stored = await service.begin_idempotent(principal.api_key_id, key, fingerprint)
+            if stored is None:
+                batch = parse_body(body, settings)
+                _REQUESTS[mode].inc()
+                result = await service.ingest(batch, atomic=atomic, api_key_id=principal.api_key_id)
+                payload = result.model_dump(mode="json")
+                await service.complete_idempotent(
+                    principal.api_key_id, key, fingerprint, status_code=202, body=payload
+                )
         if stored is not None:
-            INGEST_REQUESTS_TOTAL.labels(mode="replay").inc()
+            _REQUESTS["replay"].inc()
             return _json(stored.body, stored.status_code, headers={REPLAYED_HEADER: "true"})
-        batch = parse_body(body, settings)
-        INGEST_REQUESTS_TOTAL.labels(mode="atomic" if atomic else "partial").inc()
-        result = await service.ingest(batch, atomic=atomic, api_key_id=principal.api_key_id)
-        payload = result.model_dump(mode="json")
-        await service.complete_idempotent(principal.api_key_id, key, fingerprint, status_code=202, body=payload)
-        return _json(payload, 202, notify=request)
+        await after_commit(request.app.state)
+        return _json(payload, 202)
 
     batch = parse_body(body, settings)
     committer: GroupCommitter | None = getattr(request.app.state, "group_committer", None)
     if batch.single and committer is not None and committer.running:
-        INGEST_REQUESTS_TOTAL.labels(mode="group_commit").inc()
+        _REQUESTS["group_commit"].inc()
         INGEST_BATCH_SIZE.observe(1)
         if batch.rejected:
             IngestService._count(0, 0, 1)
@@ -150,16 +156,16 @@ async def ingest(
             raise rejection_error(
                 [RejectedItem(index=0, reason=outcome.reason or "rejected")], "the reading is invalid; nothing stored"
             )
-        payload = IngestResponse(
-            event_id=outcome.event_id,
-            accepted=int(outcome.outcome == "accepted"),
-            duplicates=int(outcome.outcome == "duplicate"),
-        ).model_dump(mode="json")
+        accepted = outcome.outcome == "accepted"
+        payload = {"event_id": str(outcome.event_id), "accepted": int(accepted), "duplicates": int(not accepted),
+                   "rejected": []}  # fmt: skip
         return _json(payload, 202)
 
-    INGEST_REQUESTS_TOTAL.labels(mode="atomic" if atomic else "partial").inc()
-    result = await service.ingest(batch, atomic=atomic, api_key_id=principal.api_key_id, event_id=uuid4())
-    return _json(result.model_dump(mode="json"), 202, notify=request)
+    _REQUESTS[mode].inc()
+    async with unit_of_work(session_factory) as session:
+        result = await IngestService(session, settings).ingest(batch, atomic=atomic, api_key_id=principal.api_key_id)
+    await after_commit(request.app.state)
+    return _json(result.model_dump(mode="json"), 202)
 
 
 __all__ = ["REPLAYED_HEADER", "read_body", "router"]
