@@ -213,3 +213,92 @@ async def test_batch_is_not_marked_published_when_its_delivery_fails(
     with pytest.raises(DeliveryFailed, match="stays unpublished"):
         await batch
     assert await unpublished(events_db) == 1
+
+
+CRASHING_PROCESS = """
+import asyncio, os, sys
+from core.config import load_settings
+from core.db.session import create_engine, create_session_factory, unit_of_work
+from core.events.bus import EventBus
+from core.events.outbox import add_to_outbox
+from core.events.relay import OutboxRelay
+from core.events.types import ReadingsIngested
+from datetime import UTC, datetime
+import uuid
+
+async def main():
+    settings = load_settings(database_url=sys.argv[1])
+    factory = create_session_factory(create_engine(settings))
+    bus = EventBus(factory, workers=1)
+    async def hang(event):
+        print("handling", event.event_id, flush=True)
+        await asyncio.Event().wait()  # the handler never finishes: the batch is never acknowledged
+    bus.subscribe(ReadingsIngested, hang, name="test.crash.hang")
+    bus.start()
+    relay = OutboxRelay(factory, bus, poll_interval_s=0.05)
+    relay.start()
+    now = datetime.now(UTC)
+    async with unit_of_work(factory) as session:
+        for i in range(5):
+            await add_to_outbox(session, ReadingsIngested(sensor_ids=["s"], count=i, first_timestamp=now,
+                                last_timestamp=now, ingest_event_id=uuid.uuid4()))
+    print("committed", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_process_killed_after_commit_and_claim_loses_no_event(
+    events_database_url: str,
+    session_factory: async_sessionmaker[AsyncSession],
+    events_db: asyncpg.Connection,
+) -> None:
+    """SIGKILL while a relay holds the rows (claimed, published, not acknowledged): the next relay delivers all."""
+    import signal
+    import sys
+
+    from core.config import PROJECT_ROOT
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CRASHING_PROCESS,
+        events_database_url,
+        cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        while not any(line.startswith("handling") for line in lines):
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            assert line, (await proc.stderr.read()).decode() if proc.stderr else "no output"
+            lines.append(line.decode())
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+
+    await wait_until(_zero_locks(events_db), what="the killed session's locks to vanish")
+    assert await unpublished(events_db) == 5, "nothing was acknowledged by the killed process"
+    bus = make_bus(session_factory)
+    recorder = Recorder()
+    bus.subscribe(ReadingsIngested, recorder, name="test.crash.recovered")
+    bus.start()
+    try:
+        assert await OutboxRelay(session_factory, bus).drain() == 5
+    finally:
+        await bus.stop()
+    assert sorted(e.count for e in recorder.events) == [0, 1, 2, 3, 4]
+    assert await unpublished(events_db) == 0
+
+
+def _zero_locks(conn: asyncpg.Connection):  # type: ignore[no-untyped-def]
+    async def check() -> bool:
+        return not await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+        )
+
+    return check
