@@ -5,7 +5,8 @@ arguments loads the settings (refusing unsafe production settings with ``Configu
 logging; tests pass their own ``Settings`` and may build any number of apps in one process.
 
 The lifespan owns the process-wide resources on ``app.state``: ``engine``, ``session_factory`` and
-``http_client`` (for dependency checks); they are disposed on shutdown.
+``http_client`` (for dependency checks); they are disposed on shutdown. ``bus`` and ``relay`` (core/events) start
+after the engine and stop before it is disposed.
 """
 
 from __future__ import annotations

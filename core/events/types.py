@@ -6,6 +6,9 @@ agents' log lines carry it too). The class-level ``event_type`` is the stable na
 and ``dead_letters.event_type``; ``EVENT_TYPES`` maps it back to the class (``event_from_row``).
 
 Delivery is *at least once*: a handler may see the same ``event_id`` twice and must be idempotent.
+
+Evolution: stored rows are decoded with the current class, so add fields with defaults and never remove or
+rename one while outbox or dead-letter rows written with it may exist (docs/architecture/events.md).
 """
 
 from __future__ import annotations
