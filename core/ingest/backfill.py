@@ -151,7 +151,7 @@ async def backfill_csv(
                 for row in batch:
                     sensors.setdefault(row.record.sensor_id, (row.record.sensor_id, row.sensor_type, row.record.unit))
                 await repo.register_sensors(list(sensors.values()))
-                outcome = await repo.insert_readings([row.record for row in batch], force_copy=True)
+                outcome = await repo.insert_readings([row.record for row in batch], force_copy=True, optimistic=True)
                 if outcome.inserted:
                     assert outcome.first_timestamp is not None and outcome.last_timestamp is not None
                     await add_to_outbox(

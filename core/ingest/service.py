@@ -81,17 +81,22 @@ class _Plan:
     rejected: list[RejectedItem]
 
 
-def dedupe(readings: list[ValidReading]) -> tuple[list[ValidReading], int]:
-    """First occurrence of each ``(sensor_id, timestamp)`` and the number of repeats dropped."""
+def dedupe(readings: list[ValidReading]) -> tuple[list[ReadingRecord], int]:
+    """Rows of the first occurrence of each ``(sensor_id, timestamp)``, and the number of repeats dropped.
+
+    Plain tuples in ``ReadingRecord`` column order (hot path: no per-row NamedTuple construction).
+    """
     seen: set[tuple[str, Any]] = set()
-    unique: list[ValidReading] = []
-    for reading in readings:
-        key = (reading.sensor_id, reading.timestamp)
+    add = seen.add
+    rows: list[ReadingRecord] = []
+    append = rows.append
+    for r in readings:
+        key = (r.sensor_id, r.timestamp)
         if key in seen:
             continue
-        seen.add(key)
-        unique.append(reading)
-    return unique, len(readings) - len(unique)
+        add(key)
+        append((r.timestamp, r.sensor_id, r.value, r.unit, r.quality))  # type: ignore[arg-type]
+    return rows, len(readings) - len(rows)
 
 
 async def resolve_sensors(
@@ -184,7 +189,7 @@ class IngestService:
                 rejected,
                 f"{len(rejected)} of {batch.total} readings are invalid; none stored",
             )
-        outcome = await self._repo.insert_readings([to_record(r) for r in kept])
+        outcome = await self._repo.insert_readings(kept, optimistic=True)
         duplicates = in_batch_duplicates + (len(kept) - outcome.inserted)
         if outcome.inserted:
             assert outcome.first_timestamp is not None and outcome.last_timestamp is not None

@@ -69,6 +69,20 @@ async def test_large_batch_goes_through_copy(
     assert await outbox_rows(database_url, again.json()["event_id"]) == 0
 
 
+async def test_large_batch_overlapping_stored_readings(
+    client: httpx.AsyncClient, settings: Settings, database_url: str, prefix: str
+) -> None:
+    """The direct COPY meets existing keys: it is rolled back and the batch still stores exactly the new ones."""
+    body = [reading(f"{prefix}-a", minutes_ago=i / 10) for i in range(1_000)]
+    first = await post(client, settings, body[::100])  # 10 of them already stored
+    assert first.json()["accepted"] == 10
+    response = await post(client, settings, body)
+    assert response.status_code == 202
+    assert response.json()["accepted"] == 990 and response.json()["duplicates"] == 10
+    assert await count_readings(database_url, prefix) == 1_000
+    assert await outbox_rows(database_url, response.json()["event_id"]) == 1
+
+
 async def test_duplicates_in_db_and_within_batch(
     client: httpx.AsyncClient, settings: Settings, database_url: str, prefix: str
 ) -> None:

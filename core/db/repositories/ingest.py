@@ -5,7 +5,13 @@ Readings are written set-based, never row by row:
 * up to ``UNNEST_MAX_ROWS`` rows: one ``INSERT … SELECT FROM unnest($1::timestamptz[], …)``;
 * larger batches: asyncpg ``copy_records_to_table`` into a session-local temporary table
   (``ON COMMIT DELETE ROWS``, created once per pooled connection), then one
-  ``INSERT INTO sensor_readings SELECT … FROM tmp ON CONFLICT (timestamp, sensor_id) DO NOTHING``.
+  ``INSERT INTO sensor_readings SELECT … FROM tmp ON CONFLICT (timestamp, sensor_id) DO NOTHING``;
+* optionally (``optimistic=True``, the batch endpoint and the backfill), first a direct COPY into
+  ``sensor_readings`` inside a SAVEPOINT: new readings — the normal case — then cost what a raw COPY costs
+  (the temporary-table path runs at ~0.54× of it, FIELD_NOTES). If any row already exists the COPY fails with a
+  unique violation, the savepoint is rolled back (its rows become dead tuples for VACUUM) and the batch takes
+  the temporary-table path, which counts the duplicates. A concurrent writer of the same keys makes the COPY wait
+  for it like any insert, then fall back.
 
 Both run on the caller's session and transaction and report which rows were actually inserted.
 
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,7 +41,8 @@ UNKNOWN_SENSOR_TYPE = "unknown"
 
 
 class ReadingRecord(NamedTuple):
-    """Column order of ``sensor_readings`` writes (and of the temporary table)."""
+    """Column order of ``sensor_readings`` writes (and of the temporary table); plain tuples in this order are
+    accepted too (the hot paths build those)."""
 
     timestamp: datetime
     sensor_id: str
@@ -69,6 +77,9 @@ _UNNEST_SOURCE = """
         CAST(:qualities AS double precision[])
     )
 """
+
+#: A no-op that makes SQLAlchemy's asyncpg adapter begin the transaction on the driver connection.
+_BEGIN_MARK_SQL = text("SELECT 1")
 
 _CREATE_TMP_SQL = text(
     f"""
@@ -177,22 +188,33 @@ class IngestRepository:
 
     # --- readings ------------------------------------------------------------------------------------------------
     async def insert_readings(
-        self, rows: Sequence[ReadingRecord], *, with_keys: bool = False, force_copy: bool = False
+        self,
+        rows: Sequence[ReadingRecord],
+        *,
+        with_keys: bool = False,
+        force_copy: bool = False,
+        optimistic: bool = False,
     ) -> InsertOutcome:
         """Insert readings set-based; rows whose ``(timestamp, sensor_id)`` exists are skipped.
 
-        The sensors must exist. Returns what was inserted (with ``with_keys``, the key of every inserted row).
-        ``force_copy`` takes the COPY path whatever the size (backfills).
+        The sensors must exist and ``rows`` must not repeat a key. Returns what was inserted (with
+        ``with_keys``, the key of every inserted row). ``force_copy`` takes a COPY path whatever the size
+        (backfills); ``optimistic`` tries a direct COPY first (module docstring).
         """
         if not rows:
             return InsertOutcome(0, [], None, None, set() if with_keys else None)
-        if len(rows) <= UNNEST_MAX_ROWS and not force_copy:
+        large = len(rows) > UNNEST_MAX_ROWS or force_copy
+        if optimistic and large and not with_keys and await self._copy_direct(rows):
+            stamps = [r[0] for r in rows]
+            return InsertOutcome(len(rows), sorted({r[1] for r in rows}), min(stamps), max(stamps))
+        if not large:
+            timestamps, sensor_ids, values, units, qualities = (list(c) for c in zip(*rows, strict=True))
             params = {
-                "timestamps": [r.timestamp for r in rows],
-                "sensor_ids": [r.sensor_id for r in rows],
-                "values": [r.value for r in rows],
-                "units": [r.unit for r in rows],
-                "qualities": [r.quality for r in rows],
+                "timestamps": timestamps,
+                "sensor_ids": sensor_ids,
+                "values": values,
+                "units": units,
+                "qualities": qualities,
             }
             result = await self._session.execute(_INSERT_UNNEST_KEYS if with_keys else _INSERT_UNNEST, params)
         else:
@@ -206,6 +228,27 @@ class IngestRepository:
             return InsertOutcome(len(keys), sorted({k[0] for k in keys}), min(stamps), max(stamps), keys)
         count, first, last, sensor_ids = result.one()
         return InsertOutcome(int(count), sorted(sensor_ids or []), first, last)
+
+    async def _copy_direct(self, rows: Sequence[ReadingRecord]) -> bool:
+        """COPY straight into ``sensor_readings`` in a savepoint; False (rolled back) on a duplicate key.
+
+        The savepoint is managed on the driver connection itself (SQLAlchemy does not see the COPY), and the
+        transaction was begun through SQLAlchemy first so that everything stays inside it.
+        """
+        await self._session.execute(_BEGIN_MARK_SQL)
+        connection = await self._session.connection()
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.execute("SAVEPOINT ingest_direct_copy")
+        try:
+            await driver.copy_records_to_table("sensor_readings", records=rows, columns=list(ReadingRecord._fields))
+        except asyncpg.UniqueViolationError:
+            await driver.execute("ROLLBACK TO SAVEPOINT ingest_direct_copy")
+            await driver.execute("RELEASE SAVEPOINT ingest_direct_copy")
+            return False
+        await driver.execute("RELEASE SAVEPOINT ingest_direct_copy")
+        return True
 
     async def copy_to_temp(self, rows: Sequence[ReadingRecord]) -> None:
         """COPY ``rows`` into the temporary table on the session's own connection and transaction.
