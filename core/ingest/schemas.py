@@ -1,14 +1,22 @@
 """Ingest request/response schemas and per-item validation of the raw body.
 
-The body is parsed once (orjson, falling back to the standard library only to recognise ``NaN``/``Infinity``
-literals so that such items are rejected one by one instead of failing the whole batch) and each item is
-validated on its own, so one bad item never rejects the batch in ``partial`` mode. A batch whose items are all
-valid is validated in one ``validate_json`` call (the fast path).
+Validation runs in pydantic-core's JSON mode, strictly: ``value``/``quality`` must be JSON numbers (not strings
+or booleans) and finite — a ``NaN``/``Infinity`` literal or ``1e400`` is rejected as "not finite" for that item
+only — and ``timestamp`` must be an RFC 3339 string with a timezone (no epoch numbers, no naive times).
+
+* Fast path: the whole body in one ``validate_json`` call (all items valid: the normal case).
+* When some items fail, pydantic reports every error with the item's index; the body is then decoded once
+  (orjson, or the standard library when it holds NaN/Infinity literals), the valid items are validated again
+  on their own and the invalid ones become ``RejectedItem(index, reason)``. One bad item never rejects the batch.
+* Then the time window: not more than 5 minutes in the future, not older than the retention window.
+
+Items are a ``TypedDict`` (validated into plain dicts), which validates ~3× faster than a model.
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -23,8 +31,9 @@ from pydantic import (
     StrictStr,
     TypeAdapter,
     ValidationError,
-    field_validator,
+    with_config,
 )
+from typing_extensions import NotRequired, TypedDict
 
 #: Most readings one request may carry (more → 413).
 MAX_BATCH_ITEMS = 10_000
@@ -33,48 +42,46 @@ MAX_FUTURE = timedelta(minutes=5)
 MAX_SENSOR_ID_CHARS = 128
 MAX_UNIT_CHARS = 32
 MAX_IDEMPOTENCY_KEY_CHARS = 255
+MAX_REASON_CHARS = 500
 
-#: A JSON number (int or float; strings and booleans are rejected).
-Number = Annotated[float, Field(strict=True)]
+EXAMPLE_READING = {
+    "sensor_id": "sensor-001",
+    "value": 55.35,
+    "timestamp": "2026-10-29T22:05:00Z",
+    "unit": "°C",
+    "quality": 1.0,
+}
+
+#: A finite JSON number (int or float; strings, booleans, NaN and Infinity are rejected).
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
-class ReadingIn(BaseModel):
+@with_config(ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_READING]}))
+class ReadingIn(TypedDict):
     """One reading as a device sends it."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "sensor_id": "sensor-001",
-                    "value": 55.35,
-                    "timestamp": "2026-10-29T22:05:00Z",
-                    "unit": "°C",
-                    "quality": 1.0,
-                }
-            ]
-        },
-    )
 
     sensor_id: Annotated[
         StrictStr, Field(min_length=1, max_length=MAX_SENSOR_ID_CHARS, pattern=r"^[^\s\x00]+$")
     ]
-    value: Annotated[Number, Field(allow_inf_nan=False, description="Finite number.")]
-    timestamp: Annotated[AwareDatetime, Field(description="ISO 8601 with a timezone (UTC offset or Z).")]
-    unit: Annotated[StrictStr, Field(max_length=MAX_UNIT_CHARS, pattern=r"^[^\x00]*$")] | None = None
-    quality: Annotated[Number, Field(ge=0.0, le=1.0, allow_inf_nan=False)] | None = None
-    metadata: dict[str, Any] | None = Field(None, description="Free-form; `sensor_type` is used on auto-registration.")
-
-    @field_validator("timestamp", mode="before")
-    @classmethod
-    def _timestamp_is_text(cls, value: Any) -> Any:
-        if not isinstance(value, str | datetime):
-            raise ValueError("timestamp must be an ISO 8601 string with a timezone")
-        return value
+    value: Annotated[Number, Field(description="Finite number.")]
+    timestamp: Annotated[
+        AwareDatetime, Field(strict=True, description="RFC 3339 / ISO 8601 string with a timezone (Z or offset).")
+    ]
+    unit: NotRequired[Annotated[StrictStr, Field(max_length=MAX_UNIT_CHARS, pattern=r"^[^\x00]*$")] | None]
+    quality: NotRequired[Annotated[Number, Field(ge=0.0, le=1.0)] | None]
+    metadata: NotRequired[
+        Annotated[dict[str, Any], Field(description="Free-form; `sensor_type` is used on auto-registration.")]
+        | None
+    ]
 
 
-_ITEM = TypeAdapter(ReadingIn)
-_LIST = TypeAdapter(list[ReadingIn])
+_ITEM: TypeAdapter[ReadingIn] = TypeAdapter(ReadingIn)
+_LIST: TypeAdapter[list[ReadingIn]] = TypeAdapter(list[ReadingIn])
+
+
+def reading_json_schema() -> dict[str, Any]:
+    """JSON schema of one reading (for the OpenAPI request body)."""
+    return _ITEM.json_schema()
 
 
 class RejectedItem(BaseModel):
@@ -128,41 +135,38 @@ class MalformedBody(ValueError):
 
 
 class NotReadings(ValueError):
-    """JSON, but neither an object nor an array (→ 422)."""
+    """JSON, but neither an object nor an array, or an empty array (→ 422)."""
 
 
 class TooManyItems(ValueError):
     """More than MAX_BATCH_ITEMS items (→ 413)."""
 
 
-def _reason(exc: ValidationError) -> str:
+def _reason(errors: list[Any]) -> str:
     parts = []
-    for err in exc.errors(include_url=False, include_input=False):
+    for err in errors:
         loc = ".".join(str(p) for p in err["loc"]) or "item"
         msg = str(err["msg"]).removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}")
-    return "; ".join(parts)[:500]
+        if err["type"] in {"dict_type", "model_type", "typed_dict_type"} and not err["loc"]:
+            parts.append("item: must be a JSON object")
+        else:
+            parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)[:MAX_REASON_CHARS]
 
 
-def _loads(body: bytes) -> Any:
+def _is_json_error(exc: ValidationError) -> bool:
+    return any(err["type"] == "json_invalid" for err in exc.errors(include_url=False, include_input=False))
+
+
+def _loads(body: bytes) -> tuple[Any, bool]:
+    """Decode the body; the flag says the standard library was needed (NaN/Infinity literals)."""
     try:
-        return orjson.loads(body)
+        return orjson.loads(body), False
     except orjson.JSONDecodeError as exc:
-        # NaN/Infinity literals (Python's json.dumps writes them) are not JSON; accept them here so that the
-        # items carrying them are rejected one by one. Anything else is malformed.
         try:
-            return json.loads(body)
+            return json.loads(body), True
         except (ValueError, RecursionError):
             raise MalformedBody(f"malformed JSON: {exc}") from None
-
-
-def _semantic(reading: ReadingIn, now: datetime, oldest: datetime) -> str | None:
-    ts = reading.timestamp
-    if ts > now + MAX_FUTURE:
-        return "timestamp: more than 5 minutes in the future"
-    if ts < oldest:
-        return "timestamp: older than the retention window"
-    return None
 
 
 def _sensor_type(metadata: dict[str, Any]) -> str | None:
@@ -172,35 +176,59 @@ def _sensor_type(metadata: dict[str, Any]) -> str | None:
     return None
 
 
-def _valid(index: int, reading: ReadingIn) -> ValidReading:
-    # Aware datetimes compare and hash by their UTC instant: no conversion needed (hot path).
-    metadata = reading.metadata
-    return ValidReading(
-        index,
-        reading.sensor_id,
-        reading.value,
-        reading.timestamp,
-        reading.unit,
-        reading.quality,
-        None if metadata is None else _sensor_type(metadata),
-    )
-
-
 def _split(
-    models: list[ReadingIn], now: datetime, oldest: datetime
+    items: list[tuple[int, ReadingIn]], now: datetime, oldest: datetime
 ) -> tuple[list[ValidReading], list[RejectedItem]]:
     latest = now + MAX_FUTURE
     readings: list[ValidReading] = []
     rejected: list[RejectedItem] = []
-    for index, model in enumerate(models):
-        ts = model.timestamp
+    for index, item in items:
+        ts = item["timestamp"]
         if ts > latest:
             rejected.append(RejectedItem(index=index, reason="timestamp: more than 5 minutes in the future"))
         elif ts < oldest:
             rejected.append(RejectedItem(index=index, reason="timestamp: older than the retention window"))
         else:
-            readings.append(_valid(index, model))
+            metadata = item.get("metadata")
+            readings.append(
+                ValidReading(
+                    index,
+                    item["sensor_id"],
+                    item["value"],
+                    ts,  # aware datetimes compare and hash by their UTC instant
+                    item.get("unit"),
+                    item.get("quality"),
+                    None if metadata is None else _sensor_type(metadata),
+                )
+            )
     return readings, rejected
+
+
+def _array(body: bytes) -> tuple[list[tuple[int, ReadingIn]], list[RejectedItem], int]:
+    try:
+        models = _LIST.validate_json(body)
+    except ValidationError as exc:
+        if _is_json_error(exc):
+            _loads(body)  # raises MalformedBody unless only NaN/Infinity literals upset the parser
+        errors = exc.errors(include_url=False, include_input=False)
+        if any(not err["loc"] for err in errors):
+            raise NotReadings("the body must be one reading object or an array of readings") from None
+        by_index: dict[int, list[Any]] = defaultdict(list)
+        for err in errors:
+            by_index[int(err["loc"][0])].append({**err, "loc": err["loc"][1:]})
+        raw, needed_stdlib = _loads(body)
+        if not isinstance(raw, list):
+            raise NotReadings("the body must be one reading object or an array of readings") from None
+        if len(raw) > MAX_BATCH_ITEMS:
+            raise TooManyItems(f"{len(raw)} readings in one request; at most {MAX_BATCH_ITEMS}") from None
+        good = [i for i in range(len(raw)) if i not in by_index]
+        dumps = (lambda v: json.dumps(v).encode()) if needed_stdlib else orjson.dumps
+        validated = _LIST.validate_json(dumps([raw[i] for i in good])) if good else []
+        rejected = [RejectedItem(index=i, reason=_reason(errs)) for i, errs in sorted(by_index.items())]
+        return list(zip(good, validated, strict=True)), rejected, len(raw)
+    if len(models) > MAX_BATCH_ITEMS:
+        raise TooManyItems(f"{len(models)} readings in one request; at most {MAX_BATCH_ITEMS}")
+    return list(enumerate(models)), [], len(models)
 
 
 def parse_readings(body: bytes, *, retention_days: int, now: datetime | None = None) -> ParsedBatch:
@@ -211,60 +239,29 @@ def parse_readings(body: bytes, *, retention_days: int, now: datetime | None = N
     """
     now = now or datetime.now(UTC)
     oldest = now - timedelta(days=retention_days)
-    stripped = body.lstrip()
-    single = stripped[:1] == b"{"
-    models: list[ReadingIn] | None = None
-    if stripped[:1] == b"[" and stripped.count(b"{") <= MAX_BATCH_ITEMS:
-        try:  # fast path: every item valid, one pass in pydantic-core
-            models = _LIST.validate_json(body)
-        except ValueError:
-            models = None
-    elif single:
+    first = body.lstrip()[:1]
+    if first == b"{":
         try:
-            models = [_ITEM.validate_json(body)]
-        except ValueError:
-            models = None
-    if models is not None:
-        if not models:
-            raise NotReadings("the array is empty: send at least one reading")
-        if len(models) > MAX_BATCH_ITEMS:
-            raise TooManyItems(f"{len(models)} readings in one request; at most {MAX_BATCH_ITEMS}")
-        readings, rejected = _split(models, now, oldest)
-        return ParsedBatch(readings, rejected, single, len(models))
-
-    data = _loads(body)
-    if isinstance(data, dict):
-        items: list[Any] = [data]
-        single = True
-    elif isinstance(data, list):
-        items = data
-        single = False
-    else:
-        raise NotReadings("the body must be one reading object or an array of readings")
-    if not items:
-        raise NotReadings("the array is empty: send at least one reading")
-    if len(items) > MAX_BATCH_ITEMS:
-        raise TooManyItems(f"{len(items)} readings in one request; at most {MAX_BATCH_ITEMS}")
-    readings = []
-    rejected = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            rejected.append(RejectedItem(index=index, reason="item: must be a JSON object"))
-            continue
-        try:
-            model = _ITEM.validate_python(item)
+            items: list[tuple[int, ReadingIn]] = [(0, _ITEM.validate_json(body))]
+            rejected: list[RejectedItem] = []
         except ValidationError as exc:
-            rejected.append(RejectedItem(index=index, reason=_reason(exc)))
-            continue
-        problem = _semantic(model, now, oldest)
-        if problem is None:
-            readings.append(_valid(index, model))
-        else:
-            rejected.append(RejectedItem(index=index, reason=problem))
-    return ParsedBatch(readings, rejected, single, len(items))
+            if _is_json_error(exc):
+                _loads(body)  # MalformedBody unless only NaN/Infinity literals upset the parser
+            items, rejected = [], [RejectedItem(index=0, reason=_reason(exc.errors(include_url=False)))]
+        readings, late = _split(items, now, oldest)
+        return ParsedBatch(readings, rejected + late, True, 1)
+    if first == b"[":
+        items, rejected, total = _array(body)
+        if total == 0:
+            raise NotReadings("the array is empty: send at least one reading")
+        readings, late = _split(items, now, oldest)
+        return ParsedBatch(readings, sorted(rejected + late, key=lambda r: r.index), False, total)
+    _loads(body)  # MalformedBody when it is not JSON at all
+    raise NotReadings("the body must be one reading object or an array of readings")
 
 
 __all__ = [
+    "EXAMPLE_READING",
     "MAX_BATCH_ITEMS",
     "MAX_FUTURE",
     "MAX_IDEMPOTENCY_KEY_CHARS",
@@ -277,4 +274,5 @@ __all__ = [
     "TooManyItems",
     "ValidReading",
     "parse_readings",
+    "reading_json_schema",
 ]

@@ -30,7 +30,7 @@ from core.db.session import unit_of_work
 from core.errors import PayloadTooLarge, UnsupportedMediaType
 from core.events.relay import after_commit
 from core.ingest.group_commit import GroupCommitter
-from core.ingest.schemas import MAX_BATCH_ITEMS, IngestResponse, ReadingIn, RejectedItem
+from core.ingest.schemas import EXAMPLE_READING, MAX_BATCH_ITEMS, IngestResponse, RejectedItem, reading_json_schema
 from core.ingest.service import (
     IngestService,
     check_idempotency_key,
@@ -61,7 +61,7 @@ _REQUESTS = {mode: INGEST_REQUESTS_TOTAL.labels(mode=mode) for mode in ("partial
 JSON_MEDIA_TYPE = "application/json"
 REPLAYED_HEADER = "Idempotent-Replayed"
 
-_reading_schema = ReadingIn.model_json_schema()
+_reading_schema = reading_json_schema()
 _REQUEST_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -74,8 +74,8 @@ _REQUEST_BODY: dict[str, Any] = {
                     ]
                 },
                 "examples": {
-                    "one": {"value": _reading_schema["examples"][0]},
-                    "batch": {"value": [_reading_schema["examples"][0]]},
+                    "one": {"value": EXAMPLE_READING},
+                    "batch": {"value": [EXAMPLE_READING]},
                 },
             }
         },
