@@ -12,7 +12,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from apps.cli import app
 from core.config import ConfigurationError, Settings, load_settings
-from core.ingest.backfill import DEFAULT_BATCH_SIZE, BackfillReport, CsvHeaderError, backfill_csv, count_data_lines
+from core.ingest.backfill import (
+    DEFAULT_BATCH_SIZE,
+    BackfillReport,
+    CsvHeaderError,
+    backfill_csv,
+    count_data_lines,
+)
 
 #: Rejected lines printed in the summary (all of them go to --rejects when given).
 MAX_PRINTED_REJECTS = 50

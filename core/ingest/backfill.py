@@ -149,9 +149,13 @@ async def backfill_csv(
                 repo = IngestRepository(session)
                 sensors: dict[str, tuple[str, str | None, str | None]] = {}
                 for row in batch:
-                    sensors.setdefault(row.record.sensor_id, (row.record.sensor_id, row.sensor_type, row.record.unit))
+                    sensors.setdefault(
+                        row.record.sensor_id, (row.record.sensor_id, row.sensor_type, row.record.unit)
+                    )
                 await repo.register_sensors(list(sensors.values()))
-                outcome = await repo.insert_readings([row.record for row in batch], force_copy=True, optimistic=True)
+                outcome = await repo.insert_readings(
+                    [row.record for row in batch], force_copy=True, optimistic=True
+                )
                 if outcome.inserted:
                     assert outcome.first_timestamp is not None and outcome.last_timestamp is not None
                     await add_to_outbox(
@@ -172,4 +176,11 @@ async def backfill_csv(
     return report
 
 
-__all__ = ["CSV_COLUMNS", "DEFAULT_BATCH_SIZE", "BackfillReport", "CsvHeaderError", "backfill_csv", "count_data_lines"]
+__all__ = [
+    "CSV_COLUMNS",
+    "DEFAULT_BATCH_SIZE",
+    "BackfillReport",
+    "CsvHeaderError",
+    "backfill_csv",
+    "count_data_lines",
+]

@@ -202,7 +202,7 @@ class GroupCommitter:
         if outcome.inserted and self.on_commit is not None:
             try:
                 self.on_commit()
-            except Exception:  # noqa: BLE001 - a wake-up is an optimisation; the relay polls anyway
+            except Exception:
                 logger.exception("group commit on_commit callback failed")
         for i, item in enumerate(batch):
             if not item.future.done():

@@ -19,7 +19,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 from uuid import UUID
 
 import orjson
@@ -33,7 +33,7 @@ from pydantic import (
     ValidationError,
     with_config,
 )
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 #: Most readings one request may carry (more → 413).
 MAX_BATCH_ITEMS = 10_000
@@ -65,7 +65,8 @@ class ReadingIn(TypedDict):
     ]
     value: Annotated[Number, Field(description="Finite number.")]
     timestamp: Annotated[
-        AwareDatetime, Field(strict=True, description="RFC 3339 / ISO 8601 string with a timezone (Z or offset).")
+        AwareDatetime,
+        Field(strict=True, description="RFC 3339 / ISO 8601 string with a timezone (Z or offset)."),
     ]
     unit: NotRequired[Annotated[StrictStr, Field(max_length=MAX_UNIT_CHARS, pattern=r"^[^\x00]*$")] | None]
     quality: NotRequired[Annotated[Number, Field(ge=0.0, le=1.0)] | None]
@@ -103,9 +104,13 @@ class IngestResponse(BaseModel):
         }
     )
 
-    event_id: UUID = Field(description="Id of this ingest (the `ingest_event_id` of its ReadingsIngested event).")
+    event_id: UUID = Field(
+        description="Id of this ingest (the `ingest_event_id` of its ReadingsIngested event)."
+    )
     accepted: int = Field(description="Readings stored by this request.")
-    duplicates: int = Field(description="Readings whose (sensor_id, timestamp) was already stored or repeated.")
+    duplicates: int = Field(
+        description="Readings whose (sensor_id, timestamp) was already stored or repeated."
+    )
     rejected: list[RejectedItem] = Field(default_factory=list)
 
 

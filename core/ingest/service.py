@@ -48,7 +48,9 @@ def parse_body(body: bytes, settings: Settings) -> ParsedBatch:
     except TooManyItems as exc:
         raise PayloadTooLarge(str(exc)) from None
     except NotReadings as exc:
-        raise ValidationFailed(str(exc), errors=[{"loc": ["body"], "msg": str(exc), "type": "value_error"}]) from None
+        raise ValidationFailed(
+            str(exc), errors=[{"loc": ["body"], "msg": str(exc), "type": "value_error"}]
+        ) from None
 
 
 def request_hash(body: bytes, *, atomic: bool) -> str:
@@ -61,7 +63,9 @@ def request_hash(body: bytes, *, atomic: bool) -> str:
 def check_idempotency_key(key: str) -> str:
     if not key or len(key) > MAX_IDEMPOTENCY_KEY_CHARS or not key.isprintable():
         msg = f"Idempotency-Key must be 1–{MAX_IDEMPOTENCY_KEY_CHARS} printable characters"
-        raise ValidationFailed(msg, errors=[{"loc": ["header", "Idempotency-Key"], "msg": msg, "type": "value_error"}])
+        raise ValidationFailed(
+            msg, errors=[{"loc": ["header", "Idempotency-Key"], "msg": msg, "type": "value_error"}]
+        )
     return key
 
 
@@ -69,9 +73,7 @@ def rejection_error(rejected: list[RejectedItem], detail: str) -> ValidationFail
     """422 listing every rejected item (``errors`` in the problem's usual shape, plus ``rejected``)."""
     ordered = sorted(rejected, key=lambda r: r.index)
     errors = [{"loc": ["body", r.index], "msg": r.reason, "type": "rejected"} for r in ordered]
-    return ValidationFailed(
-        detail, errors=errors, extra={"rejected": [r.model_dump() for r in ordered]}
-    )
+    return ValidationFailed(detail, errors=errors, extra={"rejected": [r.model_dump() for r in ordered]})
 
 
 @dataclass(slots=True)
@@ -111,13 +113,13 @@ async def resolve_sensors(
     if not missing:
         return readings, []
     if auto_register:
-        await repo.register_sensors(
-            [(sid, wanted[sid].sensor_type, wanted[sid].unit) for sid in missing]
-        )
+        await repo.register_sensors([(sid, wanted[sid].sensor_type, wanted[sid].unit) for sid in missing])
         return readings, []
     unknown = set(missing)
     kept = [r for r in readings if r.sensor_id not in unknown]
-    rejected = [RejectedItem(index=r.index, reason=UNKNOWN_SENSOR) for r in readings if r.sensor_id in unknown]
+    rejected = [
+        RejectedItem(index=r.index, reason=UNKNOWN_SENSOR) for r in readings if r.sensor_id in unknown
+    ]
     return kept, rejected
 
 
@@ -177,7 +179,9 @@ class IngestService:
         rejected = list(batch.rejected)
         if atomic and rejected:
             self._count(0, 0, len(rejected))
-            raise rejection_error(rejected, f"{len(rejected)} of {batch.total} readings are invalid; none stored")
+            raise rejection_error(
+                rejected, f"{len(rejected)} of {batch.total} readings are invalid; none stored"
+            )
         known, unknown = await resolve_sensors(
             self._repo, batch.readings, auto_register=bool(self._settings.auto_register_sensors)
         )

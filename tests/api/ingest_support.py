@@ -45,12 +45,16 @@ async def fetchval(database_url: str, sql: str, *args: Any) -> Any:
 
 async def count_readings(database_url: str, prefix: str) -> int:
     return int(
-        await fetchval(database_url, "SELECT count(*) FROM sensor_readings WHERE sensor_id LIKE $1", prefix + "%")
+        await fetchval(
+            database_url, "SELECT count(*) FROM sensor_readings WHERE sensor_id LIKE $1", prefix + "%"
+        )
     )
 
 
 async def count_sensors(database_url: str, prefix: str) -> int:
-    return int(await fetchval(database_url, "SELECT count(*) FROM sensors WHERE sensor_id LIKE $1", prefix + "%"))
+    return int(
+        await fetchval(database_url, "SELECT count(*) FROM sensors WHERE sensor_id LIKE $1", prefix + "%")
+    )
 
 
 async def outbox_rows(database_url: str, ingest_event_id: str) -> int:
@@ -79,7 +83,9 @@ async def register_sensor(database_url: str, sensor_id: str, sensor_type: str = 
     conn = await asyncpg.connect(to_libpq_url(database_url))
     try:
         await conn.execute(
-            "INSERT INTO sensors (sensor_id, type) VALUES ($1, $2) ON CONFLICT DO NOTHING", sensor_id, sensor_type
+            "INSERT INTO sensors (sensor_id, type) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            sensor_id,
+            sensor_type,
         )
     finally:
         await conn.close()

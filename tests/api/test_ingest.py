@@ -65,7 +65,12 @@ async def test_large_batch_goes_through_copy(
     assert await count_readings(database_url, prefix) == 10_000
     again = await post(client, settings, body)  # re-sent: all duplicates, nothing new, no event
     assert again.status_code == 202
-    assert again.json() | {"event_id": None} == {"event_id": None, "accepted": 0, "duplicates": 10_000, "rejected": []}
+    assert again.json() | {"event_id": None} == {
+        "event_id": None,
+        "accepted": 0,
+        "duplicates": 10_000,
+        "rejected": [],
+    }
     assert await outbox_rows(database_url, again.json()["event_id"]) == 0
 
 
@@ -115,7 +120,13 @@ BAD_ITEMS = [
 
 @pytest.mark.parametrize(("case", "change", "reason"), BAD_ITEMS, ids=[c[0] for c in BAD_ITEMS])
 async def test_each_bad_item_class_rejected_and_nothing_stored(
-    client: httpx.AsyncClient, settings: Settings, database_url: str, prefix: str, case: str, change: dict, reason: str
+    client: httpx.AsyncClient,
+    settings: Settings,
+    database_url: str,
+    prefix: str,
+    case: str,
+    change: dict,
+    reason: str,
 ) -> None:
     bad = reading(f"{prefix}-a") | change
     if change.get("value", 0) is None:
@@ -129,7 +140,9 @@ async def test_each_bad_item_class_rejected_and_nothing_stored(
     assert reason in problem["rejected"][0]["reason"]
     # with good items, atomic: 422, nothing stored
     body = [reading(f"{prefix}-a", 1), bad, reading(f"{prefix}-a", 2)]
-    atomic = await client.post(INGEST, content=json.dumps(body), headers=headers(settings), params={"atomic": "true"})
+    atomic = await client.post(
+        INGEST, content=json.dumps(body), headers=headers(settings), params={"atomic": "true"}
+    )
     assert atomic.status_code == 422
     assert [r["index"] for r in atomic.json()["rejected"]] == [1]
     assert await count_readings(database_url, prefix) == 0
@@ -156,7 +169,12 @@ async def test_nan_literal_rejected_per_item(
 async def test_atomic_lists_every_bad_item_and_writes_no_event(
     client: httpx.AsyncClient, settings: Settings, database_url: str, prefix: str
 ) -> None:
-    body = [reading(f"{prefix}-a", 1), reading(f"{prefix}-a", 2, quality=3), 5, reading(f"{prefix}-a", 4, value="x")]
+    body = [
+        reading(f"{prefix}-a", 1),
+        reading(f"{prefix}-a", 2, quality=3),
+        5,
+        reading(f"{prefix}-a", 4, value="x"),
+    ]
     response = await post(client, settings, body, atomic="true")
     assert response.status_code == 422
     assert [r["index"] for r in response.json()["rejected"]] == [1, 2, 3]
@@ -215,7 +233,9 @@ async def test_unknown_sensor_rejected_when_auto_register_off(
     assert await count_sensors(database_url, prefix) == 1
 
 
-async def test_too_many_items(client: httpx.AsyncClient, settings: Settings, database_url: str, prefix: str) -> None:
+async def test_too_many_items(
+    client: httpx.AsyncClient, settings: Settings, database_url: str, prefix: str
+) -> None:
     body = [reading(f"{prefix}-a", i / 100) for i in range(10_001)]
     response = await post(client, settings, body)
     assert response.status_code == 413
@@ -223,7 +243,9 @@ async def test_too_many_items(client: httpx.AsyncClient, settings: Settings, dat
     assert await count_readings(database_url, prefix) == 0
 
 
-async def test_body_over_limit(api: ClientFactory, settings: Settings, database_url: str, prefix: str) -> None:
+async def test_body_over_limit(
+    api: ClientFactory, settings: Settings, database_url: str, prefix: str
+) -> None:
     small = settings.model_copy(update={"max_body_bytes": 4096})
     async with api(small) as client:
         body = [reading(f"{prefix}-a", i) for i in range(100)]
@@ -251,7 +273,9 @@ async def test_wrong_content_type(
     assert await count_readings(database_url, prefix) == 0
 
 
-async def test_content_type_with_charset_is_fine(client: httpx.AsyncClient, settings: Settings, prefix: str) -> None:
+async def test_content_type_with_charset_is_fine(
+    client: httpx.AsyncClient, settings: Settings, prefix: str
+) -> None:
     hdrs = headers(settings) | {"Content-Type": "application/json; charset=utf-8"}
     response = await client.post(INGEST, content=orjson.dumps([reading(f"{prefix}-a")]), headers=hdrs)
     assert response.status_code == 202
@@ -278,7 +302,9 @@ async def test_malformed_or_non_reading_json(
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
-async def test_requires_an_api_key(client: httpx.AsyncClient, settings: Settings, database_url: str, prefix: str) -> None:
+async def test_requires_an_api_key(
+    client: httpx.AsyncClient, settings: Settings, database_url: str, prefix: str
+) -> None:
     hdrs = {"Content-Type": "application/json"}
     response = await client.post(INGEST, content=orjson.dumps([reading(f"{prefix}-a")]), headers=hdrs)
     assert response.status_code == 401

@@ -43,7 +43,9 @@ async def test_concurrent_single_readings_share_transactions(
         responses = await asyncio.gather(
             *(client.post(INGEST, content=orjson.dumps(b), headers=headers(settings)) for b in bodies)
         )
-        assert [r.status_code for r in responses] == [202] * 50, [r.text for r in responses if r.status_code != 202]
+        assert [r.status_code for r in responses] == [202] * 50, [
+            r.text for r in responses if r.status_code != 202
+        ]
         assert all(r.json()["accepted"] == 1 and r.json()["duplicates"] == 0 for r in responses)
         # every acknowledged reading is committed (visible to another connection)
         assert await count_readings(database_url, prefix) == 50
@@ -60,7 +62,9 @@ async def test_concurrent_single_readings_share_transactions(
     assert events == 50
 
 
-async def test_concurrent_duplicates_in_one_group(api: ClientFactory, settings: Settings, database_url: str) -> None:
+async def test_concurrent_duplicates_in_one_group(
+    api: ClientFactory, settings: Settings, database_url: str
+) -> None:
     prefix = sensor_prefix()
     body = orjson.dumps(reading(f"{prefix}-a", 3))
     async with api(settings) as client:
@@ -73,13 +77,17 @@ async def test_concurrent_duplicates_in_one_group(api: ClientFactory, settings: 
     assert await count_readings(database_url, prefix) == 1
 
 
-async def test_group_commit_can_be_switched_off(api: ClientFactory, settings: Settings, database_url: str) -> None:
+async def test_group_commit_can_be_switched_off(
+    api: ClientFactory, settings: Settings, database_url: str
+) -> None:
     prefix = sensor_prefix()
     apps: list[FastAPI] = []
     off = settings.model_copy(update={"ingest_group_commit": False})
     async with api(off, customize=apps.append) as client:
         assert apps[0].state.group_committer is None
-        response = await client.post(INGEST, content=orjson.dumps(reading(f"{prefix}-a")), headers=headers(off))
+        response = await client.post(
+            INGEST, content=orjson.dumps(reading(f"{prefix}-a")), headers=headers(off)
+        )
     assert response.status_code == 202 and response.json()["accepted"] == 1
     assert await count_readings(database_url, prefix) == 1
 

@@ -19,8 +19,8 @@ import httpx
 import orjson
 
 from core.config import Settings, to_libpq_url
-from core.ingest.idempotency import purge_expired_keys
 from core.db.session import create_engine, create_session_factory
+from core.ingest.idempotency import purge_expired_keys
 from tests.api.conftest import ClientFactory
 from tests.api.ingest_support import (
     BASE,
@@ -39,9 +39,14 @@ def _key() -> str:
     return f"idem-{uuid.uuid4().hex}"
 
 
-async def _post(client: httpx.AsyncClient, settings: Settings, body: object, key: str, **params: str) -> httpx.Response:
+async def _post(
+    client: httpx.AsyncClient, settings: Settings, body: object, key: str, **params: str
+) -> httpx.Response:
     return await client.post(
-        INGEST, content=orjson.dumps(body), headers=headers(settings, **{"Idempotency-Key": key}), params=params
+        INGEST,
+        content=orjson.dumps(body),
+        headers=headers(settings, **{"Idempotency-Key": key}),
+        params=params,
     )
 
 
@@ -63,7 +68,9 @@ async def test_same_key_same_body_replays_first_response(
     assert await outbox_rows(database_url, first.json()["event_id"]) == 1
 
 
-async def test_single_reading_with_key_is_idempotent(api: ClientFactory, settings: Settings, database_url: str) -> None:
+async def test_single_reading_with_key_is_idempotent(
+    api: ClientFactory, settings: Settings, database_url: str
+) -> None:
     prefix, key = sensor_prefix(), _key()
     async with api(settings) as client:
         first = await _post(client, settings, reading(f"{prefix}-a"), key)
@@ -73,7 +80,9 @@ async def test_single_reading_with_key_is_idempotent(api: ClientFactory, setting
     assert second.json() == first.json() and first.json()["accepted"] == 1
 
 
-async def test_same_key_different_body_is_422(api: ClientFactory, settings: Settings, database_url: str) -> None:
+async def test_same_key_different_body_is_422(
+    api: ClientFactory, settings: Settings, database_url: str
+) -> None:
     prefix, key = sensor_prefix(), _key()
     async with api(settings) as client:
         first = await _post(client, settings, [reading(f"{prefix}-a", 1)], key)
@@ -108,7 +117,9 @@ async def test_rejected_atomic_request_is_not_remembered(
 
 
 @asynccontextmanager
-async def blocking_row(database_url: str, sensor_id: str, timestamp: str) -> AsyncIterator[asyncpg.Connection]:
+async def blocking_row(
+    database_url: str, sensor_id: str, timestamp: str
+) -> AsyncIterator[asyncpg.Connection]:
     """An open transaction that has inserted (sensor_id, timestamp): a conflicting INSERT waits for it."""
     await register_sensor(database_url, sensor_id)
     conn = await asyncpg.connect(to_libpq_url(database_url))
@@ -117,7 +128,7 @@ async def blocking_row(database_url: str, sensor_id: str, timestamp: str) -> Asy
     try:
         await conn.execute(
             "INSERT INTO sensor_readings (timestamp, sensor_id, value) VALUES ($1, $2, 0)",
-            datetime.fromisoformat(timestamp.replace("Z", "+00:00")),
+            datetime.fromisoformat(timestamp),
             sensor_id,
         )
         yield conn
@@ -164,7 +175,9 @@ async def test_second_request_while_first_in_flight_is_409(
     assert await count_readings(database_url, prefix) == 1
 
 
-async def test_two_app_instances_share_keys(api: ClientFactory, settings: Settings, database_url: str) -> None:
+async def test_two_app_instances_share_keys(
+    api: ClientFactory, settings: Settings, database_url: str
+) -> None:
     prefix, key = sensor_prefix(), _key()
     body = [reading(f"{prefix}-a", 1), reading(f"{prefix}-a", 2)]
     async with api(settings) as one, api(settings) as two:
@@ -196,7 +209,9 @@ async def test_replay_survives_a_restart(api: ClientFactory, settings: Settings,
     assert await count_readings(database_url, prefix) == 1
 
 
-async def test_expired_keys_are_purged_and_reusable(api: ClientFactory, settings: Settings, database_url: str) -> None:
+async def test_expired_keys_are_purged_and_reusable(
+    api: ClientFactory, settings: Settings, database_url: str
+) -> None:
     prefix, key = sensor_prefix(), _key()
     async with api(settings) as client:
         first = await _post(client, settings, [reading(f"{prefix}-a", 1)], key)
@@ -239,7 +254,9 @@ async def test_ttl_setting_sets_expiry(api: ClientFactory, settings: Settings, d
     async with api(short) as client:
         assert (await _post(client, short, [reading(f"{prefix}-a")], key)).status_code == 202
     seconds = await fetchval(
-        database_url, "SELECT extract(epoch FROM expires_at - created_at) FROM idempotency_keys WHERE key = $1", key
+        database_url,
+        "SELECT extract(epoch FROM expires_at - created_at) FROM idempotency_keys WHERE key = $1",
+        key,
     )
     assert abs(float(seconds) - 3600) < 5
     assert BASE  # the module's fixed reference time is in use

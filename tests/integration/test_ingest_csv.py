@@ -38,7 +38,9 @@ def _sample_copy(tmp_path: Path, prefix: str) -> tuple[Path, int]:
 async def _counts(database_url: str, prefix: str) -> tuple[int, int, set[str]]:
     conn = await asyncpg.connect(to_libpq_url(database_url))
     try:
-        readings = await conn.fetchval("SELECT count(*) FROM sensor_readings WHERE sensor_id LIKE $1", prefix + "%")
+        readings = await conn.fetchval(
+            "SELECT count(*) FROM sensor_readings WHERE sensor_id LIKE $1", prefix + "%"
+        )
         sensors = await conn.fetch("SELECT type FROM sensors WHERE sensor_id LIKE $1", prefix + "%")
         return readings, len(sensors), {r["type"] for r in sensors}
     finally:
@@ -55,8 +57,9 @@ async def test_backfill_sample_then_rerun_inserts_nothing(
     factory = create_session_factory(engine)
     seen: list[int] = []
     try:
-        first = await backfill_csv(factory, path, retention_days=settings.retention_days, batch_size=4_000,
-                                   progress=seen.append)
+        first = await backfill_csv(
+            factory, path, retention_days=settings.retention_days, batch_size=4_000, progress=seen.append
+        )
         second = await backfill_csv(factory, path, retention_days=settings.retention_days, batch_size=4_000)
     finally:
         await engine.dispose()
@@ -84,7 +87,9 @@ async def test_bad_header_refused(settings: Settings, tmp_path: Path) -> None:
 def test_cli_reports_every_invalid_line(settings: Settings, database_url: str, tmp_path: Path) -> None:
     prefix = f"cli{uuid.uuid4().hex[:6]}-"
     now = datetime.now(UTC).replace(microsecond=0)
-    good = [f"{prefix}a,temperature,{20 + i},°C,{(now - timedelta(minutes=i)).isoformat()},1.0" for i in range(10)]
+    good = [
+        f"{prefix}a,temperature,{20 + i},°C,{(now - timedelta(minutes=i)).isoformat()},1.0" for i in range(10)
+    ]
     bad = [
         f"{prefix}a,temperature,abc,°C,{now.isoformat()},1.0",  # value
         f"{prefix}a,temperature,1,°C,2026-01-01T00:00:00,1.0",  # no timezone
@@ -97,11 +102,16 @@ def test_cli_reports_every_invalid_line(settings: Settings, database_url: str, t
     path.write_text(",".join(CSV_COLUMNS) + "\n" + "\n".join(good + bad + [good[0]]) + "\n", encoding="utf-8")
     rejects = tmp_path / "rejects.csv"
     env = {"DATABASE_URL": settings.database_url, "SM_ENV": "test"}
-    result = CliRunner().invoke(app, ["ingest-csv", str(path), "--batch-size", "3", "--rejects", str(rejects)],
-                                env=env)
+    result = CliRunner().invoke(
+        app, ["ingest-csv", str(path), "--batch-size", "3", "--rejects", str(rejects)], env=env
+    )
     assert result.exit_code == 1, result.output
     assert "rows read: 17" in result.output
-    assert "inserted: 10" in result.output and "duplicates: 1" in result.output and "rejected: 6" in result.output
+    assert (
+        "inserted: 10" in result.output
+        and "duplicates: 1" in result.output
+        and "rejected: 6" in result.output
+    )
     for line in range(12, 18):
         assert f"line {line}:" in result.output
     assert len(rejects.read_text().splitlines()) == 7

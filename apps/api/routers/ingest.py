@@ -30,7 +30,13 @@ from core.db.session import unit_of_work
 from core.errors import PayloadTooLarge, UnsupportedMediaType
 from core.events.relay import after_commit
 from core.ingest.group_commit import GroupCommitter
-from core.ingest.schemas import EXAMPLE_READING, MAX_BATCH_ITEMS, IngestResponse, RejectedItem, reading_json_schema
+from core.ingest.schemas import (
+    EXAMPLE_READING,
+    MAX_BATCH_ITEMS,
+    IngestResponse,
+    RejectedItem,
+    reading_json_schema,
+)
 from core.ingest.service import (
     IngestService,
     check_idempotency_key,
@@ -41,7 +47,6 @@ from core.ingest.service import (
 from core.observability.metrics import INGEST_BATCH_SIZE, INGEST_REQUESTS_TOTAL
 
 router = APIRouter(prefix="/api/v1/data", tags=["ingest"])
-
 
 
 # Async twins of apps.api.deps.get_settings/get_session_factory: FastAPI runs plain ``def`` dependencies in a
@@ -56,7 +61,9 @@ async def _session_factory(request: Request) -> async_sessionmaker[AsyncSession]
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(_session_factory)]
-_REQUESTS = {mode: INGEST_REQUESTS_TOTAL.labels(mode=mode) for mode in ("partial", "atomic", "group_commit", "replay")}
+_REQUESTS = {
+    mode: INGEST_REQUESTS_TOTAL.labels(mode=mode) for mode in ("partial", "atomic", "group_commit", "replay")
+}
 
 JSON_MEDIA_TYPE = "application/json"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -70,7 +77,12 @@ _REQUEST_BODY: dict[str, Any] = {
                 "schema": {
                     "oneOf": [
                         _reading_schema,
-                        {"type": "array", "items": _reading_schema, "minItems": 1, "maxItems": MAX_BATCH_ITEMS},
+                        {
+                            "type": "array",
+                            "items": _reading_schema,
+                            "minItems": 1,
+                            "maxItems": MAX_BATCH_ITEMS,
+                        },
                     ]
                 },
                 "examples": {
@@ -168,7 +180,8 @@ async def ingest(
         outcome = await committer.submit(batch.readings[0], principal.api_key_id)
         if outcome.outcome == "rejected":
             raise rejection_error(
-                [RejectedItem(index=0, reason=outcome.reason or "rejected")], "the reading is invalid; nothing stored"
+                [RejectedItem(index=0, reason=outcome.reason or "rejected")],
+                "the reading is invalid; nothing stored",
             )
         accepted = outcome.outcome == "accepted"
         payload = {"event_id": str(outcome.event_id), "accepted": int(accepted), "duplicates": int(not accepted),
@@ -177,7 +190,9 @@ async def ingest(
 
     _REQUESTS[mode].inc()
     async with unit_of_work(session_factory) as session:
-        result = await IngestService(session, settings).ingest(batch, atomic=atomic, api_key_id=principal.api_key_id)
+        result = await IngestService(session, settings).ingest(
+            batch, atomic=atomic, api_key_id=principal.api_key_id
+        )
     await after_commit(request.app.state)
     return _json(result.model_dump(mode="json"), 202)
 

@@ -129,7 +129,8 @@ _REGISTER_SENSORS_SQL = text(
 )
 
 _LOCK_KEY = (
-    "hashtextextended('idempotency:' || CAST(CAST(:api_key_id AS bigint) AS text) || ':' || CAST(:key AS text), 0)"
+    "hashtextextended('idempotency:' || CAST(CAST(:api_key_id AS bigint) AS text)"
+    " || ':' || CAST(:key AS text), 0)"
 )
 _TRY_LOCK_SQL = text(f"SELECT pg_try_advisory_xact_lock({_LOCK_KEY})")
 _DELETE_EXPIRED_ONE_SQL = text(
@@ -242,7 +243,9 @@ class IngestRepository:
         assert driver is not None
         await driver.execute("SAVEPOINT ingest_direct_copy")
         try:
-            await driver.copy_records_to_table("sensor_readings", records=rows, columns=list(ReadingRecord._fields))
+            await driver.copy_records_to_table(
+                "sensor_readings", records=rows, columns=list(ReadingRecord._fields)
+            )
         except asyncpg.UniqueViolationError:
             await driver.execute("ROLLBACK TO SAVEPOINT ingest_direct_copy")
             await driver.execute("RELEASE SAVEPOINT ingest_direct_copy")
