@@ -21,6 +21,7 @@ import orjson
 from core.config import Settings, to_libpq_url
 from core.db.session import create_engine, create_session_factory
 from core.ingest.idempotency import purge_expired_keys
+from tests.api.auth_support import create_key
 from tests.api.conftest import ClientFactory
 from tests.api.ingest_support import (
     BASE,
@@ -96,11 +97,30 @@ async def test_same_key_different_body_is_422(
     assert await count_readings(database_url, prefix) == 1
 
 
-async def test_keys_are_per_api_key_and_validated(api: ClientFactory, settings: Settings) -> None:
-    prefix = sensor_prefix()
+async def test_keys_are_per_api_key_and_validated(
+    api: ClientFactory, settings: Settings, database_url: str
+) -> None:
+    prefix, key = sensor_prefix(), _key()
     async with api(settings) as client:
+        plant = await create_key(client, settings, "ingest")
+        first = await _post(client, settings, [reading(f"{prefix}-a", 1)], key)
+        assert first.status_code == 202
+        # the same key under another API key is another request: no replay, no mismatch
+        other = await client.post(
+            INGEST,
+            content=orjson.dumps([reading(f"{prefix}-a", 2)]),
+            headers=headers(settings, **{"Idempotency-Key": key}) | plant.headers,
+        )
+        assert other.status_code == 202, other.text
+        assert "Idempotent-Replayed" not in other.headers
+        assert other.json()["accepted"] == 1
         too_long = await _post(client, settings, [reading(f"{prefix}-a")], "k" * 256)
         assert too_long.status_code == 422
+    assert await count_readings(database_url, prefix) == 2
+    owners = await fetchval(
+        database_url, "SELECT count(DISTINCT api_key_id) FROM idempotency_keys WHERE key = $1", key
+    )
+    assert owners == 2
 
 
 async def test_rejected_atomic_request_is_not_remembered(
