@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from uuid import UUID, uuid4
 
+from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.repositories.ingest import IngestRepository
@@ -49,6 +50,18 @@ class _Pending:
     reading: ValidReading
     api_key_id: int | None
     future: asyncio.Future[GroupResult] = field(repr=False)
+
+
+def _as_app_error(exc: Exception) -> Exception:
+    """A database that cannot be reached is a 503 (not a bug); anything else stays what it is (a 500)."""
+    unreachable = isinstance(exc, OSError | TimeoutError) or (
+        isinstance(exc, DBAPIError) and (exc.connection_invalidated or isinstance(exc, InterfaceError))
+    )
+    if not unreachable:
+        return exc
+    error = ServiceUnavailable("the database is unavailable; the reading was not stored, retry later")
+    error.__cause__ = exc
+    return error
 
 
 class GroupCommitter:
@@ -145,9 +158,10 @@ class GroupCommitter:
                 await self._write(batch)
             except Exception as exc:  # noqa: BLE001 - every waiter gets the error
                 logger.warning("group commit of %d readings failed: %s", len(batch), type(exc).__name__)
+                error = _as_app_error(exc)
                 for item in batch:
                     if not item.future.done():
-                        item.future.set_exception(exc)
+                        item.future.set_exception(error)
             if stop:
                 return
 
