@@ -43,6 +43,14 @@ async def fetchval(database_url: str, sql: str, *args: Any) -> Any:
         await conn.close()
 
 
+async def execute(database_url: str, sql: str, *args: Any) -> None:
+    conn = await asyncpg.connect(to_libpq_url(database_url))
+    try:
+        await conn.execute(sql, *args)
+    finally:
+        await conn.close()
+
+
 async def count_readings(database_url: str, prefix: str) -> int:
     return int(
         await fetchval(

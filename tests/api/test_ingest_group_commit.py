@@ -20,9 +20,11 @@ from tests.api.ingest_support import (
     BASE,
     INGEST,
     count_readings,
+    execute,
     fetchval,
     headers,
     reading,
+    register_sensor,
     sensor_prefix,
 )
 
@@ -130,3 +132,27 @@ async def test_stop_writes_what_is_queued(settings: Settings, database_url: str)
     assert await count_readings(database_url, prefix) == 20
     with pytest.raises(Exception, match="not running"):
         await committer.submit(_valid(f"{prefix}-late"), None)
+
+
+async def test_sensor_deleted_after_caching_is_looked_up_again(settings: Settings, database_url: str) -> None:
+    """The committer caches known sensors; a sensor deleted meanwhile costs a retry, not an error."""
+    prefix = sensor_prefix()
+    engine = create_engine(settings)
+    strict = GroupCommitter(create_session_factory(engine), auto_register=False, max_wait_s=0)
+    auto = GroupCommitter(create_session_factory(engine), auto_register=True, max_wait_s=0)
+    strict.start()
+    auto.start()
+    try:
+        await register_sensor(database_url, f"{prefix}-a")
+        first = await strict.submit(_valid(f"{prefix}-a"), None)
+        assert first.outcome == "accepted"
+        await execute(database_url, "DELETE FROM sensors WHERE sensor_id = $1", f"{prefix}-a")  # cascades
+        later = ValidReading(0, f"{prefix}-a", 2.0, BASE.replace(second=30), None, None, None)
+        second = await strict.submit(later, None)
+        assert second.outcome == "rejected" and second.reason == "unknown sensor"
+        assert (await auto.submit(later, None)).outcome == "accepted"
+    finally:
+        await strict.stop()
+        await auto.stop()
+        await engine.dispose()
+    assert await count_readings(database_url, prefix) == 1
