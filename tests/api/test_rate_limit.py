@@ -69,3 +69,31 @@ async def test_limiter_counts_per_key() -> None:
     assert (await limiter.hit(2)).allowed
     decision = await limiter.hit(1)
     assert not decision.allowed and decision.reset_after_s >= 1 and decision.limit == 2
+
+
+@pytest.fixture()
+def redis_uri() -> str:
+    """The machine's Redis (127.0.0.1:6379, started before the session like PostgreSQL), database 15."""
+    import redis
+
+    uri = "redis://127.0.0.1:6379/15"
+    try:
+        redis.Redis.from_url(uri, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:  # pragma: no cover - the service is part of the machine
+        pytest.fail(f"Redis is not reachable at {uri}: {exc}")
+    return uri
+
+
+async def test_redis_storage_shares_one_budget_between_processes(redis_uri: str) -> None:
+    """Two limiters on the same Redis (two API replicas) count one key's requests together."""
+    import uuid
+
+    item = parse_rate_limit("4/minute")
+    assert item is not None
+    replica_a, replica_b = KeyRateLimiter(item, redis_uri), KeyRateLimiter(item, redis_uri)
+    key = f"test-{uuid.uuid4().hex}"  # unique: other runs share this Redis
+    decisions = [await limiter.hit(key) for limiter in (replica_a, replica_b, replica_a, replica_b)]
+    assert all(d.allowed for d in decisions)
+    refused = await replica_b.hit(key)
+    assert not refused.allowed and refused.remaining == 0 and refused.reset_after_s >= 1
+    assert (await replica_a.hit(f"other-{key}")).allowed  # another key keeps its own budget
