@@ -14,9 +14,13 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from apps.cli import keys, serve, stack  # noqa: F401  (modules register their commands on `app`)
-    from apps.cli import ingest  # noqa: F401
-    from apps.cli import dead_letters  # noqa: F401
+    from apps.cli import (  # noqa: F401  (modules register their commands on `app`)
+        dead_letters,
+        ingest,
+        keys,
+        serve,
+        stack,
+    )
 
 
 _register()

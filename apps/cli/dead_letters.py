@@ -14,9 +14,11 @@ from types import SimpleNamespace
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.cli import app
-from core.config import ConfigurationError, Settings, load_settings
+from apps.cli.common import cli_settings, in_transaction
+from core.config import Settings
 from core.errors import AppError
 
 dead_letters_app = typer.Typer(help="List and replay dead letters of the event bus.", no_args_is_help=True)
@@ -24,25 +26,18 @@ app.add_typer(dead_letters_app, name="dead-letters")
 
 
 def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigurationError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+    return cli_settings()
 
 
 async def _list(settings: Settings, **filters: Any) -> tuple[list[dict[str, Any]], int]:
-    from core.db.session import create_engine, create_session_factory, unit_of_work
     from core.events.dead_letters import DeadLetterService
     from core.events.schemas import DeadLetterRead
 
-    engine = create_engine(settings, pool_size=1, max_overflow=0)
-    try:
-        async with unit_of_work(create_session_factory(engine)) as session:
-            rows, total = await DeadLetterService(session).page(**filters)
-            return [DeadLetterRead.model_validate(r).model_dump(mode="json") for r in rows], total
-    finally:
-        await engine.dispose()
+    async def page(session: AsyncSession) -> tuple[list[dict[str, Any]], int]:
+        rows, total = await DeadLetterService(session).page(**filters)
+        return [DeadLetterRead.model_validate(r).model_dump(mode="json") for r in rows], total
+
+    return await in_transaction(settings, page)
 
 
 async def _replay(settings: Settings, dead_letter_id: int) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from apps.cli import app
-from core.config import ConfigurationError, Settings, load_settings
+from apps.cli.common import cli_settings
+from core.config import Settings
 from core.ingest.backfill import (
     DEFAULT_BATCH_SIZE,
     BackfillReport,
@@ -25,11 +26,7 @@ MAX_PRINTED_REJECTS = 50
 
 
 def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigurationError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+    return cli_settings()
 
 
 async def _backfill(settings: Settings, path: Path, batch_size: int, console: Console) -> BackfillReport:

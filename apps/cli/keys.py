@@ -15,7 +15,8 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.cli import app
-from core.config import ConfigurationError, Settings, load_settings
+from apps.cli.common import cli_settings, in_transaction
+from core.config import Settings
 from core.errors import AppError
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
@@ -25,27 +26,12 @@ T = TypeVar("T")
 
 
 def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigurationError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
-
-
-async def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    from core.db.session import create_engine, create_session_factory, unit_of_work
-
-    engine = create_engine(settings, pool_size=1, max_overflow=0)
-    try:
-        async with unit_of_work(create_session_factory(engine)) as session:
-            return await work(session)
-    finally:
-        await engine.dispose()
+    return cli_settings()
 
 
 def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     try:
-        return asyncio.run(_in_transaction(_settings(), work))
+        return asyncio.run(in_transaction(_settings(), work))
     except AppError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(1) from None

@@ -14,15 +14,12 @@ import typer
 
 from apps.cli import app
 from apps.cli.commands import mlflow_command, mlflow_environment, notebook_command, ui_command
-from core.config import PROJECT_ROOT, ConfigurationError, Settings, load_settings
+from apps.cli.common import cli_settings, in_transaction
+from core.config import PROJECT_ROOT, Settings
 
 
 def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigurationError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+    return cli_settings()
 
 
 def _exec(cmd: list[str], env: dict[str, str] | None = None) -> None:
@@ -72,15 +69,11 @@ def seed(
 
 
 async def _seed(settings: Settings, *, end: datetime | None, seed: int, force: bool) -> None:
-    from core.db.session import create_engine, create_session_factory, unit_of_work
     from core.simulation.seed import seed_demo_fleet
 
-    engine = create_engine(settings)
-    try:
-        async with unit_of_work(create_session_factory(engine)) as session:
-            report = await seed_demo_fleet(session, end=end, seed=seed, force=force)
-    finally:
-        await engine.dispose()
+    report = await in_transaction(
+        settings, lambda session: seed_demo_fleet(session, end=end, seed=seed, force=force)
+    )
     typer.echo(f"seed: {report}")
 
 

@@ -27,6 +27,7 @@ from rich.console import Console
 
 from apps.cli import app
 from apps.cli.commands import cli, mlflow_command, ui_command
+from apps.cli.common import state_file
 from core.config import PROJECT_ROOT, ConfigurationError, Settings, load_settings
 
 __all__ = ["Stack", "mlflow_command", "ui_command"]
@@ -47,10 +48,6 @@ class Service:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     _log: TextIO | None = field(default=None, repr=False)
-
-
-def state_file(settings: Settings) -> Path:
-    return settings.data_dir / "run" / "stack.json"
 
 
 def _port_busy(host: str, port: int) -> bool:
@@ -98,7 +95,9 @@ class Stack:
             "SM_DATA_DIR": str(s.data_dir),
         })  # fmt: skip
         self._step("migrations", cli("migrate"))
-        self._launch(Service("mlflow", cli("serve-mlflow"), _url(s.mlflow_host, s.mlflow_port, "/health"), 120))
+        self._launch(
+            Service("mlflow", cli("serve-mlflow"), _url(s.mlflow_host, s.mlflow_port, "/health"), 120)
+        )
         self._launch(Service("api", cli("serve-api"), _url(s.api_host, s.api_port, "/health/ready"), 60))
         self._step("demo fleet", cli("seed"))
         self._launch(Service("ui", cli("serve-ui"), _url(s.ui_host, s.ui_port, "/_stcore/health"), 60))
@@ -122,9 +121,13 @@ class Stack:
     def _step(self, label: str, cmd: list[str]) -> None:
         t0 = time.monotonic()
         with console.status(label):
-            done = subprocess.run(cmd, env=self.env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+            done = subprocess.run(
+                cmd, env=self.env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False
+            )
         if done.returncode != 0:
-            raise StackError(f"{label} failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-4000:]}")
+            raise StackError(
+                f"{label} failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-4000:]}"
+            )
         last = (done.stdout.strip().splitlines() or ["ok"])[-1]
         console.print(f"[bold]{label}[/]  {last} ({time.monotonic() - t0:.1f} s)")
 
@@ -237,12 +240,15 @@ def _settings() -> Settings:
 def _write_state(settings: Settings, status: str, **extra: object) -> None:
     path = state_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)  # it may hold the database URL: readable by its owner only
     path.write_text(json.dumps({"pid": os.getpid(), "status": status, **extra}))
 
 
 @app.command("up")
 def up(
-    detach: Annotated[bool, typer.Option("--detach", "-d", help="run in the background; stop with `down`")] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="run in the background; stop with `down`")
+    ] = False,
 ) -> None:
     """Start the whole stack locally (embedded PostgreSQL when DATABASE_URL is unset). Ctrl-C stops it."""
     settings = _settings()
@@ -265,12 +271,16 @@ def up(
             "ui": _url(settings.ui_host, settings.ui_port),
             "mlflow": _url(settings.mlflow_host, settings.mlflow_port),
         }
-        _write_state(settings, "ready", urls=urls)
+        _write_state(
+            settings, "ready", urls=urls, database_url=stack.env.get("DATABASE_URL", settings.database_url)
+        )
         console.print()
         console.print("[bold green]Smart Maintenance is up[/]")
         for name, url in urls.items():
             console.print(f"  {name:<7} {url}")
-        console.print(f"  API key {settings.api_key.get_secret_value()}   (development key: header X-API-Key)")
+        console.print(
+            f"  API key {settings.api_key.get_secret_value()}   (development key: header X-API-Key)"
+        )
         console.print("Press Ctrl-C to stop (or run `make down` from another shell).")
         code = stack.supervise()
     except StackError as exc:
