@@ -138,6 +138,12 @@ def test_make_up_runs_the_stack_and_stops_cleanly(stack_env: dict[str, str]) -> 
         assert up.returncode == 0, up.stdout + up.stderr
         assert httpx.get(f"http://127.0.0.1:{api}/health/ready", timeout=10).status_code == 200
         assert asyncio.run(_reading_count(_socket_dir(stack_env))) == seeded
+        # a command in another shell (DATABASE_URL unset) finds the running stack's embedded database
+        keys = subprocess.run(
+            [sys.executable, "-m", "apps.cli", "keys", "list"], cwd=PROJECT_ROOT, env=stack_env,
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert keys.returncode == 0 and "bootstrap" in keys.stdout, keys.stdout + keys.stderr
     finally:
         down = subprocess.run(
             [sys.executable, "-m", "apps.cli", "down"], cwd=PROJECT_ROOT, env=stack_env,
