@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     compress_after_days: Annotated[int, Field(ge=1)] = 7
 
     # --- behaviour -------------------------------------------------------------------------------------------
+    openapi_public: bool | None = None
+    """Serve /docs, /redoc and /openapi.json without a key. Default: on except in production (off there)."""
     auto_register_sensors: bool | None = None
     """Unknown sensors are registered on ingest. Default: on in development/test, off in production."""
     idempotency_ttl_hours: Annotated[float, Field(gt=0)] = 24.0
@@ -146,6 +148,8 @@ class Settings(BaseSettings):
     def _production_guard(self) -> Settings:
         if self.auto_register_sensors is None:
             self.auto_register_sensors = self.env is not Environment.production
+        if self.openapi_public is None:
+            self.openapi_public = self.env is not Environment.production
         if self.env is not Environment.production:
             return self
         problems: list[str] = []

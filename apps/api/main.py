@@ -141,6 +141,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=OPENAPI_TAGS,
         lifespan=lifespan,
         responses=problem_responses(500),
+        # the API description is public only where settings say so (not in production by default)
+        **({} if settings.openapi_public else {"openapi_url": None, "docs_url": None, "redoc_url": None}),
     )
     app.state.settings = settings
     app.state.engine = None

@@ -294,3 +294,11 @@ async def test_concurrent_requests_share_one_lookup_and_garbage_skips_the_databa
 
         assert_unauthorized(await client.get("/_probe/read", headers={"X-API-Key": "no-prefix-garbage"}))
         assert lookups == [key.secret]
+
+
+async def test_api_description_is_private_when_openapi_public_is_off(settings: Settings) -> None:
+    """Production default: no anonymous /docs, /redoc or /openapi.json (only health and metrics stay open)."""
+    async with serve_app(settings.model_copy(update={"openapi_public": False})) as (_, client):
+        for path in ("/openapi.json", "/docs", "/redoc"):
+            assert (await client.get(path)).status_code == 404, path
+        assert (await client.get("/health")).status_code == 200

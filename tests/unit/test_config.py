@@ -170,3 +170,24 @@ def test_api_entry_point_exits_2_with_message_and_no_traceback(isolated_environm
         assert name in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_openapi_is_public_by_default_except_in_production() -> None:
+    assert load_settings(env="development").openapi_public is True
+    production = load_settings(
+        env="production",
+        api_key="a-production-key-of-enough-length-0123",
+        webhook_signing_secret="a-production-secret",
+        database_url="postgresql://app@db:5432/sm",
+    )
+    assert production.openapi_public is False
+    assert (
+        load_settings(
+            env="production",
+            openapi_public=True,
+            api_key="a-production-key-of-enough-length-0123",
+            webhook_signing_secret="s",
+            database_url="postgresql://app@db/sm",
+        ).openapi_public
+        is True
+    )
