@@ -25,8 +25,8 @@ from prometheus_fastapi_instrumentator import Instrumentator
 
 from apps.agents.registry import start_events, stop_events
 from apps.api.errors import PROBLEM_MEDIA_TYPE, install_exception_handlers, problem_responses
-from apps.api.middleware import RequestContextMiddleware, record_http_metrics
 from apps.api.ingest_runtime import start_ingest, stop_ingest
+from apps.api.middleware import RequestContextMiddleware, record_http_metrics
 from apps.api.routers import admin_dead_letters, admin_keys, health, ingest
 from apps.api.security import setup_auth
 from core.config import Settings, load_settings
