@@ -63,7 +63,9 @@ class Settings(BaseSettings):
 
     # --- ecosystem names -------------------------------------------------------------------------------------
     database_url: str = Field(DEV_DATABASE_URL, validation_alias=_ecosystem("DATABASE_URL"))
-    mlflow_tracking_uri: str = Field("http://127.0.0.1:5000", validation_alias=_ecosystem("MLFLOW_TRACKING_URI"))
+    mlflow_tracking_uri: str = Field(
+        "http://127.0.0.1:5000", validation_alias=_ecosystem("MLFLOW_TRACKING_URI")
+    )
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_ecosystem("REDIS_URL"))
     api_base_url: str = Field("http://127.0.0.1:8000", validation_alias=_ecosystem("API_BASE_URL"))
 
@@ -162,9 +164,7 @@ class Settings(BaseSettings):
         if self.database_url == DEV_DATABASE_URL:
             problems.append("DATABASE_URL is not set; production needs an explicit database")
         if problems:
-            raise ValueError(
-                "refusing to start with SM_ENV=production: " + "; ".join(problems) + "."
-            )
+            raise ValueError("refusing to start with SM_ENV=production: " + "; ".join(problems) + ".")
         return self
 
     @property
@@ -182,7 +182,9 @@ class Settings(BaseSettings):
 
     @property
     def mlflow_backend_store(self) -> str:
-        return self.mlflow_backend_store_uri or f"sqlite:///{(self.data_dir / 'mlflow' / 'mlflow.db').resolve()}"
+        return (
+            self.mlflow_backend_store_uri or f"sqlite:///{(self.data_dir / 'mlflow' / 'mlflow.db').resolve()}"
+        )
 
     @property
     def mlflow_artifacts_dir(self) -> str:
