@@ -34,6 +34,8 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.repositories.readings import UNNEST_SOURCE, insert_readings_sql
+
 #: Batches up to this size use ``unnest`` (one round trip); larger ones COPY into a temporary table.
 UNNEST_MAX_ROWS = 500
 TMP_TABLE = "ingest_readings_tmp"
@@ -68,16 +70,6 @@ class StoredResponse:
     body: dict[str, Any]
 
 
-_UNNEST_SOURCE = """
-    SELECT * FROM unnest(
-        CAST(:timestamps AS timestamptz[]),
-        CAST(:sensor_ids AS text[]),
-        CAST(:values AS double precision[]),
-        CAST(:units AS text[]),
-        CAST(:qualities AS double precision[])
-    )
-"""
-
 #: A no-op that makes SQLAlchemy's asyncpg adapter begin the transaction on the driver connection.
 _BEGIN_MARK_SQL = text("SELECT 1")
 
@@ -94,30 +86,11 @@ _CREATE_TMP_SQL = text(
 )
 
 
-def _insert_sql(source: str, *, keys: bool) -> Any:
-    summary = (
-        "SELECT sensor_id, timestamp FROM inserted"
-        if keys
-        else "SELECT count(*), min(timestamp), max(timestamp), array_agg(DISTINCT sensor_id) FROM inserted"
-    )
-    return text(
-        f"""
-        WITH inserted AS (
-            INSERT INTO sensor_readings (timestamp, sensor_id, value, unit, quality)
-            {source}
-            ON CONFLICT (timestamp, sensor_id) DO NOTHING
-            RETURNING timestamp, sensor_id
-        )
-        {summary}
-        """
-    )
-
-
 _FROM_TMP = f"SELECT timestamp, sensor_id, value, unit, quality FROM {TMP_TABLE}"
-_INSERT_UNNEST = _insert_sql(_UNNEST_SOURCE, keys=False)
-_INSERT_UNNEST_KEYS = _insert_sql(_UNNEST_SOURCE, keys=True)
-_INSERT_TMP = _insert_sql(_FROM_TMP, keys=False)
-_INSERT_TMP_KEYS = _insert_sql(_FROM_TMP, keys=True)
+_INSERT_UNNEST = insert_readings_sql(UNNEST_SOURCE, keys=False)
+_INSERT_UNNEST_KEYS = insert_readings_sql(UNNEST_SOURCE, keys=True)
+_INSERT_TMP = insert_readings_sql(_FROM_TMP, keys=False)
+_INSERT_TMP_KEYS = insert_readings_sql(_FROM_TMP, keys=True)
 
 _EXISTING_SENSORS_SQL = text("SELECT sensor_id FROM sensors WHERE sensor_id = ANY(CAST(:ids AS text[]))")
 _REGISTER_SENSORS_SQL = text(

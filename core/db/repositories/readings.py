@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from itertools import islice
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,23 +15,40 @@ from core.db.models import Sensor, SensorReading
 #: Rows per INSERT statement (one round trip each; see FIELD_NOTES: unnest batches of ~5k).
 DEFAULT_CHUNK_SIZE = 5_000
 
-_INSERT_SQL = text(
-    """
-    WITH inserted AS (
-        INSERT INTO sensor_readings (timestamp, sensor_id, value, unit, quality)
-        SELECT * FROM unnest(
-            CAST(:timestamps AS timestamptz[]),
-            CAST(:sensor_ids AS text[]),
-            CAST(:values AS double precision[]),
-            CAST(:units AS text[]),
-            CAST(:qualities AS double precision[])
-        )
-        ON CONFLICT (timestamp, sensor_id) DO NOTHING
-        RETURNING 1
+#: The rows of an insert, from five parallel arrays (one bind parameter each, whatever the row count).
+UNNEST_SOURCE = """
+    SELECT * FROM unnest(
+        CAST(:timestamps AS timestamptz[]),
+        CAST(:sensor_ids AS text[]),
+        CAST(:values AS double precision[]),
+        CAST(:units AS text[]),
+        CAST(:qualities AS double precision[])
     )
-    SELECT count(*) FROM inserted
-    """
-)
+"""
+
+
+def insert_readings_sql(source: str, *, keys: bool) -> Any:
+    """``INSERT … {source} ON CONFLICT DO NOTHING`` answering either the inserted keys or one summary row
+    (count, first and last timestamp, sensors)."""
+    summary = (
+        "SELECT sensor_id, timestamp FROM inserted"
+        if keys
+        else "SELECT count(*), min(timestamp), max(timestamp), array_agg(DISTINCT sensor_id) FROM inserted"
+    )
+    return text(
+        f"""
+        WITH inserted AS (
+            INSERT INTO sensor_readings (timestamp, sensor_id, value, unit, quality)
+            {source}
+            ON CONFLICT (timestamp, sensor_id) DO NOTHING
+            RETURNING timestamp, sensor_id
+        )
+        {summary}
+        """
+    )
+
+
+_INSERT_SQL = insert_readings_sql(UNNEST_SOURCE, keys=False)
 
 
 _CAPPED_COUNT_SQL = text(
@@ -92,7 +109,7 @@ class ReadingRepository:
                 "units": list(columns[3]),
                 "qualities": [None if q is None else float(q) for q in columns[4]],
             }
-            inserted += (await self._session.execute(_INSERT_SQL, params)).scalar_one()
+            inserted += (await self._session.execute(_INSERT_SQL, params)).first()[0]
         return inserted
 
     async def count_by_sensor(
