@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.db.errors import as_service_unavailable
 from core.errors import ERRORS_BY_STATUS, AppError, InternalError, ValidationFailed
 from core.observability.logging import get_correlation_id
 
@@ -176,7 +177,15 @@ class _HTTPStatusError(AppError):
 
 
 def unhandled_response(request: Request, exc: BaseException) -> JSONResponse:
-    """500 for an unexpected exception: logged with its stack trace, answered with a generic detail."""
+    """500 for an unexpected exception: logged with its stack trace, answered with a generic detail.
+
+    A database outage is not a bug: it is answered 503 (retry later) and logged without a stack trace."""
+    unavailable = as_service_unavailable(exc, "the database is unavailable; nothing was stored, retry later")
+    if unavailable is not None:
+        logger.warning(
+            "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+        )
+        return problem_response(request, unavailable)
     logger.error(
         "unhandled %s on %s %s",
         type(exc).__name__,

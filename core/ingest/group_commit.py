@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 from uuid import UUID, uuid4
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.db.errors import as_service_unavailable
 from core.db.repositories.ingest import IngestRepository
 from core.db.session import unit_of_work
 from core.errors import ServiceUnavailable
@@ -62,14 +63,8 @@ class _Pending:
 
 def _as_app_error(exc: Exception) -> Exception:
     """A database that cannot be reached is a 503 (not a bug); anything else stays what it is (a 500)."""
-    unreachable = isinstance(exc, OSError | TimeoutError) or (
-        isinstance(exc, DBAPIError) and (exc.connection_invalidated or isinstance(exc, InterfaceError))
-    )
-    if not unreachable:
-        return exc
-    error = ServiceUnavailable("the database is unavailable; the reading was not stored, retry later")
-    error.__cause__ = exc
-    return error
+    detail = "the database is unavailable; the reading was not stored, retry later"
+    return as_service_unavailable(exc, detail) or exc
 
 
 class GroupCommitter:

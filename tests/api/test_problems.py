@@ -44,6 +44,10 @@ def _add_routes(app: FastAPI) -> None:
     async def crash() -> None:
         raise RuntimeError("database password is hunter2")  # must never reach the client
 
+    @app.get("/_test/database-down")
+    async def database_down() -> None:
+        raise ConnectionRefusedError("connect to 10.0.0.5:5432 (password hunter2) refused")
+
 
 def _assert_problem(response: Any, status: int, path: str) -> dict[str, Any]:
     assert response.status_code == status
@@ -121,4 +125,13 @@ async def test_unexpected_exception_is_generic_500(client) -> None:  # type: ign
     assert body["type"] == problem_type("internal-error")
     assert "correlation_id" in body["detail"]
     for leak in ("Traceback", "RuntimeError", "hunter2", 'File "', "line "):
+        assert leak not in response.text
+
+
+async def test_database_outage_is_503_not_500(client) -> None:  # type: ignore[no-untyped-def]
+    """An unreachable database is not a bug: 503 service-unavailable, nothing internal in the body."""
+    response = await client.get("/_test/database-down")
+    body = _assert_problem(response, 503, "/_test/database-down")
+    assert body["type"] == problem_type("service-unavailable")
+    for leak in ("Traceback", "ConnectionRefusedError", "hunter2", "10.0.0.5"):
         assert leak not in response.text
