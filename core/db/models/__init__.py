@@ -4,6 +4,7 @@ Importing this package registers every table on ``Base.metadata`` (Alembic's ``t
 """
 
 from core.db.base import Base
+from core.db.models.alerting import RULE_KINDS, AlertEvent, AlertObservation, AlertRule, MaintenanceWindow
 from core.db.models.alerts import ALERT_SEVERITIES, ALERT_STATUSES, ALERT_UNRESOLVED_STATUSES, Alert
 from core.db.models.anomalies import Anomaly
 from core.db.models.assets import Asset, Sensor
@@ -29,9 +30,13 @@ __all__ = [
     "HOURLY_VIEW",
     "IDEMPOTENCY_STATUSES",
     "LOG_OUTCOMES",
+    "RULE_KINDS",
     "TASK_PRIORITIES",
     "TASK_STATUSES",
     "Alert",
+    "AlertEvent",
+    "AlertObservation",
+    "AlertRule",
     "Anomaly",
     "ApiKey",
     "Asset",
@@ -41,6 +46,7 @@ __all__ = [
     "InjectedFault",
     "MaintenanceLog",
     "MaintenanceTask",
+    "MaintenanceWindow",
     "NotificationDelivery",
     "OutboxEvent",
     "Sensor",
