@@ -136,6 +136,10 @@ class Settings(BaseSettings):
     outbox_poll_interval_s: Annotated[float, Field(gt=0)] = 1.0
     outbox_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 100
 
+    # --- query API (core/queries) ---------------------------------------------------------------------------
+    query_max_points: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    """Most points one readings response returns (and the largest ``limit`` accepted); the rest is paged."""
+
     # --- tests -----------------------------------------------------------------------------------------------
     test_admin_database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     """Server on which the test suite creates (and drops) its own databases."""

@@ -28,6 +28,7 @@ from apps.api.errors import PROBLEM_MEDIA_TYPE, install_exception_handlers, prob
 from apps.api.ingest_runtime import start_ingest, stop_ingest
 from apps.api.middleware import RequestContextMiddleware, record_http_metrics
 from apps.api.routers import admin_dead_letters, admin_keys, health, ingest
+from apps.api.routers.queries import router as queries_router
 from apps.api.security import setup_auth
 from core.config import Settings, load_settings
 from core.db.repositories.health import migration_heads
@@ -156,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_keys.router)
     app.include_router(admin_dead_letters.router)
     app.include_router(ingest.router)
+    app.include_router(queries_router)
 
     _instrument(app)
     app.add_middleware(RequestContextMiddleware)  # added last: outermost of our middleware
