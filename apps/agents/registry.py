@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from apps.agents import telemetry
+from apps.agents import scheduling, telemetry
 from core.events.bus import EventBus, Subscription
 from core.events.relay import OutboxRelay
 from core.events.types import ReadingsIngested
@@ -30,6 +30,7 @@ def register_handlers(bus: EventBus, app_state: Any) -> list[Subscription]:
     """Subscribe every agent's handlers to ``bus``; ``app_state`` gives them settings and the session factory."""
     return [
         bus.subscribe(ReadingsIngested, telemetry.ReadingsIngestedCounter(), name=telemetry.HANDLER_NAME),
+        scheduling.subscribe(bus, app_state),
     ]
 
 

@@ -28,6 +28,8 @@ from apps.api.errors import PROBLEM_MEDIA_TYPE, install_exception_handlers, prob
 from apps.api.ingest_runtime import start_ingest, stop_ingest
 from apps.api.middleware import RequestContextMiddleware, record_http_metrics
 from apps.api.routers import admin_dead_letters, admin_keys, health, ingest
+from apps.api.routers import labels as labels_router
+from apps.api.routers import maintenance as maintenance_router
 from apps.api.routers.queries import router as queries_router
 from apps.api.security import setup_auth
 from core.config import Settings, load_settings
@@ -156,6 +158,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(admin_keys.router)
     app.include_router(admin_dead_letters.router)
+    app.include_router(maintenance_router.router)
+    app.include_router(labels_router.router)
     app.include_router(ingest.router)
     app.include_router(queries_router)
 

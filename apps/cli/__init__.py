@@ -18,6 +18,7 @@ def _register() -> None:
         dead_letters,
         ingest,
         keys,
+        labels,
         serve,
         stack,
     )

@@ -161,6 +161,21 @@ RATE_LIMITED_TOTAL = Counter(
 )
 
 
+# --- maintenance (core/maintenance) -------------------------------------------------------------------------
+MAINTENANCE_TASKS_OPENED_TOTAL = Counter(
+    "sm_maintenance_tasks_opened_total",
+    "Maintenance tasks opened, by source (agent: the scheduling agent for an alert; manual: the API) and priority.",
+    ["source", "priority"],
+    registry=REGISTRY,
+)
+MAINTENANCE_TASKS_COMPLETED_TOTAL = Counter(
+    "sm_maintenance_tasks_completed_total",
+    "Maintenance tasks completed, by outcome (fault_confirmed, no_fault_found).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+
+
 def set_build_info(version: str, env: str) -> None:
     """Record the running build (idempotent: the info metric holds one sample)."""
     BUILD_INFO.info({"version": version, "env": env, "python": platform.python_version()})
@@ -184,6 +199,8 @@ __all__ = [
     "INGEST_GROUP_COMMIT_SIZE",
     "INGEST_READINGS_TOTAL",
     "INGEST_REQUESTS_TOTAL",
+    "MAINTENANCE_TASKS_COMPLETED_TOTAL",
+    "MAINTENANCE_TASKS_OPENED_TOTAL",
     "OUTBOX_UNPUBLISHED",
     "RATE_LIMITED_TOTAL",
     "REGISTRY",

@@ -52,5 +52,5 @@ async def test_remembers_a_bounded_number_of_events() -> None:
 def test_registry_subscribes_the_telemetry_handler() -> None:
     bus = EventBus(None)
     subscriptions = register_handlers(bus, SimpleNamespace())
-    assert [(s.name, s.event_type) for s in subscriptions] == [(telemetry.HANDLER_NAME, "ReadingsIngested")]
+    assert (telemetry.HANDLER_NAME, "ReadingsIngested") in [(s.name, s.event_type) for s in subscriptions]
     assert bus.has_handler(telemetry.HANDLER_NAME)

@@ -1,0 +1,77 @@
+"""Scheduling agent: on ``AlertRaised`` of severity high or critical, opens a maintenance task for the sensor's asset.
+
+The policy lives in ``core.maintenance.service.MaintenanceService.open_for_alert``: priority from the severity,
+due date from the severity (``DEFAULT_DUE_AFTER``: critical 4 h, high 24 h), linked ``alert_id``; no task while
+one is open or in progress for the same alert or the same asset, sensor and rule. Idempotent under redelivery
+(unique ``alert_id`` with ``ON CONFLICT DO NOTHING``). ``MaintenanceTaskCreated`` goes to the outbox in the same
+transaction. Counter: ``sm_maintenance_tasks_opened_total{source="agent"}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.db.session import unit_of_work
+from core.events.bus import EventBus, Subscription
+from core.events.types import AlertRaised, Event
+from core.maintenance.service import DEFAULT_DUE_AFTER, MaintenanceService
+from core.observability.metrics import MAINTENANCE_TASKS_OPENED_TOTAL
+
+logger = logging.getLogger("apps.agents.scheduling")
+
+HANDLER_NAME = "scheduling.open_task"
+
+
+class OpenTaskForAlert:
+    """The handler: one transaction per delivery."""
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession] | None = None,
+        due_after: Mapping[str, timedelta] = DEFAULT_DUE_AFTER,
+        *,
+        app_state: Any = None,
+    ) -> None:
+        self._factory = session_factory
+        self._app_state = app_state
+        self._due_after = dict(due_after)
+
+    @classmethod
+    def for_app(cls, app_state: Any) -> OpenTaskForAlert:
+        """A handler using ``app_state.session_factory`` (looked up at delivery time)."""
+        return cls(app_state=app_state)
+
+    def _session_factory(self) -> async_sessionmaker[AsyncSession]:
+        if self._factory is not None:
+            return self._factory
+        return self._app_state.session_factory  # type: ignore[no-any-return]
+
+    async def __call__(self, event: Event) -> None:
+        assert isinstance(event, AlertRaised)
+        async with unit_of_work(self._session_factory()) as session:
+            task = await MaintenanceService(session).open_for_alert(event, due_after=self._due_after)
+            task_id, priority = (task.id, task.priority) if task is not None else (None, None)
+        if task_id is None:
+            return
+        MAINTENANCE_TASKS_OPENED_TOTAL.labels(source="agent", priority=priority).inc()
+        logger.info(
+            "maintenance task %s opened for alert %s (%s, %s)",
+            task_id,
+            event.alert_id,
+            event.sensor_id,
+            event.rule,
+            extra={"event_id": str(event.event_id), "priority": priority},
+        )
+
+
+def subscribe(bus: EventBus, app_state: Any) -> Subscription:
+    """Registry hook: ``OpenTaskForAlert`` on ``AlertRaised`` under ``scheduling.open_task``."""
+    return bus.subscribe(AlertRaised, OpenTaskForAlert.for_app(app_state), name=HANDLER_NAME)
+
+
+__all__ = ["HANDLER_NAME", "OpenTaskForAlert", "subscribe"]

@@ -1,0 +1,46 @@
+"""Labels for retraining (scope ``read``): one row per completed maintenance task."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from apps.api.deps import SessionDep
+from apps.api.errors import problem_responses
+from apps.api.security import ReadPrincipal
+from core.maintenance.schemas import LabelPage, LabelRead, Outcome
+from core.maintenance.service import MaintenanceService
+
+router = APIRouter(prefix="/api/v1/labels", tags=["labels"], responses=problem_responses(401, 403, 429))
+
+
+@router.get(
+    "",
+    response_model=LabelPage,
+    summary="List labels",
+    description=(
+        "One row per completed maintenance task: sensor, asset, alert rule and window (opened..resolved), the "
+        "alert's anomalies (count, first and last timestamp), outcome, technician and completion time. Newest "
+        "first. The same rows as `python -m apps.cli export-labels`."
+    ),
+    responses=problem_responses(422),
+)
+async def list_labels(
+    principal: ReadPrincipal,
+    session: SessionDep,
+    sensor_id: str | None = None,
+    outcome: Outcome | None = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="Completed at or after (ISO 8601 with offset).")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> LabelPage:
+    rows, total = await MaintenanceService(session).labels(
+        sensor_id=sensor_id, outcome=outcome, since=since, limit=limit, offset=offset
+    )
+    return LabelPage(
+        items=[LabelRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
+    )

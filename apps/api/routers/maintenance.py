@@ -1,0 +1,190 @@
+"""Maintenance tasks (work orders): list and get (scope ``read``); create, assign, update status and complete
+(scope ``admin``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+
+from apps.api.deps import SessionDep
+from apps.api.errors import problem_responses
+from apps.api.security import AdminPrincipal, ReadPrincipal
+from core.auth.audit import audit
+from core.db.repositories.maintenance import TaskFilters
+from core.maintenance.schemas import (
+    MaintenanceCompletionCreate,
+    MaintenanceCompletionRead,
+    MaintenanceLogRead,
+    MaintenanceTaskAssign,
+    MaintenanceTaskCreate,
+    MaintenanceTaskPage,
+    MaintenanceTaskRead,
+    MaintenanceTaskUpdate,
+    TaskPriority,
+    TaskSort,
+    TaskStatus,
+)
+from core.maintenance.service import MaintenanceService
+from core.observability.metrics import MAINTENANCE_TASKS_COMPLETED_TOTAL, MAINTENANCE_TASKS_OPENED_TOTAL
+
+router = APIRouter(
+    prefix="/api/v1/maintenance/tasks",
+    tags=["maintenance"],
+    responses=problem_responses(401, 403, 429),
+)
+
+TaskId = Annotated[int, Path(ge=1, description="Id of the maintenance task.")]
+
+
+@router.get(
+    "",
+    response_model=MaintenanceTaskPage,
+    summary="List maintenance tasks",
+    description="Filter by status, asset, sensor, priority, assignee and alert; sort by a column "
+    "(`-` prefix not used: set `order`). Default: newest first.",
+    responses=problem_responses(422),
+)
+async def list_tasks(
+    principal: ReadPrincipal,
+    session: SessionDep,
+    status_: Annotated[TaskStatus | None, Query(alias="status")] = None,
+    asset_id: Annotated[int | None, Query(ge=1)] = None,
+    sensor_id: str | None = None,
+    priority: TaskPriority | None = None,
+    assignee: str | None = None,
+    alert_id: Annotated[int | None, Query(ge=1)] = None,
+    sort: TaskSort = "created_at",
+    order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> MaintenanceTaskPage:
+    filters = TaskFilters(
+        status=status_,
+        asset_id=asset_id,
+        sensor_id=sensor_id,
+        priority=priority,
+        assignee=assignee,
+        alert_id=alert_id,
+    )
+    rows, total = await MaintenanceService(session).page(
+        filters, sort=sort, descending=order == "desc", limit=limit, offset=offset
+    )
+    return MaintenanceTaskPage(
+        items=[MaintenanceTaskRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get(
+    "/{task_id}",
+    response_model=MaintenanceTaskRead,
+    summary="Get a maintenance task",
+    responses=problem_responses(404, 422),
+)
+async def get_task(task_id: TaskId, principal: ReadPrincipal, session: SessionDep) -> MaintenanceTaskRead:
+    return MaintenanceTaskRead.model_validate(await MaintenanceService(session).get(task_id))
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MaintenanceTaskRead,
+    summary="Open a maintenance task by hand",
+    description="Emits `MaintenanceTaskCreated`. The asset defaults to the sensor's; an alert has at most one "
+    "task (409).",
+    responses=problem_responses(409, 422),
+)
+async def create_task(
+    body: MaintenanceTaskCreate, principal: AdminPrincipal, session: SessionDep
+) -> MaintenanceTaskRead:
+    task = await MaintenanceService(session).create(body.model_dump(exclude_unset=True))
+    await session.flush()
+    audit(
+        "maintenance_task.create",
+        actor_key_id=principal.api_key_id,
+        actor_name=principal.name,
+        target=f"maintenance_task:{task.id}",
+    )
+    result = MaintenanceTaskRead.model_validate(task)
+    MAINTENANCE_TASKS_OPENED_TOTAL.labels(source="manual", priority=task.priority).inc()
+    return result
+
+
+@router.post(
+    "/{task_id}/assign",
+    response_model=MaintenanceTaskRead,
+    summary="Assign a maintenance task",
+    description="Sets the assignee of an open or in-progress task (409 once it is done or cancelled).",
+    responses=problem_responses(404, 409, 422),
+)
+async def assign_task(
+    task_id: TaskId, body: MaintenanceTaskAssign, principal: AdminPrincipal, session: SessionDep
+) -> MaintenanceTaskRead:
+    task = await MaintenanceService(session).assign(task_id, body.assignee)
+    audit(
+        "maintenance_task.assign",
+        actor_key_id=principal.api_key_id,
+        actor_name=principal.name,
+        target=f"maintenance_task:{task.id}",
+        assignee=body.assignee,
+    )
+    return MaintenanceTaskRead.model_validate(task)
+
+
+@router.patch(
+    "/{task_id}",
+    response_model=MaintenanceTaskRead,
+    summary="Update a maintenance task",
+    description=(
+        "Changes fields and the status. Transitions: `open` → `in_progress` | `cancelled`, `in_progress` → "
+        "`open` | `cancelled`; anything else is 409. `done` is reached only with `POST …/{task_id}/complete`, "
+        "which records the outcome. Done and cancelled tasks cannot be changed."
+    ),
+    responses=problem_responses(404, 409, 422),
+)
+async def update_task(
+    task_id: TaskId, body: MaintenanceTaskUpdate, principal: AdminPrincipal, session: SessionDep
+) -> MaintenanceTaskRead:
+    changes = body.model_dump(exclude_unset=True)
+    task = await MaintenanceService(session).update(task_id, changes)
+    audit(
+        "maintenance_task.update",
+        actor_key_id=principal.api_key_id,
+        actor_name=principal.name,
+        target=f"maintenance_task:{task.id}",
+        fields=sorted(changes),
+    )
+    return MaintenanceTaskRead.model_validate(task)
+
+
+@router.post(
+    "/{task_id}/complete",
+    response_model=MaintenanceCompletionRead,
+    summary="Complete a maintenance task",
+    description=(
+        "Records the outcome (`fault_confirmed` | `no_fault_found`) in a `maintenance_logs` row, sets the task "
+        "`done`, resolves the linked alert and emits `MaintenanceTaskCompleted`. The outcome becomes a label "
+        "(`GET /api/v1/labels`). Completing a done or cancelled task is 409."
+    ),
+    responses=problem_responses(404, 409, 422),
+)
+async def complete_task(
+    task_id: TaskId, body: MaintenanceCompletionCreate, principal: AdminPrincipal, session: SessionDep
+) -> MaintenanceCompletionRead:
+    done = await MaintenanceService(session).complete(
+        task_id, outcome=body.outcome, technician=body.technician, notes=body.notes
+    )
+    audit(
+        "maintenance_task.complete",
+        actor_key_id=principal.api_key_id,
+        actor_name=principal.name,
+        target=f"maintenance_task:{task_id}",
+        outcome=body.outcome,
+    )
+    result = MaintenanceCompletionRead(
+        task=MaintenanceTaskRead.model_validate(done.task),
+        log=MaintenanceLogRead.model_validate(done.log),
+        alert_resolved=done.alert_resolved,
+    )
+    MAINTENANCE_TASKS_COMPLETED_TOTAL.labels(outcome=body.outcome).inc()
+    return result

@@ -1,0 +1,1 @@
+"""Maintenance work orders: the scheduling policy, the task service, completion and labels (DESIGN.md §1 Act/Learn)."""

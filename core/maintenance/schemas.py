@@ -1,0 +1,246 @@
+"""API schemas of maintenance tasks, completions and labels (separate from the ORM models)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+TaskStatus = Literal["open", "in_progress", "done", "cancelled"]
+TaskPriority = Literal["low", "medium", "high", "critical"]
+Outcome = Literal["fault_confirmed", "no_fault_found"]
+TaskSort = Literal["created_at", "due_at", "priority", "status", "id"]
+
+_TASK_EXAMPLE = {
+    "id": 17,
+    "asset_id": 3,
+    "sensor_id": "pump-7-vib",
+    "alert_id": 42,
+    "title": "Alert 'vibration_max' (critical) on sensor pump-7-vib",
+    "description": "Opened by the scheduling agent for alert 42.",
+    "priority": "critical",
+    "status": "open",
+    "due_at": "2026-11-26T12:00:00Z",
+    "assignee": None,
+    "created_at": "2026-11-26T08:00:00Z",
+}
+
+
+class MaintenanceTaskCreate(BaseModel):
+    """A work order opened by hand. ``asset_id`` defaults to the sensor's asset."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "sensor_id": "pump-7-vib",
+                    "title": "Inspect pump 7 bearings",
+                    "priority": "high",
+                    "due_at": "2026-11-27T08:00:00Z",
+                    "assignee": "j.doe",
+                }
+            ]
+        },
+    )
+
+    title: str = Field(min_length=1, max_length=500)
+    description: str | None = Field(default=None, max_length=10_000)
+    asset_id: int | None = None
+    sensor_id: str | None = Field(default=None, min_length=1, max_length=200)
+    alert_id: int | None = Field(default=None, description="At most one task per alert (409 otherwise).")
+    priority: TaskPriority = "medium"
+    due_at: AwareDatetime | None = None
+    assignee: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class MaintenanceTaskUpdate(BaseModel):
+    """Fields to change. Status transitions: open → in_progress | cancelled, in_progress → open | cancelled;
+    ``done`` is reached only through ``POST …/complete`` (which records the outcome)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"status": "in_progress"}, {"priority": "critical"}]}
+    )
+
+    status: TaskStatus | None = None
+    priority: TaskPriority | None = None
+    title: str | None = Field(default=None, min_length=1, max_length=500)
+    description: str | None = Field(default=None, max_length=10_000)
+    due_at: AwareDatetime | None = None
+    assignee: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class MaintenanceTaskAssign(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"assignee": "j.doe"}]})
+
+    assignee: str = Field(min_length=1, max_length=200, description="Technician (or team) responsible.")
+
+
+class MaintenanceTaskRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [_TASK_EXAMPLE]})
+
+    id: int
+    asset_id: int | None
+    sensor_id: str | None
+    alert_id: int | None
+    title: str
+    description: str | None
+    priority: TaskPriority
+    status: TaskStatus
+    due_at: datetime | None
+    assignee: str | None
+    created_at: datetime
+
+
+class MaintenanceTaskPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [_TASK_EXAMPLE], "total": 1, "limit": 50, "offset": 0}]}
+    )
+
+    items: list[MaintenanceTaskRead]
+    total: int = Field(description="Tasks matching the filters.")
+    limit: int
+    offset: int
+
+
+class MaintenanceCompletionCreate(BaseModel):
+    """What the technician found; the outcome becomes a training label."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "outcome": "fault_confirmed",
+                    "technician": "j.doe",
+                    "notes": "Outer race spalling, replaced.",
+                }
+            ]
+        },
+    )
+
+    outcome: Outcome
+    technician: str = Field(min_length=1, max_length=200)
+    notes: str | None = Field(default=None, max_length=10_000)
+
+
+_LOG_EXAMPLE = {
+    "id": 5,
+    "task_id": 17,
+    "completed_at": "2026-11-26T10:30:00Z",
+    "outcome": "fault_confirmed",
+    "technician": "j.doe",
+    "notes": "Outer race spalling, replaced.",
+}
+
+
+class MaintenanceLogRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [_LOG_EXAMPLE]})
+
+    id: int
+    task_id: int
+    completed_at: datetime
+    outcome: Outcome
+    technician: str | None
+    notes: str | None
+
+
+class MaintenanceCompletionRead(BaseModel):
+    """The closed task, its log row and whether the linked alert was resolved by this completion."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "task": {**_TASK_EXAMPLE, "status": "done"},
+                    "log": _LOG_EXAMPLE,
+                    "alert_resolved": True,
+                }
+            ]
+        }
+    )
+
+    task: MaintenanceTaskRead
+    log: MaintenanceLogRead
+    alert_resolved: bool = Field(
+        description="True when the linked alert was resolved now (false: none or already)."
+    )
+
+
+_LABEL_EXAMPLE = {
+    "task_id": 17,
+    "log_id": 5,
+    "sensor_id": "pump-7-vib",
+    "asset_id": 3,
+    "alert_id": 42,
+    "rule": "vibration_max",
+    "severity": "critical",
+    "alert_opened_at": "2026-11-26T08:00:00Z",
+    "alert_resolved_at": "2026-11-26T10:30:00Z",
+    "anomaly_count": 6,
+    "first_anomaly_at": "2026-11-26T07:58:10Z",
+    "last_anomaly_at": "2026-11-26T08:20:00Z",
+    "outcome": "fault_confirmed",
+    "technician": "j.doe",
+    "notes": "Outer race spalling, replaced.",
+    "completed_at": "2026-11-26T10:30:00Z",
+}
+
+
+class LabelRead(BaseModel):
+    """One completed task as a label: where, which alert window, which anomalies, and what was found.
+
+    Anomalies are those linked to the task's alert (the observations the alert counted that were anomalies)."""
+
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [_LABEL_EXAMPLE]})
+
+    task_id: int
+    log_id: int
+    sensor_id: str | None
+    asset_id: int | None
+    alert_id: int | None
+    rule: str | None
+    severity: str | None
+    alert_opened_at: datetime | None
+    alert_resolved_at: datetime | None
+    anomaly_count: int
+    first_anomaly_at: datetime | None
+    last_anomaly_at: datetime | None
+    outcome: Outcome
+    technician: str | None
+    notes: str | None
+    completed_at: datetime
+
+
+class LabelPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [_LABEL_EXAMPLE], "total": 1, "limit": 100, "offset": 0}]}
+    )
+
+    items: list[LabelRead]
+    total: int = Field(description="Labels matching the filters.")
+    limit: int
+    offset: int
+
+
+#: Column order of the CSV export (``python -m apps.cli export-labels``).
+LABEL_CSV_COLUMNS: tuple[str, ...] = tuple(LabelRead.model_fields)
+
+__all__ = [
+    "LABEL_CSV_COLUMNS",
+    "LabelPage",
+    "LabelRead",
+    "MaintenanceCompletionCreate",
+    "MaintenanceCompletionRead",
+    "MaintenanceLogRead",
+    "MaintenanceTaskAssign",
+    "MaintenanceTaskCreate",
+    "MaintenanceTaskPage",
+    "MaintenanceTaskRead",
+    "MaintenanceTaskUpdate",
+    "Outcome",
+    "TaskPriority",
+    "TaskSort",
+    "TaskStatus",
+]

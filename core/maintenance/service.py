@@ -1,0 +1,268 @@
+"""Maintenance work orders: opening them for alerts (scheduling policy) or by hand, assigning, status changes,
+completion (log row, alert resolved, event) and the labels completions produce.
+
+Services flush, never commit (the unit of work that opened the transaction commits). Events go to the outbox in
+the same transaction. Metrics are counted by the callers after their commit (a rolled-back task is not counted).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.models import MaintenanceLog, MaintenanceTask
+from core.db.repositories.maintenance import (
+    ACTIVE_TASK_STATUSES,
+    LabelRow,
+    MaintenanceRepository,
+    TaskFilters,
+)
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.events.outbox import add_to_outbox
+from core.events.types import AlertRaised, MaintenanceTaskCompleted, MaintenanceTaskCreated
+
+logger = logging.getLogger("core.maintenance")
+
+#: Alert severities that warrant a work order, and the task priority each one gets.
+PRIORITY_BY_SEVERITY: dict[str, str] = {"critical": "critical", "high": "high"}
+#: Default time to fix by severity (the agent can be given other values).
+DEFAULT_DUE_AFTER: dict[str, timedelta] = {"critical": timedelta(hours=4), "high": timedelta(hours=24)}
+
+#: Allowed status changes through ``update`` (``done`` only through ``complete``).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "open": frozenset({"in_progress", "cancelled"}),
+    "in_progress": frozenset({"open", "cancelled"}),
+    "done": frozenset(),
+    "cancelled": frozenset(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    task: MaintenanceTask
+    log: MaintenanceLog
+    alert_resolved: bool
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class MaintenanceService:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._repo = MaintenanceRepository(session)
+
+    # --- scheduling (agent) ----------------------------------------------------------------------------------
+    async def open_for_alert(
+        self, event: AlertRaised, *, due_after: Mapping[str, timedelta] = DEFAULT_DUE_AFTER
+    ) -> MaintenanceTask | None:
+        """Open a task for a high/critical alert; None when the severity needs none or a task exists already
+        (for this alert, or open/in progress for the same asset, sensor and rule). Idempotent."""
+        priority = PRIORITY_BY_SEVERITY.get(event.severity)
+        if priority is None:
+            return None
+        alert = await self._repo.get_alert(event.alert_id)
+        if alert is None:
+            logger.warning(
+                "alert %s of AlertRaised %s does not exist; no task", event.alert_id, event.event_id
+            )
+            return None
+        _, asset_id = await self._repo.sensor_asset_id(event.sensor_id)
+        # one transaction at a time decides for a (sensor, rule): no two tasks for concurrent alerts
+        await self._repo.lock_cause(f"{event.sensor_id}\x1f{event.rule}")
+        existing = await self._repo.active_task_for_cause(
+            alert_id=event.alert_id, sensor_id=event.sensor_id, rule=event.rule, asset_id=asset_id
+        )
+        if existing is not None:
+            logger.info(
+                "alert %s: task %s is already %s for sensor %s rule %s",
+                event.alert_id,
+                existing.id,
+                existing.status,
+                event.sensor_id,
+                event.rule,
+            )
+            return None
+        due = due_after.get(event.severity, DEFAULT_DUE_AFTER[event.severity])
+        task = await self._repo.insert_task(
+            {
+                "asset_id": asset_id,
+                "sensor_id": event.sensor_id,
+                "alert_id": event.alert_id,
+                "title": f"Alert '{event.rule}' ({event.severity}) on sensor {event.sensor_id}",
+                "description": f"Opened by the scheduling agent for alert {event.alert_id}.",
+                "priority": priority,
+                "status": "open",
+                "due_at": _now() + due,
+            }
+        )
+        if task is None:  # a task for this alert exists (closed already, or a concurrent delivery)
+            return None
+        await add_to_outbox(
+            self._session,
+            MaintenanceTaskCreated(
+                task_id=task.id,
+                asset_id=task.asset_id,
+                sensor_id=task.sensor_id,
+                alert_id=task.alert_id,
+                priority=task.priority,
+            ),
+        )
+        return task
+
+    # --- tasks -----------------------------------------------------------------------------------------------
+    async def create(self, values: Mapping[str, Any]) -> MaintenanceTask:
+        """Open a task by hand (422: unknown sensor or alert; 409: the alert has a task already)."""
+        data = dict(values)
+        sensor_id = data.get("sensor_id")
+        if sensor_id is not None:
+            exists, asset_id = await self._repo.sensor_asset_id(sensor_id)
+            if not exists:
+                raise ValidationFailed(
+                    f"sensor {sensor_id!r} does not exist",
+                    errors=[{"loc": ["body", "sensor_id"], "msg": "unknown sensor", "type": "value_error"}],
+                )
+            if data.get("asset_id") is None:
+                data["asset_id"] = asset_id
+        alert_id = data.get("alert_id")
+        if alert_id is not None:
+            alert = await self._repo.get_alert(alert_id)
+            if alert is None:
+                raise ValidationFailed(
+                    f"alert {alert_id} does not exist",
+                    errors=[{"loc": ["body", "alert_id"], "msg": "unknown alert", "type": "value_error"}],
+                )
+            data.setdefault("sensor_id", alert.sensor_id)
+            if data.get("sensor_id") is None:
+                data["sensor_id"] = alert.sensor_id
+        task = await self._repo.insert_task({**data, "status": "open"})
+        if task is None:
+            raise Conflict(f"alert {alert_id} already has a maintenance task")
+        await add_to_outbox(
+            self._session,
+            MaintenanceTaskCreated(
+                task_id=task.id,
+                asset_id=task.asset_id,
+                sensor_id=task.sensor_id,
+                alert_id=task.alert_id,
+                priority=task.priority,
+            ),
+        )
+        return task
+
+    async def get(self, task_id: int) -> MaintenanceTask:
+        task = await self._repo.get_task(task_id)
+        if task is None:
+            raise NotFound(f"maintenance task {task_id} does not exist")
+        return task
+
+    async def page(
+        self,
+        filters: TaskFilters,
+        *,
+        sort: str = "created_at",
+        descending: bool = True,
+        limit: int,
+        offset: int,
+    ) -> tuple[Sequence[MaintenanceTask], int]:
+        return await self._repo.list_tasks(
+            filters, sort=sort, descending=descending, limit=limit, offset=offset
+        )
+
+    async def assign(self, task_id: int, assignee: str) -> MaintenanceTask:
+        """Set the assignee of an open or in-progress task (409 once it is done or cancelled)."""
+        task = await self._repo.update_task(
+            task_id, {"assignee": assignee}, from_statuses=ACTIVE_TASK_STATUSES
+        )
+        if task is None:
+            current = await self.get(task_id)
+            raise Conflict(f"maintenance task {task_id} is {current.status}; it can no longer be assigned")
+        return task
+
+    async def update(self, task_id: int, changes: Mapping[str, Any]) -> MaintenanceTask:
+        """Apply field changes and a status transition (409 when the transition is not allowed)."""
+        current = await self.get(task_id)
+        values = dict(changes)
+        new_status = values.get("status")
+        if new_status is not None and new_status != current.status:
+            if new_status == "done":
+                raise Conflict(
+                    f"maintenance task {task_id} is completed with POST /api/v1/maintenance/tasks/{task_id}/complete"
+                    " (outcome, technician, notes)"
+                )
+            if new_status not in TRANSITIONS[current.status]:
+                raise Conflict(f"maintenance task {task_id} cannot go from {current.status} to {new_status}")
+        elif new_status is not None:
+            values.pop("status")
+        if current.status not in ACTIVE_TASK_STATUSES and values:
+            raise Conflict(f"maintenance task {task_id} is {current.status}; it can no longer be changed")
+        if not values:
+            return current
+        task = await self._repo.update_task(task_id, values, from_statuses=[current.status])
+        if task is None:  # changed by a concurrent request in between
+            raise Conflict(f"maintenance task {task_id} was changed concurrently; retry")
+        return task
+
+    # --- completion ------------------------------------------------------------------------------------------
+    async def complete(
+        self, task_id: int, *, outcome: str, technician: str | None, notes: str | None
+    ) -> Completion:
+        """Close an open or in-progress task: log row, status done, linked alert resolved, event in the outbox.
+
+        409 when the task is done (completed twice) or cancelled; 404 when it does not exist.
+        """
+        task = await self._repo.update_task(task_id, {"status": "done"}, from_statuses=ACTIVE_TASK_STATUSES)
+        if task is None:
+            current = await self.get(task_id)
+            raise Conflict(
+                f"maintenance task {task_id} is already completed"
+                if current.status == "done"
+                else f"maintenance task {task_id} is {current.status}; it cannot be completed"
+            )
+        log = await self._repo.add_log(task_id=task.id, outcome=outcome, technician=technician, notes=notes)
+        resolved = None
+        if task.alert_id is not None:
+            resolved = await self._repo.resolve_alert(
+                task.alert_id,
+                actor=technician or "maintenance",
+                comment=f"maintenance task {task.id} completed: {outcome}",
+            )
+        await add_to_outbox(
+            self._session,
+            MaintenanceTaskCompleted(
+                task_id=task.id,
+                log_id=log.id,
+                outcome=log.outcome,
+                completed_at=log.completed_at,  # type: ignore[arg-type]
+            ),
+        )
+        return Completion(task=task, log=log, alert_resolved=resolved is not None)
+
+    # --- labels ----------------------------------------------------------------------------------------------
+    async def labels(
+        self,
+        *,
+        sensor_id: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[LabelRow], int]:
+        return await self._repo.list_labels(
+            sensor_id=sensor_id, outcome=outcome, since=since, limit=limit, offset=offset
+        )
+
+
+__all__ = [
+    "DEFAULT_DUE_AFTER",
+    "PRIORITY_BY_SEVERITY",
+    "TRANSITIONS",
+    "Completion",
+    "MaintenanceService",
+]
