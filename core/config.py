@@ -140,6 +140,10 @@ class Settings(BaseSettings):
     query_max_points: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
     """Most points one readings response returns (and the largest ``limit`` accepted); the rest is paged."""
 
+    # --- alerting agent (core/alerts) ------------------------------------------------------------------------
+    alert_no_data_check_interval_s: Annotated[float, Field(ge=0)] = 60.0
+    """Seconds between two checks of the no-data alert rules (first check one interval after start; 0: off)."""
+
     # --- tests -----------------------------------------------------------------------------------------------
     test_admin_database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     """Server on which the test suite creates (and drops) its own databases."""

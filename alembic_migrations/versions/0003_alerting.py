@@ -8,7 +8,7 @@ Idempotent like 0001: tables and indexes are created with IF NOT EXISTS and drop
 default rules are inserted with ON CONFLICT (name) DO NOTHING, so a re-run keeps rules an operator changed.
 
 Default rules (severity from the rule; thresholds of the demo fleet's sensor types):
-* ``anomaly-score``: every sensor, score >= 3.5, 3 anomalies within 10 minutes, resolved after 5 normal readings;
+* ``anomaly-score``: every sensor, every stored anomaly (min_score 0), 3 anomalies within 10 minutes, resolved after 5 normal readings;
 * ``temperature-high``: > 85 °C, high;
 * ``vibration-iso10816-zone-d``: > 7.1 mm/s RMS (ISO 10816 zone D: damage likely), critical;
 * ``pressure-range``: outside 2–10 bar, high;
@@ -117,7 +117,7 @@ INDEXES: list[tuple[str, str, list[str]]] = [
 
 #: (name, kind, sensor_type, params, severity, open_after_k, window_minutes, resolve_after_m)
 DEFAULT_RULES: list[tuple[str, str, str | None, dict[str, float], str, int, int, int]] = [
-    ("anomaly-score", "anomaly_score", None, {"min_score": 3.5}, "high", 3, 10, 5),
+    ("anomaly-score", "anomaly_score", None, {"min_score": 0.0}, "high", 3, 10, 5),
     ("temperature-high", "threshold", "temperature", {"max": 85.0}, "high", 3, 5, 5),
     ("vibration-iso10816-zone-d", "threshold", "vibration", {"max": 7.1}, "critical", 3, 5, 5),
     ("pressure-range", "threshold", "pressure", {"min": 2.0, "max": 10.0}, "high", 3, 5, 5),

@@ -18,10 +18,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from apps.agents import scheduling, telemetry
+from apps.agents import alerting, scheduling, telemetry
 from core.events.bus import EventBus, Subscription
 from core.events.relay import OutboxRelay
-from core.events.types import ReadingsIngested
+from core.events.types import AnomalyDetected, ReadingsIngested
 
 logger = logging.getLogger("apps.agents.registry")
 
@@ -30,6 +30,16 @@ def register_handlers(bus: EventBus, app_state: Any) -> list[Subscription]:
     """Subscribe every agent's handlers to ``bus``; ``app_state`` gives them settings and the session factory."""
     return [
         bus.subscribe(ReadingsIngested, telemetry.ReadingsIngestedCounter(), name=telemetry.HANDLER_NAME),
+        bus.subscribe(
+            ReadingsIngested,
+            alerting.ReadingsHandler(getattr(app_state, "session_factory", None)),
+            name=alerting.READINGS_HANDLER_NAME,
+        ),
+        bus.subscribe(
+            AnomalyDetected,
+            alerting.AnomalyHandler(getattr(app_state, "session_factory", None)),
+            name=alerting.ANOMALY_HANDLER_NAME,
+        ),
         scheduling.subscribe(bus, app_state),
     ]
 
@@ -49,6 +59,10 @@ async def start_events(app_state: Any) -> None:
     app_state.relay = relay
     bus.start()
     relay.start()  # its first pass publishes what earlier runs left in the outbox
+    app_state.no_data_checker = alerting.NoDataChecker(
+        app_state.session_factory, app_state.settings.alert_no_data_check_interval_s
+    )
+    app_state.no_data_checker.start()  # no-data alert rules (core/alerts), every SM_ALERT_NO_DATA_CHECK_INTERVAL_S
 
 
 async def stop_events(app_state: Any) -> None:
@@ -56,6 +70,10 @@ async def stop_events(app_state: Any) -> None:
     relay: OutboxRelay | None = getattr(app_state, "relay", None)
     bus: EventBus | None = getattr(app_state, "bus", None)
     timeout = app_state.settings.bus_stop_timeout_s
+    checker: alerting.NoDataChecker | None = getattr(app_state, "no_data_checker", None)
+    if checker is not None:
+        await checker.stop()
+        app_state.no_data_checker = None
     try:
         if relay is not None:
             await relay.stop(timeout=timeout)

@@ -121,6 +121,27 @@ BUS_READINGS_INGESTED_TOTAL = Counter(
 )
 
 
+# --- alerting (core/alerts) ---------------------------------------------------------------------------------
+ALERTS_OPENED_TOTAL = Counter(
+    "sm_alerts_opened_total",
+    "Alerts opened by the alerting agent, by rule name and severity.",
+    ["rule", "severity"],
+    registry=REGISTRY,
+)
+ALERTS_RESOLVED_TOTAL = Counter(
+    "sm_alerts_resolved_total",
+    "Alerts resolved (automatically after normal readings, when data returns, or through the API), by rule.",
+    ["rule"],
+    registry=REGISTRY,
+)
+ALERTS_SUPPRESSED_TOTAL = Counter(
+    "sm_alerts_suppressed_total",
+    "Alerts not opened because the asset is under maintenance, by reason (maintenance_task, maintenance_window).",
+    ["reason"],
+    registry=REGISTRY,
+)
+
+
 # --- ingest --------------------------------------------------------------------------------------------------
 INGEST_READINGS_TOTAL = Counter(
     "sm_ingest_readings_total",
@@ -182,6 +203,9 @@ def set_build_info(version: str, env: str) -> None:
 
 
 __all__ = [
+    "ALERTS_OPENED_TOTAL",
+    "ALERTS_RESOLVED_TOTAL",
+    "ALERTS_SUPPRESSED_TOTAL",
     "API_READY_CHECKS_TOTAL",
     "AUTH_FAILURES_TOTAL",
     "BUILD_INFO",

@@ -33,8 +33,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db.base import Base
-from core.db.models.alerts import ALERT_SEVERITIES
 from core.db.models._types import TZDateTime, bigint_identity_pk, created_at_column, in_list
+from core.db.models.alerts import ALERT_SEVERITIES
 
 RULE_KINDS = ("anomaly_score", "threshold", "rate_of_change", "no_data")
 
@@ -109,7 +109,9 @@ class MaintenanceWindow(Base):
     )
 
     id: Mapped[int] = bigint_identity_pk()
-    asset_id: Mapped[int] = mapped_column(Integer, ForeignKey("assets.id", ondelete="CASCADE"), nullable=False)
+    asset_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("assets.id", ondelete="CASCADE"), nullable=False
+    )
     starts_at: Mapped[datetime] = mapped_column(TZDateTime, nullable=False)
     ends_at: Mapped[datetime] = mapped_column(TZDateTime, nullable=False)
     reason: Mapped[str | None] = mapped_column(Text)

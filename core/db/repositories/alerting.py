@@ -1,0 +1,416 @@
+"""Alerting: rules, alerts of the alerting agent, their history and observations, suppression (SQL only here)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.models import (
+    ALERT_UNRESOLVED_STATUSES,
+    Alert,
+    AlertEvent,
+    AlertObservation,
+    AlertRule,
+    Anomaly,
+    MaintenanceTask,
+    MaintenanceWindow,
+    Sensor,
+)
+
+#: Work-order statuses that suppress new alerts on the asset.
+ACTIVE_TASK_STATUSES = ("open", "in_progress")
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One reading (or anomalous reading) of a sensor."""
+
+    timestamp: datetime
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyPoint:
+    id: int
+    timestamp: datetime
+    value: float
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class SensorInfo:
+    sensor_id: str
+    asset_id: int | None
+    type: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    observed_at: datetime
+    value: float | None
+    anomaly_id: int | None = None
+
+
+_RULES_FOR_SENSORS_SQL = text(
+    """
+    SELECT r.id, s.sensor_id
+    FROM alert_rules r
+    JOIN sensors s ON (r.sensor_id = s.sensor_id)
+                   OR (r.sensor_id IS NULL AND r.sensor_type = s.type)
+                   OR (r.sensor_id IS NULL AND r.sensor_type IS NULL)
+    WHERE s.sensor_id = ANY(CAST(:ids AS text[])) AND r.enabled AND r.kind = ANY(CAST(:kinds AS text[]))
+    ORDER BY r.id, s.sensor_id
+    """
+)
+
+#: Readings of the batch's sensors from ``since`` to ``until``, plus the last ``n`` readings up to ``until``
+#: of each sensor (the normal streak before the batch), in one statement.
+_READINGS_SQL = text(
+    """
+    SELECT sensor_id, timestamp, value FROM sensor_readings
+    WHERE sensor_id = ANY(CAST(:ids AS text[])) AND timestamp >= :since AND timestamp <= :until
+    UNION
+    SELECT s.sensor_id, r.timestamp, r.value
+    FROM unnest(CAST(:ids AS text[])) AS s(sensor_id)
+    CROSS JOIN LATERAL (
+        SELECT timestamp, value FROM sensor_readings x
+        WHERE x.sensor_id = s.sensor_id AND x.timestamp <= :until
+        ORDER BY x.timestamp DESC LIMIT :n
+    ) r
+    ORDER BY 1, 2
+    """
+)
+
+_LAST_READING_SQL = text(
+    """
+    SELECT s.sensor_id,
+           (SELECT max(r.timestamp) FROM sensor_readings r WHERE r.sensor_id = s.sensor_id) AS last_at
+    FROM unnest(CAST(:ids AS text[])) AS s(sensor_id)
+    """
+)
+
+
+class AlertingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    # --- rules ------------------------------------------------------------------------------------------------
+    async def list_rules(
+        self, *, limit: int, offset: int, kind: str | None = None, enabled: bool | None = None
+    ) -> tuple[Sequence[AlertRule], int]:
+        query = select(AlertRule)
+        if kind is not None:
+            query = query.where(AlertRule.kind == kind)
+        if enabled is not None:
+            query = query.where(AlertRule.enabled.is_(enabled))
+        total = await self._session.scalar(select(func.count()).select_from(query.subquery()))
+        rows = (await self._session.scalars(query.order_by(AlertRule.id).limit(limit).offset(offset))).all()
+        return rows, int(total or 0)
+
+    async def get_rule(self, rule_id: int) -> AlertRule | None:
+        return await self._session.get(AlertRule, rule_id)
+
+    async def rule_by_name(self, name: str) -> AlertRule | None:
+        return await self._session.scalar(select(AlertRule).where(AlertRule.name == name))
+
+    async def add_rule(self, **values: Any) -> AlertRule:
+        rule = AlertRule(**values)
+        self._session.add(rule)
+        await self._session.flush()
+        await self._session.refresh(rule)
+        return rule
+
+    async def delete_rule(self, rule: AlertRule) -> None:
+        await self._session.execute(delete(AlertRule).where(AlertRule.id == rule.id))
+        await self._session.flush()
+
+    async def sensor_exists(self, sensor_id: str) -> bool:
+        return (await self._session.get(Sensor, sensor_id)) is not None
+
+    async def rules_for_sensors(
+        self, sensor_ids: Sequence[str], kinds: Sequence[str]
+    ) -> list[tuple[AlertRule, str]]:
+        """Every enabled rule of ``kinds`` that applies to each sensor: [(rule, sensor_id)]."""
+        if not sensor_ids:
+            return []
+        pairs = (
+            await self._session.execute(
+                _RULES_FOR_SENSORS_SQL, {"ids": list(sensor_ids), "kinds": list(kinds)}
+            )
+        ).all()
+        if not pairs:
+            return []
+        rule_ids = {p[0] for p in pairs}
+        rules = {
+            r.id: r
+            for r in (await self._session.scalars(select(AlertRule).where(AlertRule.id.in_(rule_ids))))
+        }
+        return [(rules[rule_id], sensor_id) for rule_id, sensor_id in pairs]
+
+    async def sensors(self, sensor_ids: Iterable[str]) -> dict[str, SensorInfo]:
+        rows = await self._session.execute(
+            select(Sensor.sensor_id, Sensor.asset_id, Sensor.type, Sensor.created_at).where(
+                Sensor.sensor_id.in_(list(sensor_ids))
+            )
+        )
+        return {r.sensor_id: SensorInfo(r.sensor_id, r.asset_id, r.type, r.created_at) for r in rows}
+
+    async def active_sensors(self) -> dict[str, SensorInfo]:
+        rows = await self._session.execute(
+            select(Sensor.sensor_id, Sensor.asset_id, Sensor.type, Sensor.created_at).where(
+                Sensor.status == "active"
+            )
+        )
+        return {r.sensor_id: SensorInfo(r.sensor_id, r.asset_id, r.type, r.created_at) for r in rows}
+
+    # --- observations -----------------------------------------------------------------------------------------
+    async def readings(
+        self, sensor_ids: Sequence[str], since: datetime, until: datetime, last_n: int
+    ) -> dict[str, list[Point]]:
+        """Readings per sensor in ``[since, until]`` plus the last ``last_n`` up to ``until`` (one query)."""
+        out: dict[str, list[Point]] = {s: [] for s in sensor_ids}
+        if not sensor_ids:
+            return out
+        rows = await self._session.execute(
+            _READINGS_SQL, {"ids": list(sensor_ids), "since": since, "until": until, "n": last_n}
+        )
+        for sensor_id, timestamp, value in rows:
+            out[sensor_id].append(Point(timestamp, value))
+        return out
+
+    async def anomalies(
+        self, sensor_ids: Sequence[str], since: datetime, until: datetime, min_score: float = 0.0
+    ) -> dict[str, list[AnomalyPoint]]:
+        """Anomalies per sensor in ``[since, until]`` with ``score >= min_score``, oldest first."""
+        out: dict[str, list[AnomalyPoint]] = {s: [] for s in sensor_ids}
+        if not sensor_ids:
+            return out
+        rows = await self._session.execute(
+            select(Anomaly.sensor_id, Anomaly.id, Anomaly.timestamp, Anomaly.value, Anomaly.score)
+            .where(
+                Anomaly.sensor_id.in_(list(sensor_ids)),
+                Anomaly.timestamp >= since,
+                Anomaly.timestamp <= until,
+                Anomaly.score >= min_score,
+            )
+            .order_by(Anomaly.sensor_id, Anomaly.timestamp, Anomaly.id)
+        )
+        for sensor_id, id_, timestamp, value, score in rows:
+            out[sensor_id].append(AnomalyPoint(id_, timestamp, value, score))
+        return out
+
+    async def last_reading_at(self, sensor_ids: Sequence[str]) -> dict[str, datetime | None]:
+        if not sensor_ids:
+            return {}
+        rows = await self._session.execute(_LAST_READING_SQL, {"ids": list(sensor_ids)})
+        return {sensor_id: last_at for sensor_id, last_at in rows}
+
+    async def observed_timestamps(
+        self, sensor_ids: Sequence[str], rules: Sequence[str], since: datetime
+    ) -> dict[tuple[str, str], set[datetime]]:
+        """Timestamps at or after ``since`` already counted by an alert (any status), per (sensor, rule)."""
+        out: dict[tuple[str, str], set[datetime]] = {}
+        if not sensor_ids or not rules:
+            return out
+        rows = await self._session.execute(
+            select(Alert.sensor_id, Alert.rule, AlertObservation.observed_at)
+            .join(AlertObservation, AlertObservation.alert_id == Alert.id)
+            .where(
+                Alert.sensor_id.in_(list(sensor_ids)),
+                Alert.rule.in_(list(rules)),
+                AlertObservation.observed_at >= since,
+            )
+        )
+        for sensor_id, rule, observed_at in rows:
+            out.setdefault((sensor_id, rule), set()).add(observed_at)
+        return out
+
+    # --- alerts -----------------------------------------------------------------------------------------------
+    async def unresolved_alerts(
+        self, sensor_ids: Sequence[str], rules: Sequence[str]
+    ) -> dict[tuple[str, str], Alert]:
+        if not sensor_ids or not rules:
+            return {}
+        rows = await self._session.scalars(
+            select(Alert).where(
+                Alert.sensor_id.in_(list(sensor_ids)),
+                Alert.rule.in_(list(rules)),
+                Alert.status.in_(ALERT_UNRESOLVED_STATUSES),
+            )
+        )
+        return {(a.sensor_id, a.rule): a for a in rows}
+
+    async def last_observed_at(self, alert_ids: Sequence[int]) -> dict[int, datetime]:
+        if not alert_ids:
+            return {}
+        rows = await self._session.execute(
+            select(AlertObservation.alert_id, func.max(AlertObservation.observed_at))
+            .where(AlertObservation.alert_id.in_(list(alert_ids)))
+            .group_by(AlertObservation.alert_id)
+        )
+        return {alert_id: at for alert_id, at in rows}
+
+    async def upsert_unresolved(self, sensor_id: str, rule: str, severity: str) -> tuple[int, bool]:
+        """Open an alert for (sensor, rule), or count one more on the unresolved one: (id, opened)."""
+        statement = (
+            pg_insert(Alert)
+            .values(sensor_id=sensor_id, rule=rule, severity=severity, status="open", anomaly_count=0)
+            .on_conflict_do_update(
+                index_elements=[Alert.sensor_id, Alert.rule],
+                index_where=Alert.status.in_(ALERT_UNRESOLVED_STATUSES),
+                set_={"anomaly_count": Alert.anomaly_count + 1},
+            )
+            .returning(Alert.id, text("(xmax = 0) AS inserted"))
+        )
+        row = (await self._session.execute(statement)).one()
+        return int(row[0]), bool(row[1])
+
+    async def add_observations(self, alert_id: int, observations: Sequence[Observation]) -> None:
+        """Store observations (natural key: alert and timestamp; repeats are ignored) and recount."""
+        if observations:
+            await self._session.execute(
+                pg_insert(AlertObservation)
+                .values(
+                    [
+                        {
+                            "alert_id": alert_id,
+                            "observed_at": o.observed_at,
+                            "value": o.value,
+                            "anomaly_id": o.anomaly_id,
+                        }
+                        for o in observations
+                    ]
+                )
+                .on_conflict_do_nothing(index_elements=["alert_id", "observed_at"])
+            )
+        count = (
+            select(func.count())
+            .select_from(AlertObservation)
+            .where(AlertObservation.alert_id == alert_id)
+            .scalar_subquery()
+        )
+        await self._session.execute(
+            update(Alert)
+            .where(Alert.id == alert_id)
+            .values(anomaly_count=count)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def get_alert(self, alert_id: int, *, for_update: bool = False) -> Alert | None:
+        query = select(Alert).where(Alert.id == alert_id)
+        if for_update:
+            query = query.with_for_update()
+        return await self._session.scalar(query.execution_options(populate_existing=True))
+
+    async def set_status(
+        self, alert_id: int, from_statuses: Sequence[str], to_status: str, at: datetime
+    ) -> str | None:
+        """Move the alert to ``to_status`` if it is in ``from_statuses``; answers the previous status or None."""
+        previous = select(Alert.status).where(Alert.id == alert_id).scalar_subquery()
+        values: dict[str, Any] = {"status": to_status}
+        if to_status == "acknowledged":
+            values["acknowledged_at"] = at
+        elif to_status == "resolved":
+            values["resolved_at"] = at
+        row = (
+            await self._session.execute(
+                update(Alert)
+                .where(Alert.id == alert_id, Alert.status.in_(list(from_statuses)))
+                .values(**values)
+                .returning(previous)
+                .execution_options(synchronize_session=False)
+            )
+        ).first()
+        return None if row is None else str(row[0])
+
+    async def add_event(
+        self,
+        alert_id: int,
+        from_status: str | None,
+        to_status: str,
+        actor: str,
+        comment: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "alert_id": alert_id,
+            "from_status": from_status,
+            "to_status": to_status,
+            "actor": actor,
+            "comment": comment,
+        }
+        if at is not None:
+            values["at"] = at
+        await self._session.execute(insert(AlertEvent).values(**values))
+
+    async def events(self, alert_id: int) -> Sequence[AlertEvent]:
+        return (
+            await self._session.scalars(
+                select(AlertEvent)
+                .where(AlertEvent.alert_id == alert_id)
+                .order_by(AlertEvent.at, AlertEvent.id)
+            )
+        ).all()
+
+    async def linked_anomalies(self, alert_id: int) -> Sequence[Anomaly]:
+        return (
+            await self._session.scalars(
+                select(Anomaly)
+                .join(AlertObservation, AlertObservation.anomaly_id == Anomaly.id)
+                .where(AlertObservation.alert_id == alert_id)
+                .order_by(Anomaly.timestamp, Anomaly.id)
+            )
+        ).all()
+
+    # --- suppression ------------------------------------------------------------------------------------------
+    async def assets_with_active_tasks(self, asset_ids: Iterable[int]) -> set[int]:
+        ids = [a for a in set(asset_ids) if a is not None]
+        if not ids:
+            return set()
+        rows = await self._session.scalars(
+            select(MaintenanceTask.asset_id)
+            .where(MaintenanceTask.asset_id.in_(ids), MaintenanceTask.status.in_(ACTIVE_TASK_STATUSES))
+            .distinct()
+        )
+        return {int(a) for a in rows if a is not None}
+
+    async def maintenance_windows(
+        self, asset_ids: Iterable[int], since: datetime, until: datetime
+    ) -> dict[int, list[tuple[datetime, datetime]]]:
+        """Windows of the assets overlapping ``[since, until]``."""
+        ids = [a for a in set(asset_ids) if a is not None]
+        out: dict[int, list[tuple[datetime, datetime]]] = {}
+        if not ids:
+            return out
+        rows = await self._session.execute(
+            select(MaintenanceWindow.asset_id, MaintenanceWindow.starts_at, MaintenanceWindow.ends_at).where(
+                MaintenanceWindow.asset_id.in_(ids),
+                MaintenanceWindow.starts_at <= until,
+                MaintenanceWindow.ends_at > since,
+            )
+        )
+        for asset_id, starts_at, ends_at in rows:
+            out.setdefault(asset_id, []).append((starts_at, ends_at))
+        return out
+
+    async def add_window(
+        self, asset_id: int, starts_at: datetime, ends_at: datetime, reason: str | None
+    ) -> int:
+        row = (
+            await self._session.execute(
+                insert(MaintenanceWindow)
+                .values(asset_id=asset_id, starts_at=starts_at, ends_at=ends_at, reason=reason)
+                .returning(MaintenanceWindow.id)
+            )
+        ).one()
+        return int(row[0])
+
+
+__all__ = ["ACTIVE_TASK_STATUSES", "AlertingRepository", "AnomalyPoint", "Observation", "Point", "SensorInfo"]
