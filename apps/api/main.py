@@ -28,6 +28,8 @@ from apps.api.errors import PROBLEM_MEDIA_TYPE, install_exception_handlers, prob
 from apps.api.ingest_runtime import start_ingest, stop_ingest
 from apps.api.middleware import RequestContextMiddleware, record_http_metrics
 from apps.api.routers import admin_dead_letters, admin_keys, health, ingest
+from apps.api.routers import alert_rules as alert_rules_router
+from apps.api.routers import alerts as alerts_router
 from apps.api.routers import labels as labels_router
 from apps.api.routers import maintenance as maintenance_router
 from apps.api.routers.queries import router as queries_router
@@ -161,6 +163,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(maintenance_router.router)
     app.include_router(labels_router.router)
     app.include_router(ingest.router)
+    app.include_router(alert_rules_router.router)
+    app.include_router(alerts_router.router)
     app.include_router(queries_router)
 
     _instrument(app)

@@ -1,0 +1,121 @@
+"""Alert rules of the alerting agent: list and get (scope ``read``); create, change, delete (scope ``admin``).
+
+``params`` are validated per ``kind`` (422 otherwise); a second rule with the same name is a 409.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from apps.api.deps import SessionDep
+from apps.api.errors import problem_responses
+from apps.api.security import AdminPrincipal, ReadPrincipal
+from core.alerts.schemas import AlertRuleCreate, AlertRulePage, AlertRuleRead, AlertRuleUpdate, RuleKind
+from core.alerts.service import AlertRuleService
+from core.auth.audit import audit
+
+router = APIRouter(
+    prefix="/api/v1/alert-rules",
+    tags=["alerting"],
+    responses=problem_responses(401, 403, 429),
+)
+
+
+@router.get(
+    "",
+    response_model=AlertRulePage,
+    summary="List alert rules",
+    description="Every rule, oldest first, optionally filtered by kind and enabled flag.",
+    responses=problem_responses(422),
+)
+async def list_alert_rules(
+    principal: ReadPrincipal,
+    session: SessionDep,
+    kind: RuleKind | None = None,
+    enabled: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> AlertRulePage:
+    rows, total = await AlertRuleService(session).page(limit=limit, offset=offset, kind=kind, enabled=enabled)
+    return AlertRulePage(
+        items=[AlertRuleRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get(
+    "/{rule_id}",
+    response_model=AlertRuleRead,
+    summary="Get an alert rule",
+    responses=problem_responses(404, 422),
+)
+async def get_alert_rule(rule_id: int, principal: ReadPrincipal, session: SessionDep) -> AlertRuleRead:
+    return AlertRuleRead.model_validate(await AlertRuleService(session).get(rule_id))
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AlertRuleRead,
+    summary="Create an alert rule",
+    description=(
+        "Scope: `sensor_type` or `sensor_id` (neither: every sensor). `params` per `kind`: anomaly_score "
+        "`{min_score}`, threshold `{min, max}` (one or both), rate_of_change `{max_rate_per_min}`, no_data "
+        "`{no_data_minutes}`. Hysteresis: open after `open_after_k` matching readings within `window_minutes`, "
+        "resolve after `resolve_after_m` consecutive normal readings."
+    ),
+    responses=problem_responses(409, 422),
+)
+async def create_alert_rule(
+    body: AlertRuleCreate, principal: AdminPrincipal, session: SessionDep
+) -> AlertRuleRead:
+    rule = await AlertRuleService(session).create(body)
+    audit(
+        "alert_rule.create",
+        actor_key_id=principal.api_key_id,
+        actor_name=principal.name,
+        target=f"alert_rule:{rule.id}",
+        target_name=rule.name,
+    )
+    return AlertRuleRead.model_validate(rule)
+
+
+@router.patch(
+    "/{rule_id}",
+    response_model=AlertRuleRead,
+    summary="Change an alert rule",
+    description="Only the fields sent change; `params` are validated against the rule's kind (which cannot change).",
+    responses=problem_responses(404, 409, 422),
+)
+async def update_alert_rule(
+    rule_id: int, body: AlertRuleUpdate, principal: AdminPrincipal, session: SessionDep
+) -> AlertRuleRead:
+    rule = await AlertRuleService(session).update(rule_id, body)
+    audit(
+        "alert_rule.update",
+        actor_key_id=principal.api_key_id,
+        actor_name=principal.name,
+        target=f"alert_rule:{rule.id}",
+        target_name=rule.name,
+    )
+    return AlertRuleRead.model_validate(rule)
+
+
+@router.delete(
+    "/{rule_id}",
+    response_model=AlertRuleRead,
+    summary="Delete an alert rule",
+    description="Answers the deleted rule. Alerts it raised stay (their `rule` keeps the name).",
+    responses=problem_responses(404, 422),
+)
+async def delete_alert_rule(rule_id: int, principal: AdminPrincipal, session: SessionDep) -> AlertRuleRead:
+    rule = await AlertRuleService(session).delete(rule_id)
+    audit(
+        "alert_rule.delete",
+        actor_key_id=principal.api_key_id,
+        actor_name=principal.name,
+        target=f"alert_rule:{rule.id}",
+        target_name=rule.name,
+    )
+    return AlertRuleRead.model_validate(rule)

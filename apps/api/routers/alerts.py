@@ -1,0 +1,95 @@
+"""One alert with its history and linked anomalies (scope ``read``); acknowledge and resolve (scope ``admin``).
+
+The list of alerts is ``GET /api/v1/alerts`` in ``apps.api.routers.queries``. Lifecycle: open → acknowledged →
+resolved (or open → resolved); any other transition is a 409. Every change is stored in ``alert_events`` with
+the API key's name as actor and the optional comment.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from apps.api.deps import SessionDep
+from apps.api.errors import problem_responses
+from apps.api.security import AdminPrincipal, ReadPrincipal
+from core.alerts.schemas import AlertDetail, AlertEventRead, AlertTransition, LinkedAnomaly
+from core.alerts.service import AlertDetails, AlertLifecycleService
+from core.auth.audit import audit
+
+router = APIRouter(
+    prefix="/api/v1/alerts",
+    tags=["alerting"],
+    responses=problem_responses(401, 403, 429),
+)
+
+
+def _detail(details: AlertDetails) -> AlertDetail:
+    alert = details.alert
+    return AlertDetail(
+        id=alert.id,
+        sensor_id=alert.sensor_id,
+        rule=alert.rule,
+        severity=alert.severity,  # type: ignore[arg-type]
+        status=alert.status,  # type: ignore[arg-type]
+        opened_at=alert.opened_at,
+        acknowledged_at=alert.acknowledged_at,
+        resolved_at=alert.resolved_at,
+        anomaly_count=alert.anomaly_count,
+        events=[AlertEventRead.model_validate(e) for e in details.events],
+        anomalies=[LinkedAnomaly.model_validate(a) for a in details.anomalies],
+    )
+
+
+@router.get(
+    "/{alert_id}",
+    response_model=AlertDetail,
+    summary="Get an alert",
+    description="The alert, every lifecycle change (oldest first) and the anomalies it counted.",
+    responses=problem_responses(404, 422),
+)
+async def get_alert(alert_id: int, principal: ReadPrincipal, session: SessionDep) -> AlertDetail:
+    return _detail(await AlertLifecycleService(session).details(alert_id))
+
+
+@router.post(
+    "/{alert_id}/ack",
+    response_model=AlertDetail,
+    summary="Acknowledge an alert",
+    description="open → acknowledged. An acknowledged or resolved alert answers 409.",
+    responses=problem_responses(404, 409, 422),
+)
+async def acknowledge_alert(
+    alert_id: int, principal: AdminPrincipal, session: SessionDep, body: AlertTransition | None = None
+) -> AlertDetail:
+    comment = body.comment if body is not None else None
+    details = await AlertLifecycleService(session).acknowledge(
+        alert_id, actor=principal.name, comment=comment
+    )
+    audit(
+        "alert.acknowledge",
+        actor_key_id=principal.api_key_id,
+        actor_name=principal.name,
+        target=f"alert:{alert_id}",
+    )
+    return _detail(details)
+
+
+@router.post(
+    "/{alert_id}/resolve",
+    response_model=AlertDetail,
+    summary="Resolve an alert",
+    description="open or acknowledged → resolved. A resolved alert answers 409.",
+    responses=problem_responses(404, 409, 422),
+)
+async def resolve_alert(
+    alert_id: int, principal: AdminPrincipal, session: SessionDep, body: AlertTransition | None = None
+) -> AlertDetail:
+    comment = body.comment if body is not None else None
+    details = await AlertLifecycleService(session).resolve(alert_id, actor=principal.name, comment=comment)
+    audit(
+        "alert.resolve",
+        actor_key_id=principal.api_key_id,
+        actor_name=principal.name,
+        target=f"alert:{alert_id}",
+    )
+    return _detail(details)
