@@ -2,7 +2,7 @@
 completion (log row, alert resolved, event) and the labels completions produce.
 
 Services flush, never commit (the unit of work that opened the transaction commits). Events go to the outbox in
-the same transaction. Metrics are counted by the callers after their commit (a rolled-back task is not counted).
+the same transaction. Metrics are counted by the callers (the agent after its commit, the routers on success).
 """
 
 from __future__ import annotations
@@ -120,6 +120,16 @@ class MaintenanceService:
     async def create(self, values: Mapping[str, Any]) -> MaintenanceTask:
         """Open a task by hand (422: unknown sensor or alert; 409: the alert has a task already)."""
         data = dict(values)
+        alert_id = data.get("alert_id")
+        if alert_id is not None:
+            alert = await self._repo.get_alert(alert_id)
+            if alert is None:
+                raise ValidationFailed(
+                    f"alert {alert_id} does not exist",
+                    errors=[{"loc": ["body", "alert_id"], "msg": "unknown alert", "type": "value_error"}],
+                )
+            if data.get("sensor_id") is None:
+                data["sensor_id"] = alert.sensor_id
         sensor_id = data.get("sensor_id")
         if sensor_id is not None:
             exists, asset_id = await self._repo.sensor_asset_id(sensor_id)
@@ -130,17 +140,6 @@ class MaintenanceService:
                 )
             if data.get("asset_id") is None:
                 data["asset_id"] = asset_id
-        alert_id = data.get("alert_id")
-        if alert_id is not None:
-            alert = await self._repo.get_alert(alert_id)
-            if alert is None:
-                raise ValidationFailed(
-                    f"alert {alert_id} does not exist",
-                    errors=[{"loc": ["body", "alert_id"], "msg": "unknown alert", "type": "value_error"}],
-                )
-            data.setdefault("sensor_id", alert.sensor_id)
-            if data.get("sensor_id") is None:
-                data["sensor_id"] = alert.sensor_id
         task = await self._repo.insert_task({**data, "status": "open"})
         if task is None:
             raise Conflict(f"alert {alert_id} already has a maintenance task")

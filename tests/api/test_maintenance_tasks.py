@@ -88,7 +88,7 @@ async def test_create_rejects_unknown_references_and_a_second_task_per_alert(
     async with connect(settings) as conn:
         alert = await make_alert(conn, plant.sensor_ids[0], severity="medium")
     task = await create(client, admin, title="for the alert", alert_id=alert.alert_id)
-    assert task["sensor_id"] == plant.sensor_ids[0]  # from the alert
+    assert (task["sensor_id"], task["asset_id"]) == (plant.sensor_ids[0], plant.asset_id)  # from the alert
     again = await client.post(
         BASE, json={"title": "again", "alert_id": alert.alert_id}, headers=admin.headers
     )
