@@ -144,6 +144,25 @@ class Settings(BaseSettings):
     alert_no_data_check_interval_s: Annotated[float, Field(ge=0)] = 60.0
     """Seconds between two checks of the no-data alert rules (first check one interval after start; 0: off)."""
 
+    # --- notifications (core/notifications): webhooks and e-mail ---------------------------------------------
+    notification_max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    """Send attempts per delivery (first try included) before it is marked ``failed``."""
+    notification_retry_base_s: Annotated[float, Field(ge=0)] = 5.0
+    """Backoff after the n-th failed attempt: ``min(base * 2**(n-1), max)`` seconds."""
+    notification_retry_max_s: Annotated[float, Field(ge=0)] = 3600.0
+    notification_http_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    notification_poll_interval_s: Annotated[float, Field(gt=0)] = 2.0
+    notification_batch_size: Annotated[int, Field(ge=1, le=1000)] = 50
+    smtp_host: str | None = None
+    """E-mail notifications are enqueued only when this is set (and ``notification_email_to`` is not empty)."""
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 25
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "smart-maintenance@localhost"
+    smtp_starttls: bool = False
+    notification_email_to: list[str] = []
+    """Recipients of e-mail notifications (JSON list in the environment: ``'["ops@example.com"]'``)."""
+
     # --- tests -----------------------------------------------------------------------------------------------
     test_admin_database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     """Server on which the test suite creates (and drops) its own databases."""

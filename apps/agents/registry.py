@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from apps.agents import alerting, scheduling, telemetry
+from apps.agents import alerting, notification, scheduling, telemetry
 from core.events.bus import EventBus, Subscription
 from core.events.relay import OutboxRelay
 from core.events.types import AnomalyDetected, ReadingsIngested
@@ -30,6 +30,7 @@ def register_handlers(bus: EventBus, app_state: Any) -> list[Subscription]:
     """Subscribe every agent's handlers to ``bus``; ``app_state`` gives them settings and the session factory."""
     return [
         bus.subscribe(ReadingsIngested, telemetry.ReadingsIngestedCounter(), name=telemetry.HANDLER_NAME),
+        *notification.subscribe(bus, app_state),
         bus.subscribe(
             ReadingsIngested,
             alerting.ReadingsHandler(getattr(app_state, "session_factory", None)),
@@ -59,6 +60,7 @@ async def start_events(app_state: Any) -> None:
     app_state.relay = relay
     bus.start()
     relay.start()  # its first pass publishes what earlier runs left in the outbox
+    await notification.start_worker(app_state)  # delivers pending webhooks/e-mails (core/notifications)
     app_state.no_data_checker = alerting.NoDataChecker(
         app_state.session_factory, app_state.settings.alert_no_data_check_interval_s
     )
@@ -80,6 +82,7 @@ async def stop_events(app_state: Any) -> None:
     finally:
         if bus is not None:
             await bus.stop(timeout=timeout)
+        await notification.stop_worker(app_state)
         app_state.relay = None
         app_state.bus = None
 

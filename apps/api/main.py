@@ -33,6 +33,7 @@ from apps.api.routers import alerts as alerts_router
 from apps.api.routers import labels as labels_router
 from apps.api.routers import maintenance as maintenance_router
 from apps.api.routers.queries import router as queries_router
+from apps.api.routers.webhooks import router as webhooks_router
 from apps.api.security import setup_auth
 from core.config import Settings, load_settings
 from core.db.repositories.health import migration_heads
@@ -166,6 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alert_rules_router.router)
     app.include_router(alerts_router.router)
     app.include_router(queries_router)
+    app.include_router(webhooks_router)
 
     _instrument(app)
     app.add_middleware(RequestContextMiddleware)  # added last: outermost of our middleware

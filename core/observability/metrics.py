@@ -182,6 +182,20 @@ RATE_LIMITED_TOTAL = Counter(
 )
 
 
+# --- notifications (core/notifications) ------------------------------------------------------------------------
+NOTIFICATIONS_DELIVERIES_TOTAL = Counter(
+    "sm_notifications_deliveries_total",
+    "Notification send attempts by channel (webhook, email) and result (delivered, retry, failed).",
+    ["channel", "result"],
+    registry=REGISTRY,
+)
+NOTIFICATIONS_PENDING_ROWS = Gauge(
+    "sm_notifications_pending_rows",
+    "Notification deliveries still pending (waiting for a first attempt or a retry).",
+    registry=REGISTRY,
+)
+
+
 # --- maintenance (core/maintenance) -------------------------------------------------------------------------
 MAINTENANCE_TASKS_OPENED_TOTAL = Counter(
     "sm_maintenance_tasks_opened_total",
@@ -225,6 +239,8 @@ __all__ = [
     "INGEST_REQUESTS_TOTAL",
     "MAINTENANCE_TASKS_COMPLETED_TOTAL",
     "MAINTENANCE_TASKS_OPENED_TOTAL",
+    "NOTIFICATIONS_DELIVERIES_TOTAL",
+    "NOTIFICATIONS_PENDING_ROWS",
     "OUTBOX_UNPUBLISHED",
     "RATE_LIMITED_TOTAL",
     "REGISTRY",

@@ -1,0 +1,187 @@
+"""API schemas of webhook subscriptions and notification deliveries (separate from the ORM models)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+
+from core.notifications.envelope import NOTIFIED_EVENT_TYPES
+
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+DeliveryChannel = Literal["webhook", "email"]
+
+
+def _check_event_types(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    unknown = sorted({v for v in values if v not in NOTIFIED_EVENT_TYPES})
+    if unknown:
+        raise ValueError(
+            f"unknown event type(s) {', '.join(unknown)}; allowed: {', '.join(NOTIFIED_EVENT_TYPES)}"
+        )
+    return list(dict.fromkeys(values))  # de-duplicated, order kept
+
+
+_WEBHOOK_EXAMPLE: dict[str, Any] = {
+    "id": 3,
+    "name": "ops-pager",
+    "target": "https://hooks.example.com/smart-maintenance",
+    "event_types": ["AlertRaised", "MaintenanceTaskCreated"],
+    "is_active": True,
+    "created_at": "2026-11-26T07:00:00Z",
+}
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "ops-pager",
+                    "target": "https://hooks.example.com/smart-maintenance",
+                    "event_types": ["AlertRaised", "MaintenanceTaskCreated"],
+                }
+            ]
+        },
+    )
+
+    name: str = Field(min_length=1, max_length=100, description="Unique name of the subscription.")
+    target: HttpUrl = Field(description="http(s) URL the signed JSON body is POSTed to.")
+    event_types: list[str] = Field(
+        default_factory=list,
+        description=f"Events to receive, any of {', '.join(NOTIFIED_EVENT_TYPES)}; empty = all of them.",
+    )
+    is_active: bool = True
+
+    @field_validator("event_types")
+    @classmethod
+    def _known(cls, values: list[str]) -> list[str]:
+        return _check_event_types(values) or []
+
+
+class WebhookUpdate(BaseModel):
+    """Fields to change; omitted fields keep their value."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"is_active": False}, {"event_types": ["AlertRaised"]}]},
+    )
+
+    target: HttpUrl | None = None
+    event_types: list[str] | None = None
+    is_active: bool | None = None
+
+    @field_validator("event_types")
+    @classmethod
+    def _known(cls, values: list[str] | None) -> list[str] | None:
+        return _check_event_types(values)
+
+
+class WebhookRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [_WEBHOOK_EXAMPLE]})
+
+    id: int
+    name: str
+    target: str
+    event_types: list[str] = Field(description="Empty: every notified event type.")
+    is_active: bool
+    created_at: datetime
+
+
+class WebhookPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [_WEBHOOK_EXAMPLE], "total": 1, "limit": 100, "offset": 0}]}
+    )
+
+    items: list[WebhookRead]
+    total: int
+    limit: int
+    offset: int
+
+
+_DELIVERY_EXAMPLE: dict[str, Any] = {
+    "id": 17,
+    "webhook_id": 3,
+    "channel": "webhook",
+    "target": "https://hooks.example.com/smart-maintenance",
+    "event": "AlertRaised",
+    "event_id": "0f8e3c1e-6f1d-4c55-9d0e-2f5b3a9c7d11",
+    "status": "pending",
+    "attempts": 2,
+    "last_error": "HTTP 503: upstream unavailable",
+    "next_attempt_at": "2026-11-26T07:00:25Z",
+    "created_at": "2026-11-26T07:00:05Z",
+    "delivered_at": None,
+    "body": {
+        "event_type": "AlertRaised",
+        "event_id": "0f8e3c1e-6f1d-4c55-9d0e-2f5b3a9c7d11",
+        "occurred_at": "2026-11-26T07:00:04Z",
+        "correlation_id": "6f1c2b9a0d3e4f5a8b7c6d5e4f3a2b1c",
+        "data": {"alert_id": 9, "sensor_id": "pump-7-vib", "rule": "anomaly_score", "severity": "high"},
+    },
+}
+
+
+class DeliveryRead(BaseModel):
+    """One notification of one event to one target, with its attempts and last error."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_DELIVERY_EXAMPLE]})
+
+    id: int = Field(description="Also sent as `X-SM-Delivery` (stable across retries).")
+    webhook_id: int | None
+    channel: DeliveryChannel
+    target: str = Field(description="URL (webhook) or e-mail address.")
+    event: str = Field(description="Event type.")
+    event_id: str | None
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None = Field(description="When a pending delivery is tried next.")
+    created_at: datetime
+    delivered_at: datetime | None
+    body: dict[str, Any] = Field(description="The JSON body that is (or was) sent.")
+
+    @classmethod
+    def from_row(cls, row: Any) -> DeliveryRead:
+        payload: dict[str, Any] = row.payload or {}
+        return cls(
+            id=row.id,
+            webhook_id=row.webhook_id,
+            channel=row.channel,
+            target=row.target,
+            event=row.event,
+            event_id=payload.get("event_id"),
+            status=row.status,
+            attempts=row.attempts,
+            last_error=row.last_error,
+            next_attempt_at=payload.get("next_attempt_at") if row.status == "pending" else None,
+            created_at=row.created_at,
+            delivered_at=row.delivered_at,
+            body=payload.get("body", {}),
+        )
+
+
+class DeliveryPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [_DELIVERY_EXAMPLE], "total": 1, "limit": 50, "offset": 0}]}
+    )
+
+    items: list[DeliveryRead]
+    total: int
+    limit: int
+    offset: int
+
+
+__all__ = [
+    "DeliveryChannel",
+    "DeliveryPage",
+    "DeliveryRead",
+    "DeliveryStatus",
+    "WebhookCreate",
+    "WebhookPage",
+    "WebhookRead",
+    "WebhookUpdate",
+]

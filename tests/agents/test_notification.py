@@ -1,0 +1,345 @@
+"""Notification agent and delivery worker on a real database, against a real local HTTP receiver and SMTP stub.
+
+The worker is driven with ``run_once()`` and a fake clock (no sleeps); the receiver verifies every signature with
+``core.notifications.signing.verify``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import asyncpg
+import pytest
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from apps.agents import notification
+from apps.agents.registry import register_handlers
+from core.config import Settings, to_libpq_url
+from core.db.session import create_engine, create_session_factory, unit_of_work
+from core.events.bus import EventBus
+from core.events.types import AlertRaised, Event, MaintenanceTaskCompleted, MaintenanceTaskCreated
+from core.notifications import signing
+from core.notifications.schemas import WebhookCreate
+from core.notifications.service import WebhookService
+from core.notifications.worker import DeliveryWorker
+from core.observability.metrics import REGISTRY
+from tests.support.db import create_database, drop_database, upgrade
+from tests.support.notifications import FakeClock, Receiver, smtp_stub, webhook_receiver
+
+SECRET = "test-webhook-secret-0123456789"
+
+
+@pytest.fixture(scope="module")
+def notify_database_url(admin_database_url: str) -> Iterator[str]:
+    """A database of this module's own: deliveries of other tests' events never show up here."""
+    url = create_database(admin_database_url, prefix="sm_notify")
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        drop_database(admin_database_url, url)
+
+
+@pytest.fixture
+def notify_settings(settings: Settings, notify_database_url: str) -> Settings:
+    return settings.model_copy(
+        update={
+            "database_url": notify_database_url,
+            "webhook_signing_secret": SecretStr(SECRET),
+            "notification_max_attempts": 5,
+            "notification_retry_base_s": 10.0,
+            "notification_retry_max_s": 300.0,
+            "notification_http_timeout_s": 5.0,
+            "smtp_host": None,
+            "notification_email_to": [],
+        }
+    )
+
+
+@pytest.fixture
+async def factory(notify_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    conn = await asyncpg.connect(to_libpq_url(notify_settings.database_url))
+    try:
+        await conn.execute("TRUNCATE webhooks, notification_deliveries RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+    engine = create_engine(notify_settings)
+    try:
+        yield create_session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def unused_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def receiver(clock: FakeClock) -> Iterator[Receiver]:
+    with webhook_receiver(SECRET, now=clock.timestamp) as state:
+        yield state
+
+
+def state_for(settings: Settings, factory: async_sessionmaker[AsyncSession]) -> SimpleNamespace:
+    return SimpleNamespace(settings=settings, session_factory=factory, notification_worker=None)
+
+
+async def add_webhook(
+    factory: async_sessionmaker[AsyncSession], name: str, target: str, events: list[str], active: bool = True
+) -> int:
+    async with unit_of_work(factory) as session:
+        row = await WebhookService(session).create(
+            WebhookCreate(name=name, target=target, event_types=events, is_active=active)  # type: ignore[arg-type]
+        )
+        return row.id
+
+
+async def deliveries(factory: async_sessionmaker[AsyncSession]) -> list[dict[str, Any]]:
+    async with unit_of_work(factory) as session:
+        rows, _ = await WebhookService(session).deliveries(limit=1000)
+        return [
+            {
+                "id": r.id,
+                "webhook_id": r.webhook_id,
+                "channel": r.channel,
+                "target": r.target,
+                "event": r.event,
+                "status": r.status,
+                "attempts": r.attempts,
+                "last_error": r.last_error,
+                "delivered_at": r.delivered_at,
+                "payload": r.payload,
+            }
+            for r in sorted(rows, key=lambda r: r.id)
+        ]
+
+
+def alert(severity: str = "high") -> AlertRaised:
+    return AlertRaised(alert_id=9, sensor_id="pump-7-vib", rule="anomaly_score", severity=severity)  # type: ignore[arg-type]
+
+
+def count(result: str, channel: str = "webhook") -> float:
+    value = REGISTRY.get_sample_value(
+        "sm_notifications_deliveries_total", {"channel": channel, "result": result}
+    )
+    return value or 0.0
+
+
+async def enqueue(settings: Settings, factory: async_sessionmaker[AsyncSession], event: Event) -> None:
+    await notification.NotificationEnqueuer(state_for(settings, factory))(event)
+
+
+async def test_event_becomes_a_signed_delivery(
+    notify_settings: Settings, factory: async_sessionmaker[AsyncSession], receiver: Receiver, clock: FakeClock
+) -> None:
+    webhook_id = await add_webhook(factory, "ops", receiver.url, ["AlertRaised"])
+    event = alert()
+    delivered_before = count("delivered")
+
+    await enqueue(notify_settings, factory, event)
+    [row] = await deliveries(factory)
+    assert (row["webhook_id"], row["status"], row["attempts"], row["event"]) == (
+        webhook_id,
+        "pending",
+        0,
+        "AlertRaised",
+    )
+    assert receiver.requests == []  # nothing is sent by the handler
+
+    worker = DeliveryWorker(notify_settings, factory, clock=clock)
+    try:
+        outcomes = await worker.run_once()
+    finally:
+        await worker.stop()
+    assert [(o.result, o.attempts) for o in outcomes] == [("delivered", 1)]
+    [request] = receiver.accepted
+    assert request.path == "/hooks/sm"
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    assert headers["x-sm-event"] == "AlertRaised"
+    assert headers["x-sm-delivery"] == str(row["id"])
+    assert headers["x-sm-timestamp"] == str(int(clock.timestamp()))
+    assert headers["x-sm-signature"].startswith(f"t={int(clock.timestamp())},v1=")
+    assert signing.verify(SECRET, request.body, headers["x-sm-signature"], now=clock.timestamp)
+    body = request.json
+    assert body["event_type"] == "AlertRaised"
+    assert body["event_id"] == str(event.event_id)
+    assert body["data"] == {
+        "alert_id": 9,
+        "sensor_id": "pump-7-vib",
+        "rule": "anomaly_score",
+        "severity": "high",
+    }
+
+    [row] = await deliveries(factory)
+    assert (row["status"], row["attempts"], row["last_error"]) == ("delivered", 1, None)
+    assert row["delivered_at"] is not None
+    assert count("delivered") == delivered_before + 1
+    assert REGISTRY.get_sample_value("sm_notifications_pending_rows") == 0
+
+
+async def test_receiver_failing_twice_is_retried_with_backoff(
+    notify_settings: Settings, factory: async_sessionmaker[AsyncSession], receiver: Receiver, clock: FakeClock
+) -> None:
+    receiver.fail_times = 2
+    await add_webhook(factory, "flaky", receiver.url, [])
+    await enqueue(notify_settings, factory, alert())
+    worker = DeliveryWorker(notify_settings, factory, clock=clock)
+    try:
+        assert [o.result for o in await worker.run_once()] == ["retry"]
+        assert await worker.run_once() == []  # not due yet: backoff 10 s
+        clock.advance(10)
+        assert [o.result for o in await worker.run_once()] == ["retry"]
+        clock.advance(19)
+        assert await worker.run_once() == []  # second backoff is 20 s
+        assert REGISTRY.get_sample_value("sm_notifications_pending_rows") == 1
+        clock.advance(1)
+        assert [(o.result, o.attempts) for o in await worker.run_once()] == [("delivered", 3)]
+    finally:
+        await worker.stop()
+    [row] = await deliveries(factory)
+    assert (row["status"], row["attempts"], row["last_error"]) == ("delivered", 3, None)
+    assert [r.status for r in receiver.requests] == [500, 500, 200]
+    # the same delivery id on every attempt (receivers de-duplicate on it)
+    assert {r.headers["X-SM-Delivery"] for r in receiver.requests} == {str(row["id"])}
+
+
+async def test_receiver_failing_always_ends_failed_with_last_error(
+    notify_settings: Settings, factory: async_sessionmaker[AsyncSession], receiver: Receiver, clock: FakeClock
+) -> None:
+    receiver.fail_always = True
+    settings = notify_settings.model_copy(update={"notification_max_attempts": 3})
+    await add_webhook(factory, "down", receiver.url, ["AlertRaised"])
+    await enqueue(settings, factory, alert())
+    failed_before = count("failed")
+    worker = DeliveryWorker(settings, factory, clock=clock)
+    results = []
+    try:
+        for _ in range(6):
+            results += [o.result for o in await worker.run_once()]
+            clock.advance(3600)
+    finally:
+        await worker.stop()
+    assert results == ["retry", "retry", "failed"]
+    [row] = await deliveries(factory)
+    assert (row["status"], row["attempts"]) == ("failed", 3)
+    assert row["last_error"].startswith("RuntimeError: HTTP 500")
+    assert row["delivered_at"] is None
+    assert len(receiver.requests) == 3
+    assert count("failed") == failed_before + 1
+
+
+async def test_unreachable_target_records_the_connection_error(
+    notify_settings: Settings, factory: async_sessionmaker[AsyncSession], clock: FakeClock, unused_port: int
+) -> None:
+    await add_webhook(factory, "nobody", f"http://127.0.0.1:{unused_port}/x", [])
+    await enqueue(notify_settings, factory, alert())
+    worker = DeliveryWorker(notify_settings, factory, clock=clock)
+    try:
+        [outcome] = await worker.run_once()
+    finally:
+        await worker.stop()
+    assert outcome.result == "retry"
+    [row] = await deliveries(factory)
+    assert row["status"] == "pending" and row["attempts"] == 1
+    assert "ConnectError" in row["last_error"]
+
+
+async def test_duplicate_event_gives_one_delivery(
+    notify_settings: Settings, factory: async_sessionmaker[AsyncSession], receiver: Receiver
+) -> None:
+    await add_webhook(factory, "ops", receiver.url, [])
+    event = alert()
+    await enqueue(notify_settings, factory, event)
+    await enqueue(notify_settings, factory, event)  # at-least-once redelivery
+    await asyncio.gather(*(enqueue(notify_settings, factory, event) for _ in range(4)))  # concurrent ones
+    rows = await deliveries(factory)
+    assert len(rows) == 1
+    assert rows[0]["payload"]["event_id"] == str(event.event_id)
+
+
+async def test_inactive_and_non_matching_subscriptions_get_nothing(
+    notify_settings: Settings, factory: async_sessionmaker[AsyncSession], receiver: Receiver
+) -> None:
+    await add_webhook(factory, "inactive-all", receiver.url, [], active=False)
+    await add_webhook(factory, "tasks-only", receiver.url, ["MaintenanceTaskCreated"])
+    everything = await add_webhook(factory, "everything", receiver.url, [])
+    alerts = await add_webhook(factory, "alerts", receiver.url, ["AlertRaised", "MaintenanceTaskCompleted"])
+
+    await enqueue(notify_settings, factory, alert())
+    rows = await deliveries(factory)
+    assert sorted(r["webhook_id"] for r in rows) == sorted([everything, alerts])
+    assert all(r["channel"] == "webhook" for r in rows)  # no SMTP configured: no e-mail rows
+
+    completed = MaintenanceTaskCompleted(
+        task_id=1, log_id=2, outcome="fault_confirmed", completed_at=datetime.now(UTC)
+    )
+    await enqueue(notify_settings, factory, completed)
+    rows = [r for r in await deliveries(factory) if r["event"] == "MaintenanceTaskCompleted"]
+    assert sorted(r["webhook_id"] for r in rows) == sorted([everything, alerts])
+
+
+async def test_email_over_smtp(
+    notify_settings: Settings, factory: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    async with smtp_stub() as stub:
+        settings = notify_settings.model_copy(
+            update={
+                "smtp_host": stub.host,
+                "smtp_port": stub.port,
+                "smtp_from": "sm@example.com",
+                "notification_email_to": ["ops@example.com", "lead@example.com"],
+            }
+        )
+        event = MaintenanceTaskCreated(task_id=5, asset_id=1, sensor_id="pump-7-vib", priority="high")
+        await enqueue(settings, factory, event)
+        await enqueue(settings, factory, event)  # idempotent for e-mail too
+        rows = await deliveries(factory)
+        assert sorted((r["channel"], r["target"], r["status"]) for r in rows) == [
+            ("email", "lead@example.com", "pending"),
+            ("email", "ops@example.com", "pending"),
+        ]
+        worker = DeliveryWorker(settings, factory, clock=clock)
+        try:
+            outcomes = await worker.run_once()
+        finally:
+            await worker.stop()
+        assert sorted((o.channel, o.result) for o in outcomes) == [("email", "delivered")] * 2
+        assert sorted(rcpt for _, [rcpt], _ in stub.messages) == ["lead@example.com", "ops@example.com"]
+        sender, _, message = stub.messages[0]
+        assert sender == "sm@example.com"
+        assert str(message["Subject"]).strip().startswith("[Smart Maintenance] MaintenanceTaskCreated")
+        assert message["X-SM-Event"] == "MaintenanceTaskCreated"
+        body = json.loads(message.get_payload(decode=True))
+        assert body["event_id"] == str(event.event_id)
+        assert body["data"]["task_id"] == 5
+    assert {r["status"] for r in await deliveries(factory)} == {"delivered"}
+
+
+async def test_registry_subscribes_the_notification_handlers(
+    notify_settings: Settings, factory: async_sessionmaker[AsyncSession]
+) -> None:
+    bus = EventBus(factory)
+    register_handlers(bus, state_for(notify_settings, factory))
+    names = {s.name for s in bus.subscriptions}
+    assert {
+        "notification.enqueue.AlertRaised",
+        "notification.enqueue.MaintenanceTaskCreated",
+        "notification.enqueue.MaintenanceTaskCompleted",
+        "notification.enqueue.AnomalyDetected",
+    } <= names
+    assert notification.handler_name("AlertRaised") in names

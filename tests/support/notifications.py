@@ -1,0 +1,176 @@
+"""Helpers of the notification tests: a signature-verifying webhook receiver, a stub SMTP server, a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from core.notifications import signing
+
+
+class FakeClock:
+    """A datetime clock for the delivery worker (backoff without sleeping)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    def timestamp(self) -> float:
+        return self.now.timestamp()
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int
+    error: str | None = None
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """State of the webhook receiver: verifies every request with ``signing.verify`` and can fail N times."""
+
+    secret: str
+    url: str = ""
+    fail_times: int = 0
+    fail_always: bool = False
+    tolerance_s: float = signing.DEFAULT_TOLERANCE_S
+    now: Callable[[], float] | None = None
+    requests: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def accepted(self) -> list[Received]:
+        with self.lock:
+            return [r for r in self.requests if r.status == 200]
+
+    def handle(self, path: str, headers: dict[str, str], body: bytes) -> int:
+        with self.lock:
+            planned_failure = self.fail_always or sum(1 for r in self.requests if r.error == "planned") < (
+                self.fail_times
+            )
+            error: str | None = None
+            status = 200
+            try:
+                kwargs: dict[str, Any] = {"now": self.now} if self.now is not None else {}
+                signing.verify(
+                    self.secret, body, headers.get(signing.SIGNATURE_HEADER, ""), self.tolerance_s, **kwargs
+                )
+            except signing.SignatureError as exc:
+                status, error = 401, str(exc)
+            if status == 200 and planned_failure:
+                status, error = 500, "planned"
+            self.requests.append(Received(path, headers, body, status, error))
+            return status
+
+
+@contextmanager
+def webhook_receiver(secret: str, **options: Any) -> Iterator[Receiver]:
+    """A real HTTP server on 127.0.0.1 (free port) that checks signatures; yields its ``Receiver`` state."""
+    state = Receiver(secret=secret, **options)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            status = state.handle(self.path, dict(self.headers.items()), body)
+            reply = b"ok" if status == 200 else b"planned failure" if status == 500 else b"bad signature"
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, name="webhook-receiver", daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    state.url = f"http://{host}:{port}/hooks/sm"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@dataclass
+class SmtpStub:
+    host: str = "127.0.0.1"
+    port: int = 0
+    messages: list[tuple[str, list[str], Message]] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def smtp_stub() -> AsyncIterator[SmtpStub]:
+    """A minimal SMTP server (asyncio) good enough for ``smtplib.SMTP.send_message``; records every message."""
+    stub = SmtpStub()
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        def reply(line: str) -> None:
+            writer.write(line.encode() + b"\r\n")
+
+        sender, recipients = "", []
+        reply("220 stub ESMTP")
+        await writer.drain()
+        try:
+            while raw := await reader.readline():
+                command = raw.decode(errors="replace").strip()
+                verb = command[:4].upper()
+                if verb in {"EHLO", "HELO"}:
+                    reply("250 stub")
+                elif verb == "MAIL":
+                    sender, recipients = command.split(":", 1)[1].strip().strip("<>"), []
+                    reply("250 OK")
+                elif verb == "RCPT":
+                    recipients.append(command.split(":", 1)[1].strip().strip("<>"))
+                    reply("250 OK")
+                elif verb == "DATA":
+                    reply("354 end with <CRLF>.<CRLF>")
+                    await writer.drain()
+                    data = await reader.readuntil(b"\r\n.\r\n")
+                    content = data[: -len(b"\r\n.\r\n")].replace(b"\r\n..", b"\r\n.")
+                    stub.messages.append(
+                        (sender, list(recipients), message_from_bytes(content, policy=policy.default))
+                    )
+                    reply("250 OK queued")
+                elif verb == "QUIT":
+                    reply("221 bye")
+                    await writer.drain()
+                    break
+                else:  # RSET, NOOP, …
+                    reply("250 OK")
+                await writer.drain()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(session, stub.host, 0)
+    stub.port = server.sockets[0].getsockname()[1]
+    try:
+        yield stub
+    finally:
+        server.close()
+        await server.wait_closed()
