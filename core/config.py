@@ -163,6 +163,20 @@ class Settings(BaseSettings):
     notification_email_to: list[str] = []
     """Recipients of e-mail notifications (JSON list in the environment: ``'["ops@example.com"]'``)."""
 
+    # --- anomaly agent (core/anomaly) ------------------------------------------------------------------------
+    anomaly_model_refresh_s: Annotated[float, Field(gt=0)] = 60.0
+    """How often the champion aliases (``anomaly_<sensor_type>@champion``) are re-checked in the background."""
+    anomaly_model_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    """Longest wait for an MLflow lookup before scoring falls back to the baseline."""
+    anomaly_baseline_window: Annotated[int, Field(ge=2, le=100_000)] = 288
+    """Readings per sensor in the rolling median/MAD window of the ``robust_z`` baseline."""
+    anomaly_baseline_warmup: Annotated[int, Field(ge=1, le=100_000)] = 30
+    """Readings of history a sensor needs before the baseline flags anything."""
+    anomaly_baseline_threshold: Annotated[float, Field(gt=0)] = 6.0
+    """Robust z-score at or above which a reading is an anomaly."""
+    anomaly_baseline_max_sensors: Annotated[int, Field(ge=1)] = 10_000
+    """Sensors whose baseline state is kept in memory (least recently used evicted, rebuilt from the database)."""
+
     # --- tests -----------------------------------------------------------------------------------------------
     test_admin_database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     """Server on which the test suite creates (and drops) its own databases."""

@@ -19,6 +19,8 @@ import logging
 from typing import Any
 
 from apps.agents import alerting, notification, scheduling, telemetry
+from apps.agents.anomaly import HANDLER_NAME as ANOMALY_HANDLER
+from apps.agents.anomaly import AnomalyAgent
 from core.events.bus import EventBus, Subscription
 from core.events.relay import OutboxRelay
 from core.events.types import AnomalyDetected, ReadingsIngested
@@ -30,6 +32,7 @@ def register_handlers(bus: EventBus, app_state: Any) -> list[Subscription]:
     """Subscribe every agent's handlers to ``bus``; ``app_state`` gives them settings and the session factory."""
     return [
         bus.subscribe(ReadingsIngested, telemetry.ReadingsIngestedCounter(), name=telemetry.HANDLER_NAME),
+        bus.subscribe(ReadingsIngested, AnomalyAgent.from_app_state(app_state), name=ANOMALY_HANDLER),
         *notification.subscribe(bus, app_state),
         bus.subscribe(
             ReadingsIngested,

@@ -121,6 +121,27 @@ BUS_READINGS_INGESTED_TOTAL = Counter(
 )
 
 
+# --- anomaly agent (core/anomaly) ----------------------------------------------------------------------------
+ANOMALY_READINGS_SCORED_TOTAL = Counter(
+    "sm_anomaly_readings_scored_total",
+    "Readings scored by the anomaly agent, by method (model, robust_z).",
+    ["method"],
+    registry=REGISTRY,
+)
+ANOMALY_DETECTED_TOTAL = Counter(
+    "sm_anomaly_detected_total",
+    "New anomalies stored by the anomaly agent, by method (model, robust_z).",
+    ["method"],
+    registry=REGISTRY,
+)
+ANOMALY_MODEL_LOADS_TOTAL = Counter(
+    "sm_anomaly_model_loads_total",
+    "Champion model lookups by result (loaded, no_champion, unreachable, failed).",
+    ["result"],
+    registry=REGISTRY,
+)
+
+
 # --- alerting (core/alerts) ---------------------------------------------------------------------------------
 ALERTS_OPENED_TOTAL = Counter(
     "sm_alerts_opened_total",
@@ -220,6 +241,9 @@ __all__ = [
     "ALERTS_OPENED_TOTAL",
     "ALERTS_RESOLVED_TOTAL",
     "ALERTS_SUPPRESSED_TOTAL",
+    "ANOMALY_DETECTED_TOTAL",
+    "ANOMALY_MODEL_LOADS_TOTAL",
+    "ANOMALY_READINGS_SCORED_TOTAL",
     "API_READY_CHECKS_TOTAL",
     "AUTH_FAILURES_TOTAL",
     "BUILD_INFO",

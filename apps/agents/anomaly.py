@@ -1,0 +1,86 @@
+"""Anomaly detection agent: scores the readings of every ``ReadingsIngested`` and emits ``AnomalyDetected``.
+
+Handler ``anomaly.detect``. Each delivery is one unit of work: load the event's readings, score them (champion
+model of the sensor type from the MLflow registry, else the ``robust_z`` baseline), insert the anomalies
+(``ON CONFLICT DO NOTHING``) and write one ``AnomalyDetected`` per new row to the outbox, then commit. Idempotent:
+a redelivered event inserts nothing and emits nothing. The logic lives in ``core/anomaly``; this module wires it
+to settings and the session factory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.anomaly.baseline import BaselineConfig
+from core.anomaly.champion import ChampionModels, MlflowRegistry, ModelRegistry
+from core.anomaly.detector import AnomalyDetector, Detection
+from core.config import Settings, load_settings
+from core.db.session import unit_of_work
+from core.events.types import Event, ReadingsIngested
+
+HANDLER_NAME = "anomaly.detect"
+
+
+def baseline_config(settings: Settings) -> BaselineConfig:
+    return BaselineConfig(
+        window=settings.anomaly_baseline_window,
+        warmup=min(settings.anomaly_baseline_warmup, settings.anomaly_baseline_window),
+        threshold=settings.anomaly_baseline_threshold,
+        max_sensors=settings.anomaly_baseline_max_sensors,
+    )
+
+
+class AnomalyAgent:
+    """The handler object; holds the per-process state (baseline windows, cached champion models)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession] | None = None,
+        *,
+        registry: ModelRegistry | None = None,
+        app_state: Any = None,
+    ) -> None:
+        self._factory = session_factory
+        self._app_state = app_state
+        self.champions = ChampionModels(
+            registry or MlflowRegistry(settings.mlflow_tracking_uri),
+            refresh_s=settings.anomaly_model_refresh_s,
+            timeout_s=settings.anomaly_model_timeout_s,
+        )
+        self.detector = AnomalyDetector(baseline_config(settings), self.champions)
+
+    @classmethod
+    def from_app_state(cls, app_state: Any) -> AnomalyAgent:
+        """An agent on ``app_state.settings``; ``app_state.session_factory`` is looked up at delivery time."""
+        settings = getattr(app_state, "settings", None) or load_settings()
+        return cls(settings, getattr(app_state, "session_factory", None), app_state=app_state)
+
+    @property
+    def session_factory(self) -> async_sessionmaker[AsyncSession]:
+        factory = self._factory or getattr(self._app_state, "session_factory", None)
+        if factory is None:
+            raise RuntimeError("the anomaly agent has no session factory (app state without a database)")
+        return factory  # type: ignore[no-any-return]
+
+    async def __call__(self, event: Event) -> None:
+        await self.handle(event)
+
+    async def handle(self, event: Event) -> Detection:
+        assert isinstance(event, ReadingsIngested)
+        async with unit_of_work(self.session_factory) as session:
+            detection = await self.detector.detect(session, event)
+        self.detector.commit_states(detection.states)  # only once the anomalies and events are committed
+        return detection
+
+    async def refresh_models(self) -> None:
+        """Re-check the champion aliases now (what the periodic background refresh does)."""
+        await self.champions.refresh()
+
+    async def aclose(self) -> None:
+        await self.champions.aclose()
+
+
+__all__ = ["HANDLER_NAME", "AnomalyAgent", "baseline_config"]

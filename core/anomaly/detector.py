@@ -1,0 +1,177 @@
+"""Scoring the readings of one ``ReadingsIngested`` event and storing the anomalies (inside a unit of work).
+
+``AnomalyDetector.detect(session, event)`` loads the event's readings (its sensors, between its first and last
+timestamp), scores them per sensor type with the type's champion model when one is cached
+(``core.anomaly.champion``) and with the ``robust_z`` baseline otherwise (``core.anomaly.baseline``), inserts the
+anomalies with ``ON CONFLICT (sensor_id, timestamp, method) DO NOTHING`` and writes one ``AnomalyDetected`` to the
+outbox per row actually inserted. It only flushes; the caller commits, then calls ``commit_states`` with the
+returned baseline states (in-memory state changes only once the transaction is durable, so a rolled-back or
+redelivered event is scored again from the same history).
+
+Baseline state of a sensor is (re)built from the database when it is missing (first use after start, evicted)
+or when the batch does not start after the latest reading the state has seen (redelivery, backfill, events
+handled out of order): the last ``window`` readings before the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.anomaly import baseline
+from core.anomaly.baseline import BaselineConfig, BaselineStates, SensorState
+from core.anomaly.champion import METHOD as MODEL_METHOD
+from core.anomaly.champion import Champion, ChampionModels
+from core.db.repositories.anomalies import AnomalyRepository, NewAnomaly, ReadingToScore
+from core.events.outbox import add_to_outbox
+from core.events.types import AnomalyDetected, ReadingsIngested
+from core.observability.metrics import ANOMALY_DETECTED_TOTAL, ANOMALY_READINGS_SCORED_TOTAL
+
+logger = logging.getLogger("core.anomaly.detector")
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """What one event produced: the new anomalies (as events) and the baseline states to keep after commit."""
+
+    events: list[AnomalyDetected]
+    states: dict[str, SensorState]
+    scored: int
+
+
+class AnomalyDetector:
+    def __init__(self, config: BaselineConfig, champions: ChampionModels | None = None) -> None:
+        self.config = config
+        self.champions = champions
+        self.states = BaselineStates(config)
+
+    async def detect(self, session: AsyncSession, event: ReadingsIngested) -> Detection:
+        repo = AnomalyRepository(session)
+        readings = await repo.readings_to_score(event.sensor_ids, event.first_timestamp, event.last_timestamp)
+        readings = [r for r in readings if math.isfinite(r.value)]
+        if not readings:
+            return Detection([], {}, 0)
+
+        by_type: dict[str, list[ReadingToScore]] = defaultdict(list)
+        for reading in readings:
+            by_type[reading.sensor_type].append(reading)
+        if self.champions is not None:
+            await self.champions.ensure(by_type)
+            self.champions.refresh_if_due()
+
+        found: list[NewAnomaly] = []
+        for_baseline: list[ReadingToScore] = []
+        for sensor_type, rows in by_type.items():
+            champion = self.champions.get(sensor_type) if self.champions is not None else None
+            scored = await self._score_with_model(champion, rows) if champion is not None else None
+            if scored is None:
+                for_baseline.extend(rows)
+            else:
+                found.extend(scored)
+        states = await self._score_with_baseline(repo, for_baseline, found)
+
+        stored = await repo.insert_new(found)
+        events = [
+            AnomalyDetected(
+                anomaly_id=a.id,
+                sensor_id=a.sensor_id,
+                timestamp=a.timestamp,
+                value=a.value,
+                score=a.score,
+                method=a.method,
+                model_name=a.model_name,
+                model_version=a.model_version,
+            )
+            for a in stored
+        ]
+        for anomaly_event in events:
+            await add_to_outbox(session, anomaly_event)
+            ANOMALY_DETECTED_TOTAL.labels(method=anomaly_event.method).inc()
+        if events:
+            logger.info(
+                "%d anomalies in %d readings",
+                len(events),
+                len(readings),
+                extra={"event_id": str(event.event_id)},
+            )
+        return Detection(events, states, len(readings))
+
+    def commit_states(self, states: dict[str, SensorState]) -> None:
+        """Keep the states of a committed detection (a state older than the one held is not kept)."""
+        for sensor_id, state in states.items():
+            held = self.states.get(sensor_id)
+            if (
+                held is not None
+                and held.last_timestamp is not None
+                and (state.last_timestamp is None or state.last_timestamp < held.last_timestamp)
+            ):
+                continue
+            self.states.put(sensor_id, state)
+
+    # --- methods -------------------------------------------------------------------------------------------
+    async def _score_with_model(
+        self, champion: Champion, rows: list[ReadingToScore]
+    ) -> list[NewAnomaly] | None:
+        frame = pd.DataFrame(
+            {
+                "sensor_id": [r.sensor_id for r in rows],
+                "timestamp": pd.to_datetime([r.timestamp for r in rows], utc=True).astype(
+                    "datetime64[ns, UTC]"
+                ),
+                "value": [float(r.value) for r in rows],
+            }
+        )
+        try:
+            scores, flags = await asyncio.to_thread(champion.score, frame, self.config.threshold)
+        except Exception:  # a broken model must not stop detection: the baseline takes over
+            logger.exception(
+                "model %s version %s failed; using the baseline", champion.name, champion.version
+            )
+            return None
+        ANOMALY_READINGS_SCORED_TOTAL.labels(method=MODEL_METHOD).inc(len(rows))
+        return [
+            NewAnomaly(
+                r.sensor_id, r.timestamp, r.value, float(s), MODEL_METHOD, champion.name, champion.version
+            )
+            for r, s, flagged in zip(rows, scores, flags, strict=True)
+            if flagged and math.isfinite(float(s))
+        ]
+
+    async def _score_with_baseline(
+        self, repo: AnomalyRepository, rows: list[ReadingToScore], found: list[NewAnomaly]
+    ) -> dict[str, SensorState]:
+        if not rows:
+            return {}
+        first: dict[str, datetime] = {}
+        for r in rows:  # rows are sorted by sensor then time
+            first.setdefault(r.sensor_id, r.timestamp)
+        work: dict[str, SensorState] = {}
+        rebuild: dict[str, datetime] = {}
+        for sensor_id, first_ts in first.items():
+            held = self.states.get(sensor_id)
+            if held is None or held.last_timestamp is None or first_ts <= held.last_timestamp:
+                rebuild[sensor_id] = first_ts
+            else:
+                work[sensor_id] = held.copy()  # the held state changes only after the commit
+        if rebuild:
+            histories = await repo.history_before(rebuild, self.config.window)
+            for sensor_id, history in histories.items():
+                work[sensor_id] = SensorState.from_history(
+                    self.config.window, history.values, history.last_timestamp
+                )
+        for r in rows:
+            result = work[r.sensor_id].update(r.value, r.timestamp, self.config)
+            if result.flagged:
+                found.append(NewAnomaly(r.sensor_id, r.timestamp, r.value, result.score, baseline.METHOD))
+        ANOMALY_READINGS_SCORED_TOTAL.labels(method=baseline.METHOD).inc(len(rows))
+        return work
+
+
+__all__ = ["AnomalyDetector", "Detection"]
