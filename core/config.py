@@ -140,6 +140,12 @@ class Settings(BaseSettings):
     query_max_points: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
     """Most points one readings response returns (and the largest ``limit`` accepted); the rest is paged."""
 
+    # --- maintenance (core/maintenance) ------------------------------------------------------------------------
+    maintenance_due_critical_h: Annotated[float, Field(gt=0)] = 4.0
+    """Hours until a work order the scheduling agent opens for a critical alert is due."""
+    maintenance_due_high_h: Annotated[float, Field(gt=0)] = 24.0
+    """Hours until a work order the scheduling agent opens for a high alert is due."""
+
     # --- alerting agent (core/alerts) ------------------------------------------------------------------------
     alert_no_data_check_interval_s: Annotated[float, Field(ge=0)] = 60.0
     """Seconds between two checks of the no-data alert rules (first check one interval after start; 0: off)."""

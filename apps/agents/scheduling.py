@@ -1,7 +1,7 @@
 """Scheduling agent: on ``AlertRaised`` of severity high or critical, opens a maintenance task for the sensor's asset.
 
 The policy lives in ``core.maintenance.service.MaintenanceService.open_for_alert``: priority from the severity,
-due date from the severity (``DEFAULT_DUE_AFTER``: critical 4 h, high 24 h), linked ``alert_id``; no task while
+due date from the severity (``SM_MAINTENANCE_DUE_CRITICAL_H`` = 4, ``SM_MAINTENANCE_DUE_HIGH_H`` = 24), linked ``alert_id``; no task while
 one is open or in progress for the same alert or the same asset, sensor and rule. Idempotent under redelivery
 (unique ``alert_id`` with ``ON CONFLICT DO NOTHING``). ``MaintenanceTaskCreated`` goes to the outbox in the same
 transaction. Counter: ``sm_maintenance_tasks_opened_total{source="agent"}``.
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.db.session import unit_of_work
 from core.events.bus import EventBus, Subscription
 from core.events.types import AlertRaised, Event
-from core.maintenance.service import DEFAULT_DUE_AFTER, MaintenanceService
+from core.maintenance.service import DEFAULT_DUE_AFTER, MaintenanceService, due_after_from_settings
 from core.observability.metrics import MAINTENANCE_TASKS_OPENED_TOTAL
 
 logger = logging.getLogger("apps.agents.scheduling")
@@ -33,18 +33,24 @@ class OpenTaskForAlert:
     def __init__(
         self,
         session_factory: async_sessionmaker[AsyncSession] | None = None,
-        due_after: Mapping[str, timedelta] = DEFAULT_DUE_AFTER,
+        due_after: Mapping[str, timedelta] | None = None,
         *,
         app_state: Any = None,
     ) -> None:
         self._factory = session_factory
         self._app_state = app_state
-        self._due_after = dict(due_after)
+        self._due_after = dict(due_after) if due_after is not None else None
 
     @classmethod
     def for_app(cls, app_state: Any) -> OpenTaskForAlert:
         """A handler using ``app_state.session_factory`` (looked up at delivery time)."""
         return cls(app_state=app_state)
+
+    def _due(self) -> dict[str, timedelta]:
+        if self._due_after is not None:
+            return self._due_after
+        settings = getattr(self._app_state, "settings", None)
+        return due_after_from_settings(settings) if settings is not None else dict(DEFAULT_DUE_AFTER)
 
     def _session_factory(self) -> async_sessionmaker[AsyncSession]:
         if self._factory is not None:
@@ -54,7 +60,7 @@ class OpenTaskForAlert:
     async def __call__(self, event: Event) -> None:
         assert isinstance(event, AlertRaised)
         async with unit_of_work(self._session_factory()) as session:
-            task = await MaintenanceService(session).open_for_alert(event, due_after=self._due_after)
+            task = await MaintenanceService(session).open_for_alert(event, due_after=self._due())
             task_id, priority = (task.id, task.priority) if task is not None else (None, None)
         if task_id is None:
             return

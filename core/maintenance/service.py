@@ -30,8 +30,17 @@ logger = logging.getLogger("core.maintenance")
 
 #: Alert severities that warrant a work order, and the task priority each one gets.
 PRIORITY_BY_SEVERITY: dict[str, str] = {"critical": "critical", "high": "high"}
-#: Default time to fix by severity (the agent can be given other values).
+#: Default time to fix by severity (the agent uses the settings, see ``due_after_from_settings``).
 DEFAULT_DUE_AFTER: dict[str, timedelta] = {"critical": timedelta(hours=4), "high": timedelta(hours=24)}
+
+
+def due_after_from_settings(settings: Any) -> dict[str, timedelta]:
+    """Time to fix by severity from ``SM_MAINTENANCE_DUE_CRITICAL_H`` / ``SM_MAINTENANCE_DUE_HIGH_H``."""
+    return {
+        "critical": timedelta(hours=settings.maintenance_due_critical_h),
+        "high": timedelta(hours=settings.maintenance_due_high_h),
+    }
+
 
 #: Allowed status changes through ``update`` (``done`` only through ``complete``).
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -264,4 +273,5 @@ __all__ = [
     "TRANSITIONS",
     "Completion",
     "MaintenanceService",
+    "due_after_from_settings",
 ]

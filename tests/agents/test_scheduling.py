@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -172,6 +172,15 @@ def test_registry_subscribes_the_scheduling_handler(settings: Settings) -> None:
     assert (scheduling.HANDLER_NAME, "AlertRaised") in [(s.name, s.event_type) for s in subscriptions]
 
 
-def test_due_dates_can_be_configured() -> None:
-    handler = scheduling.OpenTaskForAlert(None, due_after={"critical": timedelta(hours=1)})
-    assert handler._due_after["critical"] == timedelta(hours=1)
+async def test_due_dates_come_from_the_settings(
+    settings: Settings, factory: async_sessionmaker[AsyncSession]
+) -> None:
+    custom = settings.model_copy(update={"maintenance_due_critical_h": 1.5})
+    handler = scheduling.OpenTaskForAlert.for_app(SimpleNamespace(settings=custom, session_factory=factory))
+    async with connect(settings) as conn:
+        plant = await make_plant(conn)
+        event = await make_alert(conn, plant.sensor_ids[0], severity="critical")
+        started = datetime.now(UTC)
+        await handler(event)
+        [task] = await tasks_for_alert(conn, event.alert_id)
+        assert 1.4 < hours_between(task["due_at"], started) < 1.6
