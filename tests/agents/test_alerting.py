@@ -10,13 +10,23 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
 import pytest
 
-from apps.agents.alerting import AnomalyHandler, ReadingsHandler, check_no_data
+from apps.agents.alerting import (
+    ANOMALY_HANDLER_NAME,
+    READINGS_HANDLER_NAME,
+    AnomalyHandler,
+    NoDataChecker,
+    ReadingsHandler,
+    check_no_data,
+)
+from apps.agents.registry import register_handlers
 from core.config import to_libpq_url
+from core.events.bus import EventBus
 from core.events.types import AnomalyDetected, ReadingsIngested
 from core.observability.metrics import REGISTRY
 from tests.support.events import (  # noqa: F401 - fixtures
@@ -394,3 +404,24 @@ async def test_no_data_is_suppressed_during_maintenance(world, session_factory):
     assert await world.alerts() == []
     await check_no_data(session_factory, T0 + timedelta(minutes=61))
     assert [a["status"] for a in await world.alerts()] == ["open"]
+
+
+# --- wiring ---------------------------------------------------------------------------------------------------------
+def test_registry_subscribes_the_alerting_handlers() -> None:
+    bus = EventBus(None)
+    subscriptions = register_handlers(bus, SimpleNamespace())
+    pairs = {(s.name, s.event_type) for s in subscriptions}
+    assert (READINGS_HANDLER_NAME, "ReadingsIngested") in pairs
+    assert (ANOMALY_HANDLER_NAME, "AnomalyDetected") in pairs
+
+
+async def test_no_data_checker_starts_and_stops(session_factory) -> None:  # noqa: F811
+    off = NoDataChecker(session_factory, 0)
+    off.start()
+    assert off._task is None  # interval 0: disabled
+    await off.stop()
+    checker = NoDataChecker(session_factory, 3600)
+    checker.start()
+    assert checker._task is not None and not checker._task.done()
+    await checker.stop()
+    assert checker._task is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ import pytest
 
 from core.config import Settings, to_libpq_url
 from tests.api.auth_support import Key, bootstrap_headers, create_key, serve_app
+from tests.api.ingest_support import reading
+from tests.support.events import wait_until
 
 RULES = "/api/v1/alert-rules"
 ALERTS = "/api/v1/alerts"
@@ -223,3 +226,36 @@ async def test_alert_scopes_and_missing(api: Client, db: asyncpg.Connection):
     assert (await api.http.get(f"{ALERTS}/999999999", headers=api.reader.headers)).status_code == 404
     assert (await api.http.post(f"{ALERTS}/999999999/ack", headers=api.admin)).status_code == 404
     assert (await db.fetchval("SELECT status FROM alerts WHERE id = $1", alert_id)) == "open"
+
+
+# --- through the bus ----------------------------------------------------------------------------------------------
+async def test_ingested_readings_open_an_alert_through_the_bus(api: Client, db: asyncpg.Connection):
+    """Ingest → outbox → relay → bus → alerting agent: three readings over the rule's max open one alert."""
+    sensor = f"s-{uuid.uuid4().hex[:10]}"
+    await db.execute("INSERT INTO sensors (sensor_id, type) VALUES ($1, 'test-bus-type')", sensor)
+    created = await api.http.post(
+        RULES,
+        json=rule_body(
+            sensor_type=None, sensor_id=sensor, params={"max": 10.0}, open_after_k=3, severity="low"
+        ),
+        headers=api.admin,
+    )
+    assert created.status_code == 201, created.text
+    body = [reading(sensor, minutes_ago=5 - i, value=v) for i, v in enumerate([5.0, 11.0, 12.0, 13.0])]
+    ingest_headers = {**api.admin, "Content-Type": "application/json"}
+    response = await api.http.post("/api/v1/data/ingest", content=json.dumps(body), headers=ingest_headers)
+    assert response.status_code == 202, response.text
+
+    async def alert_opened() -> bool:
+        return bool(await db.fetchval("SELECT count(*) FROM alerts WHERE sensor_id = $1", sensor))
+
+    await wait_until(alert_opened, what="the alert of the ingested readings")
+    alert_id = await db.fetchval("SELECT id FROM alerts WHERE sensor_id = $1", sensor)
+    got = (await api.http.get(f"{ALERTS}/{alert_id}", headers=api.reader.headers)).json()
+    assert (got["rule"], got["severity"], got["status"], got["anomaly_count"]) == (
+        created.json()["name"],
+        "low",
+        "open",
+        3,
+    )
+    assert [e["to_status"] for e in got["events"]] == ["open"]
