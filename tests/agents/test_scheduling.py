@@ -16,6 +16,7 @@ from core.config import Settings
 from core.db.session import create_engine, create_session_factory
 from core.events.bus import EventBus
 from core.observability.metrics import REGISTRY
+from tests.support.events import make_bus
 from tests.support.maintenance import (
     connect,
     hours_between,
@@ -184,3 +185,21 @@ async def test_due_dates_come_from_the_settings(
         await handler(event)
         [task] = await tasks_for_alert(conn, event.alert_id)
         assert 1.4 < hours_between(task["due_at"], started) < 1.6
+
+
+async def test_through_the_bus_with_redelivery(
+    settings: Settings, factory: async_sessionmaker[AsyncSession]
+) -> None:
+    bus = make_bus(factory)
+    scheduling.subscribe(bus, SimpleNamespace(settings=settings, session_factory=factory))
+    bus.start()
+    try:
+        async with connect(settings) as conn:
+            plant = await make_plant(conn)
+            event = await make_alert(conn, plant.sensor_ids[0], severity="critical")
+            first, second = await bus.publish(event), await bus.publish(event)
+            assert await first == {scheduling.HANDLER_NAME: "ok"}
+            assert await second == {scheduling.HANDLER_NAME: "ok"}
+            assert len(await tasks_for_alert(conn, event.alert_id)) == 1
+    finally:
+        await bus.stop(timeout=5)
