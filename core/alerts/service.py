@@ -159,7 +159,8 @@ class AlertingService:
             return outcome
         unresolved = await self._repo.unresolved_alerts([sensor_id], [r.name for r in rules])
         sensors = await self._repo.sensors([sensor_id])
-        this = Observation(event.timestamp, event.value, event.anomaly_id)
+        stored_id = event.anomaly_id if await self._repo.anomaly_exists(event.anomaly_id) else None
+        this = Observation(event.timestamp, event.value, stored_id)  # unlinked if the row is gone
         for rule in rules:
             alert = unresolved.get((sensor_id, rule.name))
             if alert is not None:

@@ -425,3 +425,20 @@ async def test_no_data_checker_starts_and_stops(session_factory) -> None:  # noq
     assert checker._task is not None and not checker._task.done()
     await checker.stop()
     assert checker._task is None
+
+
+async def test_an_anomaly_event_without_its_row_still_counts(world, session_factory):  # noqa: F811
+    await world.rule("anomaly_score", {"min_score": 1.0}, open_after_k=1)
+    handler = AnomalyHandler(session_factory)
+    await handler(await world.anomaly(T0))
+    ghost = AnomalyDetected(
+        anomaly_id=999_999_999,
+        sensor_id=world.sensor,
+        timestamp=T0 + timedelta(minutes=1),
+        value=5.0,
+        score=9.0,
+        method="robust_z",
+    )
+    await handler(ghost)
+    [alert] = await world.alerts()
+    assert alert["anomaly_count"] == 2

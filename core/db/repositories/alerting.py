@@ -206,6 +206,9 @@ class AlertingRepository:
             out[sensor_id].append(AnomalyPoint(id_, timestamp, value, score))
         return out
 
+    async def anomaly_exists(self, anomaly_id: int) -> bool:
+        return (await self._session.get(Anomaly, anomaly_id)) is not None
+
     async def last_reading_at(self, sensor_ids: Sequence[str]) -> dict[str, datetime | None]:
         if not sensor_ids:
             return {}
