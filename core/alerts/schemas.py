@@ -17,7 +17,9 @@ class _Params(BaseModel):
 
 
 class AnomalyScoreParams(_Params):
-    min_score: float = Field(ge=0, description="An anomaly matches when its score is at least this (0: every anomaly).")
+    min_score: float = Field(
+        ge=0, description="An anomaly matches when its score is at least this (0: every anomaly)."
+    )
 
 
 class ThresholdParams(_Params):
