@@ -146,10 +146,6 @@ class Settings(BaseSettings):
     maintenance_due_high_h: Annotated[float, Field(gt=0)] = 24.0
     """Hours until a work order the scheduling agent opens for a high alert is due."""
 
-    # --- alerting agent (core/alerts) ------------------------------------------------------------------------
-    alert_no_data_check_interval_s: Annotated[float, Field(ge=0)] = 60.0
-    """Seconds between two checks of the no-data alert rules (first check one interval after start; 0: off)."""
-
     # --- notifications (core/notifications): webhooks and e-mail ---------------------------------------------
     notification_max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
     """Send attempts per delivery (first try included) before it is marked ``failed``."""
@@ -182,6 +178,10 @@ class Settings(BaseSettings):
     """Robust z-score at or above which a reading is an anomaly."""
     anomaly_baseline_max_sensors: Annotated[int, Field(ge=1)] = 10_000
     """Sensors whose baseline state is kept in memory (least recently used evicted, rebuilt from the database)."""
+
+    # --- alerting agent (core/alerts) ------------------------------------------------------------------------
+    alert_no_data_check_interval_s: Annotated[float, Field(ge=0)] = 60.0
+    """Seconds between two checks of the no-data alert rules (first check one interval after start; 0: off)."""
 
     # --- tests -----------------------------------------------------------------------------------------------
     test_admin_database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -32,8 +32,6 @@ def register_handlers(bus: EventBus, app_state: Any) -> list[Subscription]:
     """Subscribe every agent's handlers to ``bus``; ``app_state`` gives them settings and the session factory."""
     return [
         bus.subscribe(ReadingsIngested, telemetry.ReadingsIngestedCounter(), name=telemetry.HANDLER_NAME),
-        bus.subscribe(ReadingsIngested, AnomalyAgent.from_app_state(app_state), name=ANOMALY_HANDLER),
-        *notification.subscribe(bus, app_state),
         bus.subscribe(
             ReadingsIngested,
             alerting.ReadingsHandler(getattr(app_state, "session_factory", None)),
@@ -44,6 +42,8 @@ def register_handlers(bus: EventBus, app_state: Any) -> list[Subscription]:
             alerting.AnomalyHandler(getattr(app_state, "session_factory", None)),
             name=alerting.ANOMALY_HANDLER_NAME,
         ),
+        bus.subscribe(ReadingsIngested, AnomalyAgent.from_app_state(app_state), name=ANOMALY_HANDLER),
+        *notification.subscribe(bus, app_state),
         scheduling.subscribe(bus, app_state),
     ]
 
@@ -63,11 +63,11 @@ async def start_events(app_state: Any) -> None:
     app_state.relay = relay
     bus.start()
     relay.start()  # its first pass publishes what earlier runs left in the outbox
-    await notification.start_worker(app_state)  # delivers pending webhooks/e-mails (core/notifications)
     app_state.no_data_checker = alerting.NoDataChecker(
         app_state.session_factory, app_state.settings.alert_no_data_check_interval_s
     )
     app_state.no_data_checker.start()  # no-data alert rules (core/alerts), every SM_ALERT_NO_DATA_CHECK_INTERVAL_S
+    await notification.start_worker(app_state)  # delivers pending webhooks/e-mails (core/notifications)
 
 
 async def stop_events(app_state: Any) -> None:
