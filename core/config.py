@@ -183,6 +183,12 @@ class Settings(BaseSettings):
     alert_no_data_check_interval_s: Annotated[float, Field(ge=0)] = 60.0
     """Seconds between two checks of the no-data alert rules (first check one interval after start; 0: off)."""
 
+    # --- demo simulator (core/simulation/live.py) ------------------------------------------------------------
+    demo: bool = True
+    """``make up`` starts the live demo simulator (``python -m apps.cli simulate --faults``); SM_DEMO=false: off."""
+    demo_rate: str = "50/s"
+    """Readings per second the simulator sends by default (``N/s``, ``N/min`` or ``N/h``)."""
+
     # --- tests -----------------------------------------------------------------------------------------------
     test_admin_database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     """Server on which the test suite creates (and drops) its own databases."""

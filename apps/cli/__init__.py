@@ -20,6 +20,7 @@ def _register() -> None:
         keys,
         labels,
         serve,
+        simulate,
         stack,
     )
 

@@ -1,0 +1,127 @@
+"""``simulate``: stream live demo readings through the ingest API (logic in :mod:`core.simulation.live`)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from typing import Annotated, Self
+
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from apps.cli import app
+from core.config import ConfigurationError, load_settings
+from core.simulation.live import LiveSimulator, fault_schedule, live_fleet, parse_rate
+
+console = Console(highlight=False)
+
+
+def _log(message: str) -> None:
+    console.print(f"{time.strftime('%H:%M:%S')} {message}")
+
+
+@app.command("simulate")
+def simulate(
+    sensors: Annotated[int, typer.Option(min=1, max=10_000, help="number of sensors")] = 15,
+    rate: Annotated[
+        str | None,
+        typer.Option(help="readings per second over all sensors: N/s, N/min, N/h (default SM_DEMO_RATE)"),
+    ] = None,
+    faults: Annotated[bool, typer.Option("--faults/--no-faults", help="inject faults on a schedule")] = False,
+    duration: Annotated[
+        float | None, typer.Option(min=0.1, help="stop after S seconds (default: run until Ctrl-C)")
+    ] = None,
+    fleet: Annotated[str, typer.Option(help="demo: sensor-001… of the seeded fleet; sim: sim-001…")] = "demo",
+    api_url: Annotated[str | None, typer.Option(help="API base URL (default API_BASE_URL)")] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help="API key (default the bootstrap key, SM_API_KEY)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="random seed of the physics")] = 42,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="readings per request at most")] = 1000,
+    senders: Annotated[int, typer.Option(min=1, max=64, help="concurrent requests")] = 4,
+    fault_every: Annotated[float, typer.Option(help="seconds between two fault starts")] = 60.0,
+    fault_duration: Annotated[float, typer.Option(help="seconds a fault lasts")] = 30.0,
+    first_fault: Annotated[float, typer.Option(help="seconds before the first fault")] = 20.0,
+) -> None:
+    """Stream realistic readings in real time through the ingest API (Ctrl-C stops), faults on a schedule."""
+    try:
+        settings = load_settings()
+        per_s = parse_rate(rate or settings.demo_rate)
+        specs = live_fleet(sensors, fleet)
+    except (ConfigurationError, ValueError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    url = api_url or settings.api_base_url
+    key = api_key or settings.api_key.get_secret_value()
+    horizon = duration if duration is not None else 7 * 24 * 3600.0
+    schedule = (
+        fault_schedule(specs, horizon, first_at_s=first_fault, every_s=fault_every, duration_s=fault_duration)
+        if faults
+        else []
+    )
+    sim = LiveSimulator(url, key, specs, per_s, faults=schedule, seed=seed, batch_size=batch_size,
+                        senders=senders, on_log=_log)  # fmt: skip
+    _log(f"simulating {len(specs)} sensors ({specs[0].sensor_id}…{specs[-1].sensor_id}) at {per_s:g} readings/s "
+         f"to {url}" + (f" for {duration:g} s" if duration else " until stopped"))  # fmt: skip
+    if schedule:
+        _log(f"fault schedule ({len(schedule)} faults; showing the first 8):")
+        for f in schedule[:8]:
+            _log(f"  {f.describe(sim.t0)}")
+    code = asyncio.run(_run(sim, duration))
+    raise typer.Exit(code)
+
+
+async def _run(sim: LiveSimulator, duration: float | None) -> int:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, sim.stop)
+    task = asyncio.create_task(sim.run(duration))
+    announced: set[int] = set()
+    interactive = console.is_terminal
+    last_log = time.monotonic()
+    with (
+        Live(sim.stats.line(), console=console, refresh_per_second=4, transient=False)
+        if interactive
+        else _Null() as live
+    ):
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.5)
+            elapsed = time.monotonic() - sim.stats.started
+            for i, f in enumerate(sim.faults):
+                if i not in announced and f.start_s <= elapsed:
+                    announced.add(i)
+                    (live.console.print if interactive else _log)(f"fault started: {f.describe(sim.t0)}")
+            if interactive:
+                live.update(sim.stats.line())
+            elif time.monotonic() - last_log >= 10:
+                _log(sim.stats.line())
+                last_log = time.monotonic()
+    stats = task.result()
+    _log("stopped: " + stats.line() + f" unsent={stats.unsent}")
+    if stats.rejected:
+        _log("rejected by reason: " + ", ".join(f"{r}: {n}" for r, n in stats.rejected.most_common()))
+    if stats.errors:
+        _log("failed attempts (retried): " + ", ".join(f"{r}: {n}" for r, n in stats.errors.most_common()))
+    # a machine-readable summary line for scripts and tests
+    print(f"SIMULATE accepted={stats.accepted} sent={stats.sent} duplicates={stats.duplicates} "
+          f"rejected={stats.rejected_total} errors={sum(stats.errors.values())} unsent={stats.unsent}",
+          flush=True)  # fmt: skip
+    if sim.fatal:
+        console.print(f"[red]{sim.fatal}[/]")
+        return 1
+    return 0
+
+
+class _Null:
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
