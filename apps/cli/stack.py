@@ -1,7 +1,8 @@
 """``up`` / ``down``: the local stack without Docker.
 
 ``up`` starts, in order: PostgreSQL (embedded, when DATABASE_URL is unset), ``alembic upgrade head``, the MLflow
-server, the API, the demo-fleet seed and the Streamlit UI. Every server is the same command compose runs
+server, the API, the demo-fleet seed, the Streamlit UI and (SM_DEMO, on by default) the live demo simulator
+(``python -m apps.cli simulate --faults``). Every server is the same command compose runs
 (``python -m apps.cli serve-*``). It prints the URLs and the development API key, then supervises: Ctrl-C (or
 ``down`` / SIGTERM) stops the servers in reverse order and the database last. If a server dies, the stack stops
 and the tail of that server's log is shown. Data stays under SM_DATA_DIR, so a re-run keeps it.
@@ -43,7 +44,8 @@ class StackError(RuntimeError):
 class Service:
     name: str
     cmd: list[str]
-    health_url: str
+    health_url: str | None
+    """``None``: no HTTP port; healthy means still running after ``timeout_s`` seconds."""
     timeout_s: float
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
@@ -101,6 +103,8 @@ class Stack:
         self._launch(Service("api", cli("serve-api"), _url(s.api_host, s.api_port, "/health/ready"), 60))
         self._step("demo fleet", cli("seed"))
         self._launch(Service("ui", cli("serve-ui"), _url(s.ui_host, s.ui_port, "/_stcore/health"), 60))
+        if s.demo:  # SM_DEMO=false turns the live demo simulator off
+            self._launch(Service("simulator", cli("simulate", "--faults"), None, 2))
 
     def _database(self) -> None:
         s = self.settings
@@ -200,6 +204,9 @@ def _wait_healthy(svc: Service, stopping: Callable[[], bool]) -> None:
     while time.monotonic() < deadline and not stopping():
         if svc.proc and svc.proc.poll() is not None:
             raise StackError(f"{svc.name} exited with code {svc.proc.returncode}:\n{_tail(svc.log_path)}")
+        if svc.health_url is None:  # no port to ask: running until the deadline is healthy
+            time.sleep(0.2)
+            continue
         try:
             resp = httpx.get(svc.health_url, timeout=2.0)
             if resp.status_code == 200:
@@ -210,6 +217,8 @@ def _wait_healthy(svc: Service, stopping: Callable[[], bool]) -> None:
         time.sleep(0.5)
     if stopping():
         raise StackError("interrupted")
+    if svc.health_url is None:
+        return
     raise StackError(f"{svc.name} not healthy after {svc.timeout_s:.0f} s at {svc.health_url} ({last})\n"
                      f"{_tail(svc.log_path)}")  # fmt: skip
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -75,10 +76,15 @@ def _wait_state(env: dict[str, str], proc: subprocess.Popen[str], timeout: float
     raise AssertionError(f"stack not ready within {timeout} s:\n{proc.stdout.read()}")
 
 
-async def _reading_count(socket_dir: str) -> int:
+# The seed's readings lie on its 5-minute grid; the live simulator's (SM_DEMO, on by default) are stamped in
+# real time between the grid points.
+ON_GRID = "timestamp = date_bin('5 minutes', timestamp, TIMESTAMPTZ 'epoch')"
+
+
+async def _reading_count(socket_dir: str, where: str = ON_GRID) -> int:
     conn = await asyncpg.connect(f"postgresql://postgres@/smart_maintenance?host={socket_dir}")
     try:
-        return await conn.fetchval("SELECT count(*) FROM sensor_readings")
+        return await conn.fetchval(f"SELECT count(*) FROM sensor_readings WHERE {where}")
     finally:
         await conn.close()
 
@@ -113,6 +119,11 @@ def test_make_up_runs_the_stack_and_stops_cleanly(stack_env: dict[str, str]) -> 
 
         seeded = asyncio.run(_reading_count(_socket_dir(stack_env)))
         assert seeded == len(generate_demo_fleet(seed=42).readings) == 9_000  # 15 sensors x 600 readings
+        # the live demo simulator streams readings through the ingest API
+        deadline = time.monotonic() + 60
+        while (live := asyncio.run(_reading_count(_socket_dir(stack_env), f"NOT ({ON_GRID})"))) == 0:
+            assert time.monotonic() < deadline, "the simulator stored no reading within 60 s"
+            time.sleep(0.5)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -124,6 +135,10 @@ def test_make_up_runs_the_stack_and_stops_cleanly(stack_env: dict[str, str]) -> 
     assert "Smart Maintenance is up" in out
     assert "API key" in out
     assert "Failed to stop server" not in out, out
+    assert "stopped simulator" in out, out
+    sim_log = (Path(stack_env["SM_LOG_DIR"]) / "simulator.log").read_text()
+    accepted = re.search(r"SIMULATE accepted=(\d+) .* unsent=(\d+)", sim_log)
+    assert accepted and int(accepted.group(1)) >= live > 0, sim_log
     for port in (api, ui, mlflow):
         assert not _listening(port), f"port {port} still open after Ctrl-C"
     assert not (Path(stack_env["SM_DATA_DIR"]) / "pg" / "postmaster.pid").exists(), "PostgreSQL left running"
