@@ -18,7 +18,7 @@ never count towards a new alert. The same event twice therefore finds the same s
 The partial unique index (one unresolved alert per sensor and rule) backs the upsert, so concurrent
 deliveries cannot open two alerts either.
 
-Suppression: no alert opens while the sensor's asset has a maintenance task ``open`` or ``in_progress``, or
+Suppression: no alert opens while the sensor or its asset has a maintenance task ``open`` or ``in_progress``, or
 while the matching reading lies in one of the asset's maintenance windows; each suppressed opening counts in
 ``sm_alerts_suppressed_total{reason}`` and is logged. Matching readings observed while an alert is already
 unresolved are still counted by it.
@@ -69,14 +69,25 @@ class Outcome:
 
 
 class _Suppression:
-    """Which assets are under maintenance: an active task, or a window containing the time."""
+    """Which sensors are under maintenance: an active task of their asset or of the sensor itself (sensors
+    without an asset get tasks too), or a window of their asset containing the time."""
 
-    def __init__(self, active_tasks: set[int], windows: dict[int, list[tuple[datetime, datetime]]]) -> None:
+    def __init__(
+        self,
+        active_tasks: set[int],
+        windows: dict[int, list[tuple[datetime, datetime]]],
+        sensors_with_tasks: set[str] | None = None,
+    ) -> None:
         self._tasks = active_tasks
         self._windows = windows
+        self._sensor_tasks = sensors_with_tasks or set()
 
     def reason(self, sensor: SensorInfo | None, at: datetime) -> str | None:
-        if sensor is None or sensor.asset_id is None:
+        if sensor is None:
+            return None
+        if sensor.sensor_id in self._sensor_tasks:
+            return "maintenance_task"
+        if sensor.asset_id is None:
             return None
         if sensor.asset_id in self._tasks:
             return "maintenance_task"
@@ -100,6 +111,7 @@ class AlertingService:
         return _Suppression(
             await self._repo.assets_with_active_tasks(assets),
             await self._repo.maintenance_windows(assets, since, until),
+            await self._repo.sensors_with_active_tasks(sensors),
         )
 
     def _suppressed(

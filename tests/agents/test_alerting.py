@@ -353,6 +353,31 @@ async def test_suppressed_while_the_asset_has_an_open_work_order(world, session_
     assert [a["status"] for a in await world.alerts()] == ["open"]
 
 
+async def test_suppressed_while_a_sensor_without_asset_has_an_open_work_order(world, session_factory):  # noqa: F811
+    """Regression: sensors registered by ingest have no asset and their work orders carry only ``sensor_id``;
+    a fault that comes back after the alert auto-resolved opened a second alert while the task was open."""
+    await world.conn.execute("UPDATE sensors SET asset_id = NULL WHERE sensor_id = $1", world.sensor)
+    await world.rule("threshold", {"max": 10.0})
+    task_id = await world.conn.fetchval(
+        "INSERT INTO maintenance_tasks (sensor_id, title, status) VALUES ($1, 'overheating', 'open') RETURNING id",
+        world.sensor,
+    )
+    other = await world.conn.fetchval(  # an open task of another sensor suppresses nothing here
+        "INSERT INTO maintenance_tasks (title, status) VALUES ('elsewhere', 'open') RETURNING id"
+    )
+    before = metric("sm_alerts_suppressed_total", reason="maintenance_task")
+    handler = ReadingsHandler(session_factory)
+    await handler(await world.readings(T0, [11, 12, 13]))
+    assert await world.alerts() == []
+    assert await world.raised() == []
+    assert metric("sm_alerts_suppressed_total", reason="maintenance_task") == before + 1
+    # once the work order is done, the next matching readings open the alert
+    await world.conn.execute("UPDATE maintenance_tasks SET status = 'done' WHERE id = $1", task_id)
+    await handler(await world.readings(T0 + timedelta(minutes=6), [14, 15, 16]))
+    assert [a["status"] for a in await world.alerts()] == ["open"]
+    await world.conn.execute("UPDATE maintenance_tasks SET status = 'cancelled' WHERE id = $1", other)
+
+
 async def test_suppressed_inside_a_maintenance_window(world, session_factory):  # noqa: F811
     await world.rule("threshold", {"max": 10.0})
     await world.conn.execute(

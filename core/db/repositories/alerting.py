@@ -384,6 +384,19 @@ class AlertingRepository:
         )
         return {int(a) for a in rows if a is not None}
 
+    async def sensors_with_active_tasks(self, sensor_ids: Iterable[str]) -> set[str]:
+        """Sensors that have a task ``open``/``in_progress`` of their own (what counts for a sensor without an
+        asset, whose tasks carry only ``sensor_id``)."""
+        ids = list(set(sensor_ids))
+        if not ids:
+            return set()
+        rows = await self._session.scalars(
+            select(MaintenanceTask.sensor_id)
+            .where(MaintenanceTask.sensor_id.in_(ids), MaintenanceTask.status.in_(ACTIVE_TASK_STATUSES))
+            .distinct()
+        )
+        return {str(s) for s in rows if s is not None}
+
     async def maintenance_windows(
         self, asset_ids: Iterable[int], since: datetime, until: datetime
     ) -> dict[int, list[tuple[datetime, datetime]]]:
