@@ -267,7 +267,9 @@ class AlertingRepository:
             .values(sensor_id=sensor_id, rule=rule, severity=severity, status="open", anomaly_count=0)
             .on_conflict_do_update(
                 index_elements=[Alert.sensor_id, Alert.rule],
-                index_where=Alert.status.in_(ALERT_UNRESOLVED_STATUSES),
+                # a literal predicate: with a bound one, PostgreSQL cannot infer the partial unique index once
+                # asyncpg's prepared statement switches to a generic plan (after five executions)
+                index_where=text("status IN ('open', 'acknowledged')"),
                 set_={"anomaly_count": Alert.anomaly_count + 1},
             )
             .returning(Alert.id, text("(xmax = 0) AS inserted"))
