@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 NOTEBOOK_FILE ?= 01_data_exploration.ipynb
 
-.PHONY: help install up up-detached down test test-fast seed migrate notebook eda export-csv schema bench-ingest lint clean
+.PHONY: help install up up-detached down test test-fast seed migrate notebook eda export-csv schema bench-ingest bench-loop lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ schema: install ## regenerate docs/db/schema.sql from a fresh migration (pg_dump
 bench-ingest: install ## ingest benchmark: API on loopback + fresh database; writes docs/benchmarks/ingest.md
 	@command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null 2>&1; } || echo "wrk unavailable: the single-reading phase uses the aiohttp client"
 	$(PY) scripts/bench_ingest.py --output docs/benchmarks/ingest.md
+
+bench-loop: install ## maintenance-loop benchmark: ingest 202 -> alert visible (p50/p95) under 5,000 readings/s; writes docs/benchmarks/loop.md
+	$(PY) scripts/bench_loop.py --output docs/benchmarks/loop.md
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check apps core scripts tests ui
