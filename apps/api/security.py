@@ -23,11 +23,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Security
 
 from apps.api.deps import api_key_header
+from core.auth.audit import audit
 from core.auth.authenticator import KeyAuthenticator
 from core.auth.keys import ADMIN, ALL_SCOPES, INGEST, READ, has_scope, register_bootstrap_key
 from core.auth.ratelimit import KeyRateLimiter
@@ -48,6 +49,10 @@ class Principal:
 
     def has_scope(self, scope: str) -> bool:
         return has_scope(self.scopes, scope)
+
+    def audit(self, action: str, *, target: str, **details: Any) -> None:
+        """One audit line for an administrative action taken with this key."""
+        audit(action, actor_key_id=self.api_key_id, actor_name=self.name, target=target, **details)
 
 
 # --- per-app state ------------------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Path, Query, Request, status
 from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
 from apps.api.security import AdminPrincipal
-from core.auth.audit import audit
 from core.errors import ServiceUnavailable
 from core.events.bus import EventBus
 from core.events.dead_letters import DeadLetterService
@@ -74,10 +73,8 @@ async def replay_dead_letter(
     request: Request,
 ) -> DeadLetterReplayed:
     replay = await DeadLetterService(session).replay(dead_letter_id, _bus(request))
-    audit(
+    principal.audit(
         "dead_letter.replay",
-        actor_key_id=principal.api_key_id,
-        actor_name=principal.name,
         target=f"dead_letter:{dead_letter_id}",
         handlers=replay.handlers,
         event_type=replay.dead_letter.event_type,

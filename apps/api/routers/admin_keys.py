@@ -9,7 +9,6 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request, status
 from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
 from apps.api.security import AdminPrincipal, get_authenticator
-from core.auth.audit import audit
 from core.auth.keys import ApiKeyService
 from core.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyRead
 
@@ -30,10 +29,8 @@ router = APIRouter(
 )
 async def create_api_key(body: ApiKeyCreate, principal: AdminPrincipal, session: SessionDep) -> ApiKeyCreated:
     created = await ApiKeyService(session).create(name=body.name, scopes=body.scopes)
-    audit(
+    principal.audit(
         "api_key.create",
-        actor_key_id=principal.api_key_id,
-        actor_name=principal.name,
         target=f"api_key:{created.row.id}",
         target_name=created.row.name,
         scopes=list(created.row.scopes),
@@ -81,10 +78,8 @@ async def revoke_api_key(
     background: BackgroundTasks,
 ) -> ApiKeyRead:
     row = await ApiKeyService(session).revoke(key_id)
-    audit(
+    principal.audit(
         "api_key.revoke",
-        actor_key_id=principal.api_key_id,
-        actor_name=principal.name,
         target=f"api_key:{row.id}",
         target_name=row.name,
     )

@@ -14,7 +14,6 @@ from apps.api.errors import problem_responses
 from apps.api.security import AdminPrincipal, ReadPrincipal
 from core.alerts.schemas import AlertRuleCreate, AlertRulePage, AlertRuleRead, AlertRuleUpdate, RuleKind
 from core.alerts.service import AlertRuleService
-from core.auth.audit import audit
 
 router = APIRouter(
     prefix="/api/v1/alert-rules",
@@ -71,10 +70,8 @@ async def create_alert_rule(
     body: AlertRuleCreate, principal: AdminPrincipal, session: SessionDep
 ) -> AlertRuleRead:
     rule = await AlertRuleService(session).create(body)
-    audit(
+    principal.audit(
         "alert_rule.create",
-        actor_key_id=principal.api_key_id,
-        actor_name=principal.name,
         target=f"alert_rule:{rule.id}",
         target_name=rule.name,
     )
@@ -92,10 +89,8 @@ async def update_alert_rule(
     rule_id: int, body: AlertRuleUpdate, principal: AdminPrincipal, session: SessionDep
 ) -> AlertRuleRead:
     rule = await AlertRuleService(session).update(rule_id, body)
-    audit(
+    principal.audit(
         "alert_rule.update",
-        actor_key_id=principal.api_key_id,
-        actor_name=principal.name,
         target=f"alert_rule:{rule.id}",
         target_name=rule.name,
     )
@@ -111,10 +106,8 @@ async def update_alert_rule(
 )
 async def delete_alert_rule(rule_id: int, principal: AdminPrincipal, session: SessionDep) -> AlertRuleRead:
     rule = await AlertRuleService(session).delete(rule_id)
-    audit(
+    principal.audit(
         "alert_rule.delete",
-        actor_key_id=principal.api_key_id,
-        actor_name=principal.name,
         target=f"alert_rule:{rule.id}",
         target_name=rule.name,
     )

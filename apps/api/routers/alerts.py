@@ -14,7 +14,6 @@ from apps.api.errors import problem_responses
 from apps.api.security import AdminPrincipal, ReadPrincipal
 from core.alerts.schemas import AlertDetail, AlertEventRead, AlertTransition, LinkedAnomaly
 from core.alerts.service import AlertDetails, AlertLifecycleService
-from core.auth.audit import audit
 
 router = APIRouter(
     prefix="/api/v1/alerts",
@@ -65,10 +64,8 @@ async def acknowledge_alert(
     details = await AlertLifecycleService(session).acknowledge(
         alert_id, actor=principal.name, comment=comment
     )
-    audit(
+    principal.audit(
         "alert.acknowledge",
-        actor_key_id=principal.api_key_id,
-        actor_name=principal.name,
         target=f"alert:{alert_id}",
     )
     return _detail(details)
@@ -86,10 +83,8 @@ async def resolve_alert(
 ) -> AlertDetail:
     comment = body.comment if body is not None else None
     details = await AlertLifecycleService(session).resolve(alert_id, actor=principal.name, comment=comment)
-    audit(
+    principal.audit(
         "alert.resolve",
-        actor_key_id=principal.api_key_id,
-        actor_name=principal.name,
         target=f"alert:{alert_id}",
     )
     return _detail(details)

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Path, Query, status
 from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
 from apps.api.security import AdminPrincipal, ReadPrincipal
-from core.auth.audit import audit
 from core.db.repositories.maintenance import TaskFilters
 from core.maintenance.schemas import (
     MaintenanceCompletionCreate,
@@ -99,10 +98,8 @@ async def create_task(
 ) -> MaintenanceTaskRead:
     task = await MaintenanceService(session).create(body.model_dump(exclude_unset=True))
     await session.flush()
-    audit(
+    principal.audit(
         "maintenance_task.create",
-        actor_key_id=principal.api_key_id,
-        actor_name=principal.name,
         target=f"maintenance_task:{task.id}",
     )
     result = MaintenanceTaskRead.model_validate(task)
@@ -121,10 +118,8 @@ async def assign_task(
     task_id: TaskId, body: MaintenanceTaskAssign, principal: AdminPrincipal, session: SessionDep
 ) -> MaintenanceTaskRead:
     task = await MaintenanceService(session).assign(task_id, body.assignee)
-    audit(
+    principal.audit(
         "maintenance_task.assign",
-        actor_key_id=principal.api_key_id,
-        actor_name=principal.name,
         target=f"maintenance_task:{task.id}",
         assignee=body.assignee,
     )
@@ -147,10 +142,8 @@ async def update_task(
 ) -> MaintenanceTaskRead:
     changes = body.model_dump(exclude_unset=True)
     task = await MaintenanceService(session).update(task_id, changes)
-    audit(
+    principal.audit(
         "maintenance_task.update",
-        actor_key_id=principal.api_key_id,
-        actor_name=principal.name,
         target=f"maintenance_task:{task.id}",
         fields=sorted(changes),
     )
@@ -174,10 +167,8 @@ async def complete_task(
     done = await MaintenanceService(session).complete(
         task_id, outcome=body.outcome, technician=body.technician, notes=body.notes
     )
-    audit(
+    principal.audit(
         "maintenance_task.complete",
-        actor_key_id=principal.api_key_id,
-        actor_name=principal.name,
         target=f"maintenance_task:{task_id}",
         outcome=body.outcome,
     )

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Path, Query, status
 from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
 from apps.api.security import AdminPrincipal, ReadPrincipal
-from core.auth.audit import audit
 from core.notifications.schemas import (
     DeliveryChannel,
     DeliveryPage,
@@ -47,10 +46,8 @@ Offset = Annotated[int, Query(ge=0)]
 )
 async def create_webhook(body: WebhookCreate, principal: AdminPrincipal, session: SessionDep) -> WebhookRead:
     row = await WebhookService(session).create(body)
-    audit(
+    principal.audit(
         "webhook.create",
-        actor_key_id=principal.api_key_id,
-        actor_name=principal.name,
         target=f"webhook:{row.id}",
         target_name=row.name,
     )
@@ -93,10 +90,8 @@ async def update_webhook(
     webhook_id: WebhookId, body: WebhookUpdate, principal: AdminPrincipal, session: SessionDep
 ) -> WebhookRead:
     row = await WebhookService(session).update(webhook_id, body)
-    audit(
+    principal.audit(
         "webhook.update",
-        actor_key_id=principal.api_key_id,
-        actor_name=principal.name,
         target=f"webhook:{row.id}",
         target_name=row.name,
     )
@@ -114,10 +109,8 @@ async def delete_webhook(
     webhook_id: WebhookId, principal: AdminPrincipal, session: SessionDep
 ) -> WebhookRead:
     row = await WebhookService(session).delete(webhook_id)
-    audit(
+    principal.audit(
         "webhook.delete",
-        actor_key_id=principal.api_key_id,
-        actor_name=principal.name,
         target=f"webhook:{row.id}",
         target_name=row.name,
     )
