@@ -5,36 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
 from core.config import Settings
 from core.observability.metrics import REGISTRY
-from tests.api.auth_support import MISSING_ID, Key, create_key, serve_app
-from tests.support.maintenance import Plant, connect, make_alert, make_plant, outbox_rows
+from tests.api.auth_support import MISSING_ID, Key, create_key
+from tests.support.maintenance import Plant, connect, make_alert, outbox_rows
 
 BASE = "/api/v1/maintenance/tasks"
-
-
-@pytest.fixture
-async def client(settings: Settings) -> Any:
-    async with serve_app(settings) as (_, client):
-        yield client
-
-
-@pytest.fixture
-async def admin(client: httpx.AsyncClient, settings: Settings) -> Key:
-    return await create_key(client, settings, "admin")
-
-
-@pytest.fixture
-async def reader(client: httpx.AsyncClient, settings: Settings) -> Key:
-    return await create_key(client, settings, "read")
-
-
-@pytest.fixture
-async def plant(settings: Settings) -> Plant:
-    async with connect(settings) as conn:
-        return await make_plant(conn)
 
 
 async def create(client: httpx.AsyncClient, key: Key, **body: Any) -> dict[str, Any]:

@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from apps.agents import scheduling
 from core.config import PROJECT_ROOT, Settings
 from core.db.session import create_engine, create_session_factory
 from core.observability.metrics import REGISTRY
-from tests.api.auth_support import MISSING_ID, Key, create_key, serve_app
+from tests.api.auth_support import MISSING_ID, Key, create_key
 from tests.support.maintenance import (
     Plant,
     add_anomaly,
@@ -32,28 +31,6 @@ from tests.support.maintenance import (
 
 TASKS = "/api/v1/maintenance/tasks"
 LABELS = "/api/v1/labels"
-
-
-@pytest.fixture
-async def client(settings: Settings) -> Any:
-    async with serve_app(settings) as (_, client):
-        yield client
-
-
-@pytest.fixture
-async def admin(client: httpx.AsyncClient, settings: Settings) -> Key:
-    return await create_key(client, settings, "admin")
-
-
-@pytest.fixture
-async def reader(client: httpx.AsyncClient, settings: Settings) -> Key:
-    return await create_key(client, settings, "read")
-
-
-@pytest.fixture
-async def plant(settings: Settings) -> Plant:
-    async with connect(settings) as conn:
-        return await make_plant(conn)
 
 
 async def task_from_agent(settings: Settings, plant: Plant, *, anomalies: int = 0) -> tuple[int, int]:
