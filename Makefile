@@ -10,8 +10,27 @@ UV_VERSION := 0.13.8
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 NOTEBOOK_FILE ?= 01_data_exploration.ipynb
+# RUNNER=local (default): papermill here, against the local MLflow (started for the run when it is not up).
+# RUNNER=compose: the same notebook in the compose notebook_runner service.
+RUNNER ?= local
+# Extra papermill parameters for the training targets, e.g. NB_PARAMS="-p max_sensors=3".
+NB_PARAMS ?=
+LOAD_USERS ?= 20
+LOAD_SPAWN_RATE ?= 5
+LOAD_DURATION ?= 60s
 
-.PHONY: help install up up-detached down test test-fast seed migrate notebook eda export-csv schema bench-ingest bench-loop lint clean
+# $(call run_notebook,<file>): one papermill run of notebooks/<file>, locally or in compose.
+define run_notebook
+	@if [ "$(RUNNER)" = "compose" ]; then \
+		echo "docker compose run --rm -e NOTEBOOK_FILE=$(1) notebook_runner"; \
+		docker compose --profile ml run --rm -e NOTEBOOK_FILE=$(1) notebook_runner; \
+	else \
+		$(PY) -m apps.cli notebook $(1) $(NB_PARAMS); \
+	fi
+endef
+
+.PHONY: help install up up-detached down test test-fast seed migrate notebook eda export-csv schema bench-ingest bench-loop lint clean \
+	train-anomaly train-forecast tune-forecast classification-gauntlet vibration-gauntlet audio-gauntlet load-test
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -46,11 +65,33 @@ migrate: install ## apply the migrations to DATABASE_URL (alembic upgrade head)
 seed: install ## seed the demo fleet into DATABASE_URL (15 sensors x 600 readings, injected faults)
 	$(PY) -m apps.cli seed
 
-notebook: install ## run notebooks/$(NOTEBOOK_FILE) with papermill (what the compose notebook_runner runs)
-	$(PY) -m apps.cli notebook $(NOTEBOOK_FILE)
+notebook: install ## run notebooks/$(NOTEBOOK_FILE) with papermill (RUNNER=compose: in the notebook_runner service)
+	$(call run_notebook,$(NOTEBOOK_FILE))
 
 eda: install ## notebook 01: data exploration of data/sensor_data.csv, plots to docs/ml/eda/, one MLflow run
-	$(PY) -m apps.cli notebook 01_data_exploration.ipynb
+	$(call run_notebook,01_data_exploration.ipynb)
+
+train-anomaly: install ## notebook 02: IsolationForest per sensor type vs the robust baseline, registered as anomaly_<type>
+	$(call run_notebook,02_anomaly_isolation_forest.ipynb)
+
+train-forecast: install ## notebook 03: Prophet vs LightGBM vs seasonal naive, rolling-origin backtest, forecast_<type>
+	$(call run_notebook,03_forecast_prophet.ipynb)
+
+tune-forecast: install ## notebook 04: forecast hyperparameters chosen on validation folds, reported on later folds
+	$(call run_notebook,04_forecast_tuning.ipynb)
+
+classification-gauntlet: install ## notebook 05: AI4I 2020 failure classification (real file + generator)
+	$(call run_notebook,05_classification_gauntlet_ai4i.ipynb)
+
+vibration-gauntlet: install ## notebook 06: NASA IMS / CWRU bearings, health indicators and alarms
+	$(call run_notebook,06_vibration_gauntlet.ipynb)
+
+audio-gauntlet: install ## notebook 07: MIMII / DCASE machine-sound anomaly detection
+	$(call run_notebook,07_audio_gauntlet.ipynb)
+
+load-test: install ## locust headless against the local stack (API_BASE_URL) for LOAD_DURATION, prints the stats table
+	$(PY) -m locust -f locustfile.py --headless -u $(LOAD_USERS) -r $(LOAD_SPAWN_RATE) --run-time $(LOAD_DURATION) \
+		--host "$$($(PY) -c 'from apps.cli.common import cli_settings; print(cli_settings().api_base_url)')" --only-summary
 
 export-csv: install ## write data/sensor_data.csv from DATABASE_URL
 	$(PY) scripts/export_sensor_data_csv.py
