@@ -7,15 +7,14 @@ import os
 import runpy
 import sys
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from apps.cli import app
-from apps.cli.commands import mlflow_command, mlflow_environment, notebook_command, ui_command
+from apps.cli.commands import mlflow_command, mlflow_environment, ui_command
 from apps.cli.common import cli_settings, in_transaction
-from core.config import PROJECT_ROOT, Settings
+from core.config import Settings
 
 
 def _settings() -> Settings:
@@ -75,17 +74,3 @@ async def _seed(settings: Settings, *, end: datetime | None, seed: int, force: b
         settings, lambda session: seed_demo_fleet(session, end=end, seed=seed, force=force)
     )
     typer.echo(f"seed: {report}")
-
-
-@app.command("notebook")
-def notebook(
-    notebook_file: Annotated[str, typer.Argument(help="file name under notebooks/")],
-    param: Annotated[list[str] | None, typer.Option("-p", help="parameter as key=value")] = None,
-) -> None:
-    """Run a notebook with papermill; the executed copy goes to notebooks/output/."""
-    path = PROJECT_ROOT / "notebooks" / Path(notebook_file).name
-    if not path.exists():
-        typer.echo(f"no such notebook: {path.relative_to(PROJECT_ROOT)}", err=True)
-        raise typer.Exit(2)
-    params = dict(item.split("=", 1) for item in (param or []))
-    _exec(notebook_command(notebook_file, params))
