@@ -29,7 +29,7 @@ define run_notebook
 	fi
 endef
 
-.PHONY: help install up up-detached down test test-fast seed migrate notebook eda export-csv schema bench-ingest bench-loop lint clean \
+.PHONY: help install browser up up-detached down test test-fast seed migrate notebook eda export-csv schema bench-ingest bench-loop lint clean \
 	train-anomaly train-forecast tune-forecast classification-gauntlet vibration-gauntlet audio-gauntlet load-test
 
 help: ## list the targets
@@ -53,10 +53,16 @@ up-detached: install ## the same in the background; `make down` stops it
 down: install ## stop a stack started with `make up-detached` (or in another shell)
 	$(PY) -m apps.cli down
 
-test: install ## run the whole test suite against a real PostgreSQL (SM_TEST_ADMIN_DATABASE_URL)
+browser: ## Debian's headless Chromium and ChromeDriver for the console's browser tests (installed when missing)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		echo "installing Debian chromium + chromium-driver for the browser tests"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }; }
+
+test: install browser ## run the whole test suite against a real PostgreSQL (SM_TEST_ADMIN_DATABASE_URL)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: install ## the suite without the tests marked slow
+test-fast: install browser ## the suite without the tests marked slow
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 migrate: install ## apply the migrations to DATABASE_URL (alembic upgrade head)
