@@ -216,3 +216,78 @@ def test_fault_mask_matches_an_independent_labelling(readings: pd.DataFrame, fau
     # drift 150 + variance 120 + step 96 + stuck 72 + three spikes; the dropout window has no readings
     assert int(mask.sum()) == 441
     assert not datasets.fault_mask(readings, None).any()
+
+
+# --- the database: readings by sensors and time range, work-order labels -------------------------------------
+async def _seed_db(settings) -> tuple[list[str], datetime]:  # type: ignore[no-untyped-def]
+    from tests.support.maintenance import connect, make_alert, make_plant
+
+    async with connect(settings) as conn:
+        plant = await make_plant(conn, sensors=2)
+        start = datetime(2026, 10, 30, tzinfo=UTC)
+        rows = [
+            (start + pd.Timedelta(minutes=5 * i).to_pytimedelta(), sensor, float(i) + 100 * k, "mm/s", 1.0)
+            for k, sensor in enumerate(plant.sensor_ids)
+            for i in range(12)
+        ]
+        await conn.executemany(
+            "INSERT INTO sensor_readings (timestamp, sensor_id, value, unit, quality) VALUES ($1, $2, $3, $4, $5)",
+            rows,
+        )
+        alert = await make_alert(conn, plant.sensor_ids[0], opened_at=start)
+        for outcome, alert_id in (("fault_confirmed", alert.alert_id), ("no_fault_found", None)):
+            task_id = await conn.fetchval(
+                "INSERT INTO maintenance_tasks (asset_id, sensor_id, alert_id, title, status) "
+                "VALUES ($1, $2, $3, 'check', 'done') RETURNING id",
+                plant.asset_id,
+                plant.sensor_ids[0],
+                alert_id,
+            )
+            await conn.execute(
+                "INSERT INTO maintenance_logs (task_id, completed_at, outcome, technician) VALUES ($1, $2, $3, 'ann')",
+                task_id,
+                start + pd.Timedelta(hours=2 if outcome == "fault_confirmed" else 3).to_pytimedelta(),
+                outcome,
+            )
+    return plant.sensor_ids, start
+
+
+def test_readings_and_labels_from_the_database(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    sensor_ids, start = asyncio.run(_seed_db(settings))
+
+    frame = datasets.load_readings_from_db(
+        sensor_ids=sensor_ids,
+        start=start + pd.Timedelta(minutes=10).to_pytimedelta(),
+        end=start + pd.Timedelta(minutes=30).to_pytimedelta(),
+        settings=settings,
+    )
+    assert list(frame.columns) == list(datasets.READINGS_COLUMNS)
+    assert frame["sensor_id"].tolist() == [sensor_ids[0]] * 4 + [sensor_ids[1]] * 4  # end is exclusive
+    assert frame["value"].tolist() == [2.0, 3.0, 4.0, 5.0, 102.0, 103.0, 104.0, 105.0]
+    assert set(frame["sensor_type"]) == {"vibration"}
+    assert str(frame["timestamp"].dt.tz) == "UTC"
+    assert frame["timestamp"].iloc[0] == pd.Timestamp(start) + pd.Timedelta(minutes=10)
+    only_one = datasets.load_readings_from_db(sensor_ids=sensor_ids[1:], settings=settings, limit=5)
+    assert only_one["sensor_id"].eq(sensor_ids[1]).all() and len(only_one) == 5
+
+    async def inside_a_running_loop() -> pd.DataFrame:  # as in Jupyter / papermill
+        return datasets.load_readings_from_db(sensor_ids=sensor_ids[:1], settings=settings)
+
+    assert len(asyncio.run(inside_a_running_loop())) == 12
+
+    labels = datasets.load_work_order_labels(sensor_id=sensor_ids[0], settings=settings)
+    assert labels["outcome"].tolist() == ["fault_confirmed", "no_fault_found"]  # oldest completion first
+    assert labels["alert_opened_at"].iloc[0] == pd.Timestamp(start)
+    assert pd.isna(labels["alert_id"].iloc[1])
+    assert str(labels["completed_at"].dt.tz) == "UTC"
+
+    # the CSV of `apps.cli export-labels` reads back to the same frame
+    from core.maintenance.schemas import LABEL_CSV_COLUMNS
+
+    path = tmp_path / "labels.csv"
+    labels.to_csv(path, index=False, columns=list(LABEL_CSV_COLUMNS))
+    again = datasets.load_labels_csv(path)
+    assert again["outcome"].tolist() == labels["outcome"].tolist()
+    assert again["completed_at"].tolist() == labels["completed_at"].tolist()
