@@ -1,12 +1,13 @@
-"""Assets and sensors: idempotent upserts (SQL only here)."""
+"""Assets and sensors: idempotent upserts for ingest and the seed, single-row management for the fleet API (SQL
+only here)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import literal_column, or_, select
+from sqlalchemy import literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -107,3 +108,53 @@ class FleetRepository:
             select(Sensor.sensor_id, Sensor.type).where(Sensor.sensor_id.in_(list(sensor_ids)))
         )
         return {row.sensor_id: row.type for row in rows}
+
+    # --- single-row management (fleet API) -------------------------------------------------------------------
+    async def get_asset(self, asset_id: int) -> Asset | None:
+        return await self._session.get(Asset, asset_id)
+
+    async def asset_name_taken(self, name: str, *, other_than: int | None = None) -> bool:
+        stmt = select(Asset.id).where(Asset.name == name)
+        if other_than is not None:
+            stmt = stmt.where(Asset.id != other_than)
+        return (await self._session.execute(stmt.limit(1))).first() is not None
+
+    async def create_asset(self, *, name: str, site: str | None, kind: str | None) -> Asset | None:
+        """The new asset, or None when the name is taken (``ON CONFLICT DO NOTHING``: no error under races)."""
+        stmt = (
+            insert(Asset)
+            .values(name=name, site=site, kind=kind)
+            .on_conflict_do_nothing(index_elements=[Asset.name])
+            .returning(Asset)
+        )
+        return (await self._session.execute(stmt)).scalar_one_or_none()
+
+    async def update_asset(self, asset_id: int, values: dict[str, Any]) -> Asset | None:
+        stmt = update(Asset).where(Asset.id == asset_id).values(**values).returning(Asset)
+        options = {"synchronize_session": False, "populate_existing": True}  # refresh a loaded instance
+        return (await self._session.execute(stmt, execution_options=options)).scalar_one_or_none()
+
+    async def create_sensor(self, sensor: SensorUpsert) -> bool:
+        """Insert a sensor; False when ``sensor_id`` exists already."""
+        stmt = (
+            insert(Sensor)
+            .values(
+                sensor_id=sensor.sensor_id,
+                asset_id=sensor.asset_id,
+                type=sensor.type,
+                unit=sensor.unit,
+                location=sensor.location,
+                status=sensor.status,
+            )
+            .on_conflict_do_nothing(index_elements=[Sensor.sensor_id])
+            .returning(Sensor.sensor_id)
+        )
+        return (await self._session.execute(stmt)).first() is not None
+
+    async def update_sensor(self, sensor_id: str, values: dict[str, Any]) -> bool:
+        """Change the given columns of a sensor; False when it does not exist."""
+        stmt = (
+            update(Sensor).where(Sensor.sensor_id == sensor_id).values(**values).returning(Sensor.sensor_id)
+        )
+        result = await self._session.execute(stmt, execution_options={"synchronize_session": False})
+        return result.first() is not None

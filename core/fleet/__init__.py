@@ -1,0 +1,1 @@
+"""Fleet management: assets (machines) and the sensors linked to them."""

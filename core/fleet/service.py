@@ -1,0 +1,80 @@
+"""Fleet management: create and change assets, register sensors and link them to assets.
+
+Domain errors only (404 unknown asset/sensor, 409 name or id taken, 422 invalid change); the caller's unit of
+work commits.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.models import Asset
+from core.db.repositories.fleet import FleetRepository, SensorUpsert
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.fleet.schemas import AssetCreate, AssetUpdate, SensorCreate, SensorUpdate
+
+
+def _invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(message, errors=[{"loc": ["body", field], "msg": message, "type": "value_error"}])
+
+
+class FleetService:
+    def __init__(self, session: AsyncSession) -> None:
+        self._repo = FleetRepository(session)
+
+    async def asset(self, asset_id: int) -> Asset:
+        asset = await self._repo.get_asset(asset_id)
+        if asset is None:
+            raise NotFound(f"asset {asset_id} does not exist")
+        return asset
+
+    async def create_asset(self, body: AssetCreate) -> Asset:
+        asset = await self._repo.create_asset(name=body.name, site=body.site, kind=body.kind)
+        if asset is None:
+            raise Conflict(f"an asset named {body.name!r} exists already")
+        return asset
+
+    async def update_asset(self, asset_id: int, body: AssetUpdate) -> Asset:
+        values = body.model_dump(exclude_unset=True)
+        if "name" in values and values["name"] is None:
+            raise _invalid("name", "an asset's name cannot be removed")
+        current = await self.asset(asset_id)
+        if not values:
+            return current
+        if "name" in values and await self._repo.asset_name_taken(values["name"], other_than=asset_id):
+            raise Conflict(f"an asset named {values['name']!r} exists already")
+        updated = await self._repo.update_asset(asset_id, values)
+        if updated is None:  # deleted concurrently
+            raise NotFound(f"asset {asset_id} does not exist")
+        return updated
+
+    async def _check_asset(self, asset_id: int | None) -> None:
+        if asset_id is not None and await self._repo.get_asset(asset_id) is None:
+            raise _invalid("asset_id", f"asset {asset_id} does not exist")
+
+    async def create_sensor(self, body: SensorCreate) -> None:
+        await self._check_asset(body.asset_id)
+        created = await self._repo.create_sensor(
+            SensorUpsert(
+                sensor_id=body.sensor_id,
+                asset_id=body.asset_id,
+                type=body.type,
+                unit=body.unit,
+                location=body.location,
+                status=body.status,
+            )
+        )
+        if not created:
+            raise Conflict(f"sensor {body.sensor_id!r} exists already")
+
+    async def update_sensor(self, sensor_id: str, body: SensorUpdate) -> None:
+        values = body.model_dump(exclude_unset=True)
+        if "status" in values and values["status"] is None:
+            raise _invalid("status", "a sensor's status cannot be removed")
+        await self._check_asset(values.get("asset_id"))
+        if not values:
+            if not await self._repo.sensor_types([sensor_id]):
+                raise NotFound(f"sensor {sensor_id!r} does not exist")
+            return
+        if not await self._repo.update_sensor(sensor_id, values):
+            raise NotFound(f"sensor {sensor_id!r} does not exist")
