@@ -16,6 +16,7 @@ widths), so all three sources return the same buckets.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -147,10 +148,17 @@ _RAW_SQL = text(
 )
 
 
+#: How long the answer of ``capabilities()`` is reused (seconds).
+CAPABILITIES_TTL_S = 300.0
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     timescale: bool
     hourly_aggregate: bool
+
+
+_capabilities_cache: dict[str, tuple[float, Capabilities]] = {}
 
 
 class SensorRow(NamedTuple):
@@ -182,9 +190,18 @@ class QueryRepository:
 
     # --- capabilities ---------------------------------------------------------------------------------------
     async def capabilities(self) -> Capabilities:
+        """Whether TimescaleDB and the hourly continuous aggregate exist: a property of the database that only a
+        migration changes, so it is asked once per database and ``CAPABILITIES_TTL_S`` (not per request)."""
+        key = self._session.bind.url.render_as_string(hide_password=True)
+        cached = _capabilities_cache.get(key)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < CAPABILITIES_TTL_S:
+            return cached[1]
         timescale = bool(await self._session.scalar(_TIMESCALE_SQL))
         cagg = bool(await self._session.scalar(_CAGG_SQL)) if timescale else False
-        return Capabilities(timescale=timescale, hourly_aggregate=cagg)
+        caps = Capabilities(timescale=timescale, hourly_aggregate=cagg)
+        _capabilities_cache[key] = (now, caps)
+        return caps
 
     # --- assets ---------------------------------------------------------------------------------------------
     async def list_assets(
