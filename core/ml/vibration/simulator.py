@@ -1,0 +1,191 @@
+"""Physics-based bearing vibration simulator (for tests and the gauntlet's detection study).
+
+A recording is the sum of
+* shaft harmonics: 1×, 2×, 3× the shaft frequency (unbalance, misalignment), amplitudes 0.05/0.02/0.01 g;
+* a defect: impacts repeating at the defect frequency (BPFO for an outer-race spall, BPFI for an inner-race
+  spall, 2·BSF for a rolling-element spall, which strikes both races once per spin revolution) with ~1 % random
+  slip of the period; each impact rings a structural resonance (damped sinusoid, ``resonance_hz``, decay time
+  ``decay_s``). Inner-race impacts are amplitude-modulated at the shaft frequency (the spall moves through the
+  load zone), ball impacts at the cage frequency (FTF);
+* Gaussian measurement noise.
+
+:func:`simulate_run` strings recordings into a run to failure: 4 bearings, one of them developing the defect at a
+known file ``onset`` whose impact amplitude grows exponentially to ``final_severity`` at the last file, while the
+noise level drifts slowly from file to file (operating variation) and rises with damage late in life.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import signal as sps
+
+from core.ml.vibration.bearings import IMS_RPM, REXNORD_ZA_2115, BearingGeometry
+
+FAULTS = ("none", "outer", "inner", "ball")
+FAULT_NAMES = {"none": "none", "outer": "outer race", "inner": "inner race", "ball": "ball"}
+
+
+def impact_rate(fault: str, geometry: BearingGeometry, rpm: float) -> float:
+    """Impacts per second of a defect: BPFO, BPFI or 2·BSF."""
+    f = geometry.frequencies(rpm)
+    rates = {"outer": f["bpfo"], "inner": f["bpfi"], "ball": 2 * f["bsf"]}
+    if fault not in rates:
+        raise ValueError(f"fault must be one of {sorted(rates)}, got {fault!r}")
+    return rates[fault]
+
+
+def simulate_signal(
+    fault: str = "none",
+    *,
+    fs: float = 12_000.0,
+    rpm: float = 1797.0,
+    geometry: BearingGeometry | None = None,
+    n_samples: int = 24_000,
+    severity: float = 0.5,
+    noise_sd: float = 0.05,
+    shaft_scale: float = 1.0,
+    resonance_hz: float | None = None,
+    decay_s: float = 0.0008,
+    slip: float = 0.01,
+    rng: np.random.Generator | int | None = None,
+) -> np.ndarray:
+    """One simulated recording (1-D, ``n_samples`` at ``fs``). ``severity`` = peak impact amplitude in g.
+    ``resonance_hz`` defaults to fs/4 (inside the default envelope band 0.1–0.4·fs)."""
+    from core.ml.vibration.bearings import SKF_6205
+
+    if fault not in FAULTS:
+        raise ValueError(f"fault must be one of {FAULTS}, got {fault!r}")
+    geometry = geometry or SKF_6205
+    rng = np.random.default_rng(rng)
+    t = np.arange(n_samples) / fs
+    fr = rpm / 60.0
+    x = np.zeros(n_samples)
+    for k, amp in enumerate((0.05, 0.02, 0.01), start=1):
+        x += shaft_scale * amp * np.sin(2 * np.pi * k * fr * t + rng.uniform(0, 2 * np.pi))
+    x += rng.normal(0.0, noise_sd, n_samples)
+    if fault != "none" and severity > 0:
+        x += _impacts(fault, fs, rpm, geometry, n_samples, severity, resonance_hz, decay_s, slip, rng)
+    return x
+
+
+def _impacts(
+    fault: str,
+    fs: float,
+    rpm: float,
+    geometry: BearingGeometry,
+    n_samples: int,
+    severity: float,
+    resonance_hz: float | None,
+    decay_s: float,
+    slip: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    rate = impact_rate(fault, geometry, rpm)
+    period = 1.0 / rate
+    count = int(n_samples / fs * rate) + 2
+    times = rng.uniform(0, period) + np.arange(count) * period + rng.normal(0, slip * period, count)
+    times = times[(times >= 0) & (times < n_samples / fs)]
+    amps = np.full(times.shape, severity)
+    if fault == "inner":
+        amps *= 0.6 + 0.4 * np.cos(2 * np.pi * rpm / 60.0 * times)
+    elif fault == "ball":
+        amps *= 0.6 + 0.4 * np.cos(2 * np.pi * geometry.frequencies(rpm)["ftf"] * times)
+    train = np.zeros(n_samples)
+    np.add.at(train, (times * fs).astype(int), amps)
+    f_res = resonance_hz or fs / 4
+    th = np.arange(int(8 * decay_s * fs)) / fs
+    ring = np.exp(-th / decay_s) * np.sin(2 * np.pi * f_res * th)
+    return sps.fftconvolve(train, ring)[:n_samples]
+
+
+@dataclass
+class SimulatedRun:
+    """A simulated run to failure; ``files`` is shaped like :func:`core.ml.vibration.readers.list_ims_run`."""
+
+    files: pd.DataFrame
+    onset: int  # index of the first file with a defect
+    faulty_bearing: int  # 1-based
+    fault: str
+    fs: float
+    rpm: float
+    geometry: BearingGeometry
+    severities: np.ndarray  # impact amplitude per file of the faulty bearing (0 before the onset)
+    noise_levels: np.ndarray  # (files, bearings) noise SD
+    n_samples: int
+    seed: int
+
+    def recording(self, index: int) -> np.ndarray:
+        """File ``index`` as a (samples, bearings) array; deterministic for a given run and index."""
+        rng = np.random.default_rng([self.seed, index])
+        columns = []
+        for b in range(self.noise_levels.shape[1]):
+            faulty = b + 1 == self.faulty_bearing and self.severities[index] > 0
+            columns.append(
+                simulate_signal(
+                    self.fault if faulty else "none",
+                    fs=self.fs,
+                    rpm=self.rpm,
+                    geometry=self.geometry,
+                    n_samples=self.n_samples,
+                    severity=float(self.severities[index]) if faulty else 0.0,
+                    noise_sd=float(self.noise_levels[index, b]),
+                    rng=rng,
+                )
+            )
+        return np.column_stack(columns)
+
+
+def simulate_run(
+    n_files: int = 120,
+    onset: int = 70,
+    *,
+    fault: str = "outer",
+    faulty_bearing: int = 1,
+    n_bearings: int = 4,
+    fs: float = 20_000.0,
+    rpm: float = IMS_RPM,
+    geometry: BearingGeometry = REXNORD_ZA_2115,
+    n_samples: int = 20_480,
+    final_severity: float = 1.0,
+    growth: float = 4.0,
+    noise_sd: float = 0.05,
+    drift: float = 0.01,
+    file_minutes: float = 10.0,
+    seed: int = 0,
+) -> SimulatedRun:
+    """A run of ``n_files`` recordings ``file_minutes`` apart; the defect starts at file ``onset`` with impact
+    amplitude ``final_severity · (exp(growth·u) − 1) / (exp(growth) − 1)``, u = 0 at the onset … 1 at the last
+    file. Noise SD follows a slow multiplicative random walk (``drift`` per file, mean-reverting) and, on the
+    faulty bearing, rises by up to 50 % with damage."""
+    if not 0 < onset < n_files - 1:
+        raise ValueError("onset must lie strictly inside the run")
+    if fault not in FAULTS[1:]:
+        raise ValueError(f"fault must be one of {FAULTS[1:]}")
+    rng = np.random.default_rng(seed)
+    idx = np.arange(n_files)
+    u = np.clip((idx - onset) / (n_files - 1 - onset), 0, None)
+    severities = np.where(idx >= onset, final_severity * np.expm1(growth * u) / np.expm1(growth), 0.0)
+    severities[onset] = max(severities[onset], final_severity * 1e-3)
+    log_noise = np.zeros((n_files, n_bearings))
+    for i in range(1, n_files):
+        log_noise[i] = 0.9 * log_noise[i - 1] + rng.normal(0, drift, n_bearings)
+    noise = noise_sd * np.exp(log_noise)
+    noise[:, faulty_bearing - 1] *= 1 + 0.5 * severities / final_severity
+    start = pd.Timestamp("2020-01-01 00:00:00")
+    stamps = start + pd.to_timedelta(idx * file_minutes, unit="min")
+    files = pd.DataFrame(
+        {
+            "file_index": idx,
+            "file": [s.strftime("%Y.%m.%d.%H.%M.%S") for s in stamps],
+            "path": "",
+            "timestamp": stamps,
+            "hours_from_start": idx * file_minutes / 60.0,
+            "hours_to_end": (n_files - 1 - idx) * file_minutes / 60.0,
+        }
+    )
+    return SimulatedRun(
+        files, onset, faulty_bearing, fault, fs, rpm, geometry, severities, noise, n_samples, seed
+    )
