@@ -179,6 +179,29 @@ class Settings(BaseSettings):
     anomaly_baseline_max_sensors: Annotated[int, Field(ge=1)] = 10_000
     """Sensors whose baseline state is kept in memory (least recently used evicted, rebuilt from the database)."""
 
+    # --- ML registry, serving and drift (core/ml/registry.py, serving.py, drift.py) ----------------------------
+    promotion_margin: Annotated[float, Field(ge=0)] = 0.01
+    """A candidate becomes champion only if it beats the champion by more than this (absolute, on the metric)."""
+    ml_alias_ttl_s: Annotated[float, Field(ge=0)] = 30.0
+    """How long /api/v1/ml caches an alias → version resolution (loaded models stay cached per version)."""
+    ml_model_cache_size: Annotated[int, Field(ge=1, le=1000)] = 16
+    """Loaded models kept per API process (least recently used evicted)."""
+    ml_forecast_history: Annotated[int, Field(ge=10, le=100_000)] = 600
+    """Most recent readings of the sensor passed to a forecast model as history."""
+    drift_ks_pvalue: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    """Drift when the two-sample KS test's p-value is below this ..."""
+    drift_psi: Annotated[float, Field(gt=0)] = 0.2
+    """... or the population stability index reaches this."""
+    drift_psi_bins: Annotated[int, Field(ge=2, le=100)] = 10
+    drift_reference_h: Annotated[float, Field(gt=0)] = 24.0
+    """Reference window: this many hours before the recent window."""
+    drift_recent_h: Annotated[float, Field(gt=0)] = 6.0
+    """Recent window: the last this many hours (ending at the sensor's latest reading)."""
+    drift_min_samples: Annotated[int, Field(ge=5)] = 30
+    """Readings each window needs before a sensor is checked."""
+    drift_check_interval_s: Annotated[float, Field(ge=0)] = 3600.0
+    """Seconds between two runs of the drift agent (first run one interval after start; 0: off)."""
+
     # --- alerting agent (core/alerts) ------------------------------------------------------------------------
     alert_no_data_check_interval_s: Annotated[float, Field(ge=0)] = 60.0
     """Seconds between two checks of the no-data alert rules (first check one interval after start; 0: off)."""

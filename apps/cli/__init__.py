@@ -19,6 +19,7 @@ def _register() -> None:
         ingest,
         keys,
         labels,
+        models,
         notebook,
         serve,
         simulate,

@@ -1,0 +1,121 @@
+"""``python -m apps.cli models list|compare NAME|promote NAME VERSION [--force]``: the MLflow model registry
+(``MLFLOW_TRACKING_URI``) through :mod:`core.ml.registry`.
+
+``promote`` evaluates the version and the current champion with the family's evaluator (model-name prefix) and
+moves the ``champion`` alias only if the version wins by ``SM_PROMOTION_MARGIN``; ``--force`` moves it without
+evaluation (recorded on the version as ``sm.promotion.decided_by=force_promote``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from apps.cli import app
+from apps.cli.common import cli_settings
+
+models_app = typer.Typer(
+    help="List, compare and promote registered models (MLflow aliases).", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+
+T = TypeVar("T")
+
+
+def _console() -> Console:
+    return Console(width=160)
+
+
+def _call(work: Callable[[str], T]) -> T:
+    """Run ``work(tracking_uri)``; registry and MLflow errors become one line on stderr and exit code 1."""
+    from mlflow.exceptions import MlflowException
+
+    from core.ml.registry import RegistryError
+
+    uri = cli_settings().mlflow_tracking_uri
+    try:
+        return work(uri)
+    except (RegistryError, MlflowException) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        typer.echo(f"error: {message.splitlines()[0] if message else type(exc).__name__}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.6g}"
+
+
+@models_app.command("list")
+def list_command(
+    metrics: Annotated[int, typer.Option(help="metrics shown per version (alphabetical)")] = 4,
+) -> None:
+    """Registered models, their versions, aliases and their runs' metrics."""
+    from core.ml.registry import list_models
+
+    models = _call(lambda uri: list_models(tracking_uri=uri))
+    console = _console()
+    if not models:
+        console.print("no registered models")
+        return
+    table = Table(title="Registered models")
+    for column in ("model", "version", "aliases", "created (UTC)", "run", "metrics"):
+        table.add_column(column)
+    for model in models:
+        for v in model.versions:
+            shown = ", ".join(f"{k}={_fmt(val)}" for k, val in sorted(v.metrics.items())[:metrics])
+            table.add_row(
+                model.name,
+                v.version,
+                ", ".join(v.aliases),
+                v.created_at.strftime("%Y-%m-%d %H:%M") if v.created_at else "",
+                (v.run_id or "")[:8],
+                shown,
+            )
+    console.print(table)
+
+
+@models_app.command("compare")
+def compare_command(name: Annotated[str, typer.Argument(help="registered model name")]) -> None:
+    """Champion vs challenger: every metric of both versions' runs."""
+    from core.ml.registry import compare
+
+    result = _call(lambda uri: compare(name, tracking_uri=uri))
+    champion = f"champion v{result.champion.version}" if result.champion else "champion (none)"
+    challenger = f"challenger v{result.challenger.version}" if result.challenger else "challenger (none)"
+    table = Table(title=f"{name}: champion vs challenger")
+    table.add_column("metric")
+    table.add_column(champion, justify="right")
+    table.add_column(challenger, justify="right")
+    for key, (a, b) in result.metrics.items():
+        table.add_row(key, _fmt(a), _fmt(b))
+    _console().print(table)
+    if not result.metrics:
+        typer.echo("no metrics to compare")
+
+
+@models_app.command("promote")
+def promote_command(
+    name: Annotated[str, typer.Argument(help="registered model name")],
+    version: Annotated[str, typer.Argument(help="version to promote")],
+    force: Annotated[bool, typer.Option("--force", help="make it champion without evaluation")] = False,
+    margin: Annotated[float | None, typer.Option(help="default: SM_PROMOTION_MARGIN")] = None,
+) -> None:
+    """Evaluate VERSION against the champion and promote it if it wins (or unconditionally with --force)."""
+    from core.ml.registry import force_promote, promote_if_better
+
+    if force:
+        decision = _call(lambda uri: force_promote(name, version, tracking_uri=uri))
+    else:
+        decision = _call(lambda uri: promote_if_better(name, version, tracking_uri=uri, margin=margin))
+    table = Table(
+        title=f"{name} v{decision.candidate_version}: {'promoted to champion' if decision.promoted else 'not promoted'}"
+    )
+    table.add_column("field")
+    table.add_column("value")
+    for key, value in decision.to_dict().items():
+        table.add_row(key, str(value))
+    _console().print(table)
