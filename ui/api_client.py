@@ -147,6 +147,24 @@ class ApiClient:
                 url=str(response.url),
             ) from exc
 
+    def send_json(
+        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        """A write (POST/PATCH/DELETE); the decoded JSON answer, or ApiError with the problem's detail."""
+        response = self.request(method, path, json=json, params=params)
+        if response.is_error:
+            raise self._error(response)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ApiError(
+                "the API answered with a body that is not JSON",
+                status=response.status_code,
+                url=str(response.url),
+            ) from exc
+
     @staticmethod
     def _error(response: httpx.Response) -> ApiError:
         problem = _problem(response)

@@ -1,0 +1,218 @@
+"""A real API for the console's AppTest tests: its own database (migrated, demo fleet seeded plus alerts,
+anomalies, work orders and a dead letter), served by uvicorn on a free loopback port for the whole session."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from core.config import PROJECT_ROOT, Settings, get_settings, load_settings, to_libpq_url
+from core.db.session import create_engine, create_session_factory, unit_of_work
+from core.events.types import ReadingsIngested
+from core.simulation.seed import seed_demo_fleet
+from tests.support.db import create_database, drop_database, upgrade
+
+APP = str(PROJECT_ROOT / "ui" / "streamlit_app.py")
+TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """Ids of what the fixture stored beyond the demo fleet."""
+
+    open_alert: int
+    acknowledged_alert: int
+    anomaly_ids: list[int]
+    open_task: int
+    progress_task: int
+    dead_letter: int
+
+
+@dataclass(frozen=True)
+class ConsoleApi:
+    base_url: str
+    settings: Settings
+    seeded: Seeded
+
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"X-API-Key": self.settings.api_key.get_secret_value()}
+        return httpx.request(method, self.base_url + path, headers=headers, timeout=10, trust_env=False, **kwargs)
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = self.call("GET", path, params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve_api(settings: Settings) -> Iterator[str]:
+    """``create_app(settings)`` under uvicorn on a free 127.0.0.1 port in a thread; yields the base URL."""
+    import uvicorn
+
+    from apps.api.main import create_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+async def seed(settings: Settings) -> Seeded:
+    engine = create_engine(settings, pool_size=1, max_overflow=0)
+    try:
+        async with unit_of_work(create_session_factory(engine)) as session:
+            await seed_demo_fleet(session, seed=42)
+    finally:
+        await engine.dispose()
+    now = datetime.now(UTC)
+    conn = await asyncpg.connect(to_libpq_url(settings.database_url))
+    try:
+        async with conn.transaction():
+            anomaly_ids = [
+                await conn.fetchval(
+                    "INSERT INTO anomalies (sensor_id, timestamp, value, score, method) "
+                    "VALUES ('sensor-006', $1, $2, $3, 'robust_z') RETURNING id",
+                    now - timedelta(minutes=40 - 5 * i), 9.5 + i, 7.0 + i,
+                )
+                for i in range(3)
+            ]  # fmt: skip
+            open_alert = await conn.fetchval(
+                "INSERT INTO alerts (sensor_id, rule, severity, status, opened_at, anomaly_count) "
+                "VALUES ('sensor-006', 'vibration-anomaly', 'high', 'open', $1, 3) RETURNING id",
+                now - timedelta(minutes=35),
+            )
+            for anomaly_id, i in zip(anomaly_ids, range(3), strict=True):
+                await conn.execute(
+                    "INSERT INTO alert_observations (alert_id, observed_at, value, anomaly_id) VALUES ($1, $2, $3, $4)",
+                    open_alert, now - timedelta(minutes=40 - 5 * i), 9.5 + i, anomaly_id,
+                )  # fmt: skip
+            acknowledged = await conn.fetchval(
+                "INSERT INTO alerts (sensor_id, rule, severity, status, opened_at, acknowledged_at, anomaly_count) "
+                "VALUES ('sensor-001', 'temperature-high', 'medium', 'acknowledged', $1, $2, 1) RETURNING id",
+                now - timedelta(hours=3), now - timedelta(hours=2),
+            )  # fmt: skip
+            asset_id = await conn.fetchval("SELECT asset_id FROM sensors WHERE sensor_id = 'sensor-006'")
+            open_task = await conn.fetchval(
+                "INSERT INTO maintenance_tasks (asset_id, sensor_id, alert_id, title, priority, status, due_at) "
+                "VALUES ($1, 'sensor-006', $2, 'Inspect pump bearing (UI test)', 'high', 'open', $3) RETURNING id",
+                asset_id, open_alert, now + timedelta(hours=24),
+            )  # fmt: skip
+            progress_task = await conn.fetchval(
+                "INSERT INTO maintenance_tasks (asset_id, sensor_id, title, priority, status, assignee) "
+                "VALUES ($1, 'sensor-001', 'Recalibrate thermocouple (UI test)', 'medium', 'in_progress', 'ana') "
+                "RETURNING id",
+                asset_id,
+            )
+            event = ReadingsIngested(
+                sensor_ids=["sensor-002"], count=1, first_timestamp=now, last_timestamp=now,
+                ingest_event_id=uuid.uuid4(),
+            )  # fmt: skip
+            dead_letter = await conn.fetchval(
+                "INSERT INTO dead_letters (event_type, payload, handler, error, attempts) "
+                "VALUES ('ReadingsIngested', $1::jsonb, 'outbox.relay', 'RuntimeError: seeded for the UI test', 5) "
+                "RETURNING id",
+                json.dumps(event.model_dump(mode="json")),
+            )
+    finally:
+        await conn.close()
+    return Seeded(open_alert, acknowledged, anomaly_ids, open_task, progress_task, dead_letter)
+
+
+@pytest.fixture(scope="session")
+def console_api(admin_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleApi]:
+    url = create_database(admin_database_url)
+    try:
+        upgrade(url)
+        settings = load_settings(
+            env="test", database_url=url, mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}",
+            ready_check_mlflow=False, db_pool_size=3, data_dir=tmp_path_factory.mktemp("ui-data"),
+            log_dir=tmp_path_factory.mktemp("ui-logs"),
+        )  # fmt: skip
+        quiet = {"alert_no_data_check_interval_s": 0.0, "drift_check_interval_s": 0.0}
+        settings = settings.model_copy(update={k: v for k, v in quiet.items() if k in Settings.model_fields})
+        seeded = asyncio.run(seed(settings))
+        with serve_api(settings) as base_url:
+            yield ConsoleApi(base_url=base_url, settings=settings, seeded=seeded)
+    finally:
+        drop_database(admin_database_url, url)
+
+
+def _point_at(monkeypatch: pytest.MonkeyPatch, base_url: str) -> None:
+    monkeypatch.setenv("SM_ENV", "test")
+    monkeypatch.setenv("API_BASE_URL", base_url)
+    get_settings.cache_clear()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def console(monkeypatch: pytest.MonkeyPatch, console_api: ConsoleApi) -> Iterator[ConsoleApi]:
+    """The console (settings from the environment) pointed at the session's API, with empty caches."""
+    _point_at(monkeypatch, console_api.base_url)
+    yield console_api
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def api_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The console pointed at a port nobody listens on."""
+    url = f"http://127.0.0.1:{free_port()}"
+    _point_at(monkeypatch, url)
+    yield url
+    get_settings.cache_clear()
+
+
+def open_page(page: str | None = None, **query: str) -> AppTest:
+    """Run the app, switch to ``page`` (``pages/<name>.py``) and fail on any exception."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    if page is not None:
+        at.switch_page(page)
+        at.run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def texts(elements: Any) -> list[str]:
+    return [str(element.value) for element in elements]

@@ -1,0 +1,108 @@
+"""Fleet overview: every asset and sensor with its health, last value and last-seen time, open alerts and open
+work orders; refreshed every REFRESH_S seconds (``st.fragment(run_every=…)``); a sensor opens in the explorer."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+
+import streamlit as st
+
+from ui.components import api
+from ui.components.formatting import HEALTH_ICONS, ago, sensor_health, short_ts
+
+REFRESH_S = 30
+EXPLORER = "pages/sensor_explorer.py"
+HEALTH_ORDER = {"alert": 0, "warning": 1, "ok": 2}
+
+st.title("Fleet overview")
+stale_minutes = st.sidebar.number_input("Silent after (minutes)", min_value=1, max_value=1440, value=30)
+
+
+@st.fragment(run_every=REFRESH_S)
+def fleet_view() -> None:
+    sensors_page = api.load_items("/api/v1/sensors", "the sensors", sort="sensor_id")
+    if sensors_page is None:
+        return
+    sensors, sensors_total = sensors_page
+    assets = {a["id"]: a for a in (api.load_items("/api/v1/assets", "the assets") or ([], 0))[0]}
+    alerts: list[dict] = []
+    for status in ("open", "acknowledged"):
+        alerts += (api.load_items("/api/v1/alerts", f"{status} alerts", status=status) or ([], 0))[0]
+    tasks: list[dict] = []
+    for status in ("open", "in_progress"):
+        tasks += (
+            api.load_items("/api/v1/maintenance/tasks", f"{status} work orders", status=status) or ([], 0)
+        )[0]
+
+    now = datetime.now(UTC)
+    alerts_by_sensor: dict[str, list[dict]] = defaultdict(list)
+    for alert in alerts:
+        alerts_by_sensor[alert["sensor_id"]].append(alert)
+    tasks_by_sensor = Counter(t["sensor_id"] for t in tasks if t.get("sensor_id"))
+    tasks_by_asset = Counter(t["asset_id"] for t in tasks if t.get("asset_id"))
+
+    rows = []
+    for sensor in sensors:
+        health, reason = sensor_health(
+            sensor, alerts_by_sensor.get(sensor["sensor_id"], []), now, timedelta(minutes=stale_minutes)
+        )
+        asset = assets.get(sensor.get("asset_id"), {})
+        value = sensor.get("last_reading_value")
+        rows.append({
+            "health": HEALTH_ICONS[health],
+            "sensor": sensor["sensor_id"],
+            "asset": asset.get("name", "—"),
+            "type": sensor["type"],
+            "last value": None if value is None else f"{value:.2f} {sensor.get('unit') or ''}".strip(),
+            "last seen": ago(sensor.get("last_reading_at"), now),
+            "open alerts": len([a for a in alerts_by_sensor.get(sensor["sensor_id"], []) if a["status"] == "open"]),
+            "open work orders": tasks_by_sensor.get(sensor["sensor_id"], 0),
+            "why": reason,
+            "explore": f"sensor_explorer?sensor={sensor['sensor_id']}",
+            "_rank": HEALTH_ORDER[health],
+        })  # fmt: skip
+    counts = Counter(row["health"] for row in rows)
+    columns = st.columns(6)
+    columns[0].metric("sensors", sensors_total)
+    columns[1].metric("ok", counts.get(HEALTH_ICONS["ok"], 0))
+    columns[2].metric("warning", counts.get(HEALTH_ICONS["warning"], 0))
+    columns[3].metric("alert", counts.get(HEALTH_ICONS["alert"], 0))
+    columns[4].metric("open alerts", len([a for a in alerts if a["status"] == "open"]))
+    columns[5].metric("open work orders", len(tasks))
+    if sensors_total > len(sensors):
+        st.warning(f"Showing the first {len(sensors)} of {sensors_total} sensors.")
+
+    st.markdown("#### Assets")
+    asset_rows = []
+    for asset_id, asset in sorted(assets.items()):
+        mine = [r for r in rows if r["asset"] == asset["name"]]
+        worst = min((r["_rank"] for r in mine), default=HEALTH_ORDER["ok"])
+        asset_rows.append({
+            "asset": asset["name"], "site": asset.get("site"), "kind": asset.get("kind"),
+            "health": HEALTH_ICONS[next(h for h, r in HEALTH_ORDER.items() if r == worst)],
+            "sensors": len(mine), "open alerts": sum(r["open alerts"] for r in mine),
+            "open work orders": tasks_by_asset.get(asset_id, 0),
+        })  # fmt: skip
+    st.dataframe(asset_rows, hide_index=True, width="stretch")
+
+    st.markdown("#### Sensors")
+    rows.sort(key=lambda r: (r["_rank"], r["sensor"]))
+    st.dataframe(
+        [{k: v for k, v in row.items() if k != "_rank"} for row in rows],
+        hide_index=True,
+        width="stretch",
+        column_config={"explore": st.column_config.LinkColumn("explore", display_text="open ↗")},
+    )
+    st.caption(f"Updated {short_ts(now)} UTC · refreshes every {REFRESH_S} s")
+
+
+fleet_view()
+
+sensor_ids = [s["sensor_id"] for s in (api.load_items("/api/v1/sensors", "the sensors") or ([], 0))[0]]
+if sensor_ids:
+    left, right = st.columns([3, 1])
+    chosen = left.selectbox("Open a sensor in the explorer", sensor_ids, key="fleet_open_sensor")
+    right.write("")
+    if right.button("Open in explorer", key="fleet_open"):
+        st.switch_page(EXPLORER, query_params={"sensor": chosen})

@@ -1,0 +1,121 @@
+"""Models: registered models, versions, aliases and metrics (``GET /api/v1/ml/models``); champion against
+challenger; promotion (admin); drift status per sensor type (``GET /api/v1/ml/drift``).
+
+The ML endpoints are optional for the console: when the API does not serve them (404) the page says so."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from ui.api_client import ApiError
+from ui.components import actions, api
+
+PROMOTE_CLI = "python -m apps.cli models promote NAME VERSION"
+
+st.title("Models")
+actions.show_flash()
+
+
+def _items(body: Any, *keys: str) -> list[dict[str, Any]]:
+    if isinstance(body, list):
+        return [b for b in body if isinstance(b, dict)]
+    if isinstance(body, dict):
+        for key in keys:
+            if isinstance(body.get(key), list):
+                return [b for b in body[key] if isinstance(b, dict)]
+    return []
+
+
+def _aliases(model: dict[str, Any]) -> dict[str, str]:
+    """alias → version, from the model's ``aliases`` mapping or from each version's ``aliases`` list."""
+    found = (
+        {k: str(v) for k, v in (model.get("aliases") or {}).items()}
+        if isinstance(model.get("aliases"), dict)
+        else {}
+    )
+    for version in model.get("versions") or []:
+        for alias in version.get("aliases") or []:
+            found.setdefault(alias, str(version.get("version")))
+    return found
+
+
+try:
+    models = _items(api.get("/api/v1/ml/models"), "items", "models")
+except ApiError as exc:
+    models = None
+    if exc.status == 404:
+        st.warning(
+            "The API does not serve `/api/v1/ml/models` (HTTP 404): model serving is not deployed in this API "
+            "version. Registered models are listed by `python -m apps.cli models list`."
+        )
+    else:
+        api.show_error(exc, "the registered models")
+
+if models is not None and not models:
+    st.info(
+        "No registered model yet. Train one: `make train-anomaly`, `make train-forecast` or a gauntlet target."
+    )
+for model in models or []:
+    name = model.get("name", "?")
+    aliases = _aliases(model)
+    versions = model.get("versions") or []
+    with st.expander(f"{name} · {len(versions)} versions · " + (", ".join(f"{a}=v{v}" for a, v in aliases.items())
+                                                                or "no alias"), expanded=True):  # fmt: skip
+        rows = [
+            {"version": str(v.get("version")), "aliases": ", ".join(v.get("aliases") or []),
+             "created_at": v.get("created_at"), "run_id": v.get("run_id"), **(v.get("metrics") or {})}
+            for v in versions
+        ]  # fmt: skip
+        if rows:
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        champion, challenger = aliases.get("champion"), aliases.get("challenger")
+        if champion and challenger and champion != challenger:
+            by_version = {str(v.get("version")): v.get("metrics") or {} for v in versions}
+            metrics = sorted(set(by_version.get(champion, {})) | set(by_version.get(challenger, {})))
+            st.markdown(f"**Champion v{champion} against challenger v{challenger}**")
+            st.dataframe(
+                pd.DataFrame({"metric": metrics,
+                              f"champion v{champion}": [by_version.get(champion, {}).get(m) for m in metrics],
+                              f"challenger v{challenger}": [by_version.get(challenger, {}).get(m) for m in metrics]}),
+                hide_index=True, width="stretch",
+            )  # fmt: skip
+        if versions:
+            left, middle, right = st.columns([2, 1, 1])
+            version = left.selectbox(
+                "Version to promote", [str(v.get("version")) for v in versions], key=f"v_{name}"
+            )
+            force = middle.checkbox("Force (skip evaluation)", key=f"force_{name}")
+            if right.button("Promote", key=f"promote_{name}"):
+                try:
+                    answer = api.send("POST", f"/api/v1/ml/models/{name}/promote",
+                                      json={"version": version, "force": force})  # fmt: skip
+                    reason = answer.get("reason", "") if isinstance(answer, dict) else ""
+                    st.success(f"{name} v{version}: {'promoted' if answer.get('promoted') else 'not promoted'}"
+                               f" {reason}".strip())  # fmt: skip
+                except ApiError as exc:
+                    if exc.status in (404, 405):
+                        st.warning(f"The API has no promotion endpoint for {name} (HTTP {exc.status}: "
+                                   f"{exc.detail}). Promote with `{PROMOTE_CLI}`.")  # fmt: skip
+                    else:
+                        api.show_error(exc, f"the promotion of {name} v{version}")
+
+st.subheader("Drift")
+try:
+    drift = api.get("/api/v1/ml/drift")
+except ApiError as exc:
+    drift = None
+    if exc.status == 404:
+        st.warning("The API does not serve `/api/v1/ml/drift` (HTTP 404): no drift status available.")
+    else:
+        api.show_error(exc, "the drift status")
+if drift is not None:
+    checks = _items(drift, "items", "checks", "sensor_types", "results")
+    if checks:
+        st.dataframe(pd.json_normalize(checks), hide_index=True, width="stretch")
+    elif isinstance(drift, dict) and drift:
+        st.json(drift)
+    else:
+        st.info("No drift check has run yet.")
