@@ -34,6 +34,7 @@ COMPOSE_ONLY = {
     "POSTGRES_DB": "db image and compose (builds DATABASE_URL)",
     "NOTEBOOK_FILE": "notebook_runner's command",
     "APP_UID": "compose build argument: UID of the image user",
+    "SM_DATASETS_DIR": "notebook_runner: host folder of the gauntlet datasets",
 }
 DB_IMAGE_ENV = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "TIMESCALEDB_TELEMETRY"}
 GENERATE_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
