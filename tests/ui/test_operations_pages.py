@@ -1,0 +1,138 @@
+"""Fleet overview, sensor explorer, alerts and work orders against a real API (tests/ui/conftest.py): each page
+shows the seeded data and each action changes what the API answers."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from streamlit.testing.v1 import AppTest
+
+from tests.ui.conftest import ConsoleApi, assert_clean, open_page, texts
+
+
+def _by_key(widgets, key: str):
+    return next(w for w in widgets if w.key == key)
+
+
+def _chart_spec(at: AppTest, index: int = 0) -> dict:
+    return json.loads(at.get("plotly_chart")[index].proto.spec)
+
+
+def test_fleet_shows_health_counts_and_opens_a_sensor_in_the_explorer(console: ConsoleApi) -> None:
+    at = open_page()
+    assert at.title[0].value == "Fleet overview"
+    metrics = {m.label: m.value for m in at.metric}
+    sensors = console.get("/api/v1/sensors", limit=1000)
+    assert metrics["sensors"] == str(sensors["total"]) == "15"
+    assert metrics["open alerts"] == str(console.get("/api/v1/alerts", status="open")["total"])
+    assert int(metrics["alert"]) >= 1 and int(metrics["open work orders"]) >= 2
+
+    table = at.dataframe[1].value.set_index("sensor")
+    assert table.loc["sensor-006", "health"] == "🔴 alert"  # the seeded open high alert
+    assert table.loc["sensor-006", "open work orders"] >= 1
+    assert table.loc["sensor-001", "health"] == "🟠 warning"  # acknowledged alert only
+    last = next(s for s in sensors["items"] if s["sensor_id"] == "sensor-002")
+    assert table.loc["sensor-002", "last value"].startswith(f"{last['last_reading_value']:.2f}")
+    assert table.loc["sensor-002", "explore"] == "sensor_explorer?sensor=sensor-002"
+    assets = at.dataframe[0].value
+    assert len(assets) == console.get("/api/v1/assets")["total"]
+
+    _by_key(at.selectbox, "fleet_open_sensor").set_value("sensor-006").run()
+    _by_key(at.button, "fleet_open").click().run()
+    assert_clean(at)
+    assert at.title[0].value == "Sensor explorer"
+    assert at.multiselect[0].value == ["sensor-006"]
+
+
+def test_sensor_explorer_draws_rollups_anomalies_alerts_and_thresholds(console: ConsoleApi) -> None:
+    at = open_page("pages/sensor_explorer.py")
+    at.multiselect[0].set_value(["sensor-006"]).run()
+    assert_clean(at)
+    captions = texts(at.caption)
+    assert any("avg per 1m bucket" in c for c in captions), captions  # 24 h → 1-minute buckets
+    # the point count the page reports is what the API's rollup returns for the same question
+    now = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    series = console.get(
+        "/api/v1/sensors/sensor-006/readings", start=(now - timedelta(days=1)).isoformat(), end=now.isoformat(),
+        bucket="1m", agg="avg", limit=2000,
+    )  # fmt: skip
+    summary = next(c for c in captions if c.startswith("sensor-006:"))
+    assert summary.startswith(f"sensor-006: {len(series['items'])} points · 3 anomalies · 1 alerts"), summary
+    assert len(series["items"]) > 200
+
+    spec = _chart_spec(at)
+    traces = {t.get("name"): t for t in spec["data"]}
+    assert len(traces["sensor-006"]["x"]) == len(series["items"])
+    assert len(traces["anomaly"]["x"]) == 3
+    shapes = spec["layout"]["shapes"]
+    assert any(s["type"] == "rect" for s in shapes)  # the open alert's period
+    lines = [s for s in shapes if s["type"] == "line"]
+    sensor_type = console.get("/api/v1/sensors/sensor-006")["type"]
+    rules = console.get("/api/v1/alert-rules", kind="threshold")["items"]
+    expected = {float(v) for r in rules if r["sensor_type"] == sensor_type for k, v in r["params"].items()
+                if k in ("min", "max")}  # fmt: skip
+    assert expected and {s["y0"] for s in lines} == expected  # the threshold rules of the sensor's type
+    assert any("no forecast" in t for t in texts(at.info))  # no forecast endpoint/model: said, not hidden
+    assert at.download_button[0].proto.label == "Download CSV"
+    assert len(at.dataframe[0].value) == len(series["items"])
+
+    at.selectbox[0].set_value("Last 7 days").run()
+    assert_clean(at)
+    assert any("avg per 1h bucket" in c for c in texts(at.caption))
+
+
+def test_alerts_acknowledge_and_resolve_with_a_comment(console: ConsoleApi) -> None:
+    alert_id = console.seeded.open_alert
+    at = open_page("pages/alerts.py")
+    listed = at.dataframe[0].value
+    assert alert_id in set(listed["id"]) and set(listed["status"]) == {"open"}
+    _by_key(at.selectbox, "alerts_selected").set_value(alert_id).run()
+    anomalies = at.dataframe[1].value
+    assert sorted(anomalies["id"]) == sorted(console.seeded.anomaly_ids)
+
+    _by_key(at.text_input, "alerts_comment").input("bearing noise heard on site")
+    _by_key(at.button, "alerts_ack").click().run()
+    assert_clean(at)
+    assert any(f"Alert #{alert_id} is acknowledged" in s for s in texts(at.success))
+    detail = console.get(f"/api/v1/alerts/{alert_id}")
+    assert detail["status"] == "acknowledged"
+    assert detail["events"][-1]["comment"] == "bearing noise heard on site"
+
+    _by_key(at.selectbox, "alerts_status").set_value("acknowledged").run()
+    _by_key(at.selectbox, "alerts_selected").set_value(alert_id).run()
+    _by_key(at.text_input, "alerts_comment").input("bearing replaced")
+    _by_key(at.button, "alerts_resolve").click().run()
+    assert_clean(at)
+    detail = console.get(f"/api/v1/alerts/{alert_id}")
+    assert detail["status"] == "resolved" and detail["events"][-1]["comment"] == "bearing replaced"
+
+
+def test_work_orders_assign_and_complete_with_an_outcome(console: ConsoleApi) -> None:
+    task_id = console.seeded.open_task
+    at = open_page("pages/work_orders.py")
+    open_board = at.dataframe[0].value
+    assert task_id in set(open_board["id"])
+    assert console.seeded.progress_task in set(at.dataframe[1].value["id"])
+
+    _by_key(at.selectbox, "wo_selected").set_value(task_id).run()
+    _by_key(at.text_input, "wo_assignee").input("bob").run()
+    _by_key(at.button, "wo_assign").click().run()
+    assert_clean(at)
+    assert console.get(f"/api/v1/maintenance/tasks/{task_id}")["assignee"] == "bob"
+
+    _by_key(at.selectbox, "wo_selected").set_value(task_id).run()
+    _by_key(at.radio, "wo_outcome").set_value("no_fault_found")
+    _by_key(at.text_input, "wo_technician").input("bob").run()
+    _by_key(at.text_area, "wo_notes").input("vibration within limits after re-seating the sensor")
+    _by_key(at.button, "wo_complete").click().run()
+    assert_clean(at)
+    assert any(f"#{task_id} done (no_fault_found)" in s for s in texts(at.success))
+    assert console.get(f"/api/v1/maintenance/tasks/{task_id}")["status"] == "done"
+    labels = console.get("/api/v1/labels", sensor_id="sensor-006")["items"]
+    assert any(lab.get("outcome") == "no_fault_found" for lab in labels), labels
+    done_total = console.get("/api/v1/maintenance/tasks", status="done")["total"]
+    assert f"Done ({done_total})" in [tab.label for tab in at.tabs] and done_total >= 1
+    still_open = console.get("/api/v1/maintenance/tasks", status="open")
+    assert task_id not in {t["id"] for t in still_open["items"]}
+    assert f"Open ({still_open['total']})" in [tab.label for tab in at.tabs]
