@@ -6,10 +6,16 @@ candidate fault the characteristic impact rate is
 
 * outer race: BPFO, * inner race: BPFI, * ball: 2·BSF (a ball spall strikes both races once per spin turn),
 
-and for each of its first ``harmonics`` multiples the peak amplitude within ±2 % is divided by the noise floor
+and for each of its first ``harmonics`` multiples the peak amplitude within ±1 % is divided by the noise floor
 (median amplitude within ±25 % of the fundamental around that harmonic). A fault's score is the geometric mean of
-these ratios (in dB: 20·log10). The fault with the highest score is named if its score reaches ``threshold_db``
-(default 6 dB: harmonics standing, on average, at twice the floor); otherwise the answer is ``none``.
+these ratios (in dB: 20·log10).
+
+The threshold is calibrated on the signal itself (constant-false-alarm style): the same score is computed at
+``surrogates`` reference rates spread log-uniformly over 0.6–1.4 × the candidates' range, away (±3 %) from every
+candidate rate; the detection threshold is the larger of ``threshold_db`` (default 6 dB) and the surrogates'
+95th percentile + ``margin_db`` (default 3 dB). The fault with the highest score is named if it reaches that
+threshold, otherwise the answer is ``none``. This keeps random peaks and lines unrelated to the bearing (shaft
+harmonics in the envelope, electrical lines) from being named as defects.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from core.ml.vibration.features import bandpass, envelope, harmonic_tolerance
 
 CANDIDATES = {"outer race": "bpfo", "inner race": "bpfi", "ball": "bsf"}
 DEFAULT_THRESHOLD_DB = 6.0
+DEFAULT_MARGIN_DB = 3.0
 
 
 @dataclass
@@ -34,7 +41,8 @@ class Diagnosis:
     harmonic_ratios: dict[str, list[float]]  # peak / floor per harmonic
     impact_rates: dict[str, float]  # Hz per candidate
     defect_frequencies: dict[str, float]  # bpfo/bpfi/bsf/ftf in Hz
-    threshold_db: float
+    threshold_db: float  # the threshold applied (after calibration)
+    surrogate_p95_db: float
     rpm: float
     fs: float
     bearing: str
@@ -75,6 +83,20 @@ def harmonic_ratios(freqs: np.ndarray, spec: np.ndarray, f0: float, harmonics: i
     return ratios
 
 
+def score_db(ratios: list[float]) -> float:
+    """Geometric mean of the finite, positive harmonic ratios in dB (−inf when none)."""
+    valid = [v for v in ratios if np.isfinite(v) and v > 0]
+    return float(20 * np.mean(np.log10(valid))) if valid else float("-inf")
+
+
+def surrogate_rates(rates: list[float], count: int = 60, exclusion: float = 0.03) -> np.ndarray:
+    """Reference rates log-uniform over 0.6·min … 1.4·max of ``rates``, none within ±``exclusion`` of any."""
+    grid = np.geomspace(0.6 * min(rates), 1.4 * max(rates), count * 3)
+    keep = np.all([np.abs(grid / r - 1) > exclusion for r in rates], axis=0)
+    grid = grid[keep]
+    return grid[np.linspace(0, len(grid) - 1, min(count, len(grid))).astype(int)]
+
+
 def diagnose(
     x: np.ndarray,
     fs: float,
@@ -84,6 +106,8 @@ def diagnose(
     band: tuple[float, float] | None = None,
     harmonics: int = 3,
     threshold_db: float = DEFAULT_THRESHOLD_DB,
+    margin_db: float = DEFAULT_MARGIN_DB,
+    surrogates: int = 60,
 ) -> Diagnosis:
     """Name the most likely bearing fault of signal ``x`` (see the module doc)."""
     geometry = get_bearing(bearing)
@@ -94,12 +118,16 @@ def diagnose(
     freqs, spec = averaged_envelope_spectrum(x, fs, band)
     rates = {name: defect_f[key] * (2 if key == "bsf" else 1) for name, key in CANDIDATES.items()}
     ratios = {name: harmonic_ratios(freqs, spec, rate, harmonics) for name, rate in rates.items()}
-    scores = {}
-    for name, r in ratios.items():
-        valid = [v for v in r if np.isfinite(v) and v > 0]
-        scores[name] = 20 * math.log10(math.exp(np.mean(np.log(valid)))) if valid else float("-inf")
+    scores = {name: score_db(r) for name, r in ratios.items()}
+    reference = [
+        score_db(harmonic_ratios(freqs, spec, f, harmonics))
+        for f in surrogate_rates(list(rates.values()), surrogates)
+    ]
+    reference = [v for v in reference if np.isfinite(v)]
+    p95 = float(np.percentile(reference, 95)) if reference else float("-inf")
+    applied = max(threshold_db, p95 + margin_db)
     best = max(scores, key=lambda k: scores[k])
-    fault = best if scores[best] >= threshold_db else "none"
+    fault = best if scores[best] >= applied else "none"
     return Diagnosis(
-        fault, scores, ratios, rates, defect_f, threshold_db, rpm, fs, geometry.name, freqs, spec
+        fault, scores, ratios, rates, defect_f, applied, p95, rpm, fs, geometry.name, freqs, spec
     )

@@ -116,10 +116,10 @@ def envelope_spectrum(
 
 
 def harmonic_tolerance(freqs: np.ndarray, f0: float) -> float:
-    """Search half-width around a (harmonic of a) defect frequency: 2 % of it, at least 1.5 bins (speed and
-    slip make real defect lines wander by 1–2 %)."""
+    """Search half-width around a (harmonic of a) defect frequency: 1 % of it, at least 1.5 bins (speed
+    fluctuation and rolling-element slip move real defect lines by about 1 %)."""
     df = freqs[1] - freqs[0]
-    return max(0.02 * f0, 1.5 * df)
+    return max(0.01 * f0, 1.5 * df)
 
 
 def band_energy(freqs: np.ndarray, spec: np.ndarray, f0: float, harmonics: int = 3) -> np.ndarray:
