@@ -193,10 +193,11 @@ class Settings(BaseSettings):
     drift_psi: Annotated[float, Field(gt=0)] = 0.2
     """... or the population stability index reaches this."""
     drift_psi_bins: Annotated[int, Field(ge=2, le=100)] = 10
-    drift_reference_h: Annotated[float, Field(gt=0)] = 24.0
-    """Reference window: this many hours before the recent window."""
     drift_recent_h: Annotated[float, Field(gt=0)] = 6.0
     """Recent window: the last this many hours (ending at the sensor's latest reading)."""
+    drift_reference_offset_h: Annotated[float, Field(gt=0)] = 24.0
+    """Reference window: the recent window shifted back this many hours (24: same hours of the previous day,
+    so the daily cycle is not reported as drift)."""
     drift_min_samples: Annotated[int, Field(ge=5)] = 30
     """Readings each window needs before a sensor is checked."""
     drift_check_interval_s: Annotated[float, Field(ge=0)] = 3600.0

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from apps.agents import alerting, notification, scheduling, telemetry
+from apps.agents import alerting, drift, notification, scheduling, telemetry
 from apps.agents.anomaly import HANDLER_NAME as ANOMALY_HANDLER
 from apps.agents.anomaly import AnomalyAgent
 from core.events.bus import EventBus, Subscription
@@ -67,6 +67,8 @@ async def start_events(app_state: Any) -> None:
         app_state.session_factory, app_state.settings.alert_no_data_check_interval_s
     )
     app_state.no_data_checker.start()  # no-data alert rules (core/alerts), every SM_ALERT_NO_DATA_CHECK_INTERVAL_S
+    app_state.drift_checker = drift.DriftChecker(app_state.session_factory, app_state.settings)
+    app_state.drift_checker.start()  # drift of every sensor (core/ml/drift.py), every SM_DRIFT_CHECK_INTERVAL_S
     await notification.start_worker(app_state)  # delivers pending webhooks/e-mails (core/notifications)
 
 
@@ -79,6 +81,10 @@ async def stop_events(app_state: Any) -> None:
     if checker is not None:
         await checker.stop()
         app_state.no_data_checker = None
+    drift_checker: drift.DriftChecker | None = getattr(app_state, "drift_checker", None)
+    if drift_checker is not None:
+        await drift_checker.stop()
+        app_state.drift_checker = None
     try:
         if relay is not None:
             await relay.stop(timeout=timeout)

@@ -129,10 +129,29 @@ class MaintenanceTaskCompleted(Event):
     completed_at: AwareDatetime
 
 
+class DriftDetected(Event):
+    """A sensor's recent readings drifted from its reference window (row ``drift_checks.id``); emitted once per
+    drift episode (the sensor's previous check was not drifted). ``retrain_requested`` asks for the sensor type's
+    models (``model_names``) to be retrained (docs/architecture/ml_serving.md says who consumes it)."""
+
+    check_id: int
+    sensor_id: str
+    sensor_type: str
+    ks_statistic: float
+    ks_pvalue: float
+    psi: float
+    reasons: list[str]
+    recent_start: AwareDatetime
+    recent_end: AwareDatetime
+    retrain_requested: bool = True
+    model_names: list[str] = Field(default_factory=list)
+
+
 __all__ = [
     "EVENT_TYPES",
     "AlertRaised",
     "AnomalyDetected",
+    "DriftDetected",
     "Event",
     "MaintenanceTaskCompleted",
     "MaintenanceTaskCreated",

@@ -17,6 +17,7 @@ from core.db.models.maintenance import (
     MaintenanceLog,
     MaintenanceTask,
 )
+from core.db.models.ml import DriftCheck
 from core.db.models.notifications import DELIVERY_CHANNELS, DELIVERY_STATUSES, NotificationDelivery, Webhook
 from core.db.models.readings import HOURLY_VIEW, SensorReading
 from core.db.models.security import IDEMPOTENCY_STATUSES, ApiKey, IdempotencyKey
@@ -42,6 +43,7 @@ __all__ = [
     "Asset",
     "Base",
     "DeadLetter",
+    "DriftCheck",
     "IdempotencyKey",
     "InjectedFault",
     "MaintenanceLog",
