@@ -123,12 +123,20 @@ def alarm_stage(
             }
         )
         exceed_cols[col], conf_cols[col], z_cols[col] = hit, conf, z
+    summary = pd.DataFrame(rows)
+    for col in ("first_exceedance", "first_alarm"):  # keep None (not NaN) and the labels' own type
+        summary[col] = pd.Series([_plain(r[col]) for r in rows], dtype=object)
+    summary["alarm_starts"] = pd.Series([[_plain(v) for v in r["alarm_starts"]] for r in rows], dtype=object)
     return AlarmResult(
-        pd.DataFrame(rows).set_index("indicator"),
+        summary.set_index("indicator"),
         pd.DataFrame(exceed_cols, index=labels),
         pd.DataFrame(conf_cols, index=labels),
         pd.DataFrame(z_cols, index=labels),
     )
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def detection_report(alarm_starts: list, onset: int | None) -> dict[str, float | int | None]:

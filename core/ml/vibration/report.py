@@ -224,6 +224,8 @@ def run_gauntlet(
                 Path(ims_path), out, window=window, overlap=overlap, max_files=max_files, cfg=cfg
             )
             summary["ims"] = section
+            for test, st in studies.items():
+                result.tables[f"ims_{test}_alarms"] = st.per_bearing
             preferred = studies.get("2nd_test") or next(iter(studies.values()), None)
             if preferred is not None:
                 heldout = preferred.windows[preferred.windows["file_index"].isin(preferred.heldout_files)]
