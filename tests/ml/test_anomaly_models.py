@@ -11,7 +11,8 @@ import pytest
 
 from core.ml import anomaly_eval as ev
 from core.ml.anomaly_models import PROMOTION_METRIC, evaluate_for_promotion, sensor_type_of
-from core.ml.anomaly_training import TrainConfig, run_training, train_type
+from core.ml.anomaly_run import run_training
+from core.ml.anomaly_training import TrainConfig, train_type
 
 START = pd.Timestamp("2026-10-30T00:00:00Z")
 
@@ -175,6 +176,9 @@ def test_training_registers_a_model_the_agent_loads(tmp_path: Path) -> None:
     )
     parent = client.get_run(run.run_id)
     assert parent.data.params["sensor_types"] == "temperature"
+    child = client.get_run(version.run_id)
+    assert child.data.tags["mlflow.parentRunId"] == run.run_id
+    assert child.info.experiment_id == parent.info.experiment_id
     assert {Path(p).name for p in run.figures} == {
         "scores_temperature.png",
         "score_distributions.png",

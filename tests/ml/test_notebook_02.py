@@ -1,0 +1,112 @@
+"""notebooks/02_anomaly_isolation_forest.ipynb: committed clean, and a papermill run with small parameters writes
+the figures, logs one MLflow run (with one nested run per sensor type) and registers a champion (temp sqlite)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from core.config import PROJECT_ROOT
+
+NOTEBOOK = PROJECT_ROOT / "notebooks" / "02_anomaly_isolation_forest.ipynb"
+FIGURES = ["scores_voltage.png", "score_distributions.png", "precision_recall_threshold.png"]
+
+
+def _code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [cell for cell in nb.cells if cell.cell_type == "code"]
+
+
+def test_notebook_is_committed_clean_with_a_parameters_cell() -> None:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.kernelspec.name == "python3"
+    cells = _code_cells(nb)
+    assert all(cell.outputs == [] and cell.execution_count is None for cell in cells)
+    tagged = [cell for cell in cells if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    assigned: dict[str, object] = {}
+    for node in ast.parse(tagged[0].source).body:
+        assert isinstance(node, ast.Assign)
+        assigned[node.targets[0].id] = ast.literal_eval(node.value)
+    assert assigned == {
+        "data_path": "data/sensor_data.csv",
+        "faults_path": "data/sensor_data_faults.csv",
+        "output_dir": "docs/ml/anomaly",
+        "tracking_uri": None,
+        "sensor_types": None,
+        "n_estimators": 200,
+        "max_train_rows": None,
+        "train_fraction": 0.4,
+        "val_fraction": 0.2,
+        "alarm_rate": 0.01,
+        "promote": True,
+        "labels_path": None,
+        "labels_from_db": True,
+    }
+
+
+def test_notebook_only_imports_core_ml_and_display() -> None:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    modules = set()
+    for cell in _code_cells(nb):
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                modules.add(node.module)
+    assert modules == {"core.ml", "IPython.display"}
+
+
+@pytest.mark.heavy_ml
+def test_papermill_run_trains_registers_and_logs_one_run(tmp_path: Path) -> None:
+    import papermill
+    from mlflow.tracking import MlflowClient
+
+    out_dir = tmp_path / "anomaly"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    output = tmp_path / "02.ipynb"
+    papermill.execute_notebook(
+        str(NOTEBOOK),
+        str(output),
+        parameters={
+            "output_dir": str(out_dir),
+            "tracking_uri": uri,
+            "sensor_types": ["voltage"],
+            "n_estimators": 20,
+            "max_train_rows": 300,
+            "labels_from_db": False,
+        },
+        kernel_name="python3",
+        cwd=str(PROJECT_ROOT),
+        progress_bar=False,
+        execution_timeout=180,
+    )
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(FIGURES)
+    for name in FIGURES:
+        assert (out_dir / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    nb = nbformat.read(output, as_version=4)
+    outputs = [o for cell in _code_cells(nb) for o in cell.outputs]
+    assert not any(o.output_type == "error" for o in outputs)
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == len(FIGURES)
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("anomaly")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 1
+    parent, child = parents[0], children[0]
+    assert parent.info.status == child.info.status == "FINISHED"
+    assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert parent.data.params["sensor_types"] == "voltage"
+    assert parent.data.params["n_estimators"] == "20"
+    assert "voltage.iforest.f1" in parent.data.metrics and "voltage.baseline.f1" in parent.data.metrics
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "plots")} == {
+        f"plots/{n}" for n in FIGURES
+    }
+    version = client.get_model_version_by_alias("anomaly_voltage", "champion")
+    assert version.run_id == child.info.run_id
+    assert {"f1", "precision", "recall", "false_alarms", "threshold"} <= set(child.data.metrics)
