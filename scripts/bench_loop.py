@@ -91,6 +91,43 @@ async def _probe(base: str, key: str, n: int, interval_s: float, timeouts: list[
     return latencies
 
 
+_BUS_METRICS = re.compile(
+    r"^(sm_bus_events_published_total|sm_bus_handler_latency_seconds_(?:sum|count)|sm_bus_queue_depth_items"
+    r"|sm_outbox_unpublished\w*)(\{[^}]*\})? (\S+)$"
+)
+
+
+def _bus_metrics(base: str, key: str) -> dict[str, float]:
+    """The bus's counters from ``/metrics`` (events published by type, handler time, queue depth)."""
+    try:
+        text = httpx.get(base + "/metrics", headers={"X-API-Key": key}, timeout=10).text
+    except httpx.HTTPError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        m = _BUS_METRICS.match(line)
+        if m:
+            out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return out
+
+
+def _bus_lines(after_probe: dict[str, float], end: dict[str, float]) -> list[str]:
+    lines = ["", "Bus at the end of the probe → at the end of the run (from `/metrics`):", ""]
+    lines += ["| series | end of probe | end of run |", "|---|---|---|"]
+    for key in sorted(set(after_probe) | set(end)):
+        if "_count" in key:
+            continue
+        a, b = after_probe.get(key, float("nan")), end.get(key, float("nan"))
+        lines.append(f"| `{key}` | {a:,.1f} | {b:,.1f} |")
+    handlers = sorted({k.split("{", 1)[1] for k in end if k.startswith("sm_bus_handler_latency_seconds_sum")})
+    for labels in handlers:
+        total = end.get("sm_bus_handler_latency_seconds_sum{" + labels, 0.0)
+        count = end.get("sm_bus_handler_latency_seconds_count{" + labels, 0.0)
+        if count:
+            lines.append(f"| mean attempt of {{{labels} | | {1000 * total / count:,.1f} ms ({count:,.0f}) |")
+    return lines
+
+
 def _pct(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -108,6 +145,7 @@ def main(
     faults: Annotated[bool, typer.Option("--faults/--no-faults", help="simulator injects faults")] = True,
     output: Annotated[Path | None, typer.Option(help="also write the report (markdown) here")] = None,
 ) -> None:
+    load_before = os.getloadavg()
     settings = load_settings()
     admin = settings.database_url if settings.database_url_is_explicit else settings.test_admin_database_url
     db_url = create_database(to_libpq_url(admin), prefix="sm_benchloop")
@@ -136,6 +174,7 @@ def main(
         )  # fmt: skip
         time.sleep(warmup)
         latencies = asyncio.run(_probe(base, key, samples, 1.0, timeouts))
+        bus_after_probe = _bus_metrics(base, key)
         sim_out, _ = sim.communicate(timeout=duration + 120)
         summary = re.search(r"SIMULATE accepted=(\d+) sent=(\d+) duplicates=(\d+) rejected=(\d+) "
                             r"errors=(\d+) unsent=(\d+)", sim_out)  # fmt: skip
@@ -144,6 +183,7 @@ def main(
         accepted, sent, dups, rejected, errors, unsent = map(int, summary.groups())
         alerts = httpx.get(base + "/api/v1/alerts", params={"limit": 1}, headers={"X-API-Key": key}).json()
         version = asyncio.run(_server_version(db_url))
+        bus_end = _bus_metrics(base, key)
     finally:
         for proc in (sim, api):
             if proc and proc.poll() is None:
@@ -162,7 +202,11 @@ def main(
         (
             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {_machine()}; PostgreSQL {version}; API with "
             f"{workers} uvicorn worker{'s' if workers > 1 else ''}; client, simulator, API and database on the same "
-            "machine."
+            "machine. Load average (1/5/15 min) before the run "
+            + "/".join(f"{x:.2f}" for x in load_before)
+            + ", after it "
+            + "/".join(f"{x:.2f}" for x in os.getloadavg())
+            + "."
         ),
         "",
         "| measure | result | target |",
@@ -185,6 +229,7 @@ def main(
     ]
     if timeouts:
         lines += ["", "Probe failures: " + "; ".join(timeouts)]
+    lines += _bus_lines(bus_after_probe, bus_end)
     text = "\n".join(lines)
     console.print(text)
     if output:

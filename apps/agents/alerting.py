@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.alerts.service import AlertingService, Outcome
 from core.db.session import unit_of_work
+from core.events.coalesce import Coalescer, merge_readings
 from core.events.types import AnomalyDetected, Event, ReadingsIngested
 
 logger = logging.getLogger("apps.agents.alerting")
@@ -37,15 +38,25 @@ class AnomalyHandler:
 
 
 class ReadingsHandler:
+    """Threshold/rate/resolution evaluation of ``ReadingsIngested``; deliveries that arrive while an evaluation
+    runs are evaluated together in the next one (``core.events.coalesce``): every evaluation reads the rules'
+    window of readings, so one per event falls behind the simulator's ten batches a second."""
+
     def __init__(self, session_factory: async_sessionmaker[AsyncSession] | None) -> None:
         self._factory = session_factory
+        self.coalescer: Coalescer[ReadingsIngested] = Coalescer(self._evaluate)
 
     async def __call__(self, event: Event) -> None:
         assert isinstance(event, ReadingsIngested)
         if self._factory is None:
             raise RuntimeError("the alerting agent needs the database session factory")
-        async with unit_of_work(self._factory) as session:
-            await AlertingService(session).on_readings(event)
+        await self.coalescer.submit(event)
+
+    async def _evaluate(self, events: list[ReadingsIngested]) -> None:
+        assert self._factory is not None
+        for merged in merge_readings(events):
+            async with unit_of_work(self._factory) as session:
+                await AlertingService(session).on_readings(merged)
 
 
 async def check_no_data(

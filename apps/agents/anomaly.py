@@ -18,6 +18,7 @@ from core.anomaly.champion import ChampionModels, MlflowRegistry, ModelRegistry
 from core.anomaly.detector import AnomalyDetector, Detection
 from core.config import Settings, load_settings
 from core.db.session import unit_of_work
+from core.events.coalesce import Coalescer, merge_readings
 from core.events.types import Event, ReadingsIngested
 
 HANDLER_NAME = "anomaly.detect"
@@ -51,6 +52,7 @@ class AnomalyAgent:
             timeout_s=settings.anomaly_model_timeout_s,
         )
         self.detector = AnomalyDetector(baseline_config(settings), self.champions)
+        self.coalescer: Coalescer[ReadingsIngested] = Coalescer(self._detect_all)
 
     @classmethod
     def from_app_state(cls, app_state: Any) -> AnomalyAgent:
@@ -66,9 +68,17 @@ class AnomalyAgent:
         return factory  # type: ignore[no-any-return]
 
     async def __call__(self, event: Event) -> None:
-        await self.handle(event)
+        """The bus's entry: deliveries arriving while a detection runs are merged into the next one
+        (``core.events.coalesce``), and detections never overlap, so the baseline windows see them in turn."""
+        assert isinstance(event, ReadingsIngested)
+        await self.coalescer.submit(event)
+
+    async def _detect_all(self, events: list[ReadingsIngested]) -> None:
+        for merged in merge_readings(events):
+            await self.handle(merged)
 
     async def handle(self, event: Event) -> Detection:
+        """One event in one unit of work (no coalescing)."""
         assert isinstance(event, ReadingsIngested)
         async with unit_of_work(self.session_factory) as session:
             detection = await self.detector.detect(session, event)

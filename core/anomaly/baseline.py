@@ -21,11 +21,12 @@ Pure functions and plain objects; no I/O.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 METHOD = "robust_z"
 MAD_TO_SIGMA = 1.4826
@@ -66,6 +67,60 @@ def robust_z(history: np.ndarray | Iterable[float], value: float) -> float:
         raise ValueError("robust_z needs a non-empty history")
     median, scale = robust_scale(array)
     return abs(float(value) - median) / scale
+
+
+def robust_z_many(history: np.ndarray, values: np.ndarray, window: int) -> np.ndarray:
+    """Scores of ``values[i]`` against the last ``window`` of ``history + values[:i]``, all at once.
+
+    The same numbers as ``robust_z`` reading by reading (the same float64 operations, row by row): readings with
+    a full window are scored from medians over ``sliding_window_view`` rows; the readings before (a history
+    shorter than the window) one by one. A reading without any history scores 0.
+    """
+    return robust_z_batch([(history, values)], window)[0]
+
+
+def robust_z_batch(series: Sequence[tuple[np.ndarray, np.ndarray]], window: int) -> list[np.ndarray]:
+    """``robust_z_many`` for several ``(history, values)`` pairs (one per sensor), with a single median pass
+    over the full windows of all of them: a batch of 500 readings from 50 sensors costs two ``np.median``
+    calls over a 500 x ``window`` array instead of 1,000 calls (or 100 per-sensor ones)."""
+    out: list[np.ndarray] = []
+    blocks: list[np.ndarray] = []
+    targets: list[tuple[int, int, np.ndarray]] = []  # (series index, first full-window reading, its values)
+    for k, (history, values) in enumerate(series):
+        h, b = len(history), len(values)
+        scores = np.zeros(b, dtype=float)
+        out.append(scores)
+        if b == 0:
+            continue
+        combined = np.concatenate([history, values]).astype(float, copy=False)
+        full_from = max(0, window - h)  # first reading whose window is full
+        for i in range(min(full_from, b)):
+            if h + i > 0:
+                scores[i] = robust_z(combined[: h + i], values[i])
+        if full_from < b:
+            blocks.append(sliding_window_view(combined[h + full_from - window : h + b - 1], window))
+            targets.append((k, full_from, np.asarray(values[full_from:], dtype=float)))
+    if blocks:
+        windows = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+        median = np.median(windows, axis=1)
+        mad = np.median(np.abs(windows - median[:, None]), axis=1)
+        floor = np.maximum(REL_SCALE_FLOOR * np.abs(median), ABS_SCALE_FLOOR)
+        scale = np.maximum(MAD_TO_SIGMA * mad, floor)
+        pos = 0
+        for k, start, values in targets:
+            n = len(values)
+            out[k][start:] = np.abs(values - median[pos : pos + n]) / scale[pos : pos + n]
+            pos += n
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    """``update_many``'s answer: per reading its score, whether it is flagged and whether it was warming up."""
+
+    scores: np.ndarray
+    flagged: np.ndarray
+    warming_up: np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +168,35 @@ class SensorState:
             self.last_timestamp = timestamp
         return result
 
+    def history(self) -> np.ndarray:
+        return np.fromiter(self.values, dtype=float, count=len(self.values))
+
+    def update_many(
+        self, values: np.ndarray, last_timestamp: datetime | None, config: BaselineConfig
+    ) -> Scores:
+        """``update`` for every reading of ``values`` in order (vectorised; the same scores and flags)."""
+        return update_all([(self, np.asarray(values, dtype=float), last_timestamp)], config)[0]
+
+
+def update_all(
+    work: Sequence[tuple[SensorState, np.ndarray, datetime | None]], config: BaselineConfig
+) -> list[Scores]:
+    """``update_many`` for several sensors at once (``robust_z_batch``): score each sensor's ``values`` in order
+    against its window, then add them to the window."""
+    all_scores = robust_z_batch([(state.history(), values) for state, values, _ in work], config.window)
+    out: list[Scores] = []
+    for (state, values, last_timestamp), scores in zip(work, all_scores, strict=True):
+        seen = np.minimum(
+            len(state.values) + np.arange(len(values)), state.window
+        )  # history size per reading
+        warming_up = seen < config.warmup
+        flagged = (~warming_up) & (seen > 0) & (scores >= config.threshold)
+        state.values.extend(np.asarray(values, dtype=float).tolist())
+        if last_timestamp is not None:
+            state.last_timestamp = last_timestamp
+        out.append(Scores(scores, flagged, warming_up | (seen == 0)))
+    return out
+
 
 class BaselineStates:
     """Per-sensor states, bounded: at most ``max_sensors``, least recently used evicted first."""
@@ -152,7 +236,11 @@ __all__ = [
     "BaselineConfig",
     "BaselineStates",
     "Score",
+    "Scores",
     "SensorState",
     "robust_scale",
     "robust_z",
+    "robust_z_batch",
+    "robust_z_many",
+    "update_all",
 ]

@@ -22,6 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -166,10 +167,24 @@ class AnomalyDetector:
                 work[sensor_id] = SensorState.from_history(
                     self.config.window, history.values, history.last_timestamp
                 )
-        for r in rows:
-            result = work[r.sensor_id].update(r.value, r.timestamp, self.config)
-            if result.flagged:
-                found.append(NewAnomaly(r.sensor_id, r.timestamp, r.value, result.score, baseline.METHOD))
+        runs: list[tuple[str, list[ReadingToScore]]] = []
+        for r in rows:  # rows are sorted by sensor then time: one run per sensor
+            if not runs or runs[-1][0] != r.sensor_id:
+                runs.append((r.sensor_id, []))
+            runs[-1][1].append(r)
+        results = baseline.update_all(
+            [
+                (work[sensor_id], np.fromiter((r.value for r in run), float, len(run)), run[-1].timestamp)
+                for sensor_id, run in runs
+            ],
+            self.config,
+        )
+        for (sensor_id, run), result in zip(runs, results, strict=True):
+            for i in np.flatnonzero(result.flagged):
+                r = run[i]
+                found.append(
+                    NewAnomaly(sensor_id, r.timestamp, r.value, float(result.scores[i]), baseline.METHOD)
+                )
         ANOMALY_READINGS_SCORED_TOTAL.labels(method=baseline.METHOD).inc(len(rows))
         return work
 

@@ -7,6 +7,7 @@ rules disabled, and every test uses a sensor type of its own, so only the test's
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from apps.agents.alerting import (
 )
 from apps.agents.registry import register_handlers
 from core.config import to_libpq_url
+from core.db.repositories.alerting import AlertingRepository, Point, ReadingFilter
 from core.events.bus import EventBus
 from core.events.types import AnomalyDetected, ReadingsIngested
 from core.observability.metrics import REGISTRY
@@ -34,6 +36,7 @@ from tests.support.events import (  # noqa: F401 - fixtures
     events_settings,
     session_factory,
 )
+from tests.unit.test_alert_reading_filter import kept
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -467,3 +470,26 @@ async def test_an_anomaly_event_without_its_row_still_counts(world, session_fact
     await handler(ghost)
     [alert] = await world.alerts()
     assert alert["anomaly_count"] == 2
+
+
+async def test_readings_for_answers_what_the_filter_keeps(world, session_factory):  # noqa: F811
+    """The SQL of ``readings_for`` against its Python mirror (tests/unit/test_alert_reading_filter.py)."""
+    values = [float(v) for v in random.Random(7).choices(range(-5, 15), k=60)]
+    await world.readings(T0, values)
+    rows = await world.conn.fetch(
+        "SELECT timestamp, value FROM sensor_readings WHERE sensor_id = $1 ORDER BY timestamp", world.sensor
+    )
+    points = [Point(r["timestamp"], r["value"]) for r in rows]
+    since, first = T0 + timedelta(minutes=10), T0 + timedelta(minutes=40)
+    filters = [
+        ReadingFilter(world.sensor, lo=0.0, hi=10.0),
+        ReadingFilter(world.sensor, after=T0 + timedelta(minutes=30), hi=12.0),
+        ReadingFilter(world.sensor, keep_all=True),
+        ReadingFilter(world.sensor),
+    ]
+    async with session_factory() as session:
+        repo = AlertingRepository(session)
+        for flt in filters:
+            got = (await repo.readings_for([flt], since, first, T0 + timedelta(minutes=50), 3))[world.sensor]
+            assert got == kept(flt, points[:51], since, first, 3), flt
+            assert got  # each filter keeps the batch itself at least

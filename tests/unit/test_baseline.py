@@ -125,3 +125,45 @@ def test_copy_is_independent() -> None:
 def test_invalid_configs_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         BaselineConfig(**kwargs)  # type: ignore[arg-type]
+
+
+# --- vectorised scoring: the same results as reading by reading ---------------------------------------------------
+def _one_by_one(
+    state: SensorState, values: np.ndarray, config: BaselineConfig
+) -> list[tuple[float, bool, bool]]:
+    out = []
+    for v in values:
+        s = state.update(float(v), None, config)
+        out.append((s.score, s.flagged, s.warming_up))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_update_many_equals_update_reading_by_reading(seed: int) -> None:
+    """Random windows, warm-ups, history lengths (empty, shorter than, equal to, longer than the window) and
+    batch sizes, with spikes and stuck stretches: identical flags and warm-up marks, scores equal to 1e-12."""
+    rng = np.random.default_rng(seed)
+    window = int(rng.integers(2, 60))
+    config = BaselineConfig(window=window, warmup=int(rng.integers(1, window + 1)), threshold=4.0)
+    for _ in range(30):
+        history = rng.normal(20, 1, size=int(rng.integers(0, 2 * window)))
+        values = rng.normal(20, 1, size=int(rng.integers(0, 3 * window)))
+        if len(values) > 4:
+            values[rng.integers(0, len(values), size=3)] += rng.choice([-15.0, 15.0], size=3)  # spikes
+            values[: len(values) // 4] = np.round(values[: len(values) // 4])  # quantised: MAD may be 0
+        one = SensorState.from_history(window, history, T0)
+        many = SensorState.from_history(window, history, T0)
+        expected = _one_by_one(one, values, config)
+        got = many.update_many(values, T0 + timedelta(minutes=1), config)
+        assert got.flagged.tolist() == [e[1] for e in expected]
+        assert got.warming_up.tolist() == [e[2] for e in expected]
+        np.testing.assert_allclose(got.scores, [e[0] for e in expected], rtol=1e-12, atol=0)
+        assert list(many.values) == list(one.values)
+        assert many.last_timestamp == T0 + timedelta(minutes=1)
+
+
+def test_update_many_of_nothing_changes_nothing() -> None:
+    config = BaselineConfig(window=5, warmup=2)
+    state = SensorState.from_history(5, [1.0, 2.0], T0)
+    got = state.update_many(np.array([]), None, config)
+    assert got.scores.size == 0 and list(state.values) == [1.0, 2.0] and state.last_timestamp == T0

@@ -52,6 +52,21 @@ class SensorInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadingFilter:
+    """Which readings of a sensor before the batch its rules can act on (``AlertingRepository.readings_for``).
+
+    ``keep_all``: every one (a rate-of-change rule compares consecutive readings); ``after``: every one later
+    than this instant; ``lo``/``hi``: those below ``lo`` or above ``hi`` (``None``: no such bound).
+    """
+
+    sensor_id: str
+    keep_all: bool = False
+    after: datetime | None = None
+    lo: float | None = None
+    hi: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     observed_at: datetime
     value: float | None
@@ -76,6 +91,33 @@ _READINGS_SQL = text(
     """
     SELECT sensor_id, timestamp, value FROM sensor_readings
     WHERE sensor_id = ANY(CAST(:ids AS text[])) AND timestamp >= :since AND timestamp <= :until
+    UNION
+    SELECT s.sensor_id, r.timestamp, r.value
+    FROM unnest(CAST(:ids AS text[])) AS s(sensor_id)
+    CROSS JOIN LATERAL (
+        SELECT timestamp, value FROM sensor_readings x
+        WHERE x.sensor_id = s.sensor_id AND x.timestamp <= :until
+        ORDER BY x.timestamp DESC LIMIT :n
+    ) r
+    ORDER BY 1, 2
+    """
+)
+
+#: The same, but per sensor only the readings the rules of the batch can act on before ``:first`` (the batch's
+#: first timestamp): every reading when ``keep_all``, readings after ``after`` (the last matching reading of an
+#: unresolved alert: the normal streak that may resolve it), and readings outside ``[lo, hi]`` (threshold
+#: matches that may count towards opening). See ``ReadingFilter``.
+_FILTERED_READINGS_SQL = text(
+    """
+    SELECT f.sensor_id, r.timestamp, r.value
+    FROM unnest(CAST(:ids AS text[]), CAST(:keep_all AS boolean[]), CAST(:after AS timestamptz[]),
+                CAST(:lo AS double precision[]), CAST(:hi AS double precision[]))
+         AS f(sensor_id, keep_all, after, lo, hi)
+    CROSS JOIN LATERAL (
+        SELECT x.timestamp, x.value FROM sensor_readings x
+        WHERE x.sensor_id = f.sensor_id AND x.timestamp >= :since AND x.timestamp <= :until
+          AND (x.timestamp >= :first OR f.keep_all OR x.timestamp > f.after OR x.value < f.lo OR x.value > f.hi)
+    ) r
     UNION
     SELECT s.sensor_id, r.timestamp, r.value
     FROM unnest(CAST(:ids AS text[])) AS s(sensor_id)
@@ -181,6 +223,30 @@ class AlertingRepository:
         rows = await self._session.execute(
             _READINGS_SQL, {"ids": list(sensor_ids), "since": since, "until": until, "n": last_n}
         )
+        for sensor_id, timestamp, value in rows:
+            out[sensor_id].append(Point(timestamp, value))
+        return out
+
+    async def readings_for(
+        self, filters: Sequence[ReadingFilter], since: datetime, first: datetime, until: datetime, last_n: int
+    ) -> dict[str, list[Point]]:
+        """Readings per sensor in ``[first, until]``, those in ``[since, first)`` its ``ReadingFilter`` keeps,
+        plus the last ``last_n`` up to ``until`` (one query; the filter runs in the database)."""
+        out: dict[str, list[Point]] = {f.sensor_id: [] for f in filters}
+        if not filters:
+            return out
+        params = {
+            "ids": [f.sensor_id for f in filters],
+            "keep_all": [f.keep_all for f in filters],
+            "after": [f.after for f in filters],
+            "lo": [f.lo for f in filters],
+            "hi": [f.hi for f in filters],
+            "since": since,
+            "first": first,
+            "until": until,
+            "n": last_n,
+        }
+        rows = await self._session.execute(_FILTERED_READINGS_SQL, params)
         for sensor_id, timestamp, value in rows:
             out[sensor_id].append(Point(timestamp, value))
         return out
@@ -431,4 +497,12 @@ class AlertingRepository:
         return int(row[0])
 
 
-__all__ = ["ACTIVE_TASK_STATUSES", "AlertingRepository", "AnomalyPoint", "Observation", "Point", "SensorInfo"]
+__all__ = [
+    "ACTIVE_TASK_STATUSES",
+    "AlertingRepository",
+    "AnomalyPoint",
+    "Observation",
+    "Point",
+    "ReadingFilter",
+    "SensorInfo",
+]
