@@ -220,7 +220,7 @@ def label_agreement(
     data = pd.DataFrame(
         {
             "sensor_id": readings["sensor_id"].to_numpy(),
-            "timestamp": pd.to_datetime(readings["timestamp"], utc=True).to_numpy(),
+            "timestamp": pd.DatetimeIndex(pd.to_datetime(readings["timestamp"], utc=True)),
             "flag": np.asarray(flags, dtype=bool),
         }
     )
@@ -232,8 +232,8 @@ def label_agreement(
         at = pd.Timestamp(at).tz_convert("UTC")
         window = data[
             (data["sensor_id"] == label.sensor_id)
-            & (data["timestamp"] >= (at - lookback).to_datetime64())
-            & (data["timestamp"] <= at.to_datetime64())
+            & (data["timestamp"] >= at - lookback)
+            & (data["timestamp"] <= at)
         ]
         if window.empty:
             continue

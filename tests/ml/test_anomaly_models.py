@@ -200,3 +200,32 @@ def test_training_registers_a_model_the_agent_loads(tmp_path: Path) -> None:
     # the loaded model is what evaluate_for_promotion receives: it scores the project's evaluation data
     value = evaluate_for_promotion(model, "anomaly_temperature")
     assert 0.0 <= value <= 1.0
+
+
+def test_work_order_labels_are_scored_by_the_model_flags(trained: tuple) -> None:
+    from core.ml.anomaly_run import score_work_order_labels
+
+    readings, _, _, result = trained
+    at = START + pd.Timedelta(hours=21)  # row 252 of s-a lies in its +6σ step; s-b is normal there
+    labels = pd.DataFrame(
+        {
+            "sensor_id": ["s-a", "s-b", None],
+            "outcome": ["fault_confirmed", "no_fault_found", "fault_confirmed"],
+            "alert_opened_at": [at, at, at],
+            "completed_at": [at + pd.Timedelta(hours=1)] * 3,
+        }
+    )
+    table = score_work_order_labels({"temperature": result}, labels, readings=readings)
+    row = table.iloc[0]
+    assert row["sensor_type"] == "temperature"
+    assert (row["labels_confirmed"], row["labels_no_fault"]) == (
+        1,
+        1,
+    )  # the label without a sensor is skipped
+    assert row["hit_rate_confirmed"] == 1.0
+    flags_b = result.scores.loc[
+        (result.scores["sensor_id"] == "s-b")
+        & result.scores["timestamp"].between(at - pd.Timedelta(hours=6), at),
+        "flag_iforest",
+    ]
+    assert row["flag_rate_no_fault"] == float(flags_b.any())
