@@ -140,6 +140,17 @@ def test_the_model_is_stateless_with_a_level_only_warm_up(trained: tuple) -> Non
     assert scorer.predict(batch.iloc[:0]).shape == (0, 2)
 
 
+def test_the_registry_finds_this_family_evaluator(trained: tuple) -> None:
+    from core.ml.registry import resolve_evaluator
+
+    scorer = trained[3].scorer  # any object with the pyfunc's predict
+    evaluate, metric, higher = resolve_evaluator("anomaly_temperature")
+    assert (metric, higher) == PROMOTION_METRIC
+    value = evaluate(scorer)
+    assert value == evaluate_for_promotion(scorer, "anomaly_temperature")
+    assert 0.0 <= value <= 1.0
+
+
 def test_model_names() -> None:
     assert sensor_type_of("anomaly_vibration") == "vibration"
     with pytest.raises(ValueError):
