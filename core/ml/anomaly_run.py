@@ -140,7 +140,7 @@ HISTORY_BEFORE_LABELS = pd.Timedelta(hours=2)
 
 
 def work_order_labels(
-    labels_path: str | PathLike[str] | None = None, *, from_db: bool = False
+    labels_path: str | PathLike[str] | None = None, *, from_db: bool = False, settings: Any = None
 ) -> tuple[pd.DataFrame | None, str]:
     """Work-order labels from an ``export-labels`` CSV, else from the database when ``from_db``; returns
     ``(labels or None, what happened)``. An unreachable database is reported, not raised (labels are optional)."""
@@ -152,7 +152,7 @@ def work_order_labels(
     if not from_db:
         return None, "labels not requested"
     try:
-        labels = datasets.load_work_order_labels()
+        labels = datasets.load_work_order_labels(settings=settings)
     except Exception as exc:  # noqa: BLE001 - optional input: report why there is none
         return None, f"no labels: the database is unavailable ({type(exc).__name__}: {exc})"
     if labels.empty:
@@ -167,6 +167,7 @@ def score_work_order_labels(
     readings: pd.DataFrame | None = None,
     lookback: pd.Timedelta = ev.DEFAULT_LABEL_LOOKBACK,
     history: pd.Timedelta = HISTORY_BEFORE_LABELS,
+    settings: Any = None,
 ) -> pd.DataFrame:
     """Per sensor type: agreement of the trained model's flags with the work-order labels
     (``core.ml.anomaly_eval.label_agreement``), on ``readings`` or, when None, on the database's readings of
@@ -183,6 +184,7 @@ def score_work_order_labels(
             sensor_ids=sorted(labelled["sensor_id"].unique()),
             start=(at.min() - lookback - history).to_pydatetime(),
             end=(at.max() + pd.Timedelta(seconds=1)).to_pydatetime(),
+            settings=settings,
         )
     rows = []
     for sensor_type, result in results.items():

@@ -240,3 +240,70 @@ def test_work_order_labels_are_scored_by_the_model_flags(trained: tuple) -> None
         "flag_iforest",
     ]
     assert row["flag_rate_no_fault"] == float(flags_b.any())
+
+
+def test_labels_and_their_readings_come_from_the_database(settings) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from core.ml.anomaly_models import fit_scorer
+    from core.ml.anomaly_run import score_work_order_labels, work_order_labels
+    from core.ml.anomaly_training import TypeResult
+    from tests.support.maintenance import connect, make_alert, make_plant
+
+    start = pd.Timestamp("2026-11-20T00:00:00Z")
+    rng = np.random.default_rng(3)
+    values = 2.0 + rng.normal(0, 0.05, 48)
+    values[40] = 9.0  # a gross spike 40 minutes before the alert opens
+
+    async def seed() -> str:
+        async with connect(settings) as conn:
+            plant = await make_plant(conn, sensors=1)
+            sensor = plant.sensor_ids[0]
+            await conn.executemany(
+                "INSERT INTO sensor_readings (timestamp, sensor_id, value) VALUES ($1, $2, $3)",
+                [
+                    ((start + pd.Timedelta(minutes=5 * i)).to_pydatetime(), sensor, float(v))
+                    for i, v in enumerate(values)
+                ],
+            )
+            alert = await make_alert(conn, sensor, opened_at=(start + pd.Timedelta(hours=4)).to_pydatetime())
+            task = await conn.fetchval(
+                "INSERT INTO maintenance_tasks (asset_id, sensor_id, alert_id, title, status) "
+                "VALUES ($1, $2, $3, 'check', 'done') RETURNING id",
+                plant.asset_id,
+                sensor,
+                alert.alert_id,
+            )
+            await conn.execute(
+                "INSERT INTO maintenance_logs (task_id, outcome) VALUES ($1, 'fault_confirmed')", task
+            )
+            return sensor
+
+    sensor = asyncio.run(seed())
+    labels, note = work_order_labels(from_db=True, settings=settings)
+    assert labels is not None and "from the database" in note
+    labels = labels[labels["sensor_id"] == sensor]
+    assert labels["outcome"].tolist() == ["fault_confirmed"]
+
+    train = pd.DataFrame(
+        {
+            "sensor_id": "other",
+            "timestamp": pd.date_range("2026-11-01", periods=200, freq="5min", tz="UTC"),
+            "value": 2.0 + rng.normal(0, 0.05, 200),
+        }
+    )
+    scorer = fit_scorer("vibration", train, n_estimators=20)
+    # thresholds set by hand (this test is about the plumbing): normal rows score about 0.50-0.54, the spike
+    # and the rows whose windows hold it about 0.63-0.65
+    scorer.threshold, scorer.point_threshold = 0.6, 8.0
+    result = TypeResult("vibration", scorer, {}, {}, pd.DataFrame(), None)
+    table = score_work_order_labels({"vibration": result}, labels, settings=settings)
+    assert table.to_dict("records") == [
+        {
+            "sensor_type": "vibration",
+            "labels_confirmed": 1,
+            "labels_no_fault": 0,
+            "hit_rate_confirmed": 1.0,
+            "flag_rate_no_fault": pytest.approx(float("nan"), nan_ok=True),
+        }
+    ]
