@@ -97,9 +97,18 @@ def check_folds(folds: Sequence[Fold]) -> None:
 def select_sensors(
     readings: pd.DataFrame, sensor_types: Iterable[str] | None = None, max_sensors_per_type: int | None = None
 ) -> pd.DataFrame:
-    """The readings of the chosen types, at most ``max_sensors_per_type`` sensors each (lowest ids)."""
+    """The readings of the chosen types, at most ``max_sensors_per_type`` sensors each (lowest ids).
+
+    ``sensor_types`` may be a list or a string (``"vibration,pressure"`` or ``'["vibration"]'``, as papermill's
+    ``-p`` passes it); an unknown type raises ValueError."""
     frame = readings
+    if isinstance(sensor_types, str):
+        text = sensor_types.strip().strip("[]")
+        sensor_types = [t.strip().strip("'\"") for t in text.split(",") if t.strip().strip("'\"")]
     if sensor_types is not None:
+        unknown = sorted(set(sensor_types) - set(readings["sensor_type"].unique()))
+        if unknown:
+            raise ValueError(f"no readings of sensor types {unknown}")
         frame = frame[frame["sensor_type"].isin(list(sensor_types))]
     if max_sensors_per_type is not None:
         keep = (

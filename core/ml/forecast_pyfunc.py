@@ -114,6 +114,14 @@ def model_signature(outputs: Any, params: Any) -> Any:
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
 
+def pip_requirements(method: str) -> list[str]:
+    """Pinned from the running environment (MLflow's own inference imports the model in a subprocess: slow)."""
+    from importlib.metadata import version
+
+    names = ["mlflow", "pandas", "numpy"] + {"prophet": ["prophet"], "lightgbm": ["lightgbm"]}.get(method, [])
+    return [f"{name}=={version(name)}" for name in names]
+
+
 def _naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(timestamp=pd.to_datetime(frame["timestamp"], utc=True).dt.tz_localize(None))
 
@@ -139,6 +147,7 @@ def log_forecast_model(
         python_model=model,
         signature=signature,
         input_example=(example, params),
+        pip_requirements=pip_requirements(model.method),
         registered_model_name=registered_model_name,
         metadata={
             "method": model.method,
