@@ -32,6 +32,7 @@ from apps.api.routers import alert_rules as alert_rules_router
 from apps.api.routers import alerts as alerts_router
 from apps.api.routers import labels as labels_router
 from apps.api.routers import maintenance as maintenance_router
+from apps.api.routers import ml as ml_router
 from apps.api.routers.fleet import router as fleet_router
 from apps.api.routers.queries import router as queries_router
 from apps.api.routers.webhooks import router as webhooks_router
@@ -170,6 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(fleet_router)
     app.include_router(queries_router)
     app.include_router(webhooks_router)
+    app.include_router(ml_router.router)
 
     _instrument(app)
     app.add_middleware(RequestContextMiddleware)  # added last: outermost of our middleware

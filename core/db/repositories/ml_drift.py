@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import DriftCheck
@@ -48,7 +48,7 @@ class DriftCheckRepository:
         """The latest check of every sensor (by recent_end), optionally filtered, by sensor id."""
         query = (
             select(DriftCheck)
-            .distinct(DriftCheck.sensor_id)
+            .ext(distinct_on(DriftCheck.sensor_id))
             .order_by(DriftCheck.sensor_id, DriftCheck.recent_end.desc(), DriftCheck.id.desc())
         )
         if sensor_type is not None:

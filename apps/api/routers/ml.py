@@ -1,0 +1,154 @@
+"""ML serving API (scope ``read``): registered models, predictions, forecasts, anomaly scores and drift.
+
+HTTP concerns only; the use cases are in ``core.ml.serving_service`` and the model cache in
+``core.ml.serving.ModelServer`` (one per app, created on first use: ``app.state.ml_server``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+
+from apps.agents.anomaly import baseline_config
+from apps.api.deps import SessionDep, SettingsDep
+from apps.api.errors import problem_responses
+from apps.api.security import require_scope
+from core.auth.keys import READ
+from core.ml import serving_service as service
+from core.ml.serving import ModelServer
+from core.ml.serving_schemas import (
+    CheckDriftRequest,
+    CheckDriftResponse,
+    DetectAnomalyRequest,
+    DetectAnomalyResponse,
+    DriftStatusList,
+    ForecastRequest,
+    ForecastResponse,
+    ModelList,
+    ModelRead,
+    PredictRequest,
+    PredictResponse,
+)
+
+router = APIRouter(
+    prefix="/api/v1/ml",
+    tags=["ml"],
+    dependencies=[Depends(require_scope(READ))],
+    responses=problem_responses(401, 403, 422, 429),
+)
+
+
+def get_model_server(request: Request) -> ModelServer:
+    state = request.app.state
+    server = getattr(state, "ml_server", None)
+    if server is None:
+        server = state.ml_server = ModelServer.from_settings(state.settings)
+    return server  # type: ignore[no-any-return]
+
+
+ServerDep = Annotated[ModelServer, Depends(get_model_server)]
+
+
+@router.get(
+    "/models",
+    response_model=ModelList,
+    summary="List registered models",
+    description=(
+        "Every registered model of the MLflow registry with its versions (newest first), aliases "
+        "(`champion`, `challenger`) and the metrics of each version's run. Cached for `SM_ML_ALIAS_TTL_S`."
+    ),
+    responses=problem_responses(503),
+)
+async def list_models(server: ServerDep) -> ModelList:
+    return await service.list_models(server)
+
+
+@router.get(
+    "/models/{name}",
+    response_model=ModelRead,
+    summary="Get a registered model",
+    responses=problem_responses(404, 503),
+)
+async def get_model(server: ServerDep, name: Annotated[str, Path(max_length=200)]) -> ModelRead:
+    return await service.get_model(server, name)
+
+
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    summary="Predict with a registered model",
+    description=(
+        "Runs `records` through the model (`model_name`, or `sensor_type` for `anomaly_<type>`) at `version` "
+        "or `alias` (default `champion`). Input columns are checked against the model's signature (422 names "
+        "the missing ones). The response rows are the model's output columns, one per record. The model is "
+        "loaded once per version and cached in the process."
+    ),
+    responses=problem_responses(404, 409, 503),
+)
+async def predict(body: PredictRequest, server: ServerDep) -> PredictResponse:
+    return await service.predict(server, body)
+
+
+@router.post(
+    "/forecast",
+    response_model=ForecastResponse,
+    summary="Forecast a sensor",
+    description=(
+        "Loads the sensor's last `SM_ML_FORECAST_HISTORY` readings and calls `forecast_<sensor type>` "
+        "(champion by default) for `horizon` steps with a prediction interval of width `interval`. 404: unknown "
+        "sensor or no such model; 409: the model has no version with the alias, or the sensor has no readings."
+    ),
+    responses=problem_responses(404, 409, 503),
+)
+async def forecast(
+    body: ForecastRequest, session: SessionDep, server: ServerDep, settings: SettingsDep
+) -> ForecastResponse:
+    return await service.forecast(session, server, settings, body)
+
+
+@router.post(
+    "/detect_anomaly",
+    response_model=DetectAnomalyResponse,
+    summary="Score a window of readings",
+    description=(
+        "Scores the readings with the sensor type's `anomaly_<type>` champion (`method: model`) or, when there "
+        "is none or MLflow is unreachable, with the robust median/MAD baseline seeded with the sensor's stored "
+        "history (`method: robust_z`; `note` says why). Scores are returned in the order of the readings."
+    ),
+    responses=problem_responses(404),
+)
+async def detect_anomaly(
+    body: DetectAnomalyRequest, session: SessionDep, server: ServerDep, settings: SettingsDep
+) -> DetectAnomalyResponse:
+    return await service.detect_anomaly(session, server, baseline_config(settings), body)
+
+
+@router.post(
+    "/check_drift",
+    response_model=CheckDriftResponse,
+    summary="Check sensors for data drift now",
+    description=(
+        "Two-sample KS test and PSI of each sensor's recent window (`recent_hours`, ending at `end` or its "
+        "latest reading) against the same span `reference_offset_hours` earlier; drift when p < "
+        "`SM_DRIFT_KS_PVALUE` or PSI ≥ `SM_DRIFT_PSI`. Computed on demand and not stored (the drift agent "
+        "stores its scheduled checks: `GET /api/v1/ml/drift`)."
+    ),
+    responses=problem_responses(404),
+)
+async def check_drift(
+    body: CheckDriftRequest, session: SessionDep, settings: SettingsDep
+) -> CheckDriftResponse:
+    return await service.check_drift(session, settings, body)
+
+
+@router.get(
+    "/drift",
+    response_model=DriftStatusList,
+    summary="Latest drift check per sensor",
+    description="The drift agent's latest stored check of every sensor; filter by sensor type or verdict.",
+)
+async def drift_status(
+    session: SessionDep, sensor_type: str | None = None, drifted: bool | None = None
+) -> DriftStatusList:
+    return await service.drift_status(session, sensor_type, drifted)
