@@ -148,10 +148,10 @@ class ApiClient:
             ) from exc
 
     def send_json(
-        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
+        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None, **kwargs: Any
     ) -> Any:
         """A write (POST/PATCH/DELETE); the decoded JSON answer, or ApiError with the problem's detail."""
-        response = self.request(method, path, json=json, params=params)
+        response = self.request(method, path, json=json, params=params, **kwargs)
         if response.is_error:
             raise self._error(response)
         if not response.content:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import threading
 import time
@@ -26,6 +27,7 @@ from core.db.session import create_engine, create_session_factory, unit_of_work
 from core.events.types import ReadingsIngested
 from core.simulation.seed import seed_demo_fleet
 from tests.support.db import create_database, drop_database, upgrade
+from tests.support.mlflow_server import NaiveForecastModel, register_contract_model
 
 APP = str(PROJECT_ROOT / "ui" / "streamlit_app.py")
 TIMEOUT_S = 30
@@ -41,6 +43,7 @@ class Seeded:
     open_task: int
     progress_task: int
     dead_letter: int
+    forecast_model: str = "forecast_voltage"
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,10 @@ class ConsoleApi:
     seeded: Seeded
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {"X-API-Key": self.settings.api_key.get_secret_value()}
-        return httpx.request(method, self.base_url + path, headers=headers, timeout=10, trust_env=False, **kwargs)
+        headers = {"X-API-Key": self.settings.api_key.get_secret_value()} | kwargs.pop("headers", {})
+        return httpx.request(
+            method, self.base_url + path, headers=headers, timeout=10, trust_env=False, **kwargs
+        )
 
     def get(self, path: str, **params: Any) -> Any:
         response = self.call("GET", path, params=params)
@@ -156,13 +161,34 @@ async def seed(settings: Settings) -> Seeded:
 @pytest.fixture(scope="session")
 def console_api(admin_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleApi]:
     url = create_database(admin_database_url)
+    # MLflow as a sqlite store used in-process (the API runs in this process): no server to wait for.
+    mlflow_dir = tmp_path_factory.mktemp("ui-mlflow")
+    mlflow_url = f"sqlite:///{mlflow_dir / 'mlflow.db'}"
     try:
+        from mlflow import MlflowClient
+
+        MlflowClient(tracking_uri=mlflow_url).create_experiment(
+            "serving-tests", artifact_location=(mlflow_dir / "artifacts").as_uri()
+        )
         upgrade(url)
         settings = load_settings(
-            env="test", database_url=url, mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}",
+            env="test", database_url=url, mlflow_tracking_uri=mlflow_url,
             ready_check_mlflow=False, db_pool_size=3, data_dir=tmp_path_factory.mktemp("ui-data"),
             log_dir=tmp_path_factory.mktemp("ui-logs"),
         )  # fmt: skip
+        # sensor-006 is a voltage sensor: a champion (v1) and a challenger (v2) forecast model for its type
+        saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        try:
+            for alias, mae in (("champion", 1.5), ("challenger", 1.2)):
+                register_contract_model(mlflow_url, "forecast_voltage", NaiveForecastModel("5min"),
+                                        params={"horizon": 24, "interval": 0.8}, metrics={"mae": mae},
+                                        tags={"sm.family": "forecast", "sm.sensor_type": "voltage"}, alias=alias)  # fmt: skip
+        finally:  # mlflow.set_tracking_uri exports the URI to the environment, where Settings would read it
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
         quiet = {"alert_no_data_check_interval_s": 0.0, "drift_check_interval_s": 0.0}
         settings = settings.model_copy(update={k: v for k, v in quiet.items() if k in Settings.model_fields})
         seeded = asyncio.run(seed(settings))

@@ -3,9 +3,12 @@ shows the seeded data and each action changes what the API answers."""
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.ui.conftest import ConsoleApi, assert_clean, open_page, texts
@@ -13,6 +16,13 @@ from tests.ui.conftest import ConsoleApi, assert_clean, open_page, texts
 
 def _by_key(widgets, key: str):
     return next(w for w in widgets if w.key == key)
+
+
+def _values(array: list | dict) -> list:
+    """A trace's x/y: a JSON list, or plotly's typed array ``{"dtype", "bdata"}`` (base64 of the buffer)."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
 
 
 def _chart_spec(at: AppTest, index: int = 0) -> dict:
@@ -64,7 +74,7 @@ def test_sensor_explorer_draws_rollups_anomalies_alerts_and_thresholds(console: 
     spec = _chart_spec(at)
     traces = {t.get("name"): t for t in spec["data"]}
     assert len(traces["sensor-006"]["x"]) == len(series["items"])
-    assert len(traces["anomaly"]["x"]) == 3
+    assert sorted(_values(traces["anomaly"]["y"])) == [9.5, 10.5, 11.5]
     shapes = spec["layout"]["shapes"]
     assert any(s["type"] == "rect" for s in shapes)  # the open alert's period
     lines = [s for s in shapes if s["type"] == "line"]
@@ -73,7 +83,12 @@ def test_sensor_explorer_draws_rollups_anomalies_alerts_and_thresholds(console: 
     expected = {float(v) for r in rules if r["sensor_type"] == sensor_type for k, v in r["params"].items()
                 if k in ("min", "max")}  # fmt: skip
     assert expected and {s["y0"] for s in lines} == expected  # the threshold rules of the sensor's type
-    assert any("no forecast" in t for t in texts(at.info))  # no forecast endpoint/model: said, not hidden
+    forecast = console.call(
+        "POST", "/api/v1/ml/forecast", json={"sensor_id": "sensor-006", "horizon": 24}
+    ).json()
+    assert len(traces["forecast"]["x"]) == len(forecast["points"]) == 24  # the champion forecast_voltage
+    assert _values(traces["forecast"]["y"]) == pytest.approx([p["yhat"] for p in forecast["points"]])
+    assert len(traces["forecast interval"]["x"]) == 48  # upper then lower edge of the band
     assert at.download_button[0].proto.label == "Download CSV"
     assert len(at.dataframe[0].value) == len(series["items"])
 

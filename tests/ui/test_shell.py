@@ -16,6 +16,7 @@ from core.config import PROJECT_ROOT, Settings, get_settings, load_settings
 
 APP = str(PROJECT_ROOT / "ui" / "streamlit_app.py")
 TIMEOUT_S = 30
+OVERVIEW = "pages/overview.py"  # "Platform status"; the default page is the fleet overview
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def _run(page: str | None = None) -> AppTest:
 
 def test_overview_shows_a_clear_error_when_the_api_is_down(api_env: pytest.MonkeyPatch) -> None:
     api_env.setenv("API_BASE_URL", f"http://127.0.0.1:{_closed_port()}")
-    at = _run()
+    at = _run(OVERVIEW)
     errors = _texts(at.error)
     assert len(errors) == 1
     assert "The API is down" in errors[0] and "unreachable" in errors[0]
@@ -118,7 +119,7 @@ def api_settings(settings: Settings) -> Settings:
 def test_overview_shows_readiness_of_a_real_api(api_env: pytest.MonkeyPatch, api_settings: Settings) -> None:
     with serve_api(api_settings) as base_url:
         api_env.setenv("API_BASE_URL", base_url)
-        at = _run()
+        at = _run(OVERVIEW)
     assert not at.error
     assert any(text.startswith("API ready") for text in _texts(at.success))
     components = {m.label: m.value for m in at.metric}
@@ -135,7 +136,7 @@ def test_overview_lists_failing_components_when_not_ready(
     )
     with serve_api(closed_mlflow) as base_url:
         api_env.setenv("API_BASE_URL", base_url)
-        at = _run()
+        at = _run(OVERVIEW)
     assert not at.error
     warnings = _texts(at.warning)
     assert len(warnings) == 1 and warnings[0].startswith("API not ready") and "mlflow" in warnings[0]

@@ -46,21 +46,28 @@ def _fingerprint(settings: Settings) -> str:
     return hashlib.sha256(settings.api_key.get_secret_value().encode()).hexdigest()[:16]
 
 
+SLOW_TIMEOUT_S = 30.0
+"""ML endpoints load models from the registry on first use: they get longer than the client's default."""
+
+
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False)
-def _cached_get(base_url: str, key_fingerprint: str, path: str, params: tuple[tuple[str, Any], ...]) -> Any:
+def _cached_get(
+    base_url: str, key_fingerprint: str, path: str, params: tuple[tuple[str, Any], ...], timeout: float | None
+) -> Any:
     del key_fingerprint  # part of the cache key only
     settings = settings_or_stop()
-    return _client(base_url, settings.api_key.get_secret_value()).get_json(path, params=dict(params))
+    extra = {} if timeout is None else {"timeout": timeout}
+    return _client(base_url, settings.api_key.get_secret_value()).get_json(path, params=dict(params), **extra)
 
 
 def _params(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((k, v) for k, v in params.items() if v is not None))
 
 
-def get(path: str, **params: Any) -> Any:
+def get(path: str, *, timeout: float | None = None, **params: Any) -> Any:
     """``GET path`` (cached for READ_TTL_S); raises ApiError."""
     settings = settings_or_stop()
-    return _cached_get(settings.api_base_url, _fingerprint(settings), path, _params(params))
+    return _cached_get(settings.api_base_url, _fingerprint(settings), path, _params(params), timeout)
 
 
 def get_items(path: str, limit: int = PAGE_LIMIT, **params: Any) -> tuple[list[dict[str, Any]], int]:
@@ -69,9 +76,17 @@ def get_items(path: str, limit: int = PAGE_LIMIT, **params: Any) -> tuple[list[d
     return list(body.get("items") or []), int(body.get("total", len(body.get("items") or [])))
 
 
-def send(method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None) -> Any:
+def send(
+    method: str,
+    path: str,
+    *,
+    json: Any = None,
+    params: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
+) -> Any:
     """A write; on success the read cache is cleared. Raises ApiError."""
-    result = client().send_json(method, path, json=json, params=dict(params or {}))
+    extra = {} if timeout is None else {"timeout": timeout}
+    result = client().send_json(method, path, json=json, params=dict(params or {}), **extra)
     _cached_get.clear()
     return result
 
@@ -132,9 +147,8 @@ def _cached_post(base_url: str, key_fingerprint: str, path: str, body_json: str)
 
     del key_fingerprint
     settings = settings_or_stop()
-    return _client(base_url, settings.api_key.get_secret_value()).send_json(
-        "POST", path, json=json.loads(body_json)
-    )
+    client = _client(base_url, settings.api_key.get_secret_value())
+    return client.send_json("POST", path, json=json.loads(body_json), timeout=SLOW_TIMEOUT_S)
 
 
 def post_cached(path: str, body: dict[str, Any]) -> Any:

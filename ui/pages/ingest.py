@@ -59,13 +59,16 @@ sensors = (api.load_items("/api/v1/sensors", "the sensors") or ([], 0))[0]
 with st.form("single_reading"):
     left, right = st.columns(2)
     known = [s["sensor_id"] for s in sensors]
-    sensor_id = left.selectbox("Sensor", known, index=0 if known else None, accept_new_options=True)
-    value = right.number_input("Value", value=0.0, format="%.4f")
-    when = left.text_input(
-        "Timestamp (ISO 8601 with zone)", value=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # keyed widgets with a default set once per session: a default that changes on every run (now) would make a
+    # new widget on each run and lose what the user typed
+    st.session_state.setdefault("one_timestamp", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    sensor_id = left.selectbox(
+        "Sensor", known, index=0 if known else None, accept_new_options=True, key="one_sensor"
     )
-    quality = right.number_input("Quality", min_value=0.0, max_value=1.0, value=1.0)
-    unit = left.text_input("Unit (optional)")
+    value = right.number_input("Value", value=0.0, format="%.4f", key="one_value")
+    when = left.text_input("Timestamp (ISO 8601 with zone)", key="one_timestamp")
+    quality = right.number_input("Quality", min_value=0.0, max_value=1.0, value=1.0, key="one_quality")
+    unit = left.text_input("Unit (optional)", key="one_unit")
     if st.form_submit_button("Send reading"):
         reading: dict[str, Any] = {
             "sensor_id": sensor_id,

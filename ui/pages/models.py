@@ -43,7 +43,7 @@ def _aliases(model: dict[str, Any]) -> dict[str, str]:
 
 
 try:
-    models = _items(api.get("/api/v1/ml/models"), "items", "models")
+    models = _items(api.get("/api/v1/ml/models", timeout=api.SLOW_TIMEOUT_S), "items", "models")
 except ApiError as exc:
     models = None
     if exc.status == 404:
@@ -91,7 +91,8 @@ for model in models or []:
             if right.button("Promote", key=f"promote_{name}"):
                 try:
                     answer = api.send("POST", f"/api/v1/ml/models/{name}/promote",
-                                      json={"version": version, "force": force})  # fmt: skip
+                                      json={"version": version, "force": force},
+                                      timeout=api.SLOW_TIMEOUT_S)  # fmt: skip
                     reason = answer.get("reason", "") if isinstance(answer, dict) else ""
                     st.success(f"{name} v{version}: {'promoted' if answer.get('promoted') else 'not promoted'}"
                                f" {reason}".strip())  # fmt: skip
@@ -102,20 +103,52 @@ for model in models or []:
                     else:
                         api.show_error(exc, f"the promotion of {name} v{version}")
 
+
+def drift_by_type(checks: list[dict[str, Any]], time_column: str) -> pd.DataFrame:
+    """One row per sensor type: sensors checked, drifted, skipped (too few readings), worst PSI and KS p-value."""
+    data = pd.DataFrame(checks)
+    data["drifted"] = data["drifted"].fillna(False).astype(bool) if "drifted" in data else False
+    data["checked"] = data["psi"].notna() if "psi" in data else False
+    by_type = data.groupby("sensor_type").agg(
+        sensors=("sensor_id", "nunique"), checked=("checked", "sum"), drifted=("drifted", "sum"),
+        max_psi=("psi", "max"), min_ks_pvalue=("ks_pvalue", "min"), window_end=(time_column, "max"),
+    ).reset_index()  # fmt: skip
+    by_type.insert(1, "status", ["⚠️ drift" if n else "✅ stable" for n in by_type["drifted"]])
+    return by_type
+
+
 st.subheader("Drift")
+st.caption("KS test and PSI of each sensor's recent window against its reference window, per sensor type.")
+if st.button("Check drift now (every sensor)", key="drift_check"):
+    try:
+        answer = api.send("POST", "/api/v1/ml/check_drift", json={}, timeout=api.SLOW_TIMEOUT_S)
+    except ApiError as exc:
+        api.show_error(exc, "a drift check")
+    else:
+        st.session_state["drift_results"] = answer
+fresh = st.session_state.get("drift_results")
+if fresh and fresh.get("results"):
+    thresholds = fresh.get("thresholds") or {}
+    st.markdown(
+        f"**Check just run** (drift when KS p < {thresholds.get('ks_pvalue')} or PSI ≥ {thresholds.get('psi')})"
+    )
+    st.dataframe(drift_by_type(fresh["results"], "recent_end"), hide_index=True, width="stretch")
+    with st.expander("Per sensor (check just run)"):
+        st.dataframe(pd.DataFrame(fresh["results"]), hide_index=True, width="stretch")
+
 try:
-    drift = api.get("/api/v1/ml/drift")
+    drift = api.get("/api/v1/ml/drift", timeout=api.SLOW_TIMEOUT_S)
 except ApiError as exc:
     drift = None
     if exc.status == 404:
         st.warning("The API does not serve `/api/v1/ml/drift` (HTTP 404): no drift status available.")
     else:
         api.show_error(exc, "the drift status")
-if drift is not None:
-    checks = _items(drift, "items", "checks", "sensor_types", "results")
-    if checks:
-        st.dataframe(pd.json_normalize(checks), hide_index=True, width="stretch")
-    elif isinstance(drift, dict) and drift:
-        st.json(drift)
-    else:
-        st.info("No drift check has run yet.")
+checks = _items(drift, "items")
+st.markdown("**Last stored checks** (drift agent)")
+if drift is not None and not checks:
+    st.info("No stored drift check yet (the drift agent runs every SM_DRIFT_CHECK_INTERVAL_S).")
+if checks:
+    st.dataframe(drift_by_type(checks, "checked_at"), hide_index=True, width="stretch")
+    with st.expander("Per sensor (stored)"):
+        st.dataframe(pd.DataFrame(checks), hide_index=True, width="stretch")
