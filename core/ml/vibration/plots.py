@@ -31,7 +31,7 @@ def plot_health_timelines(
     threshold (dashed), exceedances (orange dots), confirmed alarm starts (red triangles), files without signal
     (grey ×), and the true onset when known."""
     bearings = sorted(long["bearing"].unique())
-    fig = Figure(figsize=(3.2 * len(indicators), 1.9 * len(bearings) + 0.6))
+    fig = Figure(figsize=(2.9 * len(indicators), 1.7 * len(bearings) + 0.6))
     axes = fig.subplots(len(bearings), len(indicators), squeeze=False, sharex=True)
     for r, b in enumerate(bearings):
         part = long[long["bearing"] == b].sort_values("file_index")
@@ -52,7 +52,8 @@ def plot_health_timelines(
             ax.plot(xs[starts], ys[starts], "v", ms=7, color="tab:red")
             if onset_x is not None and b == faulty_bearing:
                 ax.axvline(onset_x, color="tab:green", lw=1)
-            if ind in ("rms", "env_bpfo", "env_bpfi", "env_bsf", "env_ftf") and np.all(ys[present] > 0):
+            pos = ys[present]
+            if len(pos) and np.all(pos > 0) and pos.max() / pos.min() > 10:  # log only when it spans decades
                 ax.set_yscale("log")
             if r == 0:
                 ax.set_title(ind, fontsize=9)
@@ -70,7 +71,7 @@ def plot_envelope_spectra(
 ) -> Figure:
     """One panel per signal: the averaged envelope spectrum with BPFO, BPFI, 2·BSF and FTF (and harmonics)
     marked, titled with the diagnosis."""
-    fig = Figure(figsize=(9, 1.9 * len(diagnoses) + 0.4))
+    fig = Figure(figsize=(8, 1.6 * len(diagnoses) + 0.4))
     axes = fig.subplots(len(diagnoses), 1, squeeze=False)[:, 0]
     for ax, (label, d) in zip(axes, diagnoses.items(), strict=True):
         top = max_hz or 4.2 * d.defect_frequencies["bpfi"]

@@ -82,9 +82,11 @@ def log_detector_run(
     heldout: pd.DataFrame | None = None,
     tracking_uri: str | None = None,
     promote: bool = True,
+    log_model: bool = True,
 ) -> dict[str, Any]:
-    """A nested run for one model: params, metrics, tags, the pyfunc (registered when a name is given) and, when
-    registered, ``promote_if_better`` with the held-out healthy windows' exceedance rate (lower is better)."""
+    """A nested run for one model: params, metrics, tags, the pyfunc (unless ``log_model`` is False; registered
+    when a name is given) and, when registered, ``promote_if_better`` with the held-out healthy windows'
+    exceedance rate (lower is better)."""
     from mlflow.models import infer_signature
 
     out: dict[str, Any] = {"run_name": run_name, "model_name": registered_model_name}
@@ -93,6 +95,8 @@ def log_detector_run(
         mlflow.set_tags({"sm.family": FAMILY, "sm.sensor_type": "vibration", "sm.model_kind": detector.kind})
         mlflow.log_params({k: str(v) for k, v in params.items()} | {"train_windows": detector.train_rows})
         mlflow.log_metrics(clean_metrics(metrics | {"window_threshold": detector.threshold}))
+        if not log_model:
+            return out | {"version": None}
         example = windows.loc[:, list(FEATURE_COLUMNS)].head(5).reset_index(drop=True)
         pyfunc = VibrationPyFunc(detector)
         signature = infer_signature(example, pyfunc.predict(None, example))

@@ -1,0 +1,98 @@
+"""notebooks/06_vibration_gauntlet.ipynb: committed clean with one parameters cell; a papermill run in small
+mode against a temporary sqlite MLflow store writes the figures and summary and logs one parent run with one
+nested run per model, the IMS detectors registered."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from core.config import PROJECT_ROOT
+
+NOTEBOOK = PROJECT_ROOT / "notebooks" / "06_vibration_gauntlet.ipynb"
+IMS_RAW = PROJECT_ROOT / ".." / "shared" / "datasets" / "ims" / "raw"
+
+
+def _code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [cell for cell in nb.cells if cell.cell_type == "code"]
+
+
+def test_notebook_is_committed_clean_with_a_parameters_cell() -> None:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    cells = _code_cells(nb)
+    assert all(cell.outputs == [] and cell.execution_count is None for cell in cells)
+    tagged = [cell for cell in cells if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    assigned = {}
+    for node in ast.parse(tagged[0].source).body:
+        assert isinstance(node, ast.Assign)
+        assigned[node.targets[0].id] = ast.literal_eval(node.value)
+    assert assigned["ims_path"] == "../shared/datasets/ims/raw"
+    assert assigned["cwru_path"] is None and assigned["tracking_uri"] is None
+    assert assigned["output_dir"] == "docs/ml/vibration" and assigned["window"] == 2048
+    assert assigned["simulate"] is True and assigned["max_files"] is None
+    modules = set()
+    for cell in cells:
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                modules.add(node.module)
+    assert modules == {"core.ml.vibration.report", "IPython.display"}
+
+
+@pytest.mark.heavy_ml
+@pytest.mark.skipif(not IMS_RAW.is_dir(), reason="IMS excerpt not present")
+def test_papermill_small_mode(tmp_path: Path) -> None:
+    import numpy as np
+    import papermill
+    from mlflow.tracking import MlflowClient
+    from scipy.io import savemat
+
+    from core.ml.vibration.simulator import simulate_signal
+
+    cwru = tmp_path / "cwru"
+    cwru.mkdir()
+    x = simulate_signal("outer", fs=12_000, rpm=1797, n_samples=24_000, severity=0.25, rng=8)
+    savemat(cwru / "OR007@6_0.mat", {"X130_DE_time": x[:, None], "X130RPM": np.array([[1797]])})
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out_dir, summary = tmp_path / "plots", tmp_path / "summary.json"
+    papermill.execute_notebook(
+        str(NOTEBOOK), str(tmp_path / "06.ipynb"), kernel_name="python3", cwd=str(PROJECT_ROOT),
+        progress_bar=False, execution_timeout=300,
+        parameters={"output_dir": str(out_dir), "summary_path": str(summary), "tracking_uri": uri,
+                    "sim_files": 30, "sim_onset": 20, "sim_samples": 8192, "diag_seeds": 1,
+                    "cwru_path": str(cwru)},
+    )  # fmt: skip
+    names = {p.name for p in out_dir.iterdir()}
+    assert {"sim_health_indicators.png", "sim_detection.png", "ims_2nd_test_health_indicators.png",
+            "envelope_spectra_simulated.png", "envelope_spectra_ims_2nd_test.png"} <= names  # fmt: skip
+    assert all((out_dir / n).read_bytes().startswith(b"\x89PNG") for n in names)
+    data = json.loads(summary.read_text())
+    assert data["reference"]["ims_test2_bearing1_rms_alarm_file"] == 530
+    assert data["ims"]["2nd_test"]["coverage"]["files_present"] == 3
+    assert data["simulation"]["onset_file"] == 20
+    assert 0 <= data["diagnosis_simulated"]["accuracy"] <= 1
+    assert [(r["file"], r["fault"]) for r in data["cwru"]] == [("OR007@6_0.mat", "outer race")]
+    assert "envelope_spectra_cwru.png" in names
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("vibration_gauntlet")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(r.info.run_name for r in children) == [
+        "ims_isolation_forest", "ims_one_class_svm", "sim_isolation_forest", "sim_one_class_svm"
+    ]  # fmt: skip
+    assert "diagnosis_accuracy_simulated" in parents[0].data.metrics
+    for name in ("vibration_ims_isolation_forest", "vibration_ims_one_class_svm"):
+        version = client.get_model_version(name, "1")
+        assert version.tags["sm.family"] == "vibration"
+        assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+    artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert {"plots", "vibration_summary.json"} <= artifacts
