@@ -146,6 +146,17 @@ def evaluate_for_promotion(model: PyFuncModel, model_name: str = MODEL_NAME) -> 
     return f1_on(model, promotion_data())
 
 
+def pip_requirements() -> list[str]:
+    """The model's runtime packages pinned to the installed versions (skips MLflow's slow requirement inference,
+    which re-loads the model in a subprocess). Loading also needs this project's ``core`` package importable."""
+    from importlib.metadata import version
+
+    return [
+        f"{name}=={version(name)}"
+        for name in ("mlflow", "scikit-learn", "lightgbm", "pandas", "numpy", "cloudpickle")
+    ]
+
+
 def log_and_register(
     model: Ai4iFailureClassifier,
     example: pd.DataFrame,
@@ -166,6 +177,7 @@ def log_and_register(
         signature=signature(model, example),
         input_example=example,
         registered_model_name=model_name,
+        pip_requirements=pip_requirements(),
     )
     version = info.registered_model_version
     if version is None:

@@ -82,6 +82,7 @@ def log_gauntlet(
     uri = resolve_tracking_uri(config.tracking_uri)
     mlflow.set_tracking_uri(uri)
     experiment_id = _experiment_id(uri)
+    mlflow.set_experiment(experiment_id=experiment_id)  # nested runs inherit the active experiment, not the parent's
     champion = summary["champion"]
     tags = {"sm.kind": "gauntlet", "sm.family": "classifier", "sm.dataset": config.source}
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"ai4i-{config.source}", tags=tags) as parent:

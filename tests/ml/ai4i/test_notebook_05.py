@@ -1,0 +1,131 @@
+"""notebooks/05_classification_gauntlet_ai4i.ipynb: committed clean with literal parameters, only core.ml imports,
+and a papermill run in small mode against a temporary sqlite MLflow store logs one parent run with nested runs per
+model, writes the figures and the summary, and registers the champion."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from core.config import PROJECT_ROOT
+
+NOTEBOOK = PROJECT_ROOT / "notebooks" / "05_classification_gauntlet_ai4i.ipynb"
+FIGURES = {"confusion_matrix.png", "roc_pr.png", "cv_f1.png", "feature_importances.png"}
+
+
+def _code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [cell for cell in nb.cells if cell.cell_type == "code"]
+
+
+def test_notebook_is_committed_clean_with_literal_parameters() -> None:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    cells = _code_cells(nb)
+    assert all(cell.outputs == [] and cell.execution_count is None for cell in cells)
+    tagged = [cell for cell in cells if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    assigned = {}
+    for node in ast.parse(tagged[0].source).body:
+        assert isinstance(node, ast.Assign)
+        assigned[node.targets[0].id] = ast.literal_eval(node.value)
+    assert assigned["data_path"] == "../shared/datasets/ai4i2020/ai4i2020.csv"
+    assert assigned["output_dir"] == "docs/ml/ai4i"
+    assert assigned["summary_path"] == "docs/ml/ai4i_summary.json"
+    assert assigned["tracking_uri"] is None
+    assert (assigned["n_splits"], assigned["n_repeats"], assigned["small_mode"]) == (5, 3, False)
+    assert {"n_rows", "seed", "inner_splits", "models", "register", "log_to_mlflow"} <= set(assigned)
+
+
+def test_notebook_only_imports_core_ml_and_display() -> None:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    modules = set()
+    for cell in _code_cells(nb):
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                modules.add(node.module)
+    assert all(m == "IPython.display" or m.startswith("core.ml") for m in modules), modules
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
+    import papermill
+
+    tmp = tmp_path_factory.mktemp("notebook_05")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    params = {
+        "output_dir": str(tmp / "ai4i"),
+        "summary_path": str(tmp / "ai4i_summary.json"),
+        "tracking_uri": uri,
+        "small_mode": True,
+    }
+    from core.ml.ai4i.data import DEFAULT_PATH
+
+    if not DEFAULT_PATH.is_file():
+        params |= {"data_path": "generated", "n_rows": 3000}
+    papermill.execute_notebook(
+        str(NOTEBOOK),
+        str(tmp / "05.ipynb"),
+        parameters=params,
+        kernel_name="python3",
+        cwd=str(PROJECT_ROOT),
+        progress_bar=False,
+        execution_timeout=240,
+    )
+    key = "real_small" if DEFAULT_PATH.is_file() else "generated_small"
+    return {"tmp": tmp, "uri": uri, "key": key, "output": tmp / "05.ipynb"}
+
+
+@pytest.mark.heavy_ml
+@pytest.mark.slow
+def test_small_run_writes_figures_and_summary(executed: dict[str, Path | str]) -> None:
+    tmp, key = Path(executed["tmp"]), str(executed["key"])
+    figures = tmp / "ai4i" / key
+    assert {p.name for p in figures.iterdir()} == FIGURES
+    assert all((figures / name).read_bytes().startswith(b"\x89PNG") for name in FIGURES)
+    summary = json.loads((tmp / "ai4i_summary.json").read_text())
+    run = summary["runs"][key]
+    assert summary["reference"]["target_f1"] == 0.90
+    assert set(run["models"]) == {
+        f"{m}__{f}" for m in ("random_forest", "svc", "lightgbm") for f in ("raw", "engineered")
+    }
+    champion = run["champion"]
+    assert champion["key"] in run["models"]
+    assert champion["cv_mean"]["f1"] == max(m["mean"]["f1"] for m in run["models"].values())
+    assert 0.0 < champion["cv_mean"]["f1"] <= 1.0
+    assert run["registered"]["version"] == "1"
+    assert run["registered"]["promotion"]["promoted"] is True
+    nb = nbformat.read(executed["output"], as_version=4)
+    assert not any(o.output_type == "error" for c in _code_cells(nb) for o in c.outputs)
+
+
+@pytest.mark.heavy_ml
+@pytest.mark.slow
+def test_small_run_logs_one_parent_run_with_nested_model_runs(executed: dict[str, Path | str]) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=str(executed["uri"]))
+    experiment = client.get_experiment_by_name("ai4i_gauntlet")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    names = {r.info.run_name for r in children}
+    assert {"random_forest__raw", "svc__engineered", "lightgbm__engineered", "published_limits"} <= names
+    assert len(children) == 6 + 1 + 1  # models × feature sets, the published limits, the registered champion
+    assert "champion_cv_f1_mean" in parent.data.metrics and "holdout_f1" in parent.data.metrics
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert plots == {f"plots/{name}" for name in FIGURES}
+    version = client.get_model_version_by_alias("ai4i_failure_classifier", "champion")
+    champion_run = client.get_run(version.run_id)
+    assert champion_run.data.tags["sm.family"] == "classifier"
+    assert "holdout_f1" in champion_run.data.metrics
+    assert experiment.artifact_location == (Path(executed["tmp"]) / "mlartifacts").as_uri()
