@@ -60,7 +60,8 @@ def _frame(clips: list[Clip]) -> pd.DataFrame:
             "machine_id": c.machine_id,
             "label": c.label,
             "split": c.split,
-            "clip": f"{c.machine}/{c.machine_id}/{c.split + '/' if c.split else ''}{Path(c.path).name}",
+            # unique key: MIMII reuses file names across normal/ and abnormal/
+            "clip": f"{c.machine}/{c.machine_id}/{c.split + '/' if c.split else ''}{c.label}/{Path(c.path).name}",
         }
         for c in clips
     ]

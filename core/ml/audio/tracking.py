@@ -206,3 +206,24 @@ def log_gauntlet(
     finally:
         mlflow.set_tracking_uri(previous)
     return out
+
+
+def comparison_table(results: Sequence[DatasetResult]) -> pd.DataFrame:
+    """Mean AUC and pAUC (%) over the ids of each dataset, machine and model, beside the DCASE 2020 baseline AUC
+    of the machine type when the machine name is one of fan/pump/slider/valve (NaN otherwise)."""
+    rows = []
+    for result in results:
+        for model, ev in result.evaluations.items():
+            for row in ev.machine_means().itertuples():
+                rows.append(
+                    {
+                        "dataset": result.name,
+                        "machine": row.machine,
+                        "model": model,
+                        "ids": int((ev.by_id["machine"] == row.machine).sum()),
+                        "auc_percent": 100 * row.auc,
+                        "pauc_percent": 100 * row.pauc,
+                        "reference_auc_percent": REFERENCE_AUC.get(str(row.machine), np.nan),
+                    }
+                )
+    return pd.DataFrame(rows)
