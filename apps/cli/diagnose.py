@@ -42,8 +42,13 @@ def diagnose_bearing(
         typer.echo("error: give both --band-low and --band-high, or neither", err=True)
         raise typer.Exit(2)
     is_mat = file.suffix.lower() == ".mat"
+    if not is_mat and channel.upper() == "DE":  # the default: first column of a text file
+        channel = "0"
+    if not is_mat and not channel.isdigit():
+        typer.echo(f"error: --channel of a text file is a column index, not {channel!r}", err=True)
+        raise typer.Exit(2)
     try:
-        signal, file_rpm = read_signal_file(file, fs=fs, channel=channel if is_mat else int(channel or 0))
+        signal, file_rpm = read_signal_file(file, fs=fs, channel=channel if is_mat else int(channel))
         speed = rpm if rpm is not None else file_rpm
         if speed is None:
             typer.echo("error: --rpm is required (the file has no RPM variable)", err=True)

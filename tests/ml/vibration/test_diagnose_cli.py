@@ -50,16 +50,20 @@ def test_cli_json_uses_the_file_rpm(tmp_path: Path) -> None:
 
 def test_cli_ims_text_file_and_errors(tmp_path: Path) -> None:
     x = simulate_signal("outer", fs=20_000, rpm=2000, n_samples=20_480, severity=0.3, rng=3, geometry=None)
+    healthy = simulate_signal("none", fs=20_000, rpm=2000, n_samples=20_480, rng=6)
     from core.ml.vibration.bearings import REXNORD_ZA_2115
 
     y = simulate_signal("outer", fs=20_000, rpm=2000, geometry=REXNORD_ZA_2115, n_samples=20_480,
                         severity=0.3, rng=4)  # fmt: skip
-    path = write_ims_file(tmp_path / "2004.02.12.10.32.39", np.column_stack([x, y, x, x]))
+    path = write_ims_file(tmp_path / "2004.02.12.10.32.39", np.column_stack([healthy, y, x, x]))
     args = ["diagnose-bearing", str(path), "--fs", "20000", "--rpm", "2000", "--bearing", "ZA-2115"]
     result = runner.invoke(app, [*args, "--channel", "1"])
     assert result.exit_code == 0, result.output
     assert "diagnosis: outer race" in result.output
     assert runner.invoke(app, [*args, "--channel", "9"]).exit_code == 2
+    assert runner.invoke(app, [*args, "--channel", "FE"]).exit_code == 2
+    first_column = runner.invoke(app, args)  # default channel: column 0, a healthy signal
+    assert first_column.exit_code == 0 and "diagnosis: none\n" in first_column.output
     no_rpm = runner.invoke(
         app, ["diagnose-bearing", str(_mat(tmp_path, "inner", 5, with_rpm=False)), "--fs", "12000"]
     )
