@@ -16,6 +16,7 @@ from core.ml.vibration.models import VibrationDetector
 FAMILY = "vibration"
 EXPERIMENT = "vibration_gauntlet"
 PROMOTION_METRIC = ("heldout_exceed_rate", False)
+HELDOUT_IMS_FILE = "2004.02.12.10.42.39"
 
 
 class VibrationPyFunc(mlflow.pyfunc.PythonModel):
@@ -141,3 +142,19 @@ def _promote(name: str, version: str, heldout: pd.DataFrame, tracking_uri: str |
         "reason": decision.reason,
         "candidate_score": decision.candidate_score,
     }
+
+
+def evaluate_for_promotion(model: Any, model_name: str) -> float:
+    """The registry's family evaluator for ``vibration_ims_*``: share of the windows of a held-out healthy IMS
+    recording (test 2, second file — the detectors of notebook 06 train on the first) that the model flags
+    (``is_anomaly``); lower is better (:data:`PROMOTION_METRIC`). Only false alarms on healthy data are measured:
+    the excerpt holds no damaged IMS recording to measure detection on."""
+    from core.config import PROJECT_ROOT
+    from core.ml.vibration.bearings import IMS_RPM, REXNORD_ZA_2115
+    from core.ml.vibration.features import window_features
+    from core.ml.vibration.readers import IMS_FS, read_ims_file
+
+    path = PROJECT_ROOT.parent / "shared" / "datasets" / "ims" / "raw" / "2nd_test" / HELDOUT_IMS_FILE
+    features = window_features(read_ims_file(path), IMS_FS, REXNORD_ZA_2115, IMS_RPM)
+    flags = model.predict(features.loc[:, list(FEATURE_COLUMNS)])["is_anomaly"]
+    return float(np.mean(np.asarray(flags, dtype=bool)))

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.config import PROJECT_ROOT
 from core.ml.vibration.bearings import REXNORD_ZA_2115
 from core.ml.vibration.features import FEATURE_COLUMNS, window_features
 from core.ml.vibration.models import MODEL_KINDS, train_detector
@@ -89,3 +90,24 @@ def test_pyfunc_logs_registers_and_reloads(tmp_path: Path, data: dict[str, pd.Da
     run = client.get_run(version.run_id)
     assert run.data.metrics["heldout_exceed_rate"] == 0.1
     assert run.data.tags["mlflow.parentRunId"]
+
+
+@pytest.mark.skipif(
+    not (PROJECT_ROOT.parent / "shared" / "datasets" / "ims").is_dir(), reason="no IMS excerpt"
+)
+def test_family_evaluator_scores_the_heldout_ims_file(data: dict[str, pd.DataFrame]) -> None:
+    from core.ml.vibration.tracking import PROMOTION_METRIC, VibrationPyFunc, evaluate_for_promotion
+
+    class Loaded:  # the PyFuncModel call shape
+        def __init__(self, detector: object) -> None:
+            self.inner = VibrationPyFunc(detector)
+
+        def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+            return self.inner.predict(None, frame)
+
+    assert PROMOTION_METRIC == ("heldout_exceed_rate", False)
+    simulated = train_detector("isolation_forest", data["train"])  # trained on simulated healthy windows
+    rate = evaluate_for_promotion(Loaded(simulated), "vibration_ims_isolation_forest")
+    assert rate > 0.5  # real IMS windows do not look like the simulator's healthy windows
+    simulated.threshold = float("inf")
+    assert evaluate_for_promotion(Loaded(simulated), "vibration_ims_isolation_forest") == 0.0
