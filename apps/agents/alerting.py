@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.alerts.service import AlertingService, Outcome
+from core.alerts.window import MatchCache
 from core.db.session import unit_of_work
 from core.events.coalesce import Coalescer, merge_readings
 from core.events.types import AnomalyDetected, Event, ReadingsIngested
@@ -26,15 +27,23 @@ READINGS_HANDLER_NAME = "alerting.readings_ingested"
 
 
 class AnomalyHandler:
+    """Anomaly-score rules on ``AnomalyDetected``; a fault emits bursts of them, so deliveries arriving while a
+    run is in progress are handled together in the next one (one unit of work, shared lookups)."""
+
     def __init__(self, session_factory: async_sessionmaker[AsyncSession] | None) -> None:
         self._factory = session_factory
+        self.coalescer: Coalescer[AnomalyDetected] = Coalescer(self._handle)
 
     async def __call__(self, event: Event) -> None:
         assert isinstance(event, AnomalyDetected)
         if self._factory is None:
             raise RuntimeError("the alerting agent needs the database session factory")
+        await self.coalescer.submit(event)
+
+    async def _handle(self, events: list[AnomalyDetected]) -> None:
+        assert self._factory is not None
         async with unit_of_work(self._factory) as session:
-            await AlertingService(session).on_anomaly(event)
+            await AlertingService(session).on_anomalies(events)
 
 
 class ReadingsHandler:
@@ -42,9 +51,12 @@ class ReadingsHandler:
     runs are evaluated together in the next one (``core.events.coalesce``): every evaluation reads the rules'
     window of readings, so one per event falls behind the simulator's ten batches a second."""
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession] | None) -> None:
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession] | None, *, cache: bool = True
+    ) -> None:
         self._factory = session_factory
         self.coalescer: Coalescer[ReadingsIngested] = Coalescer(self._evaluate)
+        self.cache = MatchCache() if cache else None
 
     async def __call__(self, event: Event) -> None:
         assert isinstance(event, ReadingsIngested)
@@ -56,7 +68,7 @@ class ReadingsHandler:
         assert self._factory is not None
         for merged in merge_readings(events):
             async with unit_of_work(self._factory) as session:
-                await AlertingService(session).on_readings(merged)
+                await AlertingService(session).on_readings(merged, self.cache)
 
 
 async def check_no_data(

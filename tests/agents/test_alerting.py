@@ -6,6 +6,7 @@ rules disabled, and every test uses a sensor type of its own, so only the test's
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import uuid
@@ -493,3 +494,74 @@ async def test_readings_for_answers_what_the_filter_keeps(world, session_factory
             got = (await repo.readings_for([flt], since, first, T0 + timedelta(minutes=50), 3))[world.sensor]
             assert got == kept(flt, points[:51], since, first, 3), flt
             assert got  # each filter keeps the batch itself at least
+
+
+async def test_the_match_cache_changes_no_outcome(db, session_factory):  # noqa: F811
+    """The same random batches (in order, plus a late one and a redelivery) through a handler with the match
+    cache and one without give the same alerts and observations."""
+    rng = random.Random(11)
+    worlds = [await World(db).setup(), await World(db).setup()]
+    for w in worlds:
+        await w.rule(
+            "threshold", {"min": 2.0, "max": 10.0}, open_after_k=3, window_minutes=20, resolve_after_m=4
+        )
+    handlers = [ReadingsHandler(session_factory), ReadingsHandler(session_factory, cache=False)]
+    assert handlers[0].cache is not None and handlers[1].cache is None
+    values = [rng.choice([5.0, 6.0, 7.0, 1.0, 12.0, 5.5, 6.5, 4.0]) for _ in range(120)]
+    starts = list(range(0, 120, 6))
+    late = starts.pop(7)  # stored and delivered after the batch that follows it
+    order = [*starts[:8], late, *starts[8:], starts[3]]  # … and one redelivery at the end
+    events: dict[tuple[int, int], ReadingsIngested] = {}
+    for start in order:
+        for i, (w, handler) in enumerate(zip(worlds, handlers, strict=True)):
+            if (i, start) not in events:
+                events[(i, start)] = await w.readings(
+                    T0 + timedelta(minutes=start), values[start : start + 6]
+                )
+            await handler(events[(i, start)])
+    assert handlers[0].cache.hits > 0 and handlers[0].cache.misses > 0
+
+    async def outcome(w: World) -> tuple[list[tuple[str, int]], list[tuple[datetime, float]]]:
+        alerts = [(a["status"], a["anomaly_count"]) for a in await w.alerts()]
+        observations = await w.conn.fetch(
+            "SELECT o.observed_at, o.value FROM alert_observations o JOIN alerts a ON a.id = o.alert_id "
+            "WHERE a.sensor_id = $1 ORDER BY 1",
+            w.sensor,
+        )
+        return alerts, [(r["observed_at"], r["value"]) for r in observations]
+
+    cached, uncached = await outcome(worlds[0]), await outcome(worlds[1])
+    assert cached == uncached
+    assert len(cached[0]) >= 2  # the data opened (and resolved) alerts: the comparison is not vacuous
+
+
+async def test_a_burst_of_anomalies_handled_together_equals_one_by_one(db, session_factory):  # noqa: F811
+    """Concurrent AnomalyDetected deliveries share a run (one unit of work): the same alerts and observations as
+    the same events handled one at a time, in time order; redelivering the burst changes nothing."""
+    worlds = [await World(db).setup(), await World(db).setup()]
+    for w in worlds:
+        await w.rule("anomaly_score", {"min_score": 2.0}, open_after_k=3, window_minutes=10)
+    scores = [5.0, 1.0, 6.0, 7.0, 8.0, 9.0, 1.5, 9.5]
+    bursts = [
+        [await w.anomaly(T0 + timedelta(minutes=i), score=s) for i, s in enumerate(scores)] for w in worlds
+    ]
+    together = AnomalyHandler(session_factory)
+    await asyncio.gather(*(together(e) for e in bursts[0]))
+    assert together.coalescer.largest_run > 1
+    one_by_one = AnomalyHandler(session_factory)
+    for event in bursts[1]:
+        await one_by_one(event)
+
+    async def outcome(w: World) -> tuple[list[tuple[str, int]], list[tuple[datetime, bool]]]:
+        rows = await w.conn.fetch(
+            "SELECT o.observed_at, o.anomaly_id IS NOT NULL AS linked FROM alert_observations o "
+            "JOIN alerts a ON a.id = o.alert_id WHERE a.sensor_id = $1 ORDER BY 1",
+            w.sensor,
+        )
+        return [(a["status"], a["anomaly_count"]) for a in await w.alerts()], [tuple(r) for r in rows]
+
+    first = await outcome(worlds[0])
+    assert first == await outcome(worlds[1])
+    assert first[0] == [("open", 6)]  # the 6 anomalies with score >= 2
+    await asyncio.gather(*(together(e) for e in bursts[0]))
+    assert await outcome(worlds[0]) == first

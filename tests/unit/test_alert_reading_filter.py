@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.alerts.engine import rate_violation, simulate, threshold_violation
-from core.alerts.service import reading_filters
+from core.alerts.window import reading_filters
 from core.db.models import Alert, AlertRule
 from core.db.repositories.alerting import Point, ReadingFilter
 

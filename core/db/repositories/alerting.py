@@ -1,13 +1,15 @@
-"""Alerting: rules, alerts of the alerting agent, their history and observations, suppression (SQL only here)."""
+"""Alerting: alerts of the alerting agent, their history and observations, the readings they are evaluated on
+(SQL only here). Rule queries live in ``alerting_rules``, suppression queries in ``alerting_suppression``;
+``AlertingRepository`` has them all."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,15 +18,11 @@ from core.db.models import (
     Alert,
     AlertEvent,
     AlertObservation,
-    AlertRule,
     Anomaly,
-    MaintenanceTask,
-    MaintenanceWindow,
     Sensor,
 )
-
-#: Work-order statuses that suppress new alerts on the asset.
-ACTIVE_TASK_STATUSES = ("open", "in_progress")
+from core.db.repositories.alerting_rules import AlertRulesQueries
+from core.db.repositories.alerting_suppression import ACTIVE_TASK_STATUSES, SuppressionQueries
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,49 +71,20 @@ class Observation:
     anomaly_id: int | None = None
 
 
-_RULES_FOR_SENSORS_SQL = text(
-    """
-    SELECT r.id, s.sensor_id
-    FROM alert_rules r
-    JOIN sensors s ON (r.sensor_id = s.sensor_id)
-                   OR (r.sensor_id IS NULL AND r.sensor_type = s.type)
-                   OR (r.sensor_id IS NULL AND r.sensor_type IS NULL)
-    WHERE s.sensor_id = ANY(CAST(:ids AS text[])) AND r.enabled AND r.kind = ANY(CAST(:kinds AS text[]))
-    ORDER BY r.id, s.sensor_id
-    """
-)
-
-#: Readings of the batch's sensors from ``since`` to ``until``, plus the last ``n`` readings up to ``until``
-#: of each sensor (the normal streak before the batch), in one statement.
-_READINGS_SQL = text(
-    """
-    SELECT sensor_id, timestamp, value FROM sensor_readings
-    WHERE sensor_id = ANY(CAST(:ids AS text[])) AND timestamp >= :since AND timestamp <= :until
-    UNION
-    SELECT s.sensor_id, r.timestamp, r.value
-    FROM unnest(CAST(:ids AS text[])) AS s(sensor_id)
-    CROSS JOIN LATERAL (
-        SELECT timestamp, value FROM sensor_readings x
-        WHERE x.sensor_id = s.sensor_id AND x.timestamp <= :until
-        ORDER BY x.timestamp DESC LIMIT :n
-    ) r
-    ORDER BY 1, 2
-    """
-)
-
-#: The same, but per sensor only the readings the rules of the batch can act on before ``:first`` (the batch's
-#: first timestamp): every reading when ``keep_all``, readings after ``after`` (the last matching reading of an
+#: Readings of the batch's sensors from ``:first`` (the batch's first timestamp) to ``:until``, plus the last ``n``
+#: readings up to ``:until`` of each sensor (the normal streak before the batch), plus, per sensor, the readings
+#: from ``scan_from`` (the rules' window) the rules of the batch can act on: every reading when ``keep_all``, readings after ``after`` (the last matching reading of an
 #: unresolved alert: the normal streak that may resolve it), and readings outside ``[lo, hi]`` (threshold
 #: matches that may count towards opening). See ``ReadingFilter``.
 _FILTERED_READINGS_SQL = text(
     """
     SELECT f.sensor_id, r.timestamp, r.value
     FROM unnest(CAST(:ids AS text[]), CAST(:keep_all AS boolean[]), CAST(:after AS timestamptz[]),
-                CAST(:lo AS double precision[]), CAST(:hi AS double precision[]))
-         AS f(sensor_id, keep_all, after, lo, hi)
+                CAST(:lo AS double precision[]), CAST(:hi AS double precision[]), CAST(:scan_from AS timestamptz[]))
+         AS f(sensor_id, keep_all, after, lo, hi, scan_from)
     CROSS JOIN LATERAL (
         SELECT x.timestamp, x.value FROM sensor_readings x
-        WHERE x.sensor_id = f.sensor_id AND x.timestamp >= :since AND x.timestamp <= :until
+        WHERE x.sensor_id = f.sensor_id AND x.timestamp >= f.scan_from AND x.timestamp <= :until
           AND (x.timestamp >= :first OR f.keep_all OR x.timestamp > f.after OR x.value < f.lo OR x.value > f.hi)
     ) r
     UNION
@@ -139,63 +108,11 @@ _LAST_READING_SQL = text(
 )
 
 
-class AlertingRepository:
+class AlertingRepository(AlertRulesQueries, SuppressionQueries):
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    # --- rules ------------------------------------------------------------------------------------------------
-    async def list_rules(
-        self, *, limit: int, offset: int, kind: str | None = None, enabled: bool | None = None
-    ) -> tuple[Sequence[AlertRule], int]:
-        query = select(AlertRule)
-        if kind is not None:
-            query = query.where(AlertRule.kind == kind)
-        if enabled is not None:
-            query = query.where(AlertRule.enabled.is_(enabled))
-        total = await self._session.scalar(select(func.count()).select_from(query.subquery()))
-        rows = (await self._session.scalars(query.order_by(AlertRule.id).limit(limit).offset(offset))).all()
-        return rows, int(total or 0)
-
-    async def get_rule(self, rule_id: int) -> AlertRule | None:
-        return await self._session.get(AlertRule, rule_id)
-
-    async def rule_by_name(self, name: str) -> AlertRule | None:
-        return await self._session.scalar(select(AlertRule).where(AlertRule.name == name))
-
-    async def add_rule(self, **values: Any) -> AlertRule:
-        rule = AlertRule(**values)
-        self._session.add(rule)
-        await self._session.flush()
-        await self._session.refresh(rule)
-        return rule
-
-    async def delete_rule(self, rule: AlertRule) -> None:
-        await self._session.execute(delete(AlertRule).where(AlertRule.id == rule.id))
-        await self._session.flush()
-
-    async def sensor_exists(self, sensor_id: str) -> bool:
-        return (await self._session.get(Sensor, sensor_id)) is not None
-
-    async def rules_for_sensors(
-        self, sensor_ids: Sequence[str], kinds: Sequence[str]
-    ) -> list[tuple[AlertRule, str]]:
-        """Every enabled rule of ``kinds`` that applies to each sensor: [(rule, sensor_id)]."""
-        if not sensor_ids:
-            return []
-        pairs = (
-            await self._session.execute(
-                _RULES_FOR_SENSORS_SQL, {"ids": list(sensor_ids), "kinds": list(kinds)}
-            )
-        ).all()
-        if not pairs:
-            return []
-        rule_ids = {p[0] for p in pairs}
-        rules = {
-            r.id: r
-            for r in (await self._session.scalars(select(AlertRule).where(AlertRule.id.in_(rule_ids))))
-        }
-        return [(rules[rule_id], sensor_id) for rule_id, sensor_id in pairs]
-
+    # --- sensors ---------------------------------------------------------------------------------------------
     async def sensors(self, sensor_ids: Iterable[str]) -> dict[str, SensorInfo]:
         rows = await self._session.execute(
             select(Sensor.sensor_id, Sensor.asset_id, Sensor.type, Sensor.created_at).where(
@@ -213,25 +130,18 @@ class AlertingRepository:
         return {r.sensor_id: SensorInfo(r.sensor_id, r.asset_id, r.type, r.created_at) for r in rows}
 
     # --- observations -----------------------------------------------------------------------------------------
-    async def readings(
-        self, sensor_ids: Sequence[str], since: datetime, until: datetime, last_n: int
-    ) -> dict[str, list[Point]]:
-        """Readings per sensor in ``[since, until]`` plus the last ``last_n`` up to ``until`` (one query)."""
-        out: dict[str, list[Point]] = {s: [] for s in sensor_ids}
-        if not sensor_ids:
-            return out
-        rows = await self._session.execute(
-            _READINGS_SQL, {"ids": list(sensor_ids), "since": since, "until": until, "n": last_n}
-        )
-        for sensor_id, timestamp, value in rows:
-            out[sensor_id].append(Point(timestamp, value))
-        return out
-
     async def readings_for(
-        self, filters: Sequence[ReadingFilter], since: datetime, first: datetime, until: datetime, last_n: int
+        self,
+        filters: Sequence[ReadingFilter],
+        since: datetime,
+        first: datetime,
+        until: datetime,
+        last_n: int,
+        scan_from: Mapping[str, datetime] | None = None,
     ) -> dict[str, list[Point]]:
         """Readings per sensor in ``[first, until]``, those in ``[since, first)`` its ``ReadingFilter`` keeps,
-        plus the last ``last_n`` up to ``until`` (one query; the filter runs in the database)."""
+        plus the last ``last_n`` up to ``until`` (one query; the filter runs in the database). ``scan_from``
+        starts a sensor's window later than ``since`` (the caller has the earlier readings)."""
         out: dict[str, list[Point]] = {f.sensor_id: [] for f in filters}
         if not filters:
             return out
@@ -241,7 +151,7 @@ class AlertingRepository:
             "after": [f.after for f in filters],
             "lo": [f.lo for f in filters],
             "hi": [f.hi for f in filters],
-            "since": since,
+            "scan_from": [(scan_from or {}).get(f.sensor_id, since) for f in filters],
             "first": first,
             "until": until,
             "n": last_n,
@@ -274,6 +184,13 @@ class AlertingRepository:
 
     async def anomaly_exists(self, anomaly_id: int) -> bool:
         return (await self._session.get(Anomaly, anomaly_id)) is not None
+
+    async def existing_anomalies(self, anomaly_ids: Sequence[int]) -> set[int]:
+        """The ids of ``anomaly_ids`` that have a row."""
+        if not anomaly_ids:
+            return set()
+        rows = await self._session.scalars(select(Anomaly.id).where(Anomaly.id.in_(sorted(set(anomaly_ids)))))
+        return set(rows)
 
     async def last_reading_at(self, sensor_ids: Sequence[str]) -> dict[str, datetime | None]:
         if not sensor_ids:
@@ -439,62 +356,6 @@ class AlertingRepository:
                 .order_by(Anomaly.timestamp, Anomaly.id)
             )
         ).all()
-
-    # --- suppression ------------------------------------------------------------------------------------------
-    async def assets_with_active_tasks(self, asset_ids: Iterable[int]) -> set[int]:
-        ids = [a for a in set(asset_ids) if a is not None]
-        if not ids:
-            return set()
-        rows = await self._session.scalars(
-            select(MaintenanceTask.asset_id)
-            .where(MaintenanceTask.asset_id.in_(ids), MaintenanceTask.status.in_(ACTIVE_TASK_STATUSES))
-            .distinct()
-        )
-        return {int(a) for a in rows if a is not None}
-
-    async def sensors_with_active_tasks(self, sensor_ids: Iterable[str]) -> set[str]:
-        """Sensors that have a task ``open``/``in_progress`` of their own (what counts for a sensor without an
-        asset, whose tasks carry only ``sensor_id``)."""
-        ids = list(set(sensor_ids))
-        if not ids:
-            return set()
-        rows = await self._session.scalars(
-            select(MaintenanceTask.sensor_id)
-            .where(MaintenanceTask.sensor_id.in_(ids), MaintenanceTask.status.in_(ACTIVE_TASK_STATUSES))
-            .distinct()
-        )
-        return {str(s) for s in rows if s is not None}
-
-    async def maintenance_windows(
-        self, asset_ids: Iterable[int], since: datetime, until: datetime
-    ) -> dict[int, list[tuple[datetime, datetime]]]:
-        """Windows of the assets overlapping ``[since, until]``."""
-        ids = [a for a in set(asset_ids) if a is not None]
-        out: dict[int, list[tuple[datetime, datetime]]] = {}
-        if not ids:
-            return out
-        rows = await self._session.execute(
-            select(MaintenanceWindow.asset_id, MaintenanceWindow.starts_at, MaintenanceWindow.ends_at).where(
-                MaintenanceWindow.asset_id.in_(ids),
-                MaintenanceWindow.starts_at <= until,
-                MaintenanceWindow.ends_at > since,
-            )
-        )
-        for asset_id, starts_at, ends_at in rows:
-            out.setdefault(asset_id, []).append((starts_at, ends_at))
-        return out
-
-    async def add_window(
-        self, asset_id: int, starts_at: datetime, ends_at: datetime, reason: str | None
-    ) -> int:
-        row = (
-            await self._session.execute(
-                insert(MaintenanceWindow)
-                .values(asset_id=asset_id, starts_at=starts_at, ends_at=ends_at, reason=reason)
-                .returning(MaintenanceWindow.id)
-            )
-        ).one()
-        return int(row[0])
 
 
 __all__ = [
