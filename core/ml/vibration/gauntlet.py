@@ -230,6 +230,8 @@ def run_coverage(run_dir: str, nominal_minutes: float = 10.0) -> dict:
         "last": str(files["timestamp"].iloc[-1]),
         "span_hours": round(span_h, 2),
         "nominal_files_over_span": round(span_h * 60 / nominal_minutes) + 1,
+        # 1-based position each present file would have in a complete run at the nominal cadence
+        "nominal_file_numbers": [round(h * 60 / nominal_minutes) + 1 for h in files["hours_from_start"]],
         "channels": int(read_ims_file(files["path"].iloc[0]).shape[1]),
     }
 

@@ -31,7 +31,7 @@ def plot_health_timelines(
     threshold (dashed), exceedances (orange dots), confirmed alarm starts (red triangles), files without signal
     (grey ×), and the true onset when known."""
     bearings = sorted(long["bearing"].unique())
-    fig = Figure(figsize=(2.9 * len(indicators), 1.7 * len(bearings) + 0.6))
+    fig = Figure(figsize=(2.7 * len(indicators), 1.55 * len(bearings) + 0.6))
     axes = fig.subplots(len(bearings), len(indicators), squeeze=False, sharex=True)
     for r, b in enumerate(bearings):
         part = long[long["bearing"] == b].sort_values("file_index")

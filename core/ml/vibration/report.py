@@ -116,8 +116,38 @@ def _ims_section(
                 diag[f"bearing {b + 1}"] = {"fault": d.fault, "scores_db": d.scores_db}
                 spectra.setdefault(test, {})[f"IMS {test} {first['file']} bearing {b + 1}"] = d
         entry["diagnosis_first_file"] = diag or "no signal (rig stopped)"
+        entry["conclusion"] = _conclusion(entry)
         section[test] = entry
     return section, studies, spectra
+
+
+def _conclusion(entry: dict) -> str:
+    cov = entry["coverage"]
+    if cov["files_present"] == 1:
+        text = (
+            f"1 file present ({cov['file_names'][0]}): its place in the run cannot be told from the directory"
+        )
+    else:
+        text = (
+            f"{cov['files_present']} files present, at nominal positions {cov['nominal_file_numbers']} of the "
+            f"{cov['nominal_files_over_span']} a complete run over their {cov['span_hours']} h span would hold"
+        )
+    if entry["pipeline"] != "run":
+        return (
+            text
+            + "; the alarm pipeline needs at least 2 files with signal, so only features and diagnosis ran."
+        )
+    alarms = [r for r in entry["per_bearing_alarms"] if r["alarm_file"] is not None]
+    monitored = max(r["monitored_files"] for r in entry["per_bearing_alarms"])
+    text += f"; {entry['valid_files']} with signal, {len(entry['baseline_files'])} used as healthy baseline, "
+    text += f"{monitored} monitored after it; "
+    if not alarms:
+        return text + "no confirmed alarm on any bearing or indicator."
+    first = min(alarms, key=lambda r: r["alarm_file_index"])
+    return text + (
+        f"{len(alarms)} indicator alarms; earliest: bearing {first['bearing']} {first['indicator']} at "
+        f"{first['alarm_file']}, {first['hours_before_end']:.1f} h before the last file."
+    )
 
 
 def _cwru_section(path: Path, fs: float, max_files: int | None) -> tuple[list[dict], dict]:
