@@ -10,6 +10,9 @@ User classes (weights in brackets):
   (a 20-reading window), ``GET /api/v1/ml/models``.
 * ``MlflowRegistryUser`` [1]: ``GET {MLFLOW_TRACKING_URI}/api/2.0/mlflow/registered-models/search``.
 
+Tasks are tagged ``ingest``, ``query``, ``ml``, ``predict``, ``mlflow``: e.g. only the cached-model predictions,
+``python -m locust -f locustfile.py --headless -u 5 -r 5 --run-time 30s --tags predict MlUser --host …``.
+
 The API key is ``SM_API_KEY`` and the hosts come from the settings (``--host`` for the API: the Makefile passes
 ``API_BASE_URL``; ``MLFLOW_TRACKING_URI`` for the registry reads). Nothing here reads the environment itself.
 """
@@ -22,7 +25,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from locust import FastHttpUser, between, events, task
+from locust import FastHttpUser, between, events, tag, task
 
 from core.config import load_settings
 
@@ -57,6 +60,7 @@ class IngestUser(FastHttpUser):
         # start far enough in the past not to collide with real data; each request advances time
         self.clock = datetime.now(UTC) - timedelta(days=30) + timedelta(seconds=self.user_id)
 
+    @tag("ingest")
     @task
     def ingest_batch(self) -> None:
         readings = []
@@ -88,10 +92,12 @@ class QueryUser(FastHttpUser):
             if response.status_code == 200:
                 self.sensor_ids = [s["sensor_id"] for s in response.json().get("items", [])]
 
+    @tag("query")
     @task(2)
     def sensors(self) -> None:
         self.client.get("/api/v1/sensors?limit=100", headers=HEADERS, name="GET /sensors")
 
+    @tag("query")
     @task(3)
     def readings_buckets(self) -> None:
         if not self.sensor_ids:
@@ -103,6 +109,7 @@ class QueryUser(FastHttpUser):
             name="GET /sensors/{id}/readings?bucket=5m",
         )
 
+    @tag("query")
     @task(1)
     def alerts(self) -> None:
         self.client.get("/api/v1/alerts?status=open&limit=50", headers=HEADERS, name="GET /alerts")
@@ -141,6 +148,7 @@ class MlUser(FastHttpUser):
         if not self.model:
             logger.warning("no anomaly_* model with a champion: /predict is not exercised")
 
+    @tag("ml", "predict")
     @task(6)
     def predict(self) -> None:
         if not self.model:
@@ -153,6 +161,7 @@ class MlUser(FastHttpUser):
             name="POST /ml/predict (cached model)",
         )
 
+    @tag("ml")
     @task(3)
     def detect_anomaly(self) -> None:
         body = {
@@ -163,6 +172,7 @@ class MlUser(FastHttpUser):
             "/api/v1/ml/detect_anomaly", json=body, headers=HEADERS, name="POST /ml/detect_anomaly"
         )
 
+    @tag("ml")
     @task(1)
     def models(self) -> None:
         self.client.get("/api/v1/ml/models", headers=HEADERS, name="GET /ml/models")
@@ -172,6 +182,7 @@ class MlflowRegistryUser(FastHttpUser):
     weight = 1
     wait_time = between(0.2, 1.0)
 
+    @tag("mlflow")
     @task
     def search_registered_models(self) -> None:
         self.client.get(
