@@ -6,8 +6,10 @@ in-memory test split. Training and evaluation themselves: :mod:`core.ml.anomaly_
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -198,6 +200,30 @@ def score_work_order_labels(
     return pd.DataFrame(rows)
 
 
+@contextmanager
+def _fluent_uri(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API (runs, ``log_model`` registration) at ``uri`` for the block, then restore the
+    previous state exactly: ``set_tracking_uri``/``set_registry_uri`` also export ``MLFLOW_TRACKING_URI`` /
+    ``MLFLOW_REGISTRY_URI``, which would otherwise leak into later runs and child processes."""
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 @dataclass
 class TrainingRun:
     run_id: str | None
@@ -246,68 +272,63 @@ def run_training(
 
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiment_id = _get_or_create_experiment(client, experiment, default_artifact_location(uri))
-    previous_uri = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     results: dict[str, TypeResult] = {}
-    try:
-        with mlflow.start_run(experiment_id=experiment_id, run_name="anomaly-isolation-forest") as parent:
-            mlflow.set_tags({"sm.family": FAMILY, "sm.kind": "training"})
-            mlflow.log_params(
-                (params or {})
-                | config.params()
-                | {
-                    "sensor_types": ",".join(types),
-                    "train_end": cuts.train_end.isoformat(),
-                    "val_end": cuts.val_end.isoformat(),
-                    "rows": len(readings),
-                }
-            )
-            for sensor_type in tqdm(types, desc="anomaly models", unit="type"):
-                started = time.perf_counter()
-                of_type = readings[readings["sensor_type"] == sensor_type]
-                type_labels = None
-                if labels is not None and len(labels):
-                    type_labels = labels[labels["sensor_id"].isin(of_type["sensor_id"].unique())]
-                result = train_type(sensor_type, of_type, faults, cuts, config, type_labels)
-                with mlflow.start_run(
-                    experiment_id=experiment_id, run_name=f"anomaly_{sensor_type}", nested=True
-                ) as child:
-                    result.run_id = child.info.run_id
-                    result.version = log_and_register(result, config, register=register)
-                    mlflow.log_metric("train_seconds", time.perf_counter() - started)
-                if register and promote_models and result.version is not None:
-                    result.decision = promote(result, uri)
-                    for key, value in {
-                        "promoted": float(result.decision.promoted),
-                        "candidate_score": result.decision.candidate_score,
-                    }.items():
-                        mlflow.log_metric(f"{sensor_type}.promotion_{key}", value)
-                results[sensor_type] = result
-                if progress:
-                    progress(
-                        f"{sensor_type}: f1={result.metrics['iforest']['f1']:.3f} version={result.version}"
-                    )
-            summary = summary_table(results)
-            for row in summary.itertuples(index=False):
-                for key in ("precision", "recall", "f1", "mean_delay_min", "false_alarms"):
-                    value = getattr(row, key)
-                    if pd.notna(value):
-                        mlflow.log_metric(f"{row.sensor_type}.{row.method}.{key}", float(value))
-            figures = save_all_figures(results, cuts, output_dir)
-            for path in figures:
-                mlflow.log_artifact(str(path), "plots")
-            mlflow.log_text(summary.to_csv(index=False), "summary/metrics.csv")
-            label_table = None
-            if labels is not None and len(labels) and score_labels_on_db:
-                label_table = score_work_order_labels(results, labels)
-                for row in label_table.to_dict("records"):
-                    for key, value in ev.jsonable_metrics(row).items():
-                        mlflow.log_metric(f"{row['sensor_type']}.labels.{key}", value)
-                mlflow.log_text(label_table.to_csv(index=False), "summary/work_order_labels.csv")
-            run_id = parent.info.run_id
-    finally:
-        mlflow.set_tracking_uri(previous_uri)
+    with (
+        _fluent_uri(uri),
+        mlflow.start_run(experiment_id=experiment_id, run_name="anomaly-isolation-forest") as parent,
+    ):
+        mlflow.set_tags({"sm.family": FAMILY, "sm.kind": "training"})
+        mlflow.log_params(
+            (params or {})
+            | config.params()
+            | {
+                "sensor_types": ",".join(types),
+                "train_end": cuts.train_end.isoformat(),
+                "val_end": cuts.val_end.isoformat(),
+                "rows": len(readings),
+            }
+        )
+        for sensor_type in tqdm(types, desc="anomaly models", unit="type"):
+            started = time.perf_counter()
+            of_type = readings[readings["sensor_type"] == sensor_type]
+            type_labels = None
+            if labels is not None and len(labels):
+                type_labels = labels[labels["sensor_id"].isin(of_type["sensor_id"].unique())]
+            result = train_type(sensor_type, of_type, faults, cuts, config, type_labels)
+            with mlflow.start_run(
+                experiment_id=experiment_id, run_name=f"anomaly_{sensor_type}", nested=True
+            ) as child:
+                result.run_id = child.info.run_id
+                result.version = log_and_register(result, config, register=register)
+                mlflow.log_metric("train_seconds", time.perf_counter() - started)
+            if register and promote_models and result.version is not None:
+                result.decision = promote(result, uri)
+                for key, value in {
+                    "promoted": float(result.decision.promoted),
+                    "candidate_score": result.decision.candidate_score,
+                }.items():
+                    mlflow.log_metric(f"{sensor_type}.promotion_{key}", value)
+            results[sensor_type] = result
+            if progress:
+                progress(f"{sensor_type}: f1={result.metrics['iforest']['f1']:.3f} version={result.version}")
+        summary = summary_table(results)
+        for row in summary.itertuples(index=False):
+            for key in ("precision", "recall", "f1", "mean_delay_min", "false_alarms"):
+                value = getattr(row, key)
+                if pd.notna(value):
+                    mlflow.log_metric(f"{row.sensor_type}.{row.method}.{key}", float(value))
+        figures = save_all_figures(results, cuts, output_dir)
+        for path in figures:
+            mlflow.log_artifact(str(path), "plots")
+        mlflow.log_text(summary.to_csv(index=False), "summary/metrics.csv")
+        label_table = None
+        if labels is not None and len(labels) and score_labels_on_db:
+            label_table = score_work_order_labels(results, labels)
+            for row in label_table.to_dict("records"):
+                for key, value in ev.jsonable_metrics(row).items():
+                    mlflow.log_metric(f"{row['sensor_type']}.labels.{key}", value)
+            mlflow.log_text(label_table.to_csv(index=False), "summary/work_order_labels.csv")
+        run_id = parent.info.run_id
     return TrainingRun(run_id, results, summary, figures, cuts, uri, label_table)
 
 

@@ -171,6 +171,10 @@ def test_training_registers_a_model_the_agent_loads(tmp_path: Path) -> None:
     )
     result = run.results["temperature"]
     assert result.version == "1"
+    # the fluent MLflow state was restored: nothing leaks into later runs or child processes
+    import os
+
+    assert os.environ.get("MLFLOW_REGISTRY_URI") != uri and os.environ.get("MLFLOW_TRACKING_URI") != uri
     client = mlflow.MlflowClient(tracking_uri=uri)
     version = client.get_model_version("anomaly_temperature", "1")
     assert version.tags["sm.family"] == "anomaly" and version.tags["sm.sensor_type"] == "temperature"
