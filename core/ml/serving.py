@@ -280,6 +280,25 @@ class ModelServer:
         self._listing = (models, now + self.alias_ttl_s)
         return models
 
+    async def promote(self, name: str, version: str, *, force: bool, margin: float | None) -> Any:
+        """``promote_if_better`` (or ``force_promote``) in a worker thread; forget the model's cached aliases."""
+        from core.ml import registry
+
+        def work() -> Any:
+            if force:
+                return registry.force_promote(name, version, tracking_uri=self.tracking_uri)
+            return registry.promote_if_better(name, version, tracking_uri=self.tracking_uri, margin=margin)
+
+        try:
+            return await run_in_threadpool(self._registry_call, f"model {name!r} version {version}", work)
+        except registry.RegistryError as exc:
+            raise Conflict(str(exc)) from None
+        finally:
+            with self._lock:
+                for key in [k for k in self._aliases if k[0] == name]:
+                    del self._aliases[key]
+                self._listing = None
+
     async def get_model(self, name: str) -> Any:
         from core.ml import registry
 

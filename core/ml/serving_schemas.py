@@ -54,6 +54,48 @@ class ModelList(BaseModel):
     total: int
 
 
+class PromoteRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"version": "4", "force": False}]}
+    )
+
+    version: str = Field(pattern=r"^[0-9]+$", max_length=20)
+    force: bool = Field(False, description="Make it champion without evaluation (recorded as forced).")
+    margin: float | None = Field(None, ge=0, description="Default: `SM_PROMOTION_MARGIN`.")
+
+
+class PromotionRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model_name": "anomaly_temperature",
+                    "candidate_version": "4",
+                    "champion_version": "3",
+                    "metric": "f1",
+                    "higher_is_better": True,
+                    "candidate_score": 0.74,
+                    "champion_score": 0.71,
+                    "margin": 0.01,
+                    "promoted": True,
+                    "reason": "f1 0.74 vs champion v3 0.71: beats it by more than 0.01 (higher is better)",
+                }
+            ]
+        }
+    )
+
+    model_name: str
+    candidate_version: str
+    champion_version: str | None = Field(description="The champion before the decision.")
+    metric: str
+    higher_is_better: bool
+    candidate_score: float | None = Field(description="None when forced (no evaluation).")
+    champion_score: float | None
+    margin: float
+    promoted: bool
+    reason: str
+
+
 # --- predict ------------------------------------------------------------------------------------------------------
 class PredictRequest(BaseModel):
     model_config = ConfigDict(

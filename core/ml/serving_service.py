@@ -46,6 +46,8 @@ from core.ml.serving_schemas import (
     ModelVersionRead,
     PredictRequest,
     PredictResponse,
+    PromoteRequest,
+    PromotionRead,
     StoredDriftCheck,
 )
 
@@ -77,6 +79,15 @@ async def list_models(server: ModelServer) -> ModelList:
 
 async def get_model(server: ModelServer, name: str) -> ModelRead:
     return model_read(await server.get_model(name))
+
+
+async def promote(server: ModelServer, name: str, request: PromoteRequest) -> PromotionRead:
+    decision = await server.promote(name, request.version, force=request.force, margin=request.margin)
+    values = decision.to_dict()
+    for key in ("candidate_score", "champion_score"):
+        if values[key] is not None and not np.isfinite(values[key]):
+            values[key] = None
+    return PromotionRead(**values)
 
 
 async def predict(server: ModelServer, request: PredictRequest) -> PredictResponse:
@@ -284,4 +295,5 @@ __all__ = [
     "list_models",
     "model_read",
     "predict",
+    "promote",
 ]

@@ -273,3 +273,29 @@ async def test_check_drift_and_drift_status(api: ClientFactory, ml_settings) -> 
         assert status.status_code == 200, status.text
         [item] = [i for i in status.json()["items"] if i["sensor_id"] == TEMP]
         assert item["drifted"] and item["retrain_requested"] and item["recent_count"] == 72
+
+
+async def test_promote_needs_admin_and_moves_the_alias(api: ClientFactory, ml_settings, registered) -> None:
+    from tests.api.auth_support import create_key
+
+    async with api(ml_settings) as client:
+        reader = await create_key(client, ml_settings, "read")
+        url = "/api/v1/ml/models/forecast_pressure/promote"
+        body = {"version": registered["pressure"], "force": True}
+        assert problem(await client.post(url, json=body, headers=reader.headers), 403)
+        # no champion yet: the pressure forecast is refused, then served once the version is promoted
+        forecast = {"sensor_id": PRESSURE, "horizon": 2}
+        assert problem(await client.post("/api/v1/ml/forecast", json=forecast, headers=reader.headers), 409)
+        response = await client.post(url, json=body, headers=headers(ml_settings))
+        assert response.status_code == 200, response.text
+        decision = response.json()
+        assert decision["promoted"] and decision["candidate_score"] is None
+        assert decision["champion_version"] is None
+        after = await client.post("/api/v1/ml/forecast", json=forecast, headers=reader.headers)
+        assert after.status_code == 200, after.text  # the alias cache was invalidated by the promotion
+        assert after.json()["version"] == registered["pressure"]
+        unknown = {"version": "1", "force": True}
+        assert problem(
+            await client.post("/api/v1/ml/models/nope/promote", json=unknown, headers=headers(ml_settings)),
+            404,
+        )

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from apps.agents.anomaly import baseline_config
 from apps.api.deps import SessionDep, SettingsDep
 from apps.api.errors import problem_responses
-from apps.api.security import require_scope
+from apps.api.security import AdminPrincipal, require_scope
 from core.auth.keys import READ
 from core.ml import serving_service as service
 from core.ml.serving import ModelServer
@@ -29,6 +29,8 @@ from core.ml.serving_schemas import (
     ModelRead,
     PredictRequest,
     PredictResponse,
+    PromoteRequest,
+    PromotionRead,
 )
 
 router = APIRouter(
@@ -72,6 +74,34 @@ async def list_models(server: ServerDep) -> ModelList:
 )
 async def get_model(server: ServerDep, name: Annotated[str, Path(max_length=200)]) -> ModelRead:
     return await service.get_model(server, name)
+
+
+@router.post(
+    "/models/{name}/promote",
+    response_model=PromotionRead,
+    summary="Promote a model version (admin)",
+    description=(
+        "Evaluates `version` and the current champion with the model family's evaluator (same data) and moves "
+        "the `champion` alias only if the version wins by more than `margin` (`SM_PROMOTION_MARGIN`); `force` "
+        "moves it without evaluation. The decision is stored as `sm.promotion.*` tags on the version. 409 when "
+        "the model's family has no evaluator (use `force`)."
+    ),
+    responses=problem_responses(404, 409, 503),
+)
+async def promote(
+    body: PromoteRequest,
+    server: ServerDep,
+    principal: AdminPrincipal,
+    name: Annotated[str, Path(max_length=200)],
+) -> PromotionRead:
+    decision = await service.promote(server, name, body)
+    principal.audit(
+        "ml.model.promote",
+        target=f"model:{name}:{body.version}",
+        force=body.force,
+        promoted=decision.promoted,
+    )
+    return decision
 
 
 @router.post(
