@@ -168,3 +168,21 @@ def test_bad_input_is_rejected() -> None:
         SensorFeatureTransformer(scaler="minmax").fit(_series("s", 5, seed=0))
     with pytest.raises(TypeError):
         SensorFeatureTransformer().fit(np.zeros((3, 3)))
+
+
+def test_scikit_learn_compatibility() -> None:
+    from sklearn.base import clone
+    from sklearn.ensemble import IsolationForest
+    from sklearn.pipeline import make_pipeline
+
+    data = _series("s-1", 30, seed=9)
+    data.index = range(100, 130)
+    tr = SensorFeatureTransformer(windows=(3,)).set_output(transform="pandas").fit(data)
+    out = tr.transform(data)
+    assert list(out.columns) == list(tr.get_feature_names_out())
+    assert list(out.index) == list(data.index)
+    assert clone(tr).get_params()["windows"] == (3,)
+    pipe = make_pipeline(SensorFeatureTransformer(), IsolationForest(n_estimators=5, random_state=0)).fit(
+        data
+    )
+    assert pipe.score_samples(data).shape == (30,)
