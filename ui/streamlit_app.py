@@ -19,25 +19,25 @@ import streamlit as st
 TITLE = "Smart Maintenance"
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 
-st.set_page_config(page_title=TITLE, page_icon="🛠️", layout="wide")
+st.set_page_config(page_title=TITLE, page_icon=":material/build:", layout="wide")
 
 navigation = st.navigation(
     {
         "Operations": [
-            st.Page(PAGES_DIR / "fleet.py", title="Fleet overview", icon="🏭", default=True),
-            st.Page(PAGES_DIR / "sensor_explorer.py", title="Sensor explorer", icon="📉"),
-            st.Page(PAGES_DIR / "alerts.py", title="Alerts", icon="🚨"),
-            st.Page(PAGES_DIR / "work_orders.py", title="Work orders", icon="🛠️"),
+            st.Page(PAGES_DIR / "fleet.py", title="Fleet overview", icon=":material/factory:", default=True),
+            st.Page(PAGES_DIR / "sensor_explorer.py", title="Sensor explorer", icon=":material/monitoring:"),
+            st.Page(PAGES_DIR / "alerts.py", title="Alerts", icon=":material/notifications_active:"),
+            st.Page(PAGES_DIR / "work_orders.py", title="Work orders", icon=":material/build:"),
         ],
         "Machine learning": [
-            st.Page(PAGES_DIR / "models.py", title="Models", icon="🧠"),
-            st.Page(PAGES_DIR / "gauntlets.py", title="Gauntlets and experiments", icon="🏁"),
+            st.Page(PAGES_DIR / "models.py", title="Models", icon=":material/model_training:"),
+            st.Page(PAGES_DIR / "gauntlets.py", title="Gauntlets and experiments", icon=":material/science:"),
         ],
         "Data and platform": [
-            st.Page(PAGES_DIR / "ingest.py", title="Ingest", icon="📥"),
-            st.Page(PAGES_DIR / "master_dataset.py", title="Master dataset", icon="📈"),
-            st.Page(PAGES_DIR / "admin.py", title="Admin", icon="🔑"),
-            st.Page(PAGES_DIR / "overview.py", title="Platform status", icon="🩺"),
+            st.Page(PAGES_DIR / "ingest.py", title="Ingest", icon=":material/upload:"),
+            st.Page(PAGES_DIR / "master_dataset.py", title="Master dataset", icon=":material/table_chart:"),
+            st.Page(PAGES_DIR / "admin.py", title="Admin", icon=":material/key:"),
+            st.Page(PAGES_DIR / "overview.py", title="Platform status", icon=":material/health_and_safety:"),
         ],
     }
 )

@@ -39,9 +39,9 @@ def test_fleet_shows_health_counts_and_opens_a_sensor_in_the_explorer(console: C
     assert int(metrics["alert"]) >= 1 and int(metrics["open work orders"]) >= 2
 
     table = at.dataframe[1].value.set_index("sensor")
-    assert table.loc["sensor-006", "health"] == "🔴 alert"  # the seeded open high alert
+    assert table.loc["sensor-006", "health"] == "■ alert"  # the seeded open high alert
     assert table.loc["sensor-006", "open work orders"] >= 1
-    assert table.loc["sensor-001", "health"] == "🟠 warning"  # acknowledged alert only
+    assert table.loc["sensor-001", "health"] == "▲ warning"  # acknowledged alert only
     last = next(s for s in sensors["items"] if s["sensor_id"] == "sensor-002")
     assert table.loc["sensor-002", "last value"].startswith(f"{last['last_reading_value']:.2f}")
     assert table.loc["sensor-002", "explore"] == "sensor_explorer?sensor=sensor-002"

@@ -9,7 +9,17 @@ from typing import Any
 
 import pandas as pd
 
-HEALTH_ICONS = {"ok": "🟢 ok", "warning": "🟠 warning", "alert": "🔴 alert"}
+HEALTH_LABELS = {"ok": "● ok", "warning": "▲ warning", "alert": "■ alert"}
+"""Health as text with a shape (readable without colour or emoji fonts); tables colour it with HEALTH_COLOURS."""
+HEALTH_COLOURS = {"● ok": "#d7f5dd", "▲ warning": "#ffe8b3", "■ alert": "#ffc9c9"}
+
+
+def health_style(value: object) -> str:
+    """CSS for a health cell (pandas Styler ``map``)."""
+    colour = HEALTH_COLOURS.get(str(value))
+    return f"background-color: {colour}" if colour else ""
+
+
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import streamlit as st
 
 from ui.components import api
-from ui.components.formatting import HEALTH_ICONS, ago, sensor_health, short_ts
+from ui.components.formatting import HEALTH_LABELS, ago, health_style, sensor_health, short_ts
 
 REFRESH_S = 30
 EXPLORER = "pages/sensor_explorer.py"
@@ -50,7 +51,7 @@ def fleet_view() -> None:
         asset = assets.get(sensor.get("asset_id"), {})
         value = sensor.get("last_reading_value")
         rows.append({
-            "health": HEALTH_ICONS[health],
+            "health": HEALTH_LABELS[health],
             "sensor": sensor["sensor_id"],
             "asset": asset.get("name", "—"),
             "type": sensor["type"],
@@ -65,9 +66,9 @@ def fleet_view() -> None:
     counts = Counter(row["health"] for row in rows)
     columns = st.columns(6)
     columns[0].metric("sensors", sensors_total)
-    columns[1].metric("ok", counts.get(HEALTH_ICONS["ok"], 0))
-    columns[2].metric("warning", counts.get(HEALTH_ICONS["warning"], 0))
-    columns[3].metric("alert", counts.get(HEALTH_ICONS["alert"], 0))
+    columns[1].metric("ok", counts.get(HEALTH_LABELS["ok"], 0))
+    columns[2].metric("warning", counts.get(HEALTH_LABELS["warning"], 0))
+    columns[3].metric("alert", counts.get(HEALTH_LABELS["alert"], 0))
     columns[4].metric("open alerts", len([a for a in alerts if a["status"] == "open"]))
     columns[5].metric("open work orders", len(tasks))
     if sensors_total > len(sensors):
@@ -80,16 +81,22 @@ def fleet_view() -> None:
         worst = min((r["_rank"] for r in mine), default=HEALTH_ORDER["ok"])
         asset_rows.append({
             "asset": asset["name"], "site": asset.get("site"), "kind": asset.get("kind"),
-            "health": HEALTH_ICONS[next(h for h, r in HEALTH_ORDER.items() if r == worst)],
+            "health": HEALTH_LABELS[next(h for h, r in HEALTH_ORDER.items() if r == worst)],
             "sensors": len(mine), "open alerts": sum(r["open alerts"] for r in mine),
             "open work orders": tasks_by_asset.get(asset_id, 0),
         })  # fmt: skip
-    st.dataframe(asset_rows, hide_index=True, width="stretch")
+    assets_frame = pd.DataFrame(asset_rows)
+    if not assets_frame.empty:
+        st.dataframe(
+            assets_frame.style.map(health_style, subset=["health"]), hide_index=True, width="stretch"
+        )
 
     st.markdown("#### Sensors")
     rows.sort(key=lambda r: (r["_rank"], r["sensor"]))
+    sensors_frame = pd.DataFrame([{k: v for k, v in row.items() if k != "_rank"} for row in rows])
     st.dataframe(
-        [{k: v for k, v in row.items() if k != "_rank"} for row in rows],
+        sensors_frame.style.map(health_style, subset=["health"]),
+        height=min(38 + 35 * len(sensors_frame), 740),  # every row of a fleet this size, no inner scrolling
         hide_index=True,
         width="stretch",
         column_config={"explore": st.column_config.LinkColumn("explore", display_text="open ↗")},

@@ -1,0 +1,68 @@
+"""The console in a real browser: Debian's headless Chromium (Selenium + chromedriver) loads the fleet overview
+and the sensor explorer from a Streamlit server (``apps.cli`` ui command line) talking to the seeded API of
+tests/ui/conftest.py, waits for their content and saves screenshots (scripts/ui_screenshots.py does the same
+against a `make up` stack and writes docs/ui/)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from apps.cli.commands import ui_command
+from core.config import PROJECT_ROOT, load_settings
+from scripts.ui_screenshots import CHROMEDRIVER, CHROMIUM, capture
+from tests.ui.conftest import ConsoleApi, free_port
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)),
+    reason="Debian chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)",
+)
+
+
+@pytest.fixture(scope="module")
+def ui_url(console_api: ConsoleApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    settings = load_settings(env="test", ui_host="127.0.0.1", ui_port=port)
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MLFLOW_TRACKING_URI")}
+    env.update(SM_ENV="test", API_BASE_URL=console_api.base_url)
+    log = tmp_path_factory.mktemp("ui-server") / "streamlit.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            ui_command(settings), cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, f"streamlit exited: {log.read_text()[-2000:]}"
+            try:
+                if httpx.get(f"{url}/_stcore/health", timeout=1, trust_env=False).text.strip() == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"streamlit did not start: {log.read_text()[-2000:]}"
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_fleet_and_sensor_explorer_render_in_chromium(ui_url: str, tmp_path: Path) -> None:
+    shots = capture(ui_url, tmp_path, sensor="sensor-006")  # waits for metrics, tables and the Plotly chart
+    for name in ("fleet", "sensor_explorer"):
+        data = shots[name].read_bytes()
+        assert data.startswith(PNG_MAGIC), name
+        assert len(data) > 30_000, f"{name}: {len(data)} bytes, a blank page?"
