@@ -200,6 +200,19 @@ def score_work_order_labels(
     return pd.DataFrame(rows)
 
 
+def parse_sensor_types(value: str | Sequence[str]) -> list[str]:
+    """A list of sensor types from a list, or from the string papermill's ``-p sensor_types …`` passes:
+    ``"temperature,voltage"`` or ``'["temperature", "voltage"]'``."""
+    if not isinstance(value, str):
+        return [str(v) for v in value]
+    text = value.strip()
+    if text.startswith("["):
+        import ast
+
+        return [str(v) for v in ast.literal_eval(text)]
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 @contextmanager
 def _fluent_uri(uri: str) -> Iterator[None]:
     """Point MLflow's fluent API (runs, ``log_model`` registration) at ``uri`` for the block, then restore the
@@ -241,7 +254,7 @@ def run_training(
     *,
     output_dir: str | PathLike[str],
     tracking_uri: str | None = None,
-    sensor_types: Sequence[str] | None = None,
+    sensor_types: str | Sequence[str] | None = None,
     config: TrainConfig | None = None,
     labels: pd.DataFrame | None = None,
     score_labels_on_db: bool = True,
@@ -265,7 +278,9 @@ def run_training(
     config = config or TrainConfig()
     uri = resolve_tracking_uri(tracking_uri)
     cuts = ev.split_times(readings["timestamp"], config.train_fraction, config.val_fraction)
-    types = sorted(readings["sensor_type"].unique()) if sensor_types is None else list(sensor_types)
+    types = (
+        sorted(readings["sensor_type"].unique()) if sensor_types is None else parse_sensor_types(sensor_types)
+    )
     unknown = sorted(set(types) - set(readings["sensor_type"]))
     if unknown:
         raise ValueError(f"no readings of sensor types {unknown}")
@@ -337,6 +352,7 @@ __all__ = [
     "input_example",
     "log_and_register",
     "model_signature",
+    "parse_sensor_types",
     "promote",
     "run_training",
     "score_work_order_labels",

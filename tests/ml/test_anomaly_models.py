@@ -151,6 +151,15 @@ def test_the_registry_finds_this_family_evaluator(trained: tuple) -> None:
     assert 0.0 <= value <= 1.0
 
 
+def test_sensor_types_from_papermill_strings() -> None:
+    from core.ml.anomaly_run import parse_sensor_types
+
+    assert parse_sensor_types("voltage") == ["voltage"]
+    assert parse_sensor_types("temperature, voltage") == ["temperature", "voltage"]
+    assert parse_sensor_types('["temperature", "voltage"]') == ["temperature", "voltage"]
+    assert parse_sensor_types(("humidity",)) == ["humidity"]
+
+
 def test_model_names() -> None:
     assert sensor_type_of("anomaly_vibration") == "vibration"
     with pytest.raises(ValueError):
