@@ -5,7 +5,10 @@ score, higher = more anomalous):
 
 * :class:`FramePCA` — standardise, PCA to ``n_components``, score = mean squared reconstruction error of the
   standardised vector (the linear counterpart of the DCASE baseline autoencoder);
-* :class:`FrameGMM` — standardise, PCA to ``n_components``, Gaussian mixture; score = negative log-likelihood;
+* :class:`FrameGMM` — standardise, PCA to ``n_components``, Gaussian mixture on the PCA scores; score = negative
+  log-likelihood of the vector: the mixture's in the subspace plus an isotropic Gaussian residual term
+  ``½·‖residual‖²/σ²`` (σ² = mean squared residual per dimension on the training vectors, as probabilistic PCA) —
+  without it a deviation orthogonal to the subspace would be invisible;
 * :class:`FrameAutoencoder` — a small ``sklearn.neural_network.MLPRegressor`` autoencoder (bottleneck 8)
   trained to reproduce its standardised input; score = mean squared reconstruction error.
 
@@ -109,6 +112,7 @@ class FrameGMM(FrameModel):
         self.n_mixture = n_mixture
         self.pca_: Any = None
         self.gmm_: Any = None
+        self.residual_var_ = 1.0
 
     def params(self) -> dict[str, Any]:
         return super().params() | {"n_components": self.n_components, "n_mixture": self.n_mixture}
@@ -125,9 +129,14 @@ class FrameGMM(FrameModel):
             reg_covar=1e-3,
             random_state=self.random_state,
         ).fit(self.pca_.transform(data))
+        residual = data - self.pca_.inverse_transform(self.pca_.transform(data))
+        self.residual_var_ = float(np.mean(residual**2)) + 1e-9
 
     def frame_scores(self, vectors: np.ndarray) -> np.ndarray:
-        return -self.gmm_.score_samples(self.pca_.transform(self._standardise(vectors)))
+        z = self._standardise(vectors)
+        scores = self.pca_.transform(z)
+        residual = np.sum((z - self.pca_.inverse_transform(scores)) ** 2, axis=1)
+        return -self.gmm_.score_samples(scores) + 0.5 * residual / self.residual_var_
 
 
 class FrameAutoencoder(FrameModel):

@@ -175,7 +175,9 @@ def log_gauntlet(
             )
             for result in results:
                 for kind, ev in result.evaluations.items():
-                    with mlflow.start_run(run_name=f"{result.name}-{kind}", nested=True) as child:
+                    with mlflow.start_run(
+                        run_name=f"{result.name}-{kind}", nested=True, experiment_id=experiment_id
+                    ) as child:
                         started = time.perf_counter()
                         mlflow.set_tags({"sm.family": FAMILY, "sm.dataset": result.name, "sm.model": kind})
                         mlflow.log_params(
