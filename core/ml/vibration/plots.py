@@ -91,7 +91,9 @@ def plot_envelope_spectra(
                         k * f0, color=DEFECT_COLOURS[key], lw=0.8, ls=":", label=name if k == 1 else None
                     )
         scores = ", ".join(f"{k} {v:.1f} dB" for k, v in d.scores_db.items())
-        ax.set_title(f"{label}: diagnosis = {d.fault}   ({scores})", fontsize=8)
+        ax.set_title(
+            f"{label}: diagnosis = {d.fault}   ({scores}; threshold {d.threshold_db:.1f} dB)", fontsize=8
+        )
         ax.tick_params(labelsize=7)
         ax.set_ylabel("env. amplitude", fontsize=7)
     axes[0].legend(fontsize=7, ncol=4, loc="upper right")
