@@ -35,10 +35,12 @@ endef
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
+# --compile-bytecode: the .pyc files are written once here (PYTHONDONTWRITEBYTECODE may be set on CI machines, and
+# every test subprocess and notebook kernel would otherwise compile mlflow, pandas and scikit-learn from source).
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) pip install --python $(PY) -r requirements.lock
+	$(UV) pip install --python $(PY) --compile-bytecode -r requirements.lock
 	$(UV) pip install --python $(PY) --no-deps -e .
 	@touch $(STAMP)
 
