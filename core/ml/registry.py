@@ -73,6 +73,7 @@ class VersionInfo:
     created_at: datetime | None
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    """The run's ``sm.*`` tags (family, sensor type) and the version's tags (``sm.promotion.*``)."""
 
 
 @dataclass(frozen=True)
@@ -293,34 +294,39 @@ def force_promote(
 
 
 # --- listing ------------------------------------------------------------------------------------------------------
-def _run_metrics(
-    mlflow_client: MlflowClient, run_id: str | None, cache: dict[str, dict[str, float]]
-) -> dict[str, float]:
+RunData = tuple[dict[str, float], dict[str, str]]
+
+
+def _run_data(mlflow_client: MlflowClient, run_id: str | None, cache: dict[str, RunData]) -> RunData:
+    """``(metrics, sm.* tags)`` of a version's run (empty when the run is gone)."""
     from mlflow.exceptions import MlflowException
 
     if not run_id:
-        return {}
+        return {}, {}
     if run_id not in cache:
         try:
-            cache[run_id] = dict(mlflow_client.get_run(run_id).data.metrics)
+            data = mlflow_client.get_run(run_id).data
+            tags = {k: v for k, v in data.tags.items() if k.startswith("sm.")}
+            cache[run_id] = (dict(data.metrics), tags)
         except MlflowException:
-            cache[run_id] = {}  # run deleted (or in a store we cannot read)
+            cache[run_id] = ({}, {})  # run deleted (or in a store we cannot read)
     return cache[run_id]
 
 
 def _version_info(
-    mlflow_client: MlflowClient, mv: Any, aliases: dict[str, str], cache: dict[str, dict[str, float]]
+    mlflow_client: MlflowClient, mv: Any, aliases: dict[str, str], cache: dict[str, RunData]
 ) -> VersionInfo:
     version = str(mv.version)
     created = datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC) if mv.creation_timestamp else None
+    metrics, run_tags = _run_data(mlflow_client, mv.run_id, cache)
     return VersionInfo(
         name=mv.name,
         version=version,
         aliases=tuple(sorted(a for a, v in aliases.items() if v == version)),
         run_id=mv.run_id,
         created_at=created,
-        metrics=_run_metrics(mlflow_client, mv.run_id, cache),
-        tags=dict(mv.tags or {}),
+        metrics=metrics,
+        tags={**run_tags, **dict(mv.tags or {})},  # the run's sm.* tags, then the version's own
     )
 
 
@@ -331,7 +337,7 @@ def get_model(
     mlflow_client = mlflow_client or client(tracking_uri)
     registered = mlflow_client.get_registered_model(name)
     aliases = {alias: str(version) for alias, version in (registered.aliases or {}).items()}
-    cache: dict[str, dict[str, float]] = {}
+    cache: dict[str, RunData] = {}
     versions = mlflow_client.search_model_versions(f"name = '{_quote(name)}'")
     infos = sorted(
         (_version_info(mlflow_client, mv, aliases, cache) for mv in versions), key=lambda v: -int(v.version)

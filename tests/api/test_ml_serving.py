@@ -107,6 +107,7 @@ async def test_models_are_listed_with_aliases_and_metrics(
         assert models["anomaly_temperature"]["aliases"] == {"champion": registered["anomaly"]}
         [version] = models["anomaly_temperature"]["versions"]
         assert version["metrics"] == {"f1": 0.8} and version["aliases"] == ["champion"]
+        assert version["tags"] == {"sm.family": "anomaly", "sm.sensor_type": "temperature"}  # the run's sm.* tags
         assert models["forecast_pressure"]["aliases"] == {}
 
         one = await client.get("/api/v1/ml/models/forecast_temperature", headers=headers(ml_settings))

@@ -37,29 +37,38 @@ def neg_mae(model) -> float:
 def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     """One store for the module (creating an MLflow sqlite schema takes seconds); each test uses its own names."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-    client = mlflow.MlflowClient(tracking_uri=uri)
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     client.create_experiment("registry-test", artifact_location=default_artifact_location(uri))
     return uri
 
 
 def register(tracking_uri: str, name: str, slope: float, **metrics: float) -> str:
-    mlflow.set_tracking_uri(tracking_uri)
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(tracking_uri)  # the fluent API needs the globals: restored below
     mlflow.set_registry_uri(tracking_uri)
-    mlflow.set_experiment("registry-test")
-    with mlflow.start_run():
-        if metrics:
-            mlflow.log_metrics(metrics)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=SlopeModel(slope),
-            registered_model_name=name,
-            pip_requirements=[],
-        )
+    try:
+        mlflow.set_experiment("registry-test")
+        with mlflow.start_run():
+            if metrics:
+                mlflow.log_metrics(metrics)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=SlopeModel(slope),
+                registered_model_name=name,
+                pip_requirements=[],
+            )
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
     return str(info.registered_model_version)
 
 
+def _client(tracking_uri: str) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
 def aliases(tracking_uri: str, name: str) -> dict[str, str]:
-    rm = mlflow.MlflowClient(tracking_uri=tracking_uri).get_registered_model(name)
+    rm = _client(tracking_uri).get_registered_model(name)
     return {alias: str(version) for alias, version in rm.aliases.items()}
 
 
@@ -78,7 +87,7 @@ def test_first_version_becomes_champion_and_decision_is_tagged(tracking_uri: str
     assert decision.candidate_score == pytest.approx(neg_mae_of(1.5))
     assert decision.margin == pytest.approx(0.01)  # SM_PROMOTION_MARGIN default
     assert aliases(tracking_uri, "forecast_first") == {"champion": v1}
-    mv = mlflow.MlflowClient(tracking_uri=tracking_uri).get_model_version("forecast_first", v1)
+    mv = _client(tracking_uri).get_model_version("forecast_first", v1)
     assert mv.tags["sm.promotion.decision"] == "promoted"
     assert mv.tags["sm.promotion.metric"] == "neg_mae"
     assert mv.current_stage in (None, "None")  # no deprecated stage was set
@@ -101,7 +110,7 @@ def test_worse_model_stays_challenger_and_better_one_by_margin_wins(tracking_uri
     assert decision.champion_version == v1
     assert decision.candidate_score < decision.champion_score  # type: ignore[operator]
     assert aliases(tracking_uri, name) == {"champion": v1, "challenger": worse}
-    tags = mlflow.MlflowClient(tracking_uri=tracking_uri).get_model_version(name, worse).tags
+    tags = _client(tracking_uri).get_model_version(name, worse).tags
     assert tags["sm.promotion.decision"] == "rejected"
     assert tags["sm.promotion.champion_version"] == v1
 
@@ -166,7 +175,7 @@ def test_force_list_and_compare(tracking_uri: str) -> None:
     decision = registry.force_promote(name, v2, tracking_uri=tracking_uri)
     assert decision.promoted and decision.champion_version == v1
     assert aliases(tracking_uri, name) == {"champion": v2}
-    tags = mlflow.MlflowClient(tracking_uri=tracking_uri).get_model_version(name, v2).tags
+    tags = _client(tracking_uri).get_model_version(name, v2).tags
     assert tags["sm.promotion.decided_by"] == "force_promote"
 
 

@@ -173,23 +173,28 @@ def register_contract_model(
     example = aware.assign(timestamp=aware["timestamp"].dt.tz_convert(None))
     output = python_model.predict(None, example, params)
     signature = infer_signature(example, output, params=params)
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     experiment = client.get_experiment_by_name("serving-tests")
     experiment_id = experiment.experiment_id if experiment else client.create_experiment("serving-tests")
-    mlflow.set_tracking_uri(tracking_uri)
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(tracking_uri)  # fluent API needs the globals: restored below
     mlflow.set_registry_uri(tracking_uri)
-    with mlflow.start_run(experiment_id=experiment_id):
-        mlflow.set_tags(tags or {})
-        if metrics:
-            mlflow.log_metrics(metrics)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=python_model,
-            signature=signature,
-            input_example=example,
-            registered_model_name=name,
-            pip_requirements=[],
-        )
+    try:
+        with mlflow.start_run(experiment_id=experiment_id):
+            mlflow.set_tags(tags or {})
+            if metrics:
+                mlflow.log_metrics(metrics)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=python_model,
+                signature=signature,
+                input_example=example,
+                registered_model_name=name,
+                pip_requirements=[],
+            )
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
     version = str(info.registered_model_version)
     if alias:
         client.set_registered_model_alias(name, alias, version)
