@@ -151,7 +151,7 @@ PAGES: list[tuple[str, str, Callable | None]] = [
 ]
 
 
-def _time_page(page: str, setup: Callable | None, repeats: int) -> tuple[float, float, float, int]:
+def _time_page(page: str, setup: Callable | None, repeats: int) -> tuple[float, float, float, int, int]:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
@@ -175,7 +175,7 @@ def _time_page(page: str, setup: Callable | None, repeats: int) -> tuple[float, 
     for _ in range(repeats):
         st.cache_data.clear()
         uncached.append(timed(at))
-    return first, warm, statistics.median(uncached), len(at.error)
+    return first, warm, statistics.median(uncached), len(at.error), len(at.get("plotly_chart"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"API {api_url}; timing {len(PAGES)} views, {args.repeats} repeats each ...", flush=True)
         rows = []
         for name, page, setup in PAGES:
-            first, warm, uncached, errors = _time_page(page, setup, args.repeats)
-            rows.append((name, first, warm, uncached, errors))
+            first, warm, uncached, errors, charts = _time_page(page, setup, args.repeats)
+            rows.append((name, first, warm, uncached, errors, charts))
             print(f"  {name}: first {first:.2f} s, warm {warm:.2f} s, uncached {uncached:.2f} s", flush=True)
     finally:
         if api is not None:
