@@ -178,6 +178,7 @@ def run_gauntlet(
     sim_files: int = 120,
     sim_onset: int = 70,
     sim_samples: int = 20_480,
+    sim_other_faults: tuple[str, ...] | list[str] = ("inner", "ball"),
     diag_seeds: int = 3,
     k: float = 3.0,
     n: int = 3,
@@ -194,6 +195,7 @@ def run_gauntlet(
     cfg = AlarmConfig(k=k, n=n, m=m)
     params = {
         "ims_path": ims_path, "cwru_path": cwru_path, "window": window, "overlap": overlap,
+        "sim_other_faults": list(sim_other_faults),
         "max_files": max_files, "simulate": simulate, "sim_files": sim_files, "sim_onset": sim_onset,
         "alarm_k": k, "alarm_n": n, "alarm_m": m,
     }  # fmt: skip
@@ -250,6 +252,14 @@ def run_gauntlet(
                     params={"data": "simulated run", "window": window, "overlap": overlap}, registered_model_name=None,
                     log_model=False,
                 )  # fmt: skip
+            summary["simulation_other_faults"] = {}
+            for fault in sim_other_faults:  # the same run with another defect type: delays and false alarms
+                other, _ = simulation_study(
+                    sim_files, sim_onset, fault=fault, n_samples=sim_samples, window=window, overlap=overlap,
+                    config=cfg, progress=progress,
+                )  # fmt: skip
+                result.tables[f"simulation_{fault}"] = other.per_bearing
+                summary["simulation_other_faults"][fault] = _records(other.per_bearing)
         diag = diagnosis_check(diag_seeds)
         result.tables["diagnosis_simulated"] = diag["table"]
         summary["diagnosis_simulated"] = {
@@ -299,12 +309,15 @@ def run_gauntlet(
 
 def _parent_metrics(summary: dict) -> dict[str, float]:
     metrics = {"diagnosis_accuracy_simulated": summary["diagnosis_simulated"]["accuracy"]}
-    for row in summary.get("simulation", {}).get("per_indicator", []):
-        if row["delay_files"] is not None:
-            metrics[f"sim_{row['indicator']}_delay_files"] = float(row["delay_files"])
-        metrics[f"sim_{row['indicator']}_false_alarms"] = float(
-            row["false_alarms_faulty_bearing"] + row["false_alarms_healthy_bearings"]
-        )
+    groups = {"": summary.get("simulation", {}).get("per_indicator", [])}
+    groups |= {f"{fault}_": rows for fault, rows in summary.get("simulation_other_faults", {}).items()}
+    for prefix, rows in groups.items():
+        for row in rows:
+            if row["delay_files"] is not None:
+                metrics[f"sim_{prefix}{row['indicator']}_delay_files"] = float(row["delay_files"])
+            metrics[f"sim_{prefix}{row['indicator']}_false_alarms"] = float(
+                row["false_alarms_faulty_bearing"] + row["false_alarms_healthy_bearings"]
+            )
     return metrics
 
 

@@ -66,7 +66,7 @@ def test_papermill_small_mode(tmp_path: Path) -> None:
         str(NOTEBOOK), str(tmp_path / "06.ipynb"), kernel_name="python3", cwd=str(PROJECT_ROOT),
         progress_bar=False, execution_timeout=300,
         parameters={"output_dir": str(out_dir), "summary_path": str(summary), "tracking_uri": uri,
-                    "sim_files": 30, "sim_onset": 20, "sim_samples": 8192, "diag_seeds": 1,
+                    "sim_files": 30, "sim_onset": 20, "sim_samples": 8192, "diag_seeds": 1, "sim_other_faults": ["ball"],
                     "cwru_path": str(cwru)},
     )  # fmt: skip
     names = {p.name for p in out_dir.iterdir()}
@@ -77,6 +77,7 @@ def test_papermill_small_mode(tmp_path: Path) -> None:
     assert data["reference"]["ims_test2_bearing1_rms_alarm_file"] == 530
     assert data["ims"]["2nd_test"]["coverage"]["files_present"] == 3
     assert data["simulation"]["onset_file"] == 20
+    assert {r["indicator"] for r in data["simulation_other_faults"]["ball"]} >= {"rms", "isolation_forest"}
     assert 0 <= data["diagnosis_simulated"]["accuracy"] <= 1
     assert [(r["file"], r["fault"]) for r in data["cwru"]] == [("OR007@6_0.mat", "outer race")]
     assert "envelope_spectra_cwru.png" in names
