@@ -267,6 +267,7 @@ async def test_check_drift_and_drift_status(api: ClientFactory, ml_settings) -> 
             "ml-unknown"
         ]
 
+        assert isinstance(apps[0].state.drift_checker, DriftChecker)  # started by the lifespan (agents registry)
         await DriftChecker(apps[0].state.session_factory, ml_settings).run_once()
         status = await client.get(
             "/api/v1/ml/drift", params={"sensor_type": "temperature"}, headers=headers(ml_settings)
