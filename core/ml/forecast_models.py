@@ -225,7 +225,14 @@ class ProphetForecaster(Forecaster):
     def _predict(self, horizon: int, interval: float | None) -> pd.DataFrame:
         times = self.future_times(horizon)
         self.model_.interval_width = interval or DEFAULT_INTERVAL
-        out = self.model_.predict(pd.DataFrame({"ds": times.tz_convert("UTC").tz_localize(None)}))
+        # Prophet samples its interval from NumPy's global generator: seed it (and restore it) so that the same
+        # history gives the same interval.
+        state = np.random.get_state()
+        np.random.seed(int(self.params.get("seed", 0)))
+        try:
+            out = self.model_.predict(pd.DataFrame({"ds": times.tz_convert("UTC").tz_localize(None)}))
+        finally:
+            np.random.set_state(state)
         return _interval_frame(
             times, out["yhat"].to_numpy(), out["yhat_lower"].to_numpy(), out["yhat_upper"].to_numpy()
         )

@@ -1,4 +1,4 @@
-"""The ``forecast_<sensor_type>`` MLflow pyfunc (contract: ``/work`` notes, docs/ml/README.md).
+"""The ``forecast_<sensor_type>`` MLflow pyfunc (the ML contracts of issue 5; documented in docs/ml/README.md).
 
 ``predict(DataFrame[sensor_id, timestamp (UTC), value] = history, params={"horizon": int, "interval": float})``
 → DataFrame[``sensor_id``, ``timestamp``, ``yhat``, ``yhat_lower``, ``yhat_upper``]: ``horizon`` future slots per

@@ -296,7 +296,7 @@ def run_forecast_training(
                 model = ForecastModel(
                     spec.method, spec.params, freq_s, sensor_type, config.horizon, config.interval
                 )
-                with mlflow.start_run(run_name=name, nested=True):
+                with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True):
                     mlflow.set_tags(
                         {
                             "sm.family": FAMILY,

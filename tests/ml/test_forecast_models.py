@@ -324,6 +324,8 @@ def test_training_registers_a_model_that_honours_the_contract(tmp_path) -> None:
     for key in ("val_mae", "test_mae", "test_rmse", "test_smape", "test_skill"):
         assert child.data.metrics[key] == pytest.approx(report.loc[chosen, key])
     parent = client.get_run(run.run_id)
+    assert child.info.experiment_id == parent.info.experiment_id  # nested in the notebook's one run
+    assert child.data.tags["mlflow.parentRunId"] == run.run_id
     assert parent.data.metrics["vibration.naive.test_skill"] == 0.0
 
     model = mlflow.pyfunc.load_model(f"models:/forecast_vibration/{version.version}")
