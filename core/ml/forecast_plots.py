@@ -142,11 +142,14 @@ def validation_figure(study: ForecastStudy) -> Figure:
         s = scores[scores["sensor_type"] == sensor_type]
         for j, (method, colour) in enumerate(COLOURS.items()):
             m = s[s["method"] == method]
-            ax.scatter(np.full(len(m), j) + np.linspace(-0.2, 0.2, len(m)), m["mae"], color=colour, s=12)
+            xs = np.full(len(m), j) + np.linspace(-0.2, 0.2, len(m))
+            ax.scatter(xs, m["mae"], color=colour, s=12)
             best = study.selected[sensor_type].get(method)
             if best is not None and len(m):
-                pick = m[m["params"].map(lambda p, best=best: p == best.params)]
-                ax.scatter([j], pick["mae"].iloc[:1], facecolors="none", edgecolors="red", s=60)
+                pick = m["params"].map(lambda p, best=best: p == best.params).to_numpy()
+                ax.scatter(
+                    xs[pick][:1], m["mae"].to_numpy()[pick][:1], facecolors="none", edgecolors="red", s=60
+                )
         ax.set_xticks(range(len(COLOURS)), list(COLOURS), fontsize=7)
         ax.set_title(f"{sensor_type} → {study.chosen[sensor_type].method}", fontsize=9)
         ax.tick_params(labelsize=7)
