@@ -214,13 +214,12 @@ def main(argv: list[str] | None = None) -> int:
             drop_database(admin_url, url)
 
     print()
-    print(
-        "| page | first load (s) | after first load, cached (s) | cache cleared (s) | < 2 s | errors shown |"
-    )
-    print("|---|---:|---:|---:|---|---:|")
-    for name, first, warm, uncached, errors in rows:
+    header = "| page | first load (s) | after first load, cached (s) | cache cleared (s) | < 2 s | charts | errors shown |"
+    print(header)
+    print("|---|---:|---:|---:|---|---:|---:|")
+    for name, first, warm, uncached, errors, charts in rows:
         ok = "yes" if max(warm, uncached) < TARGET_S else "no"
-        print(f"| {name} | {first:.2f} | {warm:.2f} | {uncached:.2f} | {ok} | {errors} |")
+        print(f"| {name} | {first:.2f} | {warm:.2f} | {uncached:.2f} | {ok} | {charts} | {errors} |")
     print(f"\n{_uptime()}")
     return 0
 
