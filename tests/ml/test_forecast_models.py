@@ -347,12 +347,26 @@ def test_training_registers_a_model_that_honours_the_contract(tmp_path) -> None:
     default = model.predict(history)  # params default to the schema's horizon
     assert len(default) == 2 * config.horizon
 
-    # the same model again does not displace the champion (it cannot beat itself by the margin)
-    again = run_forecast_training(
-        readings, None, output_dir=tmp_path / "plots", tracking_uri=uri, config=config, progress=False
-    )
-    assert again.versions == {"vibration": "2"} and not again.decisions["vibration"].promoted
+    # the same model registered again does not displace the champion (it cannot beat itself by the margin)
+    from core.ml.forecast_pyfunc import ForecastModel, input_example, log_forecast_model
+    from core.ml.forecast_training import _promote
+
+    spec = run.study.chosen["vibration"]
+    again = ForecastModel(spec.method, spec.params, FREQ.total_seconds(), "vibration", config.horizon)
+    mlflow.set_tracking_uri(uri)
+    try:
+        with mlflow.start_run(experiment_id=parent.info.experiment_id):
+            info = log_forecast_model(
+                again, input_example(history, 300), registered_model_name="forecast_vibration"
+            )
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert str(info.registered_model_version) == "2"
+    decision = _promote("forecast_vibration", "2", uri, readings, None, config)
+    assert not decision.promoted and decision.champion_version == "1"
+    assert decision.candidate_score == pytest.approx(decision.champion_score)
     assert str(client.get_model_version_by_alias("forecast_vibration", "champion").version) == "1"
+    assert str(client.get_model_version_by_alias("forecast_vibration", "challenger").version) == "2"
 
 
 @pytest.mark.heavy_ml
