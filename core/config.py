@@ -126,7 +126,9 @@ class Settings(BaseSettings):
     # --- event bus and outbox (core/events) ------------------------------------------------------------------
     bus_queue_size: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
     """Bounded queue of the in-process bus: ``publish`` waits when it is full (back-pressure)."""
-    bus_workers: Annotated[int, Field(ge=1, le=256)] = 4
+    bus_workers: Annotated[int, Field(ge=1, le=256)] = 16
+    """Worker tasks of the in-process bus. Coalescing handlers (anomaly, alerting) merge the deliveries waiting
+    on them, each of which holds a worker: with 4, a run merged at most 4 events (docs/benchmarks/loop.md)."""
     bus_handler_attempts: Annotated[int, Field(ge=1, le=100)] = 5
     """Attempts per handler invocation (first try included) before the delivery is dead-lettered."""
     bus_retry_base_s: Annotated[float, Field(ge=0)] = 0.5

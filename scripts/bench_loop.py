@@ -62,12 +62,24 @@ async def _setup_probes(base: str, key: str, n: int) -> None:
                 raise RuntimeError(f"creating the probe rule failed: {resp.status_code} {resp.text[:300]}")
 
 
-async def _probe(base: str, key: str, n: int, interval_s: float, timeouts: list[str]) -> list[float]:
+async def _probe(
+    base: str, key: str, n: int, interval_s: float, timeouts: list[str], backlog: list[str]
+) -> list[float]:
     latencies: list[float] = []
     headers = {"X-API-Key": key}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as client:
         for i in range(n):
             t_start = time.perf_counter()
+            metrics = await client.get("/metrics")
+            found = dict(
+                re.findall(
+                    r"^(sm_bus_queue_depth_items|sm_outbox_unpublished_rows) (\S+)$",
+                    metrics.text,
+                    re.MULTILINE,
+                )
+            )
+            backlog.append(f"{float(found.get('sm_bus_queue_depth_items', 'nan')):.0f}/"
+                           f"{float(found.get('sm_outbox_unpublished_rows', 'nan')):.0f}")  # fmt: skip
             sensor = f"probe-{i:03d}"
             body = {"sensor_id": sensor, "timestamp": datetime.now(UTC).isoformat(), "value": 1000.0}
             resp = await client.post(INGEST, json=body)
@@ -144,6 +156,9 @@ def main(
     workers: Annotated[int, typer.Option(help="uvicorn workers of the API")] = 1,
     faults: Annotated[bool, typer.Option("--faults/--no-faults", help="simulator injects faults")] = True,
     output: Annotated[Path | None, typer.Option(help="also write the report (markdown) here")] = None,
+    profile_api: Annotated[
+        Path | None, typer.Option(help="run the API under cProfile and write its stats here (1 worker)")
+    ] = None,
 ) -> None:
     load_before = os.getloadavg()
     settings = load_settings()
@@ -160,7 +175,14 @@ def main(
                "SM_READY_CHECK_MLFLOW": "false", "SM_RATE_LIMIT": "", "SM_LOG_LEVEL": "WARNING",
                "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{_free_port()}", "SM_API_WORKERS": str(workers),
                "SM_ENV": "development"}  # fmt: skip
-        api = subprocess.Popen([sys.executable, "-m", "apps.cli", "serve-api"], cwd=ROOT, env=env)
+        command = ["-m", "apps.cli", "serve-api"]
+        if profile_api:  # stats of the API's main thread from its start to the end of the probe (about)
+            command = [
+                str(ROOT / "scripts" / "bench" / "profile_api.py"),
+                str(profile_api),
+                str(warmup + samples + 8),
+            ]
+        api = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env)
         _wait_healthy(base, api)
         asyncio.run(_setup_probes(base, key, samples))
         console.print(f"simulator: {rate:,} readings/s from {sensors} sensors for {duration:.0f} s; "
@@ -173,7 +195,8 @@ def main(
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         time.sleep(warmup)
-        latencies = asyncio.run(_probe(base, key, samples, 1.0, timeouts))
+        backlog: list[str] = []
+        latencies = asyncio.run(_probe(base, key, samples, 1.0, timeouts, backlog))
         bus_after_probe = _bus_metrics(base, key)
         sim_out, _ = sim.communicate(timeout=duration + 120)
         summary = re.search(r"SIMULATE accepted=(\d+) sent=(\d+) duplicates=(\d+) rejected=(\d+) "
@@ -229,6 +252,11 @@ def main(
     ]
     if timeouts:
         lines += ["", "Probe failures: " + "; ".join(timeouts)]
+    lines += [
+        "",
+        "Backlog seen by each probe just before its ingest (bus queue depth / unpublished outbox rows as last "
+        "counted by the relay), in order: " + ", ".join(backlog) + ".",
+    ]
     lines += _bus_lines(bus_after_probe, bus_end)
     text = "\n".join(lines)
     console.print(text)

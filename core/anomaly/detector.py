@@ -31,7 +31,7 @@ from core.anomaly.baseline import BaselineConfig, BaselineStates, SensorState
 from core.anomaly.champion import METHOD as MODEL_METHOD
 from core.anomaly.champion import Champion, ChampionModels
 from core.db.repositories.anomalies import AnomalyRepository, NewAnomaly, ReadingToScore
-from core.events.outbox import add_to_outbox
+from core.events.outbox import add_many_to_outbox
 from core.events.types import AnomalyDetected, ReadingsIngested
 from core.observability.metrics import ANOMALY_DETECTED_TOTAL, ANOMALY_READINGS_SCORED_TOTAL
 
@@ -92,8 +92,8 @@ class AnomalyDetector:
             )
             for a in stored
         ]
+        await add_many_to_outbox(session, events)
         for anomaly_event in events:
-            await add_to_outbox(session, anomaly_event)
             ANOMALY_DETECTED_TOTAL.labels(method=anomaly_event.method).inc()
         if events:
             logger.info(

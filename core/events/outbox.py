@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import event as sa_event
@@ -51,6 +52,13 @@ async def add_to_outbox(session: AsyncSession, event: Event) -> None:
     session.info[_PENDING] = True
 
 
+async def add_many_to_outbox(session: AsyncSession, events: Sequence[Event]) -> None:
+    """``add_to_outbox`` for several events with one INSERT (a fault's burst of ``AnomalyDetected``)."""
+    if events:
+        await OutboxRepository(session).add_many([(e.event_type, e.to_payload()) for e in events])
+        session.info[_PENDING] = True
+
+
 @sa_event.listens_for(Session, "after_commit")
 def _wake_relays_after_commit(session: Session) -> None:
     if session.info.pop(_PENDING, False):
@@ -66,4 +74,4 @@ def _forget_after_rollback(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
-__all__ = ["add_to_outbox", "register_relay", "unregister_relay"]
+__all__ = ["add_many_to_outbox", "add_to_outbox", "register_relay", "unregister_relay"]

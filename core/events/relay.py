@@ -146,11 +146,17 @@ class OutboxRelay:
     # --- loop -----------------------------------------------------------------------------------------------
     async def _run(self) -> None:
         logger.info("outbox relay started", extra={"poll_interval_s": self.poll_interval_s})
+        counted_at = float("-inf")
+        loop = asyncio.get_running_loop()
         while not self._stopping:
             self._wake.clear()
             try:
                 await self._pump()
-                await self.unpublished()
+                if (
+                    loop.time() - counted_at >= self.poll_interval_s
+                ):  # the gauge, at most once per poll interval
+                    await self.unpublished()  # (a wake-up after every commit made it a query per pass)
+                    counted_at = loop.time()
                 self.passes += 1
             except asyncio.CancelledError:
                 raise

@@ -86,6 +86,8 @@ _FILTERED_READINGS_SQL = text(
         SELECT x.timestamp, x.value FROM sensor_readings x
         WHERE x.sensor_id = f.sensor_id AND x.timestamp >= f.scan_from AND x.timestamp <= :until
           AND (x.timestamp >= :first OR f.keep_all OR x.timestamp > f.after OR x.value < f.lo OR x.value > f.hi)
+        OFFSET 0  -- not flattened: one index range scan per sensor from its scan_from (else a hash join that
+                  -- reads every row of the table in the window, whatever scan_from says: ~0.1 s per 150k rows)
     ) r
     UNION
     SELECT s.sensor_id, r.timestamp, r.value

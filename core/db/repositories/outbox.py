@@ -23,6 +23,13 @@ class OutboxRepository:
         )
         return int(result.scalar_one())
 
+    async def add_many(self, rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Insert unpublished rows ``(event_type, payload)`` with one statement, in order (flushes only)."""
+        if rows:
+            await self._session.execute(
+                insert(OutboxEvent), [{"event_type": t, "payload": p} for t, p in rows]
+            )
+
     async def claim_unpublished(self, limit: int) -> Sequence[OutboxEvent]:
         """Lock up to ``limit`` unpublished rows, oldest first, skipping rows another transaction holds.
 
