@@ -152,7 +152,7 @@ def generated_dataset(
     *,
     ids: tuple[int, ...] = (0, 2),
     duration_s: float = 10.0,
-    severity: float = 0.5,
+    severity: float = 0.3,
     seed: int = 0,
     workdir: str | PathLike[str] | None = None,
 ) -> pd.DataFrame:

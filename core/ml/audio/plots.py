@@ -86,7 +86,7 @@ def plot_example_spectrograms(
             of_label = group[group["label"] == label]
             if len(of_label):
                 picks.append(of_label.iloc[0])
-    fig = _figure(4.0 * min(2, len(picks)), 2.6 * int(np.ceil(len(picks) / 2)))
+    fig = _figure(3.3 * min(2, len(picks)), 2.1 * int(np.ceil(len(picks) / 2)))
     axes = fig.subplots(int(np.ceil(len(picks) / 2)), min(2, len(picks)), squeeze=False).ravel()
     image = None
     for ax, row in zip(axes, picks, strict=False):
