@@ -18,7 +18,7 @@ def _by_key(widgets, key: str):
     return next(w for w in widgets if w.key == key)
 
 
-def test_models_page_lists_versions_compares_champion_and_checks_drift(console: ConsoleApi) -> None:
+def test_models_page_lists_versions_compares_promotes_and_checks_drift(console: ConsoleApi) -> None:
     at = open_page("pages/models.py")
     assert not at.error, texts(at.error)
     models = {m["name"]: m for m in console.get("/api/v1/ml/models")["items"]}
@@ -31,11 +31,13 @@ def test_models_page_lists_versions_compares_champion_and_checks_drift(console: 
     assert comparison.to_dict("records") == [{"metric": "mae", "champion v1": 1.5, "challenger v2": 1.2}]
 
     _by_key(at.selectbox, "v_forecast_voltage").set_value("2").run()
+    _by_key(at.checkbox, "force_forecast_voltage").check().run()
     _by_key(at.button, "promote_forecast_voltage").click().run()
     assert_clean(at)
-    promote = console.call("POST", "/api/v1/ml/models/forecast_voltage/promote", json={"version": "2"})
-    if promote.status_code in (404, 405):  # no promotion endpoint: the page points to the CLI
-        assert any("python -m apps.cli models promote" in w for w in texts(at.warning)), texts(at.warning)
+    assert any(s.startswith("forecast_voltage v2: promoted to champion") for s in texts(at.success)), (
+        texts(at.success) + texts(at.error) + texts(at.warning)
+    )
+    assert console.get("/api/v1/ml/models/forecast_voltage")["aliases"]["champion"] == "2"
 
     stored = console.get("/api/v1/ml/drift")["total"]
     assert (stored == 0) is any(i.startswith("No stored drift check yet") for i in texts(at.info))

@@ -13,6 +13,11 @@ from ui.components import api
 _FLASH = "_console_flash"
 
 
+def flash(kind: str, text: str) -> None:
+    """Show ``text`` (kind ``success`` or ``error``) on the next render."""
+    st.session_state[_FLASH] = (kind, text)
+
+
 def show_flash() -> None:
     """Show (once) the outcome of the last action of this session."""
     message = st.session_state.pop(_FLASH, None)

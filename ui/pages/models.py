@@ -88,20 +88,25 @@ for model in models or []:
                 "Version to promote", [str(v.get("version")) for v in versions], key=f"v_{name}"
             )
             force = middle.checkbox("Force (skip evaluation)", key=f"force_{name}")
-            if right.button("Promote", key=f"promote_{name}"):
+            if right.button(
+                "Promote", key=f"promote_{name}", help="admin scope; evaluates both unless forced"
+            ):
                 try:
                     answer = api.send("POST", f"/api/v1/ml/models/{name}/promote",
                                       json={"version": version, "force": force},
                                       timeout=api.SLOW_TIMEOUT_S)  # fmt: skip
-                    reason = answer.get("reason", "") if isinstance(answer, dict) else ""
-                    st.success(f"{name} v{version}: {'promoted' if answer.get('promoted') else 'not promoted'}"
-                               f" {reason}".strip())  # fmt: skip
                 except ApiError as exc:
-                    if exc.status in (404, 405):
-                        st.warning(f"The API has no promotion endpoint for {name} (HTTP {exc.status}: "
-                                   f"{exc.detail}). Promote with `{PROMOTE_CLI}`.")  # fmt: skip
+                    if exc.status == 405 or (exc.status == 404 and exc.detail.startswith("No resource")):
+                        st.warning(f"The API has no promotion endpoint (HTTP {exc.status}: {exc.detail}). "
+                                   f"Promote with `{PROMOTE_CLI}`.")  # fmt: skip
                     else:
                         api.show_error(exc, f"the promotion of {name} v{version}")
+                else:
+                    verdict = "promoted to champion" if answer.get("promoted") else "not promoted"
+                    actions.flash(
+                        "success", f"{name} v{version}: {verdict}. {answer.get('reason', '')}".strip()
+                    )
+                    st.rerun()
 
 
 def drift_by_type(checks: list[dict[str, Any]], time_column: str) -> pd.DataFrame:
