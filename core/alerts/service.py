@@ -75,6 +75,16 @@ class Outcome:
     suppressed: int = 0
 
 
+@dataclass
+class _AnomalyRun:
+    """What ``on_anomalies`` reads once per run (see ``_open_on_anomaly``)."""
+
+    sensors: dict[str, SensorInfo]
+    bounds: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)  # per sensor: its events' span
+    history: dict[tuple[str, str], tuple[set[datetime], list[AnomalyPoint]]] = field(default_factory=dict)
+    suppression: Suppression | None = None
+
+
 class AlertingService:
     def __init__(self, session: AsyncSession, *, clock: Callable[[], datetime] = _utcnow) -> None:
         self._session = session
@@ -162,7 +172,10 @@ class AlertingService:
                 await self._repo.unresolved_alerts(sensor_ids, sorted({r.name for r, _ in pairs}))
             ).items()
         }
-        sensors = await self._repo.sensors(sensor_ids)
+        run = _AnomalyRun(await self._repo.sensors(sensor_ids))
+        for event in todo:
+            lo, hi = run.bounds.get(event.sensor_id, (event.timestamp, event.timestamp))
+            run.bounds[event.sensor_id] = (min(lo, event.timestamp), max(hi, event.timestamp))
         stored_ids = await self._repo.existing_anomalies([e.anomaly_id for e in todo])
         pending: dict[int, dict[datetime, Observation]] = defaultdict(dict)
         for event in todo:
@@ -177,7 +190,7 @@ class AlertingService:
                 if alert_id is not None:
                     pending[alert_id].setdefault(event.timestamp, this)
                     continue
-                opened_id = await self._open_on_anomaly(event, rule, sensors, outcome)
+                opened_id = await self._open_on_anomaly(event, rule, run, outcome)
                 if opened_id is not None:
                     open_ids[(sensor_id, rule.name)] = opened_id
         for alert_id, observations in pending.items():
@@ -185,28 +198,40 @@ class AlertingService:
         return outcome
 
     async def _open_on_anomaly(
-        self, event: AnomalyDetected, rule: AlertRule, sensors: dict[str, SensorInfo], outcome: Outcome
+        self, event: AnomalyDetected, rule: AlertRule, run: _AnomalyRun, outcome: Outcome
     ) -> int | None:
-        """Open an alert of ``rule`` if ``event`` completes k anomalies within the window; its id, else None."""
+        """Open an alert of ``rule`` if ``event`` completes k anomalies within the window; its id, else None.
+        Observations, anomalies and suppression are read once per run (``_AnomalyRun``): nothing the run writes
+        changes them until an alert of (sensor, rule) opens, after which its events take the other path."""
         sensor_id = event.sensor_id
+        key = (sensor_id, rule.name)
+        if key not in run.history:
+            first, last = run.bounds[sensor_id]
+            start = first - timedelta(minutes=rule.window_minutes)
+            observed_all = (await self._repo.observed_timestamps([sensor_id], [rule.name], start)).get(
+                key, set()
+            )
+            stored_all = (
+                await self._repo.anomalies([sensor_id], start, last, float(rule.params["min_score"]))
+            )[sensor_id]
+            run.history[key] = (observed_all, stored_all)
+        observed_all, stored_all = run.history[key]
         since = event.timestamp - timedelta(minutes=rule.window_minutes)
-        observed = (await self._repo.observed_timestamps([sensor_id], [rule.name], since)).get(
-            (sensor_id, rule.name), set()
-        )
+        observed = {t for t in observed_all if t >= since}
         if event.timestamp in observed:
             return None  # a redelivery after its alert resolved, or already counted
-        stored = (
-            await self._repo.anomalies([sensor_id], since, event.timestamp, float(rule.params["min_score"]))
-        )[sensor_id]
+        stored = [a for a in stored_all if since <= a.timestamp <= event.timestamp]
         by_time: dict[datetime, AnomalyPoint] = {}
         for anomaly in stored:
             if anomaly.timestamp not in observed:
                 by_time.setdefault(anomaly.timestamp, anomaly)
         if len(set(by_time) | {event.timestamp}) < rule.open_after_k:
             return None
-        reason = (await self._suppression(sensors, event.timestamp, event.timestamp)).reason(
-            sensors.get(sensor_id), event.timestamp
-        )
+        if run.suppression is None:
+            first = min(lo for lo, _ in run.bounds.values())
+            last = max(hi for _, hi in run.bounds.values())
+            run.suppression = await self._suppression(run.sensors, first, last)
+        reason = run.suppression.reason(run.sensors.get(sensor_id), event.timestamp)
         if reason is not None:
             self._suppressed(outcome, rule, sensor_id, reason, event.timestamp)
             return None
