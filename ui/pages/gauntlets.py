@@ -4,6 +4,7 @@ not the database nor the API), and a link to the MLflow UI. A missing summary is
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,28 @@ def scalars(summary: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+METRIC_WORDS = re.compile(r"(^|[._])(f1|auc|roc_auc|pr_auc|pauc|precision|recall|accuracy|mae|rmse|mape|smape|"
+                          r"coverage|lead|alarm)", re.IGNORECASE)  # fmt: skip
+
+
+def is_metric(field: str, value: Any) -> bool:
+    """A measured number (not a reference value or a parameter) whose name says it is a metric."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return bool(METRIC_WORDS.search(field.rsplit(".", 1)[-1])) and not field.startswith(
+        ("reference.", "params.")
+    )
+
+
+def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """One row per result path (``runs.real.models.rf.mean``), one column per metric name (``f1``, ``roc_auc``)."""
+    rows = pd.DataFrame(
+        [(k.rsplit(".", 1)[0] if "." in k else "", k.rsplit(".", 1)[-1], v) for k, v in metrics.items()],
+        columns=["result", "metric", "value"],
+    )
+    return rows.pivot_table(index="result", columns="metric", values="value", aggfunc="first", sort=False)
+
+
 st.title("Gauntlets and experiments")
 settings = api.settings_or_stop()
 tracking = settings.mlflow_tracking_uri
@@ -71,9 +94,15 @@ for title, summary_names, plot_dirs, target in SECTIONS.values():
         else:
             st.caption(f"from {summary_path.relative_to(PROJECT_ROOT)}")
             flat = scalars(summary)
+            headline = {k: v for k, v in flat.items() if is_metric(k, v)}
+            if headline:
+                st.markdown("**Metrics**")
+                table = metrics_table(headline)
+                st.dataframe(table, width="stretch", height=min(38 + 35 * len(table), 420))
             if flat:
-                st.dataframe(pd.DataFrame({"field": list(flat), "value": [str(v) for v in flat.values()]}),
-                             hide_index=True, width="stretch")  # fmt: skip
+                with st.expander(f"All {len(flat)} fields"):
+                    st.dataframe(pd.DataFrame({"field": list(flat), "value": [str(v) for v in flat.values()]}),
+                                 hide_index=True, width="stretch")  # fmt: skip
             with st.expander("Full summary (JSON)"):
                 st.json(summary, expanded=False)
     plots = sorted(p for d in plot_dirs if (DOCS_ML / d).is_dir() for p in (DOCS_ML / d).rglob("*.png"))
