@@ -5,11 +5,14 @@ The notebooks log to ``MLFLOW_TRACKING_URI``. When that is the local MLflow serv
 nothing answers there, the command starts the same server ``make up`` runs (``python -m apps.cli serve-mlflow``,
 sqlite store and artifacts under ``SM_DATA_DIR``) for the duration of the run and stops it afterwards, so runs,
 models and plots land in the store the platform's MLflow serves. A remote tracking URI that does not answer is an
-error, not a reason to log elsewhere.
+error, not a reason to log elsewhere. Every run holds a shared lock on ``<SM_DATA_DIR>/run/notebook-mlflow.lock``;
+the run that started the server stops it only once it gets the lock exclusively, i.e. after notebook runs that
+found the server up (and use it) have finished.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -100,12 +103,22 @@ def notebook(
     settings = cli_settings()
     # The kernel reads the same settings; a running `make up` stack's database is passed on explicitly.
     env = {**os.environ, "DATABASE_URL": settings.database_url}
-    server = _start_mlflow(settings) if _local_mlflow_needed(settings, params) else None
-    try:
-        sys.stdout.flush()
-        code = subprocess.call(notebook_command(notebook_file, params), env=env)
-    finally:
-        if server is not None:
-            _stop(server)
+    lock_path = settings.data_dir / "run" / "notebook-mlflow.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        server = _start_mlflow(settings) if _local_mlflow_needed(settings, params) else None
+        try:
+            sys.stdout.flush()
+            code = subprocess.call(notebook_command(notebook_file, params), env=env)
+        finally:
+            if server is not None:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    typer.echo("waiting for other notebook runs that use the temporary MLflow server")
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                _stop(server)
     if code:
         raise typer.Exit(code)

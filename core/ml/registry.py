@@ -36,6 +36,7 @@ EVALUATORS: dict[str, str] = {
     "anomaly_": "core.ml.anomaly_models:evaluate_for_promotion",
     "forecast_": "core.ml.forecast_models:evaluate_for_promotion",
     "ai4i_": "core.ml.ai4i.model:evaluate_for_promotion",
+    "vibration_": "core.ml.vibration.tracking:evaluate_for_promotion",
 }
 
 Evaluator = Callable[["PyFuncModel"], float]
