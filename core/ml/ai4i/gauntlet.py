@@ -266,7 +266,12 @@ def summarize(
             "model_params": config.model_params,
         },
         "models": {
-            key: {"mean": _rounded(r.mean()), "std": _rounded(r.std()), "folds": len(r.folds)}
+            key: {
+                "mean": _rounded(r.mean()),
+                "std": _rounded(r.std()),
+                "folds": len(r.folds),
+                "f1_per_fold": [round(float(v), 4) for v in r.folds["f1"]],
+            }
             for key, r in results.items()
         },
         "published_limits_reference": {
