@@ -1,4 +1,4 @@
-"""Overview: is the platform up? Shows ``GET /health/ready`` per component, or a clear error when the API is down."""
+"""Platform status: is the platform up? Shows ``GET /health/ready`` per component, or a clear error when the API is down."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from ui.api_client import ApiClient, ApiError, Readiness
 
 STATUS_ICONS = {"ok": "✅", "failing": "❌", "skipped": "⏭️"}
 
-st.title("Smart Maintenance")
-st.subheader("Overview")
+st.title("Platform status")
 
 try:
     settings = get_settings()
