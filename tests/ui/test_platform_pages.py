@@ -132,7 +132,7 @@ def test_admin_creates_a_key_shown_once_and_revokes_it(console: ConsoleApi) -> N
     assert next(k for k in keys if k["id"] == created["id"])["revoked_at"] is not None
 
 
-def test_admin_replays_a_dead_letter_and_lists_rules_and_webhooks(console: ConsoleApi) -> None:
+def test_admin_adds_a_webhook_replays_a_dead_letter_and_lists_rules(console: ConsoleApi) -> None:
     letter = console.seeded.dead_letter
     at = open_page("pages/admin.py")
     frames = [df.value for df in at.dataframe]
@@ -140,6 +140,18 @@ def test_admin_replays_a_dead_letter_and_lists_rules_and_webhooks(console: Conso
     assert len(rules) == console.get("/api/v1/alert-rules")["total"]
     dead = next(f for f in frames if "handler" in f.columns)
     assert letter in set(dead["id"])
+
+    _by_key(at.text_input, "hook_name").set_value("ui-test-hook")
+    _by_key(at.text_input, "hook_target").set_value("https://hooks.example.invalid/sm")
+    _by_key(at.text_input, "hook_events").set_value("AlertRaised")
+    next(b for b in at.button if b.label == "Add webhook").click().run()
+    assert_clean(at)
+    hooks = console.get("/api/v1/webhooks")["items"]
+    hook = next(h for h in hooks if h["name"] == "ui-test-hook")
+    assert hook["event_types"] == ["AlertRaised"] and hook["target"] == "https://hooks.example.invalid/sm"
+    assert "ui-test-hook" in set(
+        next(df.value for df in at.dataframe if "target" in df.value.columns)["name"]
+    )
 
     _by_key(at.selectbox, "dead_id").set_value(letter).run()
     _by_key(at.button, "dead_replay").click().run()

@@ -57,9 +57,9 @@ with hooks_tab:
                      hide_index=True, width="stretch")  # fmt: skip
     with st.form("webhook_create"):
         left, middle = st.columns(2)
-        hook_name = left.text_input("Name")
-        target = middle.text_input("Target URL (https://…)")
-        events = st.text_input("Event types (comma-separated; empty = all)")
+        hook_name = left.text_input("Name", key="hook_name")
+        target = middle.text_input("Target URL (https://…)", key="hook_target")
+        events = st.text_input("Event types (comma-separated; empty = all)", key="hook_events")
         if st.form_submit_button("Add webhook"):
             actions.run("Adding the webhook", "POST", "/api/v1/webhooks", json={
                 "name": hook_name.strip(), "target": target.strip(),
