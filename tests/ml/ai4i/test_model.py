@@ -49,6 +49,13 @@ def test_promotion_contract_constants() -> None:
     assert MODEL_NAME == "ai4i_failure_classifier"
 
 
+def test_registry_finds_this_family_evaluator_by_prefix() -> None:
+    from core.ml.registry import resolve_evaluator
+
+    _evaluate, metric, higher = resolve_evaluator(MODEL_NAME)
+    assert (metric, higher) == PROMOTION_METRIC
+
+
 def test_holdout_split_is_fixed_and_stratified(generated_ai4i: pd.DataFrame) -> None:
     dev, held = holdout_split(generated_ai4i)
     _dev2, held2 = holdout_split(generated_ai4i)
@@ -71,6 +78,8 @@ def test_logged_pyfunc_follows_the_contract(generated_ai4i: pd.DataFrame, store:
     request = held.sample(frac=1.0, random_state=3)[list(INPUT_COLUMNS)]  # any order, labels absent
     out = loaded.predict(ai4i_model.serving_inputs(request))
     assert list(out.columns) == list(OUTPUT_COLUMNS) and len(out) == len(request)
+    records = pd.DataFrame.from_records(request.head(5).to_dict("records"))  # what a JSON body becomes
+    pd.testing.assert_frame_equal(loaded.predict(records), out.head(5))
     assert out["failure_probability"].between(0, 1).all()
     assert out["failure_predicted"].dtype == bool
     local = model.predict_frame(request)
