@@ -82,7 +82,8 @@ def log_gauntlet(
     uri = resolve_tracking_uri(config.tracking_uri)
     mlflow.set_tracking_uri(uri)
     experiment_id = _experiment_id(uri)
-    mlflow.set_experiment(experiment_id=experiment_id)  # nested runs inherit the active experiment, not the parent's
+    # nested runs inherit the active experiment, not the parent's
+    mlflow.set_experiment(experiment_id=experiment_id)
     champion = summary["champion"]
     tags = {"sm.kind": "gauntlet", "sm.family": "classifier", "sm.dataset": config.source}
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"ai4i-{config.source}", tags=tags) as parent:
