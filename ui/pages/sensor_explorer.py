@@ -70,10 +70,17 @@ st.caption(
 
 
 def readings(sensor_id: str) -> tuple[pd.DataFrame, bool]:
+    """The series at ``bucket``; a raw range denser than MAX_POINTS (a fast live sensor) falls back to 1-minute
+    buckets instead of showing only its oldest points."""
     params: dict[str, Any] = {"start": iso(start), "end": iso(end), "limit": MAX_POINTS}
     if bucket:
         params |= {"bucket": bucket, "agg": agg}
     body = api.get(f"/api/v1/sensors/{sensor_id}/readings", **params)
+    if not bucket and body.get("next_cursor") is not None:
+        body = api.get(f"/api/v1/sensors/{sensor_id}/readings", **params, bucket="1m", agg=agg)
+        st.caption(
+            f"{sensor_id}: more than {MAX_POINTS} raw readings in this range; {agg} per 1m bucket shown."
+        )
     data = pd.DataFrame(body.get("items") or [], columns=["timestamp", "value", "count", "quality"])
     data["timestamp"] = pd.to_datetime(data["timestamp"], utc=True)
     return data, body.get("next_cursor") is not None
