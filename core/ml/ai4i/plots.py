@@ -23,12 +23,11 @@ DPI = 100
 
 def confusion_figure(y: np.ndarray, predicted: np.ndarray, title: str) -> Figure:
     matrix = confusion_matrix(np.asarray(y).astype(int), np.asarray(predicted).astype(int), labels=[0, 1])
-    fig, ax = plt.subplots(figsize=(4.2, 3.8))
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
     ax.imshow(matrix, cmap="Blues")
     for (i, j), value in np.ndenumerate(matrix):
-        ax.text(
-            j, i, f"{value:,}", ha="center", va="center", color="black" if i != j else "darkred", fontsize=12
-        )
+        color = "white" if value > matrix.max() / 2 else "black"
+        ax.text(j, i, f"{value:,}", ha="center", va="center", color=color, fontsize=12)
     ax.set_xticks([0, 1], ["no failure", "failure"])
     ax.set_yticks([0, 1], ["no failure", "failure"])
     ax.set_xlabel("predicted")
