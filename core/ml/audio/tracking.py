@@ -41,6 +41,29 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def caveats(result: DatasetResult) -> list[str]:
+    """Plain statements of what limits the figures of this dataset (small counts, no reference machine type)."""
+    notes = []
+    by_id = next(iter(result.evaluations.values())).by_id
+    for row in by_id.itertuples():
+        if row.n_anomaly < 5 or row.n_normal < 10:
+            notes.append(
+                f"{row.machine} {row.machine_id}: {row.n_normal} normal and {row.n_anomaly} anomalous clips - AUC moves "
+                f"in steps of {1 / max(1, row.n_normal * row.n_anomaly):.3g}; with {row.n_normal} normal clips the "
+                f"FPR range [0, 0.1] spans only the top {0.1 * row.n_normal:g} normal clip(s), so pAUC counts only "
+                "anomalous clips that outrank every normal clip; far too few clips to compare with DCASE figures"
+            )
+    for machine in sorted(result.clips["machine"].unique()):
+        if machine not in REFERENCE_AUC:
+            notes.append(f"machine '{machine}' is not a DCASE 2020 machine type: no reference figure applies")
+    if "rf" in result.evaluations and result.evaluations["rf"].params.get("single_class_folds"):
+        notes.append(
+            "rf: some folds had no anomalous clip to train on; their clips get probability 0 (a classifier that has "
+            "seen only normal sound), so the RandomForest figure is not meaningful here"
+        )
+    return notes
+
+
 def dataset_summary(result: DatasetResult) -> dict[str, Any]:
     models = {}
     for name, ev in result.evaluations.items():
@@ -57,6 +80,7 @@ def dataset_summary(result: DatasetResult) -> dict[str, Any]:
             "clips": result.counts().to_dict("records"),
             "n_clips": len(result.clips),
             "feature_seconds": result.feature_seconds,
+            "caveats": caveats(result),
             "models": models,
             "registered": {
                 m: {
@@ -84,6 +108,12 @@ def write_summary(
             "auc_percent": REFERENCE_AUC,
         },
         "datasets": {r.name: dataset_summary(r) for r in results},
+        "protocol": (
+            "unsupervised models trained per machine type on normal clips only; MIMII layout: cross-fitting over "
+            "folds of clips (each clip scored once by a model that never saw it); DCASE layout: train/ vs test/; "
+            "hyperparameters fixed a priori; registered model refitted on all normal training clips, its "
+            "promotion check (AUC over the dataset's clips, candidate and champion alike) is in-sample for normals"
+        ),
     } | dict(extra or {})
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -97,6 +97,7 @@ def test_papermill_run_writes_figures_and_summary(executed: dict[str, Path | str
     assert set(real["models"]) == {"pca", "rf"}
     row = real["models"]["pca"]["by_id"][0]
     assert row["machine_id"] == "id_00" and row["n_normal"] == 3 and row["n_anomaly"] == 1
+    assert any("1 anomalous clips" in note for note in real["caveats"])  # the excerpt's size is stated
     generated = summary["datasets"]["generated"]
     assert generated["n_clips"] == 12
     assert generated["models"]["pca"]["mean_auc"] > 0.5
