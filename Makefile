@@ -29,7 +29,7 @@ define run_notebook
 	fi
 endef
 
-.PHONY: help install browser up up-detached down test test-fast seed migrate notebook eda export-csv schema bench-ingest bench-loop lint clean \
+.PHONY: help install browser up up-detached down test test-fast seed migrate notebook eda export-csv schema bench-ingest bench-loop bench-ui ui-screenshots lint clean \
 	train-anomaly train-forecast tune-forecast classification-gauntlet vibration-gauntlet audio-gauntlet load-test
 
 help: ## list the targets
@@ -113,6 +113,12 @@ bench-ingest: install ## ingest benchmark: API on loopback + fresh database; wri
 
 bench-loop: install ## maintenance-loop benchmark: ingest 202 -> alert visible (p50/p95) under 5,000 readings/s; writes docs/benchmarks/loop.md
 	$(PY) scripts/bench_loop.py --output docs/benchmarks/loop.md
+
+bench-ui: install ## console timings: 15 sensors x 30 days of 1-minute data, every page after the first load; prints the table (a committed run: docs/benchmarks/ui.md)
+	$(PY) scripts/bench_ui.py
+
+ui-screenshots: install browser ## screenshots of the fleet page and the sensor explorer of a running `make up` stack -> docs/ui/
+	$(PY) scripts/ui_screenshots.py
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check apps core scripts tests ui

@@ -35,6 +35,7 @@ COMPOSE_ONLY = {
     "NOTEBOOK_FILE": "notebook_runner's command",
     "APP_UID": "compose build argument: UID of the image user",
     "SM_DATASETS_DIR": "notebook_runner: host folder of the gauntlet datasets",
+    "GF_SECURITY_ADMIN_PASSWORD": "grafana: admin password of the first start",
 }
 DB_IMAGE_ENV = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "TIMESCALEDB_TELEMETRY"}
 GENERATE_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
