@@ -88,7 +88,9 @@ def test_papermill_run_writes_figures_and_summary(executed: dict[str, Path | str
     tmp = Path(executed["tmp"])
     names = sorted(p.name for p in (tmp / "audio").iterdir())
     assert names == sorted(
-        f"{d}_{f}.png" for d in ("real", "generated") for f in ("score_distributions", "roc_per_id", "spectrograms")
+        f"{d}_{f}.png"
+        for d in ("real", "generated")
+        for f in ("score_distributions", "roc_per_id", "spectrograms")
     )
     summary = json.loads((tmp / "audio_summary.json").read_text())
     assert summary["reference"]["auc_percent"] == {"fan": 65.2, "pump": 72.6, "slider": 85.0, "valve": 66.5}
@@ -106,24 +108,36 @@ def test_papermill_run_writes_figures_and_summary(executed: dict[str, Path | str
 
 @pytest.mark.slow
 @pytest.mark.heavy_ml
-def test_papermill_run_logs_one_gauntlet_run_and_registers_the_models(executed: dict[str, Path | str]) -> None:
+def test_papermill_run_logs_one_gauntlet_run_and_registers_the_models(
+    executed: dict[str, Path | str],
+) -> None:
     import mlflow
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=str(executed["uri"]))
+    uri = str(executed["uri"])
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.get_experiment_by_name("audio-gauntlet")
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
+    children = {
+        r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id
+    }
     assert set(children) == {"real-pca", "real-rf", "generated-pca", "generated-rf"}
     assert "auc_generated_fan_id_00" in children["generated-pca"].data.metrics
     plots = {a.path for a in client.list_artifacts(parents[0].info.run_id, "plots")}
     assert "plots/real_roc_per_id.png" in plots
     version = client.get_model_version_by_alias("audio_mimii_pca", "champion")
     assert version.tags["sm.family"] == "audio"
-    model = mlflow.pyfunc.load_model("models:/audio_mimii_pca@champion")
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        model = mlflow.pyfunc.load_model("models:/audio_mimii_pca@champion")
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
     clip = min(MIMII.glob("id_00/anomaly_*.wav"))
     out = model.predict(pd.DataFrame({"path": [str(clip)]}))
     assert list(out.columns) == ["score", "is_anomaly"] and out["score"].iloc[0] > 0
