@@ -79,7 +79,7 @@ def load_dataset(
 def run_dataset(
     name: str,
     clips: pd.DataFrame,
-    models: Sequence[str] = DEFAULT_MODELS,
+    models: Sequence[str] | str = DEFAULT_MODELS,
     *,
     model_options: Mapping[str, Mapping[str, Any]] | None = None,
     n_folds: int = 5,
@@ -93,6 +93,8 @@ def run_dataset(
 ) -> DatasetResult:
     """Extract features (failing loudly on any bad file), evaluate every frame model per machine id, the
     RandomForest on MFCC statistics for comparison, and fit the deployable ``register_kind`` model per machine."""
+    if isinstance(models, str):  # "pca,gmm" from a command line (-p models=pca,gmm)
+        models = [m.strip() for m in models.split(",") if m.strip()]
     options = dict(model_options or {})
     started = time.perf_counter()
     vectors = extract_context_vectors(clips["path"], config, progress=progress)
