@@ -353,14 +353,15 @@ def test_training_registers_a_model_that_honours_the_contract(tmp_path) -> None:
 
     spec = run.study.chosen["vibration"]
     again = ForecastModel(spec.method, spec.params, FREQ.total_seconds(), "vibration", config.horizon)
-    mlflow.set_tracking_uri(uri)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)  # the registry URI is still the one run_forecast_training set
     try:
         with mlflow.start_run(experiment_id=parent.info.experiment_id):
             info = log_forecast_model(
                 again, input_example(history, 300), registered_model_name="forecast_vibration"
             )
     finally:
-        mlflow.set_tracking_uri(None)
+        mlflow.set_tracking_uri(previous)
     assert str(info.registered_model_version) == "2"
     decision = _promote("forecast_vibration", "2", uri, readings, None, config)
     assert not decision.promoted and decision.champion_version == "1"
