@@ -166,6 +166,11 @@ class AlertingService:
         if not todo:
             return outcome
         sensor_ids = sorted({e.sensor_id for e in todo})
+        # Decisions about a (sensor, rule) are serialised across transactions (other processes, a redelivery
+        # running beside its first delivery): without the lock, a delivery that read "no unresolved alert"
+        # before a concurrent one committed its opening saw the opener's work order, dropped its anomaly as
+        # suppressed, and a later redelivery counted it in the alert (not idempotent).
+        await self._repo.lock_alert_keys((s, r.name) for s in sensor_ids for r in rules_of[s])
         open_ids = {
             key: alert.id
             for key, alert in (

@@ -101,6 +101,12 @@ _FILTERED_READINGS_SQL = text(
     """
 )
 
+_LOCK_ALERT_KEYS_SQL = text(
+    "SELECT pg_advisory_xact_lock(k) FROM ("
+    "SELECT DISTINCT hashtextextended('alert:' || key, 0) AS k "
+    "FROM unnest(CAST(:keys AS text[])) AS key ORDER BY k) AS ordered"
+)
+
 _LAST_READING_SQL = text(
     """
     SELECT s.sensor_id,
@@ -221,6 +227,17 @@ class AlertingRepository(AlertRulesQueries, SuppressionQueries):
         return out
 
     # --- alerts -----------------------------------------------------------------------------------------------
+    async def lock_alert_keys(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Serialise the transactions deciding about these (sensor, rule) pairs until commit or rollback.
+
+        Transaction-scoped advisory locks, taken in one statement in a global order (the keys' hashes), so two
+        transactions locking overlapping sets cannot deadlock. A transaction that takes them before reading
+        the unresolved alerts sees every alert a concurrent one opened (READ COMMITTED: a new snapshot per
+        statement)."""
+        names = sorted({f"{sensor_id}\x1f{rule}" for sensor_id, rule in keys})
+        if names:
+            await self._session.execute(_LOCK_ALERT_KEYS_SQL, {"keys": names})
+
     async def unresolved_alerts(
         self, sensor_ids: Sequence[str], rules: Sequence[str]
     ) -> dict[tuple[str, str], Alert]:
