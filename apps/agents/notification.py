@@ -3,6 +3,15 @@
 The handler only writes rows (in its own transaction, idempotent on the event id, see
 ``core.notifications.service.NotificationService``) and wakes the worker; sending happens in the worker
 (``core.notifications.worker.DeliveryWorker``), never inside a request or a handler.
+
+Two things keep it off the loop's critical path (a fault emits ~20 ``AnomalyDetected`` a second):
+
+* an event type no active subscription wants (and no e-mail recipient) is dropped without a query: the wanted
+  types are cached (``core.notifications.subscriptions``: short TTL, invalidated when a subscription changes
+  through the API of this process);
+* deliveries of one event type that arrive while a run of that type is in progress are enqueued together in the
+  next run, one transaction for all of them (``core.events.coalesce``: a failing merged run is retried event by
+  event; the same event twice in a run enqueues once).
 """
 
 from __future__ import annotations
@@ -11,9 +20,11 @@ import logging
 from typing import Any
 
 from core.db.session import unit_of_work
+from core.events.coalesce import Coalescer
 from core.events.types import Event
 from core.notifications.envelope import NOTIFIED_EVENTS
 from core.notifications.service import NotificationService
+from core.notifications.subscriptions import DEFAULT_TTL_S, SubscriptionCache
 from core.notifications.worker import DeliveryWorker
 
 logger = logging.getLogger("apps.agents.notification")
@@ -24,23 +35,44 @@ HANDLER_NAME = "notification.enqueue"
 class NotificationEnqueuer:
     """The handler; ``app_state`` gives settings, the session factory and (when running) the worker to wake."""
 
-    def __init__(self, app_state: Any) -> None:
+    def __init__(self, app_state: Any, *, subscriptions_ttl_s: float = DEFAULT_TTL_S) -> None:
         self._state = app_state
+        self.subscriptions = SubscriptionCache(subscriptions_ttl_s)
+        self.coalescers: dict[str, Coalescer[Event]] = {}
+        self.skipped = 0
 
     async def __call__(self, event: Event) -> None:
+        if not await self.wanted(event.event_type):
+            self.skipped += 1
+            return
+        coalescer = self.coalescers.get(event.event_type)
+        if coalescer is None:
+            coalescer = self.coalescers[event.event_type] = Coalescer(self.enqueue)
+        await coalescer.submit(event)
+
+    async def wanted(self, event_type: str) -> bool:
+        state = self._state
+        if state.settings.smtp_host and state.settings.notification_email_to:
+            return True
+        return await self.subscriptions.wants(state.session_factory, event_type)
+
+    async def enqueue(self, events: list[Event]) -> list[int]:
+        """One run: every event in one unit of work (no coalescing, no cache; what a run of the coalescer does)."""
         state = self._state
         async with unit_of_work(state.session_factory) as session:
-            ids = await NotificationService(session, state.settings).enqueue(event)
+            ids = await NotificationService(session, state.settings).enqueue_many(events)
         if ids:
             logger.info(
-                "%d notification(s) queued for %s",
+                "%d notification(s) queued for %d %s event(s)",
                 len(ids),
-                event.event_type,
-                extra={"event_id": str(event.event_id), "delivery_ids": ids},
+                len(events),
+                events[0].event_type,
+                extra={"event_ids": [str(e.event_id) for e in events], "delivery_ids": ids},
             )
             worker: DeliveryWorker | None = getattr(state, "notification_worker", None)
             if worker is not None:
                 worker.wake()
+        return ids
 
 
 def subscribe(bus: Any, app_state: Any) -> list[Any]:

@@ -17,16 +17,25 @@ from typing import Any
 import asyncpg
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from apps.agents import notification
 from apps.agents.registry import register_handlers
 from core.config import Settings, to_libpq_url
+from core.db.repositories.notifications import DeliveryRepository
 from core.db.session import create_engine, create_session_factory, unit_of_work
 from core.events.bus import EventBus
-from core.events.types import AlertRaised, Event, MaintenanceTaskCompleted, MaintenanceTaskCreated
+from core.events.types import (
+    AlertRaised,
+    AnomalyDetected,
+    Event,
+    MaintenanceTaskCompleted,
+    MaintenanceTaskCreated,
+)
 from core.notifications import signing
-from core.notifications.schemas import WebhookCreate
+from core.notifications.envelope import stored_payload
+from core.notifications.schemas import WebhookCreate, WebhookUpdate
 from core.notifications.service import WebhookService
 from core.notifications.worker import DeliveryWorker
 from core.observability.metrics import REGISTRY
@@ -343,3 +352,121 @@ async def test_registry_subscribes_the_notification_handlers(
         "notification.enqueue.AnomalyDetected",
     } <= names
     assert notification.handler_name("AlertRaised") in names
+
+
+# --- batched enqueueing (coalesced runs) and the subscription cache ----------------------------------------------
+def anomaly(i: int) -> AnomalyDetected:
+    return AnomalyDetected(
+        anomaly_id=i,
+        sensor_id=f"s-{i % 3}",
+        timestamp=datetime(2026, 11, 1, 12, i % 60, tzinfo=UTC),
+        value=90.0 + i,
+        score=7.5,
+        method="robust_z",
+    )
+
+
+def comparable(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Rows without their ids (the order of ids differs: one run writes webhooks, then e-mails)."""
+    return sorted(
+        (r["webhook_id"] or 0, r["channel"], r["target"], r["event"], r["status"], json.dumps(r["payload"]))
+        for r in rows
+    )
+
+
+async def test_a_batched_run_enqueues_what_one_by_one_enqueueing_does(
+    notify_settings: Settings, factory: async_sessionmaker[AsyncSession], receiver: Receiver
+) -> None:
+    settings = notify_settings.model_copy(
+        update={"smtp_host": "127.0.0.1", "notification_email_to": ["ops@example.com", "lead@example.com"]}
+    )
+    await add_webhook(factory, "anomalies", receiver.url, ["AnomalyDetected"])
+    await add_webhook(factory, "everything", receiver.url, [])
+    await add_webhook(factory, "alerts", receiver.url, ["AlertRaised"])
+    await add_webhook(factory, "inactive", receiver.url, [], active=False)
+    events: list[Event] = [anomaly(i) for i in range(12)]
+    events += [alert(), MaintenanceTaskCreated(task_id=5, asset_id=1, sensor_id="s-1", priority="high")]
+    events += [events[3], events[12]]  # the same events twice in the run
+
+    # reference: the per-event statements (the path before batching), one event at a time
+    for event in events:
+        async with unit_of_work(factory) as session:
+            repo = DeliveryRepository(session)
+            payload = stored_payload(event)
+            await repo.lock_event(str(event.event_id))
+            await repo.enqueue_webhooks(event=event.event_type, event_id=str(event.event_id), payload=payload)
+            await repo.enqueue_emails(
+                addresses=["ops@example.com", "lead@example.com"],
+                event=event.event_type,
+                event_id=str(event.event_id),
+                payload=payload,
+            )
+    one_by_one = await deliveries(factory)
+    async with unit_of_work(factory) as session:
+        await session.execute(text("TRUNCATE notification_deliveries"))
+
+    ids = await notification.NotificationEnqueuer(state_for(settings, factory)).enqueue(events)
+    batched = await deliveries(factory)
+    assert comparable(batched) == comparable(one_by_one)
+    # 12 anomalies x 2 webhooks, alert x 2, task x 1; every event x 2 e-mails
+    assert len(batched) == 12 * 2 + 2 + 1 + 14 * 2 == len(ids)
+    assert sorted(ids) == [r["id"] for r in batched]
+    # a redelivery of the whole run enqueues nothing
+    assert await notification.NotificationEnqueuer(state_for(settings, factory)).enqueue(events) == []
+
+
+async def test_concurrent_duplicate_deliveries_are_coalesced_and_enqueue_once(
+    notify_settings: Settings, factory: async_sessionmaker[AsyncSession], receiver: Receiver
+) -> None:
+    anomalies_hook = await add_webhook(factory, "anomalies", receiver.url, ["AnomalyDetected"])
+    everything = await add_webhook(factory, "everything", receiver.url, [])
+    handler = notification.NotificationEnqueuer(state_for(notify_settings, factory))
+    events = [anomaly(i) for i in range(20)]
+    # every event delivered twice, all at once (two relays, or a redelivery beside the first delivery)
+    await asyncio.gather(*(handler(e) for e in events + events))
+    coalescer = handler.coalescers["AnomalyDetected"]
+    assert coalescer.largest_run > 1 and coalescer.runs < 40  # deliveries shared runs
+    rows = await deliveries(factory)
+    assert sorted((r["payload"]["event_id"], r["webhook_id"]) for r in rows) == sorted(
+        (str(e.event_id), hook) for e in events for hook in (anomalies_hook, everything)
+    )
+    await asyncio.gather(*(handler(e) for e in events[:5]))  # later redeliveries
+    assert len(await deliveries(factory)) == len(rows)
+
+
+async def test_a_failing_event_in_a_run_fails_only_its_own_delivery(
+    notify_settings: Settings, factory: async_sessionmaker[AsyncSession], receiver: Receiver
+) -> None:
+    await add_webhook(factory, "anomalies", receiver.url, ["AnomalyDetected"])
+    handler = notification.NotificationEnqueuer(state_for(notify_settings, factory))
+    bad = anomaly(1)
+    bad.__dict__["value"] = float("nan")  # jsonb rejects NaN: this event's INSERT fails
+    good = [anomaly(i) for i in range(2, 6)]
+    results = await asyncio.gather(*(handler(e) for e in [good[0], bad, *good[1:]]), return_exceptions=True)
+    assert [isinstance(r, Exception) for r in results] == [False, True, False, False, False]
+    rows = await deliveries(factory)
+    assert sorted(r["payload"]["event_id"] for r in rows) == sorted(str(e.event_id) for e in good)
+
+
+async def test_unwanted_event_types_cost_no_query_and_a_new_subscription_is_seen_at_once(
+    notify_settings: Settings, factory: async_sessionmaker[AsyncSession], receiver: Receiver
+) -> None:
+    await add_webhook(factory, "alerts", receiver.url, ["AlertRaised"])
+    handler = notification.NotificationEnqueuer(state_for(notify_settings, factory), subscriptions_ttl_s=3600)
+    for i in range(10):
+        await handler(anomaly(i))
+    assert handler.subscriptions.loads == 1 and handler.skipped == 10
+    assert "AnomalyDetected" not in handler.coalescers  # no run, no transaction
+    assert await deliveries(factory) == []
+    await handler(alert())  # a wanted type: enqueued
+    assert [r["event"] for r in await deliveries(factory)] == ["AlertRaised"]
+    # a subscription created through the service invalidates the cache when its transaction commits
+    hook = await add_webhook(factory, "anomalies", receiver.url, ["AnomalyDetected"])
+    await handler(anomaly(42))
+    assert handler.subscriptions.loads == 2
+    assert [r["webhook_id"] for r in await deliveries(factory) if r["event"] == "AnomalyDetected"] == [hook]
+    # and deactivating it through the service stops them again
+    async with unit_of_work(factory) as session:
+        await WebhookService(session).update(hook, WebhookUpdate(is_active=False))
+    await handler(anomaly(43))
+    assert handler.skipped == 11

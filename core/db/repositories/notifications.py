@@ -52,8 +52,56 @@ _ENQUEUE_EMAILS_SQL = text(
     """
 ).bindparams(bindparam("payload", type_=JSONB))
 
+#: The batched forms (the notification agent's coalesced runs): ``:events`` is a JSON array of
+#: ``{"ord", "event", "event_id", "payload"}``; one INSERT … SELECT for all of them, same NOT EXISTS check.
+_LOCK_EVENTS_SQL = text(
+    "SELECT pg_advisory_xact_lock(k) FROM ("
+    "SELECT DISTINCT hashtextextended('notification:' || e, 0) AS k "
+    "FROM unnest(CAST(:event_ids AS text[])) AS e ORDER BY k) AS ordered"
+)
+
+_ENQUEUE_WEBHOOKS_MANY_SQL = text(
+    """
+    INSERT INTO notification_deliveries (webhook_id, channel, target, event, payload, status)
+    SELECT w.id, 'webhook', w.target, e.event, e.payload, 'pending'
+    FROM jsonb_to_recordset(:events) AS e(ord int, event text, event_id text, payload jsonb)
+    JOIN webhooks AS w
+      ON w.is_active AND (cardinality(w.event_types) = 0 OR e.event = ANY (w.event_types))
+    WHERE NOT EXISTS (
+        SELECT 1 FROM notification_deliveries AS d
+        WHERE d.webhook_id = w.id AND d.channel = 'webhook' AND d.payload ->> 'event_id' = e.event_id
+    )
+    ORDER BY e.ord, w.id
+    RETURNING id
+    """
+).bindparams(bindparam("events", type_=JSONB))
+
+_ENQUEUE_EMAILS_MANY_SQL = text(
+    """
+    INSERT INTO notification_deliveries (webhook_id, channel, target, event, payload, status)
+    SELECT NULL, 'email', t.address, e.event, e.payload, 'pending'
+    FROM jsonb_to_recordset(:events) AS e(ord int, event text, event_id text, payload jsonb)
+    CROSS JOIN unnest(CAST(:addresses AS text[])) WITH ORDINALITY AS t(address, n)
+    WHERE NOT EXISTS (
+        SELECT 1 FROM notification_deliveries AS d
+        WHERE d.channel = 'email' AND d.target = t.address AND d.payload ->> 'event_id' = e.event_id
+    )
+    ORDER BY e.ord, t.n
+    RETURNING id
+    """
+).bindparams(bindparam("events", type_=JSONB))
+
+_ACTIVE_EVENT_TYPES_SQL = text("SELECT event_types FROM webhooks WHERE is_active")
+
 #: When a pending row is due: its ``next_attempt_at`` (in the payload); a new row (none yet) is due at once.
 _NEXT_ATTEMPT_AT = cast(NotificationDelivery.payload["next_attempt_at"].astext, TZDateTime)
+
+
+def _rows(events: Sequence[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [
+        {"ord": i, "event": event, "event_id": event_id, "payload": payload}
+        for i, (event, event_id, payload) in enumerate(events)
+    ]
 
 
 class WebhookRepository:
@@ -69,6 +117,10 @@ class WebhookRepository:
 
     async def get(self, webhook_id: int) -> Webhook | None:
         return await self._session.get(Webhook, webhook_id)
+
+    async def active_event_types(self) -> list[list[str]]:
+        """The ``event_types`` of every active subscription (an empty list means every event)."""
+        return [list(r) for r in (await self._session.execute(_ACTIVE_EVENT_TYPES_SQL)).scalars()]
 
     async def get_by_name(self, name: str) -> Webhook | None:
         return (await self._session.scalars(select(Webhook).where(Webhook.name == name))).one_or_none()
@@ -100,6 +152,29 @@ class DeliveryRepository:
         """One pending row per active subscription matching ``event`` that has none for ``event_id`` yet."""
         result = await self._session.execute(
             _ENQUEUE_WEBHOOKS_SQL, {"event": event, "event_id": event_id, "payload": payload}
+        )
+        return [int(r) for r in result.scalars()]
+
+    async def lock_events(self, event_ids: Sequence[str]) -> None:
+        """``lock_event`` for several events in one statement, in a global order (no deadlock between runs)."""
+        if event_ids:
+            await self._session.execute(_LOCK_EVENTS_SQL, {"event_ids": sorted(set(event_ids))})
+
+    async def enqueue_webhooks_many(self, events: Sequence[tuple[str, str, dict[str, Any]]]) -> list[int]:
+        """``enqueue_webhooks`` for several ``(event type, event id, payload)`` in one statement; the ids in
+        event order, then subscription order. Event ids must be distinct (the caller de-duplicates)."""
+        if not events:
+            return []
+        result = await self._session.execute(_ENQUEUE_WEBHOOKS_MANY_SQL, {"events": _rows(events)})
+        return [int(r) for r in result.scalars()]
+
+    async def enqueue_emails_many(
+        self, *, addresses: list[str], events: Sequence[tuple[str, str, dict[str, Any]]]
+    ) -> list[int]:
+        if not addresses or not events:
+            return []
+        result = await self._session.execute(
+            _ENQUEUE_EMAILS_MANY_SQL, {"events": _rows(events), "addresses": addresses}
         )
         return [int(r) for r in result.scalars()]
 
