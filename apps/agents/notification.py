@@ -47,7 +47,7 @@ class NotificationEnqueuer:
             return
         coalescer = self.coalescers.get(event.event_type)
         if coalescer is None:
-            coalescer = self.coalescers[event.event_type] = Coalescer(self.enqueue)
+            coalescer = self.coalescers[event.event_type] = Coalescer(self._run)
         await coalescer.submit(event)
 
     async def wanted(self, event_type: str) -> bool:
@@ -55,6 +55,9 @@ class NotificationEnqueuer:
         if state.settings.smtp_host and state.settings.notification_email_to:
             return True
         return await self.subscriptions.wants(state.session_factory, event_type)
+
+    async def _run(self, events: list[Event]) -> None:
+        await self.enqueue(events)
 
     async def enqueue(self, events: list[Event]) -> list[int]:
         """One run: every event in one unit of work (no coalescing, no cache; what a run of the coalescer does)."""

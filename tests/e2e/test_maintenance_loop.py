@@ -93,7 +93,7 @@ async def running(e2e_settings: Settings, e2e_database_url: str) -> AsyncIterato
     try:
         await wait_until(lambda: server.started or task.done(), timeout=20, what="uvicorn to start")
         assert server.started, "uvicorn did not start"
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=DEADLINE_S) as client:
             yield Running(app, client, e2e_settings, e2e_database_url)
     finally:
         server.should_exit = True
