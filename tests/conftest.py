@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -37,3 +39,34 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         log_dir=tmp_path_factory.mktemp("logs"),
         db_pool_size=5,
     )
+
+
+_MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def _fluent_uris() -> tuple[str | None, str | None]:
+    if "mlflow" not in sys.modules:
+        return None, None
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    return tracking_utils._tracking_uri, registry_utils._registry_uri
+
+
+@pytest.fixture(autouse=True)
+def _isolate_mlflow_fluent_uris() -> Iterator[None]:
+    """No test leaks MLflow's fluent tracking/registry URIs (process globals, exported as environment variables)
+    into later tests: a leaked registry URI sends another test's registrations to a store it never reads."""
+    env = {key: os.environ.get(key) for key in _MLFLOW_ENV}
+    before = _fluent_uris()
+    yield
+    for key, value in env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    if "mlflow" in sys.modules:
+        from mlflow.tracking._model_registry import utils as registry_utils
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        tracking_utils._tracking_uri, registry_utils._registry_uri = before

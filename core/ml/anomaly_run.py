@@ -6,10 +6,8 @@ in-memory test split. Training and evaluation themselves: :mod:`core.ml.anomaly_
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -27,6 +25,7 @@ from core.ml.anomaly_training import (
     summary_table,
     train_type,
 )
+from core.ml.mlflow_uris import fluent_uri
 
 
 # --- MLflow ----------------------------------------------------------------------------------------------------
@@ -213,30 +212,6 @@ def parse_sensor_types(value: str | Sequence[str]) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-@contextmanager
-def _fluent_uri(uri: str) -> Iterator[None]:
-    """Point MLflow's fluent API (runs, ``log_model`` registration) at ``uri`` for the block, then restore the
-    previous state exactly: ``set_tracking_uri``/``set_registry_uri`` also export ``MLFLOW_TRACKING_URI`` /
-    ``MLFLOW_REGISTRY_URI``, which would otherwise leak into later runs and child processes."""
-    import mlflow
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        yield
-    finally:
-        tracking_utils._tracking_uri, registry_utils._registry_uri = saved
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 @dataclass
 class TrainingRun:
     run_id: str | None
@@ -289,7 +264,7 @@ def run_training(
     experiment_id = _get_or_create_experiment(client, experiment, default_artifact_location(uri))
     results: dict[str, TypeResult] = {}
     with (
-        _fluent_uri(uri),
+        fluent_uri(uri),
         mlflow.start_run(experiment_id=experiment_id, run_name="anomaly-isolation-forest") as parent,
     ):
         mlflow.set_tags({"sm.family": FAMILY, "sm.kind": "training"})

@@ -231,105 +231,92 @@ def run_forecast_training(
     )
     from core.ml.forecast_plots import build_figures, save_figures
     from core.ml.forecast_pyfunc import ForecastModel, input_example, log_forecast_model
+    from core.ml.mlflow_uris import fluent_uri
 
     config = config or ForecastConfig()
     uri = resolve_tracking_uri(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiment_id = _get_or_create_experiment(client, experiment, default_artifact_location(uri))
-    previous_uri = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     versions: dict[str, str | None] = {}
     decisions: dict[str, Any] = {}
-    try:
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name):
-            mlflow.set_tags({"sm.family": FAMILY, "sm.kind": "tuning" if config.grids else "training"})
-            started = time.perf_counter()
-            study = run_study(
-                readings,
-                faults,
-                config,
-                sensor_types=sensor_types,
-                max_sensors_per_type=max_sensors_per_type,
-                progress=progress,
-            )
-            report = study.report()
-            data = study.readings
-            mlflow.log_params(
-                dict(params or {})
-                | config.params()
-                | {
-                    "sensor_types": ",".join(sorted(study.chosen)),
-                    "max_sensors_per_type": max_sensors_per_type,
-                    "sensors": data["sensor_id"].nunique(),
-                    "rows": len(data),
-                    "candidates": len(study.specs),
-                    "folds": json.dumps([[f.role, f.cutoff.isoformat()] for f in study.folds]),
-                }
-            )
-            metrics = {}
-            for row in report.to_dict("records"):
-                for key in ("val_mae", "test_mae", "test_rmse", "test_smape", "test_skill", "test_coverage"):
-                    if pd.notna(row[key]):
-                        metrics[f"{row['sensor_type']}.{row['method']}.{key}"] = float(row[key])
-            metrics["study_seconds"] = time.perf_counter() - started
-            mlflow.log_metrics(metrics)
-            paths = save_figures(build_figures(study, prefix), output_dir)
-            for path in paths:
-                mlflow.log_artifact(str(path), "plots")
-            with tempfile.TemporaryDirectory(prefix="sm-forecast-") as tmp:
-                tables = Path(tmp)
-                report.to_csv(tables / "report.csv", index=False)
-                scores = study.validation_scores.assign(
-                    params=study.validation_scores["params"].map(json.dumps)
-                )
-                scores.to_csv(tables / "validation_scores.csv", index=False)
-                study.test_scores.to_csv(tables / "test_scores.csv", index=False)
-                study.horizon_errors.to_csv(tables / "test_error_by_horizon.csv", index=False)
-                study.folds_table().to_csv(tables / "folds.csv", index=False)
-                mlflow.log_artifacts(str(tables), "tables")
+    with fluent_uri(uri), mlflow.start_run(experiment_id=experiment_id, run_name=run_name):
+        mlflow.set_tags({"sm.family": FAMILY, "sm.kind": "tuning" if config.grids else "training"})
+        started = time.perf_counter()
+        study = run_study(
+            readings,
+            faults,
+            config,
+            sensor_types=sensor_types,
+            max_sensors_per_type=max_sensors_per_type,
+            progress=progress,
+        )
+        report = study.report()
+        data = study.readings
+        mlflow.log_params(
+            dict(params or {})
+            | config.params()
+            | {
+                "sensor_types": ",".join(sorted(study.chosen)),
+                "max_sensors_per_type": max_sensors_per_type,
+                "sensors": data["sensor_id"].nunique(),
+                "rows": len(data),
+                "candidates": len(study.specs),
+                "folds": json.dumps([[f.role, f.cutoff.isoformat()] for f in study.folds]),
+            }
+        )
+        metrics = {}
+        for row in report.to_dict("records"):
+            for key in ("val_mae", "test_mae", "test_rmse", "test_smape", "test_skill", "test_coverage"):
+                if pd.notna(row[key]):
+                    metrics[f"{row['sensor_type']}.{row['method']}.{key}"] = float(row[key])
+        metrics["study_seconds"] = time.perf_counter() - started
+        mlflow.log_metrics(metrics)
+        paths = save_figures(build_figures(study, prefix), output_dir)
+        for path in paths:
+            mlflow.log_artifact(str(path), "plots")
+        with tempfile.TemporaryDirectory(prefix="sm-forecast-") as tmp:
+            tables = Path(tmp)
+            report.to_csv(tables / "report.csv", index=False)
+            scores = study.validation_scores.assign(params=study.validation_scores["params"].map(json.dumps))
+            scores.to_csv(tables / "validation_scores.csv", index=False)
+            study.test_scores.to_csv(tables / "test_scores.csv", index=False)
+            study.horizon_errors.to_csv(tables / "test_error_by_horizon.csv", index=False)
+            study.folds_table().to_csv(tables / "folds.csv", index=False)
+            mlflow.log_artifacts(str(tables), "tables")
 
-            freq_s = infer_frequency(data["timestamp"]).total_seconds()
-            for sensor_type, spec in study.chosen.items():
-                name = f"{FAMILY}_{sensor_type}"
-                of_type = data[data["sensor_type"] == sensor_type]
-                model = ForecastModel(
-                    spec.method, spec.params, freq_s, sensor_type, config.horizon, config.interval
+        freq_s = infer_frequency(data["timestamp"]).total_seconds()
+        for sensor_type, spec in study.chosen.items():
+            name = f"{FAMILY}_{sensor_type}"
+            of_type = data[data["sensor_type"] == sensor_type]
+            model = ForecastModel(
+                spec.method, spec.params, freq_s, sensor_type, config.horizon, config.interval
+            )
+            with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True):
+                mlflow.set_tags(
+                    {
+                        "sm.family": FAMILY,
+                        "sm.sensor_type": sensor_type,
+                        "sm.model_name": name,
+                        "sm.forecast.method": spec.method,
+                    }
                 )
-                with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True):
-                    mlflow.set_tags(
-                        {
-                            "sm.family": FAMILY,
-                            "sm.sensor_type": sensor_type,
-                            "sm.model_name": name,
-                            "sm.forecast.method": spec.method,
-                        }
-                    )
-                    mlflow.log_params(
-                        {"method": spec.method, "horizon": config.horizon, "interval": config.interval}
-                        | {f"hp.{k}": v for k, v in spec.params.items()}
-                    )
-                    mlflow.log_metrics(_type_metrics(report, sensor_type))
-                    example = input_example(of_type, model.min_history + config.horizon)
-                    info = log_forecast_model(
-                        model, example, registered_model_name=name if register else None
-                    )
-                    versions[sensor_type] = (
-                        str(info.registered_model_version)
-                        if register and info.registered_model_version
-                        else None
-                    )
-                if register and promote_models and versions[sensor_type] is not None:
-                    decisions[sensor_type] = _promote(
-                        name, versions[sensor_type], uri, of_type, faults, config
-                    )
-                    mlflow.log_metric(
-                        f"{sensor_type}.promotion_candidate_mae", decisions[sensor_type].candidate_score
-                    )
-                    mlflow.log_metric(f"{sensor_type}.promoted", float(decisions[sensor_type].promoted))
-            run_id = mlflow.active_run().info.run_id
-    finally:
-        mlflow.set_tracking_uri(previous_uri)
+                mlflow.log_params(
+                    {"method": spec.method, "horizon": config.horizon, "interval": config.interval}
+                    | {f"hp.{k}": v for k, v in spec.params.items()}
+                )
+                mlflow.log_metrics(_type_metrics(report, sensor_type))
+                example = input_example(of_type, model.min_history + config.horizon)
+                info = log_forecast_model(model, example, registered_model_name=name if register else None)
+                versions[sensor_type] = (
+                    str(info.registered_model_version) if register and info.registered_model_version else None
+                )
+            if register and promote_models and versions[sensor_type] is not None:
+                decisions[sensor_type] = _promote(name, versions[sensor_type], uri, of_type, faults, config)
+                mlflow.log_metric(
+                    f"{sensor_type}.promotion_candidate_mae", decisions[sensor_type].candidate_score
+                )
+                mlflow.log_metric(f"{sensor_type}.promoted", float(decisions[sensor_type].promoted))
+        run_id = mlflow.active_run().info.run_id
     return ForecastRun(study, run_id, paths, versions, decisions)
 
 

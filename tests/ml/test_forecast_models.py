@@ -27,6 +27,7 @@ from core.ml.forecast_models import (
     season_steps,
 )
 from core.ml.forecast_tuning import candidate_specs, grid_configs, select_on_validation
+from core.ml.mlflow_uris import fluent_uri
 
 FREQ = pd.Timedelta(minutes=5)
 SEASON = 288
@@ -328,7 +329,8 @@ def test_training_registers_a_model_that_honours_the_contract(tmp_path) -> None:
     assert child.data.tags["mlflow.parentRunId"] == run.run_id
     assert parent.data.metrics["vibration.naive.test_skill"] == 0.0
 
-    model = mlflow.pyfunc.load_model(f"models:/forecast_vibration/{version.version}")
+    with fluent_uri(uri):  # run_forecast_training restored the process's MLflow URIs
+        model = mlflow.pyfunc.load_model(f"models:/forecast_vibration/{version.version}")
     history = readings[readings["sensor_type"] == "vibration"][["sensor_id", "timestamp", "value"]]
     history = history.astype({"sensor_id": object}).reset_index(drop=True)
     history["timestamp"] = history["timestamp"].astype("datetime64[ns, UTC]")
@@ -353,15 +355,10 @@ def test_training_registers_a_model_that_honours_the_contract(tmp_path) -> None:
 
     spec = run.study.chosen["vibration"]
     again = ForecastModel(spec.method, spec.params, FREQ.total_seconds(), "vibration", config.horizon)
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)  # the registry URI is still the one run_forecast_training set
-    try:
-        with mlflow.start_run(experiment_id=parent.info.experiment_id):
-            info = log_forecast_model(
-                again, input_example(history, 300), registered_model_name="forecast_vibration"
-            )
-    finally:
-        mlflow.set_tracking_uri(previous)
+    with fluent_uri(uri), mlflow.start_run(experiment_id=parent.info.experiment_id):
+        info = log_forecast_model(
+            again, input_example(history, 300), registered_model_name="forecast_vibration"
+        )
     assert str(info.registered_model_version) == "2"
     decision = _promote("forecast_vibration", "2", uri, readings, None, config)
     assert not decision.promoted and decision.champion_version == "1"

@@ -78,9 +78,10 @@ def log_gauntlet(
     import mlflow
 
     from core.ml.eda_tracking import resolve_tracking_uri
+    from core.ml.mlflow_uris import point_fluent_api_at
 
     uri = resolve_tracking_uri(config.tracking_uri)
-    mlflow.set_tracking_uri(uri)
+    point_fluent_api_at(uri)
     experiment_id = _experiment_id(uri)
     # nested runs inherit the active experiment, not the parent's
     mlflow.set_experiment(experiment_id=experiment_id)

@@ -188,55 +188,50 @@ def log_gauntlet(
         default_artifact_location,
         resolve_tracking_uri,
     )
+    from core.ml.mlflow_uris import fluent_uri
 
     uri = resolve_tracking_uri(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiment_id = _get_or_create_experiment(client, experiment, default_artifact_location(uri))
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     out: dict[str, Any] = {"runs": {}, "registered": []}
-    try:
-        with mlflow.start_run(experiment_id=experiment_id, run_name="audio-gauntlet") as parent:
-            out["parent_run_id"] = parent.info.run_id
-            mlflow.set_tags({"sm.family": FAMILY, "sm.kind": "gauntlet"})
-            mlflow.log_params(
-                {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in (params or {}).items()}
-            )
-            for result in results:
-                for kind, ev in result.evaluations.items():
-                    with mlflow.start_run(
-                        run_name=f"{result.name}-{kind}", nested=True, experiment_id=experiment_id
-                    ) as child:
-                        started = time.perf_counter()
-                        mlflow.set_tags({"sm.family": FAMILY, "sm.dataset": result.name, "sm.model": kind})
-                        mlflow.log_params(
-                            {
-                                f"model.{k}": json.dumps(v) if isinstance(v, list | dict) else v
-                                for k, v in ev.params.items()
-                            }
-                            | {"dataset": result.name, "n_clips": len(result.clips)}
-                        )
-                        metrics = ev.metrics()
-                        mlflow.log_metrics(metrics)
-                        mlflow.log_text(ev.clip_scores.to_csv(index=False), "scores/clip_scores.csv")
-                        mlflow.log_text(ev.by_id.to_csv(index=False), "scores/by_id.csv")
-                        out["runs"][f"{result.name}-{kind}"] = child.info.run_id
-                        if register and kind == result.register_kind:
-                            for machine in sorted(result.finals):
-                                entry = _log_registered(result, machine, metrics, promote)
-                                out["registered"].append(entry | {"dataset": result.name})
-                        mlflow.log_metric("log_seconds", time.perf_counter() - started)
-                    for key in ("mean_auc", "mean_pauc"):
-                        if key in metrics:
-                            mlflow.log_metric(f"{result.name}.{kind}.{key}", metrics[key])
-            for path in figure_paths:
-                mlflow.log_artifact(str(path), "plots")
-            if summary_path is not None:
-                summary = write_summary(results, summary_path, {"registered": out["registered"]})
-                mlflow.log_dict(_clean(summary), "summary/audio_summary.json")
-    finally:
-        mlflow.set_tracking_uri(previous)
+    with fluent_uri(uri), mlflow.start_run(experiment_id=experiment_id, run_name="audio-gauntlet") as parent:
+        out["parent_run_id"] = parent.info.run_id
+        mlflow.set_tags({"sm.family": FAMILY, "sm.kind": "gauntlet"})
+        mlflow.log_params(
+            {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in (params or {}).items()}
+        )
+        for result in results:
+            for kind, ev in result.evaluations.items():
+                with mlflow.start_run(
+                    run_name=f"{result.name}-{kind}", nested=True, experiment_id=experiment_id
+                ) as child:
+                    started = time.perf_counter()
+                    mlflow.set_tags({"sm.family": FAMILY, "sm.dataset": result.name, "sm.model": kind})
+                    mlflow.log_params(
+                        {
+                            f"model.{k}": json.dumps(v) if isinstance(v, list | dict) else v
+                            for k, v in ev.params.items()
+                        }
+                        | {"dataset": result.name, "n_clips": len(result.clips)}
+                    )
+                    metrics = ev.metrics()
+                    mlflow.log_metrics(metrics)
+                    mlflow.log_text(ev.clip_scores.to_csv(index=False), "scores/clip_scores.csv")
+                    mlflow.log_text(ev.by_id.to_csv(index=False), "scores/by_id.csv")
+                    out["runs"][f"{result.name}-{kind}"] = child.info.run_id
+                    if register and kind == result.register_kind:
+                        for machine in sorted(result.finals):
+                            entry = _log_registered(result, machine, metrics, promote)
+                            out["registered"].append(entry | {"dataset": result.name})
+                    mlflow.log_metric("log_seconds", time.perf_counter() - started)
+                for key in ("mean_auc", "mean_pauc"):
+                    if key in metrics:
+                        mlflow.log_metric(f"{result.name}.{kind}.{key}", metrics[key])
+        for path in figure_paths:
+            mlflow.log_artifact(str(path), "plots")
+        if summary_path is not None:
+            summary = write_summary(results, summary_path, {"registered": out["registered"]})
+            mlflow.log_dict(_clean(summary), "summary/audio_summary.json")
     return out
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from core.ml.eda_tracking import default_artifact_location, resolve_tracking_uri
+from core.ml.mlflow_uris import point_fluent_api_at
 from core.ml.vibration.features import FEATURE_COLUMNS
 from core.ml.vibration.models import VibrationDetector
 
@@ -35,9 +36,9 @@ class VibrationPyFunc(mlflow.pyfunc.PythonModel):
 
 
 def start_experiment(tracking_uri: str | None, experiment: str = EXPERIMENT) -> str:
-    """Point mlflow at the tracking URI and select (create when missing) the experiment; returns the URI."""
+    """Point mlflow (tracking and registry) at the tracking URI and select (create when missing) the experiment; returns the URI."""
     uri = resolve_tracking_uri(tracking_uri)
-    mlflow.set_tracking_uri(uri)
+    point_fluent_api_at(uri)
     client = mlflow.MlflowClient(uri)
     if client.get_experiment_by_name(experiment) is None:
         try:
