@@ -61,19 +61,52 @@ class LoadedModel:
     datetime_columns: tuple[str, ...] = ()
     """Signature columns of type datetime: MLflow's schema enforcement accepts only timezone-naive values there,
     so timezone-aware input is converted to naive UTC before ``predict`` (naive = UTC by convention)."""
+    float_columns: tuple[str, ...] = ()
+    """Signature columns of type double/float: JSON integers (``300``) are sent as floats (MLflow refuses to
+    convert int64 to float64)."""
+    integer_columns: tuple[str, ...] = ()
+    """Signature columns of type long/integer: integral JSON floats (``1500.0``) are sent as int64; other values
+    are left for MLflow to reject with its message."""
 
 
-def _schema_columns(model: Any) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+def _schema_columns(model: Any) -> dict[str, tuple[str, ...]]:
+    """The signature's input columns: ``input_columns``, ``required_columns`` and the typed groups of
+    :class:`LoadedModel` (all empty for a model without a named input schema)."""
     try:
         schema = model.metadata.get_input_schema()
     except Exception:  # noqa: BLE001 - a model without metadata has no schema
-        return (), (), ()
+        return {}
     if schema is None or not schema.has_input_names():
-        return (), (), ()
-    names = tuple(str(n) for n in schema.input_names())
-    required = tuple(str(s.name) for s in schema.inputs if getattr(s, "required", True))
-    datetimes = tuple(str(s.name) for s in schema.inputs if str(getattr(s, "type", "")).endswith("datetime"))
-    return names, required, datetimes
+        return {}
+
+    def typed(*suffixes: str) -> tuple[str, ...]:
+        return tuple(str(s.name) for s in schema.inputs if str(getattr(s, "type", "")).endswith(suffixes))
+
+    return {
+        "input_columns": tuple(str(n) for n in schema.input_names()),
+        "required_columns": tuple(str(s.name) for s in schema.inputs if getattr(s, "required", True)),
+        "datetime_columns": typed("datetime"),
+        "float_columns": typed("double", "float"),
+        "integer_columns": typed("long", "integer"),
+    }
+
+
+def coerce_numbers(frame: pd.DataFrame, loaded: LoadedModel) -> pd.DataFrame:
+    """JSON numbers → the signature's numeric types where that loses nothing (a copy when anything changes)."""
+    changes: dict[str, pd.Series] = {}
+    for column in loaded.float_columns:
+        if column in frame.columns and pd.api.types.is_integer_dtype(frame[column]):
+            changes[column] = frame[column].astype("float64")
+    for column in loaded.integer_columns:
+        values = frame[column] if column in frame.columns else None
+        integral = (
+            values is not None
+            and pd.api.types.is_float_dtype(values)
+            and bool(values.notna().all() and (values == values.round()).all())
+        )
+        if integral:
+            changes[column] = values.astype("int64")
+    return frame.assign(**changes) if changes else frame
 
 
 def naive_utc(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -204,8 +237,17 @@ class ModelServer:
 
             local = self._registry_call(f"model {name!r} version {version}", download)
             model = mlflow.pyfunc.load_model(local)
-            columns, required, datetimes = _schema_columns(model)
-            loaded = LoadedModel(name, version, model, columns, required, datetimes)
+            schema = _schema_columns(model)
+            loaded = LoadedModel(
+                name,
+                version,
+                model,
+                schema.get("input_columns", ()),
+                schema.get("required_columns", ()),
+                schema.get("datetime_columns", ()),
+                schema.get("float_columns", ()),
+                schema.get("integer_columns", ()),
+            )
             logger.info("model loaded", extra={"model_name": name, "model_version": version})
             with self._lock:
                 self._models[key] = loaded
@@ -252,7 +294,7 @@ class ModelServer:
             )
         if loaded.input_columns:
             frame = frame[[c for c in loaded.input_columns if c in frame.columns]]
-        frame = naive_utc(frame, loaded.datetime_columns)
+        frame = coerce_numbers(naive_utc(frame, loaded.datetime_columns), loaded)
         return await run_in_threadpool(self._predict_sync, loaded, frame, params)
 
     @staticmethod
