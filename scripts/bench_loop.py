@@ -32,6 +32,9 @@ from core.db.admin import create_database, drop_database, upgrade
 console = Console(highlight=False)
 INGEST = "/api/v1/data/ingest"
 PROBE_MAX = 100.0
+#: Everything from this heading on in an existing report is kept when a new run is written.
+HISTORY_HEADING = "## Result and findings"
+
 METHOD = """\
 Produced by `make bench-loop` (`scripts/bench_loop.py`) in one run: a fresh database migrated with
 `alembic upgrade head`, the API started with `python -m apps.cli serve-api` on 127.0.0.1 (in-process bus and
@@ -264,7 +267,12 @@ def main(
         output.parent.mkdir(parents=True, exist_ok=True)
         method = METHOD.format(rate=rate, sensors=sensors, senders=senders, duration=duration, warmup=warmup,
                                probe_max=PROBE_MAX)  # fmt: skip
-        output.write_text(f"# Maintenance-loop benchmark\n\n{method}\n\n{text}\n")
+        # The latest run replaces the head of the report; the findings and history below it are kept.
+        previous = output.read_text() if output.exists() else ""
+        kept = previous[previous.index(HISTORY_HEADING) :] if HISTORY_HEADING in previous else ""
+        output.write_text(
+            f"# Maintenance-loop benchmark\n\n{method}\n\n{text}\n" + (f"\n{kept}" if kept else "")
+        )
     if timeouts or len(lat_ms) < 20:
         raise typer.Exit(1)
 
