@@ -172,6 +172,9 @@ class Settings(BaseSettings):
     """How often the champion aliases (``anomaly_<sensor_type>@champion``) are re-checked in the background."""
     anomaly_model_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     """Longest wait for an MLflow lookup before scoring falls back to the baseline."""
+    anomaly_model_context: Annotated[int, Field(ge=0, le=10_000)] = 32
+    """Readings of each sensor's history (before the event's first reading) sent to a champion model with the
+    new readings, so that its lag and rolling features see real history; only the new readings' scores are kept."""
     anomaly_baseline_window: Annotated[int, Field(ge=2, le=100_000)] = 288
     """Readings per sensor in the rolling median/MAD window of the ``robust_z`` baseline."""
     anomaly_baseline_warmup: Annotated[int, Field(ge=1, le=100_000)] = 30

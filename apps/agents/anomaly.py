@@ -51,7 +51,9 @@ class AnomalyAgent:
             refresh_s=settings.anomaly_model_refresh_s,
             timeout_s=settings.anomaly_model_timeout_s,
         )
-        self.detector = AnomalyDetector(baseline_config(settings), self.champions)
+        self.detector = AnomalyDetector(
+            baseline_config(settings), self.champions, model_context=settings.anomaly_model_context
+        )
         self.coalescer: Coalescer[ReadingsIngested] = Coalescer(self._detect_all)
 
     @classmethod

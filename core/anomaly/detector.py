@@ -48,8 +48,11 @@ class Detection:
 
 
 class AnomalyDetector:
-    def __init__(self, config: BaselineConfig, champions: ChampionModels | None = None) -> None:
+    def __init__(
+        self, config: BaselineConfig, champions: ChampionModels | None = None, *, model_context: int = 32
+    ) -> None:
         self.config = config
+        self.model_context = model_context
         self.champions = champions
         self.states = BaselineStates(config)
 
@@ -71,7 +74,7 @@ class AnomalyDetector:
         for_baseline: list[ReadingToScore] = []
         for sensor_type, rows in by_type.items():
             champion = self.champions.get(sensor_type) if self.champions is not None else None
-            scored = await self._score_with_model(champion, rows) if champion is not None else None
+            scored = await self._score_with_model(repo, champion, rows) if champion is not None else None
             if scored is None:
                 for_baseline.extend(rows)
             else:
@@ -118,24 +121,46 @@ class AnomalyDetector:
 
     # --- methods -------------------------------------------------------------------------------------------
     async def _score_with_model(
-        self, champion: Champion, rows: list[ReadingToScore]
+        self, repo: AnomalyRepository, champion: Champion, rows: list[ReadingToScore]
     ) -> list[NewAnomaly] | None:
+        """Score ``rows`` (sorted by sensor then time) with ``champion``. Each sensor's last
+        ``model_context`` readings before the batch go in front of its new readings, so features over past rows
+        (lags, rolling windows) see real history; the context rows' own scores are dropped."""
+        first: dict[str, datetime] = {}
+        for r in rows:
+            first.setdefault(r.sensor_id, r.timestamp)
+        context = await repo.context_before(first, self.model_context)
+        sensor_ids: list[str] = []
+        timestamps: list[datetime] = []
+        values: list[float] = []
+        scored_rows: list[bool] = []
+        for r in rows:
+            if r.sensor_id in context:
+                for timestamp, value in context.pop(r.sensor_id):
+                    sensor_ids.append(r.sensor_id)
+                    timestamps.append(timestamp)
+                    values.append(value)
+                    scored_rows.append(False)
+            sensor_ids.append(r.sensor_id)
+            timestamps.append(r.timestamp)
+            values.append(float(r.value))
+            scored_rows.append(True)
         frame = pd.DataFrame(
             {
-                "sensor_id": [r.sensor_id for r in rows],
-                "timestamp": pd.to_datetime([r.timestamp for r in rows], utc=True).astype(
-                    "datetime64[ns, UTC]"
-                ),
-                "value": [float(r.value) for r in rows],
+                "sensor_id": sensor_ids,
+                "timestamp": pd.to_datetime(timestamps, utc=True).astype("datetime64[ns, UTC]"),
+                "value": values,
             }
         )
         try:
-            scores, flags = await asyncio.to_thread(champion.score, frame, self.config.threshold)
+            all_scores, all_flags = await asyncio.to_thread(champion.score, frame, self.config.threshold)
         except Exception:  # a broken model must not stop detection: the baseline takes over
             logger.exception(
                 "model %s version %s failed; using the baseline", champion.name, champion.version
             )
             return None
+        keep = np.asarray(scored_rows, dtype=bool)
+        scores, flags = all_scores[keep], all_flags[keep]
         ANOMALY_READINGS_SCORED_TOTAL.labels(method=MODEL_METHOD).inc(len(rows))
         return [
             NewAnomaly(

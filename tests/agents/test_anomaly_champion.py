@@ -138,3 +138,41 @@ async def test_unreachable_mlflow_falls_back_to_the_baseline(
     assert agent.champions.get("temperature") is None
     assert "temperature" in agent.champions.known_types()
     await agent.refresh_models()  # still unreachable: no error
+
+
+class JumpModel(PythonModel):  # type: ignore[misc]
+    """|value − previous value of the same sensor| (0 for a sensor's first row in the frame); anomalous from 3.
+    It keeps no state, so it can only see a jump at the start of a batch through the context rows."""
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        jump = model_input.groupby("sensor_id", sort=False)["value"].diff().abs().fillna(0.0)
+        return pd.DataFrame({"score": jump, "is_anomaly": jump >= 3.0})
+
+
+@pytest.mark.parametrize(("context", "flagged"), [(32, [(30.0, 10.0)]), (0, [])])
+async def test_champion_sees_each_sensors_history_before_the_batch(
+    context: int,
+    flagged: list[tuple[float, float]],
+    tmp_path: Path,
+    events_settings: Settings,
+    session_factory: async_sessionmaker[AsyncSession],
+    events_db: asyncpg.Connection,
+) -> None:
+    name = "anomaly_pressure"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    client.create_registered_model(name)
+    mlflow.pyfunc.save_model(str(tmp_path / "jump"), python_model=JumpModel(), pip_requirements=["pandas"])
+    version = client.create_model_version(name, source=str(tmp_path / "jump")).version
+    client.set_registered_model_alias(name, "champion", version)
+    settings = events_settings.model_copy(
+        update={"mlflow_tracking_uri": uri, "anomaly_model_timeout_s": 60.0, "anomaly_model_context": context}
+    )
+    agent = AnomalyAgent(settings, session_factory)
+    sensor = sensor_id()
+    await add_sensor(events_db, sensor, "pressure")
+    await add_readings(events_db, sensor, [20.0, 20.1, 20.0])  # stored before, never delivered to the agent
+    await agent(await add_readings(events_db, sensor, [30.0, 30.1], start=3))  # the jump opens the batch
+    rows = await anomalies(events_db, sensor)
+    assert [(r["value"], round(r["score"], 6)) for r in rows] == flagged
+    assert all(r["method"] == "model" for r in rows)

@@ -116,6 +116,21 @@ class AnomalyRepository:
             out[sensor_id] = History(history.values, timestamp)
         return out
 
+    async def context_before(
+        self, before: Mapping[str, datetime], limit: int
+    ) -> dict[str, list[tuple[datetime, float]]]:
+        """Per sensor, its last ``limit`` ``(timestamp, value)`` readings strictly before ``before[sensor]``,
+        oldest first (the history a champion model sees in front of the new readings)."""
+        out: dict[str, list[tuple[datetime, float]]] = {sensor_id: [] for sensor_id in before}
+        if not before or limit <= 0:
+            return out
+        rows = await self._session.execute(
+            _HISTORY_SQL, {"ids": list(before), "befores": list(before.values()), "n": limit}
+        )
+        for sensor_id, timestamp, value in rows:
+            out[sensor_id].append((timestamp, float(value)))
+        return out
+
     async def insert_new(self, anomalies: Sequence[NewAnomaly]) -> list[StoredAnomaly]:
         """Insert ``anomalies``; rows whose (sensor_id, timestamp, method) exists are skipped. Returns the new
         rows only (re-scoring the same readings inserts nothing)."""
