@@ -19,6 +19,7 @@ from core.ml.vibration.diagnosis import diagnose
 from core.ml.vibration.gauntlet import ims_study, run_coverage, signal_levels, simulation_study
 from core.ml.vibration.models import MODEL_KINDS
 from core.ml.vibration.plots import plot_envelope_spectra, plot_health_timelines, plot_simulator_detection
+from core.ml.vibration.promotion import build_evidence
 from core.ml.vibration.readers import IMS_FS, list_ims_run, list_ims_tests, read_cwru_mat, read_ims_file
 from core.ml.vibration.simulator import FAULT_NAMES, simulate_signal
 
@@ -277,7 +278,11 @@ def run_gauntlet(
                 result.tables[f"ims_{test}_alarms"] = st.per_bearing
             preferred = studies.get("2nd_test") or next(iter(studies.values()), None)
             if preferred is not None:
-                heldout = preferred.windows[preferred.windows["file_index"].isin(preferred.heldout_files)]
+                # promotion evidence: the held-out healthy recordings as they are and with a simulated defect
+                held_paths = preferred.files.set_index("file_index").loc[preferred.heldout_files, "path"]
+                heldout = build_evidence(
+                    [read_ims_file(path) for path in held_paths], IMS_FS, window=window, overlap=overlap
+                )
                 for kind, det in preferred.detectors.items():
                     name = f"vibration_ims_{kind}" if register else None
                     models[f"ims_{kind}"] = log_detector_run(

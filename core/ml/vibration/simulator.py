@@ -71,6 +71,27 @@ def simulate_signal(
     return x
 
 
+def defect_impacts(
+    fault: str,
+    *,
+    fs: float,
+    rpm: float,
+    geometry: BearingGeometry,
+    n_samples: int,
+    severity: float,
+    resonance_hz: float | None = None,
+    decay_s: float = 0.0008,
+    slip: float = 0.01,
+    rng: np.random.Generator | int | None = None,
+) -> np.ndarray:
+    """The defect term of :func:`simulate_signal` alone (no shaft harmonics, no noise): impacts of peak amplitude
+    ``severity`` repeating at the defect frequency, each ringing the resonance (default fs/4)."""
+    if fault not in FAULTS[1:]:
+        raise ValueError(f"fault must be one of {FAULTS[1:]}, got {fault!r}")
+    rng = np.random.default_rng(rng)
+    return _impacts(fault, fs, rpm, geometry, n_samples, severity, resonance_hz, decay_s, slip, rng)
+
+
 def _impacts(
     fault: str,
     fs: float,

@@ -1,5 +1,7 @@
 """MLflow side of the vibration gauntlet: the pyfunc wrapper of a detector (per-window feature table → score),
-one nested run per model inside the notebook's run, registration and promotion."""
+one nested run per model inside the notebook's run, registration and promotion (evidence: Youden's J on a
+held-out healthy recording and the same recording with a simulated outer-race defect, see
+:mod:`core.ml.vibration.promotion`)."""
 
 from __future__ import annotations
 
@@ -13,11 +15,11 @@ from core.ml.eda_tracking import default_artifact_location, resolve_tracking_uri
 from core.ml.mlflow_uris import point_fluent_api_at
 from core.ml.vibration.features import FEATURE_COLUMNS
 from core.ml.vibration.models import VibrationDetector
+from core.ml.vibration.promotion import Evidence, heldout_ims_evidence, youden
 
 FAMILY = "vibration"
 EXPERIMENT = "vibration_gauntlet"
-PROMOTION_METRIC = ("heldout_exceed_rate", False)
-HELDOUT_IMS_FILE = "2004.02.12.10.42.39"
+PROMOTION_METRIC = ("heldout_youden_j", True)
 
 
 class VibrationPyFunc(mlflow.pyfunc.PythonModel):
@@ -81,14 +83,16 @@ def log_detector_run(
     metrics: dict[str, Any],
     params: dict[str, Any],
     registered_model_name: str | None,
-    heldout: pd.DataFrame | None = None,
+    heldout: Evidence | None = None,
     tracking_uri: str | None = None,
     promote: bool = True,
     log_model: bool = True,
 ) -> dict[str, Any]:
     """A nested run for one model: params, metrics, tags, the pyfunc (unless ``log_model`` is False; registered
-    when a name is given) and, when registered, ``promote_if_better`` with the held-out healthy windows'
-    exceedance rate (lower is better)."""
+    when a name is given) and, when registered, ``promote_if_better`` on ``heldout`` (built by
+    :func:`core.ml.vibration.promotion.build_evidence` from the held-out healthy recording): Youden's J = share of
+    flagged windows with the simulated defect − share of flagged healthy windows (higher is better). With
+    ``heldout`` the run also gets the metrics ``heldout_youden_j``, ``heldout_tpr`` and ``heldout_fpr``."""
     from mlflow.models import infer_signature
 
     out: dict[str, Any] = {"run_name": run_name, "model_name": registered_model_name}
@@ -97,6 +101,10 @@ def log_detector_run(
         mlflow.set_tags({"sm.family": FAMILY, "sm.sensor_type": "vibration", "sm.model_kind": detector.kind})
         mlflow.log_params({k: str(v) for k, v in params.items()} | {"train_windows": detector.train_rows})
         mlflow.log_metrics(clean_metrics(metrics | {"window_threshold": detector.threshold}))
+        if heldout is not None:
+            evidence = youden(_InMemory(VibrationPyFunc(detector)), heldout)
+            out["heldout_evidence"] = evidence
+            mlflow.log_metrics({f"heldout_{key}": value for key, value in evidence.items()})
         if not log_model:
             return out | {"version": None}
         example = windows.loc[:, list(FEATURE_COLUMNS)].head(5).reset_index(drop=True)
@@ -121,18 +129,28 @@ def log_detector_run(
             "sm.model_kind": detector.kind,
         }.items():
             client.set_model_version_tag(registered_model_name, str(version), key, value)
-        if promote and heldout is not None and len(heldout):
+        if promote and heldout is not None:
             out["promotion"] = _promote(registered_model_name, str(version), heldout, tracking_uri)
     return out
 
 
-def _promote(name: str, version: str, heldout: pd.DataFrame, tracking_uri: str | None) -> dict[str, Any]:
+class _InMemory:
+    """The PyFuncModel call shape (``predict(frame)``) around an unlogged :class:`VibrationPyFunc`."""
+
+    def __init__(self, pyfunc: VibrationPyFunc) -> None:
+        self.pyfunc = pyfunc
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return self.pyfunc.predict(None, frame)
+
+
+def _promote(name: str, version: str, heldout: Evidence, tracking_uri: str | None) -> dict[str, Any]:
     from core.ml.registry import promote_if_better  # engineer D's module
 
-    example = heldout.loc[:, list(FEATURE_COLUMNS)].reset_index(drop=True)
-
-    def evaluate(model: Any) -> float:
-        return float(np.mean(model.predict(example)["is_anomaly"].to_numpy(dtype=bool)))
+    def evaluate(
+        model: Any,
+    ) -> float:  # the same function as evaluate_for_promotion, on the caller's evidence
+        return youden(model, heldout)["youden_j"]
 
     metric, higher = PROMOTION_METRIC
     decision = promote_if_better(
@@ -146,16 +164,10 @@ def _promote(name: str, version: str, heldout: pd.DataFrame, tracking_uri: str |
 
 
 def evaluate_for_promotion(model: Any, model_name: str) -> float:
-    """The registry's family evaluator for ``vibration_ims_*``: share of the windows of a held-out healthy IMS
-    recording (test 2, second file — the detectors of notebook 06 train on the first) that the model flags
-    (``is_anomaly``); lower is better (:data:`PROMOTION_METRIC`). Only false alarms on healthy data are measured:
-    the excerpt holds no damaged IMS recording to measure detection on."""
-    from core.config import PROJECT_ROOT
-    from core.ml.vibration.bearings import IMS_RPM, REXNORD_ZA_2115
-    from core.ml.vibration.features import window_features
-    from core.ml.vibration.readers import IMS_FS, read_ims_file
-
-    path = PROJECT_ROOT.parent / "shared" / "datasets" / "ims" / "raw" / "2nd_test" / HELDOUT_IMS_FILE
-    features = window_features(read_ims_file(path), IMS_FS, REXNORD_ZA_2115, IMS_RPM)
-    flags = model.predict(features.loc[:, list(FEATURE_COLUMNS)])["is_anomaly"]
-    return float(np.mean(np.asarray(flags, dtype=bool)))
+    """The registry's family evaluator for ``vibration_ims_*``: Youden's J (:data:`PROMOTION_METRIC`, higher is
+    better) on a held-out healthy IMS recording (test 2, second file — the detectors of notebook 06 train on the
+    first): share of flagged (``is_anomaly``) windows of the recording with a simulated outer-race defect added
+    (BPFO impacts, peak 2.5 × each channel's RMS, fixed seeds) − share of flagged windows of the recording as is.
+    A detector that flags nothing, or everything, scores 0. Same code as the notebook's promotion
+    (:func:`core.ml.vibration.promotion.youden`); the evidence is computed once per process."""
+    return youden(model, heldout_ims_evidence())["youden_j"]

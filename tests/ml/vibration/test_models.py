@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.config import PROJECT_ROOT
 from core.ml.vibration.bearings import REXNORD_ZA_2115
 from core.ml.vibration.features import FEATURE_COLUMNS, window_features
 from core.ml.vibration.models import MODEL_KINDS, train_detector
@@ -68,15 +67,21 @@ def test_training_rejects_tiny_or_incomplete_tables(data: dict[str, pd.DataFrame
 def test_pyfunc_logs_registers_and_reloads(tmp_path: Path, data: dict[str, pd.DataFrame]) -> None:
     import mlflow
 
-    from core.ml.vibration.tracking import log_detector_run, start_experiment
+    from core.ml.vibration.promotion import build_evidence
+    from core.ml.vibration.tracking import PROMOTION_METRIC, log_detector_run, start_experiment
 
     uri = start_experiment(f"sqlite:///{tmp_path / 'mlflow.db'}")
     det = train_detector("isolation_forest", data["train"])
+    healthy = [
+        simulate_signal("none", fs=20_000, rpm=2000, geometry=REXNORD_ZA_2115, n_samples=8192, rng=s)
+        for s in (100, 101)
+    ]
+    evidence = build_evidence(healthy)  # the same recordings with the simulated outer-race defect added
     with mlflow.start_run(run_name="parent"):
         info = log_detector_run(
             det, data["train"], run_name="ims_isolation_forest", metrics={"heldout_exceed_rate": 0.1},
             params={"data": "test"}, registered_model_name="vibration_test_isolation_forest",
-            heldout=data["healthy"], tracking_uri=uri,
+            heldout=evidence, tracking_uri=uri,
         )  # fmt: skip
     assert info["version"] == "1"
     assert info["promotion"]["promoted"] is True  # first version: no champion yet
@@ -89,25 +94,9 @@ def test_pyfunc_logs_registers_and_reloads(tmp_path: Path, data: dict[str, pd.Da
     assert version.tags["sm.family"] == "vibration"
     run = client.get_run(version.run_id)
     assert run.data.metrics["heldout_exceed_rate"] == 0.1
+    # promotion evidence: Youden's J on the held-out recordings, logged and used as the candidate's score
+    j, tpr, fpr = (run.data.metrics[f"heldout_{k}"] for k in ("youden_j", "tpr", "fpr"))
+    assert j == pytest.approx(tpr - fpr) and j > 0.5
+    assert info["promotion"]["candidate_score"] == pytest.approx(j)
+    assert version.tags["sm.promotion.metric"] == PROMOTION_METRIC[0] == "heldout_youden_j"
     assert run.data.tags["mlflow.parentRunId"]
-
-
-@pytest.mark.skipif(
-    not (PROJECT_ROOT.parent / "shared" / "datasets" / "ims").is_dir(), reason="no IMS excerpt"
-)
-def test_family_evaluator_scores_the_heldout_ims_file(data: dict[str, pd.DataFrame]) -> None:
-    from core.ml.vibration.tracking import PROMOTION_METRIC, VibrationPyFunc, evaluate_for_promotion
-
-    class Loaded:  # the PyFuncModel call shape
-        def __init__(self, detector: object) -> None:
-            self.inner = VibrationPyFunc(detector)
-
-        def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-            return self.inner.predict(None, frame)
-
-    assert PROMOTION_METRIC == ("heldout_exceed_rate", False)
-    simulated = train_detector("isolation_forest", data["train"])  # trained on simulated healthy windows
-    rate = evaluate_for_promotion(Loaded(simulated), "vibration_ims_isolation_forest")
-    assert rate > 0.5  # real IMS windows do not look like the simulator's healthy windows
-    simulated.threshold = float("inf")
-    assert evaluate_for_promotion(Loaded(simulated), "vibration_ims_isolation_forest") == 0.0

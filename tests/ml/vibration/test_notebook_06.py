@@ -49,12 +49,15 @@ def test_notebook_is_committed_clean_with_a_parameters_cell() -> None:
 @pytest.mark.heavy_ml
 @pytest.mark.skipif(not IMS_RAW.is_dir(), reason="IMS excerpt not present")
 def test_papermill_small_mode(tmp_path: Path) -> None:
+    import mlflow.pyfunc
     import numpy as np
     import papermill
     from mlflow.tracking import MlflowClient
     from scipy.io import savemat
 
+    from core.ml.mlflow_uris import fluent_uri
     from core.ml.vibration.simulator import simulate_signal
+    from core.ml.vibration.tracking import evaluate_for_promotion
 
     cwru = tmp_path / "cwru"
     cwru.mkdir()
@@ -95,5 +98,15 @@ def test_papermill_small_mode(tmp_path: Path) -> None:
         version = client.get_model_version(name, "1")
         assert version.tags["sm.family"] == "vibration"
         assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+        # promotion evidence: Youden's J on the held-out healthy file ± simulated defect, logged on the run; the
+        # registry's family evaluator computes the same figure from the same file on the registered model
+        j = client.get_run(version.run_id).data.metrics["heldout_youden_j"]
+        assert version.tags["sm.promotion.metric"] == "heldout_youden_j"
+        assert float(version.tags["sm.promotion.candidate_score"]) == pytest.approx(j)
+        with fluent_uri(uri):
+            model = mlflow.pyfunc.load_model(f"models:/{name}/1")
+        assert evaluate_for_promotion(model, name) == pytest.approx(j)
+        summary_j = data["models"][name.removeprefix("vibration_")]["heldout_evidence"]["youden_j"]
+        assert summary_j == pytest.approx(j)
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"plots", "vibration_summary.json"} <= artifacts
