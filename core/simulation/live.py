@@ -166,10 +166,15 @@ class LiveSensor:
         self.spec = spec
         self.profile: SensorTypeProfile = PROFILES[spec.type]
         p = self.profile
+        # The sensor's own parameters come from the stream the seeded history was generated with
+        # (core.simulation.generator: default_rng([seed, number]), same draws in the same order), so the live
+        # signal continues the seeded sensor's level, daily amplitude and peak hour — models and baselines
+        # trained on the seed (or data/sensor_data.csv) see the same sensor. The noise has its own stream.
+        params = np.random.default_rng([seed, number])
+        self.baseline = p.baseline + params.uniform(-p.baseline_spread, p.baseline_spread)
+        self.amplitude = p.amplitude * params.uniform(0.85, 1.15)
+        self.peak = p.peak_hour + params.uniform(-1.0, 1.0)
         self.rng = np.random.default_rng([seed, number, 7])
-        self.baseline = p.baseline + self.rng.uniform(-p.baseline_spread, p.baseline_spread)
-        self.amplitude = p.amplitude * self.rng.uniform(0.85, 1.15)
-        self.peak = p.peak_hour + self.rng.uniform(-1.0, 1.0)
         self.noise = p.noise_sd * float(self.rng.standard_normal())
         self.innovation = p.noise_sd * math.sqrt(1.0 - p.ar_phi * p.ar_phi)
         self.faults = [f for f in faults if f.sensor_id == spec.sensor_id]

@@ -130,3 +130,27 @@ def test_due_readings_follow_the_rate() -> None:
 def test_backoff_grows_and_caps() -> None:
     assert [backoff_s(a) for a in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 4.0]
     assert backoff_s(20) == 10.0
+
+
+def test_live_sensors_continue_the_seeded_sensors_levels() -> None:
+    """The live stream of a demo sensor has the seeded history's baseline, daily amplitude and peak (same seed):
+    over the seeded timestamps the healthy medians agree to well within a sensor-to-sensor baseline spread."""
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from core.simulation.catalogue import DEMO_SENSORS, PROFILES
+    from core.simulation.generator import generate_demo_fleet
+    from core.simulation.live import LiveSensor
+
+    fleet = generate_demo_fleet(datetime(2026, 11, 26, 12, tzinfo=UTC), seed=42)
+    faulty = {f.sensor_id for f in fleet.faults}
+    for number, spec in enumerate(DEMO_SENSORS, start=1):
+        if spec.sensor_id in faulty:
+            continue
+        seeded = fleet.readings[fleet.readings["sensor_id"] == spec.sensor_id]
+        live = LiveSensor(spec, number, 42)
+        values = [live.next_value(ts.to_pydatetime(), 0.0) for ts in seeded["timestamp"]]
+        profile = PROFILES[spec.type]
+        gap = abs(float(np.median(values)) - float(seeded["value"].median()))
+        assert gap < max(2 * profile.noise_sd, 0.2 * profile.baseline_spread), (spec.sensor_id, gap)
