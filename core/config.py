@@ -194,9 +194,16 @@ class Settings(BaseSettings):
     ml_forecast_history: Annotated[int, Field(ge=10, le=100_000)] = 600
     """Most recent readings of the sensor passed to a forecast model as history."""
     drift_ks_pvalue: Annotated[float, Field(gt=0, lt=1)] = 0.01
-    """Drift when the two-sample KS test's p-value is below this ..."""
+    """Location drift when the two-sample KS p-value at the effective (autocorrelation-corrected) sample sizes
+    is below this ..."""
+    drift_min_shift: Annotated[float, Field(ge=0)] = 2.0
+    """... and the median moved by at least this many robust standard deviations (core/ml/drift.py)."""
+    drift_spread_pvalue: Annotated[float, Field(gt=0, lt=1)] = 1e-3
+    """Spread drift when the Brown–Forsythe test on the windows' first differences gives p below this ..."""
+    drift_min_spread_ratio: Annotated[float, Field(gt=1)] = 2.0
+    """... and the MAD of the differences changed by at least this factor (up or down)."""
     drift_psi: Annotated[float, Field(gt=0)] = 0.2
-    """... or the population stability index reaches this."""
+    """Population stability index level reported with each check (advisory: not part of the verdict)."""
     drift_psi_bins: Annotated[int, Field(ge=2, le=100)] = 10
     drift_recent_h: Annotated[float, Field(gt=0)] = 6.0
     """Recent window: the last this many hours (ending at the sensor's latest reading)."""

@@ -1,5 +1,6 @@
 """apps/agents/drift.py against a real migrated database: a shifted sensor starts a drift episode that emits
-DriftDetected once (outbox), an unshifted one does not, re-runs and a lasting drift emit nothing more."""
+DriftDetected once (outbox), an unshifted one and an autocorrelated but stationary one do not, re-runs and a
+lasting drift emit nothing more."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import numpy as np
 import pytest
+from scipy import stats
 
 from apps.agents.drift import DriftChecker
 from core.config import Settings, to_libpq_url
@@ -53,14 +55,28 @@ async def outbox(db: asyncpg.Connection) -> list[asyncpg.Record]:
     return await db.fetch("SELECT event_type, payload FROM outbox WHERE event_type = 'DriftDetected'")
 
 
+def autocorrelated(n: int, seed: int = 6) -> np.ndarray:
+    """A stationary sensor like the demo fleet's: daily cycle plus AR(1) noise (φ = 0.9, σ = 0.5)."""
+    rng = np.random.default_rng(seed)
+    noise = np.empty(n)
+    noise[0] = rng.normal(0.0, 0.5)
+    for t in range(1, n):
+        noise[t] = 0.9 * noise[t - 1] + rng.normal(0.0, 0.5 * np.sqrt(1 - 0.81))
+    return 20.0 + np.cos(2 * np.pi * np.arange(n) / 288) + noise
+
+
 async def test_drift_agent_emits_once_per_episode(db, events_settings, session_factory) -> None:  # noqa: F811
     rng = np.random.default_rng(3)
     n = 30 * 12  # 30 h of 5-minute readings
     steady = rng.normal(20.0, 0.5, n)
     shifted = steady.copy()
     shifted[-72:] += 3.0  # the last 6 h moved by 6 standard deviations
+    wandering = autocorrelated(n)
+    # the independent-samples KS test would call this stationary series drifted (the false alarm fixed here)
+    assert stats.ks_2samp(wandering[-72 - 288 : -288], wandering[-72:]).pvalue < 1e-4
     await add_sensor(db, "drift-steady", steady)
     await add_sensor(db, "drift-shifted", shifted)
+    await add_sensor(db, "drift-wandering", wandering)
     checker = DriftChecker(session_factory, checker_settings(events_settings))
 
     first = await checker.run_once()
@@ -68,12 +84,18 @@ async def test_drift_agent_emits_once_per_episode(db, events_settings, session_f
     assert by_sensor["drift-steady"].stats is not None and not by_sensor["drift-steady"].stats.drifted
     assert by_sensor["drift-shifted"].stats is not None and by_sensor["drift-shifted"].stats.drifted
     assert by_sensor["drift-shifted"].stats.recent_count == 72
+    wander = by_sensor["drift-wandering"].stats
+    assert wander is not None and not wander.drifted and wander.autocorrelation > 0.5
     assert [e.sensor_id for e in first.emitted] == ["drift-shifted"]
     assert first.emitted[0].model_names == ["anomaly_temperature", "forecast_temperature"]
     events = await outbox(db)
     assert len(events) == 1 and events[0]["payload"]
     rows = await db.fetch("SELECT sensor_id, drifted, retrain_requested FROM drift_checks ORDER BY sensor_id")
-    assert [tuple(r) for r in rows] == [("drift-shifted", True, True), ("drift-steady", False, False)]
+    assert [tuple(r) for r in rows] == [
+        ("drift-shifted", True, True),
+        ("drift-steady", False, False),
+        ("drift-wandering", False, False),
+    ]
 
     # the same data again (redelivery, a second process): nothing stored, nothing emitted
     again = await checker.run_once()

@@ -1,4 +1,5 @@
-"""core/ml/drift.py: KS test + PSI flag a shifted window and not an unshifted one; PSI on quantile bins."""
+"""core/ml/drift.py: a shifted window and a spread change are drift, an unshifted one and an autocorrelated but
+stationary series are not; autocorrelation estimate, effective-size KS p-value, PSI on quantile bins."""
 
 from __future__ import annotations
 
@@ -6,8 +7,16 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from scipy import stats
 
-from core.ml.drift import DriftThresholds, DriftWindows, detect_drift, psi
+from core.ml.drift import (
+    DriftThresholds,
+    DriftWindows,
+    autocorrelation,
+    detect_drift,
+    ks_pvalue_effective,
+    psi,
+)
 
 
 @pytest.fixture
@@ -26,26 +35,114 @@ def test_same_distribution_is_not_drift(rng: np.random.Generator) -> None:
     assert (result.reference_count, result.recent_count) == (500, 200)
 
 
-def test_mean_shift_is_drift_by_both_tests(rng: np.random.Generator) -> None:
+def test_mean_shift_is_drift(rng: np.random.Generator) -> None:
     reference = rng.normal(50.0, 2.0, 500)
-    recent = rng.normal(53.0, 2.0, 200)  # +1.5 standard deviations
+    recent = rng.normal(56.0, 2.0, 200)  # +3 standard deviations
     result = detect_drift(reference, recent)
     assert result.drifted
     assert result.ks_pvalue < 1e-6
     assert result.psi > 0.2
-    assert len(result.reasons) == 2 and result.reasons[0].startswith("KS p-value")
+    assert result.median_shift > 2.5
+    assert len(result.reasons) == 1 and result.reasons[0].startswith("location: KS p-value")
+
+
+def test_significant_but_small_shift_needs_the_minimum_effect(rng: np.random.Generator) -> None:
+    reference = rng.normal(50.0, 2.0, 500)
+    recent = rng.normal(53.0, 2.0, 200)  # +1.5 standard deviations: significant, below min_shift 2
+    result = detect_drift(reference, recent)
+    assert result.ks_pvalue < 1e-6 and 1.0 < result.median_shift < 2.0
+    assert not result.drifted
+    assert detect_drift(reference, recent, DriftThresholds(min_shift=1.0)).drifted
 
 
 def test_variance_change_is_drift(rng: np.random.Generator) -> None:
     result = detect_drift(rng.normal(0.0, 1.0, 500), rng.normal(0.0, 3.0, 200))
     assert result.drifted
+    assert result.spread_ratio == pytest.approx(3.0, rel=0.25) and result.spread_pvalue < 1e-6
+    assert [r.split(":")[0] for r in result.reasons] == ["spread"]
+
+
+def ar1(rng: np.random.Generator, n: int, phi: float, sigma: float = 1.0) -> np.ndarray:
+    """Stationary AR(1) noise with marginal standard deviation ``sigma``."""
+    e = np.empty(n)
+    e[0] = rng.normal(0.0, sigma)
+    shocks = rng.normal(0.0, sigma * np.sqrt(1.0 - phi**2), n)
+    for t in range(1, n):
+        e[t] = phi * e[t - 1] + shocks[t]
+    return e
+
+
+def day_pair(rng: np.random.Generator, phi: float, n: int = 72) -> tuple[np.ndarray, np.ndarray]:
+    """The same 6 hours of two days: a daily cycle (amplitude 2σ) plus independent AR(1) noise each day."""
+    cycle = 2.0 * np.cos(2 * np.pi * (np.arange(n) / 288.0 + 0.1))
+    return 50.0 + cycle + ar1(rng, n, phi), 50.0 + cycle + ar1(rng, n, phi)
+
+
+def test_autocorrelated_stationary_series_is_not_drift(rng: np.random.Generator) -> None:
+    """The false alarm this module fixes: AR(1) noise (φ = 0.9, like the demo temperature sensors) without any
+    change. The independent-samples KS test flags a large share of such pairs; the check here almost none."""
+    draws = 200
+    naive = flagged = 0
+    for _ in range(draws):
+        reference, recent = day_pair(rng, phi=0.9)
+        naive += stats.ks_2samp(reference, recent).pvalue < 0.01
+        result = detect_drift(reference, recent)
+        flagged += result.drifted
+        assert result.recent_n_eff < 0.5 * result.recent_count
+    assert naive / draws > 0.2  # the problem is real on this series
+    assert flagged / draws <= 0.02
+
+
+def test_shift_of_autocorrelated_series_is_drift(rng: np.random.Generator) -> None:
+    reference, recent = day_pair(rng, phi=0.9)
+    result = detect_drift(reference, recent + 5.0)  # +5 marginal standard deviations
+    assert result.drifted and result.reasons[0].startswith("location")
+    assert result.ks_pvalue < 0.01 and result.median_shift >= 2.0
+    assert result.ks_pvalue > result.ks_pvalue_iid  # the effective-size p-value is the more cautious one
+
+
+def test_spread_change_of_autocorrelated_series_is_drift(rng: np.random.Generator) -> None:
+    """sensor-008's fault: the noise standard deviation ×4 around an unchanged level."""
+    reference, _ = day_pair(rng, phi=0.7)
+    recent = 50.0 + 4.0 * ar1(rng, 72, 0.7)
+    result = detect_drift(reference, recent)
+    assert result.drifted
+    assert any(r.startswith("spread") for r in result.reasons)
+    assert result.spread_ratio > 2.0
+
+
+def test_stuck_sensor_is_drift(rng: np.random.Generator) -> None:
+    reference, _ = day_pair(rng, phi=0.95)
+    result = detect_drift(reference, np.full(72, round(float(reference[-1]), 1)))
+    assert result.drifted and result.spread_ratio == 0.0
+
+
+def test_autocorrelation_estimate(rng: np.random.Generator) -> None:
+    assert autocorrelation(ar1(rng, 2000, 0.8)) == pytest.approx(0.8, abs=0.05)
+    assert autocorrelation(rng.normal(0.0, 1.0, 2000)) == pytest.approx(0.0, abs=0.05)
+    trend = np.linspace(0.0, 50.0, 200) + rng.normal(0.0, 1.0, 200)  # a ramp is not autocorrelation
+    assert autocorrelation(trend) < 0.2
+    assert autocorrelation(np.full(50, 3.0)) == 0.99
+    assert autocorrelation([1.0, 2.0, 3.0]) == 0.0
+
+
+def test_effective_size_ks_pvalue() -> None:
+    # the same KS statistic is less significant with fewer effective readings
+    assert (
+        ks_pvalue_effective(0.3, 72, 72) < ks_pvalue_effective(0.3, 10, 10) < ks_pvalue_effective(0.3, 3, 3)
+    )
+    # at full size it agrees with scipy's asymptotic two-sample p-value to within a few per cent
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0.0, 1.0, 400), rng.normal(0.2, 1.0, 400)
+    ks = stats.ks_2samp(a, b, method="asymp")
+    assert ks_pvalue_effective(float(ks.statistic), 400, 400) == pytest.approx(ks.pvalue, rel=0.1)
 
 
 def test_thresholds_decide(rng: np.random.Generator) -> None:
     reference = rng.normal(0.0, 1.0, 400)
     recent = rng.normal(0.3, 1.0, 400)  # a small shift
-    lenient = DriftThresholds(ks_pvalue=1e-12, psi=5.0)
-    strict = DriftThresholds(ks_pvalue=0.5, psi=0.01)
+    lenient = DriftThresholds(ks_pvalue=1e-12, min_shift=5.0)
+    strict = DriftThresholds(ks_pvalue=0.5, min_shift=0.1)
     assert not detect_drift(reference, recent, lenient).drifted
     assert detect_drift(reference, recent, strict).drifted
 
