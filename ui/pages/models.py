@@ -135,7 +135,9 @@ fresh = st.session_state.get("drift_results")
 if fresh and fresh.get("results"):
     thresholds = fresh.get("thresholds") or {}
     st.markdown(
-        f"**Check just run** (drift when KS p < {thresholds.get('ks_pvalue')} or PSI ≥ {thresholds.get('psi')})"
+        f"**Check just run** (location drift: autocorrelation-corrected KS p < {thresholds.get('ks_pvalue')} "
+        "and a median shift of ≥ 2 robust SD; spread drift: Brown–Forsythe on first differences; PSI reported; "
+        "the API's `reasons` say what fired)"
     )
     st.dataframe(drift_by_type(fresh["results"], "recent_end"), hide_index=True, width="stretch")
     with st.expander("Per sensor (check just run)"):

@@ -159,10 +159,12 @@ async def detect_anomaly(
     response_model=CheckDriftResponse,
     summary="Check sensors for data drift now",
     description=(
-        "Two-sample KS test and PSI of each sensor's recent window (`recent_hours`, ending at `end` or its "
-        "latest reading) against the same span `reference_offset_hours` earlier; drift when p < "
-        "`SM_DRIFT_KS_PVALUE` or PSI ≥ `SM_DRIFT_PSI`. Computed on demand and not stored (the drift agent "
-        "stores its scheduled checks: `GET /api/v1/ml/drift`)."
+        "Each sensor's recent window (`recent_hours`, ending at `end` or its latest reading) against the same "
+        "span `reference_offset_hours` earlier. Location drift: KS test at the autocorrelation-corrected "
+        "sample sizes p < `SM_DRIFT_KS_PVALUE` and a median shift of at least `SM_DRIFT_MIN_SHIFT` robust SDs; "
+        "spread drift: Brown–Forsythe on first differences p < `SM_DRIFT_SPREAD_PVALUE` and a spread ratio of "
+        "at least `SM_DRIFT_MIN_SPREAD_RATIO`. PSI is reported, not decisive. `reasons` names what fired. "
+        "Computed on demand and not stored (the drift agent stores its scheduled checks: `GET /api/v1/ml/drift`)."
     ),
     responses=problem_responses(404),
 )
