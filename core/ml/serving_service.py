@@ -104,13 +104,35 @@ async def _sensor_type(repo: MlReadingsRepository, sensor_id: str) -> str:
     return sensor_type
 
 
+def _model_frequency(loaded: Any) -> pd.Timedelta | None:
+    """The data frequency a forecast model was trained at (its ``freq_seconds`` metadata), if it states one."""
+    metadata = getattr(getattr(loaded.model, "metadata", None), "metadata", None) or {}
+    try:
+        seconds = float(metadata["freq_seconds"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return pd.Timedelta(seconds=seconds) if seconds > 0 else None
+
+
+async def _forecast_history(
+    repo: MlReadingsRepository, loaded: Any, sensor_id: str, points: int
+) -> list[tuple[Any, float]]:
+    """The sensor's recent history at the model's frequency: bucket means over the last ``points`` periods when
+    the model states its frequency (a sensor sending every second, forecast by a model of 5-minute data, gets
+    5-minute means, not its last minutes of raw readings), else the last ``points`` raw readings."""
+    freq = _model_frequency(loaded)
+    if freq is None:
+        return await repo.recent(sensor_id, points)
+    return await repo.recent_buckets(sensor_id, freq.to_pytimedelta(), points)
+
+
 async def forecast(
     session: AsyncSession, server: ModelServer, settings: Settings, request: ForecastRequest
 ) -> ForecastResponse:
     repo = MlReadingsRepository(session)
     sensor_type = await _sensor_type(repo, request.sensor_id)
     loaded = await server.get(f"forecast_{sensor_type}", request.version or request.alias)
-    history = await repo.recent(request.sensor_id, settings.ml_forecast_history)
+    history = await _forecast_history(repo, loaded, request.sensor_id, settings.ml_forecast_history)
     if not history:
         raise Conflict(f"sensor {request.sensor_id!r} has no readings to forecast from")
     frame = readings_frame(

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Sensor, SensorReading
+
+_BUCKETS_SQL = text(
+    """
+    SELECT date_bin(CAST(:width AS interval), r.timestamp, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket, avg(r.value) AS value
+    FROM sensor_readings r
+    WHERE r.sensor_id = :sensor_id
+      AND r.timestamp > (SELECT max(timestamp) FROM sensor_readings WHERE sensor_id = :sensor_id) - CAST(:span AS interval)
+    GROUP BY bucket
+    ORDER BY bucket
+    """
+)
 
 
 class MlReadingsRepository:
@@ -43,6 +54,16 @@ class MlReadingsRepository:
         rows = [(row[0], float(row[1])) for row in await self.session.execute(query)]
         rows.reverse()
         return rows
+
+    async def recent_buckets(
+        self, sensor_id: str, width: timedelta, buckets: int
+    ) -> list[tuple[datetime, float]]:
+        """Mean value per ``width`` bucket (aligned on 2000-01-01 UTC) over the ``buckets`` widths that end at the
+        sensor's latest reading, oldest first; empty buckets are absent."""
+        rows = await self.session.execute(
+            _BUCKETS_SQL, {"sensor_id": sensor_id, "width": width, "span": width * buckets}
+        )
+        return [(row.bucket, float(row.value)) for row in rows]
 
     async def latest_timestamp(self, sensor_id: str) -> datetime | None:
         return await self.session.scalar(
