@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from core.ml import registry
 from core.ml.eda_tracking import default_artifact_location
+from core.ml.mlflow_uris import fluent_uri
 
 X = np.linspace(0.0, 10.0, 50)
 Y = 2.0 * X  # the truth every candidate is evaluated against
@@ -43,10 +44,7 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def register(tracking_uri: str, name: str, slope: float, **metrics: float) -> str:
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(tracking_uri)  # the fluent API needs the globals: restored below
-    mlflow.set_registry_uri(tracking_uri)
-    try:
+    with fluent_uri(tracking_uri):  # the fluent API needs the globals: restored exactly after the block
         mlflow.set_experiment("registry-test")
         with mlflow.start_run():
             if metrics:
@@ -57,9 +55,6 @@ def register(tracking_uri: str, name: str, slope: float, **metrics: float) -> st
                 registered_model_name=name,
                 pip_requirements=[],
             )
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
     return str(info.registered_model_version)
 
 

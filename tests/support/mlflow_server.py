@@ -24,6 +24,7 @@ from mlflow.pyfunc import PythonModel
 
 from apps.cli.commands import mlflow_command, mlflow_environment
 from core.config import load_settings
+from core.ml.mlflow_uris import fluent_uri
 
 STARTUP_TIMEOUT_S = 240.0  # generous: the 2-core machine is shared (seen: > 90 s at load average 12)
 
@@ -176,25 +177,19 @@ def register_contract_model(
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     experiment = client.get_experiment_by_name("serving-tests")
     experiment_id = experiment.experiment_id if experiment else client.create_experiment("serving-tests")
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(tracking_uri)  # fluent API needs the globals: restored below
-    mlflow.set_registry_uri(tracking_uri)
-    try:
-        with mlflow.start_run(experiment_id=experiment_id):
-            mlflow.set_tags(tags or {})
-            if metrics:
-                mlflow.log_metrics(metrics)
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=python_model,
-                signature=signature,
-                input_example=example,
-                registered_model_name=name,
-                pip_requirements=[],
-            )
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+    # the fluent API needs the process globals: pointed at this store for the block, then restored exactly
+    with fluent_uri(tracking_uri), mlflow.start_run(experiment_id=experiment_id):
+        mlflow.set_tags(tags or {})
+        if metrics:
+            mlflow.log_metrics(metrics)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=python_model,
+            signature=signature,
+            input_example=example,
+            registered_model_name=name,
+            pip_requirements=[],
+        )
     version = str(info.registered_model_version)
     if alias:
         client.set_registered_model_alias(name, alias, version)

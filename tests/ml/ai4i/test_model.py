@@ -22,6 +22,7 @@ from core.ml.ai4i.model import (
     input_example,
     log_and_register,
 )
+from core.ml.mlflow_uris import fluent_uri
 
 
 def _fit(frame: pd.DataFrame, n_estimators: int = 40) -> Ai4iFailureClassifier:
@@ -38,10 +39,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def _register(frame: pd.DataFrame, uri: str, model: Ai4iFailureClassifier, name: str = MODEL_NAME) -> str:
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("ai4i-test")
-    with mlflow.start_run():
-        return log_and_register(model, input_example(frame), model_name=name, metrics={"f1": 0.5})
+    with fluent_uri(uri):
+        mlflow.set_experiment("ai4i-test")
+        with mlflow.start_run():
+            return log_and_register(model, input_example(frame), model_name=name, metrics={"f1": 0.5})
 
 
 def test_promotion_contract_constants() -> None:

@@ -12,6 +12,7 @@ import nbformat
 import pytest
 
 from core.config import PROJECT_ROOT
+from core.ml.mlflow_uris import fluent_uri
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "07_audio_gauntlet.ipynb"
 MIMII = (PROJECT_ROOT / ".." / "shared" / "datasets" / "mimii").resolve()
@@ -130,14 +131,8 @@ def test_papermill_run_logs_one_gauntlet_run_and_registers_the_models(
     assert "plots/real_roc_per_id.png" in plots
     version = client.get_model_version_by_alias("audio_mimii_pca", "champion")
     assert version.tags["sm.family"] == "audio"
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
+    with fluent_uri(uri):
         model = mlflow.pyfunc.load_model("models:/audio_mimii_pca@champion")
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
     clip = min(MIMII.glob("id_00/anomaly_*.wav"))
     out = model.predict(pd.DataFrame({"path": [str(clip)]}))
     assert list(out.columns) == ["score", "is_anomaly"] and out["score"].iloc[0] > 0
