@@ -71,7 +71,8 @@ def test_logged_pyfunc_follows_the_contract(generated_ai4i: pd.DataFrame, store:
     dev, held = holdout_split(generated_ai4i)
     model = _fit(dev)
     version = _register(dev, store, model)
-    loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version}")
+    with fluent_uri(store):
+        loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version}")
     signature = loaded.metadata.signature
     assert signature.inputs.input_names() == list(INPUT_COLUMNS)
     assert signature.outputs.input_names() == list(OUTPUT_COLUMNS)
@@ -100,7 +101,8 @@ def test_evaluate_for_promotion_scores_the_fixed_held_out_part(real_ai4i: pd.Dat
     dev, held = holdout_split(real_ai4i)
     model = _fit(dev, n_estimators=30)
     version = _register(dev, store, model, "ai4i_eval_test")
-    loaded = mlflow.pyfunc.load_model(f"models:/ai4i_eval_test/{version}")
+    with fluent_uri(store):
+        loaded = mlflow.pyfunc.load_model(f"models:/ai4i_eval_test/{version}")
     assert len(ai4i_model.promotion_data()) == 2000
     score = evaluate_for_promotion(loaded, MODEL_NAME)
     assert score == pytest.approx(f1_on(model, held))
