@@ -3,13 +3,13 @@ one MLflow run (against a temporary sqlite store)."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from core.config import PROJECT_ROOT
+from tests.support.notebooks import code_cells, committed_parameters, imported_modules
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "01_data_exploration.ipynb"
 FIGURES = [
@@ -23,23 +23,11 @@ FIGURES = [
 ]
 
 
-def _code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
-    return [cell for cell in nb.cells if cell.cell_type == "code"]
-
-
 def test_notebook_is_committed_clean_with_a_parameters_cell() -> None:
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbformat.validate(nb)
     assert nb.nbformat == 4
     assert nb.metadata.kernelspec.name == "python3"
-    cells = _code_cells(nb)
-    assert all(cell.outputs == [] and cell.execution_count is None for cell in cells)
-    tagged = [cell for cell in cells if "parameters" in cell.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    assigned: dict[str, object] = {}
-    for node in ast.parse(tagged[0].source).body:
-        assert isinstance(node, ast.Assign)
-        assigned[node.targets[0].id] = ast.literal_eval(node.value)
+    assigned = committed_parameters(NOTEBOOK)
     assert assigned == {
         "data_path": "data/sensor_data.csv",
         "faults_path": "data/sensor_data_faults.csv",
@@ -50,14 +38,7 @@ def test_notebook_is_committed_clean_with_a_parameters_cell() -> None:
 
 
 def test_notebook_only_imports_core_ml_and_display() -> None:
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    modules = set()
-    for cell in _code_cells(nb):
-        for node in ast.walk(ast.parse(cell.source)):
-            if isinstance(node, ast.Import):
-                modules |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom):
-                modules.add(node.module)
+    modules = imported_modules(NOTEBOOK)
     assert modules == {"core.ml", "IPython.display"}
 
 
@@ -91,10 +72,10 @@ def test_papermill_run_writes_the_figures(executed: dict[str, Path | str]) -> No
         assert len(data) < 100_000
     nb = nbformat.read(executed["output"], as_version=4)
     images = [
-        output for cell in _code_cells(nb) for output in cell.outputs if "image/png" in output.get("data", {})
+        output for cell in code_cells(nb) for output in cell.outputs if "image/png" in output.get("data", {})
     ]
     assert len(images) == len(FIGURES)
-    assert not any(output.output_type == "error" for cell in _code_cells(nb) for output in cell.outputs)
+    assert not any(output.output_type == "error" for cell in code_cells(nb) for output in cell.outputs)
 
 
 @pytest.mark.slow

@@ -3,34 +3,22 @@ the figures, logs one MLflow run (with one nested run per sensor type) and regis
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from core.config import PROJECT_ROOT
+from tests.support.notebooks import code_cells, committed_parameters, imported_modules
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "02_anomaly_isolation_forest.ipynb"
 FIGURES = ["scores_voltage.png", "score_distributions.png", "precision_recall_threshold.png"]
 
 
-def _code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
-    return [cell for cell in nb.cells if cell.cell_type == "code"]
-
-
 def test_notebook_is_committed_clean_with_a_parameters_cell() -> None:
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbformat.validate(nb)
     assert nb.metadata.kernelspec.name == "python3"
-    cells = _code_cells(nb)
-    assert all(cell.outputs == [] and cell.execution_count is None for cell in cells)
-    tagged = [cell for cell in cells if "parameters" in cell.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    assigned: dict[str, object] = {}
-    for node in ast.parse(tagged[0].source).body:
-        assert isinstance(node, ast.Assign)
-        assigned[node.targets[0].id] = ast.literal_eval(node.value)
+    assigned = committed_parameters(NOTEBOOK)
     assert assigned == {
         "data_path": "data/sensor_data.csv",
         "faults_path": "data/sensor_data_faults.csv",
@@ -49,14 +37,7 @@ def test_notebook_is_committed_clean_with_a_parameters_cell() -> None:
 
 
 def test_notebook_only_imports_core_ml_and_display() -> None:
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    modules = set()
-    for cell in _code_cells(nb):
-        for node in ast.walk(ast.parse(cell.source)):
-            if isinstance(node, ast.Import):
-                modules |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom):
-                modules.add(node.module)
+    modules = imported_modules(NOTEBOOK)
     assert modules == {"core.ml", "IPython.display"}
 
 
@@ -88,7 +69,7 @@ def test_papermill_run_trains_registers_and_logs_one_run(tmp_path: Path) -> None
     for name in FIGURES:
         assert (out_dir / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     nb = nbformat.read(output, as_version=4)
-    outputs = [o for cell in _code_cells(nb) for o in cell.outputs]
+    outputs = [o for cell in code_cells(nb) for o in cell.outputs]
     assert not any(o.output_type == "error" for o in outputs)
     assert sum("image/png" in o.get("data", {}) for o in outputs) == len(FIGURES)
 

@@ -4,13 +4,13 @@ only core.ml imports; a papermill run of each with tiny parameters against one t
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from core.config import PROJECT_ROOT
+from tests.support.notebooks import code_cells, committed_parameters, imported_modules
 
 NB03 = PROJECT_ROOT / "notebooks" / "03_forecast_prophet.ipynb"
 NB04 = PROJECT_ROOT / "notebooks" / "04_forecast_tuning.ipynb"
@@ -37,35 +37,17 @@ TINY = {
 }
 
 
-def _code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
-    return [cell for cell in nb.cells if cell.cell_type == "code"]
-
-
 @pytest.mark.parametrize(("path", "expected"), [(NB03, COMMON), (NB04, COMMON | TUNING)])
 def test_notebook_is_committed_clean_with_a_parameters_cell(path: Path, expected: dict) -> None:
     nb = nbformat.read(path, as_version=4)
-    nbformat.validate(nb)
     assert nb.metadata.kernelspec.name == "python3"
-    cells = _code_cells(nb)
-    assert all(cell.outputs == [] and cell.execution_count is None for cell in cells)
-    tagged = [cell for cell in cells if "parameters" in cell.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    assigned = {}
-    for node in ast.parse(tagged[0].source).body:
-        assert isinstance(node, ast.Assign)
-        assigned[node.targets[0].id] = ast.literal_eval(node.value)
+    assigned = committed_parameters(path)
     assert assigned == expected
 
 
 @pytest.mark.parametrize("path", [NB03, NB04])
 def test_notebook_only_imports_core_ml_and_display(path: Path) -> None:
-    modules = set()
-    for cell in _code_cells(nbformat.read(path, as_version=4)):
-        for node in ast.walk(ast.parse(cell.source)):
-            if isinstance(node, ast.Import):
-                modules |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom):
-                modules.add(node.module)
+    modules = imported_modules(path)
     assert modules == {"core.ml", "IPython.display"}
 
 
@@ -114,7 +96,7 @@ def test_papermill_runs_write_the_figures(executed: dict[str, Path | str]) -> No
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) < 150_000
     for notebook in (NB03, NB04):
         nb = nbformat.read(Path(executed["tmp"]) / notebook.name, as_version=4)
-        outputs = [output for cell in _code_cells(nb) for output in cell.outputs]
+        outputs = [output for cell in code_cells(nb) for output in cell.outputs]
         assert not any(output.output_type == "error" for output in outputs)
         assert sum("image/png" in output.get("data", {}) for output in outputs) >= 3
 

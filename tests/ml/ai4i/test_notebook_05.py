@@ -4,7 +4,6 @@ model, writes the figures and the summary, and registers the champion."""
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 
@@ -12,26 +11,14 @@ import nbformat
 import pytest
 
 from core.config import PROJECT_ROOT
+from tests.support.notebooks import code_cells, committed_parameters, imported_modules
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "05_classification_gauntlet_ai4i.ipynb"
 FIGURES = {"confusion_matrix.png", "roc_pr.png", "cv_f1.png", "feature_importances.png"}
 
 
-def _code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
-    return [cell for cell in nb.cells if cell.cell_type == "code"]
-
-
 def test_notebook_is_committed_clean_with_literal_parameters() -> None:
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbformat.validate(nb)
-    cells = _code_cells(nb)
-    assert all(cell.outputs == [] and cell.execution_count is None for cell in cells)
-    tagged = [cell for cell in cells if "parameters" in cell.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    assigned = {}
-    for node in ast.parse(tagged[0].source).body:
-        assert isinstance(node, ast.Assign)
-        assigned[node.targets[0].id] = ast.literal_eval(node.value)
+    assigned = committed_parameters(NOTEBOOK)
     assert assigned["data_path"] == "../shared/datasets/ai4i2020/ai4i2020.csv"
     assert assigned["output_dir"] == "docs/ml/ai4i"
     assert assigned["summary_path"] == "docs/ml/ai4i_summary.json"
@@ -41,14 +28,7 @@ def test_notebook_is_committed_clean_with_literal_parameters() -> None:
 
 
 def test_notebook_only_imports_core_ml_and_display() -> None:
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    modules = set()
-    for cell in _code_cells(nb):
-        for node in ast.walk(ast.parse(cell.source)):
-            if isinstance(node, ast.Import):
-                modules |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom):
-                modules.add(node.module)
+    modules = imported_modules(NOTEBOOK)
     assert all(m == "IPython.display" or m.startswith("core.ml") for m in modules), modules
 
 
@@ -101,7 +81,7 @@ def test_small_run_writes_figures_and_summary(executed: dict[str, Path | str]) -
     assert run["registered"]["version"] == "1"
     assert run["registered"]["promotion"]["promoted"] is True
     nb = nbformat.read(executed["output"], as_version=4)
-    assert not any(o.output_type == "error" for c in _code_cells(nb) for o in c.outputs)
+    assert not any(o.output_type == "error" for c in code_cells(nb) for o in c.outputs)
 
 
 @pytest.mark.heavy_ml

@@ -4,35 +4,21 @@ dataset and model, registers audio_<machine>_pca, and writes the figures and the
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from core.config import PROJECT_ROOT
 from core.ml.mlflow_uris import fluent_uri
+from tests.support.notebooks import committed_parameters, imported_modules
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "07_audio_gauntlet.ipynb"
 MIMII = (PROJECT_ROOT / ".." / "shared" / "datasets" / "mimii").resolve()
 
 
-def _code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
-    return [cell for cell in nb.cells if cell.cell_type == "code"]
-
-
 def test_notebook_is_committed_clean_with_a_parameters_cell() -> None:
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbformat.validate(nb)
-    cells = _code_cells(nb)
-    assert all(cell.outputs == [] and cell.execution_count is None for cell in cells)
-    tagged = [cell for cell in cells if "parameters" in cell.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    assigned = {}
-    for node in ast.parse(tagged[0].source).body:
-        assert isinstance(node, ast.Assign)
-        assigned[node.targets[0].id] = ast.literal_eval(node.value)
+    assigned = committed_parameters(NOTEBOOK)
     assert assigned["data_path"] == "../shared/datasets/mimii"
     assert assigned["layout"] == "mimii"
     assert assigned["output_dir"] == "docs/ml/audio"
@@ -43,14 +29,7 @@ def test_notebook_is_committed_clean_with_a_parameters_cell() -> None:
 
 
 def test_notebook_only_imports_core_ml_and_display() -> None:
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    modules = set()
-    for cell in _code_cells(nb):
-        for node in ast.walk(ast.parse(cell.source)):
-            if isinstance(node, ast.Import):
-                modules |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom):
-                modules.add(node.module)
+    modules = imported_modules(NOTEBOOK)
     assert modules == {"core.ml.audio", "IPython.display"}
 
 

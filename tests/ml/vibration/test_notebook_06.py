@@ -4,45 +4,25 @@ nested run per model, the IMS detectors registered."""
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from core.config import PROJECT_ROOT
+from tests.support.notebooks import committed_parameters, imported_modules
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "06_vibration_gauntlet.ipynb"
 IMS_RAW = PROJECT_ROOT / ".." / "shared" / "datasets" / "ims" / "raw"
 
 
-def _code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
-    return [cell for cell in nb.cells if cell.cell_type == "code"]
-
-
 def test_notebook_is_committed_clean_with_a_parameters_cell() -> None:
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbformat.validate(nb)
-    cells = _code_cells(nb)
-    assert all(cell.outputs == [] and cell.execution_count is None for cell in cells)
-    tagged = [cell for cell in cells if "parameters" in cell.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    assigned = {}
-    for node in ast.parse(tagged[0].source).body:
-        assert isinstance(node, ast.Assign)
-        assigned[node.targets[0].id] = ast.literal_eval(node.value)
+    assigned = committed_parameters(NOTEBOOK)
     assert assigned["ims_path"] == "../shared/datasets/ims/raw"
     assert assigned["cwru_path"] is None and assigned["tracking_uri"] is None
     assert assigned["output_dir"] == "docs/ml/vibration" and assigned["window"] == 2048
     assert assigned["simulate"] is True and assigned["max_files"] is None
-    modules = set()
-    for cell in cells:
-        for node in ast.walk(ast.parse(cell.source)):
-            if isinstance(node, ast.Import):
-                modules |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom):
-                modules.add(node.module)
+    modules = imported_modules(NOTEBOOK)
     assert modules == {"core.ml.vibration.report", "IPython.display"}
 
 
