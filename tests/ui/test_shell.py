@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.config import PROJECT_ROOT, Settings, get_settings, load_settings
+from tests.ui.conftest import serve_api
 
 APP = str(PROJECT_ROOT / "ui" / "streamlit_app.py")
 TIMEOUT_S = 30
@@ -74,33 +72,6 @@ def test_master_dataset_page_previews_the_sample(api_env: pytest.MonkeyPatch) ->
 # --- against a real API -------------------------------------------------------------------------------------
 
 HAS_API = importlib.util.find_spec("apps.api.main") is not None
-
-
-@contextmanager
-def serve_api(settings: Settings) -> Iterator[str]:
-    """Run ``create_app(settings)`` with uvicorn on a free 127.0.0.1 port in a thread; yield its base URL."""
-    import uvicorn
-
-    from apps.api.main import create_app
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @pytest.fixture
