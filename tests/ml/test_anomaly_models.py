@@ -320,3 +320,21 @@ def test_labels_and_their_readings_come_from_the_database(settings) -> None:  # 
             "flag_rate_no_fault": pytest.approx(float("nan"), nan_ok=True),
         }
     ]
+
+
+@pytest.mark.parametrize("max_features", [1.0, 0.5])
+def test_isolation_scores_equal_score_samples(max_features: float) -> None:
+    from sklearn.ensemble import IsolationForest
+
+    from core.ml.anomaly_models import isolation_scores
+
+    rng = np.random.default_rng(3)
+    train = rng.normal(size=(400, 6))
+    forest = IsolationForest(n_estimators=60, max_features=max_features, random_state=0).fit(train)
+    probe = np.vstack([rng.normal(size=(25, 6)), rng.normal(6.0, 1.0, size=(5, 6))])
+    np.testing.assert_allclose(
+        isolation_scores(forest, probe), forest.score_samples(probe), rtol=0, atol=1e-12
+    )
+    assert (
+        isolation_scores(forest, probe)[-5:].max() < isolation_scores(forest, probe)[:25].min()
+    )  # outliers lower
