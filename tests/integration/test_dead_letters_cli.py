@@ -4,38 +4,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime
 
 import asyncpg
 
 from apps.agents.telemetry import HANDLER_NAME
-from core.config import PROJECT_ROOT
 from core.events.types import ReadingsIngested
+from tests.support.cli import run_cli
 from tests.support.events import events_database_url, events_db  # noqa: F401  (fixtures)
 
 
 def cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("SM_") and k not in ("DATABASE_URL", "database_url")
-    }
-    env.update(
-        {"DATABASE_URL": database_url, "SM_ENV": "test", "SM_LOG_JSON": "false", "SM_LOG_LEVEL": "WARNING"}
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "apps.cli", "dead-letters", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(database_url, "dead-letters", *args, SM_LOG_LEVEL="WARNING")
 
 
 async def insert_dead_letter(conn: asyncpg.Connection, handler: str) -> int:

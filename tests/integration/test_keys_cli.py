@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from typing import Any
 
 import httpx
 
 from core.auth.keys import KEY_PREFIX, hash_key
-from core.config import PROJECT_ROOT, Settings
+from core.config import Settings
 from tests.api.auth_support import key_row, serve_app
+from tests.support.cli import run_cli
 
 
 def cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("SM_") and k not in ("DATABASE_URL", "database_url")
-    }
-    env.update({"DATABASE_URL": database_url, "SM_ENV": "test", "SM_LOG_JSON": "false"})
-    return subprocess.run(
-        [sys.executable, "-m", "apps.cli", "keys", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(database_url, "keys", *args)
 
 
 def listed(database_url: str) -> list[dict[str, Any]]:

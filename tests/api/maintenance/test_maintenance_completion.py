@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,10 +13,11 @@ from typing import Any
 import httpx
 
 from apps.agents import scheduling
-from core.config import PROJECT_ROOT, Settings
+from core.config import Settings
 from core.db.session import create_engine, create_session_factory
 from core.observability.metrics import REGISTRY
 from tests.api.auth_support import MISSING_ID, Key, create_key
+from tests.support.cli import run_cli
 from tests.support.maintenance import (
     Plant,
     add_anomaly,
@@ -204,21 +203,7 @@ async def test_labels_filters_pagination_and_scopes(
 
 
 def export_labels(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("SM_") and k not in ("DATABASE_URL", "database_url")
-    }
-    env.update({"DATABASE_URL": database_url, "SM_ENV": "test", "SM_LOG_JSON": "false"})
-    return subprocess.run(
-        [sys.executable, "-m", "apps.cli", "export-labels", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(database_url, "export-labels", *args)
 
 
 async def test_export_labels_cli(
