@@ -39,7 +39,7 @@ from core.notifications.schemas import WebhookCreate, WebhookUpdate
 from core.notifications.service import WebhookService
 from core.notifications.worker import DeliveryWorker
 from core.observability.metrics import REGISTRY
-from tests.support.db import create_database, drop_database, upgrade
+from tests.support.db import private_database
 from tests.support.notifications import FakeClock, Receiver, smtp_stub, webhook_receiver
 
 SECRET = "test-webhook-secret-0123456789"
@@ -48,12 +48,8 @@ SECRET = "test-webhook-secret-0123456789"
 @pytest.fixture(scope="module")
 def notify_database_url(admin_database_url: str) -> Iterator[str]:
     """A database of this module's own: deliveries of other tests' events never show up here."""
-    url = create_database(admin_database_url, prefix="sm_notify")
-    try:
-        upgrade(url)
+    with private_database(admin_database_url, "sm_notify") as url:
         yield url
-    finally:
-        drop_database(admin_database_url, url)
 
 
 @pytest.fixture

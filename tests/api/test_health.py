@@ -12,7 +12,7 @@ from core.config import Settings
 from core.db.repositories.health import migration_heads
 from core.observability.metrics import REGISTRY
 from tests.api.conftest import CLOSED_DB_URL, ClientFactory
-from tests.support.db import create_database, drop_database
+from tests.support.db import private_database
 
 
 def _counter(component: str, result: str) -> float:
@@ -27,11 +27,8 @@ def db_only(settings: Settings) -> Settings:
 
 @pytest.fixture
 def empty_database_url(admin_database_url: str) -> Iterator[str]:
-    url = create_database(admin_database_url, prefix="sm_test_empty")
-    try:
+    with private_database(admin_database_url, "sm_test_empty", migrate=False) as url:
         yield url
-    finally:
-        drop_database(admin_database_url, url)
 
 
 async def test_liveness_needs_no_database(api: ClientFactory, offline_settings: Settings) -> None:

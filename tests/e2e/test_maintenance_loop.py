@@ -28,9 +28,9 @@ from fastapi import FastAPI
 
 from apps.api.main import create_app
 from core.config import Settings, load_settings, to_libpq_url
-from core.db.admin import create_database, drop_database, upgrade
 from core.events.types import event_from_row
 from core.notifications import signing
+from tests.support.db import private_database
 from tests.support.events import wait_until
 from tests.support.notifications import Receiver, webhook_receiver
 
@@ -44,12 +44,8 @@ BASE = datetime.now(UTC).replace(second=0, microsecond=0)
 @pytest.fixture(scope="module")
 def e2e_database_url(admin_database_url: str) -> Iterator[str]:
     """A database of this module's own: no other test's data, rules or relays interfere."""
-    url = create_database(admin_database_url, prefix="sm_e2e")
-    try:
-        upgrade(url)
+    with private_database(admin_database_url, "sm_e2e") as url:
         yield url
-    finally:
-        drop_database(admin_database_url, url)
 
 
 @pytest.fixture(scope="module")

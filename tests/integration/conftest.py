@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from core.config import PROJECT_ROOT, to_libpq_url
-from tests.support.db import create_database, drop_database, upgrade
+from tests.support.db import private_database, upgrade
 
 Query = Callable[..., list[asyncpg.Record]]
 
@@ -38,11 +38,8 @@ def query() -> Query:
 @pytest.fixture
 def empty_database_url(admin_database_url: str) -> Iterator[str]:
     """libpq URL of a new, empty database; dropped after the test."""
-    url = create_database(admin_database_url, prefix="sm_mig")
-    try:
+    with private_database(admin_database_url, "sm_mig", migrate=False) as url:
         yield url
-    finally:
-        drop_database(admin_database_url, url)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from core.config import Settings, to_libpq_url
 from core.db.session import create_engine, create_session_factory
 from core.events.bus import EventBus
 from core.events.types import Event
-from tests.support.db import create_database, drop_database, upgrade
+from tests.support.db import private_database
 
 
 async def wait_until(
@@ -58,12 +58,8 @@ class Recorder:
 @pytest.fixture(scope="module")
 def events_database_url(admin_database_url: str) -> Iterator[str]:
     """A database of this module's own (migrated to head): no other test's relay sees its outbox rows."""
-    url = create_database(admin_database_url, prefix="sm_events")
-    try:
-        upgrade(url)
+    with private_database(admin_database_url, "sm_events") as url:
         yield url
-    finally:
-        drop_database(admin_database_url, url)
 
 
 @pytest.fixture
