@@ -183,6 +183,12 @@ class Settings(BaseSettings):
     """Robust z-score at or above which a reading is an anomaly."""
     anomaly_baseline_max_sensors: Annotated[int, Field(ge=1)] = 10_000
     """Sensors whose baseline state is kept in memory (least recently used evicted, rebuilt from the database)."""
+    anomaly_regime_gap_intervals: Annotated[float, Field(gt=1)] = 20.0
+    """A gap of more than this many of a sensor's median intervals (and at least ``anomaly_regime_gap_min_minutes``)
+    is a regime change: the machine was stopped or the data path was down; the detectors restart after it (new
+    warm-up, healthy reference re-centred, noted in the sensor's timeline)."""
+    anomaly_regime_gap_min_minutes: Annotated[float, Field(ge=0)] = 60.0
+    """Shortest gap that counts as a regime change, whatever the cadence."""
 
     # --- ML registry, serving and drift (core/ml/registry.py, serving.py, drift.py) ----------------------------
     promotion_margin: Annotated[float, Field(ge=0)] = 0.01

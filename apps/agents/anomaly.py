@@ -30,6 +30,8 @@ def baseline_config(settings: Settings) -> BaselineConfig:
         warmup=min(settings.anomaly_baseline_warmup, settings.anomaly_baseline_window),
         threshold=settings.anomaly_baseline_threshold,
         max_sensors=settings.anomaly_baseline_max_sensors,
+        regime_gap_intervals=settings.anomaly_regime_gap_intervals,
+        regime_gap_min_s=settings.anomaly_regime_gap_min_minutes * 60.0,
     )
 
 

@@ -1,19 +1,28 @@
-"""Streaming per-sensor baseline: robust rolling median/MAD z-score (method ``robust_z``).
+"""Streaming per-sensor baseline: robust rolling median/MAD z-score (method ``robust_z``), restarted after a
+regime gap.
 
 For a reading ``x`` of a sensor whose last ``window`` readings are ``w`` (the reading itself excluded)::
 
-    score = |x - median(w)| / max(1.4826 * MAD(w), floor)      MAD(w) = median(|w - median(w)|)
-    floor = max(REL_SCALE_FLOOR * |median(w)|, ABS_SCALE_FLOOR)
+    score = |x - median(w)| / scale(w)
+    scale(w) = max(1.4826 * MAD(w), floors.absolute, floors.relative * |median(w)|, ABS_SCALE_FLOOR)
 
 1.4826 makes ``1.4826·MAD`` a consistent estimator of the standard deviation for normal data, so the score reads
-like a |z|. The floor guards ``MAD = 0`` (a stuck or quantised signal): a departure from a perfectly constant
-history then scores high instead of dividing by zero. A reading is flagged when ``score >= threshold``, and never
+like a |z|. The floors come from the sensor type (``core.fleet.types``: the smallest change that matters for it)
+and guard ``MAD = 0`` (a stuck or quantised signal). A reading is flagged when ``score >= threshold``, and never
 while the sensor has fewer than ``warmup`` readings of history (its score is still reported).
 
+Regime gaps: when the time since the previous reading exceeds ``max(regime_gap_intervals × cadence,
+regime_gap_min_s)`` (cadence: the median interval of the sensor's recent readings), the machine was stopped or the
+data path was down, and what came before is no reference for what follows (a restarted machine runs at another
+temperature, load or level: every channel of NASA IMS test 1 stepped up after its 6-day pause). The window then
+restarts empty at that reading — a new warm-up — and the restart is reported (``Scores.restarts``) so that the
+agent re-learns the sensor's healthy reference and notes it in the sensor's timeline.
+
 Every reading enters the window after being scored (anomalies too: the median/MAD tolerate them). The state of
-a sensor is its window plus the timestamp of its latest reading; ``BaselineStates`` keeps those for at most
-``max_sensors`` sensors (least recently used evicted). The agent rebuilds a missing or out-of-date state from
-the database (the last ``window`` readings before the batch).
+a sensor is its window, the timestamp of its latest reading and its recent intervals; ``BaselineStates`` keeps
+those for at most ``max_sensors`` sensors (least recently used evicted). The agent rebuilds a missing or
+out-of-date state from the database (``SensorState.from_readings``: the last ``window`` readings before the batch,
+cut at the last regime gap among them).
 
 Pure functions and plain objects; no I/O.
 """
@@ -28,10 +37,33 @@ from datetime import datetime
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from core.fleet.types import sensor_type
+
 METHOD = "robust_z"
 MAD_TO_SIGMA = 1.4826
 REL_SCALE_FLOOR = 1e-3
 ABS_SCALE_FLOOR = 1e-6
+#: Intervals a state remembers to estimate the sensor's cadence.
+CADENCE_INTERVALS = 64
+#: Fewer known intervals than this: the cadence is unknown and no regime gap is detected.
+MIN_CADENCE_INTERVALS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Floors:
+    """Lower bounds of the robust scale: ``absolute`` (in the sensor's unit) and ``relative`` to ``|median|``."""
+
+    absolute: float = 0.0
+    relative: float = REL_SCALE_FLOOR
+
+
+DEFAULT_FLOORS = Floors()
+
+
+def floors_for(type_name: str | None) -> Floors:
+    """The floors of a sensor type from the catalogue (unknown types: the catalogue's default)."""
+    entry = sensor_type(type_name)
+    return Floors(entry.scale_floor, entry.relative_floor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +72,8 @@ class BaselineConfig:
     warmup: int = 30
     threshold: float = 6.0
     max_sensors: int = 10_000
+    regime_gap_intervals: float = 20.0
+    regime_gap_min_s: float = 3600.0
 
     def __post_init__(self) -> None:
         if self.window < 2:
@@ -50,39 +84,54 @@ class BaselineConfig:
             raise ValueError("threshold must be positive")
         if self.max_sensors < 1:
             raise ValueError("max_sensors must be positive")
+        if self.regime_gap_intervals <= 1 or self.regime_gap_min_s < 0:
+            raise ValueError("regime_gap_intervals must exceed 1 and regime_gap_min_s must not be negative")
+
+    def regime_gap_s(self, cadence_s: float | None) -> float | None:
+        """The gap (seconds) after which the detectors restart; None while the cadence is unknown."""
+        if cadence_s is None:
+            return None
+        return max(self.regime_gap_intervals * cadence_s, self.regime_gap_min_s)
 
 
-def robust_scale(values: np.ndarray) -> tuple[float, float]:
-    """``(median, scale)`` of ``values``: ``scale = max(1.4826·MAD, floor)`` (never zero)."""
+def robust_scale(values: np.ndarray, floors: Floors = DEFAULT_FLOORS) -> tuple[float, float]:
+    """``(median, scale)`` of ``values``: ``scale = max(1.4826·MAD, floors)`` (never zero)."""
     median = float(np.median(values))
     mad = float(np.median(np.abs(values - median)))
-    floor = max(REL_SCALE_FLOOR * abs(median), ABS_SCALE_FLOOR)
+    floor = max(floors.relative * abs(median), floors.absolute, ABS_SCALE_FLOOR)
     return median, max(MAD_TO_SIGMA * mad, floor)
 
 
-def robust_z(history: np.ndarray | Iterable[float], value: float) -> float:
+def robust_z(
+    history: np.ndarray | Iterable[float], value: float, floors: Floors = DEFAULT_FLOORS
+) -> float:
     """``|value − median(history)| / scale(history)``; ``history`` must not be empty."""
     array = np.asarray(history if isinstance(history, np.ndarray) else list(history), dtype=float)
     if array.size == 0:
         raise ValueError("robust_z needs a non-empty history")
-    median, scale = robust_scale(array)
+    median, scale = robust_scale(array, floors)
     return abs(float(value) - median) / scale
 
 
-def robust_z_many(history: np.ndarray, values: np.ndarray, window: int) -> np.ndarray:
+def robust_z_many(
+    history: np.ndarray, values: np.ndarray, window: int, floors: Floors = DEFAULT_FLOORS
+) -> np.ndarray:
     """Scores of ``values[i]`` against the last ``window`` of ``history + values[:i]``, all at once.
 
     The same numbers as ``robust_z`` reading by reading (the same float64 operations, row by row): readings with
     a full window are scored from medians over ``sliding_window_view`` rows; the readings before (a history
     shorter than the window) one by one. A reading without any history scores 0.
     """
-    return robust_z_batch([(history, values)], window)[0]
+    return robust_z_batch([(history, values)], window, [floors])[0]
 
 
-def robust_z_batch(series: Sequence[tuple[np.ndarray, np.ndarray]], window: int) -> list[np.ndarray]:
+def robust_z_batch(
+    series: Sequence[tuple[np.ndarray, np.ndarray]], window: int, floors: Sequence[Floors] | None = None
+) -> list[np.ndarray]:
     """``robust_z_many`` for several ``(history, values)`` pairs (one per sensor), with a single median pass
     over the full windows of all of them: a batch of 500 readings from 50 sensors costs two ``np.median``
     calls over a 500 x ``window`` array instead of 1,000 calls (or 100 per-sensor ones)."""
+    floors = list(floors) if floors is not None else [DEFAULT_FLOORS] * len(series)
     out: list[np.ndarray] = []
     blocks: list[np.ndarray] = []
     targets: list[tuple[int, int, np.ndarray]] = []  # (series index, first full-window reading, its values)
@@ -96,7 +145,7 @@ def robust_z_batch(series: Sequence[tuple[np.ndarray, np.ndarray]], window: int)
         full_from = max(0, window - h)  # first reading whose window is full
         for i in range(min(full_from, b)):
             if h + i > 0:
-                scores[i] = robust_z(combined[: h + i], values[i])
+                scores[i] = robust_z(combined[: h + i], values[i], floors[k])
         if full_from < b:
             blocks.append(sliding_window_view(combined[h + full_from - window : h + b - 1], window))
             targets.append((k, full_from, np.asarray(values[full_from:], dtype=float)))
@@ -104,7 +153,9 @@ def robust_z_batch(series: Sequence[tuple[np.ndarray, np.ndarray]], window: int)
         windows = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
         median = np.median(windows, axis=1)
         mad = np.median(np.abs(windows - median[:, None]), axis=1)
-        floor = np.maximum(REL_SCALE_FLOOR * np.abs(median), ABS_SCALE_FLOOR)
+        relative = np.concatenate([np.full(len(v), floors[k].relative) for k, _, v in targets])
+        absolute = np.concatenate([np.full(len(v), floors[k].absolute) for k, _, v in targets])
+        floor = np.maximum(np.maximum(relative * np.abs(median), absolute), ABS_SCALE_FLOOR)
         scale = np.maximum(MAD_TO_SIGMA * mad, floor)
         pos = 0
         for k, start, values in targets:
@@ -116,11 +167,13 @@ def robust_z_batch(series: Sequence[tuple[np.ndarray, np.ndarray]], window: int)
 
 @dataclass(frozen=True, slots=True)
 class Scores:
-    """``update_many``'s answer: per reading its score, whether it is flagged and whether it was warming up."""
+    """``update_all``'s answer per sensor: per reading its score, whether it is flagged and whether it was warming
+    up; ``restarts``: ``(index, gap seconds)`` of the readings after a regime gap (the window restarted there)."""
 
     scores: np.ndarray
     flagged: np.ndarray
     warming_up: np.ndarray
+    restarts: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,37 +183,90 @@ class Score:
     warming_up: bool
 
 
+def _seconds(timestamps: Sequence[datetime]) -> np.ndarray:
+    return np.fromiter((t.timestamp() for t in timestamps), dtype=float, count=len(timestamps))
+
+
+def cadence_s(intervals: Iterable[float]) -> float | None:
+    """The median of positive ``intervals`` (seconds); None with fewer than ``MIN_CADENCE_INTERVALS``."""
+    known = [i for i in intervals if i > 0]
+    if len(known) < MIN_CADENCE_INTERVALS:
+        return None
+    return float(np.median(known))
+
+
 @dataclass(slots=True)
 class SensorState:
-    """The rolling window of one sensor and the timestamp of the latest reading it has seen."""
+    """The rolling window of one sensor, the timestamp of its latest reading and its recent intervals."""
 
     window: int
     values: deque[float] = field(init=False)
     last_timestamp: datetime | None = None
+    intervals: deque[float] = field(init=False)
 
     def __post_init__(self) -> None:
         self.values = deque(maxlen=self.window)
+        self.intervals = deque(maxlen=CADENCE_INTERVALS)
 
     @classmethod
     def from_history(
         cls, window: int, values: Iterable[float], last_timestamp: datetime | None
     ) -> SensorState:
-        """A state whose window holds the last ``window`` of ``values`` (oldest first)."""
+        """A state whose window holds the last ``window`` of ``values`` (oldest first); no intervals known."""
         state = cls(window)
         state.values.extend(float(v) for v in values)
         state.last_timestamp = last_timestamp
         return state
 
-    def copy(self) -> SensorState:
-        return SensorState.from_history(self.window, self.values, self.last_timestamp)
+    @classmethod
+    def from_readings(
+        cls,
+        window: int,
+        timestamps: Sequence[datetime],
+        values: Sequence[float],
+        config: BaselineConfig,
+    ) -> SensorState:
+        """The state after the readings ``(timestamps, values)`` (oldest first): their intervals give the
+        cadence, and the window holds only the readings after the last regime gap among them."""
+        state = cls(window)
+        if not timestamps:
+            return state
+        seconds = _seconds(timestamps)
+        gaps = np.diff(seconds)
+        state.intervals.extend(gaps[-CADENCE_INTERVALS:].tolist())
+        start = 0
+        limit = config.regime_gap_s(cadence_s(gaps))
+        if limit is not None:
+            after = np.flatnonzero(gaps > limit)
+            if after.size:
+                start = int(after[-1]) + 1
+        state.values.extend(float(v) for v in values[start:])
+        state.last_timestamp = timestamps[-1]
+        return state
 
-    def update(self, value: float, timestamp: datetime | None, config: BaselineConfig) -> Score:
-        """Score ``value`` against the current window, then add it to the window."""
+    def copy(self) -> SensorState:
+        state = SensorState.from_history(self.window, self.values, self.last_timestamp)
+        state.intervals.extend(self.intervals)
+        return state
+
+    def cadence_s(self) -> float | None:
+        return cadence_s(self.intervals)
+
+    def update(
+        self, value: float, timestamp: datetime | None, config: BaselineConfig, floors: Floors = DEFAULT_FLOORS
+    ) -> Score:
+        """Score ``value`` against the current window (restarted first after a regime gap), then add it."""
+        if timestamp is not None and self.last_timestamp is not None:
+            gap = (timestamp - self.last_timestamp).total_seconds()
+            limit = config.regime_gap_s(self.cadence_s())
+            if limit is not None and gap > limit:
+                self.values.clear()
+            self.intervals.append(gap)
         n = len(self.values)
         if n == 0:
             result = Score(0.0, False, True)
         else:
-            score = robust_z(np.fromiter(self.values, dtype=float, count=n), value)
+            score = robust_z(np.fromiter(self.values, dtype=float, count=n), value, floors)
             warming_up = n < config.warmup
             result = Score(score, (not warming_up) and score >= config.threshold, warming_up)
         self.values.append(float(value))
@@ -174,28 +280,92 @@ class SensorState:
     def update_many(
         self, values: np.ndarray, last_timestamp: datetime | None, config: BaselineConfig
     ) -> Scores:
-        """``update`` for every reading of ``values`` in order (vectorised; the same scores and flags)."""
-        return update_all([(self, np.asarray(values, dtype=float), last_timestamp)], config)[0]
+        """``update`` for every reading of ``values`` in order (vectorised; no timestamps: no regime gaps)."""
+        return update_all([Run(self, np.asarray(values, dtype=float), None, DEFAULT_FLOORS, last_timestamp)], config)[0]
 
 
-def update_all(
-    work: Sequence[tuple[SensorState, np.ndarray, datetime | None]], config: BaselineConfig
-) -> list[Scores]:
-    """``update_many`` for several sensors at once (``robust_z_batch``): score each sensor's ``values`` in order
-    against its window, then add them to the window."""
-    all_scores = robust_z_batch([(state.history(), values) for state, values, _ in work], config.window)
+@dataclass(slots=True)
+class Run:
+    """One sensor's new readings for ``update_all``: ``timestamps`` (same length as ``values``) enable regime-gap
+    detection; without them ``last_timestamp`` is what the state remembers."""
+
+    state: SensorState
+    values: np.ndarray
+    timestamps: Sequence[datetime] | None = None
+    floors: Floors = DEFAULT_FLOORS
+    last_timestamp: datetime | None = None
+
+
+def _segments(run: Run, config: BaselineConfig) -> tuple[list[int], list[tuple[int, float]], list[float]]:
+    """Where ``run`` restarts (indexes, with the gap) and the intervals it adds to the state."""
+    if run.timestamps is None or len(run.values) == 0:
+        return [], [], []
+    seconds = _seconds(run.timestamps)
+    previous = run.state.last_timestamp
+    if previous is not None:
+        intervals = np.diff(np.concatenate([[previous.timestamp()], seconds]))
+        first = 0
+    else:
+        intervals = np.diff(seconds)
+        first = 1
+    limit = config.regime_gap_s(cadence_s([*run.state.intervals, *intervals.tolist()]))
+    restarts: list[tuple[int, float]] = []
+    if limit is not None:
+        restarts = [(int(i) + first, float(intervals[i])) for i in np.flatnonzero(intervals > limit)]
+    return [i for i, _ in restarts], restarts, intervals.tolist()
+
+
+def update_all(work: Sequence[Run], config: BaselineConfig) -> list[Scores]:
+    """Score each run's ``values`` in order against its sensor's window (restarting it after regime gaps), then
+    add them to the window; all runs share one vectorised median pass (``robust_z_batch``)."""
+    series: list[tuple[np.ndarray, np.ndarray]] = []
+    floors: list[Floors] = []
+    plans: list[tuple[list[int], list[tuple[int, float]], list[float]]] = []
+    for run in work:
+        cuts, restarts, intervals = _segments(run, config)
+        plans.append((cuts, restarts, intervals))
+        bounds = [0, *cuts, len(run.values)]
+        for j in range(len(bounds) - 1):
+            history = run.state.history() if j == 0 else np.empty(0)
+            series.append((history, np.asarray(run.values[bounds[j] : bounds[j + 1]], dtype=float)))
+            floors.append(run.floors)
+    all_scores = robust_z_batch(series, config.window, floors)
     out: list[Scores] = []
-    for (state, values, last_timestamp), scores in zip(work, all_scores, strict=True):
-        seen = np.minimum(
-            len(state.values) + np.arange(len(values)), state.window
-        )  # history size per reading
+    pos = 0
+    for run, (cuts, restarts, intervals) in zip(work, plans, strict=True):
+        bounds = [0, *cuts, len(run.values)]
+        parts = all_scores[pos : pos + len(bounds) - 1]
+        pos += len(bounds) - 1
+        values = np.asarray(run.values, dtype=float)
+        seen = np.empty(len(values), dtype=int)
+        for j in range(len(bounds) - 1):
+            lo, hi = bounds[j], bounds[j + 1]
+            before = len(run.state.values) if j == 0 else 0
+            seen[lo:hi] = np.minimum(before + np.arange(hi - lo), run.state.window)
+        scores = np.concatenate(parts) if parts else np.zeros(0)
         warming_up = seen < config.warmup
         flagged = (~warming_up) & (seen > 0) & (scores >= config.threshold)
-        state.values.extend(np.asarray(values, dtype=float).tolist())
-        if last_timestamp is not None:
-            state.last_timestamp = last_timestamp
-        out.append(Scores(scores, flagged, warming_up | (seen == 0)))
+        state = run.state
+        if cuts:
+            state.values.clear()
+            state.values.extend(values[cuts[-1] :].tolist())
+        else:
+            state.values.extend(values.tolist())
+        state.intervals.extend(intervals)
+        if run.timestamps is not None and len(run.timestamps):
+            state.last_timestamp = run.timestamps[-1]
+        elif run.last_timestamp is not None:
+            state.last_timestamp = run.last_timestamp
+        out.append(Scores(scores, flagged, warming_up | (seen == 0), tuple(restarts)))
     return out
+
+
+def score_series(
+    timestamps: Sequence[datetime], values: np.ndarray, config: BaselineConfig, floors: Floors = DEFAULT_FLOORS
+) -> Scores:
+    """The agent's scores of one sensor's whole series from an empty state (offline evaluation)."""
+    state = SensorState(config.window)
+    return update_all([Run(state, np.asarray(values, dtype=float), list(timestamps), floors)], config)[0]
 
 
 class BaselineStates:
@@ -223,6 +393,9 @@ class BaselineStates:
         while len(self._states) > self.config.max_sensors:
             self._states.popitem(last=False)
 
+    def pop(self, sensor_id: str) -> None:
+        self._states.pop(sensor_id, None)
+
     def sensor_ids(self) -> list[str]:
         """Least recently used first."""
         return list(self._states)
@@ -230,17 +403,23 @@ class BaselineStates:
 
 __all__ = [
     "ABS_SCALE_FLOOR",
+    "DEFAULT_FLOORS",
     "MAD_TO_SIGMA",
     "METHOD",
     "REL_SCALE_FLOOR",
     "BaselineConfig",
     "BaselineStates",
+    "Floors",
+    "Run",
     "Score",
     "Scores",
     "SensorState",
+    "cadence_s",
+    "floors_for",
     "robust_scale",
     "robust_z",
     "robust_z_batch",
     "robust_z_many",
+    "score_series",
     "update_all",
 ]

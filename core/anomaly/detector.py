@@ -189,8 +189,8 @@ class AnomalyDetector:
         if rebuild:
             histories = await repo.history_before(rebuild, self.config.window)
             for sensor_id, history in histories.items():
-                work[sensor_id] = SensorState.from_history(
-                    self.config.window, history.values, history.last_timestamp
+                work[sensor_id] = SensorState.from_readings(
+                    self.config.window, history.timestamps, history.values, self.config
                 )
         runs: list[tuple[str, list[ReadingToScore]]] = []
         for r in rows:  # rows are sorted by sensor then time: one run per sensor
@@ -199,7 +199,12 @@ class AnomalyDetector:
             runs[-1][1].append(r)
         results = baseline.update_all(
             [
-                (work[sensor_id], np.fromiter((r.value for r in run), float, len(run)), run[-1].timestamp)
+                baseline.Run(
+                    work[sensor_id],
+                    np.fromiter((r.value for r in run), float, len(run)),
+                    [r.timestamp for r in run],
+                    baseline.floors_for(run[0].sensor_type),
+                )
                 for sensor_id, run in runs
             ],
             self.config,

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.anomaly.baseline import BaselineConfig, SensorState
+from core.anomaly.baseline import BaselineConfig, floors_for, score_series
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_LABEL_LOOKBACK = pd.Timedelta(hours=6)
@@ -190,18 +190,19 @@ def robust_z_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Streaming ``robust_z`` scores of the anomaly agent (``core.anomaly.baseline``) per sensor in time order:
     ``(scores, warming_up)`` aligned with ``frame``'s rows. Each reading is scored against the sensor's previous
-    ``config.window`` readings only."""
+    ``config.window`` readings only, with its type's scale floors (column ``sensor_type`` when present) and the
+    agent's restart after a regime gap — the same code path (``score_series``) as the agent."""
     config = config or BaselineConfig()
     scores = np.zeros(len(frame))
     warming = np.ones(len(frame), dtype=bool)
     order = frame.assign(_pos=np.arange(len(frame))).sort_values(["sensor_id", "timestamp"], kind="stable")
+    order = order[order["value"].notna()]
     for _, group in order.groupby("sensor_id", sort=False):
-        state = SensorState(config.window)
-        for pos, value in zip(group["_pos"].to_numpy(), group["value"].to_numpy(dtype=float), strict=True):
-            if np.isnan(value):
-                continue
-            result = state.update(value, None, config)
-            scores[pos], warming[pos] = result.score, result.warming_up
+        sensor_type = group["sensor_type"].iloc[0] if "sensor_type" in group else None
+        stamps = [t.to_pydatetime() for t in pd.to_datetime(group["timestamp"], utc=True)]
+        result = score_series(stamps, group["value"].to_numpy(dtype=float), config, floors_for(sensor_type))
+        pos = group["_pos"].to_numpy()
+        scores[pos], warming[pos] = result.scores, result.warming_up
     return scores, warming
 
 

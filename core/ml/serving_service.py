@@ -12,7 +12,7 @@ import pandas as pd
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.anomaly.baseline import METHOD as BASELINE_METHOD
-from core.anomaly.baseline import BaselineConfig, SensorState
+from core.anomaly.baseline import BaselineConfig, SensorState, floors_for
 from core.anomaly.champion import Champion
 from core.config import Settings
 from core.db.repositories.ml_drift import DriftCheckRepository
@@ -197,15 +197,16 @@ async def detect_anomaly(
             scores[i] = _score(request, ids, i, float(values[rank]), bool(flags[rank]), False)
         method = "model"
     else:
+        floors = floors_for(sensor_type)
         for sensor_id in dict.fromkeys(ids[i] for i in order):
             first = min(request.readings[i].timestamp for i in order if ids[i] == sensor_id)
             history = await repo.recent(sensor_id, baseline.window, before=first)
-            state = SensorState.from_history(
-                baseline.window, [v for _, v in history], history[-1][0] if history else None
+            state = SensorState.from_readings(
+                baseline.window, [t for t, _ in history], [v for _, v in history], baseline
             )
             for i in (i for i in order if ids[i] == sensor_id):
                 reading = request.readings[i]
-                result = state.update(reading.value, reading.timestamp, baseline)
+                result = state.update(reading.value, reading.timestamp, baseline, floors)
                 scores[i] = _score(request, ids, i, result.score, result.flagged, result.warming_up)
         method = BASELINE_METHOD
     return DetectAnomalyResponse(

@@ -213,9 +213,10 @@ async def test_detect_anomaly_with_the_model_and_with_the_baseline(api: ClientFa
         assert [s["score"] for s in result["scores"]] == [pytest.approx(14.0), pytest.approx(0.0)]
         assert [s["is_anomaly"] for s in result["scores"]] == [True, False]
 
-        # pressure has no anomaly model: the baseline, seeded with the sensor's 50 stored readings (5.00 … 5.49)
+        # pressure has no anomaly model: the baseline, seeded with the sensor's 50 stored readings (5.00 … 5.49,
+        # every 5 minutes until 04:05)
         baseline = await post(
-            {"sensor_id": PRESSURE, "readings": [{"timestamp": "2026-11-02T00:00:00Z", "value": 9.0}]}
+            {"sensor_id": PRESSURE, "readings": [{"timestamp": "2026-11-01T04:10:00Z", "value": 9.0}]}
         )
         assert baseline.status_code == 200, baseline.text
         result = baseline.json()
@@ -223,6 +224,12 @@ async def test_detect_anomaly_with_the_model_and_with_the_baseline(api: ClientFa
         assert "anomaly_pressure" in result["note"]
         [score] = result["scores"]
         assert score["is_anomaly"] and not score["warming_up"] and score["score"] > 6.0
+        # 20 h later: a regime gap (> 20 intervals and > 1 h) restarts the baseline, so the reading warms up
+        later = await post(
+            {"sensor_id": PRESSURE, "readings": [{"timestamp": "2026-11-02T00:00:00Z", "value": 9.0}]}
+        )
+        [score] = later.json()["scores"]
+        assert score["warming_up"] and not score["is_anomaly"]
 
         assert problem(await post({"sensor_id": "ml-unknown", "readings": readings}), 404)
         assert problem(await post({"readings": readings}), 422)

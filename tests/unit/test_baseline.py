@@ -167,3 +167,88 @@ def test_update_many_of_nothing_changes_nothing() -> None:
     state = SensorState.from_history(5, [1.0, 2.0], T0)
     got = state.update_many(np.array([]), None, config)
     assert got.scores.size == 0 and list(state.values) == [1.0, 2.0] and state.last_timestamp == T0
+
+
+# --- type floors and regime gaps ----------------------------------------------------------------------------------
+def test_type_floors_bound_the_scale_from_below() -> None:
+    from core.anomaly.baseline import Floors, floors_for
+
+    steady = np.full(50, 0.150) + np.tile([-0.0005, 0.0005], 25)  # RMS of a healthy bearing: ±0.3 %
+    assert robust_scale(steady)[1] == pytest.approx(MAD_TO_SIGMA * 0.0005)
+    # acceleration: relative floor 1 % of the level; a 3 % rise is no longer a 9-sigma outlier
+    assert floors_for("acceleration") == Floors(0.0, 0.01)
+    assert robust_scale(steady, floors_for("acceleration"))[1] == pytest.approx(0.0015)
+    assert robust_z(steady, 0.1545, floors_for("acceleration")) == pytest.approx(3.0)
+    # kurtosis: an absolute floor (dimensionless, near 0: a relative floor would do nothing)
+    assert robust_scale(np.full(40, 0.4), floors_for("kurtosis"))[1] == 0.2
+    assert floors_for("no-such-type") == floors_for(None)
+
+
+def _series(n: int, start: datetime, step: timedelta, level: float, rng: np.random.Generator):
+    stamps = [start + i * step for i in range(n)]
+    return stamps, level + rng.normal(0.0, 0.01, n)
+
+
+def test_a_regime_gap_restarts_the_window_and_is_reported() -> None:
+    """Ten-minute data, a 6-day stop, then every level 20 % higher: without the restart every reading after the
+    stop is a >10-sigma outlier; with it the detector warms up again and flags nothing."""
+    from core.anomaly.baseline import score_series
+
+    rng = np.random.default_rng(5)
+    config = BaselineConfig(window=288, warmup=30, threshold=6.0)
+    before_t, before_v = _series(150, T0, timedelta(minutes=10), 1.0, rng)
+    restart = before_t[-1] + timedelta(days=6)
+    after_t, after_v = _series(150, restart, timedelta(minutes=10), 1.2, rng)
+    result = score_series(before_t + after_t, np.concatenate([before_v, after_v]), config)
+    assert result.restarts == ((150, pytest.approx(6 * 86400.0)),)
+    assert not result.flagged.any()
+    assert result.warming_up[150:180].all() and not result.warming_up[180:].any()
+    no_restart = BaselineConfig(window=288, warmup=30, threshold=6.0, regime_gap_min_s=1e9)
+    assert score_series(before_t + after_t, np.concatenate([before_v, after_v]), no_restart).flagged[150:].sum() > 50
+
+
+def test_regime_gap_needs_both_many_intervals_and_the_minimum_duration() -> None:
+    config = BaselineConfig(window=50, warmup=5, regime_gap_intervals=20.0, regime_gap_min_s=3600.0)
+    assert config.regime_gap_s(None) is None  # cadence unknown: no restart
+    assert config.regime_gap_s(1.0) == 3600.0  # 1 Hz: 20 s is no regime change, an hour is
+    assert config.regime_gap_s(600.0) == 12000.0  # 10-minute data: 3 h 20 min
+    state = SensorState(config.window)
+    t = T0
+    for i in range(10):
+        state.update(1.0 + 0.01 * (i % 3), t, config)
+        t += timedelta(seconds=1)
+    state.update(1.0, t + timedelta(minutes=30), config)  # 30 min at 1 Hz: long, but under an hour
+    assert len(state.values) == 11
+    state.update(1.0, t + timedelta(hours=2), config)
+    assert list(state.values) == [1.0]
+
+
+def test_state_rebuilt_from_readings_starts_after_the_last_regime_gap() -> None:
+    config = BaselineConfig(window=100, warmup=5)
+    stamps = [T0 + timedelta(minutes=10 * i) for i in range(40)]
+    stamps += [stamps[-1] + timedelta(days=2) + timedelta(minutes=10 * i) for i in range(12)]
+    values = [1.0] * 40 + [2.0] * 12
+    state = SensorState.from_readings(config.window, stamps, values, config)
+    assert list(state.values) == [2.0] * 12 and state.last_timestamp == stamps[-1]
+    assert state.cadence_s() == 600.0
+
+
+def test_vectorised_update_with_a_gap_equals_reading_by_reading() -> None:
+    from core.anomaly.baseline import Floors, Run, update_all
+
+    rng = np.random.default_rng(9)
+    config = BaselineConfig(window=30, warmup=5, threshold=4.0)
+    stamps = [T0 + timedelta(minutes=i) for i in range(60)]
+    stamps += [stamps[-1] + timedelta(hours=3) + timedelta(minutes=i) for i in range(60)]
+    values = np.concatenate([rng.normal(5, 1, 60), rng.normal(9, 1, 60)])
+    values[[20, 90]] += 12.0
+    floors = Floors(0.1, 0.0)
+    one = SensorState.from_readings(config.window, stamps[:10], list(values[:10]), config)
+    many = one.copy()
+    expected = [one.update(float(v), t, config, floors) for t, v in zip(stamps[10:], values[10:], strict=True)]
+    [got] = update_all([Run(many, values[10:], stamps[10:], floors)], config)
+    assert got.flagged.tolist() == [e.flagged for e in expected]
+    assert got.warming_up.tolist() == [e.warming_up for e in expected]
+    np.testing.assert_allclose(got.scores, [e.score for e in expected], rtol=1e-12)
+    assert got.restarts == ((50, 3 * 3600.0),)
+    assert list(many.values) == list(one.values) and many.last_timestamp == one.last_timestamp

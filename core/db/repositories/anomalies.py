@@ -22,8 +22,12 @@ class ReadingToScore(NamedTuple):
 class History(NamedTuple):
     """The last readings of a sensor before some instant, oldest first."""
 
+    timestamps: list[datetime]
     values: list[float]
-    last_timestamp: datetime | None
+
+    @property
+    def last_timestamp(self) -> datetime | None:
+        return self.timestamps[-1] if self.timestamps else None
 
 
 class NewAnomaly(NamedTuple):
@@ -104,7 +108,7 @@ class AnomalyRepository:
 
     async def history_before(self, before: Mapping[str, datetime], limit: int) -> dict[str, History]:
         """Per sensor, its last ``limit`` readings strictly before ``before[sensor]`` (one index scan each)."""
-        out: dict[str, History] = {sensor_id: History([], None) for sensor_id in before}
+        out: dict[str, History] = {sensor_id: History([], []) for sensor_id in before}
         if not before:
             return out
         rows = await self._session.execute(
@@ -112,8 +116,8 @@ class AnomalyRepository:
         )
         for sensor_id, timestamp, value in rows:
             history = out[sensor_id]
+            history.timestamps.append(timestamp)
             history.values.append(float(value))
-            out[sensor_id] = History(history.values, timestamp)
         return out
 
     async def context_before(
