@@ -132,6 +132,9 @@ def upgrade() -> None:
         op.create_table(name, *items, if_not_exists=True)
     for name, table, columns in INDEXES:
         op.create_index(name, table, columns, if_not_exists=True)
+    columns = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("alert_rules")}
+    if "window_minutes" not in columns:
+        return  # re-run over a schema at 0005 or later, which owns the shipped rules from then on
     rules = sa.table(
         "alert_rules",
         sa.column("name", sa.Text()),

@@ -1,15 +1,22 @@
 """Pure rule evaluation with hysteresis (no I/O): what a sequence of readings means for one (sensor, rule).
 
-``simulate`` walks the readings of one sensor in time order, starting from the unresolved alert of the rule
-if there is one, and answers the actions to take:
+Everything is counted in readings and judged in event time (the readings' timestamps), never in wall-clock
+minutes, so a sensor sending once a second and one sending every ten minutes behave alike, and a replay or a
+back-fill gives the same alerts as the live stream did.
+
+``simulate`` walks the readings of one sensor in time order (the last readings before the batch, then the
+batch), starting from the unresolved alert of the rule if there is one, and answers the actions to take:
 
 * a reading **matches** when it violates the rule (threshold: outside ``[min, max]``; rate of change: the
-  absolute change per minute since the previous reading exceeds ``max_rate_per_min``; anomaly score: an
-  anomaly with ``score >= min_score`` exists at its timestamp);
-* **open** after ``k`` matching readings within ``window`` (only matching readings no alert of the rule has
-  counted yet, and only at a reading of the batch being evaluated), unless suppressed;
+  absolute change per minute since the previous reading exceeds ``max_rate_per_min``; flat line: equal to the
+  previous reading within ``tolerance``; anomaly score: an anomaly of the rule's methods with ``score >=
+  min_score`` exists at its timestamp);
+* **open** when at least ``k`` of the sensor's last ``n`` readings match (only matches no alert of the rule has
+  counted yet, not older than ``max_age`` before the reading when set), at a reading of the batch being
+  evaluated, unless suppressed;
 * **observe** every matching reading while the alert is unresolved;
-* **resolve** after ``m`` consecutive normal readings later than the alert's last matching reading.
+* **resolve** after ``m`` consecutive normal readings later than the alert's last matching reading, once ``hold``
+  has passed since the alert opened (event time).
 
 Idempotency: the outcome depends only on stored readings and on the observations stored per alert (natural
 key: alert, timestamp). Evaluating the same batch again finds the same readings, skips matching readings an
@@ -26,8 +33,10 @@ from typing import Any
 
 from core.db.repositories.alerting import Point
 
+Violation = Callable[[Point | None, Point], bool]
 
-def threshold_violation(params: dict[str, Any]) -> Callable[[Point | None, Point], bool]:
+
+def threshold_violation(params: dict[str, Any]) -> Violation:
     low = params.get("min")
     high = params.get("max")
 
@@ -37,7 +46,7 @@ def threshold_violation(params: dict[str, Any]) -> Callable[[Point | None, Point
     return violates
 
 
-def rate_violation(params: dict[str, Any]) -> Callable[[Point | None, Point], bool]:
+def rate_violation(params: dict[str, Any]) -> Violation:
     max_rate = float(params["max_rate_per_min"])
 
     def violates(previous: Point | None, point: Point) -> bool:
@@ -51,11 +60,40 @@ def rate_violation(params: dict[str, Any]) -> Callable[[Point | None, Point], bo
     return violates
 
 
-def anomaly_violation(anomalous: set[datetime]) -> Callable[[Point | None, Point], bool]:
+def flatline_violation(params: dict[str, Any]) -> Violation:
+    tolerance = float(params.get("tolerance", 0.0))
+
+    def violates(previous: Point | None, point: Point) -> bool:
+        return previous is not None and abs(point.value - previous.value) <= tolerance
+
+    return violates
+
+
+def anomaly_violation(anomalous: set[datetime]) -> Violation:
     def violates(_previous: Point | None, point: Point) -> bool:
         return point.timestamp in anomalous
 
     return violates
+
+
+@dataclass(frozen=True, slots=True)
+class Hysteresis:
+    """k of the last n readings (matches not older than ``max_age``), m normal readings and ``hold`` to resolve."""
+
+    k: int
+    n: int
+    m: int
+    max_age: timedelta | None = None
+    hold: timedelta = timedelta(0)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.k <= self.n or self.m < 1:
+            raise ValueError("need 1 <= k <= n and m >= 1")
+
+    @property
+    def lookback(self) -> int:
+        """Readings before a batch that an evaluation needs (the k-of-n window and the normal streak)."""
+        return max(self.n, self.m) + 1
 
 
 @dataclass
@@ -74,22 +112,23 @@ class Actions:
 
 def simulate(
     points: Sequence[Point],
-    violates: Callable[[Point | None, Point], bool],
+    violates: Violation,
+    hysteresis: Hysteresis,
     *,
-    k: int,
-    window: timedelta,
-    m: int,
     alert_open: bool,
+    opened_at: datetime | None,
     last_observed_at: datetime | None,
     observed: set[datetime],
     batch_start: datetime,
     suppressed: Callable[[datetime], bool],
     can_open: bool = True,
 ) -> Actions:
+    """The actions for ``points`` (one sensor, time order). ``opened_at``: event time the unresolved alert opened."""
+    h = hysteresis
     actions = Actions()
     is_open = alert_open
     streak = 0
-    pending: deque[Point] = deque()
+    recent: deque[tuple[Point, bool]] = deque(maxlen=h.n)  # the last n readings: (reading, counts towards k)
     previous: Point | None = None
     for point in points:
         bad = violates(previous, point)
@@ -102,33 +141,43 @@ def simulate(
                 if point.timestamp not in observed:
                     actions.steps.append(("observe", point))
                 continue
-            if point.timestamp in observed:
-                continue  # already counted by an earlier alert of this rule
-            pending.append(point)
-            while pending and pending[0].timestamp < point.timestamp - window:
-                pending.popleft()
-            if can_open and len(pending) >= k and point.timestamp >= batch_start:
-                if suppressed(point.timestamp):
-                    actions.steps.append(("suppressed", point.timestamp))
-                    continue
-                actions.steps.append(("open", Opening(point.timestamp, list(pending))))
-                is_open = True
-                last_observed_at = point.timestamp
-                pending.clear()
+            counts = point.timestamp not in observed  # else already counted by an earlier alert of this rule
+            recent.append((point, counts))
+            if not counts or not can_open or point.timestamp < batch_start:
+                continue
+            oldest = point.timestamp - h.max_age if h.max_age is not None else None
+            matches = [p for p, c in recent if c and (oldest is None or p.timestamp >= oldest)]
+            if len(matches) < h.k:
+                continue
+            if suppressed(point.timestamp):
+                actions.steps.append(("suppressed", point.timestamp))
+                continue
+            actions.steps.append(("open", Opening(point.timestamp, matches)))
+            is_open = True
+            opened_at = last_observed_at = point.timestamp
+            recent.clear()
         else:
             streak += 1
-            if is_open and streak >= m:
+            recent.append((point, False))
+            if (
+                is_open
+                and streak >= h.m
+                and (opened_at is None or point.timestamp - opened_at >= h.hold)
+            ):
                 actions.steps.append(("resolve", point.timestamp))
                 is_open = False
                 last_observed_at = None
-                pending.clear()
+                recent.clear()
     return actions
 
 
 __all__ = [
     "Actions",
+    "Hysteresis",
     "Opening",
+    "Violation",
     "anomaly_violation",
+    "flatline_violation",
     "rate_violation",
     "simulate",
     "threshold_violation",

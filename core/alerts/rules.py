@@ -60,8 +60,9 @@ class AlertRuleService:
             "params",
             "severity",
             "open_after_k",
-            "window_minutes",
+            "window_readings",
             "resolve_after_m",
+            "min_hold_minutes",
             "enabled",
         ):
             if required in changes and changes[required] is None:
@@ -81,6 +82,16 @@ class AlertRuleService:
                     f"invalid params for kind {rule.kind!r}",
                     extra={"errors": [{"loc": ["body", "params"], "msg": str(exc), "type": "value_error"}]},
                 ) from None
+        k = changes.get("open_after_k", rule.open_after_k)
+        if changes.get("window_readings", rule.window_readings) < k:
+            raise ValidationFailed(
+                "window_readings must be at least open_after_k",
+                extra={
+                    "errors": [
+                        {"loc": ["body", "window_readings"], "msg": "smaller than open_after_k", "type": "value_error"}
+                    ]
+                },
+            )
         sensor_type = changes.get("sensor_type", rule.sensor_type)
         sensor_id = changes.get("sensor_id", rule.sensor_id)
         if "sensor_type" in changes and "sensor_id" not in changes and changes["sensor_type"] is not None:

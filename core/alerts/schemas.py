@@ -8,7 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
-RuleKind = Literal["anomaly_score", "threshold", "rate_of_change", "no_data"]
+RuleKind = Literal["anomaly_score", "threshold", "rate_of_change", "flatline", "no_data"]
+#: Detector methods of the anomaly agent (``anomalies.method``).
+DETECTOR_METHODS = ("robust_z", "model", "trend_ewma")
 
 
 # --- params per kind ------------------------------------------------------------------------------------------
@@ -19,6 +21,13 @@ class _Params(BaseModel):
 class AnomalyScoreParams(_Params):
     min_score: float = Field(
         ge=0, description="An anomaly matches when its score is at least this (0: every anomaly)."
+    )
+    methods: list[Literal["robust_z", "model", "trend_ewma"]] | None = Field(
+        default=None,
+        min_length=1,
+        description="Detector methods whose anomalies count (robust_z: outliers of the statistical baseline; "
+        "model: the type's champion model; trend_ewma: degradation against the healthy reference). "
+        "Absent: every method.",
     )
 
 
@@ -41,14 +50,33 @@ class RateOfChangeParams(_Params):
     )
 
 
+class FlatlineParams(_Params):
+    tolerance: float = Field(
+        default=0.0,
+        ge=0,
+        description="A reading matches when it differs from the previous one by at most this (0: equal values). "
+        "The rule opens after `open_after_k` such readings among the last `window_readings`, and at least three "
+        "times the longest flat run the sensor showed while its healthy reference was learned.",
+    )
+
+
 class NoDataParams(_Params):
-    no_data_minutes: float = Field(gt=0, le=7 * 24 * 60, description="Minutes without a reading.")
+    no_data_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        le=7 * 24 * 60,
+        description="Minutes without a reading. Absent: `interval_multiple` × the sensor's median interval "
+        "(at least `min_minutes`).",
+    )
+    interval_multiple: float = Field(default=10.0, gt=1, le=10_000)
+    min_minutes: float = Field(default=2.0, gt=0, le=7 * 24 * 60)
 
 
 PARAMS_BY_KIND: dict[str, type[_Params]] = {
     "anomaly_score": AnomalyScoreParams,
     "threshold": ThresholdParams,
     "rate_of_change": RateOfChangeParams,
+    "flatline": FlatlineParams,
     "no_data": NoDataParams,
 }
 
@@ -74,12 +102,21 @@ _RULE_EXAMPLE = {
     "kind": "threshold",
     "sensor_type": "vibration",
     "params": {"max": 7.1},
+    "unit": "mm/s",
     "severity": "critical",
     "open_after_k": 3,
-    "window_minutes": 5,
-    "resolve_after_m": 5,
+    "window_readings": 20,
+    "max_age_minutes": None,
+    "resolve_after_m": 10,
+    "min_hold_minutes": 30,
     "enabled": True,
 }
+_HYSTERESIS = (
+    "Hysteresis is counted in readings and evaluated in event time (the readings' timestamps): an alert opens when "
+    "`open_after_k` of the sensor's last `window_readings` readings match (a match older than `max_age_minutes` "
+    "before the reading does not count, when set) and resolves after `resolve_after_m` consecutive normal readings "
+    "once `min_hold_minutes` have passed since it opened."
+)
 
 
 class AlertRuleCreate(BaseModel):
@@ -91,20 +128,31 @@ class AlertRuleCreate(BaseModel):
     sensor_id: str | None = Field(default=None, min_length=1, max_length=200)
     params: dict[str, Any] = Field(
         description=(
-            "anomaly_score: {min_score}; threshold: {min, max} (one or both); rate_of_change: "
-            "{max_rate_per_min}; no_data: {no_data_minutes}"
+            "anomaly_score: {min_score, methods?}; threshold: {min, max} (one or both); rate_of_change: "
+            "{max_rate_per_min}; flatline: {tolerance}; no_data: {no_data_minutes} or {interval_multiple, "
+            "min_minutes}"
         )
     )
+    unit: str | None = Field(
+        default=None,
+        max_length=32,
+        description="Unit of a threshold or rate rule's bounds; the rule judges only sensors whose unit converts "
+        "to it (bounds converted to the sensor's unit). Absent: the bounds are in each sensor's own unit.",
+    )
     severity: Severity = "medium"
-    open_after_k: int = Field(default=1, ge=1, le=10_000)
-    window_minutes: int = Field(default=10, ge=1, le=7 * 24 * 60)
+    open_after_k: int = Field(default=1, ge=1, le=10_000, description=_HYSTERESIS)
+    window_readings: int = Field(default=20, ge=1, le=10_000)
+    max_age_minutes: float | None = Field(default=None, gt=0, le=366 * 24 * 60)
     resolve_after_m: int = Field(default=3, ge=1, le=10_000)
+    min_hold_minutes: float = Field(default=0.0, ge=0, le=366 * 24 * 60)
     enabled: bool = True
 
     @model_validator(mode="after")
     def _valid(self) -> AlertRuleCreate:
         if self.sensor_type is not None and self.sensor_id is not None:
             raise ValueError("set sensor_type or sensor_id, not both (neither: every sensor)")
+        if self.window_readings < self.open_after_k:
+            raise ValueError("window_readings must be at least open_after_k")
         self.params = _check_params(self.kind, self.params)
         return self
 
@@ -123,10 +171,13 @@ class AlertRuleUpdate(BaseModel):
     sensor_type: str | None = Field(default=None, min_length=1, max_length=100)
     sensor_id: str | None = Field(default=None, min_length=1, max_length=200)
     params: dict[str, Any] | None = None
+    unit: str | None = Field(default=None, max_length=32)
     severity: Severity | None = None
     open_after_k: int | None = Field(default=None, ge=1, le=10_000)
-    window_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+    window_readings: int | None = Field(default=None, ge=1, le=10_000)
+    max_age_minutes: float | None = Field(default=None, gt=0, le=366 * 24 * 60)
     resolve_after_m: int | None = Field(default=None, ge=1, le=10_000)
+    min_hold_minutes: float | None = Field(default=None, ge=0, le=366 * 24 * 60)
     enabled: bool | None = None
 
 
@@ -144,10 +195,13 @@ class AlertRuleRead(BaseModel):
     sensor_type: str | None
     sensor_id: str | None
     params: dict[str, Any]
+    unit: str | None
     severity: Severity
     open_after_k: int
-    window_minutes: int
+    window_readings: int
+    max_age_minutes: float | None
     resolve_after_m: int
+    min_hold_minutes: float
     enabled: bool
     created_at: datetime
 
@@ -214,7 +268,7 @@ class AlertDetail(BaseModel):
                             "to_status": "open",
                             "at": "2026-11-26T08:00:00Z",
                             "actor": "alerting",
-                            "comment": "3 matching readings within 5 min",
+                            "comment": "3 of the last 20 readings match",
                         },
                         {
                             "id": 2,
@@ -240,6 +294,11 @@ class AlertDetail(BaseModel):
     acknowledged_at: datetime | None
     resolved_at: datetime | None
     anomaly_count: int
+    incident_id: int | None
+    event_opened_at: datetime
+    last_seen_at: datetime | None
+    event_resolved_at: datetime | None
+    peak_score: float | None
     events: list[AlertEventRead]
     anomalies: list[LinkedAnomaly]
 
@@ -253,6 +312,7 @@ __all__ = [
     "AlertRuleRead",
     "AlertRuleUpdate",
     "AlertTransition",
+    "DETECTOR_METHODS",
     "LinkedAnomaly",
     "RuleKind",
     "Severity",

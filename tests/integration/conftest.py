@@ -52,8 +52,10 @@ def migrated_database_url(empty_database_url: str) -> str:
 CATALOG_QUERIES = {
     "tables": """SELECT table_name, table_type FROM information_schema.tables
                  WHERE table_schema = 'public' ORDER BY 1""",
-    "columns": """SELECT table_name, column_name, ordinal_position, data_type, is_nullable, column_default,
-                         is_identity
+    # the column's rank, not its attnum: a column dropped and added again (a downgrade and upgrade) leaves a gap
+    "columns": """SELECT table_name, column_name,
+                         rank() OVER (PARTITION BY table_name ORDER BY ordinal_position) AS position, data_type,
+                         is_nullable, column_default, is_identity
                   FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 3""",
     "constraints": """SELECT conrelid::regclass::text AS table_name, conname, contype,
                              pg_get_constraintdef(oid) AS definition

@@ -110,7 +110,7 @@ def test_downgrade_to_0002_and_up_again(migrated_database_url, snapshot):
     assert run(url, fetch="SELECT count(*) AS n FROM alerts")[0]["n"] == 1  # 0002's tables keep their rows
     upgrade(url)
     assert snapshot(url) == first
-    assert len(rules(url)) == 7
+    assert len(rules(url)) == 10  # 0003's 7 and the 3 of 0005
 
 
 def test_rerunning_0003_keeps_changed_rules_and_adds_no_duplicates(migrated_database_url, snapshot):
@@ -127,7 +127,7 @@ def test_rerunning_0003_keeps_changed_rules_and_adds_no_duplicates(migrated_data
     seeded = rules(url)
     assert seeded["temperature-high"]["params"] == {"max": 80}
     assert "humidity-high" in seeded  # a default removed by hand comes back only with a re-run
-    assert len(seeded) == 7
+    assert len(seeded) == 10
     # downgrade over tables that are already gone succeeds
     downgrade(url, "0002")
     command.stamp(alembic_config(url), "0003")

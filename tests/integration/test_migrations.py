@@ -24,7 +24,7 @@ from core.db.models import Base
 from tests.support.db import alembic_config, downgrade, upgrade
 
 METADATA_TABLES = set(Base.metadata.tables)
-HEAD = "0004"
+HEAD = "0005"
 CONTYPE = {PrimaryKeyConstraint: "p", UniqueConstraint: "u", SACheck: "c", ForeignKeyConstraint: "f"}
 ON_DELETE = {None: "a", "CASCADE": "c", "SET NULL": "n", "RESTRICT": "r"}
 

@@ -60,9 +60,11 @@ async def get_alert_rule(rule_id: int, principal: ReadPrincipal, session: Sessio
     summary="Create an alert rule",
     description=(
         "Scope: `sensor_type` or `sensor_id` (neither: every sensor). `params` per `kind`: anomaly_score "
-        "`{min_score}`, threshold `{min, max}` (one or both), rate_of_change `{max_rate_per_min}`, no_data "
-        "`{no_data_minutes}`. Hysteresis: open after `open_after_k` matching readings within `window_minutes`, "
-        "resolve after `resolve_after_m` consecutive normal readings."
+        "`{min_score, methods?}`, threshold `{min, max}` (one or both, in `unit`), rate_of_change "
+        "`{max_rate_per_min}`, flatline `{tolerance}`, no_data `{no_data_minutes}` or `{interval_multiple, "
+        "min_minutes}` (the sensor's cadence). Hysteresis in readings and event time: open after `open_after_k` "
+        "matching readings among the sensor's last `window_readings` (not older than `max_age_minutes` when set), "
+        "resolve after `resolve_after_m` consecutive normal readings once `min_hold_minutes` have passed."
     ),
     responses=problem_responses(409, 422),
 )

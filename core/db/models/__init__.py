@@ -10,6 +10,7 @@ from core.db.models.anomalies import Anomaly
 from core.db.models.assets import Asset, Sensor
 from core.db.models.events import DeadLetter, OutboxEvent
 from core.db.models.faults import InjectedFault
+from core.db.models.incidents import INCIDENT_EVENT_KINDS, INCIDENT_STATUSES, Incident, IncidentEvent
 from core.db.models.maintenance import (
     LOG_OUTCOMES,
     TASK_PRIORITIES,
@@ -20,6 +21,7 @@ from core.db.models.maintenance import (
 from core.db.models.ml import DriftCheck
 from core.db.models.notifications import DELIVERY_CHANNELS, DELIVERY_STATUSES, NotificationDelivery, Webhook
 from core.db.models.readings import HOURLY_VIEW, SensorReading
+from core.db.models.references import REFERENCE_KINDS, REFERENCE_STATUSES, SensorReference
 from core.db.models.security import IDEMPOTENCY_STATUSES, ApiKey, IdempotencyKey
 
 __all__ = [
@@ -30,7 +32,11 @@ __all__ = [
     "DELIVERY_STATUSES",
     "HOURLY_VIEW",
     "IDEMPOTENCY_STATUSES",
+    "INCIDENT_EVENT_KINDS",
+    "INCIDENT_STATUSES",
     "LOG_OUTCOMES",
+    "REFERENCE_KINDS",
+    "REFERENCE_STATUSES",
     "RULE_KINDS",
     "TASK_PRIORITIES",
     "TASK_STATUSES",
@@ -45,6 +51,8 @@ __all__ = [
     "DeadLetter",
     "DriftCheck",
     "IdempotencyKey",
+    "Incident",
+    "IncidentEvent",
     "InjectedFault",
     "MaintenanceLog",
     "MaintenanceTask",
@@ -53,5 +61,6 @@ __all__ = [
     "OutboxEvent",
     "Sensor",
     "SensorReading",
+    "SensorReference",
     "Webhook",
 ]

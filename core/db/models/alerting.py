@@ -1,9 +1,13 @@
 """Alerting: rules, the lifecycle history of alerts, what each alert observed, and maintenance windows.
 
 * ``alert_rules``: what turns observations into alerts (kind ``anomaly_score`` | ``threshold`` |
-  ``rate_of_change`` | ``no_data``), scoped to a sensor type, one sensor, or every sensor (both NULL), with
-  hysteresis (open after ``open_after_k`` matching observations within ``window_minutes``, resolve after
-  ``resolve_after_m`` consecutive normal readings). ``alerts.rule`` holds the rule's ``name``.
+  ``rate_of_change`` | ``flatline`` | ``no_data``), scoped to a sensor type, one sensor, or every sensor (both
+  NULL), with hysteresis counted in readings, not minutes: open after ``open_after_k`` matching readings among
+  the sensor's last ``window_readings`` (matches older than ``max_age_minutes`` before the reading, when set, do
+  not count); resolve after ``resolve_after_m`` consecutive normal readings once ``min_hold_minutes`` have passed
+  since it opened (all in event time: the readings' timestamps). ``unit`` is the unit of a threshold rule's
+  bounds; the rule applies to a sensor only when the sensor's unit converts to it. ``alerts.rule`` holds the
+  rule's ``name``.
 * ``alert_events``: every lifecycle change of an alert (``from_status`` NULL when it opened).
 * ``alert_observations``: the matching observations an alert counted, one row per (alert, reading timestamp);
   ``anomaly_id`` links the anomaly when the rule is an anomaly rule. ``alerts.anomaly_count`` is the number of
@@ -36,7 +40,7 @@ from core.db.base import Base
 from core.db.models._types import TZDateTime, bigint_identity_pk, created_at_column, in_list
 from core.db.models.alerts import ALERT_SEVERITIES
 
-RULE_KINDS = ("anomaly_score", "threshold", "rate_of_change", "no_data")
+RULE_KINDS = ("anomaly_score", "threshold", "rate_of_change", "flatline", "no_data")
 
 
 class AlertRule(Base):
@@ -48,8 +52,10 @@ class AlertRule(Base):
         CheckConstraint(in_list("severity", ALERT_SEVERITIES), name="severity"),
         CheckConstraint("sensor_type IS NULL OR sensor_id IS NULL", name="one_scope"),
         CheckConstraint("open_after_k >= 1", name="open_after_k_positive"),
-        CheckConstraint("window_minutes >= 1", name="window_minutes_positive"),
+        CheckConstraint("window_readings >= open_after_k", name="window_covers_k"),
+        CheckConstraint("max_age_minutes IS NULL OR max_age_minutes > 0", name="max_age_positive"),
         CheckConstraint("resolve_after_m >= 1", name="resolve_after_m_positive"),
+        CheckConstraint("min_hold_minutes >= 0", name="min_hold_not_negative"),
     )
 
     id: Mapped[int] = bigint_identity_pk()
@@ -59,9 +65,12 @@ class AlertRule(Base):
     sensor_id: Mapped[str | None] = mapped_column(Text, ForeignKey("sensors.sensor_id", ondelete="CASCADE"))
     params: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
     severity: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'medium'"))
+    unit: Mapped[str | None] = mapped_column(Text)
     open_after_k: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
-    window_minutes: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("10"))
+    window_readings: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("20"))
+    max_age_minutes: Mapped[float | None] = mapped_column(Double)
     resolve_after_m: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("3"))
+    min_hold_minutes: Mapped[float] = mapped_column(Double, nullable=False, server_default=text("0"))
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     created_at: Mapped[datetime] = created_at_column()
 

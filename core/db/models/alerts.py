@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Text, func, text
+from sqlalchemy import BigInteger, CheckConstraint, Double, ForeignKey, Index, Integer, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db.base import Base
@@ -17,7 +17,7 @@ ALERT_SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 
 class Alert(Base):
-    """An alert on a sensor for one rule.
+    """An alert on a sensor for one rule, part of an incident of its asset (``incident_id``).
 
     The partial unique index ``uq_alerts_sensor_id_rule_unresolved`` allows at most one unresolved
     (``open`` or ``acknowledged``) alert per (sensor_id, rule); any number of resolved ones. The alerting
@@ -43,6 +43,7 @@ class Alert(Base):
         ),
         Index("ix_alerts_status_opened_at", "status", "opened_at"),
         Index("ix_alerts_sensor_id_opened_at", "sensor_id", "opened_at"),
+        Index("ix_alerts_incident_id", "incident_id"),
     )
 
     id: Mapped[int] = bigint_identity_pk()
@@ -56,3 +57,13 @@ class Alert(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     anomaly_count: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default=text("1"))
+    incident_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("incidents.id", ondelete="SET NULL")
+    )
+    event_opened_at: Mapped[datetime] = mapped_column(TZDateTime, nullable=False, server_default=func.now())
+    """Event time (the reading's timestamp) at which the alert opened; ``opened_at`` is when it was written."""
+    last_seen_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    """Event time of the latest matching reading the alert counted."""
+    event_resolved_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    peak_score: Mapped[float | None] = mapped_column(Double)
+    """Highest anomaly score the alert counted (anomaly rules), else None."""

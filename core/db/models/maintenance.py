@@ -26,13 +26,20 @@ LOG_OUTCOMES = ("fault_confirmed", "no_fault_found")
 
 
 class MaintenanceTask(Base):
-    """A work order, usually opened for an alert; at most one task per alert (``uq_maintenance_tasks_alert_id``)."""
+    """A work order, usually opened for an incident; at most one task per alert (``uq_maintenance_tasks_alert_id``)
+    and one open or in-progress task per incident (``uq_maintenance_tasks_incident_id_active``)."""
 
     __tablename__ = "maintenance_tasks"
     __table_args__ = (
         CheckConstraint(in_list("status", TASK_STATUSES), name="status"),
         CheckConstraint(in_list("priority", TASK_PRIORITIES), name="priority"),
         UniqueConstraint("alert_id"),
+        Index(
+            "uq_maintenance_tasks_incident_id_active",
+            "incident_id",
+            unique=True,
+            postgresql_where=text("status IN ('open', 'in_progress')"),
+        ),
         Index("ix_maintenance_tasks_status_due_at", "status", "due_at"),
         Index("ix_maintenance_tasks_asset_id_status", "asset_id", "status"),
         Index("ix_maintenance_tasks_sensor_id", "sensor_id"),
@@ -42,6 +49,12 @@ class MaintenanceTask(Base):
     asset_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("assets.id", ondelete="SET NULL"))
     sensor_id: Mapped[str | None] = mapped_column(Text, ForeignKey("sensors.sensor_id", ondelete="SET NULL"))
     alert_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("alerts.id", ondelete="SET NULL"))
+    """The alert that opened the work order (the first high/critical alert of its incident)."""
+    incident_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("incidents.id", ondelete="SET NULL")
+    )
+    event_opened_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    """Event time (reading timestamp) of the evidence that opened it; ``due_at`` counts from it."""
     title: Mapped[str] = mapped_column(Text, nullable=False)
     description: Mapped[str | None] = mapped_column(Text)
     priority: Mapped[str] = mapped_column(
