@@ -224,6 +224,24 @@ class Settings(BaseSettings):
     # --- alerting agent (core/alerts) ------------------------------------------------------------------------
     alert_no_data_check_interval_s: Annotated[float, Field(ge=0)] = 60.0
     """Seconds between two checks of the no-data alert rules (first check one interval after start; 0: off)."""
+    incident_window_minutes: Annotated[float, Field(gt=0)] = 60.0
+    """Correlation window (event time): an alert joins its asset's incident when the incident is open or its last
+    evidence lies within this many minutes before the alert."""
+    backfill_age_minutes: Annotated[float, Field(gt=0)] = 60.0
+    """A batch whose readings are all older than this when ingested is history (back-fill): it is scored and may
+    raise alerts, but no-data rules and due dates follow the readings' own timestamps."""
+
+    # --- healthy references and degradation (core/anomaly/references.py) -------------------------------------
+    reference_min_readings: Annotated[int, Field(ge=10, le=1_000_000)] = 100
+    """Readings a sensor's first healthy reference is learned from (at least)."""
+    reference_min_hours: Annotated[float, Field(ge=0)] = 24.0
+    """Time span (event time) the first reference must cover, so that a daily cycle is part of normal."""
+    reference_recenter_readings: Annotated[int, Field(ge=5, le=100_000)] = 30
+    """Readings after a regime change or a repair from which the reference's level is learned again."""
+    trend_ewma_lambda: Annotated[float, Field(gt=0, le=1)] = 0.1
+    """Smoothing of the degradation detector's EWMA of robust-standardised readings."""
+    trend_threshold: Annotated[float, Field(gt=0)] = 4.0
+    """|EWMA| (in reference scales) from which a reading is a degradation anomaly (method ``trend_ewma``)."""
 
     # --- demo simulator (core/simulation/live.py) ------------------------------------------------------------
     demo: bool = True

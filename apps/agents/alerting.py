@@ -1,7 +1,13 @@
-"""Alerting agent: bus handlers and the periodic no-data check (thin; the logic is ``core.alerts.service``).
+"""Alerting agent: bus handlers and the periodic no-data check (thin; the logic is ``core.alerts``).
 
-Each handler runs one unit of work per event delivery (``AlertRaised`` goes to the outbox in it).
-Idempotent by natural keys, see ``core.alerts.service``.
+* ``alerting.readings_ingested`` (``ReadingsIngested``): threshold, rate-of-change and flat-line rules;
+* ``alerting.readings_scored`` (``ReadingsScored``, written by the anomaly agent once its anomalies are
+  committed): anomaly-score rules;
+* ``NoDataChecker``: no-data rules every ``SM_ALERT_NO_DATA_CHECK_INTERVAL_S``.
+
+Each evaluation runs in one unit of work (``AlertRaised`` goes to the outbox in it); deliveries that arrive while
+an evaluation runs are evaluated together in the next one (``core.events.coalesce``). Idempotent by natural keys,
+see ``core.alerts.service``.
 """
 
 from __future__ import annotations
@@ -10,53 +16,35 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.alerts.no_data import NoDataService
 from core.alerts.service import AlertingService, Outcome
-from core.alerts.window import MatchCache
 from core.db.session import unit_of_work
-from core.events.coalesce import Coalescer, merge_readings
-from core.events.types import AnomalyDetected, Event, ReadingsIngested
+from core.events.coalesce import Coalescer, merge_readings, merge_scored
+from core.events.types import Event, ReadingsIngested, ReadingsScored
 
 logger = logging.getLogger("apps.agents.alerting")
 
-ANOMALY_HANDLER_NAME = "alerting.anomaly_detected"
 READINGS_HANDLER_NAME = "alerting.readings_ingested"
+SCORED_HANDLER_NAME = "alerting.readings_scored"
 
 
-class AnomalyHandler:
-    """Anomaly-score rules on ``AnomalyDetected``; a fault emits bursts of them, so deliveries arriving while a
-    run is in progress are handled together in the next one (one unit of work, shared lookups)."""
-
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession] | None) -> None:
-        self._factory = session_factory
-        self.coalescer: Coalescer[AnomalyDetected] = Coalescer(self._handle)
-
-    async def __call__(self, event: Event) -> None:
-        assert isinstance(event, AnomalyDetected)
-        if self._factory is None:
-            raise RuntimeError("the alerting agent needs the database session factory")
-        await self.coalescer.submit(event)
-
-    async def _handle(self, events: list[AnomalyDetected]) -> None:
-        assert self._factory is not None
-        async with unit_of_work(self._factory) as session:
-            await AlertingService(session).on_anomalies(events)
+def _window(settings: Any) -> timedelta:
+    minutes = getattr(settings, "incident_window_minutes", None)
+    return timedelta(minutes=minutes) if minutes is not None else timedelta(minutes=60)
 
 
 class ReadingsHandler:
-    """Threshold/rate/resolution evaluation of ``ReadingsIngested``; deliveries that arrive while an evaluation
-    runs are evaluated together in the next one (``core.events.coalesce``): every evaluation reads the rules'
-    window of readings, so one per event falls behind the simulator's ten batches a second."""
+    """Threshold, rate-of-change and flat-line rules of ``ReadingsIngested``."""
 
-    def __init__(
-        self, session_factory: async_sessionmaker[AsyncSession] | None, *, cache: bool = True
-    ) -> None:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession] | None, settings: Any = None) -> None:
         self._factory = session_factory
+        self._window = _window(settings)
         self.coalescer: Coalescer[ReadingsIngested] = Coalescer(self._evaluate)
-        self.cache = MatchCache() if cache else None
 
     async def __call__(self, event: Event) -> None:
         assert isinstance(event, ReadingsIngested)
@@ -68,15 +56,41 @@ class ReadingsHandler:
         assert self._factory is not None
         for merged in merge_readings(events):
             async with unit_of_work(self._factory) as session:
-                await AlertingService(session).on_readings(merged, self.cache)
+                await AlertingService(session, incident_window=self._window).on_readings(merged)
+
+
+class ScoredHandler:
+    """Anomaly-score rules of ``ReadingsScored``."""
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession] | None, settings: Any = None) -> None:
+        self._factory = session_factory
+        self._window = _window(settings)
+        self.coalescer: Coalescer[ReadingsScored] = Coalescer(self._evaluate)
+
+    async def __call__(self, event: Event) -> None:
+        assert isinstance(event, ReadingsScored)
+        if self._factory is None:
+            raise RuntimeError("the alerting agent needs the database session factory")
+        await self.coalescer.submit(event)
+
+    async def _evaluate(self, events: list[ReadingsScored]) -> None:
+        assert self._factory is not None
+        for merged in merge_scored(events):
+            async with unit_of_work(self._factory) as session:
+                await AlertingService(session, incident_window=self._window).on_scored(merged)
 
 
 async def check_no_data(
-    session_factory: async_sessionmaker[AsyncSession], now: datetime | None = None
+    session_factory: async_sessionmaker[AsyncSession],
+    now: datetime | None = None,
+    *,
+    backfill_age: timedelta = timedelta(minutes=60),
+    incident_window: timedelta = timedelta(minutes=60),
 ) -> Outcome:
     """One no-data pass in its own unit of work."""
     async with unit_of_work(session_factory) as session:
-        return await AlertingService(session).check_no_data(now or datetime.now(UTC))
+        service = NoDataService(session, incident_window=incident_window)
+        return await service.check(now or datetime.now(UTC), backfill_age=backfill_age)
 
 
 class NoDataChecker:
@@ -87,10 +101,13 @@ class NoDataChecker:
         session_factory: async_sessionmaker[AsyncSession],
         interval_s: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        settings: Any = None,
     ) -> None:
         self._factory = session_factory
         self._interval = interval_s
         self._clock = clock
+        self._backfill_age = timedelta(minutes=getattr(settings, "backfill_age_minutes", 60.0))
+        self._window = _window(settings)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -101,7 +118,9 @@ class NoDataChecker:
         while True:
             await asyncio.sleep(self._interval)
             try:
-                outcome = await check_no_data(self._factory, self._clock())
+                outcome = await check_no_data(
+                    self._factory, self._clock(), backfill_age=self._backfill_age, incident_window=self._window
+                )
                 if outcome.opened or outcome.resolved:
                     logger.info(
                         "no-data check: %d opened, %d resolved", len(outcome.opened), len(outcome.resolved)
@@ -120,10 +139,10 @@ class NoDataChecker:
 
 
 __all__ = [
-    "ANOMALY_HANDLER_NAME",
     "READINGS_HANDLER_NAME",
-    "AnomalyHandler",
+    "SCORED_HANDLER_NAME",
     "NoDataChecker",
     "ReadingsHandler",
+    "ScoredHandler",
     "check_no_data",
 ]

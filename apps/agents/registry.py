@@ -23,24 +23,25 @@ from apps.agents.anomaly import HANDLER_NAME as ANOMALY_HANDLER
 from apps.agents.anomaly import AnomalyAgent
 from core.events.bus import EventBus, Subscription
 from core.events.relay import OutboxRelay
-from core.events.types import AnomalyDetected, ReadingsIngested
+from core.events.types import ReadingsIngested, ReadingsScored
 
 logger = logging.getLogger("apps.agents.registry")
 
 
 def register_handlers(bus: EventBus, app_state: Any) -> list[Subscription]:
     """Subscribe every agent's handlers to ``bus``; ``app_state`` gives them settings and the session factory."""
+    settings = getattr(app_state, "settings", None)
     return [
         bus.subscribe(ReadingsIngested, telemetry.ReadingsIngestedCounter(), name=telemetry.HANDLER_NAME),
         bus.subscribe(
             ReadingsIngested,
-            alerting.ReadingsHandler(getattr(app_state, "session_factory", None)),
+            alerting.ReadingsHandler(getattr(app_state, "session_factory", None), settings),
             name=alerting.READINGS_HANDLER_NAME,
         ),
         bus.subscribe(
-            AnomalyDetected,
-            alerting.AnomalyHandler(getattr(app_state, "session_factory", None)),
-            name=alerting.ANOMALY_HANDLER_NAME,
+            ReadingsScored,
+            alerting.ScoredHandler(getattr(app_state, "session_factory", None), settings),
+            name=alerting.SCORED_HANDLER_NAME,
         ),
         bus.subscribe(ReadingsIngested, AnomalyAgent.from_app_state(app_state), name=ANOMALY_HANDLER),
         *notification.subscribe(bus, app_state),
@@ -64,7 +65,9 @@ async def start_events(app_state: Any) -> None:
     bus.start()
     relay.start()  # its first pass publishes what earlier runs left in the outbox
     app_state.no_data_checker = alerting.NoDataChecker(
-        app_state.session_factory, app_state.settings.alert_no_data_check_interval_s
+        app_state.session_factory,
+        app_state.settings.alert_no_data_check_interval_s,
+        settings=app_state.settings,
     )
     app_state.no_data_checker.start()  # no-data alert rules (core/alerts), every SM_ALERT_NO_DATA_CHECK_INTERVAL_S
     app_state.drift_checker = drift.DriftChecker(app_state.session_factory, app_state.settings)

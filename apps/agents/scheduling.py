@@ -1,10 +1,11 @@
-"""Scheduling agent: on ``AlertRaised`` of severity high or critical, opens a maintenance task for the sensor's asset.
+"""Scheduling agent: on ``AlertRaised``, one work order per incident (opened by a high or critical alert,
+escalated by later more severe ones).
 
-The policy lives in ``core.maintenance.service.MaintenanceService.open_for_alert``: priority from the severity,
-due date from the severity (``SM_MAINTENANCE_DUE_CRITICAL_H`` = 4, ``SM_MAINTENANCE_DUE_HIGH_H`` = 24), linked ``alert_id``; no task while
-one is open or in progress for the same alert or the same asset, sensor and rule. Idempotent under redelivery
-(unique ``alert_id`` with ``ON CONFLICT DO NOTHING``). ``MaintenanceTaskCreated`` goes to the outbox in the same
-transaction. Counter: ``sm_maintenance_tasks_opened_total{source="agent"}``.
+The policy lives in ``core.maintenance.scheduling.SchedulingService.open_for_alert``: priority from the severity,
+due date from the alert's event time plus ``SM_MAINTENANCE_DUE_CRITICAL_H`` (4) / ``SM_MAINTENANCE_DUE_HIGH_H``
+(24), linked ``alert_id`` and ``incident_id``. Idempotent under redelivery (unique ``alert_id`` and one active task
+per incident). ``MaintenanceTaskCreated`` / ``MaintenanceTaskEscalated`` go to the outbox in the same transaction.
+Counter: ``sm_maintenance_tasks_opened_total{source="agent"}``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.db.session import unit_of_work
 from core.events.bus import EventBus, Subscription
 from core.events.types import AlertRaised, Event
-from core.maintenance.service import DEFAULT_DUE_AFTER, MaintenanceService, due_after_from_settings
+from core.maintenance.policy import DEFAULT_DUE_AFTER, due_after_from_settings
+from core.maintenance.scheduling import SchedulingService
 from core.observability.metrics import MAINTENANCE_TASKS_OPENED_TOTAL
 
 logger = logging.getLogger("apps.agents.scheduling")
@@ -60,7 +62,7 @@ class OpenTaskForAlert:
     async def __call__(self, event: Event) -> None:
         assert isinstance(event, AlertRaised)
         async with unit_of_work(self._session_factory()) as session:
-            task = await MaintenanceService(session).open_for_alert(event, due_after=self._due())
+            task = await SchedulingService(session).open_for_alert(event, due_after=self._due())
             task_id, priority = (task.id, task.priority) if task is not None else (None, None)
         if task_id is None:
             return

@@ -1,4 +1,6 @@
-"""Which sensors are under maintenance when an alert would open (the alerting agent's suppression rule)."""
+"""When an alert must not open: the matching reading lies in a maintenance window of the sensor's asset (planned
+downtime). An open work order does not suppress anything any more: later alerts on its asset attach to its
+incident (``core.alerts.incidents``)."""
 
 from __future__ import annotations
 
@@ -8,28 +10,12 @@ from core.db.repositories.alerting import SensorInfo
 
 
 class Suppression:
-    """Which sensors are under maintenance: an active task of their asset or of the sensor itself (sensors
-    without an asset get tasks too), or a window of their asset containing the time."""
-
-    def __init__(
-        self,
-        active_tasks: set[int],
-        windows: dict[int, list[tuple[datetime, datetime]]],
-        sensors_with_tasks: set[str] | None = None,
-    ) -> None:
-        self._tasks = active_tasks
+    def __init__(self, windows: dict[int, list[tuple[datetime, datetime]]]) -> None:
         self._windows = windows
-        self._sensor_tasks = sensors_with_tasks or set()
 
     def reason(self, sensor: SensorInfo | None, at: datetime) -> str | None:
-        if sensor is None:
+        if sensor is None or sensor.asset_id is None:
             return None
-        if sensor.sensor_id in self._sensor_tasks:
-            return "maintenance_task"
-        if sensor.asset_id is None:
-            return None
-        if sensor.asset_id in self._tasks:
-            return "maintenance_task"
         for starts_at, ends_at in self._windows.get(sensor.asset_id, []):
             if starts_at <= at < ends_at:
                 return "maintenance_window"

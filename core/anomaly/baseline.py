@@ -203,6 +203,9 @@ class SensorState:
     values: deque[float] = field(init=False)
     last_timestamp: datetime | None = None
     intervals: deque[float] = field(init=False)
+    trend: float | None = None
+    """The degradation detector's EWMA after the latest reading (``core.anomaly.trend``), for ``trend_reference``."""
+    trend_reference: int | None = None
 
     def __post_init__(self) -> None:
         self.values = deque(maxlen=self.window)
@@ -247,6 +250,7 @@ class SensorState:
     def copy(self) -> SensorState:
         state = SensorState.from_history(self.window, self.values, self.last_timestamp)
         state.intervals.extend(self.intervals)
+        state.trend, state.trend_reference = self.trend, self.trend_reference
         return state
 
     def cadence_s(self) -> float | None:

@@ -4,7 +4,8 @@
 timestamp), scores them per sensor type with the type's champion model when one is cached
 (``core.anomaly.champion``) and with the ``robust_z`` baseline otherwise (``core.anomaly.baseline``), inserts the
 anomalies with ``ON CONFLICT (sensor_id, timestamp, method) DO NOTHING`` and writes one ``AnomalyDetected`` to the
-outbox per row actually inserted. It only flushes; the caller commits, then calls ``commit_states`` with the
+outbox per row actually inserted, then one ``ReadingsScored`` for the batch (the anomaly-score alert rules are
+evaluated on it, once the anomalies are committed). It only flushes; the caller commits, then calls ``commit_states`` with the
 returned baseline states (in-memory state changes only once the transaction is durable, so a rolled-back or
 redelivered event is scored again from the same history).
 
@@ -32,7 +33,7 @@ from core.anomaly.champion import METHOD as MODEL_METHOD
 from core.anomaly.champion import Champion, ChampionModels
 from core.db.repositories.anomalies import AnomalyRepository, NewAnomaly, ReadingToScore
 from core.events.outbox import add_many_to_outbox
-from core.events.types import AnomalyDetected, ReadingsIngested
+from core.events.types import AnomalyDetected, ReadingsIngested, ReadingsScored
 from core.observability.metrics import ANOMALY_DETECTED_TOTAL, ANOMALY_READINGS_SCORED_TOTAL
 
 logger = logging.getLogger("core.anomaly.detector")
@@ -95,7 +96,14 @@ class AnomalyDetector:
             )
             for a in stored
         ]
-        await add_many_to_outbox(session, events)
+        scored = ReadingsScored(
+            sensor_ids=sorted({r.sensor_id for r in readings}),
+            count=len(readings),
+            first_timestamp=min(r.timestamp for r in readings),
+            last_timestamp=max(r.timestamp for r in readings),
+            backfill=event.backfill,
+        )
+        await add_many_to_outbox(session, [*events, scored])
         for anomaly_event in events:
             ANOMALY_DETECTED_TOTAL.labels(method=anomaly_event.method).inc()
         if events:

@@ -28,9 +28,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Generic, TypeVar
 
-from core.events.types import ReadingsIngested
+from core.events.types import ReadingsIngested, ReadingsScored
 
 E = TypeVar("E")
+_Ranged = TypeVar("_Ranged", ReadingsIngested, ReadingsScored)
 
 #: Default widest time range of one merged ``ReadingsIngested`` (live batches span a fraction of a second).
 MAX_SPAN = timedelta(minutes=1)
@@ -91,26 +92,32 @@ class Coalescer(Generic[E]):
                     future.cancel()
 
 
-def merge_readings(
-    events: Sequence[ReadingsIngested], max_span: timedelta = MAX_SPAN
-) -> list[ReadingsIngested]:
-    """Merge events whose time ranges, taken together, span at most ``max_span`` (module docstring)."""
-    if len(events) <= 1:
-        return list(events)
-    merged: list[ReadingsIngested] = []
-    group: list[ReadingsIngested] = []
+def _groups(events: Sequence[_Ranged], max_span: timedelta) -> list[list[_Ranged]]:
+    """Events in time order, cut into groups whose ranges together span at most ``max_span``."""
+    groups: list[list[_Ranged]] = []
+    group: list[_Ranged] = []
     group_last = None
     for event in sorted(events, key=lambda e: (e.first_timestamp, e.last_timestamp)):
         if (
             group_last is not None
             and max(group_last, event.last_timestamp) - group[0].first_timestamp > max_span
         ):
-            merged.append(_merge(group))
+            groups.append(group)
             group, group_last = [], None
         group.append(event)
         group_last = event.last_timestamp if group_last is None else max(group_last, event.last_timestamp)
-    merged.append(_merge(group))
-    return merged
+    if group:
+        groups.append(group)
+    return groups
+
+
+def merge_readings(
+    events: Sequence[ReadingsIngested], max_span: timedelta = MAX_SPAN
+) -> list[ReadingsIngested]:
+    """Merge events whose time ranges, taken together, span at most ``max_span`` (module docstring)."""
+    if len(events) <= 1:
+        return list(events)
+    return [_merge(group) for group in _groups(events, max_span)]
 
 
 def _merge(group: list[ReadingsIngested]) -> ReadingsIngested:
@@ -125,7 +132,30 @@ def _merge(group: list[ReadingsIngested]) -> ReadingsIngested:
         api_key_id=first.api_key_id if all(e.api_key_id == first.api_key_id for e in group) else None,
         ingest_event_id=first.ingest_event_id,
         correlation_id=first.correlation_id,
+        backfill=all(e.backfill for e in group),
     )
 
 
-__all__ = ["MAX_SPAN", "Coalescer", "merge_readings"]
+def merge_scored(events: Sequence[ReadingsScored], max_span: timedelta = MAX_SPAN) -> list[ReadingsScored]:
+    """``merge_readings`` for ``ReadingsScored``."""
+    if len(events) <= 1:
+        return list(events)
+    out: list[ReadingsScored] = []
+    for group in _groups(events, max_span):
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        out.append(
+            ReadingsScored(
+                sensor_ids=sorted({s for e in group for s in e.sensor_ids}),
+                count=sum(e.count for e in group),
+                first_timestamp=min(e.first_timestamp for e in group),
+                last_timestamp=max(e.last_timestamp for e in group),
+                correlation_id=group[0].correlation_id,
+                backfill=all(e.backfill for e in group),
+            )
+        )
+    return out
+
+
+__all__ = ["MAX_SPAN", "Coalescer", "merge_readings", "merge_scored"]

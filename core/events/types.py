@@ -86,6 +86,21 @@ class ReadingsIngested(Event):
     api_key_id: int | None = None
     ingest_event_id: UUID
     """The ``event_id`` returned to the client in the ingest response."""
+    backfill: bool = False
+    """History (``?backfill=true``, ``ingest-csv``, or every reading older than ``SM_BACKFILL_AGE_MINUTES``):
+    scored and alerted like live data, but no-data rules and due dates follow event time."""
+
+
+class ReadingsScored(Event):
+    """The anomaly agent scored (and committed the anomalies of) a batch of readings: the readings of these
+    sensors in ``[first_timestamp, last_timestamp]`` without an anomaly row are normal. Anomaly-score alert rules
+    are evaluated on it, so that a replay gives the same alerts as the live stream."""
+
+    sensor_ids: list[str]
+    count: int = Field(ge=0)
+    first_timestamp: AwareDatetime
+    last_timestamp: AwareDatetime
+    backfill: bool = False
 
 
 class AnomalyDetected(Event):
@@ -102,12 +117,19 @@ class AnomalyDetected(Event):
 
 
 class AlertRaised(Event):
-    """An alert was opened (or re-raised) for a sensor and rule."""
+    """An alert was opened for a sensor and rule; it joined ``incident_id`` (and, when that incident's work order
+    is active, is attached to ``task_id``)."""
 
     alert_id: int
     sensor_id: str
     rule: str
     severity: Literal["info", "low", "medium", "high", "critical"]
+    incident_id: int | None = None
+    task_id: int | None = None
+    asset_id: int | None = None
+    event_opened_at: AwareDatetime | None = None
+    """Event time (the reading's timestamp) at which the alert opened."""
+    backfill: bool = False
 
 
 class MaintenanceTaskCreated(Event):
@@ -118,6 +140,16 @@ class MaintenanceTaskCreated(Event):
     sensor_id: str | None = None
     alert_id: int | None = None
     priority: str
+
+
+class MaintenanceTaskEscalated(Event):
+    """New evidence (a more severe alert joining its incident) raised a work order's priority."""
+
+    task_id: int
+    incident_id: int | None = None
+    alert_id: int | None = None
+    from_priority: str
+    to_priority: str
 
 
 class MaintenanceTaskCompleted(Event):
@@ -155,7 +187,9 @@ __all__ = [
     "Event",
     "MaintenanceTaskCompleted",
     "MaintenanceTaskCreated",
+    "MaintenanceTaskEscalated",
     "ReadingsIngested",
+    "ReadingsScored",
     "UnknownEventType",
     "event_class",
     "event_from_row",

@@ -1,5 +1,6 @@
-"""Maintenance work orders: opening them for alerts (scheduling policy) or by hand, assigning, status changes,
-completion (log row, alert resolved, event) and the labels completions produce.
+"""Maintenance work orders: opening them by hand, assigning, status changes, completion (log row, the incident's
+alerts resolved and the incident closed, healthy references re-learned after a confirmed fault, event) and the
+labels completions produce. Opening them for alerts (the scheduling policy): ``core.maintenance.scheduling``.
 
 Services flush, never commit (the unit of work that opened the transaction commits). Events go to the outbox in
 the same transaction. Metrics are counted by the callers (the agent after its commit, the routers on success).
@@ -15,7 +16,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.alerts.incidents import IncidentService
+from core.anomaly.references import relearn_after_repair
 from core.db.models import MaintenanceLog, MaintenanceTask
+from core.db.repositories.incidents import IncidentRepository
 from core.db.repositories.maintenance import (
     ACTIVE_TASK_STATUSES,
     LabelRow,
@@ -24,23 +28,15 @@ from core.db.repositories.maintenance import (
 )
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.events.outbox import add_to_outbox
-from core.events.types import AlertRaised, MaintenanceTaskCompleted, MaintenanceTaskCreated
+from core.events.types import MaintenanceTaskCompleted, MaintenanceTaskCreated
+from core.maintenance.policy import (
+    DEFAULT_DUE_AFTER,
+    PRIORITY_BY_SEVERITY,
+    PRIORITY_RANK,
+    due_after_from_settings,
+)
 
 logger = logging.getLogger("core.maintenance")
-
-#: Alert severities that warrant a work order, and the task priority each one gets.
-PRIORITY_BY_SEVERITY: dict[str, str] = {"critical": "critical", "high": "high"}
-#: Default time to fix by severity (the agent uses the settings, see ``due_after_from_settings``).
-DEFAULT_DUE_AFTER: dict[str, timedelta] = {"critical": timedelta(hours=4), "high": timedelta(hours=24)}
-
-
-def due_after_from_settings(settings: Any) -> dict[str, timedelta]:
-    """Time to fix by severity from ``SM_MAINTENANCE_DUE_CRITICAL_H`` / ``SM_MAINTENANCE_DUE_HIGH_H``."""
-    return {
-        "critical": timedelta(hours=settings.maintenance_due_critical_h),
-        "high": timedelta(hours=settings.maintenance_due_high_h),
-    }
-
 
 #: Allowed status changes through ``update`` (``done`` only through ``complete``).
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -67,52 +63,7 @@ class MaintenanceService:
         self._session = session
         self._repo = MaintenanceRepository(session)
 
-    # --- scheduling (agent) ----------------------------------------------------------------------------------
-    async def open_for_alert(
-        self, event: AlertRaised, *, due_after: Mapping[str, timedelta] = DEFAULT_DUE_AFTER
-    ) -> MaintenanceTask | None:
-        """Open a task for a high/critical alert; None when the severity needs none or a task exists already
-        (for this alert, or open/in progress for the same asset, sensor and rule). Idempotent."""
-        priority = PRIORITY_BY_SEVERITY.get(event.severity)
-        if priority is None:
-            return None
-        alert = await self._repo.get_alert(event.alert_id)
-        if alert is None:
-            logger.warning(
-                "alert %s of AlertRaised %s does not exist; no task", event.alert_id, event.event_id
-            )
-            return None
-        _, asset_id = await self._repo.sensor_asset_id(event.sensor_id)
-        # one transaction at a time decides for a (sensor, rule): no two tasks for concurrent alerts
-        await self._repo.lock_cause(f"{event.sensor_id}\x1f{event.rule}")
-        existing = await self._repo.active_task_for_cause(
-            alert_id=event.alert_id, sensor_id=event.sensor_id, rule=event.rule, asset_id=asset_id
-        )
-        if existing is not None:
-            logger.info(
-                "alert %s: task %s is already %s for sensor %s rule %s",
-                event.alert_id,
-                existing.id,
-                existing.status,
-                event.sensor_id,
-                event.rule,
-            )
-            return None
-        due = due_after.get(event.severity, DEFAULT_DUE_AFTER[event.severity])
-        task = await self._repo.insert_task(
-            {
-                "asset_id": asset_id,
-                "sensor_id": event.sensor_id,
-                "alert_id": event.alert_id,
-                "title": f"Alert '{event.rule}' ({event.severity}) on sensor {event.sensor_id}",
-                "description": f"Opened by the scheduling agent for alert {event.alert_id}.",
-                "priority": priority,
-                "status": "open",
-                "due_at": _now() + due,
-            }
-        )
-        if task is None:  # a task for this alert exists (closed already, or a concurrent delivery)
-            return None
+    async def _created(self, task: MaintenanceTask) -> None:
         await add_to_outbox(
             self._session,
             MaintenanceTaskCreated(
@@ -123,7 +74,6 @@ class MaintenanceService:
                 priority=task.priority,
             ),
         )
-        return task
 
     # --- tasks -----------------------------------------------------------------------------------------------
     async def create(self, values: Mapping[str, Any]) -> MaintenanceTask:
@@ -139,6 +89,15 @@ class MaintenanceService:
                 )
             if data.get("sensor_id") is None:
                 data["sensor_id"] = alert.sensor_id
+            if alert.incident_id is not None:
+                active = await IncidentRepository(self._session).active_task(alert.incident_id)
+                if active is not None:
+                    raise Conflict(
+                        f"alert {alert_id} belongs to incident {alert.incident_id}, whose work order {active.id} "
+                        "is still open"
+                    )
+                data["incident_id"] = alert.incident_id
+                data.setdefault("event_opened_at", alert.event_opened_at)
         sensor_id = data.get("sensor_id")
         if sensor_id is not None:
             exists, asset_id = await self._repo.sensor_asset_id(sensor_id)
@@ -152,16 +111,7 @@ class MaintenanceService:
         task = await self._repo.insert_task({**data, "status": "open"})
         if task is None:
             raise Conflict(f"alert {alert_id} already has a maintenance task")
-        await add_to_outbox(
-            self._session,
-            MaintenanceTaskCreated(
-                task_id=task.id,
-                asset_id=task.asset_id,
-                sensor_id=task.sensor_id,
-                alert_id=task.alert_id,
-                priority=task.priority,
-            ),
-        )
+        await self._created(task)
         return task
 
     async def get(self, task_id: int) -> MaintenanceTask:
@@ -215,6 +165,8 @@ class MaintenanceService:
         task = await self._repo.update_task(task_id, values, from_statuses=[current.status])
         if task is None:  # changed by a concurrent request in between
             raise Conflict(f"maintenance task {task_id} was changed concurrently; retry")
+        if task.status == "cancelled":
+            await self._close_cause(task, actor="maintenance", comment=f"maintenance task {task.id} cancelled")
         return task
 
     # --- completion ------------------------------------------------------------------------------------------
@@ -234,13 +186,11 @@ class MaintenanceService:
                 else f"maintenance task {task_id} is {current.status}; it cannot be completed"
             )
         log = await self._repo.add_log(task_id=task.id, outcome=outcome, technician=technician, notes=notes)
-        resolved = None
-        if task.alert_id is not None:
-            resolved = await self._repo.resolve_alert(
-                task.alert_id,
-                actor=technician or "maintenance",
-                comment=f"maintenance task {task.id} completed: {outcome}",
-            )
+        resolved = await self._close_cause(
+            task, actor=technician or "maintenance", comment=f"maintenance task {task.id} completed: {outcome}"
+        )
+        if outcome == "fault_confirmed":
+            await relearn_after_repair(self._session, task, at=log.completed_at)
         await add_to_outbox(
             self._session,
             MaintenanceTaskCompleted(
@@ -250,7 +200,21 @@ class MaintenanceService:
                 completed_at=log.completed_at,  # type: ignore[arg-type]
             ),
         )
-        return Completion(task=task, log=log, alert_resolved=resolved is not None)
+        return Completion(task=task, log=log, alert_resolved=resolved > 0)
+
+    async def _close_cause(self, task: MaintenanceTask, *, actor: str, comment: str) -> int:
+        """The work order is over: resolve its incident's unresolved alerts (or its own alert) and close the
+        incident, so that a later alert on the asset opens a new one. Answers how many alerts it resolved."""
+        resolved = 0
+        if task.incident_id is not None:
+            incidents = IncidentRepository(self._session)
+            for alert_id in await incidents.unresolved_alerts(task.incident_id):
+                if await self._repo.resolve_alert(alert_id, actor=actor, comment=comment) is not None:
+                    resolved += 1
+            await IncidentService(self._session).close(task.incident_id, task_id=task.id, note=comment)
+        elif task.alert_id is not None:
+            resolved += await self._repo.resolve_alert(task.alert_id, actor=actor, comment=comment) is not None
+        return resolved
 
     # --- labels ----------------------------------------------------------------------------------------------
     async def labels(
@@ -270,6 +234,7 @@ class MaintenanceService:
 __all__ = [
     "DEFAULT_DUE_AFTER",
     "PRIORITY_BY_SEVERITY",
+    "PRIORITY_RANK",
     "TRANSITIONS",
     "Completion",
     "MaintenanceService",

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,9 +20,10 @@ from core.db.models import (
     AlertObservation,
     Anomaly,
     Sensor,
+    SensorReference,
 )
 from core.db.repositories.alerting_rules import AlertRulesQueries
-from core.db.repositories.alerting_suppression import ACTIVE_TASK_STATUSES, SuppressionQueries
+from core.db.repositories.alerting_suppression import SuppressionQueries
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class AnomalyPoint:
     timestamp: datetime
     value: float
     score: float
+    method: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,21 +49,7 @@ class SensorInfo:
     asset_id: int | None
     type: str
     created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ReadingFilter:
-    """Which readings of a sensor before the batch its rules can act on (``AlertingRepository.readings_for``).
-
-    ``keep_all``: every one (a rate-of-change rule compares consecutive readings); ``after``: every one later
-    than this instant; ``lo``/``hi``: those below ``lo`` or above ``hi`` (``None``: no such bound).
-    """
-
-    sensor_id: str
-    keep_all: bool = False
-    after: datetime | None = None
-    lo: float | None = None
-    hi: float | None = None
+    unit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,31 +59,19 @@ class Observation:
     anomaly_id: int | None = None
 
 
-#: Readings of the batch's sensors from ``:first`` (the batch's first timestamp) to ``:until``, plus the last ``n``
-#: readings up to ``:until`` of each sensor (the normal streak before the batch), plus, per sensor, the readings
-#: from ``scan_from`` (the rules' window) the rules of the batch can act on: every reading when ``keep_all``, readings after ``after`` (the last matching reading of an
-#: unresolved alert: the normal streak that may resolve it), and readings outside ``[lo, hi]`` (threshold
-#: matches that may count towards opening). See ``ReadingFilter``.
-_FILTERED_READINGS_SQL = text(
+#: Per sensor: its readings in ``[first, until]`` (the batch) and its last ``:n`` readings before ``first`` (what the
+#: k-of-n window and the normal streak need), one index range scan each, oldest first.
+_READINGS_SQL = text(
     """
-    SELECT f.sensor_id, r.timestamp, r.value
-    FROM unnest(CAST(:ids AS text[]), CAST(:keep_all AS boolean[]), CAST(:after AS timestamptz[]),
-                CAST(:lo AS double precision[]), CAST(:hi AS double precision[]), CAST(:scan_from AS timestamptz[]))
-         AS f(sensor_id, keep_all, after, lo, hi, scan_from)
-    CROSS JOIN LATERAL (
-        SELECT x.timestamp, x.value FROM sensor_readings x
-        WHERE x.sensor_id = f.sensor_id AND x.timestamp >= f.scan_from AND x.timestamp <= :until
-          AND (x.timestamp >= :first OR f.keep_all OR x.timestamp > f.after OR x.value < f.lo OR x.value > f.hi)
-        OFFSET 0  -- not flattened: one index range scan per sensor from its scan_from (else a hash join that
-                  -- reads every row of the table in the window, whatever scan_from says: ~0.1 s per 150k rows)
-    ) r
-    UNION
     SELECT s.sensor_id, r.timestamp, r.value
     FROM unnest(CAST(:ids AS text[])) AS s(sensor_id)
     CROSS JOIN LATERAL (
-        SELECT timestamp, value FROM sensor_readings x
-        WHERE x.sensor_id = s.sensor_id AND x.timestamp <= :until
-        ORDER BY x.timestamp DESC LIMIT :n
+        (SELECT x.timestamp, x.value FROM sensor_readings x
+         WHERE x.sensor_id = s.sensor_id AND x.timestamp < :first
+         ORDER BY x.timestamp DESC LIMIT :n)
+        UNION ALL
+        (SELECT x.timestamp, x.value FROM sensor_readings x
+         WHERE x.sensor_id = s.sensor_id AND x.timestamp >= :first AND x.timestamp <= :until)
     ) r
     ORDER BY 1, 2
     """
@@ -107,13 +83,32 @@ _LOCK_ALERT_KEYS_SQL = text(
     "FROM unnest(CAST(:keys AS text[])) AS key ORDER BY k) AS ordered"
 )
 
-_LAST_READING_SQL = text(
+#: Per sensor: its latest reading (event time and when it was stored) and its cadence, the median interval of
+#: its last 11 readings (NULL with fewer than 3).
+_SILENCE_SQL = text(
     """
-    SELECT s.sensor_id,
-           (SELECT max(r.timestamp) FROM sensor_readings r WHERE r.sensor_id = s.sensor_id) AS last_at
+    SELECT s.sensor_id, last.timestamp, last.ingested_at,
+           (SELECT CASE WHEN count(d) >= 2 THEN percentile_cont(0.5) WITHIN GROUP (ORDER BY d) END
+            FROM (SELECT extract(epoch FROM r.timestamp - lag(r.timestamp) OVER (ORDER BY r.timestamp)) AS d
+                  FROM (SELECT x.timestamp FROM sensor_readings x WHERE x.sensor_id = s.sensor_id
+                        ORDER BY x.timestamp DESC LIMIT 11) r) intervals
+            WHERE d IS NOT NULL) AS cadence_s
     FROM unnest(CAST(:ids AS text[])) AS s(sensor_id)
+    LEFT JOIN LATERAL (
+        SELECT x.timestamp, x.ingested_at FROM sensor_readings x WHERE x.sensor_id = s.sensor_id
+        ORDER BY x.timestamp DESC LIMIT 1
+    ) last ON true
     """
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """What the no-data check needs of a sensor."""
+
+    last_at: datetime | None
+    ingested_at: datetime | None
+    cadence_s: float | None
 
 
 class AlertingRepository(AlertRulesQueries, SuppressionQueries):
@@ -123,71 +118,54 @@ class AlertingRepository(AlertRulesQueries, SuppressionQueries):
     # --- sensors ---------------------------------------------------------------------------------------------
     async def sensors(self, sensor_ids: Iterable[str]) -> dict[str, SensorInfo]:
         rows = await self._session.execute(
-            select(Sensor.sensor_id, Sensor.asset_id, Sensor.type, Sensor.created_at).where(
+            select(Sensor.sensor_id, Sensor.asset_id, Sensor.type, Sensor.created_at, Sensor.unit).where(
                 Sensor.sensor_id.in_(list(sensor_ids))
             )
         )
-        return {r.sensor_id: SensorInfo(r.sensor_id, r.asset_id, r.type, r.created_at) for r in rows}
+        return {r.sensor_id: SensorInfo(r.sensor_id, r.asset_id, r.type, r.created_at, r.unit) for r in rows}
 
     async def active_sensors(self) -> dict[str, SensorInfo]:
         rows = await self._session.execute(
-            select(Sensor.sensor_id, Sensor.asset_id, Sensor.type, Sensor.created_at).where(
+            select(Sensor.sensor_id, Sensor.asset_id, Sensor.type, Sensor.created_at, Sensor.unit).where(
                 Sensor.status == "active"
             )
         )
-        return {r.sensor_id: SensorInfo(r.sensor_id, r.asset_id, r.type, r.created_at) for r in rows}
+        return {r.sensor_id: SensorInfo(r.sensor_id, r.asset_id, r.type, r.created_at, r.unit) for r in rows}
 
     # --- observations -----------------------------------------------------------------------------------------
     async def readings_for(
-        self,
-        filters: Sequence[ReadingFilter],
-        since: datetime,
-        first: datetime,
-        until: datetime,
-        last_n: int,
-        scan_from: Mapping[str, datetime] | None = None,
+        self, sensor_ids: Sequence[str], first: datetime, until: datetime, lookback: int
     ) -> dict[str, list[Point]]:
-        """Readings per sensor in ``[first, until]``, those in ``[since, first)`` its ``ReadingFilter`` keeps,
-        plus the last ``last_n`` up to ``until`` (one query; the filter runs in the database). ``scan_from``
-        starts a sensor's window later than ``since`` (the caller has the earlier readings)."""
-        out: dict[str, list[Point]] = {f.sensor_id: [] for f in filters}
-        if not filters:
+        """Per sensor, oldest first: its last ``lookback`` readings before ``first`` and its readings in
+        ``[first, until]`` (one query)."""
+        out: dict[str, list[Point]] = {s: [] for s in sensor_ids}
+        if not sensor_ids:
             return out
-        params = {
-            "ids": [f.sensor_id for f in filters],
-            "keep_all": [f.keep_all for f in filters],
-            "after": [f.after for f in filters],
-            "lo": [f.lo for f in filters],
-            "hi": [f.hi for f in filters],
-            "scan_from": [(scan_from or {}).get(f.sensor_id, since) for f in filters],
-            "first": first,
-            "until": until,
-            "n": last_n,
-        }
-        rows = await self._session.execute(_FILTERED_READINGS_SQL, params)
+        rows = await self._session.execute(
+            _READINGS_SQL, {"ids": list(sensor_ids), "first": first, "until": until, "n": lookback}
+        )
         for sensor_id, timestamp, value in rows:
             out[sensor_id].append(Point(timestamp, value))
         return out
 
     async def anomalies(
-        self, sensor_ids: Sequence[str], since: datetime, until: datetime, min_score: float = 0.0
+        self, sensor_ids: Sequence[str], since: datetime, until: datetime
     ) -> dict[str, list[AnomalyPoint]]:
-        """Anomalies per sensor in ``[since, until]`` with ``score >= min_score``, oldest first."""
+        """Anomalies per sensor in ``[since, until]`` (every method), oldest first."""
         out: dict[str, list[AnomalyPoint]] = {s: [] for s in sensor_ids}
         if not sensor_ids:
             return out
         rows = await self._session.execute(
-            select(Anomaly.sensor_id, Anomaly.id, Anomaly.timestamp, Anomaly.value, Anomaly.score)
+            select(Anomaly.sensor_id, Anomaly.id, Anomaly.timestamp, Anomaly.value, Anomaly.score, Anomaly.method)
             .where(
                 Anomaly.sensor_id.in_(list(sensor_ids)),
                 Anomaly.timestamp >= since,
                 Anomaly.timestamp <= until,
-                Anomaly.score >= min_score,
             )
             .order_by(Anomaly.sensor_id, Anomaly.timestamp, Anomaly.id)
         )
-        for sensor_id, id_, timestamp, value, score in rows:
-            out[sensor_id].append(AnomalyPoint(id_, timestamp, value, score))
+        for sensor_id, id_, timestamp, value, score, method in rows:
+            out[sensor_id].append(AnomalyPoint(id_, timestamp, value, score, method))
         return out
 
     async def anomaly_exists(self, anomaly_id: int) -> bool:
@@ -200,11 +178,14 @@ class AlertingRepository(AlertRulesQueries, SuppressionQueries):
         rows = await self._session.scalars(select(Anomaly.id).where(Anomaly.id.in_(sorted(set(anomaly_ids)))))
         return set(rows)
 
-    async def last_reading_at(self, sensor_ids: Sequence[str]) -> dict[str, datetime | None]:
+    async def silences(self, sensor_ids: Sequence[str]) -> dict[str, Silence]:
         if not sensor_ids:
             return {}
-        rows = await self._session.execute(_LAST_READING_SQL, {"ids": list(sensor_ids)})
-        return {sensor_id: last_at for sensor_id, last_at in rows}
+        rows = await self._session.execute(_SILENCE_SQL, {"ids": list(sensor_ids)})
+        return {
+            sensor_id: Silence(last_at, ingested_at, float(cadence) if cadence is not None else None)
+            for sensor_id, last_at, ingested_at, cadence in rows
+        }
 
     async def observed_timestamps(
         self, sensor_ids: Sequence[str], rules: Sequence[str], since: datetime
@@ -262,11 +243,22 @@ class AlertingRepository(AlertRulesQueries, SuppressionQueries):
         )
         return {alert_id: at for alert_id, at in rows}
 
-    async def upsert_unresolved(self, sensor_id: str, rule: str, severity: str) -> tuple[int, bool]:
-        """Open an alert for (sensor, rule), or count one more on the unresolved one: (id, opened)."""
+    async def upsert_unresolved(
+        self, sensor_id: str, rule: str, severity: str, event_opened_at: datetime
+    ) -> tuple[int, bool]:
+        """Open an alert for (sensor, rule) at event time ``event_opened_at``, or count one more on the
+        unresolved one: (id, opened)."""
         statement = (
             pg_insert(Alert)
-            .values(sensor_id=sensor_id, rule=rule, severity=severity, status="open", anomaly_count=0)
+            .values(
+                sensor_id=sensor_id,
+                rule=rule,
+                severity=severity,
+                status="open",
+                anomaly_count=0,
+                event_opened_at=event_opened_at,
+                last_seen_at=event_opened_at,
+            )
             .on_conflict_do_update(
                 index_elements=[Alert.sensor_id, Alert.rule],
                 # a literal predicate: with a bound one, PostgreSQL cannot infer the partial unique index once
@@ -297,18 +289,41 @@ class AlertingRepository(AlertRulesQueries, SuppressionQueries):
                 )
                 .on_conflict_do_nothing(index_elements=["alert_id", "observed_at"])
             )
-        count = (
-            select(func.count())
+        counted = (
+            select(
+                func.count().label("n"),
+                func.max(AlertObservation.observed_at).label("last"),
+                func.max(Anomaly.score).label("peak"),
+            )
             .select_from(AlertObservation)
+            .outerjoin(Anomaly, Anomaly.id == AlertObservation.anomaly_id)
             .where(AlertObservation.alert_id == alert_id)
-            .scalar_subquery()
+            .subquery()
         )
         await self._session.execute(
             update(Alert)
             .where(Alert.id == alert_id)
-            .values(anomaly_count=count)
+            .values(
+                anomaly_count=select(counted.c.n).scalar_subquery(),
+                last_seen_at=func.coalesce(select(counted.c.last).scalar_subquery(), Alert.last_seen_at),
+                peak_score=select(counted.c.peak).scalar_subquery(),
+            )
             .execution_options(synchronize_session=False)
         )
+
+    async def incident_of(self, alert_id: int) -> int | None:
+        return await self._session.scalar(select(Alert.incident_id).where(Alert.id == alert_id))
+
+    async def reference_longest_runs(self, sensor_ids: Sequence[str]) -> dict[str, int | None]:
+        """Per sensor: the longest run of equal readings in its current ready healthy reference."""
+        if not sensor_ids:
+            return {}
+        rows = await self._session.execute(
+            select(SensorReference.sensor_id, SensorReference.longest_run)
+            .where(SensorReference.sensor_id.in_(list(sensor_ids)), SensorReference.status == "ready")
+            .order_by(SensorReference.sensor_id, SensorReference.started_at)
+        )
+        return {sensor_id: run for sensor_id, run in rows}
 
     async def get_alert(self, alert_id: int, *, for_update: bool = False) -> Alert | None:
         query = select(Alert).where(Alert.id == alert_id)
@@ -317,15 +332,22 @@ class AlertingRepository(AlertRulesQueries, SuppressionQueries):
         return await self._session.scalar(query.execution_options(populate_existing=True))
 
     async def set_status(
-        self, alert_id: int, from_statuses: Sequence[str], to_status: str, at: datetime
+        self,
+        alert_id: int,
+        from_statuses: Sequence[str],
+        to_status: str,
+        at: datetime,
+        event_at: datetime | None = None,
     ) -> str | None:
-        """Move the alert to ``to_status`` if it is in ``from_statuses``; answers the previous status or None."""
+        """Move the alert to ``to_status`` if it is in ``from_statuses``; answers the previous status or None.
+        ``event_at``: the event time of a resolution (the reading that resolved it; default ``at``)."""
         previous = select(Alert.status).where(Alert.id == alert_id).scalar_subquery()
         values: dict[str, Any] = {"status": to_status}
         if to_status == "acknowledged":
             values["acknowledged_at"] = at
         elif to_status == "resolved":
             values["resolved_at"] = at
+            values["event_resolved_at"] = event_at or at
         row = (
             await self._session.execute(
                 update(Alert)
@@ -378,11 +400,10 @@ class AlertingRepository(AlertRulesQueries, SuppressionQueries):
 
 
 __all__ = [
-    "ACTIVE_TASK_STATUSES",
     "AlertingRepository",
     "AnomalyPoint",
     "Observation",
     "Point",
-    "ReadingFilter",
     "SensorInfo",
+    "Silence",
 ]

@@ -1,5 +1,4 @@
-"""Suppression of alerts: active work orders and maintenance windows (SQL only here; part of
-``AlertingRepository``)."""
+"""Suppression of alerts: maintenance windows (SQL only here; part of ``AlertingRepository``)."""
 
 from __future__ import annotations
 
@@ -9,40 +8,13 @@ from datetime import datetime
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import MaintenanceTask, MaintenanceWindow
-
-#: Work-order statuses that suppress new alerts on the asset.
-ACTIVE_TASK_STATUSES = ("open", "in_progress")
+from core.db.models import MaintenanceWindow
 
 
 class SuppressionQueries:
     _session: AsyncSession
 
     # --- suppression ------------------------------------------------------------------------------------------
-    async def assets_with_active_tasks(self, asset_ids: Iterable[int]) -> set[int]:
-        ids = [a for a in set(asset_ids) if a is not None]
-        if not ids:
-            return set()
-        rows = await self._session.scalars(
-            select(MaintenanceTask.asset_id)
-            .where(MaintenanceTask.asset_id.in_(ids), MaintenanceTask.status.in_(ACTIVE_TASK_STATUSES))
-            .distinct()
-        )
-        return {int(a) for a in rows if a is not None}
-
-    async def sensors_with_active_tasks(self, sensor_ids: Iterable[str]) -> set[str]:
-        """Sensors that have a task ``open``/``in_progress`` of their own (what counts for a sensor without an
-        asset, whose tasks carry only ``sensor_id``)."""
-        ids = list(set(sensor_ids))
-        if not ids:
-            return set()
-        rows = await self._session.scalars(
-            select(MaintenanceTask.sensor_id)
-            .where(MaintenanceTask.sensor_id.in_(ids), MaintenanceTask.status.in_(ACTIVE_TASK_STATUSES))
-            .distinct()
-        )
-        return {str(s) for s in rows if s is not None}
-
     async def maintenance_windows(
         self, asset_ids: Iterable[int], since: datetime, until: datetime
     ) -> dict[int, list[tuple[datetime, datetime]]]:
@@ -75,4 +47,4 @@ class SuppressionQueries:
         return int(row[0])
 
 
-__all__ = ["ACTIVE_TASK_STATUSES", "SuppressionQueries"]
+__all__ = ["SuppressionQueries"]

@@ -56,6 +56,7 @@ class LabelRow:
     rule: str | None
     severity: str | None
     alert_opened_at: datetime | None
+    """Event time the alert opened (the reading's timestamp)."""
     alert_resolved_at: datetime | None
     anomaly_count: int
     first_anomaly_at: datetime | None
@@ -193,7 +194,7 @@ class MaintenanceRepository:
         stmt = (
             update(Alert)
             .where(Alert.id == alert_id, Alert.status != "resolved")
-            .values(status="resolved", resolved_at=func.now())
+            .values(status="resolved", resolved_at=func.now(), event_resolved_at=func.now())
             .returning(previous)
             .execution_options(synchronize_session=False)
         )
@@ -256,8 +257,8 @@ class MaintenanceRepository:
                 MaintenanceTask.alert_id,
                 Alert.rule,
                 Alert.severity,
-                Alert.opened_at,
-                Alert.resolved_at,
+                Alert.event_opened_at,
+                Alert.event_resolved_at,
                 func.coalesce(anomalies.c.n, 0),
                 anomalies.c.first_at,
                 anomalies.c.last_at,
