@@ -104,7 +104,7 @@ async def test_other_units_are_converted_or_rejected_per_item(
         reading(sid, minutes_ago=30, value=3.0, unit="g"),
         reading(sid, minutes_ago=20, value=4.0),
         reading(sid, minutes_ago=15, value=5.0, unit="furlongz"),
-        reading(sid, minutes_ago=10, value=0.5, unit="ips"),
+        reading(sid, minutes_ago=10, value=0.12, unit="in/s"),  # the README's example
     ]
     response = await post(client, settings, body)
     assert response.status_code == 202, response.text
@@ -114,7 +114,7 @@ async def test_other_units_are_converted_or_rejected_per_item(
         {"index": 2, "reason": f"unit: 'g' cannot be converted to {sid}'s unit 'mm/s'"},
         {"index": 4, "reason": f"unit: 'furlongz' is not a unit the platform knows ({sid}'s unit is 'mm/s')"},
     ]
-    assert await api_values(client, settings, sid) == pytest.approx([25.4, 2.0, 4.0, 12.7], rel=1e-12)
+    assert await api_values(client, settings, sid) == pytest.approx([25.4, 2.0, 4.0, 3.048], rel=1e-12)
     # converted readings carry the sensor's unit; the unit-less one is the sensor's unit (stored without one)
     assert await stored_units(database_url, sid) == ["mm/s", "mm/s", None, "mm/s"]
     assert await api_unit(client, settings, sid) == "mm/s"
