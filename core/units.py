@@ -9,7 +9,7 @@
   conversion (offset units too: °C ↔ K ↔ °F) — or ``None`` when the dimensions differ or either unit is unknown.
   The functions accept floats and numpy arrays alike; ``convert`` / ``convert_array`` are the raising forms.
 
-Project readings that pint reads differently (documented in the README, "How sensors are registered, and units"):
+Project spellings that pint reads differently (documented in the README, "How sensors are registered, and units"):
 
 * ``g`` is **standard gravity** (9.806 65 m/s², acceleration), not the gram. This applies to ``g`` as a whole
   symbol, also inside an expression (``g^2/Hz``); ``kg`` and ``mg`` stay the kilogram and the milligram (milli-g

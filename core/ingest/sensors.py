@@ -32,6 +32,9 @@ from core.ingest.schemas import MAX_REASON_CHARS, RejectedItem, ValidReading
 from core.units import Conversion, converter, hint, is_known, normalize
 
 UNKNOWN_SENSOR = "unknown sensor"
+#: Different unit strings one batch may need looked up (each new one costs up to ~0.4 ms of pint): a bound on
+#: the work a single request can cause; items with further units are rejected.
+MAX_UNITS_PER_BATCH = 100
 #: Plans of one batch before giving up on sensors whose units keep changing under it (never seen in practice).
 MAX_ATTEMPTS = 3
 
@@ -98,6 +101,8 @@ def _convert(readings: list[ValidReading], units: dict[str, str | None]) -> Unit
     plan = UnitPlan([])
     keep, reject = plan.readings.append, plan.rejected.append
     outcomes: dict[tuple[str, str], Conversion | str | object] = {}  # (unit, sensor) → conversion or reason
+    looked_up: set[str] = set()
+    too_many = f"unit: more than {MAX_UNITS_PER_BATCH} different units in one request"
     for r in readings:
         sensor_id, unit = r.sensor_id, r.unit
         target = units[sensor_id]
@@ -108,13 +113,16 @@ def _convert(readings: list[ValidReading], units: dict[str, str | None]) -> Unit
         outcome = outcomes.get(key)
         if outcome is None:
             normal = normalize(unit)
-            if not normal:
+            if unit not in looked_up and len(looked_up) >= MAX_UNITS_PER_BATCH:
+                outcome = too_many
+            elif not normal:
                 outcome = _NO_UNIT
             elif target is None:
                 units[sensor_id] = target = plan.adopted[sensor_id] = normal
                 outcome = converter(normal, normal)
             else:
                 outcome = converter(normal, target) or unit_reason(unit, sensor_id, target)
+            looked_up.add(unit)
             outcomes[key] = outcome
         if outcome is _NO_UNIT:
             keep(ValidReading(r.index, sensor_id, r.value, r.timestamp, None, r.quality, r.sensor_type))
@@ -177,6 +185,7 @@ async def _resolve_once(
 
 __all__ = [
     "MAX_ATTEMPTS",
+    "MAX_UNITS_PER_BATCH",
     "UNKNOWN_SENSOR",
     "Resolved",
     "UnitPlan",

@@ -12,7 +12,7 @@ import pytest
 
 from core import units
 from core.ingest.schemas import ValidReading, parse_readings
-from core.ingest.sensors import apply_units, registration_unit
+from core.ingest.sensors import MAX_UNITS_PER_BATCH, apply_units, registration_unit
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -76,6 +76,20 @@ def test_sensor_without_unit_adopts_the_first_one() -> None:
     assert plan.readings[1].value == 2.0
     assert plan.readings[2].value == pytest.approx(3.0 / 25.4, rel=1e-15)
     assert [r.index for r in plan.rejected] == [3]
+
+
+def test_a_batch_looks_up_a_bounded_number_of_units() -> None:
+    """Each new unit string costs a pint lookup: one request cannot make the API parse thousands."""
+    n = MAX_UNITS_PER_BATCH
+    readings = [vr(i, "a", 1.0, f"m/s*{'m/m*' * (i % 3)}s**{i}/s**{i}") for i in range(n + 20)]
+    readings += [vr(n + 20, "a", 1.0, "m/s*s**0/s**0"), vr(n + 21, "a", 1.0, "in/s")]
+    plan = apply_units(readings, {"a": "mm/s"})
+    assert len(plan.readings) == n + 1  # the first n units, and a repeat of one of them
+    assert {r.unit for r in plan.readings} == {"mm/s"}
+    assert all(r.value == pytest.approx(1000.0) for r in plan.readings)
+    too_many = f"unit: more than {n} different units in one request"
+    assert {r.index for r in plan.rejected} == set(range(n, n + 20)) | {n + 21}
+    assert {r.reason for r in plan.rejected} == {too_many}
 
 
 def test_registration_unit() -> None:
