@@ -1,4 +1,5 @@
-"""Lifespan pieces of ingestion: the group committer and the periodic purge of expired idempotency keys.
+"""Lifespan pieces of ingestion: the unit registry, the group committer and the periodic purge of expired
+idempotency keys.
 
 ``start_ingest(app)`` / ``stop_ingest(app)`` are called by ``apps.api.main.lifespan``. The committer wakes the
 outbox relay (``app.state.relay``, looked up at call time) after each commit that wrote an event.
@@ -12,6 +13,7 @@ import logging
 
 from fastapi import FastAPI
 
+from core import units
 from core.config import Settings
 from core.ingest.group_commit import GroupCommitter
 from core.ingest.idempotency import purge_expired_keys
@@ -40,6 +42,8 @@ async def _purge_loop(app: FastAPI, interval_s: float) -> None:
 
 async def start_ingest(app: FastAPI) -> None:
     settings: Settings = app.state.settings
+    # pint's registry takes ~0.5 s to build: do it now (once per process), not in the first request that converts
+    await asyncio.to_thread(units.warm_up)
     app.state.group_committer = None
     if settings.ingest_group_commit:
         committer = GroupCommitter(

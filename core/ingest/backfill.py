@@ -5,8 +5,10 @@ The CSV has the header of ``data/sensor_data.csv``: ``sensor_id,sensor_type,valu
 Every line is either stored, counted as a duplicate (already stored, or repeated in the file) or reported as
 rejected with its line number and reason — nothing is dropped silently. The per-line rules are the ingest
 endpoint's: finite value, quality in [0, 1] when present, timestamp with a timezone, not more than 5 minutes in
-the future and not older than the retention window. Each batch that stored readings writes one
-``ReadingsIngested`` event to the outbox in its transaction.
+the future and not older than the retention window, a unit of at most 32 characters that is the sensor's or
+converts to it (``core.ingest.sensors``: the value is stored converted; an empty unit is the sensor's; an unknown
+sensor is registered with the CSV's type and the line's unit, else its type's catalogue unit). Each batch that
+stored readings writes one ``ReadingsIngested`` event to the outbox in its transaction.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from core.db.repositories.ingest import IngestRepository, ReadingRecord
 from core.db.session import unit_of_work
 from core.events.outbox import add_to_outbox
 from core.events.types import ReadingsIngested
-from core.ingest.schemas import MAX_FUTURE, MAX_SENSOR_ID_CHARS
+from core.ingest.schemas import MAX_FUTURE, MAX_SENSOR_ID_CHARS, MAX_UNIT_CHARS, ValidReading
+from core.ingest.sensors import resolve_sensors
 
 CSV_COLUMNS = ("sensor_id", "sensor_type", "value", "unit", "timestamp", "quality")
 DEFAULT_BATCH_SIZE = 50_000
@@ -45,13 +48,7 @@ class BackfillReport:
     batches: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
-    record: ReadingRecord
-    sensor_type: str
-
-
-def _parse_line(values: list[str], now: datetime, oldest: datetime) -> _Row:
+def _parse_line(line: int, values: list[str], now: datetime, oldest: datetime) -> ValidReading:
     if len(values) != len(CSV_COLUMNS):
         raise ValueError(f"expected {len(CSV_COLUMNS)} columns, got {len(values)}")
     sensor_id, sensor_type, raw_value, unit, raw_ts, raw_quality = (v.strip() for v in values)
@@ -61,6 +58,8 @@ def _parse_line(values: list[str], now: datetime, oldest: datetime) -> _Row:
         raise ValueError("sensor_id: empty, too long or contains whitespace")
     if not sensor_type:
         raise ValueError("sensor_type: empty")
+    if len(unit) > MAX_UNIT_CHARS:
+        raise ValueError(f"unit: longer than {MAX_UNIT_CHARS} characters")
     try:
         value = float(raw_value)
     except ValueError:
@@ -86,7 +85,7 @@ def _parse_line(values: list[str], now: datetime, oldest: datetime) -> _Row:
         raise ValueError("timestamp: more than 5 minutes in the future")
     if timestamp < oldest:
         raise ValueError("timestamp: older than the retention window")
-    return _Row(ReadingRecord(timestamp, sensor_id, value, unit or None, quality), sensor_type[:64])
+    return ValidReading(line, sensor_id, value, timestamp, unit or None, quality, sensor_type[:64])
 
 
 def count_data_lines(path: Path) -> int:
@@ -96,15 +95,14 @@ def count_data_lines(path: Path) -> int:
 
 def _batches(
     path: Path, batch_size: int, report: BackfillReport, now: datetime, oldest: datetime
-) -> Iterator[tuple[list[_Row], int]]:
-    """Valid rows in batches (first occurrence of each key in the file), with the lines consumed per batch."""
-    seen: set[tuple[str, datetime]] = set()
+) -> Iterator[tuple[list[ValidReading], int]]:
+    """Valid lines in batches (``index`` = line number), with the lines consumed per batch."""
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None or tuple(h.strip().lstrip("\ufeff") for h in header) != CSV_COLUMNS:
             raise CsvHeaderError(f"{path}: the header must be {','.join(CSV_COLUMNS)}")
-        batch: list[_Row] = []
+        batch: list[ValidReading] = []
         consumed = 0
         for values in reader:
             if not values:  # blank line: nothing to store, nothing to report
@@ -112,21 +110,29 @@ def _batches(
             report.rows_read += 1
             consumed += 1
             try:
-                row = _parse_line(values, now, oldest)
+                batch.append(_parse_line(reader.line_num, values, now, oldest))
             except ValueError as exc:
                 report.rejected.append((reader.line_num, str(exc)))
                 continue
-            key = (row.record.sensor_id, row.record.timestamp)
-            if key in seen:
-                report.duplicates += 1
-                continue
-            seen.add(key)
-            batch.append(row)
             if len(batch) >= batch_size:
                 yield batch, consumed
                 batch, consumed = [], 0
         if batch or consumed:
             yield batch, consumed
+
+
+def _first_occurrences(
+    readings: list[ValidReading], seen: set[tuple[str, datetime]]
+) -> tuple[list[ReadingRecord], int]:
+    """Rows of the readings whose key was not seen before in the file, and how many repeats were dropped."""
+    rows: list[ReadingRecord] = []
+    for r in readings:
+        key = (r.sensor_id, r.timestamp)
+        if key in seen:
+            continue
+        seen.add(key)
+        rows.append(ReadingRecord(r.timestamp, r.sensor_id, r.value, r.unit, r.quality))
+    return rows, len(readings) - len(rows)
 
 
 async def backfill_csv(
@@ -143,19 +149,15 @@ async def backfill_csv(
     report = BackfillReport()
     now = datetime.now(UTC)
     oldest = now - timedelta(days=retention_days)
+    seen: set[tuple[str, datetime]] = set()
     for batch, consumed in _batches(path, batch_size, report, now, oldest):
         if batch:
             async with unit_of_work(factory) as session:
                 repo = IngestRepository(session)
-                sensors: dict[str, tuple[str, str | None, str | None]] = {}
-                for row in batch:
-                    sensors.setdefault(
-                        row.record.sensor_id, (row.record.sensor_id, row.sensor_type, row.record.unit)
-                    )
-                await repo.register_sensors(list(sensors.values()))
-                outcome = await repo.insert_readings(
-                    [row.record for row in batch], force_copy=True, optimistic=True
-                )
+                resolved = await resolve_sensors(repo, batch, auto_register=True)
+                report.rejected.extend((r.index, r.reason) for r in resolved.rejected)
+                rows, repeats = _first_occurrences(resolved.readings, seen)
+                outcome = await repo.insert_readings(rows, force_copy=True, optimistic=True)
                 if outcome.inserted:
                     assert outcome.first_timestamp is not None and outcome.last_timestamp is not None
                     await add_to_outbox(
@@ -169,10 +171,11 @@ async def backfill_csv(
                         ),
                     )
             report.inserted += outcome.inserted
-            report.duplicates += len(batch) - outcome.inserted
+            report.duplicates += repeats + len(rows) - outcome.inserted
             report.batches += 1
         if progress is not None:
             progress(consumed)
+    report.rejected.sort()
     return report
 
 

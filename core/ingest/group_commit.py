@@ -3,13 +3,15 @@
 A request validates its reading, ``submit``s it and awaits a future. A worker takes the first queued reading,
 gathers whatever else is queued (waiting at most ``max_wait_s`` once, up to ``max_size`` readings), writes them
 with one set-based ``INSERT … ON CONFLICT DO NOTHING`` and one ``ReadingsIngested`` outbox event in ONE
-transaction, commits, and only then resolves each future with that reading's own outcome (accepted, duplicate
-or rejected for an unknown sensor). If the transaction fails, every waiter of that group gets the exception:
-no request is acknowledged before its data is committed.
+transaction, commits, and only then resolves each future with that reading's own outcome (accepted, duplicate,
+or rejected: unknown sensor, or a unit that does not convert to the sensor's). If the transaction fails, every
+waiter of that group gets the exception: no request is acknowledged before its data is committed.
 
-Sensors known to exist are remembered for ``SENSOR_CACHE_TTL_S`` (the existence query is a fifth of a group's
-cost); if one was deleted meanwhile the insert fails on the foreign key, the cache is cleared and the group is
-written once more with a fresh lookup.
+Sensors known to exist are remembered with their registered unit for ``SENSOR_CACHE_TTL_S`` (the existence query
+is a fifth of a group's cost); if one was deleted meanwhile the insert fails on the foreign key, the cache is
+cleared and the group is written once more with a fresh lookup. A group whose readings carry other units than the
+cached ones is converted with the cached units (``core.ingest.sensors``); only a sensor without a unit receiving
+its first one needs the lookup. A unit changed through the fleet API reaches this cache within its TTL.
 
 While one group is being written the next one accumulates, so under load groups grow and the number of
 commits per second stays bounded by the database, not by the number of clients. Every request of one group
@@ -35,8 +37,9 @@ from core.db.session import unit_of_work
 from core.errors import ServiceUnavailable
 from core.events.outbox import add_to_outbox
 from core.events.types import ReadingsIngested
-from core.ingest.schemas import RejectedItem, ValidReading
-from core.ingest.service import UNKNOWN_SENSOR, resolve_sensors, to_record
+from core.ingest.schemas import ValidReading
+from core.ingest.sensors import Resolved, apply_units, resolve_sensors
+from core.ingest.service import to_record
 from core.observability.metrics import INGEST_GROUP_COMMIT_SIZE, INGEST_READINGS_TOTAL
 
 logger = logging.getLogger("core.ingest.group_commit")
@@ -88,7 +91,7 @@ class GroupCommitter:
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self.on_commit = on_commit
-        self._known_sensors: dict[str, float] = {}  # sensor_id → monotonic expiry
+        self._known_sensors: dict[str, tuple[float, str | None]] = {}  # sensor_id → (monotonic expiry, unit)
         #: Committed group transactions and the requests they carried (for tests and diagnostics).
         self.transactions = 0
         self.requests = 0
@@ -173,20 +176,26 @@ class GroupCommitter:
             if stop:
                 return
 
-    async def _resolve(
-        self, repo: IngestRepository, readings: list[ValidReading]
-    ) -> tuple[list[ValidReading], list[RejectedItem]]:
+    async def _resolve(self, repo: IngestRepository, readings: list[ValidReading]) -> Resolved:
         now = time.monotonic()
         known = self._known_sensors
-        if all(known.get(r.sensor_id, 0.0) > now for r in readings):
-            return readings, []
-        kept, unknown = await resolve_sensors(repo, readings, auto_register=self._auto_register)
+        cached: dict[str, str | None] = {}
+        for reading in readings:
+            entry = known.get(reading.sensor_id)
+            if entry is None or entry[0] <= now:
+                break
+            cached[reading.sensor_id] = entry[1]
+        else:
+            plan = apply_units(readings, cached)
+            if not plan.adopted:
+                return Resolved(plan.readings, plan.rejected, cached)
+        resolved = await resolve_sensors(repo, readings, auto_register=self._auto_register)
         if len(known) > SENSOR_CACHE_MAX:
             known.clear()
         expiry = now + SENSOR_CACHE_TTL_S
-        for reading in kept:
-            known[reading.sensor_id] = expiry
-        return kept, unknown
+        for sensor_id, unit in resolved.units.items():
+            known[sensor_id] = (expiry, unit)
+        return resolved
 
     async def _write(self, batch: list[_Pending]) -> None:
         event_id = uuid4()
@@ -199,18 +208,18 @@ class GroupCommitter:
                 ValidReading(i, r.sensor_id, r.value, r.timestamp, r.unit, r.quality, r.sensor_type)
                 for i, r in enumerate(readings)
             ]
-            known, unknown = await self._resolve(repo, indexed)
-            for rejected in unknown:
-                results[rejected.index] = GroupResult(event_id, "rejected", UNKNOWN_SENSOR)
-            first_of: dict[tuple[str, object], int] = {}
-            for reading in known:
-                first_of.setdefault((reading.sensor_id, reading.timestamp), reading.index)
-            rows = [to_record(indexed[i]) for i in first_of.values()]
+            resolved = await self._resolve(repo, indexed)
+            for rejected in resolved.rejected:
+                results[rejected.index] = GroupResult(event_id, "rejected", rejected.reason)
+            first_of: dict[tuple[str, object], ValidReading] = {}
+            for reading in resolved.readings:
+                first_of.setdefault((reading.sensor_id, reading.timestamp), reading)
+            rows = [to_record(reading) for reading in first_of.values()]
             outcome = await repo.insert_readings(rows, with_keys=True)
             inserted = outcome.keys or set()
-            for reading in known:
+            for reading in resolved.readings:
                 key = (reading.sensor_id, reading.timestamp)
-                is_new = first_of[key] == reading.index and key in inserted
+                is_new = first_of[key].index == reading.index and key in inserted
                 results[reading.index] = GroupResult(event_id, "accepted" if is_new else "duplicate")
             if outcome.inserted:
                 assert outcome.first_timestamp is not None and outcome.last_timestamp is not None

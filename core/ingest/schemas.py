@@ -68,7 +68,19 @@ class ReadingIn(TypedDict):
         AwareDatetime,
         Field(strict=True, description="RFC 3339 / ISO 8601 string with a timezone (Z or offset)."),
     ]
-    unit: NotRequired[Annotated[StrictStr, Field(max_length=MAX_UNIT_CHARS, pattern=r"^[^\x00]*$")] | None]
+    unit: NotRequired[
+        Annotated[
+            StrictStr,
+            Field(
+                max_length=MAX_UNIT_CHARS,
+                pattern=r"^[^\x00]*$",
+                description="Unit of `value`; absent, null or empty: the sensor's unit. Another unit is converted "
+                "into the sensor's registered unit when a conversion exists (`in/s` → `mm/s`, `°F` → `°C`), else "
+                "the item is rejected. `g` is standard gravity.",
+            ),
+        ]
+        | None
+    ]
     quality: NotRequired[Annotated[Number, Field(ge=0.0, le=1.0)] | None]
     metadata: NotRequired[
         Annotated[dict[str, Any], Field(description="Free-form; `sensor_type` is used on auto-registration.")]

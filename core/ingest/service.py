@@ -4,7 +4,8 @@ transaction (it flushes, never commits; DESIGN.md §5.2).
 Modes: ``partial`` (default) stores the good items and lists the bad ones; ``atomic`` stores nothing when any
 item is bad and answers 422 listing every bad item. A request in which no item can be stored is a 422 in both
 modes. ``duplicates`` counts items whose ``(sensor_id, timestamp)`` is already stored or repeated within the
-request (the first occurrence wins).
+request (the first occurrence wins). Sensors and units (``core.ingest.sensors``): readings of unknown sensors are
+registered or rejected, readings in another unit than their sensor's are converted into it or rejected.
 """
 
 from __future__ import annotations
@@ -34,9 +35,8 @@ from core.ingest.schemas import (
     ValidReading,
     parse_readings,
 )
+from core.ingest.sensors import UNKNOWN_SENSOR, resolve_sensors
 from core.observability.metrics import INGEST_BATCH_SIZE, INGEST_READINGS_TOTAL
-
-UNKNOWN_SENSOR = "unknown sensor"
 
 
 def parse_body(body: bytes, settings: Settings) -> ParsedBatch:
@@ -101,28 +101,6 @@ def dedupe(readings: list[ValidReading]) -> tuple[list[ReadingRecord], int]:
     return rows, len(readings) - len(rows)
 
 
-async def resolve_sensors(
-    repo: IngestRepository, readings: list[ValidReading], *, auto_register: bool
-) -> tuple[list[ValidReading], list[RejectedItem]]:
-    """Keep readings of known sensors; register unknown ones (``auto_register``) or reject them."""
-    wanted: dict[str, ValidReading] = {}
-    for reading in readings:
-        wanted.setdefault(reading.sensor_id, reading)
-    existing = await repo.existing_sensors(list(wanted))
-    missing = [sid for sid in wanted if sid not in existing]
-    if not missing:
-        return readings, []
-    if auto_register:
-        await repo.register_sensors([(sid, wanted[sid].sensor_type, wanted[sid].unit) for sid in missing])
-        return readings, []
-    unknown = set(missing)
-    kept = [r for r in readings if r.sensor_id not in unknown]
-    rejected = [
-        RejectedItem(index=r.index, reason=UNKNOWN_SENSOR) for r in readings if r.sensor_id in unknown
-    ]
-    return kept, rejected
-
-
 def to_record(reading: ValidReading) -> ReadingRecord:
     return ReadingRecord(reading.timestamp, reading.sensor_id, reading.value, reading.unit, reading.quality)
 
@@ -182,11 +160,11 @@ class IngestService:
             raise rejection_error(
                 rejected, f"{len(rejected)} of {batch.total} readings are invalid; none stored"
             )
-        known, unknown = await resolve_sensors(
+        resolved = await resolve_sensors(
             self._repo, batch.readings, auto_register=bool(self._settings.auto_register_sensors)
         )
-        rejected += unknown
-        kept, in_batch_duplicates = dedupe(known)
+        rejected += resolved.rejected
+        kept, in_batch_duplicates = dedupe(resolved.readings)
         if rejected and (atomic or not kept):
             self._count(0, 0, len(rejected))
             raise rejection_error(

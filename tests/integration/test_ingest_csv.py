@@ -6,6 +6,7 @@ import csv
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -15,6 +16,7 @@ from apps.cli import app
 from core.config import PROJECT_ROOT, Settings, to_libpq_url
 from core.db.session import create_engine, create_session_factory
 from core.ingest.backfill import CSV_COLUMNS, CsvHeaderError, backfill_csv
+from tests.integration.conftest import Query
 
 SAMPLE = PROJECT_ROOT / "data" / "sensor_data.csv"
 
@@ -123,3 +125,51 @@ def test_cli_purge_idempotency(settings: Settings) -> None:
     result = CliRunner().invoke(app, ["purge-idempotency"], env={"DATABASE_URL": settings.database_url})
     assert result.exit_code == 0, result.output
     assert "purged" in result.output
+
+
+def _sensor_readings(
+    query: Query, database_url: str, sensor_id: str
+) -> tuple[str | None, list[tuple[float, Any]]]:
+    unit = query(database_url, "SELECT unit FROM sensors WHERE sensor_id = $1", sensor_id)[0]["unit"]
+    rows = query(
+        database_url,
+        "SELECT value, unit FROM sensor_readings WHERE sensor_id = $1 ORDER BY timestamp",
+        sensor_id,
+    )
+    return unit, [(r["value"], r["unit"]) for r in rows]
+
+
+def test_cli_converts_units_and_rejects_the_lines_that_do_not_convert(
+    settings: Settings, database_url: str, tmp_path: Path, query: Query
+) -> None:
+    prefix = f"unit{uuid.uuid4().hex[:6]}-"
+    vib, temp = f"{prefix}vib", f"{prefix}temp"
+    query(database_url, "INSERT INTO sensors (sensor_id, type, unit) VALUES ($1, 'vibration', 'mm/s')", vib)
+    now = datetime.now(UTC).replace(microsecond=0)
+    at = [(now - timedelta(minutes=60 - i)).isoformat() for i in range(10)]
+    lines = [
+        f"{vib},vibration,1.0,in/s,{at[0]},1.0",  # line 2: converted
+        f"{vib},vibration,2.0,mm/s,{at[1]},1.0",
+        f"{vib},vibration,3.0,g,{at[2]},1.0",  # line 4: acceleration is not velocity
+        f"{temp},temperature,20.0,,{at[3]},1.0",  # line 5: new sensor without a unit → catalogue °C
+        f"{temp},temperature,212,°F,{at[4]},1.0",  # line 6: converted
+        f"{temp},temperature,1,bar,{at[5]},1.0",  # line 7
+        f"{vib},vibration,1,{'x' * 33},{at[6]},1.0",  # line 8: too long
+        f"{vib},vibration,4.0,mm/s,{at[2]},1.0",  # line 9: the key of rejected line 4 is free
+    ]
+    path = tmp_path / "units.csv"
+    path.write_text(",".join(CSV_COLUMNS) + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    env = {"DATABASE_URL": settings.database_url, "SM_ENV": "test"}
+    result = CliRunner().invoke(app, ["ingest-csv", str(path), "--batch-size", "2"], env=env)
+    assert result.exit_code == 1, result.output
+    assert "rows read: 8  inserted: 5  duplicates: 0  rejected: 3" in result.output
+    assert f"line 4: unit: 'g' cannot be converted to {vib}'s unit 'mm/s'" in result.output
+    assert f"line 7: unit: 'bar' cannot be converted to {temp}'s unit '°C'" in result.output
+    assert "line 8: unit: longer than 32 characters" in result.output
+    assert result.output.index("line 4:") < result.output.index("line 7:") < result.output.index("line 8:")
+    unit, rows = _sensor_readings(query, database_url, vib)
+    assert unit == "mm/s"
+    assert rows == [(pytest.approx(25.4, rel=1e-12), "mm/s"), (2.0, "mm/s"), (4.0, "mm/s")]
+    unit, rows = _sensor_readings(query, database_url, temp)
+    assert unit == "°C"
+    assert rows == [(20.0, None), (pytest.approx(100.0, abs=1e-9), "°C")]

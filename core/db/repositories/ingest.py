@@ -25,7 +25,7 @@ released by the commit or rollback; nothing stale survives a crash.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -92,12 +92,23 @@ _INSERT_UNNEST_KEYS = insert_readings_sql(UNNEST_SOURCE, keys=True)
 _INSERT_TMP = insert_readings_sql(_FROM_TMP, keys=False)
 _INSERT_TMP_KEYS = insert_readings_sql(_FROM_TMP, keys=True)
 
-_EXISTING_SENSORS_SQL = text("SELECT sensor_id FROM sensors WHERE sensor_id = ANY(CAST(:ids AS text[]))")
+_EXISTING_SENSORS_SQL = text(
+    "SELECT sensor_id, unit FROM sensors WHERE sensor_id = ANY(CAST(:ids AS text[]))"
+)
 _REGISTER_SENSORS_SQL = text(
     """
     INSERT INTO sensors (sensor_id, type, unit)
     SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:types AS text[]), CAST(:units AS text[]))
     ON CONFLICT (sensor_id) DO NOTHING
+    RETURNING sensor_id
+    """
+)
+_ADOPT_UNITS_SQL = text(
+    """
+    UPDATE sensors SET unit = v.unit
+    FROM unnest(CAST(:ids AS text[]), CAST(:units AS text[])) AS v(sensor_id, unit)
+    WHERE sensors.sensor_id = v.sensor_id AND sensors.unit IS NULL
+    RETURNING sensors.sensor_id
     """
 )
 
@@ -141,17 +152,22 @@ class IngestRepository:
         self._session = session
 
     # --- sensors -------------------------------------------------------------------------------------------------
-    async def existing_sensors(self, sensor_ids: Sequence[str]) -> set[str]:
+    async def existing_sensors(self, sensor_ids: Sequence[str]) -> dict[str, str | None]:
+        """``{sensor_id: registered unit (None when the sensor has none)}`` of the ids that exist (one query)."""
         if not sensor_ids:
-            return set()
+            return {}
         rows = await self._session.execute(_EXISTING_SENSORS_SQL, {"ids": list(sensor_ids)})
-        return {row[0] for row in rows}
+        return {sensor_id: unit for sensor_id, unit in rows}
 
-    async def register_sensors(self, sensors: Sequence[tuple[str, str | None, str | None]]) -> None:
-        """Create ``(sensor_id, type, unit)`` sensors that do not exist (concurrent creators are harmless)."""
+    async def register_sensors(self, sensors: Sequence[tuple[str, str | None, str | None]]) -> set[str]:
+        """Create ``(sensor_id, type, unit)`` sensors that do not exist; the ids this call created.
+
+        A concurrent creator of the same id wins or waits harmlessly (``ON CONFLICT DO NOTHING``); its id is then
+        missing from the result.
+        """
         if not sensors:
-            return
-        await self._session.execute(
+            return set()
+        rows = await self._session.execute(
             _REGISTER_SENSORS_SQL,
             {
                 "ids": [s[0] for s in sensors],
@@ -159,6 +175,19 @@ class IngestRepository:
                 "units": [s[2] for s in sensors],
             },
         )
+        return {row[0] for row in rows}
+
+    async def adopt_units(self, units: Mapping[str, str]) -> set[str]:
+        """Give sensors registered without a unit (``unit IS NULL``) these units; the ids actually updated.
+
+        A sensor whose unit was set meanwhile (by a concurrent transaction) keeps it and is missing from the result.
+        """
+        if not units:
+            return set()
+        rows = await self._session.execute(
+            _ADOPT_UNITS_SQL, {"ids": list(units), "units": list(units.values())}
+        )
+        return {row[0] for row in rows}
 
     # --- readings ------------------------------------------------------------------------------------------------
     async def insert_readings(
