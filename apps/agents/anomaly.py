@@ -15,13 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.anomaly.baseline import BaselineConfig
 from core.anomaly.champion import ChampionModels, MlflowRegistry, ModelRegistry
-from core.anomaly.detector import AnomalyDetector, Detection
+from core.anomaly.detector import AnomalyDetector, Detection, TrendConfig
+from core.anomaly.references import ReferenceConfig
 from core.config import Settings, load_settings
 from core.db.session import unit_of_work
 from core.events.coalesce import Coalescer, merge_readings
 from core.events.types import Event, ReadingsIngested
 
 HANDLER_NAME = "anomaly.detect"
+REFERENCES_HANDLER_NAME = "anomaly.references_reload"
 
 
 def baseline_config(settings: Settings) -> BaselineConfig:
@@ -54,7 +56,11 @@ class AnomalyAgent:
             timeout_s=settings.anomaly_model_timeout_s,
         )
         self.detector = AnomalyDetector(
-            baseline_config(settings), self.champions, model_context=settings.anomaly_model_context
+            baseline_config(settings),
+            self.champions,
+            model_context=settings.anomaly_model_context,
+            references=ReferenceConfig.from_settings(settings),
+            trend=TrendConfig(lam=settings.trend_ewma_lambda, threshold=settings.trend_threshold),
         )
         self.coalescer: Coalescer[ReadingsIngested] = Coalescer(self._detect_all)
 
@@ -89,6 +95,10 @@ class AnomalyAgent:
         self.detector.commit_states(detection.states)  # only once the anomalies and events are committed
         return detection
 
+    async def on_task_completed(self, event: Event) -> None:
+        """A completed work order may have started re-learning references (repair): reload them."""
+        self.detector.references.invalidate()
+
     async def refresh_models(self) -> None:
         """Re-check the champion aliases now (what the periodic background refresh does)."""
         await self.champions.refresh()
@@ -97,4 +107,4 @@ class AnomalyAgent:
         await self.champions.aclose()
 
 
-__all__ = ["HANDLER_NAME", "AnomalyAgent", "baseline_config"]
+__all__ = ["HANDLER_NAME", "REFERENCES_HANDLER_NAME", "AnomalyAgent", "baseline_config"]

@@ -20,10 +20,11 @@ from typing import Any
 
 from apps.agents import alerting, drift, notification, scheduling, telemetry
 from apps.agents.anomaly import HANDLER_NAME as ANOMALY_HANDLER
+from apps.agents.anomaly import REFERENCES_HANDLER_NAME as REFERENCES_HANDLER
 from apps.agents.anomaly import AnomalyAgent
 from core.events.bus import EventBus, Subscription
 from core.events.relay import OutboxRelay
-from core.events.types import ReadingsIngested, ReadingsScored
+from core.events.types import MaintenanceTaskCompleted, ReadingsIngested, ReadingsScored
 
 logger = logging.getLogger("apps.agents.registry")
 
@@ -31,6 +32,7 @@ logger = logging.getLogger("apps.agents.registry")
 def register_handlers(bus: EventBus, app_state: Any) -> list[Subscription]:
     """Subscribe every agent's handlers to ``bus``; ``app_state`` gives them settings and the session factory."""
     settings = getattr(app_state, "settings", None)
+    anomaly_agent = AnomalyAgent.from_app_state(app_state)
     return [
         bus.subscribe(ReadingsIngested, telemetry.ReadingsIngestedCounter(), name=telemetry.HANDLER_NAME),
         bus.subscribe(
@@ -43,7 +45,8 @@ def register_handlers(bus: EventBus, app_state: Any) -> list[Subscription]:
             alerting.ScoredHandler(getattr(app_state, "session_factory", None), settings),
             name=alerting.SCORED_HANDLER_NAME,
         ),
-        bus.subscribe(ReadingsIngested, AnomalyAgent.from_app_state(app_state), name=ANOMALY_HANDLER),
+        bus.subscribe(ReadingsIngested, anomaly_agent, name=ANOMALY_HANDLER),
+        bus.subscribe(MaintenanceTaskCompleted, anomaly_agent.on_task_completed, name=REFERENCES_HANDLER),
         *notification.subscribe(bus, app_state),
         scheduling.subscribe(bus, app_state),
     ]

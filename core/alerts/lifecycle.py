@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.alerts.incidents import IncidentService
 from core.db.models import ALERT_UNRESOLVED_STATUSES, Alert, AlertEvent, Anomaly
 from core.db.repositories.alerting import AlertingRepository
 from core.errors import Conflict, NotFound
@@ -33,6 +34,7 @@ class AlertLifecycleService:
     """open → acknowledged → resolved (and open → resolved); any other transition is a 409."""
 
     def __init__(self, session: AsyncSession, *, clock: Callable[[], datetime] = _utcnow) -> None:
+        self._session = session
         self._repo = AlertingRepository(session)
         self._clock = clock
 
@@ -59,6 +61,10 @@ class AlertLifecycleService:
         await self._repo.add_event(alert_id, previous, to, actor, comment, at=self._clock())
         if to == "resolved":
             ALERTS_RESOLVED_TOTAL.labels(rule=alert.rule).inc()
+            if alert.incident_id is not None:
+                await IncidentService(self._session).alert_resolved(
+                    alert.incident_id, alert_id, event_at=None, note=f"resolved by {actor}"
+                )
         return await self.details(alert_id)
 
     async def acknowledge(self, alert_id: int, *, actor: str, comment: str | None = None) -> AlertDetails:

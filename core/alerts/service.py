@@ -137,9 +137,10 @@ class AlertingService:
         return out, sensors
 
     async def _flatline_min_k(self, sensor_ids: Sequence[str]) -> dict[str, int]:
-        """Per sensor: a flat line must be at least 3× longer than the longest one of its healthy reference."""
+        """Per sensor: a flat line must be at least 3× longer than the longest one of its healthy reference (a run
+        of R equal readings is R − 1 matches of the flat-line rule)."""
         runs = await self._repo.reference_longest_runs(sensor_ids) if sensor_ids else {}
-        return {s: 3 * run + 1 for s, run in runs.items() if run is not None}
+        return {s: 3 * run for s, run in runs.items() if run is not None}
 
     def _suppressed(
         self, outcome: Outcome, rule: AlertRule, sensor_id: str, reason: str, at: datetime

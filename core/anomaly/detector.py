@@ -1,13 +1,20 @@
 """Scoring the readings of one ``ReadingsIngested`` event and storing the anomalies (inside a unit of work).
 
 ``AnomalyDetector.detect(session, event)`` loads the event's readings (its sensors, between its first and last
-timestamp), scores them per sensor type with the type's champion model when one is cached
-(``core.anomaly.champion``) and with the ``robust_z`` baseline otherwise (``core.anomaly.baseline``), inserts the
-anomalies with ``ON CONFLICT (sensor_id, timestamp, method) DO NOTHING`` and writes one ``AnomalyDetected`` to the
-outbox per row actually inserted, then one ``ReadingsScored`` for the batch (the anomaly-score alert rules are
-evaluated on it, once the anomalies are committed). It only flushes; the caller commits, then calls ``commit_states`` with the
-returned baseline states (in-memory state changes only once the transaction is durable, so a rolled-back or
-redelivered event is scored again from the same history).
+timestamp) and finds two kinds of anomalies:
+
+* outliers, per sensor type with the type's champion model when one is cached (``core.anomaly.champion``,
+  method ``model``) and with the ``robust_z`` baseline otherwise (``core.anomaly.baseline``: rolling median/MAD,
+  restarted after a regime gap);
+* degradation (method ``trend_ewma``, ``core.anomaly.trend``): the sensor's level against its healthy reference
+  (``core.anomaly.references``), which the agent learns on the sensor's first readings and re-learns after a
+  regime gap or a confirmed repair.
+
+It inserts the anomalies with ``ON CONFLICT (sensor_id, timestamp, method) DO NOTHING``, writes one
+``AnomalyDetected`` to the outbox per row actually inserted, then one ``ReadingsScored`` for the batch (the
+anomaly-score alert rules are evaluated on it, once the anomalies are committed). It only flushes; the caller
+commits, then calls ``commit_states`` with the returned baseline states (in-memory state changes only once the
+transaction is durable, so a rolled-back or redelivered event is scored again from the same history).
 
 Baseline state of a sensor is (re)built from the database when it is missing (first use after start, evicted)
 or when the batch does not start after the latest reading the state has seen (redelivery, backfill, events
@@ -27,11 +34,14 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.anomaly import baseline
+from core.anomaly import baseline, trend
 from core.anomaly.baseline import BaselineConfig, BaselineStates, SensorState
+from core.anomaly.references import ReferenceConfig, ReferenceTracker
 from core.anomaly.champion import METHOD as MODEL_METHOD
 from core.anomaly.champion import Champion, ChampionModels
-from core.db.repositories.anomalies import AnomalyRepository, NewAnomaly, ReadingToScore
+from core.db.repositories.anomalies import AnomalyRepository, History, NewAnomaly, ReadingToScore
+from core.db.repositories.references import ReferenceRow
+from core.fleet.types import sensor_type
 from core.events.outbox import add_many_to_outbox
 from core.events.types import AnomalyDetected, ReadingsIngested, ReadingsScored
 from core.observability.metrics import ANOMALY_DETECTED_TOTAL, ANOMALY_READINGS_SCORED_TOTAL
@@ -50,12 +60,20 @@ class Detection:
 
 class AnomalyDetector:
     def __init__(
-        self, config: BaselineConfig, champions: ChampionModels | None = None, *, model_context: int = 32
+        self,
+        config: BaselineConfig,
+        champions: ChampionModels | None = None,
+        *,
+        model_context: int = 32,
+        references: ReferenceConfig | None = None,
+        trend: TrendConfig | None = None,
     ) -> None:
         self.config = config
         self.model_context = model_context
         self.champions = champions
         self.states = BaselineStates(config)
+        self.references = ReferenceTracker(references or ReferenceConfig(max_sensors=config.max_sensors))
+        self.trend = trend or TrendConfig()
 
     async def detect(self, session: AsyncSession, event: ReadingsIngested) -> Detection:
         repo = AnomalyRepository(session)
@@ -71,16 +89,35 @@ class AnomalyDetector:
             await self.champions.ensure(by_type)
             self.champions.refresh_if_due()
 
+        sensor_ids = sorted({r.sensor_id for r in readings})
+        await self.references.prepare(session, sensor_ids)
+        runs, states, results, histories = await self._baseline(repo, readings)
         found: list[NewAnomaly] = []
-        for_baseline: list[ReadingToScore] = []
+        model_scored: set[str] = set()
         for sensor_type, rows in by_type.items():
             champion = self.champions.get(sensor_type) if self.champions is not None else None
             scored = await self._score_with_model(repo, champion, rows) if champion is not None else None
-            if scored is None:
-                for_baseline.extend(rows)
-            else:
+            if scored is not None:
                 found.extend(scored)
-        states = await self._score_with_baseline(repo, for_baseline, found)
+                model_scored.add(sensor_type)
+        baseline_rows = 0
+        for (sensor_id, run), result in zip(runs, results, strict=True):
+            if run[0].sensor_type not in model_scored:
+                baseline_rows += len(run)
+                found.extend(
+                    NewAnomaly(sensor_id, run[i].timestamp, run[i].value, float(result.scores[i]), baseline.METHOD)
+                    for i in np.flatnonzero(result.flagged)
+                )
+            for index, gap in result.restarts:
+                await self.references.restart(
+                    session, sensor_id, run[index].timestamp, gap, states[sensor_id].cadence_s()
+                )
+            reference = await self.references.learn(
+                session, sensor_id, run[-1].timestamp, len(run), baseline.floors_for(run[0].sensor_type)
+            )
+            found.extend(self._trend(sensor_id, run, states[sensor_id], reference, histories.get(sensor_id)))
+        if baseline_rows:
+            ANOMALY_READINGS_SCORED_TOTAL.labels(method=baseline.METHOD).inc(baseline_rows)
 
         stored = await repo.insert_new(found)
         events = [
@@ -178,13 +215,19 @@ class AnomalyDetector:
             if flagged and math.isfinite(float(s))
         ]
 
-    async def _score_with_baseline(
-        self, repo: AnomalyRepository, rows: list[ReadingToScore], found: list[NewAnomaly]
-    ) -> dict[str, SensorState]:
-        if not rows:
-            return {}
+    async def _baseline(
+        self, repo: AnomalyRepository, rows: list[ReadingToScore]
+    ) -> tuple[
+        list[tuple[str, list[ReadingToScore]]],
+        dict[str, SensorState],
+        list[baseline.Scores],
+        dict[str, History],
+    ]:
+        """The ``robust_z`` baseline over every reading (rows sorted by sensor then time): one run per sensor,
+        the work states (copies: the held ones change only after the commit), the scores with the regime
+        restarts, and the histories of the states rebuilt from the database."""
         first: dict[str, datetime] = {}
-        for r in rows:  # rows are sorted by sensor then time
+        for r in rows:
             first.setdefault(r.sensor_id, r.timestamp)
         work: dict[str, SensorState] = {}
         rebuild: dict[str, datetime] = {}
@@ -193,7 +236,8 @@ class AnomalyDetector:
             if held is None or held.last_timestamp is None or first_ts <= held.last_timestamp:
                 rebuild[sensor_id] = first_ts
             else:
-                work[sensor_id] = held.copy()  # the held state changes only after the commit
+                work[sensor_id] = held.copy()
+        histories: dict[str, History] = {}
         if rebuild:
             histories = await repo.history_before(rebuild, self.config.window)
             for sensor_id, history in histories.items():
@@ -201,7 +245,7 @@ class AnomalyDetector:
                     self.config.window, history.timestamps, history.values, self.config
                 )
         runs: list[tuple[str, list[ReadingToScore]]] = []
-        for r in rows:  # rows are sorted by sensor then time: one run per sensor
+        for r in rows:
             if not runs or runs[-1][0] != r.sensor_id:
                 runs.append((r.sensor_id, []))
             runs[-1][1].append(r)
@@ -217,14 +261,53 @@ class AnomalyDetector:
             ],
             self.config,
         )
-        for (sensor_id, run), result in zip(runs, results, strict=True):
-            for i in np.flatnonzero(result.flagged):
-                r = run[i]
-                found.append(
-                    NewAnomaly(sensor_id, r.timestamp, r.value, float(result.scores[i]), baseline.METHOD)
-                )
-        ANOMALY_READINGS_SCORED_TOTAL.labels(method=baseline.METHOD).inc(len(rows))
-        return work
+        return runs, work, results, histories
+
+    def _trend(
+        self,
+        sensor_id: str,
+        run: list[ReadingToScore],
+        state: SensorState,
+        reference: ReferenceRow | None,
+        history: History | None,
+    ) -> list[NewAnomaly]:
+        """Degradation anomalies of ``run`` against the sensor's ready reference (``core.anomaly.trend``); the
+        EWMA continues from the state, or from the rebuilt history after the reference became ready."""
+        if reference is None or reference.status != "ready" or reference.ready_at is None:
+            state.trend = state.trend_reference = None
+            return []
+        assert reference.median is not None and reference.scale is not None
+        ready_at = reference.ready_at
+        start = state.trend if state.trend_reference == reference.id else None
+        prefix: list[float] = []
+        if start is None and history is not None:
+            prefix = [v for t, v in zip(history.timestamps, history.values, strict=True) if t > ready_at]
+        todo = [i for i, r in enumerate(run) if r.timestamp > ready_at]
+        if not todo:
+            return []
+        values = np.array(prefix + [run[i].value for i in todo], dtype=float)
+        result = trend.score(
+            values,
+            median=reference.median,
+            scale=reference.scale,
+            lam=self.trend.lam,
+            threshold=self.trend.threshold,
+            direction=sensor_type(run[0].sensor_type).degradation,
+            start=start,
+        )
+        state.trend, state.trend_reference = result.last, reference.id
+        offset = len(prefix)
+        return [
+            NewAnomaly(sensor_id, run[i].timestamp, run[i].value, abs(float(result.ewma[offset + k])), trend.METHOD)
+            for k, i in enumerate(todo)
+            if result.flagged[offset + k]
+        ]
 
 
-__all__ = ["AnomalyDetector", "Detection"]
+@dataclass(frozen=True, slots=True)
+class TrendConfig:
+    lam: float = 0.1
+    threshold: float = 4.0
+
+
+__all__ = ["AnomalyDetector", "Detection", "TrendConfig"]

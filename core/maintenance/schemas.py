@@ -24,6 +24,17 @@ _TASK_EXAMPLE = {
     "due_at": "2026-11-26T12:00:00Z",
     "assignee": None,
     "created_at": "2026-11-26T08:00:00Z",
+    "incident_id": 5,
+    "event_opened_at": "2026-11-26T08:00:00Z",
+    "evidence": {
+        "sensors": ["pump-7-vib", "pump-7-temp"],
+        "rules": ["vibration-iso10816-zone-d", "anomaly-score"],
+        "alert_ids": [42, 43],
+        "first_seen_at": "2026-11-26T07:58:40Z",
+        "last_seen_at": "2026-11-26T08:20:00Z",
+        "peak_score": 11.2,
+        "severity": "critical",
+    },
 }
 
 
@@ -77,6 +88,18 @@ class MaintenanceTaskAssign(BaseModel):
     assignee: str = Field(min_length=1, max_length=200, description="Technician (or team) responsible.")
 
 
+class TaskEvidence(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    sensors: list[str]
+    rules: list[str]
+    alert_ids: list[int]
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+    peak_score: float | None
+    severity: str | None
+
+
 class MaintenanceTaskRead(BaseModel):
     model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [_TASK_EXAMPLE]})
 
@@ -91,6 +114,13 @@ class MaintenanceTaskRead(BaseModel):
     due_at: datetime | None
     assignee: str | None
     created_at: datetime
+    incident_id: int | None = Field(default=None, description="The incident (one fault of the asset) it handles.")
+    event_opened_at: datetime | None = Field(
+        default=None, description="Event time of the evidence that opened it; `due_at` counts from it."
+    )
+    evidence: TaskEvidence | None = Field(
+        default=None, description="What the work order rests on: every alert of its incident, attached ones too."
+    )
 
 
 class MaintenanceTaskPage(BaseModel):
@@ -228,6 +258,7 @@ class LabelPage(BaseModel):
 LABEL_CSV_COLUMNS: tuple[str, ...] = tuple(LabelRead.model_fields)
 
 __all__ = [
+    "TaskEvidence",
     "LABEL_CSV_COLUMNS",
     "LabelPage",
     "LabelRead",

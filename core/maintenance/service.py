@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.alerts.incidents import IncidentService
 from core.anomaly.references import relearn_after_repair
 from core.db.models import MaintenanceLog, MaintenanceTask
-from core.db.repositories.incidents import IncidentRepository
+from core.db.repositories.incidents import Evidence, IncidentRepository
 from core.db.repositories.maintenance import (
     ACTIVE_TASK_STATUSES,
     LabelRow,
@@ -215,6 +215,11 @@ class MaintenanceService:
         elif task.alert_id is not None:
             resolved += await self._repo.resolve_alert(task.alert_id, actor=actor, comment=comment) is not None
         return resolved
+
+    async def evidence(self, tasks: Sequence[MaintenanceTask]) -> dict[int, Evidence]:
+        """The evidence of the tasks' incidents, by incident id."""
+        ids = [t.incident_id for t in tasks if t.incident_id is not None]
+        return await IncidentRepository(self._session).evidence(ids)
 
     # --- labels ----------------------------------------------------------------------------------------------
     async def labels(

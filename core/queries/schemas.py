@@ -182,6 +182,11 @@ _ALERT_EXAMPLE = {
     "acknowledged_at": None,
     "resolved_at": None,
     "anomaly_count": 3,
+    "incident_id": 5,
+    "event_opened_at": "2026-11-26T07:42:10Z",
+    "last_seen_at": "2026-11-26T07:43:02Z",
+    "event_resolved_at": None,
+    "peak_score": 9.4,
 }
 
 
@@ -197,6 +202,14 @@ class AlertRead(BaseModel):
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = None
     anomaly_count: int
+    incident_id: int | None = Field(default=None, description="The incident of its asset it joined.")
+    event_opened_at: datetime = Field(
+        description="Event time the alert opened (the timestamp of the reading that completed k of n); "
+        "`opened_at` is when the platform wrote it."
+    )
+    last_seen_at: datetime | None = Field(default=None, description="Event time of its latest matching reading.")
+    event_resolved_at: datetime | None = Field(default=None, description="Event time it resolved.")
+    peak_score: float | None = Field(default=None, description="Highest anomaly score it counted (anomaly rules).")
 
 
 class AlertPage(_Page):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Path, Query, status
 from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
 from apps.api.security import AdminPrincipal, ReadPrincipal
+from core.db.models import MaintenanceTask
 from core.db.repositories.maintenance import TaskFilters
 from core.maintenance.schemas import (
     MaintenanceCompletionCreate,
@@ -20,6 +22,7 @@ from core.maintenance.schemas import (
     MaintenanceTaskPage,
     MaintenanceTaskRead,
     MaintenanceTaskUpdate,
+    TaskEvidence,
     TaskPriority,
     TaskSort,
     TaskStatus,
@@ -66,12 +69,26 @@ async def list_tasks(
         assignee=assignee,
         alert_id=alert_id,
     )
-    rows, total = await MaintenanceService(session).page(
+    service = MaintenanceService(session)
+    rows, total = await service.page(
         filters, sort=sort, descending=order == "desc", limit=limit, offset=offset
     )
-    return MaintenanceTaskPage(
-        items=[MaintenanceTaskRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
-    )
+    return MaintenanceTaskPage(items=await _reads(service, rows), total=total, limit=limit, offset=offset)
+
+
+async def _reads(service: MaintenanceService, tasks: Sequence[MaintenanceTask]) -> list[MaintenanceTaskRead]:
+    """The tasks with the evidence of their incidents (one query for all of them)."""
+    evidence = await service.evidence(tasks)
+    return [
+        MaintenanceTaskRead.model_validate(t).model_copy(
+            update={
+                "evidence": TaskEvidence.model_validate(evidence[t.incident_id])
+                if t.incident_id in evidence
+                else None
+            }
+        )
+        for t in tasks
+    ]
 
 
 @router.get(
@@ -81,7 +98,9 @@ async def list_tasks(
     responses=problem_responses(404, 422),
 )
 async def get_task(task_id: TaskId, principal: ReadPrincipal, session: SessionDep) -> MaintenanceTaskRead:
-    return MaintenanceTaskRead.model_validate(await MaintenanceService(session).get(task_id))
+    service = MaintenanceService(session)
+    [read] = await _reads(service, [await service.get(task_id)])
+    return read
 
 
 @router.post(
@@ -117,13 +136,15 @@ async def create_task(
 async def assign_task(
     task_id: TaskId, body: MaintenanceTaskAssign, principal: AdminPrincipal, session: SessionDep
 ) -> MaintenanceTaskRead:
-    task = await MaintenanceService(session).assign(task_id, body.assignee)
+    service = MaintenanceService(session)
+    task = await service.assign(task_id, body.assignee)
     principal.audit(
         "maintenance_task.assign",
         target=f"maintenance_task:{task.id}",
         assignee=body.assignee,
     )
-    return MaintenanceTaskRead.model_validate(task)
+    [read] = await _reads(service, [task])
+    return read
 
 
 @router.patch(
@@ -141,13 +162,15 @@ async def update_task(
     task_id: TaskId, body: MaintenanceTaskUpdate, principal: AdminPrincipal, session: SessionDep
 ) -> MaintenanceTaskRead:
     changes = body.model_dump(exclude_unset=True)
-    task = await MaintenanceService(session).update(task_id, changes)
+    service = MaintenanceService(session)
+    task = await service.update(task_id, changes)
     principal.audit(
         "maintenance_task.update",
         target=f"maintenance_task:{task.id}",
         fields=sorted(changes),
     )
-    return MaintenanceTaskRead.model_validate(task)
+    [read] = await _reads(service, [task])
+    return read
 
 
 @router.post(
