@@ -168,15 +168,19 @@ class Batch:
     readings: list[dict[str, Any]]
 
 
-def batches(frame: ReplayFrame, max_readings: int = MAX_BATCH_READINGS) -> Iterator[Batch]:
-    """Requests of whole rows, in time order, each with at most ``max_readings`` readings (at least one row)."""
+def check_batch_size(max_readings: int, width: int) -> None:
+    """A request must hold a whole row of ``width`` readings and at most the ingest limit."""
     if not 1 <= max_readings <= MAX_BATCH_READINGS:
         raise BacktestInputError(f"--batch-size must be between 1 and {MAX_BATCH_READINGS}")
-    if max_readings < len(frame.sensors):
+    if max_readings < width:
         raise BacktestInputError(
-            f"--batch-size {max_readings} is smaller than a row ({len(frame.sensors)} columns): "
-            "batches hold whole rows"
+            f"--batch-size {max_readings} is smaller than a row ({width} columns): batches hold whole rows"
         )
+
+
+def batches(frame: ReplayFrame, max_readings: int = MAX_BATCH_READINGS) -> Iterator[Batch]:
+    """Requests of whole rows, in time order, each with at most ``max_readings`` readings (at least one row)."""
+    check_batch_size(max_readings, len(frame.sensors))
     ids = [s.sensor_id for s in frame.sensors]
     units = [s.unit for s in frame.sensors]
     current: list[dict[str, Any]] = []
@@ -200,4 +204,12 @@ def batches(frame: ReplayFrame, max_readings: int = MAX_BATCH_READINGS) -> Itera
         yield Batch(index=index, first_row=first, last_row=frame.rows - 1, readings=current)
 
 
-__all__ = ["MAX_BATCH_READINGS", "Batch", "ReplayFrame", "batches", "load_frame", "read_header"]
+__all__ = [
+    "MAX_BATCH_READINGS",
+    "Batch",
+    "ReplayFrame",
+    "batches",
+    "check_batch_size",
+    "load_frame",
+    "read_header",
+]

@@ -17,7 +17,7 @@ Errors are ``BacktestInputError`` with a one-line message naming the flag (the c
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -98,9 +98,9 @@ def parse_type_spec(text: str) -> TypeSpec:
     return TypeSpec(text=text, pattern=pattern, type=type_name, unit=resolved)
 
 
-def unknown_types(specs: Sequence[TypeSpec]) -> list[str]:
-    """Types of ``specs`` the shipped catalogue does not know (allowed: no default rule or floor applies)."""
-    return sorted({s.type for s in specs if s.type not in SENSOR_TYPES})
+def unknown_types(types: Iterable[str]) -> list[str]:
+    """The ``types`` the shipped catalogue does not know (allowed: no default rule or floor applies to them)."""
+    return sorted({t for t in types if t not in SENSOR_TYPES})
 
 
 @dataclass(frozen=True, slots=True)

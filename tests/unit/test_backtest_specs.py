@@ -45,7 +45,7 @@ def test_type_spec_forms() -> None:
     lookahead = parse_type_spec("^(?=T)x=pressure:bar")  # the last '=' separates
     assert lookahead.pattern is not None and lookahead.pattern.pattern == "^(?=T)x"
     assert (lookahead.type, lookahead.unit) == ("pressure", "bar")
-    assert unknown_types([every, parse_type_spec("flow")]) == ["flow"]
+    assert unknown_types(["temperature", "flow", "flow"]) == ["flow"]
 
 
 @pytest.mark.parametrize(
