@@ -7,11 +7,19 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from apps.cli import app
+
+if (
+    TYPE_CHECKING
+):  # the command imports them lazily (pandas, httpx, rich): `python -m apps.cli --help` stays quick
+    from rich.console import Console
+
+    from apps.backtest.runner import Options
+    from core.backtest.frame import ReplayFrame
 
 EXAMPLE = (
     "python -m apps.cli backtest ../shared/datasets/ims/features/test1_per_file.csv --time-column timestamp "
@@ -103,11 +111,11 @@ def backtest(
         api_key=api_key, batch_size=batch_size, settle_timeout_s=settle_timeout,
     )  # fmt: skip
     try:
-        frame = prepare(options)
-    except BacktestInputError as exc:
-        console.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(2) from None
-    try:
+        try:
+            frame = prepare(options)
+        except BacktestInputError as exc:
+            console.print(f"[red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(2) from None
         code = _run(options, frame, console)
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]: everything started was stopped")
@@ -115,17 +123,14 @@ def backtest(
     raise typer.Exit(code)
 
 
-def _run(options: object, frame: object, console: object) -> int:
-    from rich.console import Console
+def _run(options: Options, frame: ReplayFrame, console: Console) -> int:
     from rich.markup import escape
 
     from apps.backtest.client import ApiError, PlatformClient, SetupConflict
     from apps.backtest.platform import LocalPlatform, PlatformError, tail
-    from apps.backtest.runner import Options, Run, SettleTimeout, oldest
-    from core.backtest.frame import ReplayFrame
+    from apps.backtest.runner import Run, SettleTimeout, oldest
     from core.config import ConfigurationError, load_settings
 
-    assert isinstance(options, Options) and isinstance(frame, ReplayFrame) and isinstance(console, Console)
     try:
         settings = load_settings()
     except ConfigurationError as exc:
