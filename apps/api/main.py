@@ -27,7 +27,7 @@ from apps.agents.registry import start_events, stop_events
 from apps.api.errors import PROBLEM_MEDIA_TYPE, install_exception_handlers, problem_responses
 from apps.api.ingest_runtime import start_ingest, stop_ingest
 from apps.api.middleware import RequestContextMiddleware, record_http_metrics
-from apps.api.routers import admin_dead_letters, admin_keys, health, ingest
+from apps.api.routers import admin_dead_letters, admin_events, admin_keys, health, ingest
 from apps.api.routers import alert_rules as alert_rules_router
 from apps.api.routers import alerts as alerts_router
 from apps.api.routers import labels as labels_router
@@ -163,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(admin_keys.router)
     app.include_router(admin_dead_letters.router)
+    app.include_router(admin_events.router)
     app.include_router(maintenance_router.router)
     app.include_router(labels_router.router)
     app.include_router(ingest.router)

@@ -15,6 +15,7 @@ app = typer.Typer(
 
 def _register() -> None:
     from apps.cli import (  # noqa: F401  (modules register their commands on `app`)
+        backtest,
         dead_letters,
         diagnose,
         ingest,

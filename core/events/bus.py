@@ -29,6 +29,10 @@ Semantics
   otherwise be lost). The outbox relay marks rows published only once their deliveries completed.
 * Handlers run with the event's ``correlation_id`` bound (``core.observability.logging``), so their log lines
   carry the id of the request that produced the event.
+* **Activity.** ``activity()`` answers ``(queued, running)``: events waiting in the queue, and deliveries taken
+  off it whose handlers have not all finished (a retry's back-off, and a delivery waiting in a ``Coalescer`` for
+  the run that includes its event, count as running). ``(0, 0)``: the bus has nothing to do
+  (``GET /api/v1/admin/events`` adds the outbox rows not yet published).
 """
 
 from __future__ import annotations
@@ -140,6 +144,8 @@ class EventBus:
         self._subscriptions: dict[str, Subscription] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._stopped = False
+        self._active = 0
+        """Deliveries taken off the queue and not finished yet (``activity``)."""
 
     @classmethod
     def from_settings(
@@ -193,6 +199,10 @@ class EventBus:
     @property
     def running(self) -> bool:
         return bool(self._workers) and not self._stopped
+
+    def activity(self) -> tuple[int, int]:
+        """``(queued, running)``: events waiting in the queue, deliveries being handled (module docstring)."""
+        return self._queue.qsize(), self._active
 
     async def publish(self, event: Event, *, handler: str | None = None) -> Delivery:
         """Queue ``event`` for its handlers (or only for the handler named ``handler``).
@@ -270,6 +280,7 @@ class EventBus:
     async def _work(self) -> None:
         while True:
             envelope = await self._queue.get()
+            self._active += 1  # no await since the get: never seen neither queued nor running
             BUS_QUEUE_DEPTH.set(self._queue.qsize())
             try:
                 await self._deliver(envelope)
@@ -282,6 +293,7 @@ class EventBus:
                 if not envelope.done.done():
                     envelope.done.set_exception(exc)
             finally:
+                self._active -= 1
                 self._queue.task_done()
 
     async def _deliver(self, envelope: _Envelope) -> None:

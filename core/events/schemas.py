@@ -1,4 +1,4 @@
-"""API schemas of dead letters (separate from the ORM model)."""
+"""API schemas of the event machinery: dead letters (separate from the ORM model) and the activity status."""
 
 from __future__ import annotations
 
@@ -73,4 +73,31 @@ class DeadLetterReplayed(BaseModel):
     handlers: list[str] = Field(description="Handlers the event was re-published to.")
 
 
-__all__ = ["DeadLetterPage", "DeadLetterRead", "DeadLetterReplayed"]
+class BusActivityRead(BaseModel):
+    queued: int = Field(description="Events waiting in the in-process bus's queue.")
+    running: int = Field(
+        description="Deliveries taken off the queue whose handlers have not finished (retries and coalesced "
+        "deliveries waiting for their run included)."
+    )
+
+
+class EventsStatusRead(BaseModel):
+    """What the event machinery of this API process still has to do; ``idle`` when nothing."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"outbox_pending": 0, "bus": {"queued": 0, "running": 0}, "idle": True},
+                {"outbox_pending": 3, "bus": {"queued": 12, "running": 4}, "idle": False},
+            ]
+        }
+    )
+
+    outbox_pending: int = Field(
+        description="Outbox rows not published yet (committed events still to deliver)."
+    )
+    bus: BusActivityRead
+    idle: bool = Field(description="True when all three counts are zero.")
+
+
+__all__ = ["BusActivityRead", "DeadLetterPage", "DeadLetterRead", "DeadLetterReplayed", "EventsStatusRead"]

@@ -1,0 +1,15 @@
+"""Back-test: replay a plant's own history (a wide CSV) through the platform and report what it would have done.
+
+Pure logic only (no HTTP, no processes); ``apps/backtest`` runs it against a platform and ``apps/cli/backtest.py``
+is the command (``python -m apps.cli backtest``, docs/architecture/backtest.md).
+
+* ``core.backtest.specs``    — the command-line specs: column selection, asset pattern, sensor types, time zone;
+  the plan of sensors (id, asset, type, unit) per selected column.
+* ``core.backtest.frame``    — reading the CSV (pandas): timestamps, time order, ``--end``, empty cells, batches of
+  whole rows as ingest readings.
+* ``core.backtest.report``   — the report (first anomaly / alert / work order per sensor, the work orders) built
+  from the API's JSON.
+* ``core.backtest.settle``   — when the agents count as settled (idle for several polls in a row).
+
+Nothing here imports pandas at package import: ``frame`` does, and only the command loads it.
+"""
