@@ -2,8 +2,9 @@
 
 Handler ``anomaly.detect``. Each delivery is one unit of work: load the event's readings, score them (champion
 model of the sensor type from the MLflow registry, else the ``robust_z`` baseline), insert the anomalies
-(``ON CONFLICT DO NOTHING``) and write one ``AnomalyDetected`` per new row to the outbox, then commit. Idempotent:
-a redelivered event inserts nothing and emits nothing. The logic lives in ``core/anomaly``; this module wires it
+(``ON CONFLICT DO NOTHING``) and write one ``AnomalyDetected`` per new row to the outbox, plus one
+``ReadingsScored`` for the batch, then commit. Idempotent: a redelivered event inserts nothing and emits no
+``AnomalyDetected`` (only ``ReadingsScored`` again, whose handler — the anomaly-score alert rules — is idempotent). The logic lives in ``core/anomaly``; this module wires it
 to settings and the session factory.
 """
 

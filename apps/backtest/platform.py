@@ -11,8 +11,10 @@ port, with:
 * ``MLFLOW_TRACKING_URI`` = the settings' tracking server when it answers (its champion models score), else a
   closed loopback port and ``SM_READY_CHECK_MLFLOW=false`` (the anomaly agent uses its statistical baseline;
   its registry probe is a refused TCP connect, milliseconds);
-* the wall-clock periodic checks off (``SM_ALERT_NO_DATA_CHECK_INTERVAL_S=0``, ``SM_DRIFT_CHECK_INTERVAL_S=0``):
-  measured against today, every replayed sensor would be "silent" for years;
+* the no-data check every 2 s (``SM_ALERT_NO_DATA_CHECK_INTERVAL_S=2``): history is judged in event time (a
+  sensor is silent when its asset's other sensors report past its last reading by its timeout, see
+  ``core.alerts.no_data``), so it runs several times while the agents settle; the drift agent off
+  (``SM_DRIFT_CHECK_INTERVAL_S=0``): it compares wall-clock windows (the last hours before now);
 * everything else as configured (environment, ``.env``): the shipped defaults unless the operator changed them.
 
 It waits for ``/health/ready`` (polling with a deadline). ``stop()`` — also on an exception, Ctrl-C or SIGTERM —
@@ -175,7 +177,7 @@ class LocalPlatform:
             "SM_API_KEY": self.api_key,
             "SM_API_WORKERS": "1",  # one process, one bus: /api/v1/admin/events sees all the work
             "SM_RETENTION_DAYS": str(retention_days(self.oldest)),
-            "SM_ALERT_NO_DATA_CHECK_INTERVAL_S": "0",
+            "SM_ALERT_NO_DATA_CHECK_INTERVAL_S": "2",
             "SM_DRIFT_CHECK_INTERVAL_S": "0",
             "SM_DATA_DIR": str(self.root / "data"),
             "SM_LOG_DIR": str(self.root / "logs"),

@@ -8,8 +8,11 @@
   alert attaching to an incident whose work order is active is *not* suppressed: it is visible on the incident
   and the work order, notifies, and may escalate the work order's priority (``core.maintenance``).
 * ``touch`` — new matching readings of an unresolved alert: last seen (and peak score) move forward.
-* ``alert_resolved`` — the incident resolves once none of its alerts is unresolved and it has no active work
-  order.
+* ``alert_resolved`` — the incident resolves once none of its alerts is unresolved, unless its severity warrants
+  a work order (high or critical: ``core.maintenance.policy``): such an incident stays open until its work order
+  is completed or cancelled, whether or not the scheduling agent has opened it yet — so which incident a later
+  alert joins depends only on the alerts (event time), not on how fast the agents ran, and a back-test gives the
+  live result.
 * ``close`` — its work order was completed or cancelled.
 
 Transactions deciding about one asset's incidents are serialised with a transaction-scoped advisory lock
@@ -28,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.db.models import Alert
 from core.db.repositories.alerting import SensorInfo
 from core.db.repositories.incidents import IncidentRepository, Scope
+from core.maintenance.policy import PRIORITY_BY_SEVERITY
 
 SEVERITY_RANK: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
@@ -118,8 +122,8 @@ class IncidentService:
         if await self._repo.unresolved_alerts(incident_id) or await self._repo.active_task(incident_id) is not None:
             return False
         incident = await self._repo.lock_incident(incident_id)
-        if incident is None or incident.status != "open":
-            return False
+        if incident is None or incident.status != "open" or incident.severity in PRIORITY_BY_SEVERITY:
+            return False  # a work order is (or will be) open for it: it stays open until that is closed
         await self._repo.update(incident_id, {"status": "resolved", "resolved_at": datetime.now(UTC)})
         await self._repo.add_event(incident_id, "resolved", event_at=event_at, note="every alert resolved")
         return True

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from core.units import hint, is_known, normalize
+
 Severity = Literal["info", "low", "medium", "high", "critical"]
 RuleKind = Literal["anomaly_score", "threshold", "rate_of_change", "flatline", "no_data"]
 #: Detector methods of the anomaly agent (``anomalies.method``).
@@ -81,6 +83,17 @@ PARAMS_BY_KIND: dict[str, type[_Params]] = {
 }
 
 
+def check_unit(unit: str | None) -> str | None:
+    """A rule's unit in the platform's spelling (``core.units``); unknown units are refused."""
+    if unit is None:
+        return None
+    normal = normalize(unit)
+    if normal and not is_known(normal):
+        extra = hint(normal)
+        raise ValueError(f"unit {unit!r} is not a unit the platform knows" + (f" ({extra})" if extra else ""))
+    return normal
+
+
 def validate_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     """The params of ``kind``, normalised (raises ``pydantic.ValidationError`` / ``ValueError``)."""
     return PARAMS_BY_KIND[kind].model_validate(params).model_dump(exclude_none=True)
@@ -153,6 +166,7 @@ class AlertRuleCreate(BaseModel):
             raise ValueError("set sensor_type or sensor_id, not both (neither: every sensor)")
         if self.window_readings < self.open_after_k:
             raise ValueError("window_readings must be at least open_after_k")
+        self.unit = check_unit(self.unit)
         self.params = _check_params(self.kind, self.params)
         return self
 
@@ -179,6 +193,11 @@ class AlertRuleUpdate(BaseModel):
     resolve_after_m: int | None = Field(default=None, ge=1, le=10_000)
     min_hold_minutes: float | None = Field(default=None, ge=0, le=366 * 24 * 60)
     enabled: bool | None = None
+
+    @model_validator(mode="after")
+    def _unit(self) -> AlertRuleUpdate:
+        self.unit = check_unit(self.unit)
+        return self
 
 
 class AlertRuleRead(BaseModel):

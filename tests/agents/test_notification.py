@@ -188,6 +188,11 @@ async def test_event_becomes_a_signed_delivery(
         "sensor_id": "pump-7-vib",
         "rule": "anomaly_score",
         "severity": "high",
+        "incident_id": None,
+        "task_id": None,
+        "asset_id": None,
+        "event_opened_at": None,
+        "backfill": False,
     }
 
     [row] = await deliveries(factory)

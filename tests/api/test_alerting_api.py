@@ -52,9 +52,12 @@ def rule_body(**changes: object) -> dict[str, object]:
         "sensor_type": f"type-{uuid.uuid4().hex[:6]}",
         "params": {"min": 1.0, "max": 5.0},
         "severity": "high",
+        "unit": "bar",
         "open_after_k": 2,
-        "window_minutes": 5,
+        "window_readings": 5,
+        "max_age_minutes": 30.0,
         "resolve_after_m": 3,
+        "min_hold_minutes": 10.0,
     }
     body.update(changes)
     return body
@@ -96,6 +99,14 @@ async def test_default_rules_are_seeded(api: Client):
     assert by_name["voltage-range"]["params"] == {"min": 207.0, "max": 253.0}
     assert by_name["anomaly-score"]["kind"] == "anomaly_score"
     assert by_name["no-data"]["kind"] == "no_data"
+    # counted in readings, units on the thresholds, the rules added with 0005
+    assert by_name["vibration-iso10816-zone-d"]["unit"] == "mm/s"
+    assert (by_name["anomaly-score"]["open_after_k"], by_name["anomaly-score"]["window_readings"]) == (3, 20)
+    assert by_name["anomaly-score"]["params"]["methods"] == ["robust_z", "model"]
+    assert by_name["no-data"]["params"] == {"interval_multiple": 10.0, "min_minutes": 2.0}
+    assert by_name["kurtosis-impulsive"]["params"] == {"max": 3.0}
+    assert by_name["flatline"]["kind"] == "flatline"
+    assert by_name["degradation"]["params"]["methods"] == ["trend_ewma"]
 
 
 @pytest.mark.parametrize(
@@ -110,6 +121,10 @@ async def test_default_rules_are_seeded(api: Client):
         ({"kind": "nonsense"}, "kind"),
         ({"severity": "urgent"}, "severity"),
         ({"open_after_k": 0}, "open_after_k"),
+        ({"open_after_k": 6, "window_readings": 5}, "window_readings must be at least open_after_k"),
+        ({"unit": "furlongs/fortnight-ish"}, "is not a unit the platform knows"),
+        ({"kind": "flatline", "params": {"tolerance": -1}}, "tolerance"),
+        ({"max_age_minutes": 0}, "max_age_minutes"),
         ({"sensor_id": "x"}, "not both"),
         ({"name": "has spaces"}, "name"),
     ],
@@ -236,7 +251,7 @@ async def test_ingested_readings_open_an_alert_through_the_bus(api: Client, db: 
     created = await api.http.post(
         RULES,
         json=rule_body(
-            sensor_type=None, sensor_id=sensor, params={"max": 10.0}, open_after_k=3, severity="low"
+            sensor_type=None, sensor_id=sensor, params={"max": 10.0}, open_after_k=3, severity="low", unit=None
         ),
         headers=api.admin,
     )

@@ -1,12 +1,12 @@
 """End to end, through HTTP only: the real API served by uvicorn on 127.0.0.1 with its own database.
 
-Normal readings → a fault → anomaly → alert → work order → signed webhooks received by a local HTTP server →
-the task completed → the alert resolved and a label exists; a repeated fault while the task is open opens no
-second alert or task; and the agents are idempotent when the same events are delivered twice.
+Normal readings → a fault → anomalies and alerts (threshold and anomaly-score rules) → one incident → one work
+order → signed webhooks received by a local HTTP server → the task completed → the incident's alerts resolved and
+a label exists; a fault returning while the work order is open attaches to it (no second task); and the agents
+are idempotent when the same events are delivered twice.
 
-Polled with a deadline (DESIGN §5.10), no sleeps. The sensors have no asset: the platform has no HTTP route to
-create assets, and the scheduling agent opens tasks for sensors without one (``asset_id`` is nullable), so none
-is inserted behind the API's back.
+Polled with a deadline (DESIGN §5.10), no sleeps. The sensors have no asset (auto-registered by ingest): their
+incidents are the sensor's own.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from tests.support.events import wait_until
 from tests.support.notifications import Receiver, webhook_receiver
 
 INGEST = "/api/v1/data/ingest"
-RULE = "temperature-high"  # seeded by migration 0003: > 85 °C, 3 readings within 5 min, severity high
+RULE = "temperature-high"  # shipped (0003/0005): > 85 °C, 3 of the last 20 readings, severity high, held 30 min
 DEADLINE_S = 30.0
 #: Fixed reference time: readings are placed in minutes before it.
 BASE = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -113,7 +113,7 @@ def normal_readings(sensor: str, start_minutes_ago: int, count: int) -> list[dic
             "sensor_id": sensor,
             "timestamp": ts(start_minutes_ago - i),
             "value": 20.0 + 0.1 * ((i * 7) % 5 - 2),
-            "unit": "C",
+            "unit": "°C",
             "metadata": {"sensor_type": "temperature"},
         }
         for i in range(count)
@@ -123,7 +123,7 @@ def normal_readings(sensor: str, start_minutes_ago: int, count: int) -> list[dic
 def fault_readings(sensor: str, start_minutes_ago: int, count: int = 4) -> list[dict[str, Any]]:
     """Overheating: one reading a minute far above the baseline and the 85 °C rule."""
     return [
-        {"sensor_id": sensor, "timestamp": ts(start_minutes_ago - i), "value": 95.0 + i, "unit": "C"}
+        {"sensor_id": sensor, "timestamp": ts(start_minutes_ago - i), "value": 95.0 + i, "unit": "°C"}
         for i in range(count)
     ]
 
@@ -249,19 +249,18 @@ async def test_fault_to_work_order_to_label_through_http(running: Running) -> No
         )
         assert alert["status"] == "open" and alert["severity"] == "high"
         [task] = await eventually(
-            running,
-            "/api/v1/maintenance/tasks",
-            "a work order for the alert",
-            lambda xs: len(xs) == 1,
-            sensor_id=sensor,
-            alert_id=alert["id"],
+            running, "/api/v1/maintenance/tasks", "a work order", lambda xs: len(xs) == 1, sensor_id=sensor
         )
         assert task["status"] == "open" and task["priority"] == "high"
-        assert task["sensor_id"] == sensor and task["alert_id"] == alert["id"]
+        assert task["sensor_id"] == sensor and task["incident_id"] == alert["incident_id"]
+        assert task["alert_id"] in {a["id"] for a in await items(running, "/api/v1/alerts", sensor_id=sensor)}
+        # due 24 h (high) after the event time of the alert that opened it
+        assert parse_ts(task["due_at"]) - parse_ts(task["event_opened_at"]) == timedelta(hours=24)
         raised = await wait_webhook(receiver, "AlertRaised", alert_id=alert["id"])
         assert raised["data"]["sensor_id"] == sensor and raised["data"]["rule"] == RULE
+        assert raised["data"]["incident_id"] == alert["incident_id"]
         created = await wait_webhook(receiver, "MaintenanceTaskCreated", task_id=task["id"])
-        assert created["data"]["alert_id"] == alert["id"]
+        assert created["data"]["alert_id"] == task["alert_id"]
 
         # 4. the same fault again while the task is open: no second alert or task
         tasks_before = await items(running, "/api/v1/maintenance/tasks", sensor_id=sensor)
@@ -274,7 +273,7 @@ async def test_fault_to_work_order_to_label_through_http(running: Running) -> No
             lambda xs: len(xs) >= len(anomalies) + 3,
             sensor_id=sensor,
         )
-        # the anomaly-score alert of this sensor is handled on AnomalyDetected: wait until those are published
+        # the anomaly-score alert of this sensor is evaluated on ReadingsScored: wait until that is published
         await wait_all_published(running, sensor)
         unresolved = [
             a
@@ -286,13 +285,13 @@ async def test_fault_to_work_order_to_label_through_http(running: Running) -> No
         # the repeated fault counted in the same alert
         assert detail["anomaly_count"] > alert["anomaly_count"]
         tasks_after = await items(running, "/api/v1/maintenance/tasks", sensor_id=sensor)
-        assert sorted(t["id"] for t in tasks_after) == sorted(t["id"] for t in tasks_before)
-        open_for_rule = [
-            t for t in tasks_after if t["status"] in {"open", "in_progress"} and t["alert_id"] == alert["id"]
-        ]
-        assert [t["id"] for t in open_for_rule] == [task["id"]]
-        for a in await items(running, "/api/v1/alerts", sensor_id=sensor):  # every rule: one alert, one task
-            assert len([t for t in tasks_after if t["alert_id"] == a["id"]]) <= 1
+        assert [t["id"] for t in tasks_after] == [t["id"] for t in tasks_before] == [task["id"]]
+        # every alert of the fault (threshold and anomaly score) is evidence of the one work order
+        alerts_now = await items(running, "/api/v1/alerts", sensor_id=sensor)
+        assert {a["incident_id"] for a in alerts_now} == {task["incident_id"]}
+        evidence = (await get_json(running, f"/api/v1/maintenance/tasks/{task['id']}"))["evidence"]
+        assert sorted(evidence["alert_ids"]) == sorted(a["id"] for a in alerts_now)
+        assert evidence["sensors"] == [sensor] and RULE in evidence["rules"]
 
         # 5. complete the task: the alert resolves, a label exists, a signed MaintenanceTaskCompleted arrives
         completed = await running.client.post(
@@ -301,14 +300,14 @@ async def test_fault_to_work_order_to_label_through_http(running: Running) -> No
             headers=running.admin,
         )
         assert completed.status_code == 200, completed.text
-        resolved = await get_json(running, f"/api/v1/alerts/{alert['id']}")
-        assert resolved["status"] == "resolved" and resolved["resolved_at"] is not None
+        for a in alerts_now:  # the incident's alerts resolve with its work order
+            resolved = await get_json(running, f"/api/v1/alerts/{a['id']}")
+            assert resolved["status"] == "resolved" and resolved["resolved_at"] is not None
         [label] = await items(running, "/api/v1/labels", sensor_id=sensor)
-        assert (label["task_id"], label["alert_id"], label["outcome"], label["rule"]) == (
+        assert (label["task_id"], label["alert_id"], label["outcome"]) == (
             task["id"],
-            alert["id"],
+            task["alert_id"],
             "fault_confirmed",
-            RULE,
         )
         done = await wait_webhook(receiver, "MaintenanceTaskCompleted", task_id=task["id"])
         assert done["data"]["outcome"] == "fault_confirmed"
@@ -372,7 +371,7 @@ async def test_agents_are_idempotent_under_duplicate_delivery(running: Running) 
     assert len(anomalies) >= 3 and RULE in {
         a["rule"] for a in await items(running, "/api/v1/alerts", sensor_id=sensor)
     }
-    assert len(tasks) == len(alerts)  # each alert (high severity) has its own single task
+    assert len(tasks) == 1 and len(alerts) >= 1  # one fault, one incident, one work order
 
     # the fault batch's ReadingsIngested, and every event that followed it, delivered twice more
     events = await outbox_events(running, sensor)
@@ -389,46 +388,44 @@ async def test_agents_are_idempotent_under_duplicate_delivery(running: Running) 
 
     assert await snapshot() == before
     events_after = await outbox_events(running, sensor)
-    assert [t for t, _ in events_after] == [t for t, _ in events]  # nothing new was emitted
+    # nothing new was emitted but the "this batch is scored" notice, whose handler is idempotent
+    effects = lambda evs: [t for t, _ in evs if t != "ReadingsScored"]  # noqa: E731
+    assert effects(events_after) == effects(events)
     await assert_no_dead_letters(running)
 
 
-async def test_a_fault_returning_after_a_short_recovery_opens_no_second_alert_or_task(
-    running: Running,
-) -> None:
-    """The sensor recovers long enough for its alert to auto-resolve (m normal readings) while the work order is
-    still open, then the fault comes back: no second alert and no second task (the task suppresses openings)."""
+async def test_a_fault_returning_while_the_work_order_is_open_attaches_to_it(running: Running) -> None:
+    """The sensor recovers long enough for its alerts to resolve (10 normal readings and the 30-minute hold) while
+    the work order is still open, then the fault comes back: a new alert opens — it is not hidden — and it
+    attaches to the same incident and work order instead of opening a second one."""
     sensor = f"e2e-temp-{uuid.uuid4().hex[:8]}"
     await register_sensor(running, sensor)
     await ingest(running, fault_readings(sensor, start_minutes_ago=150))
-    await eventually(
+    [task] = await eventually(
         running, "/api/v1/maintenance/tasks", "a work order", lambda xs: len(xs) >= 1, sensor_id=sensor
     )
     await wait_all_published(running, sensor)
-    # one task per alert: the anomaly-score alert may open (and get its task) before the threshold alert's task
-    # suppresses it, or not, depending on which handler commits first
-    tasks_before = await items(running, "/api/v1/maintenance/tasks", sensor_id=sensor)
-    alerts_before = await items(running, "/api/v1/alerts", sensor_id=sensor)
 
-    await ingest(running, normal_readings(sensor, start_minutes_ago=145, count=8))
+    await ingest(running, normal_readings(sensor, start_minutes_ago=145, count=40))  # 40 minutes of normal
     await wait_all_published(running, sensor)
-    recovered = await items(running, "/api/v1/alerts", sensor_id=sensor, rule=RULE)
-    # m normal readings resolved it; the task stays open
-    assert [a["status"] for a in recovered] == ["resolved"]
+    recovered = await items(running, "/api/v1/alerts", sensor_id=sensor)
+    assert {a["status"] for a in recovered} == {"resolved"}
+    assert (await get_json(running, f"/api/v1/maintenance/tasks/{task['id']}"))["status"] == "open"
 
-    await ingest(running, fault_readings(sensor, start_minutes_ago=136))
-    await eventually(
+    await ingest(running, fault_readings(sensor, start_minutes_ago=100))
+    returned = await eventually(
         running,
-        "/api/v1/anomalies",
-        "the returning fault's anomalies",
-        lambda xs: any(parse_ts(a["timestamp"]) >= BASE - timedelta(minutes=136) for a in xs),
+        "/api/v1/alerts",
+        "the returning fault's alert",
+        lambda xs: any(a["status"] == "open" for a in xs),
         sensor_id=sensor,
+        rule=RULE,
     )
     await wait_all_published(running, sensor)
-    alerts_after = await items(running, "/api/v1/alerts", sensor_id=sensor)
-    assert sorted(a["id"] for a in alerts_after) == sorted(a["id"] for a in alerts_before)
+    [new] = [a for a in returned if a["status"] == "open"]
+    assert new["incident_id"] == task["incident_id"]
     tasks_after = await items(running, "/api/v1/maintenance/tasks", sensor_id=sensor)
-    assert [(t["id"], t["status"]) for t in tasks_after] == [(t["id"], t["status"]) for t in tasks_before]
-    assert {t["status"] for t in tasks_after} == {"open"}
-    assert len({t["alert_id"] for t in tasks_after}) == len(tasks_after)
+    assert [(t["id"], t["status"]) for t in tasks_after] == [(task["id"], "open")]
+    evidence = (await get_json(running, f"/api/v1/maintenance/tasks/{task['id']}"))["evidence"]
+    assert new["id"] in evidence["alert_ids"]
     await assert_no_dead_letters(running)

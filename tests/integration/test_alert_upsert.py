@@ -5,6 +5,7 @@ switches to a generic plan (PostgreSQL cannot infer the partial unique index fro
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from sqlalchemy import text
 
@@ -28,7 +29,7 @@ async def test_upsert_unresolved_survives_the_generic_plan(session_factory) -> N
                 text("INSERT INTO sensors (sensor_id, type, status) VALUES (:s, 'temperature', 'active')"),
                 {"s": sensor},
             )
-            alert_id, opened = await repo.upsert_unresolved(sensor, "r", "low")
+            alert_id, opened = await repo.upsert_unresolved(sensor, "r", "low", datetime.now(UTC))
             assert opened
-            again, opened_again = await repo.upsert_unresolved(sensor, "r", "low")
+            again, opened_again = await repo.upsert_unresolved(sensor, "r", "low", datetime.now(UTC))
             assert (again, opened_again) == (alert_id, False)

@@ -34,6 +34,11 @@ def _detail(details: AlertDetails) -> AlertDetail:
         acknowledged_at=alert.acknowledged_at,
         resolved_at=alert.resolved_at,
         anomaly_count=alert.anomaly_count,
+        incident_id=alert.incident_id,
+        event_opened_at=alert.event_opened_at,
+        last_seen_at=alert.last_seen_at,
+        event_resolved_at=alert.event_resolved_at,
+        peak_score=alert.peak_score,
         events=[AlertEventRead.model_validate(e) for e in details.events],
         anomalies=[LinkedAnomaly.model_validate(a) for a in details.anomalies],
     )
