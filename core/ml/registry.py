@@ -1,13 +1,21 @@
 """Model registry and promotion on evidence (MLflow registered-model aliases; never the deprecated stages).
 
 Contract (docs/notes ml_contracts): a new version becomes ``challenger``; it becomes ``champion`` only when it
-beats the current champion by more than ``margin`` on the *same* evaluation (both loaded and scored by the same
-``evaluate`` function), or when there is no champion yet. Every decision is recorded as tags ``sm.promotion.*`` on
-the candidate version.
+beats what serves on the *same* evaluation (both scored by the same ``evaluate`` function): the current champion
+by more than ``margin``, or, when there is no champion yet, the family's ``serving_baseline`` (what serves without a
+model) when one is given — without one the first version is promoted. Every decision is recorded as tags
+``sm.promotion.*`` on the candidate version.
 
-When ``evaluate`` is None the family's evaluator is imported lazily by model-name prefix
-(:data:`EVALUATORS`): each family module exposes ``evaluate_for_promotion(model, model_name) -> float`` and
-``PROMOTION_METRIC = (metric name, higher_is_better)``.
+Two ways to judge: by default ``evaluate`` returns one float and the candidate must beat the other by ``margin``
+in the direction of ``higher_is_better``; with ``decide``, ``evaluate`` may return any evaluation object and
+``decide(candidate, serving, serving_name) -> (promoted, reason)`` judges (several metrics, ties, …), ``figures``
+turning an evaluation into the numbers recorded (``sm.promotion.candidate.<figure>`` / ``.serving.<figure>``) and
+``metric`` naming the headline figure (``candidate_score`` / ``champion_score``).
+
+When ``evaluate`` is None the family's rule is imported lazily by model-name prefix: :data:`RULES` maps a prefix
+to a function ``(model_name) -> keyword arguments of promote_if_better``; otherwise :data:`EVALUATORS` maps it to
+the family's ``evaluate_for_promotion(model, model_name) -> float`` (its module defines
+``PROMOTION_METRIC = (metric name, higher_is_better)``).
 
 All functions are blocking (MLflow client calls): call them from a thread in async code.
 """
@@ -17,7 +25,7 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +40,8 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 TAG_PREFIX = "sm.promotion."
 
+#: model-name prefix → "module:function" returning the keyword arguments of ``promote_if_better`` for that family
+RULES: dict[str, str] = {}
 #: model-name prefix → "module:function" of the family's evaluator (module also defines PROMOTION_METRIC)
 EVALUATORS: dict[str, str] = {
     "anomaly_": "core.ml.anomaly_models:evaluate_for_promotion",
@@ -41,6 +51,8 @@ EVALUATORS: dict[str, str] = {
 }
 
 Evaluator = Callable[["PyFuncModel"], float]
+#: ``(candidate evaluation, serving evaluation, serving name) -> (promoted, reason)``
+Decide = Callable[[Any, Any, str], tuple[bool, str]]
 
 
 class RegistryError(RuntimeError):
@@ -59,6 +71,10 @@ class PromotionDecision:
     margin: float
     promoted: bool
     reason: str
+    serving: str = ""
+    """What the candidate was compared with: ``champion v<N>``, the baseline's name, or "" (nothing)."""
+    candidate_figures: dict[str, float] = field(default_factory=dict)
+    serving_figures: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,6 +149,22 @@ def _score(evaluate: Evaluator, model: PyFuncModel, what: str) -> float:
     return value
 
 
+def resolve_rule(model_name: str) -> dict[str, Any] | None:
+    """The keyword arguments of ``promote_if_better`` from the family rule of ``model_name`` (:data:`RULES`), or
+    None when its family has none."""
+    for prefix, target in RULES.items():
+        if model_name.startswith(prefix):
+            module_name, func_name = target.split(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as exc:
+                raise RegistryError(
+                    f"rule module {module_name} for {model_name!r} is missing: {exc}"
+                ) from exc
+            return dict(getattr(module, func_name)(model_name))
+    return None
+
+
 def _beats(candidate: float, champion: float, margin: float, higher_is_better: bool) -> bool:
     return candidate > champion + margin if higher_is_better else candidate < champion - margin
 
@@ -150,6 +182,10 @@ def _record(mlflow_client: MlflowClient, decision: PromotionDecision, decided_by
         "decided_by": decided_by,
         "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if decision.serving:
+        tags["serving"] = decision.serving
+    for who, figures in (("candidate", decision.candidate_figures), ("serving", decision.serving_figures)):
+        tags |= {f"{who}.{key}": repr(float(value)) for key, value in figures.items()}
     for key, value in tags.items():
         mlflow_client.set_model_version_tag(
             decision.model_name, decision.candidate_version, TAG_PREFIX + key, value
@@ -163,15 +199,22 @@ def promote_if_better(
     *,
     tracking_uri: str | None = None,
     margin: float | None = None,
-    evaluate: Callable[[PyFuncModel], float] | None = None,
+    evaluate: Callable[[PyFuncModel], Any] | None = None,
     metric: str | None = None,
     higher_is_better: bool | None = None,
+    serving_baseline: Callable[[], Any] | None = None,
+    baseline_name: str = "baseline",
+    decide: Decide | None = None,
+    figures: Callable[[Any], dict[str, float]] | None = None,
 ) -> PromotionDecision:
-    """Make ``candidate_version`` the challenger, then the champion if it beats the current one by ``margin``."""
+    """Make ``candidate_version`` the challenger, then the champion if it beats what serves (module docstring)."""
     mlflow_client = client(tracking_uri)
     candidate = str(candidate_version)
     mlflow_client.get_model_version(model_name, candidate)  # raises for an unknown model/version
     if evaluate is None:
+        rule = resolve_rule(model_name)
+        if rule is not None:
+            return promote_if_better(model_name, candidate, tracking_uri=tracking_uri, **rule)
         evaluate, family_metric, family_higher = resolve_evaluator(model_name)
         metric = metric or family_metric
         higher_is_better = family_higher if higher_is_better is None else higher_is_better
@@ -180,37 +223,50 @@ def promote_if_better(
     margin = default_margin() if margin is None else float(margin)
     if margin < 0:
         raise RegistryError(f"margin must be ≥ 0, got {margin}")
+    scalar = decide is None
+    decide = decide or _margin_rule(metric, higher, margin)
+
+    def assess(version: str) -> Any:
+        model = load_version(mlflow_client, model_name, version)
+        return _score(evaluate, model, f"v{version}") if scalar else evaluate(model)  # type: ignore[arg-type]
+
+    def headline(evaluation: Any) -> float:
+        return float(figures(evaluation)[metric]) if figures is not None else float(evaluation)
 
     mlflow_client.set_registered_model_alias(model_name, CHALLENGER, candidate)
     champion = alias_version(mlflow_client, model_name, CHAMPION)
-    candidate_score = _score(evaluate, load_version(mlflow_client, model_name, candidate), f"v{candidate}")
+    candidate_eval = assess(candidate)
 
-    champion_score: float | None = None
-    if champion is None:
+    serving_eval: Any = None
+    serving = ""
+    if champion is None and serving_baseline is None:
         promoted, reason = True, "no champion yet"
     elif champion == candidate:
         promoted, reason = True, "the candidate is already the champion"
-        champion_score = candidate_score
+        serving, serving_eval = f"champion v{champion}", candidate_eval
     else:
-        champion_score = _score(evaluate, load_version(mlflow_client, model_name, champion), f"v{champion}")
-        promoted = _beats(candidate_score, champion_score, margin, higher)
-        direction = "higher" if higher else "lower"
-        verdict = "beats" if promoted else "does not beat"
-        reason = (
-            f"{metric} {candidate_score:.6g} vs champion v{champion} {champion_score:.6g}: {verdict} it by more "
-            f"than {margin:g} ({direction} is better)"
-        )
+        if champion is None:
+            serving, serving_eval = baseline_name, serving_baseline()  # type: ignore[misc]
+        else:
+            serving = f"champion v{champion}"
+            serving_eval = assess(champion)
+        promoted, reason = decide(candidate_eval, serving_eval, serving)
     decision = PromotionDecision(
         model_name=model_name,
         candidate_version=candidate,
         champion_version=champion,
         metric=metric,
         higher_is_better=higher,
-        candidate_score=candidate_score,
-        champion_score=champion_score,
+        candidate_score=headline(candidate_eval),
+        champion_score=None if serving_eval is None else headline(serving_eval),
         margin=margin,
-        promoted=promoted,
+        promoted=bool(promoted),
         reason=reason,
+        serving=serving,
+        candidate_figures=dict(figures(candidate_eval)) if figures is not None else {},
+        serving_figures=dict(figures(serving_eval))
+        if figures is not None and serving_eval is not None
+        else {},
     )
     if promoted:
         mlflow_client.set_registered_model_alias(model_name, CHAMPION, candidate)
@@ -218,6 +274,21 @@ def promote_if_better(
         _drop_alias(mlflow_client, model_name, CHALLENGER)
     _record(mlflow_client, decision, "promote_if_better")
     return decision
+
+
+def _margin_rule(metric: str, higher: bool, margin: float) -> Decide:
+    """The default decision: beat the other score by more than ``margin`` in the better direction."""
+
+    def decide(candidate: float, serving: float, serving_name: str) -> tuple[bool, str]:
+        promoted = _beats(candidate, serving, margin, higher)
+        direction = "higher" if higher else "lower"
+        verdict = "beats" if promoted else "does not beat"
+        return promoted, (
+            f"{metric} {candidate:.6g} vs {serving_name} {serving:.6g}: {verdict} it by more than {margin:g} "
+            f"({direction} is better)"
+        )
+
+    return decide
 
 
 def _drop_alias(mlflow_client: MlflowClient, name: str, alias: str) -> None:
@@ -265,7 +336,9 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "EVALUATORS",
+    "RULES",
     "Comparison",
+    "Decide",
     "ModelInfo",
     "PromotionDecision",
     "RegistryError",
@@ -279,4 +352,5 @@ __all__ = [
     "load_version",
     "promote_if_better",
     "resolve_evaluator",
+    "resolve_rule",
 ]
