@@ -262,6 +262,25 @@ def promote_detector(
     return promote_if_better(model_name, version, tracking_uri=tracking_uri, **comparison.options())
 
 
+def promotion_table(decisions: dict[str, Any]) -> pd.DataFrame:
+    """Per sensor type with a ``PromotionDecision`` of this rule: two rows, the candidate and the detector that
+    served, with their figures (:data:`TABLE_FIGURES`) and whether the candidate was promoted."""
+    rows = []
+    for sensor_type, decision in decisions.items():
+        if decision is None:
+            continue
+        for who, figures in (
+            (f"candidate v{decision.candidate_version}", decision.candidate_figures),
+            (decision.serving or "nothing", decision.serving_figures),
+        ):
+            rows.append(
+                {"sensor_type": sensor_type, "detector": who}
+                | {k: figures.get(k, np.nan) for k in TABLE_FIGURES}
+                | {"candidate_promoted": decision.promoted}
+            )
+    return pd.DataFrame(rows)
+
+
 __all__ = [
     "BASELINE",
     "METRIC",
@@ -273,5 +292,6 @@ __all__ = [
     "evaluate_detector",
     "model_flags",
     "promote_detector",
+    "promotion_table",
     "robust_z_flags",
 ]

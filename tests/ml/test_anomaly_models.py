@@ -193,11 +193,19 @@ def test_training_registers_a_model_the_agent_loads(tmp_path: Path) -> None:
     assert {"precision", "recall", "false_alarms", "threshold", "baseline_f1", "iforest_single_f1"} <= set(
         metrics
     )
-    # promoted (no champion before) through core.ml.registry
-    assert (
-        result.decision.promoted
-        and str(client.get_model_version_by_alias("anomaly_temperature", "champion").version) == "1"
-    )
+    # judged against what serves without a champion, the robust_z baseline, by their alerts on the test split:
+    # both catch the one test fault without a false alarm, a tie, so the baseline keeps serving
+    decision = result.decision
+    assert decision.serving == "baseline robust_z" and decision.champion_version is None
+    assert (decision.candidate_figures["hits"], decision.candidate_figures["false_alarms"]) == (1.0, 0.0)
+    assert (decision.serving_figures["hits"], decision.serving_figures["false_alarms"]) == (1.0, 0.0)
+    assert not decision.promoted and "recall equal, false alarms equal" in decision.reason
+    aliases = client.get_registered_model("anomaly_temperature").aliases
+    assert {alias: str(v) for alias, v in aliases.items()} == {"challenger": "1"}
+    assert version.tags["sm.promotion.decision"] == "rejected"
+    assert version.tags["sm.promotion.serving"] == "baseline robust_z"
+    assert metrics["promotion.promoted"] == 0.0 and metrics["promotion.serving.hits"] == 1.0
+    assert list(run.promotion["detector"]) == ["candidate v1", "baseline robust_z"]
     parent = client.get_run(run.run_id)
     assert parent.data.params["sensor_types"] == "temperature"
     child = client.get_run(version.run_id)
@@ -209,7 +217,11 @@ def test_training_registers_a_model_the_agent_loads(tmp_path: Path) -> None:
         "precision_recall_threshold.png",
     }
 
-    # the anomaly agent's loader and scoring path, with a batch shaped like the agent's
+    # the anomaly agent's loader and scoring path, with a batch shaped like the agent's (made champion by an
+    # operator, the path that skips the evaluation)
+    from core.ml.registry import force_promote
+
+    force_promote("anomaly_temperature", "1", tracking_uri=uri)
     registry = MlflowRegistry(uri)
     assert registry.champion_version("anomaly_temperature") == "1"
     model = registry.load("anomaly_temperature", "1")
