@@ -50,7 +50,7 @@ from core.alerts.defaults import ANOMALY_SCORE
 from core.alerts.engine import Hysteresis, anomaly_violation, simulate
 from core.anomaly.baseline import BaselineConfig, floors_for, score_series
 from core.db.repositories.alerting import Point
-from core.ml.anomaly_episodes import Episode, EvaluationData
+from core.ml.anomaly_episodes import Episode, EvaluationData, evaluation_data
 
 INPUT_COLUMNS = ("sensor_id", "timestamp", "value")
 BASELINE = "robust_z"
@@ -262,6 +262,24 @@ def promote_detector(
     return promote_if_better(model_name, version, tracking_uri=tracking_uri, **comparison.options())
 
 
+def promotion_options(model_name: str) -> dict[str, Any]:
+    """The registry's rule for ``anomaly_<type>`` versions promoted outside a training run (``python -m apps.cli
+    models promote NAME VERSION``, ``POST /api/v1/ml/models/{name}/promote`` without ``force``): this rule on the
+    test split of ``data/sensor_data.csv`` for that type with the faults of ``data/sensor_data_faults.csv``."""
+    from core.ml import datasets
+    from core.ml.anomaly_eval import split_times
+
+    sensor_type = model_name.removeprefix("anomaly_")
+    readings = datasets.load_sensor_csv()
+    cuts = split_times(readings["timestamp"])
+    of_type = readings[readings["sensor_type"] == sensor_type].reset_index(drop=True)
+    if of_type.empty:
+        raise ValueError(f"no readings of type {sensor_type!r} in the evaluation data")
+    evaluated = cuts.labels(of_type["timestamp"]) == "test"
+    data = evaluation_data(of_type, evaluated, datasets.load_fault_labels(), sensor_type=sensor_type)
+    return DetectorComparison(data).options()
+
+
 def promotion_table(decisions: dict[str, Any]) -> pd.DataFrame:
     """Per sensor type with a ``PromotionDecision`` of this rule: two rows, the candidate and the detector that
     served, with their figures (:data:`TABLE_FIGURES`) and whether the candidate was promoted."""
@@ -292,6 +310,7 @@ __all__ = [
     "evaluate_detector",
     "model_flags",
     "promote_detector",
+    "promotion_options",
     "promotion_table",
     "robust_z_flags",
 ]

@@ -41,10 +41,11 @@ CHALLENGER = "challenger"
 TAG_PREFIX = "sm.promotion."
 
 #: model-name prefix → "module:function" returning the keyword arguments of ``promote_if_better`` for that family
-RULES: dict[str, str] = {}
+RULES: dict[str, str] = {
+    "anomaly_": "core.ml.anomaly_promotion:promotion_options",
+}
 #: model-name prefix → "module:function" of the family's evaluator (module also defines PROMOTION_METRIC)
 EVALUATORS: dict[str, str] = {
-    "anomaly_": "core.ml.anomaly_models:evaluate_for_promotion",
     "forecast_": "core.ml.forecast_models:evaluate_for_promotion",
     "ai4i_": "core.ml.ai4i.model:evaluate_for_promotion",
     "vibration_": "core.ml.vibration.tracking:evaluate_for_promotion",

@@ -209,10 +209,14 @@ def test_no_episode_no_promotion_and_same_data_required() -> None:
 
 # --- through the registry ----------------------------------------------------------------------------------------
 class WindowModel(PythonModel):
-    """``anomaly_<type>`` contract: flags the readings of ``windows`` = [(sensor, first index, last index)]."""
+    """``anomaly_<type>`` contract: flags the readings of ``windows`` = [(sensor, first, last)], first and last
+    reading given as indices from ``T0`` or as timestamps."""
 
-    def __init__(self, windows: list[tuple[str, int, int]]) -> None:
-        self.windows = [(s, t(a), t(b)) for s, a, b in windows]
+    def __init__(self, windows: list[tuple[str, Any, Any]]) -> None:
+        def at(x: Any) -> pd.Timestamp:
+            return t(x) if isinstance(x, int) else pd.Timestamp(x)
+
+        self.windows = [(s, at(a), at(b)) for s, a, b in windows]
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         ts = pd.to_datetime(model_input["timestamp"], utc=True)
@@ -316,6 +320,35 @@ def test_better_than_the_baseline_becomes_champion_then_a_worse_version_stays_ch
     assert decision.serving_figures["hits"] == 1.0 and decision.candidate_figures["alerts"] == 0.0
     assert "detects no fault episode" in decision.reason
     assert aliases(tracking_uri, name) == {"champion": v1, "challenger": v2}
+
+
+def test_models_promote_uses_this_rule_on_the_committed_data(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``models promote NAME VERSION`` (no --force) judges anomaly_<type> by this rule on data/sensor_data.csv."""
+    from typer.testing import CliRunner
+
+    from apps.cli import app
+    from core.ml import registry
+
+    name = "anomaly_temperature"  # the type's test split holds the sensor-001 drift (from 2026-10-31 11:35)
+    silent = register(tracking_uri, name, WindowModel([]))
+    decision = registry.promote_if_better(name, silent, tracking_uri=tracking_uri)
+    assert not decision.promoted and "detects no fault episode" in decision.reason
+    assert decision.serving == "baseline robust_z" and decision.metric == "event_recall"
+
+    drift = register(
+        tracking_uri, name, WindowModel([("sensor-001", "2026-10-31T12:00:00Z", "2026-10-31T12:20:00Z")])
+    )
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    result = CliRunner().invoke(app, ["models", "promote", name, drift])
+    assert result.exit_code == 0, result.output
+    assert "promoted to champion" in result.output
+    assert aliases(tracking_uri, name) == {"champion": drift}
+    tags = mlflow.MlflowClient(tracking_uri=tracking_uri).get_model_version(name, drift).tags
+    assert tags["sm.promotion.reason"].endswith("recall better, false alarms equal: promoted")
+    # flags from 12:00: the 3rd, at 12:10, opens the alert, 35 min after the drift's first reading (11:35)
+    assert float(tags["sm.promotion.candidate.median_delay_min"]) == 35.0
 
 
 # --- the committed demo data -------------------------------------------------------------------------------------
