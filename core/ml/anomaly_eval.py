@@ -162,16 +162,6 @@ def detection_metrics(
     }
 
 
-def promotion_f1(flags: np.ndarray, is_faulty: np.ndarray) -> float:
-    """F1 for promotion: the point F1, and 1.0 when the data holds no faulty reading and nothing is flagged
-    (0.0 when it holds none and something is flagged)."""
-    y = np.asarray(is_faulty, dtype=bool)
-    flags = np.asarray(flags, dtype=bool)
-    if not y.any():
-        return 0.0 if flags.any() else 1.0
-    return _prf(y, flags)[2]
-
-
 def threshold_curve(scores: np.ndarray, y_true: np.ndarray, points: int = 60) -> pd.DataFrame:
     """Precision, recall and F1 at thresholds spread over the score quantiles (for plots)."""
     scores = np.asarray(scores, dtype=float)
@@ -276,7 +266,6 @@ __all__ = [
     "detection_metrics",
     "jsonable_metrics",
     "label_agreement",
-    "promotion_f1",
     "robust_z_scores",
     "split_times",
     "threshold_curve",

@@ -41,8 +41,6 @@ FAMILY = "anomaly"
 MODEL_PREFIX = "anomaly_"
 INPUT_COLUMNS: tuple[str, ...] = ("sensor_id", "timestamp", "value")
 OUTPUT_COLUMNS: tuple[str, ...] = ("score", "is_anomaly")
-#: What :func:`evaluate_for_promotion` returns and which way is better (``core.ml.registry`` reads it).
-PROMOTION_METRIC: tuple[str, bool] = ("f1", True)
 
 
 def model_name(sensor_type: str) -> str:
@@ -241,54 +239,13 @@ def pyfunc_model(scorer: AnomalyScorer) -> Any:
     return AnomalyPyFunc(scorer)
 
 
-# --- promotion -------------------------------------------------------------------------------------------------
-def _model_output(model: Any, frame: pd.DataFrame) -> np.ndarray:
-    output = model.predict(frame.loc[:, list(INPUT_COLUMNS)])
-    if isinstance(output, pd.DataFrame) and "is_anomaly" in output.columns:
-        return output["is_anomaly"].to_numpy(dtype=bool)
-    raise ValueError("an anomaly model must return a DataFrame with an 'is_anomaly' column")
-
-
-def evaluate_flags_f1(
-    model: Any, readings: pd.DataFrame, is_faulty: np.ndarray, evaluate_mask: np.ndarray
-) -> float:
-    """Promotion F1 of ``model`` scoring ``readings`` (whole series: earlier rows are history) on the rows of
-    ``evaluate_mask`` (see ``core.ml.anomaly_eval.promotion_f1``)."""
-    from core.ml.anomaly_eval import promotion_f1
-
-    flags = _model_output(model, readings)
-    mask = np.asarray(evaluate_mask, dtype=bool)
-    return promotion_f1(flags[mask], np.asarray(is_faulty, dtype=bool)[mask])
-
-
-def evaluate_for_promotion(model: Any, model_name: str) -> float:
-    """F1 of ``model`` on the project's fixed evaluation data: the test split (last 40 % of the time span) of
-    ``data/sensor_data.csv`` for the model's sensor type, labelled by ``data/sensor_data_faults.csv``."""
-    from core.ml import datasets
-    from core.ml.anomaly_eval import split_times
-
-    sensor_type = sensor_type_of(model_name)
-    readings = datasets.load_sensor_csv()
-    faults = datasets.load_fault_labels()
-    cuts = split_times(readings["timestamp"])
-    of_type = readings[readings["sensor_type"] == sensor_type].reset_index(drop=True)
-    if of_type.empty:
-        raise ValueError(f"no readings of type {sensor_type!r} in the evaluation data")
-    faulty = datasets.fault_mask(of_type, faults).to_numpy()
-    test = cuts.labels(of_type["timestamp"]) == "test"
-    return evaluate_flags_f1(model, of_type, faulty, test)
-
-
 __all__ = [
     "FAMILY",
     "INPUT_COLUMNS",
     "MODEL_PREFIX",
     "OUTPUT_COLUMNS",
-    "PROMOTION_METRIC",
     "AnomalyScorer",
     "FeatureConfig",
-    "evaluate_flags_f1",
-    "evaluate_for_promotion",
     "fit_scorer",
     "model_name",
     "pyfunc_model",

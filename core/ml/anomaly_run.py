@@ -1,7 +1,9 @@
 """The notebook's one MLflow run of the anomaly models (:func:`run_training`): a parent run with the summary and
 the plots, a nested run per sensor type carrying that type's test metrics and the logged pyfunc model, registered
-as ``anomaly_<type>`` and then passed to ``core.ml.registry.promote_if_better`` with an evaluator over the same
-in-memory test split. Training and evaluation themselves: :mod:`core.ml.anomaly_training`.
+as ``anomaly_<type>`` and then promoted by :func:`core.ml.anomaly_promotion.promote_detector`: challenger, and
+champion only if its alerts beat those of what serves the type (its champion, else the ``robust_z`` baseline) on
+the same in-memory test split, injected faults and work-order labels. Training and evaluation themselves:
+:mod:`core.ml.anomaly_training`.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.anomaly.baseline import BaselineConfig
 from core.ml import anomaly_eval as ev
-from core.ml.anomaly_models import FAMILY, INPUT_COLUMNS, PROMOTION_METRIC, model_name, pyfunc_model
+from core.ml import anomaly_promotion as ap
+from core.ml.anomaly_episodes import EvaluationData, evaluation_data
+from core.ml.anomaly_models import FAMILY, INPUT_COLUMNS, model_name, pyfunc_model
 from core.ml.anomaly_training import (
     DEFAULT_EXPERIMENT,
     TrainConfig,
@@ -120,20 +125,53 @@ def log_and_register(result: TypeResult, config: TrainConfig, *, register: bool 
     return None if version is None else str(version)
 
 
-def promote(result: TypeResult, tracking_uri: str, margin: float | None = None) -> Any:
-    """``core.ml.registry.promote_if_better`` on this type's test split (candidate and champion alike)."""
-    from core.ml.registry import promote_if_better  # engineer D's module; imported lazily
+def promotion_data(result: TypeResult, labels: pd.DataFrame | None = None) -> EvaluationData:
+    """The labelled evaluation of ``result``'s type: its readings (all splits as history), the test split
+    evaluated, its injected faults and ``labels`` (work-order labels, optional)."""
+    return evaluation_data(
+        result.scores.loc[:, list(INPUT_COLUMNS)],
+        result.scores["split"].eq("test").to_numpy(),
+        result.test_faults,
+        labels,
+        sensor_type=result.sensor_type,
+    )
 
-    metric, higher = PROMOTION_METRIC
-    return promote_if_better(
+
+def promote(
+    result: TypeResult,
+    tracking_uri: str,
+    data: EvaluationData | None = None,
+    baseline: BaselineConfig | None = None,
+) -> Any:
+    """``result.version`` becomes challenger, and champion only if it beats what serves its type on ``data``
+    (default: :func:`promotion_data` without labels; ``core.ml.anomaly_promotion``); returns the
+    ``PromotionDecision``."""
+    return ap.promote_detector(
         model_name(result.sensor_type),
         str(result.version),
+        promotion_data(result) if data is None else data,
         tracking_uri=tracking_uri,
-        margin=margin,
-        evaluate=result.evaluate,
-        metric=metric,
-        higher_is_better=higher,
+        baseline=baseline,
     )
+
+
+def log_decision(decision: Any, sensor_type: str, run_id: str | None, tracking_uri: str) -> None:
+    """The decision's figures as metrics: ``promotion.<candidate|serving>.<figure>`` and ``promotion.promoted``
+    on the type's run, ``<type>.promotion_*`` on the active (parent) run."""
+    import mlflow
+
+    figures = {f"promotion.candidate.{k}": v for k, v in decision.candidate_figures.items()}
+    figures |= {f"promotion.serving.{k}": v for k, v in decision.serving_figures.items()}
+    figures["promotion.promoted"] = float(decision.promoted)
+    if run_id is not None:
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+        for key, value in ev.jsonable_metrics(figures).items():
+            client.log_metric(run_id, key, value)
+        client.set_tag(run_id, "sm.promotion.reason", decision.reason[:5000])
+    parent = {"promoted": float(decision.promoted), "candidate_score": decision.candidate_score}
+    parent |= {f"serving_{k}": v for k, v in decision.serving_figures.items()}
+    parent |= {f"candidate_{k}": v for k, v in decision.candidate_figures.items()}
+    mlflow.log_metrics({f"{sensor_type}.promotion_{k}": v for k, v in ev.jsonable_metrics(parent).items()})
 
 
 # --- the whole run ---------------------------------------------------------------------------------------------
@@ -221,6 +259,7 @@ class TrainingRun:
     cuts: ev.SplitTimes
     tracking_uri: str | None
     label_table: pd.DataFrame | None = None
+    promotion: pd.DataFrame | None = None
 
 
 def run_training(
@@ -292,12 +331,15 @@ def run_training(
                 result.version = log_and_register(result, config, register=register)
                 mlflow.log_metric("train_seconds", time.perf_counter() - started)
             if register and promote_models and result.version is not None:
-                result.decision = promote(result, uri)
-                for key, value in {
-                    "promoted": float(result.decision.promoted),
-                    "candidate_score": result.decision.candidate_score,
-                }.items():
-                    mlflow.log_metric(f"{sensor_type}.promotion_{key}", value)
+                data = promotion_data(result, type_labels)
+                result.decision = promote(result, uri, data, config.baseline)
+                log_decision(result.decision, sensor_type, result.run_id, uri)
+                mlflow.log_metrics(
+                    {
+                        f"{sensor_type}.promotion_labels_used": data.labels_used,
+                        f"{sensor_type}.promotion_labels_unused": data.labels_unused,
+                    }
+                )
             results[sensor_type] = result
             if progress:
                 progress(f"{sensor_type}: f1={result.metrics['iforest']['f1']:.3f} version={result.version}")
@@ -311,6 +353,9 @@ def run_training(
         for path in figures:
             mlflow.log_artifact(str(path), "plots")
         mlflow.log_text(summary.to_csv(index=False), "summary/metrics.csv")
+        promotion = ap.promotion_table({t: r.decision for t, r in results.items()})
+        if len(promotion):
+            mlflow.log_text(promotion.to_csv(index=False), "summary/promotion.csv")
         label_table = None
         if labels is not None and len(labels) and score_labels_on_db:
             label_table = score_work_order_labels(results, labels)
@@ -319,16 +364,18 @@ def run_training(
                     mlflow.log_metric(f"{row['sensor_type']}.labels.{key}", value)
             mlflow.log_text(label_table.to_csv(index=False), "summary/work_order_labels.csv")
         run_id = parent.info.run_id
-    return TrainingRun(run_id, results, summary, figures, cuts, uri, label_table)
+    return TrainingRun(run_id, results, summary, figures, cuts, uri, label_table, promotion)
 
 
 __all__ = [
     "TrainingRun",
     "input_example",
     "log_and_register",
+    "log_decision",
     "model_signature",
     "parse_sensor_types",
     "promote",
+    "promotion_data",
     "run_training",
     "score_work_order_labels",
     "work_order_labels",

@@ -26,7 +26,6 @@ from core.ml.anomaly_models import (
     INPUT_COLUMNS,
     AnomalyScorer,
     FeatureConfig,
-    evaluate_flags_f1,
     fit_scorer,
 )
 
@@ -80,13 +79,7 @@ class TypeResult:
     version: str | None = None
     run_id: str | None = None
     decision: Any = None
-
-    def evaluate(self, model: Any) -> float:
-        """Promotion F1 of any model with the contract on this type's test split (same data for all)."""
-        frame = self.scores.loc[:, list(INPUT_COLUMNS)]
-        return evaluate_flags_f1(
-            model, frame, self.scores["faulty"].to_numpy(), self.scores["split"].eq("test")
-        )
+    """The ``core.ml.registry.PromotionDecision`` (``core.ml.anomaly_run.promote``)."""
 
 
 def train_type(

@@ -1,13 +1,21 @@
 """Model registry and promotion on evidence (MLflow registered-model aliases; never the deprecated stages).
 
 Contract (docs/notes ml_contracts): a new version becomes ``challenger``; it becomes ``champion`` only when it
-beats the current champion by more than ``margin`` on the *same* evaluation (both loaded and scored by the same
-``evaluate`` function), or when there is no champion yet. Every decision is recorded as tags ``sm.promotion.*`` on
-the candidate version.
+beats what serves on the *same* evaluation (both scored by the same ``evaluate`` function): the current champion
+by more than ``margin``, or, when there is no champion yet, the family's ``serving_baseline`` (what serves without a
+model) when one is given — without one the first version is promoted. Every decision is recorded as tags
+``sm.promotion.*`` on the candidate version.
 
-When ``evaluate`` is None the family's evaluator is imported lazily by model-name prefix
-(:data:`EVALUATORS`): each family module exposes ``evaluate_for_promotion(model, model_name) -> float`` and
-``PROMOTION_METRIC = (metric name, higher_is_better)``.
+Two ways to judge: by default ``evaluate`` returns one float and the candidate must beat the other by ``margin``
+in the direction of ``higher_is_better``; with ``decide``, ``evaluate`` may return any evaluation object and
+``decide(candidate, serving, serving_name) -> (promoted, reason)`` judges (several metrics, ties, …), ``figures``
+turning an evaluation into the numbers recorded (``sm.promotion.candidate.<figure>`` / ``.serving.<figure>``) and
+``metric`` naming the headline figure (``candidate_score`` / ``champion_score``).
+
+When ``evaluate`` is None the family's rule is imported lazily by model-name prefix: :data:`RULES` maps a prefix
+to a function ``(model_name) -> keyword arguments of promote_if_better``; otherwise :data:`EVALUATORS` maps it to
+the family's ``evaluate_for_promotion(model, model_name) -> float`` (its module defines
+``PROMOTION_METRIC = (metric name, higher_is_better)``).
 
 All functions are blocking (MLflow client calls): call them from a thread in async code.
 """
@@ -22,6 +30,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from core.ml.eda_tracking import resolve_tracking_uri
+from core.ml.registry_listing import Comparison, ModelInfo, VersionInfo, compare, get_model, list_models
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -31,15 +40,20 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 TAG_PREFIX = "sm.promotion."
 
+#: model-name prefix → "module:function" returning the keyword arguments of ``promote_if_better`` for that family
+RULES: dict[str, str] = {
+    "anomaly_": "core.ml.anomaly_promotion:promotion_options",
+}
 #: model-name prefix → "module:function" of the family's evaluator (module also defines PROMOTION_METRIC)
 EVALUATORS: dict[str, str] = {
-    "anomaly_": "core.ml.anomaly_models:evaluate_for_promotion",
     "forecast_": "core.ml.forecast_models:evaluate_for_promotion",
     "ai4i_": "core.ml.ai4i.model:evaluate_for_promotion",
     "vibration_": "core.ml.vibration.tracking:evaluate_for_promotion",
 }
 
 Evaluator = Callable[["PyFuncModel"], float]
+#: ``(candidate evaluation, serving evaluation, serving name) -> (promoted, reason)``
+Decide = Callable[[Any, Any, str], tuple[bool, str]]
 
 
 class RegistryError(RuntimeError):
@@ -58,43 +72,13 @@ class PromotionDecision:
     margin: float
     promoted: bool
     reason: str
+    serving: str = ""
+    """What the candidate was compared with: ``champion v<N>``, the baseline's name, or "" (nothing)."""
+    candidate_figures: dict[str, float] = field(default_factory=dict)
+    serving_figures: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """One registered model version with its aliases and its run's metrics."""
-
-    name: str
-    version: str
-    aliases: tuple[str, ...]
-    run_id: str | None
-    created_at: datetime | None
-    metrics: dict[str, float] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    """The run's ``sm.*`` tags (family, sensor type) and the version's tags (``sm.promotion.*``)."""
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    aliases: dict[str, str]
-    """alias → version"""
-    versions: tuple[VersionInfo, ...]
-    description: str | None = None
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Champion vs challenger of one registered model (either may be missing)."""
-
-    name: str
-    champion: VersionInfo | None
-    challenger: VersionInfo | None
-    metrics: dict[str, tuple[float | None, float | None]]
-    """metric → (champion value, challenger value), the union of both runs' metrics."""
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
@@ -166,6 +150,22 @@ def _score(evaluate: Evaluator, model: PyFuncModel, what: str) -> float:
     return value
 
 
+def resolve_rule(model_name: str) -> dict[str, Any] | None:
+    """The keyword arguments of ``promote_if_better`` from the family rule of ``model_name`` (:data:`RULES`), or
+    None when its family has none."""
+    for prefix, target in RULES.items():
+        if model_name.startswith(prefix):
+            module_name, func_name = target.split(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as exc:
+                raise RegistryError(
+                    f"rule module {module_name} for {model_name!r} is missing: {exc}"
+                ) from exc
+            return dict(getattr(module, func_name)(model_name))
+    return None
+
+
 def _beats(candidate: float, champion: float, margin: float, higher_is_better: bool) -> bool:
     return candidate > champion + margin if higher_is_better else candidate < champion - margin
 
@@ -183,6 +183,10 @@ def _record(mlflow_client: MlflowClient, decision: PromotionDecision, decided_by
         "decided_by": decided_by,
         "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if decision.serving:
+        tags["serving"] = decision.serving
+    for who, figures in (("candidate", decision.candidate_figures), ("serving", decision.serving_figures)):
+        tags |= {f"{who}.{key}": repr(float(value)) for key, value in figures.items()}
     for key, value in tags.items():
         mlflow_client.set_model_version_tag(
             decision.model_name, decision.candidate_version, TAG_PREFIX + key, value
@@ -196,15 +200,22 @@ def promote_if_better(
     *,
     tracking_uri: str | None = None,
     margin: float | None = None,
-    evaluate: Callable[[PyFuncModel], float] | None = None,
+    evaluate: Callable[[PyFuncModel], Any] | None = None,
     metric: str | None = None,
     higher_is_better: bool | None = None,
+    serving_baseline: Callable[[], Any] | None = None,
+    baseline_name: str = "baseline",
+    decide: Decide | None = None,
+    figures: Callable[[Any], dict[str, float]] | None = None,
 ) -> PromotionDecision:
-    """Make ``candidate_version`` the challenger, then the champion if it beats the current one by ``margin``."""
+    """Make ``candidate_version`` the challenger, then the champion if it beats what serves (module docstring)."""
     mlflow_client = client(tracking_uri)
     candidate = str(candidate_version)
     mlflow_client.get_model_version(model_name, candidate)  # raises for an unknown model/version
     if evaluate is None:
+        rule = resolve_rule(model_name)
+        if rule is not None:
+            return promote_if_better(model_name, candidate, tracking_uri=tracking_uri, **rule)
         evaluate, family_metric, family_higher = resolve_evaluator(model_name)
         metric = metric or family_metric
         higher_is_better = family_higher if higher_is_better is None else higher_is_better
@@ -213,37 +224,50 @@ def promote_if_better(
     margin = default_margin() if margin is None else float(margin)
     if margin < 0:
         raise RegistryError(f"margin must be ≥ 0, got {margin}")
+    scalar = decide is None
+    decide = decide or _margin_rule(metric, higher, margin)
+
+    def assess(version: str) -> Any:
+        model = load_version(mlflow_client, model_name, version)
+        return _score(evaluate, model, f"v{version}") if scalar else evaluate(model)  # type: ignore[arg-type]
+
+    def headline(evaluation: Any) -> float:
+        return float(figures(evaluation)[metric]) if figures is not None else float(evaluation)
 
     mlflow_client.set_registered_model_alias(model_name, CHALLENGER, candidate)
     champion = alias_version(mlflow_client, model_name, CHAMPION)
-    candidate_score = _score(evaluate, load_version(mlflow_client, model_name, candidate), f"v{candidate}")
+    candidate_eval = assess(candidate)
 
-    champion_score: float | None = None
-    if champion is None:
+    serving_eval: Any = None
+    serving = ""
+    if champion is None and serving_baseline is None:
         promoted, reason = True, "no champion yet"
     elif champion == candidate:
         promoted, reason = True, "the candidate is already the champion"
-        champion_score = candidate_score
+        serving, serving_eval = f"champion v{champion}", candidate_eval
     else:
-        champion_score = _score(evaluate, load_version(mlflow_client, model_name, champion), f"v{champion}")
-        promoted = _beats(candidate_score, champion_score, margin, higher)
-        direction = "higher" if higher else "lower"
-        verdict = "beats" if promoted else "does not beat"
-        reason = (
-            f"{metric} {candidate_score:.6g} vs champion v{champion} {champion_score:.6g}: {verdict} it by more "
-            f"than {margin:g} ({direction} is better)"
-        )
+        if champion is None:
+            serving, serving_eval = baseline_name, serving_baseline()  # type: ignore[misc]
+        else:
+            serving = f"champion v{champion}"
+            serving_eval = assess(champion)
+        promoted, reason = decide(candidate_eval, serving_eval, serving)
     decision = PromotionDecision(
         model_name=model_name,
         candidate_version=candidate,
         champion_version=champion,
         metric=metric,
         higher_is_better=higher,
-        candidate_score=candidate_score,
-        champion_score=champion_score,
+        candidate_score=headline(candidate_eval),
+        champion_score=None if serving_eval is None else headline(serving_eval),
         margin=margin,
-        promoted=promoted,
+        promoted=bool(promoted),
         reason=reason,
+        serving=serving,
+        candidate_figures=dict(figures(candidate_eval)) if figures is not None else {},
+        serving_figures=dict(figures(serving_eval))
+        if figures is not None and serving_eval is not None
+        else {},
     )
     if promoted:
         mlflow_client.set_registered_model_alias(model_name, CHAMPION, candidate)
@@ -251,6 +275,21 @@ def promote_if_better(
         _drop_alias(mlflow_client, model_name, CHALLENGER)
     _record(mlflow_client, decision, "promote_if_better")
     return decision
+
+
+def _margin_rule(metric: str, higher: bool, margin: float) -> Decide:
+    """The default decision: beat the other score by more than ``margin`` in the better direction."""
+
+    def decide(candidate: float, serving: float, serving_name: str) -> tuple[bool, str]:
+        promoted = _beats(candidate, serving, margin, higher)
+        direction = "higher" if higher else "lower"
+        verdict = "beats" if promoted else "does not beat"
+        return promoted, (
+            f"{metric} {candidate:.6g} vs {serving_name} {serving:.6g}: {verdict} it by more than {margin:g} "
+            f"({direction} is better)"
+        )
+
+    return decide
 
 
 def _drop_alias(mlflow_client: MlflowClient, name: str, alias: str) -> None:
@@ -294,93 +333,13 @@ def force_promote(
     return decision
 
 
-# --- listing ------------------------------------------------------------------------------------------------------
-RunData = tuple[dict[str, float], dict[str, str]]
-
-
-def _run_data(mlflow_client: MlflowClient, run_id: str | None, cache: dict[str, RunData]) -> RunData:
-    """``(metrics, sm.* tags)`` of a version's run (empty when the run is gone)."""
-    from mlflow.exceptions import MlflowException
-
-    if not run_id:
-        return {}, {}
-    if run_id not in cache:
-        try:
-            data = mlflow_client.get_run(run_id).data
-            tags = {k: v for k, v in data.tags.items() if k.startswith("sm.")}
-            cache[run_id] = (dict(data.metrics), tags)
-        except MlflowException:
-            cache[run_id] = ({}, {})  # run deleted (or in a store we cannot read)
-    return cache[run_id]
-
-
-def _version_info(
-    mlflow_client: MlflowClient, mv: Any, aliases: dict[str, str], cache: dict[str, RunData]
-) -> VersionInfo:
-    version = str(mv.version)
-    created = datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC) if mv.creation_timestamp else None
-    metrics, run_tags = _run_data(mlflow_client, mv.run_id, cache)
-    return VersionInfo(
-        name=mv.name,
-        version=version,
-        aliases=tuple(sorted(a for a, v in aliases.items() if v == version)),
-        run_id=mv.run_id,
-        created_at=created,
-        metrics=metrics,
-        tags={**run_tags, **dict(mv.tags or {})},  # the run's sm.* tags, then the version's own
-    )
-
-
-def get_model(
-    name: str, *, tracking_uri: str | None = None, mlflow_client: MlflowClient | None = None
-) -> ModelInfo:
-    """One registered model with every version (newest first), its aliases and its runs' metrics."""
-    mlflow_client = mlflow_client or client(tracking_uri)
-    registered = mlflow_client.get_registered_model(name)
-    aliases = {alias: str(version) for alias, version in (registered.aliases or {}).items()}
-    cache: dict[str, RunData] = {}
-    versions = mlflow_client.search_model_versions(f"name = '{_quote(name)}'")
-    infos = sorted(
-        (_version_info(mlflow_client, mv, aliases, cache) for mv in versions), key=lambda v: -int(v.version)
-    )
-    return ModelInfo(name=name, aliases=aliases, versions=tuple(infos), description=registered.description)
-
-
-def list_models(
-    *, tracking_uri: str | None = None, mlflow_client: MlflowClient | None = None
-) -> list[ModelInfo]:
-    """Every registered model (by name) with its versions, aliases and metrics."""
-    mlflow_client = mlflow_client or client(tracking_uri)
-    names = sorted(rm.name for rm in mlflow_client.search_registered_models(max_results=1000))
-    return [get_model(name, mlflow_client=mlflow_client) for name in names]
-
-
-def compare(name: str, *, tracking_uri: str | None = None) -> Comparison:
-    """Champion vs challenger metrics of ``name``."""
-    info = get_model(name, tracking_uri=tracking_uri)
-    by_version = {v.version: v for v in info.versions}
-    champion = by_version.get(info.aliases.get(CHAMPION, ""))
-    challenger = by_version.get(info.aliases.get(CHALLENGER, ""))
-    keys = sorted(set(champion.metrics if champion else {}) | set(challenger.metrics if challenger else {}))
-    metrics = {
-        key: (
-            champion.metrics.get(key) if champion else None,
-            challenger.metrics.get(key) if challenger else None,
-        )
-        for key in keys
-    }
-    return Comparison(name=name, champion=champion, challenger=challenger, metrics=metrics)
-
-
-def _quote(name: str) -> str:
-    return name.replace("'", "\\'")
-
-
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "EVALUATORS",
+    "RULES",
     "Comparison",
+    "Decide",
     "ModelInfo",
     "PromotionDecision",
     "RegistryError",
@@ -394,4 +353,5 @@ __all__ = [
     "load_version",
     "promote_if_better",
     "resolve_evaluator",
+    "resolve_rule",
 ]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from core.ml import anomaly_eval as ev
-from core.ml.anomaly_models import PROMOTION_METRIC, evaluate_for_promotion, sensor_type_of
+from core.ml.anomaly_models import sensor_type_of
 from core.ml.anomaly_run import run_training
 from core.ml.anomaly_training import TrainConfig, train_type
 
@@ -80,8 +80,6 @@ def test_detection_metrics_delay_and_false_alarms() -> None:
     assert m["f1"] == pytest.approx(2 * 2 / (2 * 2 + 3 + 2))
     assert (m["events"], m["events_detected"], m["mean_delay_min"]) == (1, 1, 10.0)
     assert m["false_alarms"] == 2
-    assert ev.promotion_f1(np.zeros(3, bool), np.zeros(3, bool)) == 1.0
-    assert ev.promotion_f1(np.array([True, False]), np.zeros(2, bool)) == 0.0
 
 
 @pytest.fixture(scope="module")
@@ -140,15 +138,19 @@ def test_the_model_is_stateless_with_a_level_only_warm_up(trained: tuple) -> Non
     assert scorer.predict(batch.iloc[:0]).shape == (0, 2)
 
 
-def test_the_registry_finds_this_family_evaluator(trained: tuple) -> None:
-    from core.ml.registry import resolve_evaluator
+def test_the_registry_finds_this_family_rule(trained: tuple) -> None:
+    from core.ml import anomaly_promotion as ap
+    from core.ml.registry import resolve_rule
 
     scorer = trained[3].scorer  # any object with the pyfunc's predict
-    evaluate, metric, higher = resolve_evaluator("anomaly_temperature")
-    assert (metric, higher) == PROMOTION_METRIC
-    value = evaluate(scorer)
-    assert value == evaluate_for_promotion(scorer, "anomaly_temperature")
-    assert 0.0 <= value <= 1.0
+    rule = resolve_rule("anomaly_temperature")
+    assert rule is not None
+    assert (rule["metric"], rule["decide"], rule["margin"]) == ("event_recall", ap.decide, 0.0)
+    # the project's evaluation data: the test split of data/sensor_data.csv, one temperature fault episode
+    candidate, baseline = rule["evaluate"](scorer), rule["serving_baseline"]()
+    assert candidate.episodes == baseline.episodes == 1
+    assert candidate.sensor_days == baseline.sensor_days
+    assert baseline.detector == "robust_z" and rule["baseline_name"] == "baseline robust_z"
 
 
 def test_sensor_types_from_papermill_strings() -> None:
@@ -164,7 +166,6 @@ def test_model_names() -> None:
     assert sensor_type_of("anomaly_vibration") == "vibration"
     with pytest.raises(ValueError):
         sensor_type_of("forecast_vibration")
-    assert PROMOTION_METRIC == ("f1", True)
 
 
 @pytest.mark.heavy_ml
@@ -193,11 +194,19 @@ def test_training_registers_a_model_the_agent_loads(tmp_path: Path) -> None:
     assert {"precision", "recall", "false_alarms", "threshold", "baseline_f1", "iforest_single_f1"} <= set(
         metrics
     )
-    # promoted (no champion before) through core.ml.registry
-    assert (
-        result.decision.promoted
-        and str(client.get_model_version_by_alias("anomaly_temperature", "champion").version) == "1"
-    )
+    # judged against what serves without a champion, the robust_z baseline, by their alerts on the test split:
+    # both catch the one test fault without a false alarm, a tie, so the baseline keeps serving
+    decision = result.decision
+    assert decision.serving == "baseline robust_z" and decision.champion_version is None
+    assert (decision.candidate_figures["hits"], decision.candidate_figures["false_alarms"]) == (1.0, 0.0)
+    assert (decision.serving_figures["hits"], decision.serving_figures["false_alarms"]) == (1.0, 0.0)
+    assert not decision.promoted and "recall equal, false alarms equal" in decision.reason
+    aliases = client.get_registered_model("anomaly_temperature").aliases
+    assert {alias: str(v) for alias, v in aliases.items()} == {"challenger": "1"}
+    assert version.tags["sm.promotion.decision"] == "rejected"
+    assert version.tags["sm.promotion.serving"] == "baseline robust_z"
+    assert metrics["promotion.promoted"] == 0.0 and metrics["promotion.serving.hits"] == 1.0
+    assert list(run.promotion["detector"]) == ["candidate v1", "baseline robust_z"]
     parent = client.get_run(run.run_id)
     assert parent.data.params["sensor_types"] == "temperature"
     child = client.get_run(version.run_id)
@@ -209,7 +218,11 @@ def test_training_registers_a_model_the_agent_loads(tmp_path: Path) -> None:
         "precision_recall_threshold.png",
     }
 
-    # the anomaly agent's loader and scoring path, with a batch shaped like the agent's
+    # the anomaly agent's loader and scoring path, with a batch shaped like the agent's (made champion by an
+    # operator, the path that skips the evaluation)
+    from core.ml.registry import force_promote
+
+    force_promote("anomaly_temperature", "1", tracking_uri=uri)
     registry = MlflowRegistry(uri)
     assert registry.champion_version("anomaly_temperature") == "1"
     model = registry.load("anomaly_temperature", "1")
@@ -221,9 +234,13 @@ def test_training_registers_a_model_the_agent_loads(tmp_path: Path) -> None:
     expected = result.scorer.predict(batch)
     np.testing.assert_allclose(scores, expected["score"])
     assert flags.tolist() == expected["is_anomaly"].tolist()
-    # the loaded model is what evaluate_for_promotion receives: it scores the project's evaluation data
-    value = evaluate_for_promotion(model, "anomaly_temperature")
-    assert 0.0 <= value <= 1.0
+    # the loaded model is what the promotion rule scores, on the series as the agent would see them
+    from core.ml.anomaly_promotion import model_flags
+    from core.ml.anomaly_run import promotion_data
+
+    flags = model_flags(model, promotion_data(result))
+    assert flags.tolist() == model_flags(result.scorer, promotion_data(result)).tolist()
+    assert flags.any()
 
 
 def test_work_order_labels_are_scored_by_the_model_flags(trained: tuple) -> None:

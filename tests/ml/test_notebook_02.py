@@ -88,6 +88,17 @@ def test_papermill_run_trains_registers_and_logs_one_run(tmp_path: Path) -> None
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "plots")} == {
         f"plots/{n}" for n in FIGURES
     }
+    # promotion against the robust_z baseline (no champion yet) by alerts on the test split: in small mode the
+    # forest's alerts catch the test spike without a false alarm, the baseline raises no alert
     version = client.get_model_version_by_alias("anomaly_voltage", "champion")
     assert version.run_id == child.info.run_id
+    assert version.tags["sm.promotion.decision"] == "promoted"
+    assert version.tags["sm.promotion.serving"] == "baseline robust_z"
+    assert "recall better, false alarms equal" in version.tags["sm.promotion.reason"]
     assert {"f1", "precision", "recall", "false_alarms", "threshold"} <= set(child.data.metrics)
+    assert child.data.metrics["promotion.candidate.event_recall"] == 1.0
+    assert child.data.metrics["promotion.serving.event_recall"] == 0.0
+    assert parent.data.metrics["voltage.promotion_promoted"] == 1.0
+    assert "summary/promotion.csv" in {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
+    shown = "".join(str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    assert "baseline robust_z" in shown and "candidate v1" in shown

@@ -202,3 +202,74 @@ def test_models_cli(tracking_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
     result = runner.invoke(app, ["models", "compare", "no_such_model"])
     assert result.exit_code == 1
     assert "no_such_model" in result.output
+
+
+def test_without_a_champion_a_serving_baseline_judges_the_first_version(tracking_uri: str) -> None:
+    name = "forecast_baseline"
+    worse = register(tracking_uri, name, slope=1.5)
+    decision = registry.promote_if_better(
+        name,
+        worse,
+        tracking_uri=tracking_uri,
+        evaluate=neg_mae,
+        margin=0.0,
+        serving_baseline=lambda: neg_mae_of(1.8),  # what serves without a model
+        baseline_name="baseline slope 1.8",
+    )
+    assert not decision.promoted
+    assert decision.champion_version is None and decision.serving == "baseline slope 1.8"
+    assert decision.champion_score == pytest.approx(neg_mae_of(1.8))
+    assert "vs baseline slope 1.8" in decision.reason
+    assert aliases(tracking_uri, name) == {"challenger": worse}
+    tags = _client(tracking_uri).get_model_version(name, worse).tags
+    assert (
+        tags["sm.promotion.decision"] == "rejected" and tags["sm.promotion.serving"] == "baseline slope 1.8"
+    )
+
+    better = register(tracking_uri, name, slope=2.0)
+    decision = registry.promote_if_better(
+        name, better, tracking_uri=tracking_uri, evaluate=neg_mae, serving_baseline=lambda: neg_mae_of(1.8)
+    )
+    assert decision.promoted and aliases(tracking_uri, name) == {"champion": better}
+
+
+def test_a_decision_callable_judges_two_figures_and_they_are_recorded(tracking_uri: str) -> None:
+    def evaluate(model) -> dict[str, float]:
+        predicted = model.predict(pd.DataFrame({"x": X}))["y"].to_numpy()
+        return {
+            "mae": float(np.mean(np.abs(predicted - Y))),
+            "max_error": float(np.max(np.abs(predicted - Y))),
+        }
+
+    def decide(candidate: dict, serving: dict, serving_name: str) -> tuple[bool, str]:
+        wins = all(candidate[k] <= serving[k] for k in candidate) and candidate != serving
+        return wins, f"both figures vs {serving_name}: {'promoted' if wins else 'rejected'}"
+
+    name = "forecast_two_figures"
+    options = {
+        "evaluate": evaluate,
+        "decide": decide,
+        "figures": dict,
+        "metric": "mae",
+        "higher_is_better": False,
+    }
+    v1 = register(tracking_uri, name, slope=1.5)
+    first = registry.promote_if_better(
+        name,
+        v1,
+        tracking_uri=tracking_uri,
+        serving_baseline=lambda: {"mae": 99.0, "max_error": 99.0},
+        **options,
+    )
+    assert first.promoted and first.serving == "baseline"
+    assert first.serving_figures == {"mae": 99.0, "max_error": 99.0}
+    v2 = register(tracking_uri, name, slope=3.0)  # worse on both
+    second = registry.promote_if_better(name, v2, tracking_uri=tracking_uri, **options)
+    assert not second.promoted and second.serving == f"champion v{v1}"
+    assert second.candidate_score == pytest.approx(float(np.mean(np.abs(X))))  # the headline: mae
+    assert second.champion_score == pytest.approx(first.candidate_score)
+    tags = _client(tracking_uri).get_model_version(name, v2).tags
+    assert float(tags["sm.promotion.candidate.max_error"]) == pytest.approx(10.0)
+    assert float(tags["sm.promotion.serving.mae"]) == pytest.approx(first.candidate_score)
+    assert tags["sm.promotion.reason"] == f"both figures vs champion v{v1}: rejected"
+    assert aliases(tracking_uri, name) == {"champion": v1, "challenger": v2}
