@@ -30,6 +30,7 @@ from apps.api.middleware import RequestContextMiddleware, record_http_metrics
 from apps.api.routers import admin_dead_letters, admin_events, admin_keys, health, ingest
 from apps.api.routers import alert_rules as alert_rules_router
 from apps.api.routers import alerts as alerts_router
+from apps.api.routers import incidents as incidents_router
 from apps.api.routers import labels as labels_router
 from apps.api.routers import maintenance as maintenance_router
 from apps.api.routers import ml as ml_router
@@ -169,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(alert_rules_router.router)
     app.include_router(alerts_router.router)
+    app.include_router(incidents_router.router)
     app.include_router(fleet_router)
     app.include_router(queries_router)
     app.include_router(webhooks_router)

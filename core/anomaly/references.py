@@ -212,7 +212,7 @@ async def relearn_after_repair(session: AsyncSession, task: Any, *, at: datetime
         task.asset_id,
         task.sensor_id,
         kind="repair",
-        started_at=at,
+        at=at,
         reason=f"repair: work order {task.id} completed with the fault confirmed; the level is learned again",
     )
 

@@ -16,6 +16,7 @@ from core.db.models import (
     Incident,
     IncidentEvent,
     MaintenanceTask,
+    Sensor,
 )
 from core.db.repositories.maintenance import ACTIVE_TASK_STATUSES
 
@@ -168,6 +169,9 @@ class IncidentRepository:
         return {int(a): int(i) for a, i in rows}
 
     # --- reads ------------------------------------------------------------------------------------------------
+    async def sensor_exists(self, sensor_id: str) -> bool:
+        return (await self._session.get(Sensor, sensor_id)) is not None
+
     async def get(self, incident_id: int) -> Incident | None:
         return await self._session.get(Incident, incident_id)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -19,6 +19,13 @@ _CURRENT_SQL = text(
     FROM sensor_references r
     WHERE r.sensor_id = ANY(CAST(:ids AS text[]))
     ORDER BY r.sensor_id, r.started_at DESC, r.id DESC
+    """
+)
+
+_LAST_READING_SQL = text(
+    """
+    SELECT s.sensor_id, (SELECT max(x.timestamp) FROM sensor_readings x WHERE x.sensor_id = s.sensor_id)
+    FROM unnest(CAST(:ids AS text[])) AS s(sensor_id)
     """
 )
 
@@ -100,19 +107,23 @@ class ReferenceRepository:
         return row is not None
 
     async def start_for_asset(
-        self, asset_id: int | None, sensor_id: str | None, *, kind: str, started_at: datetime, reason: str
+        self, asset_id: int | None, sensor_id: str | None, *, kind: str, at: datetime, reason: str
     ) -> list[str]:
-        """Learning references for every sensor of ``asset_id`` (or just ``sensor_id`` without an asset)."""
+        """Learning references for every sensor of ``asset_id`` (or just ``sensor_id`` without an asset), from
+        the readings after its latest stored one (event time: a sensor whose data is history re-learns from
+        its next reading, not from today's wall clock); ``at`` for a sensor without readings."""
         if asset_id is not None:
             sensors = list(await self._session.scalars(select(Sensor.sensor_id).where(Sensor.asset_id == asset_id)))
         else:
             sensors = [sensor_id] if sensor_id is not None else []
         current = await self.current(sensors)
+        latest = {s: t for s, t in await self._session.execute(_LAST_READING_SQL, {"ids": sensors})}
         started = []
         for sid in sorted(sensors):
             held = current.get(sid)
             previous = held.median if held is not None and held.status == "ready" else None
-            if await self.start(sid, kind=kind, started_at=started_at, reason=reason, previous_median=previous):
+            start = latest[sid] + timedelta(microseconds=1) if latest.get(sid) is not None else at
+            if await self.start(sid, kind=kind, started_at=start, reason=reason, previous_median=previous):
                 started.append(sid)
         return started
 
