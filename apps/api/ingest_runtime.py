@@ -8,6 +8,7 @@ outbox relay (``app.state.relay``, looked up at call time) after each commit tha
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 import contextlib
 import logging
 
@@ -52,6 +53,7 @@ async def start_ingest(app: FastAPI) -> None:
             max_size=settings.ingest_group_commit_max_size,
             max_wait_s=settings.ingest_group_commit_max_wait_ms / 1000.0,
             on_commit=lambda: _wake_relay(app),
+            backfill_age=timedelta(minutes=settings.backfill_age_minutes),
         )
         committer.start()
         app.state.group_committer = committer

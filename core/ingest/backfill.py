@@ -168,6 +168,7 @@ async def backfill_csv(
                             first_timestamp=outcome.first_timestamp,
                             last_timestamp=outcome.last_timestamp,
                             ingest_event_id=uuid4(),
+                            backfill=True,
                         ),
                     )
             report.inserted += outcome.inserted

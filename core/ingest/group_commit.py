@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 from uuid import UUID, uuid4
 
@@ -81,8 +82,10 @@ class GroupCommitter:
         workers: int = 2,
         queue_size: int = 20_000,
         on_commit: Callable[[], None] | None = None,
+        backfill_age: timedelta = timedelta(minutes=60),
     ) -> None:
         self._factory = session_factory
+        self._backfill_age = backfill_age
         self._auto_register = auto_register
         self._max_size = max_size
         self._max_wait_s = max_wait_s
@@ -233,6 +236,7 @@ class GroupCommitter:
                         last_timestamp=outcome.last_timestamp,
                         api_key_id=key_ids.pop() if len(key_ids) == 1 else None,
                         ingest_event_id=event_id,
+                        backfill=outcome.last_timestamp < datetime.now(UTC) - self._backfill_age,
                     ),
                 )
         # committed

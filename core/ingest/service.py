@@ -11,6 +11,7 @@ registered or rejected, readings in another unit than their sensor's are convert
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime, timedelta
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
@@ -53,11 +54,19 @@ def parse_body(body: bytes, settings: Settings) -> ParsedBatch:
         ) from None
 
 
-def request_hash(body: bytes, *, atomic: bool) -> str:
-    """Fingerprint of a request for idempotency: the mode and the exact raw body."""
+def request_hash(body: bytes, *, atomic: bool, backfill: bool = False) -> str:
+    """Fingerprint of a request for idempotency: the mode, the back-fill flag and the exact raw body."""
     digest = hashlib.sha256(b"atomic=1\n" if atomic else b"atomic=0\n")
+    if backfill:
+        digest.update(b"backfill=1\n")
     digest.update(body)
     return digest.hexdigest()
+
+
+def is_history(last_timestamp: datetime, settings: Settings, *, now: datetime | None = None) -> bool:
+    """Whether a batch whose newest reading is ``last_timestamp`` is back-fill by age."""
+    now = now or datetime.now(UTC)
+    return last_timestamp < now - timedelta(minutes=settings.backfill_age_minutes)
 
 
 def check_idempotency_key(key: str) -> str:
@@ -150,8 +159,10 @@ class IngestService:
         atomic: bool,
         api_key_id: int | None,
         event_id: UUID | None = None,
+        backfill: bool = False,
     ) -> IngestResponse:
-        """Store the valid readings of ``batch``; raise 422 when nothing (or, atomic, not everything) can be."""
+        """Store the valid readings of ``batch``; raise 422 when nothing (or, atomic, not everything) can be.
+        ``backfill``: the readings are history (also when all of them are older than ``SM_BACKFILL_AGE_MINUTES``)."""
         event_id = event_id or uuid4()
         INGEST_BATCH_SIZE.observe(batch.total)
         rejected = list(batch.rejected)
@@ -184,6 +195,7 @@ class IngestService:
                     last_timestamp=outcome.last_timestamp,
                     api_key_id=api_key_id,
                     ingest_event_id=event_id,
+                    backfill=backfill or is_history(outcome.last_timestamp, self._settings),
                 ),
             )
         self._count(outcome.inserted, duplicates, len(rejected))
@@ -209,6 +221,7 @@ __all__ = [
     "IngestService",
     "check_idempotency_key",
     "dedupe",
+    "is_history",
     "parse_body",
     "rejection_error",
     "request_hash",

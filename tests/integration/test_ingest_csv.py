@@ -73,6 +73,16 @@ async def test_backfill_sample_then_rerun_inserts_nothing(
     assert readings == first.inserted
     assert sensors == 15 and {"temperature", "vibration", "pressure"} <= types
     assert second.inserted == 0 and second.duplicates == rows and second.rejected == []
+    conn = await asyncpg.connect(to_libpq_url(database_url))
+    try:  # every batch is history: no-data rules and due dates follow the readings' timestamps
+        flags = await conn.fetch(
+            "SELECT payload->>'backfill' AS backfill FROM outbox WHERE event_type = 'ReadingsIngested' "
+            "AND payload->'sensor_ids' ?| $1::text[]",
+            [f"{prefix}{n:03d}" for n in range(1, 16)] + [f"{prefix}sensor-{n:03d}" for n in range(1, 16)],
+        )
+    finally:
+        await conn.close()
+    assert len(flags) == first.batches and {r["backfill"] for r in flags} == {"true"}
 
 
 async def test_bad_header_refused(settings: Settings, tmp_path: Path) -> None:

@@ -130,7 +130,10 @@ def _json(body: Any, status_code: int, *, headers: dict[str, str] | None = None)
         "items and lists the others in `rejected`; `?atomic=true` stores nothing when any item is invalid (422 "
         "listing every invalid item). Readings whose (sensor_id, timestamp) is already stored count as "
         "`duplicates`. With an `Idempotency-Key` header the first response is replayed for the same body "
-        "(header `Idempotent-Replayed: true`), 422 for a different body, 409 while the first is in flight."
+        "(header `Idempotent-Replayed: true`), 422 for a different body, 409 while the first is in flight. "
+        "`?backfill=true` marks the readings as history (so does a batch whose readings are all older than "
+        "`SM_BACKFILL_AGE_MINUTES`): they are scored and may raise alerts and work orders like live data, but "
+        "no-data rules and due dates follow the readings' own timestamps."
     ),
     responses=problem_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
     openapi_extra=_REQUEST_BODY,
@@ -141,6 +144,9 @@ async def ingest(
     session_factory: SessionFactoryDep,
     settings: SettingsDep,
     atomic: Annotated[bool, Query(description="Store nothing when any item is invalid.")] = False,
+    backfill: Annotated[
+        bool, Query(description="History: no-data rules and due dates follow the readings' timestamps.")
+    ] = False,
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", description="Per API key; remembered for 24 h.")
     ] = None,
@@ -151,14 +157,16 @@ async def ingest(
 
     if idempotency_key is not None:
         key = check_idempotency_key(idempotency_key)
-        fingerprint = request_hash(body, atomic=atomic)
+        fingerprint = request_hash(body, atomic=atomic, backfill=backfill)
         async with unit_of_work(session_factory) as session:
             service = IngestService(session, settings)
             stored = await service.begin_idempotent(principal.api_key_id, key, fingerprint)
             if stored is None:
                 batch = parse_body(body, settings)
                 _REQUESTS[mode].inc()
-                result = await service.ingest(batch, atomic=atomic, api_key_id=principal.api_key_id)
+                result = await service.ingest(
+                    batch, atomic=atomic, api_key_id=principal.api_key_id, backfill=backfill
+                )
                 payload = result.model_dump(mode="json")
                 await service.complete_idempotent(
                     principal.api_key_id, key, fingerprint, status_code=202, body=payload
@@ -171,7 +179,7 @@ async def ingest(
 
     batch = parse_body(body, settings)
     committer: GroupCommitter | None = getattr(request.app.state, "group_committer", None)
-    if batch.single and committer is not None and committer.running:
+    if batch.single and not backfill and committer is not None and committer.running:
         _REQUESTS["group_commit"].inc()
         INGEST_BATCH_SIZE.observe(1)
         if batch.rejected:
@@ -191,7 +199,7 @@ async def ingest(
     _REQUESTS[mode].inc()
     async with unit_of_work(session_factory) as session:
         result = await IngestService(session, settings).ingest(
-            batch, atomic=atomic, api_key_id=principal.api_key_id
+            batch, atomic=atomic, api_key_id=principal.api_key_id, backfill=backfill
         )
     await after_commit(request.app.state)
     return _json(result.model_dump(mode="json"), 202)
