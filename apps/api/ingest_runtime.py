@@ -8,9 +8,9 @@ outbox relay (``app.state.relay``, looked up at call time) after each commit tha
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 import contextlib
 import logging
+from datetime import timedelta
 
 from fastapi import FastAPI
 

@@ -323,6 +323,7 @@ class AlertDetail(BaseModel):
 
 
 __all__ = [
+    "DETECTOR_METHODS",
     "PARAMS_BY_KIND",
     "AlertDetail",
     "AlertEventRead",
@@ -331,7 +332,6 @@ __all__ = [
     "AlertRuleRead",
     "AlertRuleUpdate",
     "AlertTransition",
-    "DETECTOR_METHODS",
     "LinkedAnomaly",
     "RuleKind",
     "Severity",

@@ -36,14 +36,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.anomaly import baseline, trend
 from core.anomaly.baseline import BaselineConfig, BaselineStates, SensorState
-from core.anomaly.references import ReferenceConfig, ReferenceTracker
 from core.anomaly.champion import METHOD as MODEL_METHOD
 from core.anomaly.champion import Champion, ChampionModels
+from core.anomaly.references import ReferenceConfig, ReferenceTracker
 from core.db.repositories.anomalies import AnomalyRepository, History, NewAnomaly, ReadingToScore
 from core.db.repositories.references import ReferenceRow
-from core.fleet.types import sensor_type
 from core.events.outbox import add_many_to_outbox
 from core.events.types import AnomalyDetected, ReadingsIngested, ReadingsScored
+from core.fleet.types import sensor_type
 from core.observability.metrics import ANOMALY_DETECTED_TOTAL, ANOMALY_READINGS_SCORED_TOTAL
 
 logger = logging.getLogger("core.anomaly.detector")

@@ -11,8 +11,8 @@ registered or rejected, readings in another unit than their sensor's are convert
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 

@@ -258,7 +258,6 @@ class LabelPage(BaseModel):
 LABEL_CSV_COLUMNS: tuple[str, ...] = tuple(LabelRead.model_fields)
 
 __all__ = [
-    "TaskEvidence",
     "LABEL_CSV_COLUMNS",
     "LabelPage",
     "LabelRead",
@@ -271,6 +270,7 @@ __all__ = [
     "MaintenanceTaskRead",
     "MaintenanceTaskUpdate",
     "Outcome",
+    "TaskEvidence",
     "TaskPriority",
     "TaskSort",
     "TaskStatus",

@@ -140,21 +140,23 @@ class World:
         anomalous: dict[int, float],
         step: timedelta = MINUTE,
         method: str = "robust_z",
+        sensor: str | None = None,
     ) -> ReadingsScored:
         """Readings whose indexes in ``anomalous`` have an anomaly (with that score), as the anomaly agent
         leaves them, and the ``ReadingsScored`` it then writes."""
-        event = await self.readings(start, values, step)
+        sensor = sensor or self.sensor
+        event = await self.readings(start, values, step, sensor=sensor)
         for i, score in anomalous.items():
             await self.conn.execute(
                 "INSERT INTO anomalies (sensor_id, timestamp, value, score, method) VALUES ($1, $2, $3, $4, $5)",
-                self.sensor,
+                sensor,
                 start + i * step,
                 values[i],
                 score,
                 method,
             )
         return ReadingsScored(
-            sensor_ids=[self.sensor],
+            sensor_ids=[sensor],
             count=len(values),
             first_timestamp=event.first_timestamp,
             last_timestamp=event.last_timestamp,

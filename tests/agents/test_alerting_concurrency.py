@@ -1,11 +1,9 @@
 """Alerting under concurrent delivery: two transactions deciding about the same (sensor, anomaly rule).
 
-Cause of the intermittent e2e failure ``test_agents_are_idempotent_under_duplicate_delivery``: a delivery of
-``AnomalyDetected`` read "no unresolved alert" while another transaction was opening the alert; by the time it
-checked suppression the opener's work order existed, so it dropped its anomaly as suppressed. The alert counted
-3 anomalies instead of 4, and the duplicate delivery of the test then counted the 4th (not idempotent).
-The interleaving is forced here: the second delivery must either wait for the first (advisory lock) or, without
-the lock, finish on its stale view before the first commits.
+History: a delivery that read "no unresolved alert" while another transaction was opening the alert decided on
+its stale view (it counted its anomaly towards nothing, and a later redelivery counted it: not idempotent). The
+interleaving is forced here: the second delivery must wait for the first (advisory lock on the (sensor, rule)
+key) and then count its anomaly in the alert the first opened.
 """
 
 from __future__ import annotations
@@ -35,26 +33,22 @@ async def _waiting_for_advisory_lock(conn: asyncpg.Connection) -> bool:
     )
 
 
-async def test_an_anomaly_delivered_while_another_transaction_opens_the_alert_is_counted_by_it(
+async def test_a_scored_batch_delivered_while_another_transaction_opens_the_alert_is_counted_by_it(
     world: World,  # noqa: F811
     session_factory,  # noqa: F811
 ) -> None:
-    rule = await world.rule("anomaly_score", {"min_score": 1.0}, open_after_k=3, window_minutes=10)
-    events = [await world.anomaly(T0 + timedelta(minutes=i)) for i in range(4)]
+    rule = await world.rule("anomaly_score", {"min_score": 1.0}, open_after_k=3, window_readings=10)
+    first = await world.scored(T0, [9.0, 9.0, 9.0], {0: 8.0, 1: 8.0, 2: 8.0})
+    last = await world.scored(T0 + timedelta(minutes=3), [9.0], {0: 8.5})
 
     async def deliver_last() -> None:
         async with unit_of_work(session_factory) as session:
-            await AlertingService(session).on_anomalies(events[3:])
+            await AlertingService(session).on_scored(last)
 
     second: asyncio.Task[None] | None = None
     async with unit_of_work(session_factory) as session:
-        outcome = await AlertingService(session).on_anomalies(events[:3])
+        outcome = await AlertingService(session).on_scored(first)
         assert len(outcome.opened) == 1  # opened, not committed yet
-        # the alert's work order (the scheduling agent's, in the loop) exists before the second delivery looks
-        await world.conn.execute(
-            "INSERT INTO maintenance_tasks (asset_id, title, status) VALUES ($1, 'overheating', 'open')",
-            world.asset_id,
-        )
         second = asyncio.create_task(deliver_last())
         # either it waits for this transaction, or (the bug) it decided on its stale view and finished
         await wait_until(
@@ -62,6 +56,7 @@ async def test_an_anomaly_delivered_while_another_transaction_opens_the_alert_is
             timeout=10,
             what="the second delivery to wait or finish",
         )
+        assert not second.done()
     await asyncio.wait_for(second, timeout=10)
 
     alerts = await world.alerts()
@@ -73,7 +68,7 @@ async def test_an_anomaly_delivered_while_another_transaction_opens_the_alert_is
     assert linked == 4
     # and a redelivery of every event changes nothing
     before = await world.state()
-    for event in events:
+    for event in (first, last, first):
         async with unit_of_work(session_factory) as session:
-            await AlertingService(session).on_anomalies([event])
+            await AlertingService(session).on_scored(event)
     assert await world.state() == before
