@@ -43,7 +43,7 @@ from core.db.repositories.anomalies import AnomalyRepository, History, NewAnomal
 from core.db.repositories.references import ReferenceRow
 from core.events.outbox import add_many_to_outbox
 from core.events.types import AnomalyDetected, ReadingsIngested, ReadingsScored
-from core.fleet.types import sensor_type
+from core.fleet.types import sensor_type as catalogue_entry
 from core.observability.metrics import ANOMALY_DETECTED_TOTAL, ANOMALY_READINGS_SCORED_TOTAL
 
 logger = logging.getLogger("core.anomaly.detector")
@@ -292,7 +292,7 @@ class AnomalyDetector:
             scale=reference.scale,
             lam=self.trend.lam,
             threshold=self.trend.threshold,
-            direction=sensor_type(run[0].sensor_type).degradation,
+            direction=catalogue_entry(run[0].sensor_type).degradation,
             start=start,
         )
         state.trend, state.trend_reference = result.last, reference.id

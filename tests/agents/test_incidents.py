@@ -27,7 +27,7 @@ from tests.support.events import (  # noqa: F401 - fixtures
 )
 
 
-async def schedule(world: World, session_factory, done: set[int]) -> list[AlertRaised]:  # noqa: F811
+async def schedule(world: World, session_factory, done: set[int]) -> list[AlertRaised]:
     """Deliver every AlertRaised of the world's asset not delivered yet to the scheduling agent."""
     rows = await world.conn.fetch(
         "SELECT o.id, o.payload FROM outbox o WHERE o.event_type = 'AlertRaised' "
@@ -68,7 +68,7 @@ async def timeline(conn: asyncpg.Connection, incident_id: int) -> list[str]:
 
 
 async def test_a_fault_seen_by_two_sensors_and_rules_is_one_incident_and_one_work_order(
-    world: World, session_factory  # noqa: F811
+    world: World, session_factory
 ) -> None:
     """A spike fault used to open two alerts and two work orders (range rule and anomaly rule, a second apart)."""
     other = await world.add_sensor(f"o-{world.tag}")
@@ -100,7 +100,7 @@ async def test_a_fault_seen_by_two_sensors_and_rules_is_one_incident_and_one_wor
     assert {r["sensor_id"] for r in sensors} == {world.sensor, other}  # the asset's incident, not a sensor's
 
 
-async def test_a_later_alert_on_the_asset_attaches_to_the_open_work_order(world, session_factory) -> None:  # noqa: F811
+async def test_a_later_alert_on_the_asset_attaches_to_the_open_work_order(world, session_factory) -> None:
     """An open work order used to hide every later alert on its asset; now they open, attach and notify."""
     await world.rule("threshold", {"max": 10.0}, severity="high", resolve_after_m=2)
     done: set[int] = set()
@@ -129,7 +129,7 @@ async def test_a_later_alert_on_the_asset_attaches_to_the_open_work_order(world,
     ]
 
 
-async def test_a_confirmed_repair_re_learns_the_assets_references(world, session_factory) -> None:  # noqa: F811
+async def test_a_confirmed_repair_re_learns_the_assets_references(world, session_factory) -> None:
     sibling = await world.add_sensor(f"sib-{world.tag}")
     await world.rule("threshold", {"max": 10.0}, severity="high")
     for sensor in (world.sensor, sibling):
@@ -157,7 +157,7 @@ async def test_a_confirmed_repair_re_learns_the_assets_references(world, session
     assert starts[sibling] == T0 + MINUTE + timedelta(microseconds=1)
 
 
-async def test_no_fault_found_keeps_the_references(world, session_factory) -> None:  # noqa: F811
+async def test_no_fault_found_keeps_the_references(world, session_factory) -> None:
     await world.rule("threshold", {"max": 10.0}, severity="high")
     await ReadingsHandler(session_factory)(await world.readings(T0, [11, 12, 13]))
     await schedule(world, session_factory, set())
@@ -170,7 +170,7 @@ async def test_no_fault_found_keeps_the_references(world, session_factory) -> No
     assert count == 0
 
 
-async def test_medium_incidents_resolve_and_re_open_within_the_window(world, session_factory) -> None:  # noqa: F811
+async def test_medium_incidents_resolve_and_re_open_within_the_window(world, session_factory) -> None:
     await world.rule("threshold", {"max": 10.0}, severity="medium", resolve_after_m=2)
     handler = ReadingsHandler(session_factory)
     await handler(await world.readings(T0, [11, 12, 13, 5, 5]))
@@ -190,7 +190,7 @@ async def test_medium_incidents_resolve_and_re_open_within_the_window(world, ses
 
 
 async def test_a_high_incident_stays_open_for_its_work_order_whatever_the_agents_speed(
-    world: World, session_factory  # noqa: F811
+    world: World, session_factory
 ) -> None:
     """A back-fill runs the alerting agent far ahead of the scheduling agent: the alert has resolved before its
     work order exists. The incident must still be the one the next alert joins (event time decides, not speed)."""
@@ -207,7 +207,7 @@ async def test_a_high_incident_stays_open_for_its_work_order_whatever_the_agents
     assert task["incident_id"] == incident["id"]
 
 
-async def test_due_dates_follow_event_time_for_history(world, session_factory) -> None:  # noqa: F811
+async def test_due_dates_follow_event_time_for_history(world, session_factory) -> None:
     await world.rule("threshold", {"max": 10.0}, severity="critical")
     old = datetime(2003, 11, 22, 15, 0, tzinfo=UTC)
     await ReadingsHandler(session_factory)(await world.readings(old, [11, 12, 13], step=timedelta(minutes=10)))
@@ -217,7 +217,7 @@ async def test_due_dates_follow_event_time_for_history(world, session_factory) -
     assert task["due_at"] == old + timedelta(minutes=20, hours=4)
 
 
-async def test_cancelling_the_work_order_closes_the_incident(world, session_factory) -> None:  # noqa: F811
+async def test_cancelling_the_work_order_closes_the_incident(world, session_factory) -> None:
     await world.rule("threshold", {"max": 10.0}, severity="high")
     await ReadingsHandler(session_factory)(await world.readings(T0, [11, 12, 13]))
     await schedule(world, session_factory, set())
@@ -229,7 +229,7 @@ async def test_cancelling_the_work_order_closes_the_incident(world, session_fact
 
 
 @pytest.mark.parametrize("order", ["readings first", "scores first"])
-async def test_concurrent_alerts_of_one_asset_join_one_incident(world, session_factory, order) -> None:  # noqa: F811
+async def test_concurrent_alerts_of_one_asset_join_one_incident(world, session_factory, order) -> None:
     """The readings handler and the scoring handler open alerts of one asset in two transactions at once."""
     await world.rule("threshold", {"max": 10.0}, severity="high")
     await world.rule("anomaly_score", {"min_score": 1.0}, severity="high", open_after_k=3)
