@@ -244,6 +244,16 @@ class PlatformClient:
         }
         return self._json("GET", "/api/v1/anomalies", f"anomalies of {sensor_id}", params=params)  # type: ignore[no-any-return]
 
+    def anomalies(self, sensor_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Every anomaly of the sensor in ``[start, end]``, oldest first (for the plot)."""
+        params = {
+            "sensor_id": sensor_id,
+            "start": iso(start),
+            "end": iso(end + timedelta(microseconds=1)),
+            "sort": "timestamp",
+        }
+        return self._pages("/api/v1/anomalies", f"anomalies of {sensor_id}", params)
+
     def alerts(self, sensor_id: str) -> list[dict[str, Any]]:
         return self._pages("/api/v1/alerts", f"alerts of {sensor_id}", {"sensor_id": sensor_id, "sort": "id"})
 

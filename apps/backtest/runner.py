@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from apps.backtest.client import ApiError, PlatformClient, SetupConflict
 from apps.backtest.render import render_report
 from core.backtest.frame import ReplayFrame, batches, check_batch_size, load_frame, read_header
+from core.backtest.plot import plot_backtest
 from core.backtest.report import build_report, missing_fields
 from core.backtest.settle import SettleTracker, describe
 from core.backtest.specs import (
@@ -52,6 +53,7 @@ class Options:
     api_url: str | None = None
     api_key: str | None = None
     batch_size: int = 10_000
+    plot: Path | None = None
     settle_timeout_s: float = 600.0
     poll_interval_s: float = 0.5
 
@@ -239,6 +241,10 @@ class Run:
             anomalies = {s: client.first_anomalies(s, start, frame.end) for s in sensors}
             alerts = [a for s in sensors for a in client.alerts(s)]
             orders = [t for asset_id in sorted(set(asset_ids.values())) for t in client.work_orders(asset_id)]
+            if self.options.plot is not None:
+                every = {s: client.anomalies(s, start, frame.end) for s in sensors}
+                plot_backtest(frame, every, alerts, orders, self.options.plot, title=self.options.csv.name)
+                self.say(f"plot written to {self.options.plot}")
         report = build_report(
             end=frame.end,
             start=start,

@@ -92,6 +92,14 @@ def backtest(
     settle_timeout: Annotated[
         float, typer.Option(min=1.0, help="seconds to wait for the agents to settle after the replay")
     ] = 600.0,
+    plot: Annotated[
+        bool,
+        typer.Option(
+            "--plot/--no-plot",
+            help="also draw every signal with its anomalies, alerts and work orders next to the report "
+            "(out.json → out.png)",
+        ),
+    ] = True,
 ) -> None:
     """Replay a wide CSV of a plant's history through the ingest API in time order, wait until the agents settled, print the first anomaly / alert / work order per sensor and write the JSON report.
 
@@ -109,6 +117,7 @@ def backtest(
         csv=csv, time_column=time_column, columns=columns, asset_pattern=asset_pattern,
         sensor_types=list(sensor_type), report=report, end=end, timezone=timezone, api_url=api_url,
         api_key=api_key, batch_size=batch_size, settle_timeout_s=settle_timeout,
+        plot=report.with_suffix(".png") if plot else None,
     )  # fmt: skip
     try:
         try:

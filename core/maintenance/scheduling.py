@@ -104,9 +104,23 @@ class SchedulingService:
         incidents: IncidentRepository,
     ) -> None:
         priority = PRIORITY_BY_SEVERITY.get(event.severity)
-        if priority is None or PRIORITY_RANK[priority] <= PRIORITY_RANK.get(task.priority, 0):
+        if priority is None:
             return
         due = seen_at + due_after.get(event.severity, DEFAULT_DUE_AFTER[event.severity])
+        earlier = task.event_opened_at is None or seen_at < task.event_opened_at
+        if earlier:
+            # evidence warranting a work order that happened before the one it was opened for (the agents
+            # handled them out of order): the work order dates from the earliest, whatever the processing order
+            task = (
+                await self._repo.update_task(
+                    task.id,
+                    {"event_opened_at": seen_at, "due_at": min(due, task.due_at) if task.due_at else due},
+                    from_statuses=ACTIVE_TASK_STATUSES,
+                )
+                or task
+            )
+        if PRIORITY_RANK[priority] <= PRIORITY_RANK.get(task.priority, 0):
+            return
         changes: dict[str, Any] = {"priority": priority}
         if task.due_at is None or due < task.due_at:
             changes["due_at"] = due

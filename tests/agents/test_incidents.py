@@ -250,3 +250,26 @@ async def test_concurrent_alerts_of_one_asset_join_one_incident(world, session_f
     assert len(await world.alerts()) == 2
     [incident] = await incidents(world)
     assert incident["alert_count"] == 2
+
+
+async def test_the_work_order_dates_from_the_earliest_evidence_whatever_the_delivery_order(
+    world: World, session_factory  # noqa: F811
+) -> None:
+    """Two high alerts of one incident reach the scheduling agent in the reverse order of their event times (a
+    back-fill, a retry): the work order is dated — and due — from the earlier one."""
+    other = await world.add_sensor(f"o-{world.tag}")
+    await world.rule("threshold", {"max": 10.0}, severity="high")
+    handler = ReadingsHandler(session_factory)
+    await handler(await world.readings(T0, [11, 12, 13]))
+    await handler(await world.readings(T0 + 20 * MINUTE, [14, 15, 16], sensor=other))
+    rows = await world.conn.fetch(
+        "SELECT payload FROM outbox WHERE event_type = 'AlertRaised' AND (payload->>'asset_id')::int = $1 "
+        "ORDER BY id DESC",
+        world.asset_id,
+    )
+    scheduler = OpenTaskForAlert(session_factory)
+    for row in rows:  # the later alert first
+        await scheduler(AlertRaised.model_validate(json.loads(row["payload"])))
+    [task] = await tasks(world)
+    assert task["event_opened_at"] == T0 + 2 * MINUTE
+    assert task["due_at"] == T0 + 2 * MINUTE + timedelta(hours=24)

@@ -57,13 +57,14 @@ async def make_alert(
     opened_at: datetime | None = None,
 ) -> AlertRaised:
     """Insert an open alert and return the ``AlertRaised`` event the alerting agent would emit for it."""
+    at = opened_at or datetime.now(UTC)
     alert_id = await conn.fetchval(
-        "INSERT INTO alerts (sensor_id, rule, severity, status, opened_at) VALUES ($1, $2, $3, 'open', $4) "
-        "RETURNING id",
+        "INSERT INTO alerts (sensor_id, rule, severity, status, opened_at, event_opened_at) "
+        "VALUES ($1, $2, $3, 'open', $4, $4) RETURNING id",
         sensor_id,
         rule,
         severity,
-        opened_at or datetime.now(UTC),
+        at,
     )
     return AlertRaised(alert_id=alert_id, sensor_id=sensor_id, rule=rule, severity=severity)  # type: ignore[arg-type]
 
