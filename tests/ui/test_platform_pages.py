@@ -9,8 +9,8 @@ import pytest
 from tests.ui.conftest import ConsoleApi, assert_clean, open_page, texts
 
 PAGES = [
-    "pages/fleet.py", "pages/sensor_explorer.py", "pages/alerts.py", "pages/work_orders.py", "pages/models.py",
-    "pages/ingest.py", "pages/admin.py", "pages/overview.py",
+    "pages/fleet.py", "pages/sensor_explorer.py", "pages/alerts.py", "pages/incidents.py", "pages/work_orders.py",
+    "pages/models.py", "pages/ingest.py", "pages/admin.py", "pages/overview.py",
 ]  # fmt: skip
 
 
