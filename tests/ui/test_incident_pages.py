@@ -28,6 +28,82 @@ def _labels(at: AppTest, *columns: str) -> dict[str, str]:
     return {name: value.get("label") for name, value in config.items()}
 
 
+def test_alerts_show_event_times_peak_score_and_their_incident(
+    console: ConsoleApi, scenario: Scenario
+) -> None:
+    incident = console.get(f"/api/v1/incidents/{scenario.press_incident}")
+    by_id = {a["id"]: a for a in incident["alerts"]}
+    zone_d = by_id[scenario.press_alerts["vibration-iso10816-zone-d"]]
+    scored = next(a for a in incident["alerts"] if a["peak_score"] is not None)  # an anomaly-score alert
+
+    at = open_page("pages/alerts.py")
+    listed = at.dataframe[0].value.set_index("id")
+    for alert in incident["alerts"]:
+        row = listed.loc[alert["id"]]
+        assert row["incident_id"] == scenario.press_incident
+        assert row["event_opened_at"] == short_ts(alert["event_opened_at"])  # event time …
+        assert row["opened_at"] == short_ts(alert["opened_at"])  # … next to the wall clock
+        assert row["last_seen_at"] == short_ts(alert["last_seen_at"])
+    assert listed.loc[scored["id"], "peak_score"] == pytest.approx(scored["peak_score"])
+    assert zone_d["event_opened_at"] != zone_d["opened_at"]  # back-filled readings: event time is in the past
+    labels = _labels(at, "event_opened_at")
+    assert labels["event_opened_at"] == "opened (event time)" and labels["opened_at"] == "opened (written)"
+
+    # only this incident's alerts
+    _by_key(at.number_input, "alerts_incident").set_value(scenario.press_incident).run()
+    assert_clean(at)
+    assert sorted(at.dataframe[0].value["id"]) == sorted(
+        a["id"] for a in incident["alerts"] if a["status"] == "open"
+    )
+    assert any(f"alerts of incident #{scenario.press_incident}" in c for c in texts(at.caption))
+
+    # one row per incident
+    _by_key(at.number_input, "alerts_incident").set_value(None)
+    _by_key(at.toggle, "alerts_grouped").set_value(True).run()
+    assert_clean(at)
+    groups = at.dataframe[0].value.set_index("incident_id")
+    listed_open = console.get("/api/v1/alerts", status="open", limit=500)["items"]
+    assert (
+        len(groups) == len({a["incident_id"] for a in listed_open}) >= 2
+    )  # every incident, not only the filter's
+    assert groups["alerts"].sum() == len(listed_open)
+    press = groups.loc[scenario.press_incident]
+    open_alerts = [a for a in incident["alerts"] if a["status"] == "open"]
+    assert press["alerts"] == len(open_alerts) and press["severity"] == "critical"
+    assert press["sensors"] == "ui-press-temp, ui-press-vib"
+    assert press["peak_score"] == pytest.approx(max(a["peak_score"] or 0 for a in open_alerts))
+    assert press["event_opened_at"] == short_ts(incident["first_seen_at"])
+
+    # the detail: times side by side, the incident with its work order and timeline; acknowledging still works
+    _by_key(at.toggle, "alerts_grouped").set_value(False).run()
+    _by_key(at.selectbox, "alerts_selected").set_value(zone_d["id"]).run()
+    assert_clean(at)
+    times = _frame_with(at, "when", "event time", "written").set_index("when")
+    assert times.loc["opened", "event time"] == short_ts(zone_d["event_opened_at"])
+    assert times.loc["last seen", "event time"] == short_ts(zone_d["last_seen_at"])
+    [link] = [p for p in at.get("page_link") if p.proto.page == "incidents"]
+    assert link.proto.query_string == f"incident={scenario.press_incident}"
+    title = next(e.label for e in at.expander if e.label.startswith(f"Incident #{scenario.press_incident}"))
+    assert f"· open · critical · {incident['alert_count']} alerts · 1 work orders" in title
+    work_order = _frame_with(at, "priority", "due_at")
+    assert list(work_order["id"]) == [scenario.press_task] and list(work_order["priority"]) == ["critical"]
+    timeline = _frame_with(at, "kind", "note")
+    assert list(timeline["note"]) == [e["note"] for e in incident["timeline"]]
+    assert (
+        f"vibration-iso10816-zone-d (critical) on ui-press-vib; attached to work order {scenario.press_task}"
+        in set(timeline["note"])
+    )
+    assert {"opened", "work_order_opened", "alert_joined", "escalated"} <= set(timeline["kind"])
+
+    _by_key(at.text_input, "alerts_comment").input("zone D confirmed with a handheld meter")
+    _by_key(at.button, "alerts_ack").click().run()
+    assert_clean(at)
+    assert any(f"Alert #{zone_d['id']} is acknowledged" in s for s in texts(at.success)), texts(at.error)
+    detail = console.get(f"/api/v1/alerts/{zone_d['id']}")
+    assert detail["status"] == "acknowledged"
+    assert detail["events"][-1]["comment"] == "zone D confirmed with a handheld meter"
+
+
 def test_incidents_page_lists_incidents_per_asset_with_work_order_and_timeline(
     console: ConsoleApi, scenario: Scenario
 ) -> None:

@@ -103,7 +103,7 @@ def test_alerts_acknowledge_and_resolve_with_a_comment(console: ConsoleApi) -> N
     listed = at.dataframe[0].value
     assert alert_id in set(listed["id"]) and set(listed["status"]) == {"open"}
     _by_key(at.selectbox, "alerts_selected").set_value(alert_id).run()
-    anomalies = at.dataframe[1].value
+    anomalies = next(df.value for df in at.dataframe if "method" in df.value.columns)
     assert sorted(anomalies["id"]) == sorted(console.seeded.anomaly_ids)
 
     _by_key(at.text_input, "alerts_comment").input("bearing noise heard on site")
