@@ -172,3 +172,41 @@ def test_incidents_page_opens_the_incident_a_link_names(console: ConsoleApi, sce
     assert {m.label: m.value for m in at.metric if m.label in ("status", "severity")} == {
         "status": "closed", "severity": "high"
     }  # fmt: skip
+
+
+def test_work_orders_show_their_evidence_and_the_alerts_attached_after_they_opened(
+    console: ConsoleApi, scenario: Scenario
+) -> None:
+    task = console.get(f"/api/v1/maintenance/tasks/{scenario.press_task}")
+    evidence = task["evidence"]
+    at = open_page("pages/work_orders.py")
+    row = at.dataframe[0].value.set_index("id").loc[scenario.press_task]
+    assert row["incident_id"] == scenario.press_incident and row["alerts"] == len(evidence["alert_ids"])
+    assert row["sensors"] == ", ".join(evidence["sensors"]) and row["rules"] == ", ".join(evidence["rules"])
+    assert row["peak_score"] == pytest.approx(evidence["peak_score"])
+    assert row["event_opened_at"] == short_ts(task["event_opened_at"]) and row["due_at"] == short_ts(
+        task["due_at"]
+    )
+    assert _labels(at, "event_opened_at")["event_opened_at"] == "opened (event time)"
+    done = at.tabs[2].dataframe[0].value.set_index("id")  # the Done board
+    assert done.loc[scenario.kiln_task, "incident_id"] == scenario.kiln_incident
+
+    _by_key(at.selectbox, "wo_selected").set_value(scenario.press_task).run()
+    assert_clean(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["severity"] == "critical" and metrics["peak score"] == f"{evidence['peak_score']:.2f}"
+    assert metrics["alerts"] == str(len(evidence["alert_ids"])) and metrics["priority"] == "critical"
+    times = next(c for c in texts(at.caption) if c.startswith("Event time: first seen"))
+    assert times.startswith(
+        f"Event time: first seen {short_ts(evidence['first_seen_at'])}, last seen {short_ts(evidence['last_seen_at'])}, "
+        f"opened for the evidence of {short_ts(task['event_opened_at'])}, due {short_ts(task['due_at'])} "
+    ), times
+    assert "when the work order was written" in times and short_ts(task["created_at"]) in times
+    relations = _frame_with(at, "relation", "rule").set_index("id")["relation"]
+    assert sorted(relations.index) == sorted(evidence["alert_ids"])
+    assert relations[scenario.press_alerts["temperature-high"]] == "opened the work order"
+    assert relations[scenario.press_alerts["vibration-iso10816-zone-d"]] == "attached after it opened"
+    attached = int((relations == "attached after it opened").sum())
+    assert any(f"({attached} attached after the work order opened)" in m for m in texts(at.markdown))
+    [link] = [p for p in at.get("page_link") if p.proto.page == "incidents"]
+    assert link.proto.query_string == f"incident={scenario.press_incident}"
