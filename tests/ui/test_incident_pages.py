@@ -210,3 +210,37 @@ def test_work_orders_show_their_evidence_and_the_alerts_attached_after_they_open
     assert any(f"({attached} attached after the work order opened)" in m for m in texts(at.markdown))
     [link] = [p for p in at.get("page_link") if p.proto.page == "incidents"]
     assert link.proto.query_string == f"incident={scenario.press_incident}"
+
+
+def test_sensor_explorer_draws_the_reference_and_lists_its_relearnings(
+    console: ConsoleApi, scenario: Scenario
+) -> None:
+    references = console.get(f"/api/v1/sensors/{scenario.reference_sensor}/references")["items"]
+    current, initial = references  # newest first
+    assert (current["kind"], initial["kind"]) == ("regime_change", "initial")
+
+    at = open_page("pages/sensor_explorer.py")
+    at.multiselect[0].set_value([scenario.reference_sensor]).run()
+    at.selectbox[0].set_value("Last 3 days").run()
+    assert_clean(at)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    bands = [t for t in spec["data"] if t.get("name") == "reference median ± scale"]
+    assert len(bands) == 2  # the initial level, then the level after the regime change
+    for band, reference in zip(bands, (initial, current), strict=True):
+        low, high = reference["median"] - reference["scale"], reference["median"] + reference["scale"]
+        assert band["y"][:4] == pytest.approx([low, low, high, high])
+    assert short_ts(bands[0]["x"][0]) == short_ts(initial["started_at"])
+    assert short_ts(bands[0]["x"][1]) == short_ts(bands[1]["x"][0]) == short_ts(current["started_at"])
+    marks = [s for s in spec["layout"]["shapes"] if s["type"] == "line" and s.get("x0") == s.get("x1")]
+    assert [short_ts(s["x0"]) for s in marks] == [short_ts(current["started_at"])]
+    assert "regime change" in [a["text"] for a in spec["layout"]["annotations"]]
+
+    caption = next(c for c in texts(at.caption) if "healthy reference" in c)
+    assert f"{current['median']:.4g} ± {current['scale']:.3g} bar (regime change" in caption
+    assert any(e.label.endswith("learned 2 times, 1 after a regime change or a repair") for e in at.expander)
+    history = _frame_with(at, "kind", "reason")
+    assert list(history["kind"]) == ["regime_change", "initial"]
+    assert history["reason"][0] == current["reason"] and current["reason"].startswith(
+        "regime change: no data for 7.0 h"
+    )
+    assert history["previous_median"].iloc[0] == pytest.approx(initial["median"])
