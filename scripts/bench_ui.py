@@ -141,6 +141,7 @@ PAGES: list[tuple[str, str, Callable | None]] = [
     ("Sensor explorer (1 sensor, 24 h, 1-min rollup)", "pages/sensor_explorer.py", None),
     ("Sensor explorer (4 sensors, 30 days, 1-h rollup)", "pages/sensor_explorer.py", _explorer_30_days),
     ("Alerts", "pages/alerts.py", None),
+    ("Incidents", "pages/incidents.py", None),
     ("Work orders", "pages/work_orders.py", None),
     ("Models", "pages/models.py", None),
     ("Gauntlets and experiments", "pages/gauntlets.py", None),

@@ -27,6 +27,7 @@ navigation = st.navigation(
             st.Page(PAGES_DIR / "fleet.py", title="Fleet overview", icon=":material/factory:", default=True),
             st.Page(PAGES_DIR / "sensor_explorer.py", title="Sensor explorer", icon=":material/monitoring:"),
             st.Page(PAGES_DIR / "alerts.py", title="Alerts", icon=":material/notifications_active:"),
+            st.Page(PAGES_DIR / "incidents.py", title="Incidents", icon=":material/crisis_alert:"),
             st.Page(PAGES_DIR / "work_orders.py", title="Work orders", icon=":material/build:"),
         ],
         "Machine learning": [

@@ -28,6 +28,7 @@ from core.events.types import ReadingsIngested
 from core.simulation.seed import seed_demo_fleet
 from tests.support.db import create_database, drop_database, upgrade
 from tests.support.mlflow_server import NaiveForecastModel, register_contract_model
+from tests.ui.scenario import Scenario, build
 
 APP = str(PROJECT_ROOT / "ui" / "streamlit_app.py")
 TIMEOUT_S = 30
@@ -196,6 +197,12 @@ def console_api(admin_database_url: str, tmp_path_factory: pytest.TempPathFactor
             yield ConsoleApi(base_url=base_url, settings=settings, seeded=seeded)
     finally:
         drop_database(admin_database_url, url)
+
+
+@pytest.fixture(scope="session")
+def scenario(console_api: ConsoleApi) -> Scenario:
+    """Incidents, work orders and references the API's own agents made from readings (tests/ui/scenario.py)."""
+    return build(console_api)
 
 
 def _point_at(monkeypatch: pytest.MonkeyPatch, base_url: str) -> None:

@@ -1,5 +1,5 @@
-"""The console in a real browser: Debian's headless Chromium (Selenium + chromedriver) loads the fleet overview
-and the sensor explorer from a Streamlit server (``apps.cli`` ui command line) talking to the seeded API of
+"""The console in a real browser: Debian's headless Chromium (Selenium + chromedriver) loads the fleet overview,
+the sensor explorer and an incident (linked as ``incidents?incident=N``) from a Streamlit server (``apps.cli`` ui command line) talking to the seeded API of
 tests/ui/conftest.py, waits for their content and saves screenshots (scripts/ui_screenshots.py does the same
 against a `make up` stack and writes docs/ui/)."""
 
@@ -14,11 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from selenium.webdriver.common.by import By
 
 from apps.cli.commands import ui_command
 from core.config import PROJECT_ROOT, load_settings
-from scripts.ui_screenshots import CHROMEDRIVER, CHROMIUM, capture
+from scripts.ui_screenshots import CHROMEDRIVER, CHROMIUM, capture, chromium, wait_for
 from tests.ui.conftest import ConsoleApi, free_port
+from tests.ui.scenario import Scenario
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -66,3 +68,23 @@ def test_fleet_and_sensor_explorer_render_in_chromium(ui_url: str, tmp_path: Pat
         data = shots[name].read_bytes()
         assert data.startswith(PNG_MAGIC), name
         assert len(data) > 30_000, f"{name}: {len(data)} bytes, a blank page?"
+
+
+def test_an_incident_renders_in_chromium(ui_url: str, scenario: Scenario, tmp_path: Path) -> None:
+    """The Incidents page opened from a link: the incident's metrics and its four tables (list, work order,
+    alerts, timeline), with the event-time headers; no exception box."""
+
+    def ready(driver) -> bool:
+        text = driver.find_element(By.TAG_NAME, "body").text
+        return (
+            f"Incident #{scenario.press_incident} · ui-press-line" in text
+            and "Timeline" in text
+            and len(driver.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')) >= 4
+            and not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSpinner"]')
+        )
+
+    with chromium() as driver:
+        driver.get(f"{ui_url}/incidents?incident={scenario.press_incident}")
+        wait_for(driver, "the incident", ready)
+        driver.save_screenshot(str(tmp_path / "incidents.png"))
+    assert (tmp_path / "incidents.png").read_bytes().startswith(PNG_MAGIC)

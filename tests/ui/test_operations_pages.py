@@ -77,7 +77,7 @@ def test_sensor_explorer_draws_rollups_anomalies_alerts_and_thresholds(console: 
     assert sorted(_values(traces["anomaly"]["y"])) == [9.5, 10.5, 11.5]
     shapes = spec["layout"]["shapes"]
     assert any(s["type"] == "rect" for s in shapes)  # the open alert's period
-    lines = [s for s in shapes if s["type"] == "line"]
+    lines = [s for s in shapes if s["type"] == "line" and s["y0"] == s["y1"]]  # horizontal: thresholds
     sensor_type = console.get("/api/v1/sensors/sensor-006")["type"]
     rules = console.get("/api/v1/alert-rules", kind="threshold")["items"]
     expected = {float(v) for r in rules if r["sensor_type"] == sensor_type for k, v in r["params"].items()
@@ -103,7 +103,7 @@ def test_alerts_acknowledge_and_resolve_with_a_comment(console: ConsoleApi) -> N
     listed = at.dataframe[0].value
     assert alert_id in set(listed["id"]) and set(listed["status"]) == {"open"}
     _by_key(at.selectbox, "alerts_selected").set_value(alert_id).run()
-    anomalies = at.dataframe[1].value
+    anomalies = next(df.value for df in at.dataframe if "method" in df.value.columns)
     assert sorted(anomalies["id"]) == sorted(console.seeded.anomaly_ids)
 
     _by_key(at.text_input, "alerts_comment").input("bearing noise heard on site")

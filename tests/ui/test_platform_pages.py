@@ -9,8 +9,8 @@ import pytest
 from tests.ui.conftest import ConsoleApi, assert_clean, open_page, texts
 
 PAGES = [
-    "pages/fleet.py", "pages/sensor_explorer.py", "pages/alerts.py", "pages/work_orders.py", "pages/models.py",
-    "pages/ingest.py", "pages/admin.py", "pages/overview.py",
+    "pages/fleet.py", "pages/sensor_explorer.py", "pages/alerts.py", "pages/incidents.py", "pages/work_orders.py",
+    "pages/models.py", "pages/ingest.py", "pages/admin.py", "pages/overview.py",
 ]  # fmt: skip
 
 
@@ -176,3 +176,110 @@ def test_ingest_page_rejects_a_file_without_the_required_columns(console: Consol
     assert_clean(at)
     assert any("lacks the column(s) sensor_id, value, timestamp" in e for e in texts(at.error))
     assert json.dumps(texts(at.error))
+
+
+def _flash(at) -> str:
+    return " ".join(texts(at.success) + texts(at.error) + texts(at.info))
+
+
+def test_admin_creates_and_changes_alert_rules_counted_in_readings(console: ConsoleApi) -> None:
+    at = open_page("pages/admin.py")
+    table = next(df.value for df in at.dataframe if "window_readings" in df.value.columns)
+    assert "window_minutes" not in table.columns
+    assert {"unit", "max_age_minutes", "min_hold_minutes", "resolve_after_m"} <= set(table.columns)
+    shipped = {r["name"]: r for r in console.get("/api/v1/alert-rules", limit=1000)["items"]}
+    row = table.set_index("name").loc["temperature-high"]
+    assert (row["unit"], row["window_readings"], row["min_hold_minutes"]) == (
+        shipped["temperature-high"]["unit"], shipped["temperature-high"]["window_readings"],
+        shipped["temperature-high"]["min_hold_minutes"],
+    )  # fmt: skip
+
+    # a flat-line rule for pressure sensors, created disabled (the rest of the session keeps its alerts)
+    _by_key(at.selectbox, "rule_new_kind").set_value("flatline").run()
+    _by_key(at.text_input, "rule_new_name").set_value("ui-flat-pressure")
+    _by_key(at.text_input, "rule_new_type").set_value("pressure")
+    _by_key(at.selectbox, "rule_new_severity").set_value("high")
+    _by_key(at.number_input, "rule_new_flatline_tolerance").set_value(0.01)
+    for key, value in (("k", 20), ("n", 25), ("age", 90.0), ("m", 5), ("hold", 15.0)):
+        _by_key(at.number_input, f"rule_new_{key}").set_value(value)
+    _by_key(at.checkbox, "rule_new_age_on").check()
+    _by_key(at.checkbox, "rule_new_enabled").uncheck()
+    _by_key(at.button, "rule_create_submit").click().run()
+    assert_clean(at)
+    created = next(
+        r for r in console.get("/api/v1/alert-rules", limit=1000)["items"] if r["name"] == "ui-flat-pressure"
+    )
+    assert any(f"Rule #{created['id']} ui-flat-pressure created." in s for s in texts(at.success)), _flash(at)
+    assert {k: created[k] for k in ("kind", "sensor_type", "sensor_id", "params", "severity", "open_after_k",
+                                     "window_readings", "max_age_minutes", "resolve_after_m", "min_hold_minutes",
+                                     "enabled")} == {
+        "kind": "flatline", "sensor_type": "pressure", "sensor_id": None, "params": {"tolerance": 0.01},
+        "severity": "high", "open_after_k": 20, "window_readings": 25, "max_age_minutes": 90.0,
+        "resolve_after_m": 5, "min_hold_minutes": 15.0, "enabled": False,
+    }  # fmt: skip
+
+    # an anomaly rule counting only the degradation detector; the API refuses a window smaller than k
+    _by_key(at.selectbox, "rule_new_kind").set_value("anomaly_score").run()
+    _by_key(at.text_input, "rule_new_name").set_value("ui-wear")
+    _by_key(at.text_input, "rule_new_type").set_value("")
+    _by_key(at.multiselect, "rule_new_anomaly_score_methods").set_value(["trend_ewma"])
+    _by_key(at.number_input, "rule_new_k").set_value(10)
+    _by_key(at.number_input, "rule_new_n").set_value(5)
+    _by_key(at.button, "rule_create_submit").click().run()
+    assert_clean(at)
+    error = " ".join(texts(at.error))
+    assert (
+        "Creating the rule failed: HTTP 422" in error
+        and "window_readings must be at least open_after_k" in error
+    )
+    assert "ui-wear" not in {r["name"] for r in console.get("/api/v1/alert-rules", limit=1000)["items"]}
+    _by_key(at.number_input, "rule_new_n").set_value(12)
+    _by_key(at.button, "rule_create_submit").click().run()
+    assert_clean(at)
+    wear = next(r for r in console.get("/api/v1/alert-rules", limit=1000)["items"] if r["name"] == "ui-wear")
+    assert wear["params"] == {"min_score": 0.0, "methods": ["trend_ewma"]} and wear["window_readings"] == 12
+
+    # a threshold rule in a unit the platform does not know: the API's reason is shown
+    _by_key(at.selectbox, "rule_new_kind").set_value("threshold").run()
+    _by_key(at.text_input, "rule_new_name").set_value("ui-hot")
+    _by_key(at.checkbox, "rule_new_threshold_max_on").check()
+    _by_key(at.number_input, "rule_new_threshold_max").set_value(180.0)
+    _by_key(at.text_input, "rule_new_unit").set_value("bananas")
+    _by_key(at.button, "rule_create_submit").click().run()
+    assert_clean(at)
+    assert "unit 'bananas' is not a unit the platform knows" in " ".join(texts(at.error)), _flash(at)
+    _by_key(at.text_input, "rule_new_unit").set_value("degF")
+    _by_key(at.button, "rule_create_submit").click().run()
+    assert_clean(at)
+    hot = next(r for r in console.get("/api/v1/alert-rules", limit=1000)["items"] if r["name"] == "ui-hot")
+    assert (hot["kind"], hot["params"], hot["unit"]) == (
+        "threshold",
+        {"max": 180.0},
+        "°F",
+    )  # the API's spelling
+
+    # change the flat-line rule: a longer window, no age limit, a longer hold; only those fields are sent
+    rule_id = created["id"]
+    _by_key(at.selectbox, "rule_id").set_value(rule_id).run()
+    _by_key(at.number_input, f"rule_edit_{rule_id}_n").set_value(40)
+    _by_key(at.checkbox, f"rule_edit_{rule_id}_age_on").uncheck()
+    _by_key(at.number_input, f"rule_edit_{rule_id}_hold").set_value(45.0)
+    _by_key(at.button, "rule_save").click().run()
+    assert_clean(at)
+    assert any("Rule ui-flat-pressure saved (max_age_minutes, min_hold_minutes, window_readings)." in s
+               for s in texts(at.success)), _flash(at)  # fmt: skip
+    changed = console.get(f"/api/v1/alert-rules/{rule_id}")
+    assert (changed["window_readings"], changed["max_age_minutes"], changed["min_hold_minutes"]) == (
+        40,
+        None,
+        45.0,
+    )
+    assert changed["open_after_k"] == 20 and changed["params"] == {"tolerance": 0.01}
+
+    _by_key(at.selectbox, "rule_id").set_value(rule_id).run()
+    _by_key(at.number_input, f"rule_edit_{rule_id}_k").set_value(50)
+    _by_key(at.button, "rule_save").click().run()
+    assert_clean(at)
+    error = " ".join(texts(at.error))
+    assert f"Changing rule #{rule_id} failed: HTTP 422" in error and "window_readings" in error, _flash(at)
+    assert console.get(f"/api/v1/alert-rules/{rule_id}")["open_after_k"] == 20

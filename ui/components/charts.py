@@ -27,13 +27,35 @@ def sensor_figure(
     alerts: Sequence[dict[str, Any]] = (),
     thresholds: Sequence[tuple[str, float]] = (),
     forecast: pd.DataFrame | None = None,
+    references: Sequence[dict[str, Any]] = (),
+    since: datetime | None = None,
     until: datetime | None = None,
     title: str = "",
     unit: str = "",
 ) -> go.Figure:
     """Values per sensor (``timestamp``, ``value``), anomalies as red markers, alert periods as shaded bands
-    (open alerts run to ``until``), threshold lines, and the forecast with its interval band."""
+    (open alerts run to ``until``), threshold lines, the forecast with its interval band, and the healthy
+    references (median ± scale over the period each was the reference; a dotted line where one was re-learned)."""
     figure = go.Figure()
+    for index, (reference, begin, end) in enumerate(reference_periods(references, since, until)):
+        median, scale, kind = float(reference["median"]), float(reference["scale"]), reference["kind"]
+        figure.add_scatter(
+            x=[begin, end, end, begin, begin], y=[median - scale, median - scale, median + scale, median + scale,
+                                                  median - scale],
+            fill="toself", fillcolor="rgba(44,160,44,0.12)", line={"width": 0}, mode="lines",
+            name="reference median ± scale", legendgroup="reference", showlegend=index == 0, hoverinfo="skip",
+        )  # fmt: skip
+        figure.add_scatter(
+            x=[begin, end], y=[median, median], mode="lines", line={"color": "green", "dash": "dash", "width": 1},
+            name=f"reference ({kind.replace('_', ' ')})", legendgroup="reference", showlegend=False,
+            hovertemplate=f"{kind.replace('_', ' ')} reference: {median:.4g} ± {scale:.3g}<extra></extra>",
+        )  # fmt: skip
+        started = parse_ts(reference["started_at"])
+        if kind != "initial" and started is not None and started == begin:
+            figure.add_shape(type="line", x0=begin, x1=begin, yref="paper", y0=0, y1=1,
+                             line={"color": "purple", "dash": "dot", "width": 1})  # fmt: skip
+            figure.add_annotation(x=begin, yref="paper", y=1, text=kind.replace("_", " "), showarrow=False,
+                                  xanchor="left", yanchor="top", font={"color": "purple"})  # fmt: skip
     for sensor_id, data in series.items():
         figure.add_scatter(x=data["timestamp"], y=data["value"], mode="lines", name=sensor_id)
     if anomalies is not None and not anomalies.empty:
@@ -69,6 +91,30 @@ def sensor_figure(
         yaxis_title=unit, xaxis_title="time (UTC)", legend={"orientation": "h"},
     )  # fmt: skip
     return figure
+
+
+def reference_periods(
+    references: Sequence[dict[str, Any]], since: datetime | None, until: datetime | None
+) -> list[tuple[dict[str, Any], datetime, datetime]]:
+    """Each learned reference (median and scale known) with the period it stands for: from its start (event time
+    of the first reading it learned from) to the next reference's start — the newest to ``until`` — clipped to
+    ``[since, until]``. Oldest first; references learning (no median yet) are left out."""
+    ordered = sorted(
+        (r for r in references if parse_ts(r.get("started_at")) is not None),
+        key=lambda r: parse_ts(r["started_at"]),  # type: ignore[arg-type, return-value]
+    )
+    periods = []
+    for index, reference in enumerate(ordered):
+        if reference.get("median") is None or not reference.get("scale"):
+            continue
+        begin = parse_ts(reference["started_at"])
+        end = parse_ts(ordered[index + 1]["started_at"]) if index + 1 < len(ordered) else until
+        if begin is None or end is None:
+            continue
+        begin, end = max(begin, since) if since else begin, min(end, until) if until else end
+        if begin < end:
+            periods.append((reference, begin, end))
+    return periods
 
 
 def bar_counts(counts: dict[str, int], title: str) -> go.Figure:

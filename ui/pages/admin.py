@@ -1,11 +1,12 @@
 """Admin: API keys (a new key is shown once), webhook subscriptions and their delivery log, dead letters with
-replay, alert rules. Every call needs the console's key to carry the ``admin`` scope (the bootstrap key does)."""
+replay, alert rules (create, change, enable/disable: ``ui.components.alert_rules``). Every call needs the console's
+key to carry the ``admin`` scope (the bootstrap key does)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from ui.components import actions, api
+from ui.components import actions, alert_rules, api
 from ui.components.formatting import frame
 
 SCOPES = ["read", "ingest", "admin"]
@@ -101,22 +102,4 @@ with dead_tab:
                             f"{', '.join(r['handlers']) or 'no handler'}.")  # fmt: skip
 
 with rules_tab:
-    page = api.load_items("/api/v1/alert-rules", "the alert rules", 500)
-    if page is not None:
-        rules, _ = page
-        st.dataframe(frame(rules, ["id", "name", "kind", "sensor_type", "sensor_id", "params", "severity",
-                                   "open_after_k", "window_minutes", "resolve_after_m", "enabled"]),
-                     hide_index=True, width="stretch")  # fmt: skip
-        if rules:
-            names = {
-                r["id"]: f"#{r['id']} {r['name']} ({'enabled' if r['enabled'] else 'disabled'})"
-                for r in rules
-            }
-            left, right = st.columns([3, 1])
-            rule_id = left.selectbox("Rule", list(names), format_func=names.get, key="rule_id")
-            enabled = next(r["enabled"] for r in rules if r["id"] == rule_id)
-            right.write("")
-            if right.button("Disable" if enabled else "Enable", key="rule_toggle"):
-                actions.run(f"Changing rule #{rule_id}", "PATCH", f"/api/v1/alert-rules/{rule_id}",
-                            json={"enabled": not enabled},
-                            done=lambda r: f"Rule {r['name']} is {'enabled' if r['enabled'] else 'disabled'}.")  # fmt: skip
+    alert_rules.render()

@@ -1,6 +1,7 @@
 """Sensor explorer: values of chosen sensors over a time range from the API's rollups (the bucket follows the
 range so every series stays at or under MAX_POINTS points), anomalies and alert periods marked, threshold rules
-drawn, the forecast with its interval when the forecast endpoint answers, and the points as a table and CSV."""
+drawn, the healthy reference (median ± scale) with its regime changes and re-learnings, the forecast with its
+interval when the forecast endpoint answers, and the points as a table and CSV."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ import streamlit as st
 from ui.api_client import ApiError
 from ui.components import api
 from ui.components.charts import sensor_figure
-from ui.components.formatting import choose_bucket, iso, parse_ts
+from ui.components.formatting import choose_bucket, iso, parse_ts, short_ts
+from ui.components.incidents import table
 
 MAX_POINTS = 2000
 MAX_SENSORS = 4
+REFERENCE_COLUMNS = ["kind", "status", "started_at", "ready_at", "median", "scale", "previous_median", "readings",
+                     "reason"]  # fmt: skip
 FORECAST_HORIZON = 24
 RANGES = {
     "Last hour": timedelta(hours=1),
@@ -89,7 +93,30 @@ def readings(sensor_id: str) -> tuple[pd.DataFrame, bool]:
 rules = (api.load_items("/api/v1/alert-rules", "the alert rules", kind="threshold", enabled=True) or ([], 0))[
     0
 ]
-table: list[pd.DataFrame] = []
+frames: list[pd.DataFrame] = []
+
+
+def show_references(sensor_id: str, references: list[dict[str, Any]], unit: str) -> None:
+    """The current healthy reference in a line, and every (re)learning with its reason (newest first)."""
+    if not references:
+        return
+    current = references[0]
+    if current.get("median") is not None and current["status"] == "ready":
+        st.caption(
+            f"{sensor_id}: healthy reference {current['median']:.4g} ± {current['scale']:.3g} {unit}".rstrip()
+            + f" ({current['kind'].replace('_', ' ')}, ready at {short_ts(current.get('ready_at'))} UTC event time)"
+        )
+    else:
+        st.caption(
+            f"{sensor_id}: learning its reference ({current['kind'].replace('_', ' ')}) since "
+            f"{short_ts(current['started_at'])} UTC event time: {current['reason']}"
+        )
+    relearned = sum(r["kind"] != "initial" for r in references)
+    label = f"Reference history of {sensor_id}: learned {len(references)} time{'s' if len(references) != 1 else ''}"
+    with st.expander(label + (f", {relearned} after a regime change or a repair" if relearned else "")):
+        table(references, REFERENCE_COLUMNS)
+
+
 for sensor_id in chosen:
     sensor = sensors[sensor_id]
     try:
@@ -118,6 +145,14 @@ for sensor_id in chosen:
         for side in ("min", "max")
         if isinstance(r.get("params"), dict) and r["params"].get(side) is not None
     ]
+    try:
+        references = api.get(f"/api/v1/sensors/{sensor_id}/references").get("items") or []
+    except ApiError as exc:
+        references = []
+        if exc.status is None:
+            api.show_error(exc, f"the references of {sensor_id}")
+        else:
+            st.info(f"{sensor_id}: no healthy reference (HTTP {exc.status}: {exc.detail}).")
     forecast = None
     if show_forecast:
         try:
@@ -145,6 +180,8 @@ for sensor_id in chosen:
             alerts=periods,
             thresholds=thresholds,
             forecast=forecast,
+            references=references,
+            since=start,
             until=end,
             title=f"{sensor_id} · {sensor['type']}",
             unit=sensor.get("unit") or "",
@@ -155,10 +192,11 @@ for sensor_id in chosen:
         f"{sensor_id}: {len(series)} points · {len(anomalies)} anomalies · {len(periods)} alerts in range"
         + (f" · forecast {len(forecast)} steps" if forecast is not None else "")
     )
-    table.append(series.assign(sensor_id=sensor_id))
+    show_references(sensor_id, references, sensor.get("unit") or "")
+    frames.append(series.assign(sensor_id=sensor_id))
 
-if table:
-    points = pd.concat(table, ignore_index=True)[["sensor_id", "timestamp", "value", "count", "quality"]]
+if frames:
+    points = pd.concat(frames, ignore_index=True)[["sensor_id", "timestamp", "value", "count", "quality"]]
     points["timestamp"] = points["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     st.markdown("#### Data")
     st.dataframe(points, hide_index=True, height=260, width="stretch")
