@@ -81,7 +81,8 @@ def wait_for(
         WebDriverWait(driver, timeout, poll_frequency=0.25).until(check)
     except TimeoutException as exc:
         raise AssertionError(
-            f"{what} did not render within {timeout:.0f} s; the page says:\n{_text(driver)[:2000]}"
+            f"{what} did not render within {timeout:.0f} s at {driver.current_url}; the page says:\n"
+            f"{_text(driver)[:2000]}\n--- source:\n{driver.page_source[:1500]}"
         ) from exc
 
 

@@ -31,7 +31,11 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def ui_url(console_api: ConsoleApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def ui_url(
+    console_api: ConsoleApi, scenario: Scenario, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The console's server, started once the incident scenario exists: the console caches the asset list for
+    a while, and a list cached before the scenario's assets existed would name them "—"."""
     port = free_port()
     settings = load_settings(env="test", ui_host="127.0.0.1", ui_port=port)
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MLFLOW_TRACKING_URI")}
