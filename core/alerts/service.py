@@ -133,7 +133,8 @@ class AlertingService:
             params = rule_params_for(rule, info.unit)
             if params is None:
                 continue  # the rule's unit is not the sensor's (and does not convert): it does not judge it
-            out.append(_Judged(rule, info, params, hysteresis_of(rule, min_k=min_k.get(sensor_id, 1))))
+            raised = min_k.get(sensor_id, 1) if rule.kind == "flatline" else 1
+            out.append(_Judged(rule, info, params, hysteresis_of(rule, min_k=raised)))
         return out, sensors
 
     async def _flatline_min_k(self, sensor_ids: Sequence[str]) -> dict[str, int]:

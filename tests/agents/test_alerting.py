@@ -556,3 +556,18 @@ async def test_no_data_checker_starts_and_stops(session_factory) -> None:  # noq
     assert checker._task is not None and not checker._task.done()
     await checker.stop()
     assert checker._task is None
+
+
+async def test_the_flat_line_length_raises_only_the_flat_line_rule(world, session_factory):  # noqa: F811
+    """Regression (bench-alerts): a sensor's longest healthy run raised k of every reading rule, not just the
+    flat-line rule, so a threshold needed 3 × the run matches."""
+    await world.rule("flatline", {"tolerance": 0.0}, open_after_k=6, window_readings=6)
+    rule = await world.rule("threshold", {"max": 30.0})  # 3 of the last 5
+    await world.conn.execute(
+        "INSERT INTO sensor_references (sensor_id, kind, started_at, reason, status, ready_at, readings, median, "
+        "scale, longest_run) VALUES ($1, 'initial', $2, 'test', 'ready', $2, 100, 20.0, 0.1, 4)",
+        world.sensor,
+        T0 - timedelta(days=1),
+    )
+    await ReadingsHandler(session_factory)(await world.readings(T0, [31.0, 32.0, 33.0]))
+    assert [(a["rule"], a["anomaly_count"]) for a in await world.alerts()] == [(rule, 3)]

@@ -19,6 +19,7 @@ from core.db.models import (
     MaintenanceLog,
     MaintenanceTask,
     Sensor,
+    SensorReading,
 )
 
 #: Statuses of a task that still needs work (a second task for the same cause is not opened meanwhile).
@@ -194,7 +195,17 @@ class MaintenanceRepository:
         stmt = (
             update(Alert)
             .where(Alert.id == alert_id, Alert.status != "resolved")
-            .values(status="resolved", resolved_at=func.now(), event_resolved_at=func.now())
+            .values(
+                status="resolved",
+                resolved_at=func.now(),
+                # event time: the sensor's latest reading (its clock), not the wall clock — history stays history
+                event_resolved_at=func.coalesce(
+                    select(func.max(SensorReading.timestamp))
+                    .where(SensorReading.sensor_id == Alert.sensor_id)
+                    .scalar_subquery(),
+                    func.now(),
+                ),
+            )
             .returning(previous)
             .execution_options(synchronize_session=False)
         )
