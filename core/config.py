@@ -189,6 +189,9 @@ class Settings(BaseSettings):
     warm-up, healthy reference re-centred, noted in the sensor's timeline)."""
     anomaly_regime_gap_min_minutes: Annotated[float, Field(ge=0)] = 60.0
     """Shortest gap that counts as a regime change, whatever the cadence."""
+    anomaly_reference_scale_fraction: Annotated[float, Field(ge=0, le=1)] = 0.25
+    """The outlier baseline's rolling scale never drops below this fraction of the sensor's healthy reference scale
+    (a window filled by a stuck stretch would otherwise flag the healthy noise once the sensor moves again)."""
 
     # --- ML registry, serving and drift (core/ml/registry.py, serving.py, drift.py) ----------------------------
     promotion_margin: Annotated[float, Field(ge=0)] = 0.01

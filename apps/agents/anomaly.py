@@ -35,6 +35,7 @@ def baseline_config(settings: Settings) -> BaselineConfig:
         max_sensors=settings.anomaly_baseline_max_sensors,
         regime_gap_intervals=settings.anomaly_regime_gap_intervals,
         regime_gap_min_s=settings.anomaly_regime_gap_min_minutes * 60.0,
+        reference_scale_fraction=settings.anomaly_reference_scale_fraction,
     )
 
 

@@ -60,10 +60,14 @@ class Floors:
 DEFAULT_FLOORS = Floors()
 
 
-def floors_for(type_name: str | None) -> Floors:
-    """The floors of a sensor type from the catalogue (unknown types: the catalogue's default)."""
+def floors_for(type_name: str | None, reference_scale: float | None = None, fraction: float = 0.0) -> Floors:
+    """The floors of a sensor type from the catalogue (unknown types: the catalogue's default), the absolute one
+    raised to ``fraction`` × the sensor's healthy ``reference_scale`` when it has one."""
     entry = sensor_type(type_name)
-    return Floors(entry.scale_floor, entry.relative_floor)
+    absolute = entry.scale_floor
+    if reference_scale is not None and fraction > 0:
+        absolute = max(absolute, fraction * reference_scale)
+    return Floors(absolute, entry.relative_floor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,10 @@ class BaselineConfig:
     max_sensors: int = 10_000
     regime_gap_intervals: float = 20.0
     regime_gap_min_s: float = 3600.0
+    reference_scale_fraction: float = 0.25
+    """The rolling scale never drops below this fraction of the sensor's healthy reference scale (when it has one):
+    a window filled by a stuck stretch (MAD 0) would otherwise score the healthy signal's noise as outliers once
+    the sensor moves again."""
 
     def __post_init__(self) -> None:
         if self.window < 2:

@@ -255,13 +255,19 @@ class AnomalyDetector:
                     work[sensor_id],
                     np.fromiter((r.value for r in run), float, len(run)),
                     [r.timestamp for r in run],
-                    baseline.floors_for(run[0].sensor_type),
+                    self._floors(sensor_id, run[0].sensor_type),
                 )
                 for sensor_id, run in runs
             ],
             self.config,
         )
         return runs, work, results, histories
+
+    def _floors(self, sensor_id: str, sensor_type: str) -> baseline.Floors:
+        """The type's floors, and a quarter of the sensor's healthy scale when its reference is ready."""
+        reference = self.references.get(sensor_id)
+        scale = reference.scale if reference is not None and reference.status == "ready" else None
+        return baseline.floors_for(sensor_type, scale, self.config.reference_scale_fraction)
 
     def _trend(
         self,

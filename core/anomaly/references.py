@@ -1,8 +1,10 @@
 """Healthy references: what each sensor looked like while healthy, learned by the anomaly agent.
 
 A reference is the median and robust scale (1.4826·MAD, at least the type's floors) of a sensor's readings over
-its learning span, plus the longest run of equal consecutive readings it showed (the flat-line rule wants a
-longer one). The degradation detector (``core.anomaly.trend``) compares the sensor's level with it; unlike the
+its learning span, plus the longest run of equal consecutive readings it typically shows (the 99th percentile of
+its runs' lengths: one stuck stretch in the learning data does not count; the flat-line rule wants a flat line
+three times longer). Re-centring keeps the previous reference's scale and run when they are larger
+(30 readings say little about spread). The degradation detector (``core.anomaly.trend``) compares the sensor's level with it; unlike the
 outlier baseline's rolling window it does not move while the machine wears.
 
 When a sensor learns (one ``sensor_references`` row per learning, newest = current):
@@ -60,14 +62,26 @@ class ReferenceConfig:
 
 def longest_run(values: np.ndarray) -> int:
     """The longest run of equal consecutive values (1 for a series without repeats, 0 when empty)."""
+    runs = run_lengths(values)
+    return int(runs.max()) if runs.size else 0
+
+
+def run_lengths(values: np.ndarray) -> np.ndarray:
+    """Lengths of the runs of equal consecutive values, in order."""
     if values.size == 0:
+        return np.zeros(0, dtype=int)
+    starts = np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1]]))
+    return np.diff(np.concatenate([starts, [values.size]]))
+
+
+def typical_longest_run(values: np.ndarray, quantile: float = 0.99) -> int:
+    """The longest run of equal readings a healthy sensor shows: the ``quantile`` of the lengths of its runs —
+    robust to one stuck stretch in the learning data (the demo's seed holds one), which would otherwise make the
+    flat-line rule wait for 3 × that stretch."""
+    runs = run_lengths(values)
+    if runs.size == 0:
         return 0
-    same = np.concatenate([[False], values[1:] == values[:-1]])
-    best = run = 1
-    for repeat in same[1:]:
-        run = run + 1 if repeat else 1
-        best = max(best, run)
-    return best
+    return int(np.quantile(runs, quantile, method="higher"))
 
 
 @dataclass
@@ -182,26 +196,30 @@ class ReferenceTracker:
             readings = readings[: end + 1]
         values = np.array([v for _, v in readings], dtype=float)
         median, scale = robust_scale(values, floors)
-        if recenter:
-            previous = await self._previous_scale(repo, sensor_id, row)
-            scale = max(scale, previous) if previous is not None else scale
+        run = typical_longest_run(values)
+        if recenter:  # a few readings say little about spread: keep what the previous reference learned
+            previous = await self._previous(repo, sensor_id, row)
+            if previous is not None:
+                scale = max(scale, float(previous.scale)) if previous.scale is not None else scale
+                run = max(run, previous.longest_run or 0)
         await repo.learned(
             row.id,
             ready_at=readings[-1][0],
             readings=len(values),
             median=median,
             scale=scale,
-            longest_run=longest_run(values),
+            longest_run=run,
         )
         learned = (await repo.current([sensor_id])).get(sensor_id)
         self._put(sensor_id, learned)
         return learned
 
     @staticmethod
-    async def _previous_scale(repo: ReferenceRepository, sensor_id: str, row: ReferenceRow) -> float | None:
+    async def _previous(repo: ReferenceRepository, sensor_id: str, row: ReferenceRow) -> Any:
+        """The newest learned reference before ``row``."""
         for older in await repo.history(sensor_id, limit=20):
             if older.started_at < row.started_at and older.scale is not None:
-                return float(older.scale)
+                return older
         return None
 
 
@@ -217,4 +235,11 @@ async def relearn_after_repair(session: AsyncSession, task: Any, *, at: datetime
     )
 
 
-__all__ = ["ReferenceConfig", "ReferenceTracker", "longest_run", "relearn_after_repair"]
+__all__ = [
+    "ReferenceConfig",
+    "ReferenceTracker",
+    "longest_run",
+    "relearn_after_repair",
+    "run_lengths",
+    "typical_longest_run",
+]
