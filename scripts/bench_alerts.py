@@ -179,6 +179,10 @@ def main(
     start: Annotated[
         str | None, typer.Option(help="simulated start, ISO 8601 UTC (default: a past midnight)")
     ] = None,
+    settle_each_batch: Annotated[
+        bool,
+        typer.Option(help="control run: wait for the agents after every request, not only at checkpoints"),
+    ] = False,
     train_models: Annotated[bool, typer.Option("--train/--no-train", help="run the second phase")] = True,
     output: Annotated[
         Path | None, typer.Option(help="write the report (markdown; the plot next to it)")
@@ -190,6 +194,7 @@ def main(
     config = BenchConfig(
         start=begin, hours=hours, cadence_s=cadence, grace_s=grace * 60, seed=seed, batch_s=batch * 60,
         timing=FaultTiming(first_fault * 60, fault_every * 60, fault_duration * 60),
+        settle_each_batch=settle_each_batch,
     )  # fmt: skip
     settings = load_settings()
     episodes = config.episodes()

@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from scripts.bench_alerts import Training
     from scripts.bench_alerts_run import BenchConfig, PhaseResult
 
+LOOK = (
+    "What needs a look: false work orders, alerts on fault-free sensors, and three event-time checks — threshold and"
+    " anomaly-score alerts that opened with more matches than their rule's k, alerts of one sensor and rule that"
+    " overlap in event time, work orders that opened later than their incident's first high or critical alert:"
+)
 #: Everything from this heading on in an existing report is kept when a new run is written.
 FINDINGS_HEADING = "## Findings"
 RULE_COLOURS = {"anomaly-score": "tab:blue", "degradation": "tab:olive", "flatline": "tab:purple",
@@ -279,8 +284,10 @@ def write_report(
         notes = [f"false work order {describe_order(w, r)}" for w in r.quality.false_work_orders]
         notes += [f"alert on a fault-free sensor: {a.id} {a.rule} on {a.sensor_id} at {a.opened_at:%H:%M:%S}"
                   for a in r.quality.healthy_alerts]  # fmt: skip
-        notes += r.late_openings + r.overlaps + r.late_orders
-        lines += [f"* {n}" for n in notes] or ["* no false work order, no alert on a fault-free sensor"]
+        notes += [f"opened late: {n}" for n in r.late_openings]
+        notes += [f"overlap: {n}" for n in r.overlaps] + [f"late work order: {n}" for n in r.late_orders]
+        lines += [LOOK, ""]
+        lines += [f"* {n}" for n in notes] or ["* nothing"]
         lines += [""]
     previous = output.read_text() if output.exists() else ""
     kept = previous[previous.index(FINDINGS_HEADING) :] if FINDINGS_HEADING in previous else ""

@@ -71,6 +71,8 @@ class BenchConfig:
     batch_s: float = 300.0
     kinds: tuple[str, ...] | None = None
     settle_timeout_s: float = 600.0
+    settle_each_batch: bool = False
+    """Wait for the agents after every request (a control: no request is ever ahead of the agents)."""
 
     @property
     def span_s(self) -> float:
@@ -356,6 +358,8 @@ def _measure(
                 sent += len(batch)
                 rejected += len(answer.get("rejected", []))
                 progress.advance(task, len(batch))
+                if config.settle_each_batch:
+                    settle_s += settle(client, config.settle_timeout_s)
             progress.update(task, description=f"{label}: settling at {checkpoint:%H:%M}")
             settle_s += settle(client, config.settle_timeout_s)
             technician(client, episodes, outcomes, completed, checkpoint)
