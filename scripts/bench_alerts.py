@@ -21,13 +21,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 try:
@@ -42,10 +45,10 @@ from rich.console import Console
 from apps.backtest.platform import LocalPlatform, deferred_signals, free_port, tail
 from apps.cli.commands import cli
 from apps.cli.stack import _stop_group
-from core.config import PROJECT_ROOT, load_settings
+from core.config import PROJECT_ROOT, Settings, load_settings
 from core.simulation.simulated import FaultTiming
 from scripts.bench_alerts_report import Environment, print_tables, write_report
-from scripts.bench_alerts_run import BenchConfig, default_start, parse, run_phase
+from scripts.bench_alerts_run import BenchConfig, PhaseResult, default_start, parse, run_phase
 
 console = Console(highlight=False)
 NOTEBOOK = "02_anomaly_isolation_forest.ipynb"
@@ -67,29 +70,40 @@ class Training:
     """Sensor type → work-order labels the promotion used / could not use (outside the evaluated readings)."""
 
 
-def start_mlflow(root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``python -m apps.cli serve-mlflow`` on a free loopback port with its store under ``root``."""
+def launch_mlflow(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m apps.cli serve-mlflow`` on a free loopback port with its store under ``root`` (own session)."""
     port = free_port()
     env = {**os.environ, "SM_MLFLOW_HOST": "127.0.0.1", "SM_MLFLOW_PORT": str(port), "SM_MLFLOW_WORKERS": "1",
            "SM_MLFLOW_BACKEND_STORE_URI": f"sqlite:///{root / 'mlflow.db'}",
            "SM_MLFLOW_ARTIFACTS_DESTINATION": str(root / "artifacts"), "SM_DATA_DIR": str(root)}  # fmt: skip
-    log = root / "mlflow.log"
-    with log.open("ab") as out, deferred_signals():
+    with (root / "mlflow.log").open("ab") as out:
         proc = subprocess.Popen(cli("serve-mlflow"), env=env, cwd=PROJECT_ROOT, stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_for_mlflow(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
     deadline = time.monotonic() + MLFLOW_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"MLflow exited with code {proc.returncode}:\n{tail(log)}")
         try:
             if httpx.get(url + "/health", timeout=2.0, trust_env=False).status_code == 200:
-                return proc, url
+                return
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    _stop_group(proc)
     raise RuntimeError(f"MLflow did not answer within {MLFLOW_TIMEOUT_S:.0f} s:\n{tail(log)}")
+
+
+def _quietly(stop: Callable[..., object], *args: object, **kwargs: object) -> Callable[[], None]:
+    """A clean-up step that a second Ctrl-C does not cut short."""
+
+    def run() -> None:
+        with deferred_signals(reraise=False):
+            stop(*args, **kwargs)
+
+    return run
 
 
 def train(platform: LocalPlatform, tracking_uri: str, plots: Path) -> Training:
@@ -100,13 +114,18 @@ def train(platform: LocalPlatform, tracking_uri: str, plots: Path) -> Training:
     env = {**os.environ, "DATABASE_URL": platform.embedded.url}  # type: ignore[attr-defined]
     console.print(f"training: {command}")
     t0 = time.monotonic()
-    done = subprocess.run(cli("notebook", NOTEBOOK, *params), env=env, cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, check=False)  # fmt: skip
+    log = plots.parent / "notebook.log"
+    with log.open("ab") as out, deferred_signals():  # its own session: stopped with its kernel on Ctrl-C
+        proc = subprocess.Popen(cli("notebook", NOTEBOOK, *params), env=env, cwd=PROJECT_ROOT, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    try:
+        code = proc.wait()
+    except BaseException:
+        _quietly(_stop_group, proc)()
+        raise
     training.wall_s = time.monotonic() - t0
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"notebook 02 failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}"
-        )
+    if code != 0:
+        raise RuntimeError(f"notebook 02 failed (exit {code}):\n{tail(log, 40)}")
     training.labels_note = labels_note(PROJECT_ROOT / "notebooks" / "output" / NOTEBOOK)
     registry(training)
     console.print(
@@ -200,15 +219,35 @@ def main(
     episodes = config.episodes()
     console.print(f"simulated {begin:%Y-%m-%d %H:%M} UTC + {hours:g} h, one reading every {cadence:g} s per sensor, "
                   f"{len(episodes)} faults, grace {grace:g} min")  # fmt: skip
+    try:
+        results, training = phases(config, settings, train_models)
+    except KeyboardInterrupt:  # the platforms, MLflow and the temporary directory were stopped and removed
+        console.print("interrupted: every process started was stopped and the temporary files removed")
+        raise typer.Exit(130) from None
+    environment = Environment.measure(load_before, time.monotonic() - t0)
+    print_tables(console, results, training)
+    if output is not None:
+        write_report(output, config, results, training, environment)
+        console.print(f"report written to {output} (plot {output.with_suffix('.png')})")
+    console.print(f"wall time {timedelta(seconds=round(time.monotonic() - t0))}")
+
+
+def phases(
+    config: BenchConfig, settings: Settings, train_models: bool
+) -> tuple[list[PhaseResult], Training | None]:
+    """The baseline phase (training at its end, against its database) and, with training, the second phase."""
     results = []
     training: Training | None = None
     with ExitStack() as stack:
-        temp = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
-        stack.callback(shutil.rmtree, temp, ignore_errors=True)
+        with deferred_signals():
+            temp = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
+            stack.callback(_quietly(shutil.rmtree, temp, ignore_errors=True))
         mlflow_url = None
         if train_models:
-            proc, mlflow_url = start_mlflow(temp)
-            stack.callback(_stop_group, proc)
+            with deferred_signals():
+                proc, mlflow_url = launch_mlflow(temp)
+                stack.callback(_quietly(_stop_group, proc))
+            wait_for_mlflow(proc, mlflow_url, temp / "mlflow.log")
             console.print(f"MLflow on {mlflow_url} (store in {temp})")
 
         def after(platform: LocalPlatform) -> Training | None:
@@ -220,13 +259,13 @@ def main(
             trained, _ = run_phase(settings, config, label="after train-anomaly", console=console,
                                    mlflow_uri=mlflow_url)  # fmt: skip
             results.append(trained)
-    environment = Environment.measure(load_before, time.monotonic() - t0)
-    print_tables(console, results, training)
-    if output is not None:
-        write_report(output, config, results, training, environment)
-        console.print(f"report written to {output} (plot {output.with_suffix('.png')})")
-    console.print(f"wall time {timedelta(seconds=round(time.monotonic() - t0))}")
+    return results, training
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cleans up like Ctrl-C
     typer.run(main)

@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from apps.backtest.client import ApiError, PlatformClient
-from apps.backtest.platform import NO_MLFLOW, LocalPlatform
+from apps.backtest.platform import NO_MLFLOW, LocalPlatform, deferred_signals
 from core.backtest.alert_quality import (
     AlertRow,
     Episode,
@@ -319,7 +319,9 @@ def run_phase(
     platform_settings = settings.model_copy(update={"mlflow_tracking_uri": mlflow_uri or NO_MLFLOW})
     with LocalPlatform(platform_settings, oldest=config.start - SEED_SPAN, say=say) as platform:
         db_settings = load_settings(database_url=platform.embedded.url)  # type: ignore[attr-defined]
-        say("seed: " + asyncio.run(_seed(db_settings, config.start, config.seed)))
+        with deferred_signals():  # a Ctrl-C during the seed is acted on once it is stored
+            seeded = asyncio.run(_seed(db_settings, config.start, config.seed))
+        say("seed: " + seeded)
         client = PlatformClient(platform.url, platform.api_key, on_retry=say)
         try:
             result = _measure(client, config, episodes, label, console)
