@@ -29,7 +29,7 @@ define run_notebook
 	fi
 endef
 
-.PHONY: help install browser up up-detached down test test-fast seed migrate notebook eda export-csv schema bench-ingest bench-loop bench-ui ui-screenshots lint clean \
+.PHONY: help install browser up up-detached down test test-fast seed migrate notebook eda export-csv schema bench-ingest bench-loop bench-alerts bench-ui ui-screenshots lint clean \
 	train-anomaly train-forecast tune-forecast classification-gauntlet vibration-gauntlet audio-gauntlet load-test
 
 help: ## list the targets
@@ -113,6 +113,9 @@ bench-ingest: install ## ingest benchmark: API on loopback + fresh database; wri
 
 bench-loop: install ## maintenance-loop benchmark: ingest 202 -> alert visible (p50/p95) under 5,000 readings/s; writes docs/benchmarks/loop.md
 	$(PY) scripts/bench_loop.py --output docs/benchmarks/loop.md
+
+bench-alerts: install ## alert quality: the simulator's faults over 24 simulated hours on a fresh stack, baseline then after train-anomaly (detected, work orders per fault, false work orders per sensor-day); writes docs/benchmarks/alert_quality.md
+	$(PY) scripts/bench_alerts.py --output docs/benchmarks/alert_quality.md
 
 bench-ui: install ## console timings: 15 sensors x 30 days of 1-minute data, every page after the first load; prints the table (a committed run: docs/benchmarks/ui.md)
 	$(PY) scripts/bench_ui.py

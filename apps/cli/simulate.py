@@ -42,11 +42,37 @@ def simulate(
     seed: Annotated[int, typer.Option(help="random seed of the physics")] = 42,
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="readings per request at most")] = 1000,
     senders: Annotated[int, typer.Option(min=1, max=64, help="concurrent requests")] = 4,
-    fault_every: Annotated[float, typer.Option(help="seconds between two fault starts")] = 60.0,
-    fault_duration: Annotated[float, typer.Option(help="seconds a fault lasts")] = 30.0,
-    first_fault: Annotated[float, typer.Option(help="seconds before the first fault")] = 20.0,
+    fault_every: Annotated[
+        float | None, typer.Option(help="seconds between two fault starts (live default 60, simulated 5400)")
+    ] = None,
+    fault_duration: Annotated[
+        float | None, typer.Option(help="seconds a fault lasts (live default 30, simulated 1800)")
+    ] = None,
+    first_fault: Annotated[
+        float | None, typer.Option(help="seconds before the first fault (live default 20, simulated 3600)")
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="simulated time: the span starts here (ISO 8601, UTC); readings at start + k·cadence"
+        ),
+    ] = None,
+    hours: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="simulated time: hours to simulate (default 24 with --start; without "
+            "--start the span ends now)",
+        ),
+    ] = None,
+    cadence: Annotated[
+        float, typer.Option(min=0.1, help="simulated time: seconds between two readings of a sensor")
+    ] = 10.0,
 ) -> None:
-    """Stream realistic readings in real time through the ingest API (Ctrl-C stops), faults on a schedule."""
+    """Stream realistic readings in real time through the ingest API (Ctrl-C stops), faults on a schedule.
+
+    With --start or --hours: simulated time instead — the span's readings (and faults, timed in simulated
+    seconds) are sent as history (?backfill=true) in time order, as fast as the API takes them."""
     try:
         settings = load_settings()
         per_s = parse_rate(rate or settings.demo_rate)
@@ -56,6 +82,16 @@ def simulate(
         raise typer.Exit(2) from None
     url = api_url or settings.api_base_url
     key = api_key or settings.api_key.get_secret_value()
+    if start is not None or hours is not None:
+        from apps.cli.simulate_history import simulate_history
+
+        timing = (first_fault, fault_every, fault_duration)
+        raise typer.Exit(
+            simulate_history(url, key, specs, start, hours, cadence, seed, faults, timing, batch_size)
+        )
+    first_fault = 20.0 if first_fault is None else first_fault
+    fault_every = 60.0 if fault_every is None else fault_every
+    fault_duration = 30.0 if fault_duration is None else fault_duration
     horizon = duration if duration is not None else 7 * 24 * 3600.0
     schedule = (
         fault_schedule(specs, horizon, first_at_s=first_fault, every_s=fault_every, duration_s=fault_duration)

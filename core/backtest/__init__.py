@@ -10,6 +10,8 @@ is the command (``python -m apps.cli backtest``, docs/architecture/backtest.md).
 * ``core.backtest.report``   — the report (first anomaly / alert / work order per sensor, the work orders) built
   from the API's JSON.
 * ``core.backtest.settle``   — when the agents count as settled (idle for several polls in a row).
+* ``core.backtest.alert_quality`` — injected fault episodes against the alerts and work orders of a simulated run
+  (``make bench-alerts``): detection, work orders per episode, false work orders per fault-free sensor-day.
 
 Nothing here imports pandas at package import: ``frame`` does, and only the command loads it.
 """

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -90,3 +91,42 @@ def test_simulate_with_the_api_down_reports_unsent_readings() -> None:
     accepted, sent, errors, unsent = map(int, summary.groups())
     assert accepted == sent == 0 and errors > 0 and unsent >= 10, out
     assert "ConnectError" in out
+
+
+def test_simulate_in_simulated_time_stores_the_generated_span(api, migrated_database_url: str) -> None:
+    """``--start/--hours/--cadence``: the span's readings, exactly as the generator makes them, sent as history."""
+    from core.simulation.live import live_fleet
+    from core.simulation.simulated import FaultTiming, SimulatedFleet, simulated_schedule
+
+    base, env = api
+    start = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    done = subprocess.run(
+        [sys.executable, "-m", "apps.cli", "simulate", "--start", start.isoformat(), "--hours", "0.5",
+         "--cadence", "10", "--faults", "--first-fault", "600", "--fault-every", "900", "--fault-duration", "300",
+         "--batch-size", "150", "--api-url", base],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    summary = re.search(
+        r"SIMULATE accepted=(\d+) sent=(\d+) duplicates=(\d+) rejected=(\d+) errors=(\d+) unsent=(\d+)", out
+    )
+    assert summary, out
+    assert tuple(map(int, summary.groups())) == (180 * 15, 180 * 15, 0, 0, 0, 0), out
+    assert "drift on sensor-001" in out and "spike on sensor-006" in out, out
+    rows = fetch(
+        migrated_database_url,
+        "SELECT sensor_id, timestamp, value FROM sensor_readings ORDER BY timestamp, sensor_id",
+    )
+    specs = live_fleet(15)
+    faults = simulated_schedule(specs, 1800.0, FaultTiming(600.0, 900.0, 300.0))
+    expected = SimulatedFleet(specs, start, 1800.0, faults=faults).readings_until(
+        start + timedelta(minutes=30)
+    )
+    expected.sort(key=lambda r: (r["timestamp"], r["sensor_id"]))
+    assert [(r["sensor_id"], r["timestamp"], r["value"]) for r in rows] == [
+        (r["sensor_id"], datetime.fromisoformat(r["timestamp"]), r["value"]) for r in expected
+    ]
+    assert rows[0]["timestamp"] == start + timedelta(seconds=10) and rows[-1][
+        "timestamp"
+    ] == start + timedelta(minutes=30)
