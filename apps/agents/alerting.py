@@ -8,6 +8,13 @@
 Each evaluation runs in one unit of work (``AlertRaised`` goes to the outbox in it); deliveries that arrive while
 an evaluation runs are evaluated together in the next one (``core.events.coalesce``). Idempotent by natural keys,
 see ``core.alerts.service``.
+
+Order: the relay publishes outbox batches concurrently and the bus delivers with several workers, so a later batch
+of a sensor can arrive before an earlier one (a back-fill sent faster than the agents keep up). Each handler
+remembers, per sensor, up to which reading it has evaluated (``Watermarks``): a batch that starts after that point
+is evaluated from just after it, i.e. together with the earlier batch not delivered yet, in time order; that batch's
+own delivery later changes nothing. The outcome then depends on the readings, not on the delivery order (as long as
+the earlier readings are committed, which the ingest order guarantees for one sender).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +41,26 @@ READINGS_HANDLER_NAME = "alerting.readings_ingested"
 SCORED_HANDLER_NAME = "alerting.readings_scored"
 
 
+class Watermarks:
+    """Per sensor, the timestamp of the last reading this handler evaluated (bounded, least recently used
+    dropped: a dropped sensor is evaluated as its events say, as after a restart)."""
+
+    def __init__(self, max_sensors: int = 10_000) -> None:
+        self._until: OrderedDict[str, datetime] = OrderedDict()
+        self.max_sensors = max_sensors
+
+    def after(self, sensor_ids: list[str]) -> dict[str, datetime]:
+        return {s: self._until[s] for s in sensor_ids if s in self._until}
+
+    def advance(self, sensor_ids: list[str], until: datetime) -> None:
+        for sensor_id in sensor_ids:
+            held = self._until.get(sensor_id)
+            self._until[sensor_id] = until if held is None else max(held, until)
+            self._until.move_to_end(sensor_id)
+        while len(self._until) > self.max_sensors:
+            self._until.popitem(last=False)
+
+
 def _window(settings: Any) -> timedelta:
     minutes = getattr(settings, "incident_window_minutes", None)
     return timedelta(minutes=minutes) if minutes is not None else timedelta(minutes=60)
@@ -44,6 +72,7 @@ class ReadingsHandler:
     def __init__(self, session_factory: async_sessionmaker[AsyncSession] | None, settings: Any = None) -> None:
         self._factory = session_factory
         self._window = _window(settings)
+        self.watermarks = Watermarks()
         self.coalescer: Coalescer[ReadingsIngested] = Coalescer(self._evaluate)
 
     async def __call__(self, event: Event) -> None:
@@ -55,8 +84,10 @@ class ReadingsHandler:
     async def _evaluate(self, events: list[ReadingsIngested]) -> None:
         assert self._factory is not None
         for merged in merge_readings(events):
+            after = self.watermarks.after(merged.sensor_ids)
             async with unit_of_work(self._factory) as session:
-                await AlertingService(session, incident_window=self._window).on_readings(merged)
+                await AlertingService(session, incident_window=self._window).on_readings(merged, after)
+            self.watermarks.advance(merged.sensor_ids, merged.last_timestamp)
 
 
 class ScoredHandler:
@@ -65,6 +96,7 @@ class ScoredHandler:
     def __init__(self, session_factory: async_sessionmaker[AsyncSession] | None, settings: Any = None) -> None:
         self._factory = session_factory
         self._window = _window(settings)
+        self.watermarks = Watermarks()
         self.coalescer: Coalescer[ReadingsScored] = Coalescer(self._evaluate)
 
     async def __call__(self, event: Event) -> None:
@@ -76,8 +108,10 @@ class ScoredHandler:
     async def _evaluate(self, events: list[ReadingsScored]) -> None:
         assert self._factory is not None
         for merged in merge_scored(events):
+            after = self.watermarks.after(merged.sensor_ids)
             async with unit_of_work(self._factory) as session:
-                await AlertingService(session, incident_window=self._window).on_scored(merged)
+                await AlertingService(session, incident_window=self._window).on_scored(merged, after)
+            self.watermarks.advance(merged.sensor_ids, merged.last_timestamp)
 
 
 async def check_no_data(
@@ -144,5 +178,6 @@ __all__ = [
     "NoDataChecker",
     "ReadingsHandler",
     "ScoredHandler",
+    "Watermarks",
     "check_no_data",
 ]

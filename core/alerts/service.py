@@ -31,7 +31,7 @@ downtime); each suppressed opening counts in ``sm_alerts_suppressed_total{reason
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -219,17 +219,33 @@ class AlertingService:
         return True
 
     # --- evaluation -------------------------------------------------------------------------------------------
-    async def on_readings(self, event: ReadingsIngested) -> Outcome:
-        """Threshold, rate-of-change and flat-line rules over the batch."""
-        return await self._evaluate(event.sensor_ids, event.first_timestamp, event.last_timestamp, READING_KINDS, event.backfill)
+    async def on_readings(
+        self, event: ReadingsIngested, after: Mapping[str, datetime] | None = None
+    ) -> Outcome:
+        """Threshold, rate-of-change and flat-line rules over the batch (see ``_evaluate`` for ``after``)."""
+        return await self._evaluate(
+            event.sensor_ids, event.first_timestamp, event.last_timestamp, READING_KINDS, event.backfill, after
+        )
 
-    async def on_scored(self, event: ReadingsScored) -> Outcome:
+    async def on_scored(self, event: ReadingsScored, after: Mapping[str, datetime] | None = None) -> Outcome:
         """Anomaly-score rules over a scored batch."""
-        return await self._evaluate(event.sensor_ids, event.first_timestamp, event.last_timestamp, SCORED_KINDS, event.backfill)
+        return await self._evaluate(
+            event.sensor_ids, event.first_timestamp, event.last_timestamp, SCORED_KINDS, event.backfill, after
+        )
 
     async def _evaluate(
-        self, sensor_ids: Sequence[str], first: datetime, until: datetime, kinds: Sequence[str], backfill: bool
+        self,
+        sensor_ids: Sequence[str],
+        first: datetime,
+        until: datetime,
+        kinds: Sequence[str],
+        backfill: bool,
+        after: Mapping[str, datetime] | None = None,
     ) -> Outcome:
+        """Evaluate the readings of ``sensor_ids`` in ``[first, until]``; a sensor in ``after`` whose last
+        evaluated reading (``after[sensor]``) lies before ``first`` is evaluated from just after it instead, so
+        an earlier batch that the bus delivers later is evaluated now, in time order (its own delivery then
+        changes nothing)."""
         outcome = Outcome()
         judged, sensors = await self._judged(sensor_ids, kinds)
         if not judged:
@@ -240,7 +256,8 @@ class AlertingService:
         unresolved = await self._repo.unresolved_alerts(ids, names)
         last_observed = await self._repo.last_observed_at([a.id for a in unresolved.values()])
         lookback = max(j.hysteresis.lookback for j in judged)
-        points = await self._repo.readings_for(ids, first, until, lookback)
+        firsts = {s: _start(first, (after or {}).get(s)) for s in ids}
+        points = await self._repo.readings_for(firsts, until, lookback)
         earliest = min([first, *(p[0].timestamp for p in points.values() if p)])
         observed = await self._repo.observed_timestamps(ids, names, earliest)
         anomalies = await self._repo.anomalies(ids, earliest, until) if "anomaly_score" in kinds else {}
@@ -266,7 +283,7 @@ class AlertingService:
                 opened_at=alert.event_opened_at if alert is not None else None,
                 last_observed_at=last_observed.get(alert.id) if alert is not None else None,
                 observed=observed.get((sensor_id, j.rule.name), set()),
-                batch_start=first,
+                batch_start=firsts[sensor_id],
                 suppressed=lambda at, info=j.sensor: suppression.reason(info, at) is not None,
             )
             await self._apply(j, alert, actions.steps, outcome, suppression, matches, backfill)
@@ -332,6 +349,13 @@ class AlertingService:
             elif action == "suppressed":
                 self._suppressed(outcome, rule, sensor.sensor_id, suppression.reason(sensor, payload) or "unknown", payload)
         await flush()
+
+
+def _start(first: datetime, evaluated_until: datetime | None) -> datetime:
+    """Where a sensor's evaluation starts: just after its last evaluated reading when that lies before ``first``."""
+    if evaluated_until is not None and evaluated_until < first:
+        return evaluated_until + timedelta(microseconds=1)
+    return first
 
 
 def _violation(kind: str, params: dict[str, Any]) -> Violation:

@@ -77,7 +77,9 @@ class AnomalyDetector:
 
     async def detect(self, session: AsyncSession, event: ReadingsIngested) -> Detection:
         repo = AnomalyRepository(session)
-        readings = await repo.readings_to_score(event.sensor_ids, event.first_timestamp, event.last_timestamp)
+        readings = await repo.readings_to_score(
+            event.sensor_ids, event.first_timestamp, event.last_timestamp, self._behind(event)
+        )
         readings = [r for r in readings if math.isfinite(r.value)]
         if not readings:
             return Detection([], {}, 0)
@@ -151,6 +153,18 @@ class AnomalyDetector:
                 extra={"event_id": str(event.event_id)},
             )
         return Detection(events, states, len(readings))
+
+    def _behind(self, event: ReadingsIngested) -> dict[str, datetime]:
+        """Sensors whose last scored reading lies before the event's first: their readings in between (an
+        earlier batch that the bus delivers after this one) are scored now, in time order, with this one — so the
+        result does not depend on the order in which events arrive. A later delivery of that batch finds them
+        scored (a redelivery: nothing new)."""
+        out: dict[str, datetime] = {}
+        for sensor_id in event.sensor_ids:
+            held = self.states.get(sensor_id)
+            if held is not None and held.last_timestamp is not None and held.last_timestamp < event.first_timestamp:
+                out[sensor_id] = held.last_timestamp
+        return out
 
     def commit_states(self, states: dict[str, SensorState]) -> None:
         """Keep the states of a committed detection (a state older than the one held is not kept)."""

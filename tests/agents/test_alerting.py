@@ -571,3 +571,38 @@ async def test_the_flat_line_length_raises_only_the_flat_line_rule(world, sessio
     )
     await ReadingsHandler(session_factory)(await world.readings(T0, [31.0, 32.0, 33.0]))
     assert [(a["rule"], a["anomaly_count"]) for a in await world.alerts()] == [(rule, 3)]
+
+
+@pytest.mark.parametrize("handler_kind", ["readings", "scored"])
+async def test_a_later_batch_delivered_first_gives_the_in_order_alerts(db, session_factory, handler_kind):  # noqa: F811
+    """The relay and the bus may deliver a sensor's batches out of order (a back-fill running ahead of the agents):
+    the handler evaluates from where it left off, so the alerts are those of the in-order delivery."""
+    values = [5, 11, 12, 13, 5, 5, 5, 14, 15, 16, 17, 5, 5, 5, 5]
+    outcomes = []
+    for order in ([0, 1, 2], [0, 2, 1]):
+        world = await World(db).setup()
+        if handler_kind == "readings":
+            await world.rule("threshold", {"max": 10.0}, resolve_after_m=3)
+            events = [await world.readings(T0 + 5 * i * MINUTE, values[5 * i : 5 * i + 5]) for i in range(3)]
+            handler: Any = ReadingsHandler(session_factory)
+        else:
+            await world.rule("anomaly_score", {"min_score": 1.0}, resolve_after_m=3)
+            events = [
+                await world.scored(
+                    T0 + 5 * i * MINUTE,
+                    values[5 * i : 5 * i + 5],
+                    {j: 8.0 for j, v in enumerate(values[5 * i : 5 * i + 5]) if v > 10},
+                )
+                for i in range(3)
+            ]
+            handler = ScoredHandler(session_factory)
+        for i in order:
+            await handler(events[i])
+        outcomes.append(
+            [
+                (a["status"], a["anomaly_count"], a["event_opened_at"], a["event_resolved_at"])
+                for a in await world.alerts()
+            ]
+        )
+    assert outcomes[0] == outcomes[1]
+    assert [o[0] for o in outcomes[0]] == ["resolved", "resolved"] and outcomes[0][0][2] == T0 + 3 * MINUTE

@@ -113,3 +113,22 @@ async def _event(db: asyncpg.Connection, sensor: str, start: int, count: int) ->
         last_timestamp=T0 + timedelta(minutes=start + count - 1),
         ingest_event_id=uuid.uuid4(),
     )
+
+
+async def test_a_later_batch_delivered_first_is_scored_like_the_in_order_stream(
+    agent_settings: Settings, session_factory: async_sessionmaker[AsyncSession], events_db: asyncpg.Connection
+) -> None:
+    """The detector scores a sensor from its last scored reading on: a batch delivered before the earlier one is
+    scored together with it, in time order, and the earlier one's late delivery adds nothing."""
+    results = []
+    values = normal_values(120, seed=5, sd=0.2)
+    values[95] += 5.0  # a spike in the third batch
+    for order in ([0, 1, 2], [0, 2, 1]):
+        agent = AnomalyAgent(agent_settings, session_factory)
+        sensor = sensor_id()
+        await add_sensor(events_db, sensor)
+        events = [await add_readings(events_db, sensor, values[40 * i : 40 * i + 40], start=40 * i) for i in range(3)]
+        for i in order:
+            await agent.handle(events[i])
+        results.append([(a["timestamp"] - T0, a["method"], round(a["score"], 9)) for a in await anomalies(events_db, sensor)])
+    assert results[0] == results[1] and results[0]

@@ -253,7 +253,7 @@ async def test_concurrent_alerts_of_one_asset_join_one_incident(world, session_f
 
 
 async def test_the_work_order_dates_from_the_earliest_evidence_whatever_the_delivery_order(
-    world: World, session_factory  # noqa: F811
+    world: World, session_factory
 ) -> None:
     """Two high alerts of one incident reach the scheduling agent in the reverse order of their event times (a
     back-fill, a retry): the work order is dated — and due — from the earlier one."""

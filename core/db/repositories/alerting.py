@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,19 +59,20 @@ class Observation:
     anomaly_id: int | None = None
 
 
-#: Per sensor: its readings in ``[first, until]`` (the batch) and its last ``:n`` readings before ``first`` (what the
-#: k-of-n window and the normal streak need), one index range scan each, oldest first.
+#: Per sensor: its readings in ``[first, until]`` (the batch; ``first`` per sensor) and its last ``:n`` readings
+#: before its ``first`` (what the k-of-n window and the normal streak need), one index range scan each, oldest
+#: first.
 _READINGS_SQL = text(
     """
     SELECT s.sensor_id, r.timestamp, r.value
-    FROM unnest(CAST(:ids AS text[])) AS s(sensor_id)
+    FROM unnest(CAST(:ids AS text[]), CAST(:firsts AS timestamptz[])) AS s(sensor_id, first)
     CROSS JOIN LATERAL (
         (SELECT x.timestamp, x.value FROM sensor_readings x
-         WHERE x.sensor_id = s.sensor_id AND x.timestamp < :first
+         WHERE x.sensor_id = s.sensor_id AND x.timestamp < s.first
          ORDER BY x.timestamp DESC LIMIT :n)
         UNION ALL
         (SELECT x.timestamp, x.value FROM sensor_readings x
-         WHERE x.sensor_id = s.sensor_id AND x.timestamp >= :first AND x.timestamp <= :until)
+         WHERE x.sensor_id = s.sensor_id AND x.timestamp >= s.first AND x.timestamp <= :until)
     ) r
     ORDER BY 1, 2
     """
@@ -134,15 +135,17 @@ class AlertingRepository(AlertRulesQueries, SuppressionQueries):
 
     # --- observations -----------------------------------------------------------------------------------------
     async def readings_for(
-        self, sensor_ids: Sequence[str], first: datetime, until: datetime, lookback: int
+        self, firsts: Mapping[str, datetime], until: datetime, lookback: int
     ) -> dict[str, list[Point]]:
-        """Per sensor, oldest first: its last ``lookback`` readings before ``first`` and its readings in
-        ``[first, until]`` (one query)."""
-        out: dict[str, list[Point]] = {s: [] for s in sensor_ids}
-        if not sensor_ids:
+        """Per sensor, oldest first: its last ``lookback`` readings before ``firsts[sensor]`` and its readings in
+        ``[firsts[sensor], until]`` (one query)."""
+        out: dict[str, list[Point]] = {s: [] for s in firsts}
+        if not firsts:
             return out
+        ids = list(firsts)
         rows = await self._session.execute(
-            _READINGS_SQL, {"ids": list(sensor_ids), "first": first, "until": until, "n": lookback}
+            _READINGS_SQL,
+            {"ids": ids, "firsts": [firsts[s] for s in ids], "until": until, "n": lookback},
         )
         for sensor_id, timestamp, value in rows:
             out[sensor_id].append(Point(timestamp, value))

@@ -6,10 +6,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from core.db.models import Sensor, SensorReading
 
 
 class ReadingToScore(NamedTuple):
@@ -66,6 +64,21 @@ _HISTORY_SQL = text(
     """
 )
 
+_TO_SCORE_SQL = text(
+    """
+    SELECT b.sensor_id, s.type, r.timestamp, r.value
+    FROM unnest(CAST(:ids AS text[]), CAST(:starts AS timestamptz[]), CAST(:inclusive AS boolean[]))
+         AS b(sensor_id, start, inclusive)
+    JOIN sensors s ON s.sensor_id = b.sensor_id
+    CROSS JOIN LATERAL (
+        SELECT x.timestamp, x.value FROM sensor_readings x
+        WHERE x.sensor_id = b.sensor_id AND x.timestamp <= :last
+          AND (x.timestamp > b.start OR (b.inclusive AND x.timestamp = b.start))
+    ) r
+    ORDER BY b.sensor_id, r.timestamp
+    """
+)
+
 _INSERT_SQL = text(
     """
     INSERT INTO anomalies (sensor_id, timestamp, value, score, method, model_name, model_version)
@@ -89,22 +102,24 @@ class AnomalyRepository:
         self._session = session
 
     async def readings_to_score(
-        self, sensor_ids: Sequence[str], first: datetime, last: datetime
+        self,
+        sensor_ids: Sequence[str],
+        first: datetime,
+        last: datetime,
+        after: Mapping[str, datetime] | None = None,
     ) -> list[ReadingToScore]:
-        """Readings of ``sensor_ids`` in ``[first, last]`` with their sensor's type, by sensor then time."""
+        """Readings of ``sensor_ids`` up to ``last`` with their sensor's type, by sensor then time: from ``first``
+        (inclusive), or for a sensor in ``after`` from just after ``after[sensor]`` (one index range each)."""
         if not sensor_ids:
             return []
-        stmt = (
-            select(SensorReading.sensor_id, Sensor.type, SensorReading.timestamp, SensorReading.value)
-            .join(Sensor, Sensor.sensor_id == SensorReading.sensor_id)
-            .where(
-                SensorReading.sensor_id.in_(list(sensor_ids)),
-                SensorReading.timestamp >= first,
-                SensorReading.timestamp <= last,
-            )
-            .order_by(SensorReading.sensor_id, SensorReading.timestamp)
+        after = after or {}
+        ids = list(sensor_ids)
+        starts = [after.get(s, first) for s in ids]
+        inclusive = [s not in after for s in ids]
+        rows = await self._session.execute(
+            _TO_SCORE_SQL, {"ids": ids, "starts": starts, "inclusive": inclusive, "last": last}
         )
-        return [ReadingToScore(*row) for row in await self._session.execute(stmt)]
+        return [ReadingToScore(*row) for row in rows]
 
     async def history_before(self, before: Mapping[str, datetime], limit: int) -> dict[str, History]:
         """Per sensor, its last ``limit`` readings strictly before ``before[sensor]`` (one index scan each)."""
