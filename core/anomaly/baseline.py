@@ -79,6 +79,8 @@ class BaselineConfig:
     regime_gap_intervals: float = 20.0
     regime_gap_min_s: float = 3600.0
     reference_scale_fraction: float = 0.25
+    flat_restart_readings: int = 30
+    """A stuck stretch of at least this many equal readings restarts the window when it ends (0: never)."""
     """The rolling scale never drops below this fraction of the sensor's healthy reference scale (when it has one):
     a window filled by a stuck stretch (MAD 0) would otherwise score the healthy signal's noise as outliers once
     the sensor moves again."""
@@ -306,12 +308,43 @@ class Run:
     timestamps: Sequence[datetime] | None = None
     floors: Floors = DEFAULT_FLOORS
     last_timestamp: datetime | None = None
+    flat_run: int | None = None
+    """A run of at least this many equal readings is a stuck stretch: the window restarts when it ends (None:
+    ``config.flat_restart_readings``; 0: never)."""
+
+
+def _flat_ends(run: Run, config: BaselineConfig) -> list[int]:
+    """Indexes of ``run.values`` where a stuck stretch (``flat_run`` equal readings or more, counting those at
+    the end of the state's window) ends: the sensor told nothing while stuck, so its window restarts there
+    instead of scoring the moving signal against a window of one value (MAD 0)."""
+    limit = config.flat_restart_readings if run.flat_run is None else run.flat_run
+    values = np.asarray(run.values, dtype=float)
+    if limit <= 0 or values.size == 0:
+        return []
+    trailing = 0  # equal readings at the end of the window, before this run
+    held = run.state.values
+    if held:
+        for v in reversed(held):
+            if v != held[-1]:
+                break
+            trailing += 1
+    starts = np.concatenate([[0], np.flatnonzero(values[1:] != values[:-1]) + 1])
+    lengths = np.diff(np.concatenate([starts, [values.size]]))
+    out: list[int] = []
+    if held and held[-1] == values[0]:
+        lengths[0] += trailing  # the run goes on from the window into this batch
+    elif trailing >= limit:
+        out.append(0)  # the stuck stretch ended just before this batch
+    out.extend(int(starts[k + 1]) for k in range(len(starts) - 1) if lengths[k] >= limit)
+    return out
 
 
 def _segments(run: Run, config: BaselineConfig) -> tuple[list[int], list[tuple[int, float]], list[float]]:
-    """Where ``run`` restarts (indexes, with the gap) and the intervals it adds to the state."""
+    """Where ``run`` restarts (indexes: regime gaps — reported with the gap — and ends of stuck stretches) and
+    the intervals it adds to the state."""
+    flat = _flat_ends(run, config)
     if run.timestamps is None or len(run.values) == 0:
-        return [], [], []
+        return flat, [], []
     seconds = _seconds(run.timestamps)
     previous = run.state.last_timestamp
     if previous is not None:
@@ -324,7 +357,8 @@ def _segments(run: Run, config: BaselineConfig) -> tuple[list[int], list[tuple[i
     restarts: list[tuple[int, float]] = []
     if limit is not None:
         restarts = [(int(i) + first, float(intervals[i])) for i in np.flatnonzero(intervals > limit)]
-    return [i for i, _ in restarts], restarts, intervals.tolist()
+    cuts = sorted({i for i, _ in restarts} | set(flat))
+    return cuts, restarts, intervals.tolist()
 
 
 def update_all(work: Sequence[Run], config: BaselineConfig) -> list[Scores]:

@@ -270,6 +270,7 @@ class AnomalyDetector:
                     np.fromiter((r.value for r in run), float, len(run)),
                     [r.timestamp for r in run],
                     self._floors(sensor_id, run[0].sensor_type),
+                    flat_run=self._flat_run(sensor_id),
                 )
                 for sensor_id, run in runs
             ],
@@ -282,6 +283,12 @@ class AnomalyDetector:
         reference = self.references.get(sensor_id)
         scale = reference.scale if reference is not None and reference.status == "ready" else None
         return baseline.floors_for(sensor_type, scale, self.config.reference_scale_fraction)
+
+    def _flat_run(self, sensor_id: str) -> int:
+        """The stuck stretch that restarts the window: the flat-line default, or 3 × the reference's typical run."""
+        reference = self.references.get(sensor_id)
+        run = reference.longest_run if reference is not None and reference.status == "ready" else None
+        return max(self.config.flat_restart_readings, 3 * run) if run else self.config.flat_restart_readings
 
     def _trend(
         self,

@@ -252,3 +252,29 @@ def test_vectorised_update_with_a_gap_equals_reading_by_reading() -> None:
     np.testing.assert_allclose(got.scores, [e.score for e in expected], rtol=1e-12)
     assert got.restarts == ((50, 3 * 3600.0),)
     assert list(many.values) == list(one.values) and many.last_timestamp == one.last_timestamp
+
+
+def test_the_end_of_a_stuck_stretch_restarts_the_window() -> None:
+    """Regression (bench-alerts): a humidity sensor stuck for 180 readings left a window of one value (MAD 0);
+    the healthy signal afterwards scored |z| >= 6 for half an hour and opened a false work order."""
+    from core.anomaly.baseline import Floors, Run, update_all
+
+    rng = np.random.default_rng(2)
+    config = BaselineConfig(window=288, warmup=30, threshold=6.0, flat_restart_readings=30)
+    floors = Floors(0.1, 0.0)
+    healthy = np.round(50 + rng.normal(0, 1.2, 200), 1)
+    stuck = np.full(180, healthy[-1])
+    after = np.round(52 + rng.normal(0, 1.2, 150), 1)
+    stamps = [T0 + timedelta(seconds=10 * i) for i in range(530)]
+    state = SensorState(config.window)
+    [first] = update_all([Run(state, np.concatenate([healthy, stuck[:100]]), stamps[:300], floors)], config)
+    [second] = update_all([Run(state, np.concatenate([stuck[100:], after]), stamps[300:], floors)], config)
+    assert not first.flagged.any() and not second.flagged.any()
+    assert second.warming_up[80:110].all()  # the 30 readings after the stuck stretch warm up again
+    assert second.restarts == ()  # not a regime change: the healthy reference is kept
+    # without the restart the same readings are flagged
+    never = BaselineConfig(window=288, warmup=30, threshold=6.0, flat_restart_readings=0)
+    other = SensorState(never.window)
+    update_all([Run(other, np.concatenate([healthy, stuck[:100]]), stamps[:300], floors)], never)
+    [flagged] = update_all([Run(other, np.concatenate([stuck[100:], after]), stamps[300:], floors)], never)
+    assert flagged.flagged.sum() > 10
