@@ -58,7 +58,7 @@ async def _setup_probes(base: str, key: str, n: int) -> None:
         resp.raise_for_status()
         for i in range(n):
             rule = {"name": f"probe-{i:03d}-max", "kind": "threshold", "sensor_id": f"probe-{i:03d}",
-                    "params": {"max": PROBE_MAX}, "severity": "low", "open_after_k": 1, "window_minutes": 5,
+                    "params": {"max": PROBE_MAX}, "severity": "low", "open_after_k": 1, "window_readings": 1,
                     "resolve_after_m": 1}  # fmt: skip
             resp = await client.post("/api/v1/alert-rules", json=rule)
             if resp.status_code >= 300:

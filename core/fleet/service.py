@@ -8,14 +8,34 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import units
 from core.db.models import Asset
 from core.db.repositories.fleet import FleetRepository, SensorUpsert
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.fleet.schemas import AssetCreate, AssetUpdate, SensorCreate, SensorUpdate
+from core.fleet.types import canonical_unit
 
 
 def _invalid(field: str, message: str) -> ValidationFailed:
     return ValidationFailed(message, errors=[{"loc": ["body", field], "msg": message, "type": "value_error"}])
+
+
+def _unit(unit: str | None, sensor_type: str | None) -> str | None:
+    """A sensor's unit in the platform's spelling. Refused: a unit the platform does not know (readings in another
+    unit are converted to the sensor's, which needs one it understands; '' is dimensionless), and a commonly
+    confused spelling (``C``, ``F``, ``G``) that does not fit the type (a temperature in coulombs). Other
+    combinations are allowed: a vibration sensor may measure acceleration in g; unit-aware rules judge it
+    accordingly."""
+    if unit is None:
+        return None
+    normal = units.normalize(unit)
+    extra = units.hint(normal)
+    if normal and not units.is_known(normal):
+        raise _invalid("unit", f"unit {unit!r} is not a unit the platform knows" + (f" ({extra})" if extra else ""))
+    canonical = canonical_unit(sensor_type)
+    if extra and canonical is not None and not units.compatible(normal, canonical):
+        raise _invalid("unit", f"unit {unit!r} does not fit a {sensor_type} sensor ({extra})")
+    return normal
 
 
 class FleetService:
@@ -59,7 +79,7 @@ class FleetService:
                 sensor_id=body.sensor_id,
                 asset_id=body.asset_id,
                 type=body.type,
-                unit=body.unit,
+                unit=_unit(body.unit, body.type),
                 location=body.location,
                 status=body.status,
             )
@@ -71,6 +91,9 @@ class FleetService:
         values = body.model_dump(exclude_unset=True)
         if "status" in values and values["status"] is None:
             raise _invalid("status", "a sensor's status cannot be removed")
+        if values.get("unit") is not None:
+            types = await self._repo.sensor_types([sensor_id])
+            values["unit"] = _unit(values["unit"], types.get(sensor_id))
         await self._check_asset(values.get("asset_id"))
         if not values:
             if not await self._repo.sensor_types([sensor_id]):

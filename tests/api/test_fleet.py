@@ -95,6 +95,21 @@ async def test_sensor_registration_and_linking(client: httpx.AsyncClient) -> Non
     assert (await client.patch("/api/v1/sensors/no-such-sensor", json={})).status_code == 404
 
 
+async def test_sensor_units_are_spelled_as_the_platform_converts_them(client: httpx.AsyncClient) -> None:
+    """Readings in another unit are converted to the sensor's: its unit must be one the platform understands,
+    stored in the canonical spelling (unit-aware alert rules compare it)."""
+    sensor_id = f"{_tag()}-temp"
+    created = await client.post("/api/v1/sensors", json={"sensor_id": sensor_id, "type": "temperature", "unit": "degC"})
+    assert created.status_code == 201 and created.json()["unit"] == "°C"
+    refused = await client.post(
+        "/api/v1/sensors", json={"sensor_id": f"{_tag()}-x", "type": "temperature", "unit": "C"}
+    )
+    assert refused.status_code == 422 and "°C" in refused.text  # C is the coulomb: the hint says °C
+    assert (await client.patch(f"/api/v1/sensors/{sensor_id}", json={"unit": "florps"})).status_code == 422
+    patched = await client.patch(f"/api/v1/sensors/{sensor_id}", json={"unit": "degF"})
+    assert patched.status_code == 200 and patched.json()["unit"] == "°F"
+
+
 async def test_a_sensor_registered_by_ingest_is_linked_to_an_asset(client: httpx.AsyncClient) -> None:
     sensor_id = f"{_tag()}-temp"
     reading = {"sensor_id": sensor_id, "value": 21.5, "timestamp": datetime.now(UTC).isoformat()}
