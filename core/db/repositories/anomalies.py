@@ -72,8 +72,9 @@ _TO_SCORE_SQL = text(
     JOIN sensors s ON s.sensor_id = b.sensor_id
     CROSS JOIN LATERAL (
         SELECT x.timestamp, x.value FROM sensor_readings x
-        WHERE x.sensor_id = b.sensor_id AND x.timestamp <= :last
-          AND (x.timestamp > b.start OR (b.inclusive AND x.timestamp = b.start))
+        WHERE x.sensor_id = b.sensor_id AND x.timestamp >= b.start AND x.timestamp <= :last
+          AND (b.inclusive OR x.timestamp > b.start)
+        OFFSET 0  -- not flattened: one index range scan per sensor (else a hash join over every reading)
     ) r
     ORDER BY b.sensor_id, r.timestamp
     """
