@@ -181,16 +181,21 @@ class SchedulingService:
         return task
 
     async def _created(self, task: MaintenanceTask) -> None:
-        await add_to_outbox(
-            self._session,
-            MaintenanceTaskCreated(
-                task_id=task.id,
-                asset_id=task.asset_id,
-                sensor_id=task.sensor_id,
-                alert_id=task.alert_id,
-                priority=task.priority,
-            ),
-        )
+        await announce_created(self._session, task)
 
 
-__all__ = ["SchedulingService"]
+async def announce_created(session: AsyncSession, task: MaintenanceTask) -> None:
+    """``MaintenanceTaskCreated`` of ``task`` to the outbox (in the caller's transaction)."""
+    await add_to_outbox(
+        session,
+        MaintenanceTaskCreated(
+            task_id=task.id,
+            asset_id=task.asset_id,
+            sensor_id=task.sensor_id,
+            alert_id=task.alert_id,
+            priority=task.priority,
+        ),
+    )
+
+
+__all__ = ["SchedulingService", "announce_created"]

@@ -28,13 +28,14 @@ from core.db.repositories.maintenance import (
 )
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.events.outbox import add_to_outbox
-from core.events.types import MaintenanceTaskCompleted, MaintenanceTaskCreated
+from core.events.types import MaintenanceTaskCompleted
 from core.maintenance.policy import (
     DEFAULT_DUE_AFTER,
     PRIORITY_BY_SEVERITY,
     PRIORITY_RANK,
     due_after_from_settings,
 )
+from core.maintenance.scheduling import announce_created
 
 logger = logging.getLogger("core.maintenance")
 
@@ -64,16 +65,7 @@ class MaintenanceService:
         self._repo = MaintenanceRepository(session)
 
     async def _created(self, task: MaintenanceTask) -> None:
-        await add_to_outbox(
-            self._session,
-            MaintenanceTaskCreated(
-                task_id=task.id,
-                asset_id=task.asset_id,
-                sensor_id=task.sensor_id,
-                alert_id=task.alert_id,
-                priority=task.priority,
-            ),
-        )
+        await announce_created(self._session, task)
 
     # --- tasks -----------------------------------------------------------------------------------------------
     async def create(self, values: Mapping[str, Any]) -> MaintenanceTask:
