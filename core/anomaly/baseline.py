@@ -16,7 +16,10 @@ regime_gap_min_s)`` (cadence: the median interval of the sensor's recent reading
 data path was down, and what came before is no reference for what follows (a restarted machine runs at another
 temperature, load or level: every channel of NASA IMS test 1 stepped up after its 6-day pause). The window then
 restarts empty at that reading — a new warm-up — and the restart is reported (``Scores.restarts``) so that the
-agent re-learns the sensor's healthy reference and notes it in the sensor's timeline.
+agent re-learns the sensor's healthy reference and notes it in the sensor's timeline. The window also restarts
+when a stuck stretch ends (``flat_restart_readings`` equal readings, or the run given per sensor): a window full of
+one value has MAD 0 and would score the moving signal's ordinary noise as outliers (not reported: the reference is
+kept). The statistics themselves are in ``core.anomaly.robust``.
 
 Every reading enters the window after being scored (anomalies too: the median/MAD tolerate them). The state of
 a sensor is its window, the timestamp of its latest reading and its recent intervals; ``BaselineStates`` keeps
@@ -35,39 +38,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from core.fleet.types import sensor_type
+from core.anomaly.robust import (
+    ABS_SCALE_FLOOR,
+    DEFAULT_FLOORS,
+    MAD_TO_SIGMA,
+    REL_SCALE_FLOOR,
+    Floors,
+    floors_for,
+    robust_scale,
+    robust_z,
+    robust_z_batch,
+    robust_z_many,
+)
 
 METHOD = "robust_z"
-MAD_TO_SIGMA = 1.4826
-REL_SCALE_FLOOR = 1e-3
-ABS_SCALE_FLOOR = 1e-6
 #: Intervals a state remembers to estimate the sensor's cadence.
 CADENCE_INTERVALS = 64
 #: Fewer known intervals than this: the cadence is unknown and no regime gap is detected.
 MIN_CADENCE_INTERVALS = 3
-
-
-@dataclass(frozen=True, slots=True)
-class Floors:
-    """Lower bounds of the robust scale: ``absolute`` (in the sensor's unit) and ``relative`` to ``|median|``."""
-
-    absolute: float = 0.0
-    relative: float = REL_SCALE_FLOOR
-
-
-DEFAULT_FLOORS = Floors()
-
-
-def floors_for(type_name: str | None, reference_scale: float | None = None, fraction: float = 0.0) -> Floors:
-    """The floors of a sensor type from the catalogue (unknown types: the catalogue's default), the absolute one
-    raised to ``fraction`` × the sensor's healthy ``reference_scale`` when it has one."""
-    entry = sensor_type(type_name)
-    absolute = entry.scale_floor
-    if reference_scale is not None and fraction > 0:
-        absolute = max(absolute, fraction * reference_scale)
-    return Floors(absolute, entry.relative_floor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,77 +91,6 @@ class BaselineConfig:
         if cadence_s is None:
             return None
         return max(self.regime_gap_intervals * cadence_s, self.regime_gap_min_s)
-
-
-def robust_scale(values: np.ndarray, floors: Floors = DEFAULT_FLOORS) -> tuple[float, float]:
-    """``(median, scale)`` of ``values``: ``scale = max(1.4826·MAD, floors)`` (never zero)."""
-    median = float(np.median(values))
-    mad = float(np.median(np.abs(values - median)))
-    floor = max(floors.relative * abs(median), floors.absolute, ABS_SCALE_FLOOR)
-    return median, max(MAD_TO_SIGMA * mad, floor)
-
-
-def robust_z(
-    history: np.ndarray | Iterable[float], value: float, floors: Floors = DEFAULT_FLOORS
-) -> float:
-    """``|value − median(history)| / scale(history)``; ``history`` must not be empty."""
-    array = np.asarray(history if isinstance(history, np.ndarray) else list(history), dtype=float)
-    if array.size == 0:
-        raise ValueError("robust_z needs a non-empty history")
-    median, scale = robust_scale(array, floors)
-    return abs(float(value) - median) / scale
-
-
-def robust_z_many(
-    history: np.ndarray, values: np.ndarray, window: int, floors: Floors = DEFAULT_FLOORS
-) -> np.ndarray:
-    """Scores of ``values[i]`` against the last ``window`` of ``history + values[:i]``, all at once.
-
-    The same numbers as ``robust_z`` reading by reading (the same float64 operations, row by row): readings with
-    a full window are scored from medians over ``sliding_window_view`` rows; the readings before (a history
-    shorter than the window) one by one. A reading without any history scores 0.
-    """
-    return robust_z_batch([(history, values)], window, [floors])[0]
-
-
-def robust_z_batch(
-    series: Sequence[tuple[np.ndarray, np.ndarray]], window: int, floors: Sequence[Floors] | None = None
-) -> list[np.ndarray]:
-    """``robust_z_many`` for several ``(history, values)`` pairs (one per sensor), with a single median pass
-    over the full windows of all of them: a batch of 500 readings from 50 sensors costs two ``np.median``
-    calls over a 500 x ``window`` array instead of 1,000 calls (or 100 per-sensor ones)."""
-    floors = list(floors) if floors is not None else [DEFAULT_FLOORS] * len(series)
-    out: list[np.ndarray] = []
-    blocks: list[np.ndarray] = []
-    targets: list[tuple[int, int, np.ndarray]] = []  # (series index, first full-window reading, its values)
-    for k, (history, values) in enumerate(series):
-        h, b = len(history), len(values)
-        scores = np.zeros(b, dtype=float)
-        out.append(scores)
-        if b == 0:
-            continue
-        combined = np.concatenate([history, values]).astype(float, copy=False)
-        full_from = max(0, window - h)  # first reading whose window is full
-        for i in range(min(full_from, b)):
-            if h + i > 0:
-                scores[i] = robust_z(combined[: h + i], values[i], floors[k])
-        if full_from < b:
-            blocks.append(sliding_window_view(combined[h + full_from - window : h + b - 1], window))
-            targets.append((k, full_from, np.asarray(values[full_from:], dtype=float)))
-    if blocks:
-        windows = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
-        median = np.median(windows, axis=1)
-        mad = np.median(np.abs(windows - median[:, None]), axis=1)
-        relative = np.concatenate([np.full(len(v), floors[k].relative) for k, _, v in targets])
-        absolute = np.concatenate([np.full(len(v), floors[k].absolute) for k, _, v in targets])
-        floor = np.maximum(np.maximum(relative * np.abs(median), absolute), ABS_SCALE_FLOOR)
-        scale = np.maximum(MAD_TO_SIGMA * mad, floor)
-        pos = 0
-        for k, start, values in targets:
-            n = len(values)
-            out[k][start:] = np.abs(values - median[pos : pos + n]) / scale[pos : pos + n]
-            pos += n
-    return out
 
 
 @dataclass(frozen=True, slots=True)
