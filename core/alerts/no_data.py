@@ -55,7 +55,9 @@ class NoDataService(AlertingService):
         ids = sorted({s for _, s in pairs})
         unresolved = await repo.unresolved_alerts(ids, sorted({r.name for r, _ in pairs}))
         assets = [sensors[s].asset_id for s in ids if sensors[s].asset_id is not None]
-        windows = await repo.maintenance_windows([a for a in assets if a is not None], now - timedelta(days=3650), now)
+        known = [x.last_at for x in silences.values() if x.last_at is not None]
+        since = min([*known, *(sensors[s].created_at for s in ids), now])  # no silence begins before these
+        windows = await repo.maintenance_windows([a for a in assets if a is not None], since, now)
         suppression = Suppression(windows)
         for rule, sensor_id in pairs:
             info = sensors[sensor_id]
