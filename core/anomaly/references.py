@@ -36,6 +36,7 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.anomaly.baseline import Floors, robust_scale
+from core.db.repositories.incidents import IncidentRepository
 from core.db.repositories.references import ReferenceRepository, ReferenceRow
 
 #: Readings fetched at most to learn an initial reference (a day at 1 Hz).
@@ -160,7 +161,11 @@ class ReferenceTracker:
             f"again from the next {self.config.recenter_readings} readings"
         )
         repo = ReferenceRepository(session)
-        await repo.start(sensor_id, kind="regime_change", started_at=at, reason=reason, previous_median=previous)
+        if await repo.start(sensor_id, kind="regime_change", started_at=at, reason=reason, previous_median=previous):
+            # an incident open on the sensor's asset gets the note in its timeline (the alerts' context)
+            await IncidentRepository(session).note_on_open_incident(
+                sensor_id, "regime_change", event_at=at, note=f"{sensor_id}: {reason}"
+            )
         self._put(sensor_id, (await repo.current([sensor_id])).get(sensor_id))
 
     async def learn(

@@ -132,3 +132,24 @@ async def test_a_later_batch_delivered_first_is_scored_like_the_in_order_stream(
             await agent.handle(events[i])
         results.append([(a["timestamp"] - T0, a["method"], round(a["score"], 9)) for a in await anomalies(events_db, sensor)])
     assert results[0] == results[1] and results[0]
+
+
+async def test_a_regime_change_is_noted_in_the_open_incident_of_the_sensor(
+    agent_settings: Settings, session_factory: async_sessionmaker[AsyncSession], events_db: asyncpg.Connection
+) -> None:
+    agent = AnomalyAgent(agent_settings, session_factory)
+    sensor = sensor_id()
+    await add_sensor(events_db, sensor)
+    incident = await events_db.fetchval(
+        "INSERT INTO incidents (sensor_id, status, severity, first_seen_at, last_seen_at) "
+        "VALUES ($1, 'open', 'high', $2, $2) RETURNING id",
+        sensor,
+        T0,
+    )
+    await agent.handle(await add_readings(events_db, sensor, normal_values(70, sd=0.2)))
+    await agent.handle(await add_readings(events_db, sensor, normal_values(5, seed=4), start=70 + 6 * 60))
+    [note] = await events_db.fetch(
+        "SELECT kind, event_at, note FROM incident_events WHERE incident_id = $1", incident
+    )
+    assert note["kind"] == "regime_change" and note["event_at"] == T0 + timedelta(minutes=70 + 6 * 60)
+    assert "no data for 6.0 h" in note["note"]

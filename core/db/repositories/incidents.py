@@ -140,6 +140,20 @@ class IncidentRepository:
             )
         )
 
+    async def note_on_open_incident(
+        self, sensor_id: str, kind: str, *, event_at: datetime | None, note: str
+    ) -> int | None:
+        """Add a timeline entry to the open incident of the sensor's asset (or of the sensor, without an asset);
+        answers its id, None when there is none."""
+        asset_id = await self._session.scalar(select(Sensor.asset_id).where(Sensor.sensor_id == sensor_id))
+        scope = Scope(asset_id, sensor_id)
+        incident_id = await self._session.scalar(
+            select(Incident.id).where(self._scope_filter(scope), Incident.status == "open").limit(1)
+        )
+        if incident_id is not None:
+            await self.add_event(int(incident_id), kind, event_at=event_at, note=note)
+        return incident_id
+
     async def unresolved_alerts(self, incident_id: int) -> list[int]:
         rows = await self._session.scalars(
             select(Alert.id).where(Alert.incident_id == incident_id, Alert.status.in_(ALERT_UNRESOLVED_STATUSES))
