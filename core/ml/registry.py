@@ -112,24 +112,30 @@ def alias_version(mlflow_client: MlflowClient, name: str, alias: str) -> str | N
         raise
 
 
-def resolve_evaluator(model_name: str) -> tuple[Evaluator, str, bool]:
-    """``(evaluate, metric, higher_is_better)`` of the family whose prefix ``model_name`` starts with."""
-    for prefix, target in EVALUATORS.items():
+def _family_target(table: dict[str, str], model_name: str, what: str) -> tuple[Any, Callable[..., Any]] | None:
+    """``(module, function)`` named by the entry of ``table`` whose prefix ``model_name`` starts with, or None."""
+    for prefix, target in table.items():
         if model_name.startswith(prefix):
             module_name, func_name = target.split(":")
             try:
                 module = importlib.import_module(module_name)
             except ImportError as exc:
-                raise RegistryError(
-                    f"evaluator module {module_name} for {model_name!r} is missing: {exc}"
-                ) from exc
-            func = getattr(module, func_name)
-            metric, higher = module.PROMOTION_METRIC
+                raise RegistryError(f"{what} module {module_name} for {model_name!r} is missing: {exc}") from exc
+            return module, getattr(module, func_name)
+    return None
 
-            def evaluate(model: PyFuncModel, func: Callable[..., Any] = func) -> float:
-                return float(func(model, model_name))
 
-            return evaluate, str(metric), bool(higher)
+def resolve_evaluator(model_name: str) -> tuple[Evaluator, str, bool]:
+    """``(evaluate, metric, higher_is_better)`` of the family whose prefix ``model_name`` starts with."""
+    found = _family_target(EVALUATORS, model_name, "evaluator")
+    if found is not None:
+        module, func = found
+        metric, higher = module.PROMOTION_METRIC
+
+        def evaluate(model: PyFuncModel, func: Callable[..., Any] = func) -> float:
+            return float(func(model, model_name))
+
+        return evaluate, str(metric), bool(higher)
     raise RegistryError(
         f"no evaluator for {model_name!r}: pass evaluate= or use a known prefix ({', '.join(EVALUATORS)})"
     )
@@ -153,17 +159,8 @@ def _score(evaluate: Evaluator, model: PyFuncModel, what: str) -> float:
 def resolve_rule(model_name: str) -> dict[str, Any] | None:
     """The keyword arguments of ``promote_if_better`` from the family rule of ``model_name`` (:data:`RULES`), or
     None when its family has none."""
-    for prefix, target in RULES.items():
-        if model_name.startswith(prefix):
-            module_name, func_name = target.split(":")
-            try:
-                module = importlib.import_module(module_name)
-            except ImportError as exc:
-                raise RegistryError(
-                    f"rule module {module_name} for {model_name!r} is missing: {exc}"
-                ) from exc
-            return dict(getattr(module, func_name)(model_name))
-    return None
+    found = _family_target(RULES, model_name, "rule")
+    return None if found is None else dict(found[1](model_name))
 
 
 def _beats(candidate: float, champion: float, margin: float, higher_is_better: bool) -> bool:
