@@ -6,11 +6,13 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 import httpx
 import pytest
 
+from core.alerts.defaults import ANOMALY_SCORE
 from core.config import Settings, to_libpq_url
 from tests.api.auth_support import Key, bootstrap_headers, create_key, serve_app
 from tests.api.ingest_support import reading
@@ -102,6 +104,15 @@ async def test_default_rules_are_seeded(api: Client):
     # counted in readings, units on the thresholds, the rules added with 0005
     assert by_name["vibration-iso10816-zone-d"]["unit"] == "mm/s"
     assert (by_name["anomaly-score"]["open_after_k"], by_name["anomaly-score"]["window_readings"]) == (3, 20)
+    # what promotion assumes about the shipped rule (core.alerts.defaults) is what the migration seeded
+    seeded = by_name["anomaly-score"]
+    assert (
+        seeded["open_after_k"],
+        seeded["window_readings"],
+        seeded["resolve_after_m"],
+        timedelta(minutes=seeded["min_hold_minutes"]),
+        seeded["max_age_minutes"],
+    ) == (ANOMALY_SCORE.k, ANOMALY_SCORE.n, ANOMALY_SCORE.m, ANOMALY_SCORE.hold, ANOMALY_SCORE.max_age)
     assert by_name["anomaly-score"]["params"]["methods"] == ["robust_z", "model"]
     assert by_name["no-data"]["params"] == {"interval_multiple": 10.0, "min_minutes": 2.0}
     assert by_name["kurtosis-impulsive"]["params"] == {"max": 3.0}
