@@ -75,7 +75,7 @@ class NoDataService(AlertingService):
                 if suppression.reason(info, began) is not None:
                     self._suppressed(outcome, rule, sensor_id, "maintenance_window", began)
                     continue
-                alert_id, opened = await self.open_alert(
+                alert_id, opened, _ = await self.open_alert(
                     rule,
                     info,
                     [],
@@ -86,7 +86,7 @@ class NoDataService(AlertingService):
                 if opened:
                     outcome.opened.append(alert_id)
             elif not silent and alert is not None and await self.resolve_alert(
-                alert, rule.name, f"data returned ({reference.isoformat()})", event_at=reference
+                alert.id, alert.incident_id, rule.name, f"data returned ({reference.isoformat()})", event_at=reference
             ):
                 outcome.resolved.append(alert.id)
         return outcome

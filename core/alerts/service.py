@@ -34,7 +34,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,6 +91,14 @@ class Outcome:
     opened: list[int] = field(default_factory=list)
     resolved: list[int] = field(default_factory=list)
     suppressed: int = 0
+
+
+class OpenedAlert(NamedTuple):
+    """What ``open_alert`` did: the alert, whether it is new, and its incident."""
+
+    alert_id: int
+    opened: bool
+    incident_id: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,13 +174,15 @@ class AlertingService:
         event_at: datetime,
         backfill: bool = False,
         peak_score: float | None = None,
-    ) -> tuple[int, bool]:
+    ) -> OpenedAlert:
         """Open (or count on) the unresolved alert of (sensor, rule); a new alert joins an incident and goes to
         the outbox as ``AlertRaised``."""
-        alert_id, opened = await self._repo.upsert_unresolved(sensor.sensor_id, rule.name, rule.severity, event_at)
+        alert_id, opened, incident_id = await self._repo.upsert_unresolved(
+            sensor.sensor_id, rule.name, rule.severity, event_at
+        )
         await self._repo.add_observations(alert_id, observations)
         if not opened:
-            return alert_id, False
+            return OpenedAlert(alert_id, False, incident_id)
         await self._repo.add_event(alert_id, None, "open", AGENT_ACTOR, comment, at=self._clock())
         attached = await self._incidents.attach(
             alert_id, sensor, rule=rule.name, severity=rule.severity, event_at=event_at, peak_score=peak_score
@@ -201,17 +211,18 @@ class AlertingService:
             attached.incident_id,
             extra={"alert_id": alert_id, "sensor_id": sensor.sensor_id, "rule": rule.name},
         )
-        return alert_id, True
+        return OpenedAlert(alert_id, True, attached.incident_id)
 
-    async def resolve_alert(self, alert: Alert | int, rule: str, comment: str, *, event_at: datetime) -> bool:
-        alert_id = alert if isinstance(alert, int) else alert.id
+    async def resolve_alert(
+        self, alert_id: int, incident_id: int | None, rule: str, comment: str, *, event_at: datetime
+    ) -> bool:
+        """Resolve the alert (if still unresolved) and note it in the timeline of its incident."""
         previous = await self._repo.set_status(
             alert_id, ALERT_UNRESOLVED_STATUSES, "resolved", self._clock(), event_at=event_at
         )
         if previous is None:
             return False
         await self._repo.add_event(alert_id, previous, "resolved", AGENT_ACTOR, comment, at=self._clock())
-        incident_id = await self._repo.incident_of(alert_id)
         if incident_id is not None:
             await self._incidents.alert_resolved(incident_id, alert_id, event_at=event_at, note=f"{rule}: {comment}")
         ALERTS_RESOLVED_TOTAL.labels(rule=rule).inc()
@@ -324,7 +335,7 @@ class AlertingService:
                 observations = [observation(p) for p in payload.observations]
                 peak = max((matches[p.timestamp].score for p in payload.observations if p.timestamp in matches), default=None)
                 h = j.hysteresis
-                current, opened = await self.open_alert(
+                current, opened, incident = await self.open_alert(
                     rule,
                     sensor,
                     observations,
@@ -334,7 +345,6 @@ class AlertingService:
                     backfill=backfill,
                     peak_score=peak,
                 )
-                incident = await self._repo.incident_of(current)
                 if opened:
                     outcome.opened.append(current)
             elif action == "resolve":
@@ -343,7 +353,9 @@ class AlertingService:
                 comment = f"{h.m} consecutive normal readings"
                 if h.hold:
                     comment += f" and {h.hold.total_seconds() / 60:g} min held"
-                if current is not None and await self.resolve_alert(current, rule.name, comment, event_at=payload):
+                if current is not None and await self.resolve_alert(
+                    current, incident, rule.name, comment, event_at=payload
+                ):
                     outcome.resolved.append(current)
                 current = incident = None
             elif action == "suppressed":

@@ -29,7 +29,7 @@ async def test_upsert_unresolved_survives_the_generic_plan(session_factory) -> N
                 text("INSERT INTO sensors (sensor_id, type, status) VALUES (:s, 'temperature', 'active')"),
                 {"s": sensor},
             )
-            alert_id, opened = await repo.upsert_unresolved(sensor, "r", "low", datetime.now(UTC))
-            assert opened
-            again, opened_again = await repo.upsert_unresolved(sensor, "r", "low", datetime.now(UTC))
+            alert_id, opened, incident = await repo.upsert_unresolved(sensor, "r", "low", datetime.now(UTC))
+            assert opened and incident is None
+            again, opened_again, _ = await repo.upsert_unresolved(sensor, "r", "low", datetime.now(UTC))
             assert (again, opened_again) == (alert_id, False)

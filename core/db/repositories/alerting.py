@@ -171,16 +171,6 @@ class AlertingRepository(AlertRulesQueries, SuppressionQueries):
             out[sensor_id].append(AnomalyPoint(id_, timestamp, value, score, method))
         return out
 
-    async def anomaly_exists(self, anomaly_id: int) -> bool:
-        return (await self._session.get(Anomaly, anomaly_id)) is not None
-
-    async def existing_anomalies(self, anomaly_ids: Sequence[int]) -> set[int]:
-        """The ids of ``anomaly_ids`` that have a row."""
-        if not anomaly_ids:
-            return set()
-        rows = await self._session.scalars(select(Anomaly.id).where(Anomaly.id.in_(sorted(set(anomaly_ids)))))
-        return set(rows)
-
     async def silences(self, sensor_ids: Sequence[str]) -> dict[str, Silence]:
         if not sensor_ids:
             return {}
@@ -248,9 +238,9 @@ class AlertingRepository(AlertRulesQueries, SuppressionQueries):
 
     async def upsert_unresolved(
         self, sensor_id: str, rule: str, severity: str, event_opened_at: datetime
-    ) -> tuple[int, bool]:
+    ) -> tuple[int, bool, int | None]:
         """Open an alert for (sensor, rule) at event time ``event_opened_at``, or count one more on the
-        unresolved one: (id, opened)."""
+        unresolved one: (id, opened, its incident; None for a new alert)."""
         statement = (
             pg_insert(Alert)
             .values(
@@ -269,10 +259,10 @@ class AlertingRepository(AlertRulesQueries, SuppressionQueries):
                 index_where=text("status IN ('open', 'acknowledged')"),
                 set_={"anomaly_count": Alert.anomaly_count + 1},
             )
-            .returning(Alert.id, text("(xmax = 0) AS inserted"))
+            .returning(Alert.id, text("(xmax = 0) AS inserted"), Alert.incident_id)
         )
         row = (await self._session.execute(statement)).one()
-        return int(row[0]), bool(row[1])
+        return int(row[0]), bool(row[1]), row[2]
 
     async def add_observations(self, alert_id: int, observations: Sequence[Observation]) -> None:
         """Store observations (natural key: alert and timestamp; repeats are ignored) and recount."""
@@ -313,9 +303,6 @@ class AlertingRepository(AlertRulesQueries, SuppressionQueries):
             )
             .execution_options(synchronize_session=False)
         )
-
-    async def incident_of(self, alert_id: int) -> int | None:
-        return await self._session.scalar(select(Alert.incident_id).where(Alert.id == alert_id))
 
     async def reference_longest_runs(self, sensor_ids: Sequence[str]) -> dict[str, int | None]:
         """Per sensor: the longest run of equal readings in its current ready healthy reference."""

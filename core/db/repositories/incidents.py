@@ -172,16 +172,6 @@ class IncidentRepository:
             )
         ).first()
 
-    async def open_incidents(self, scopes: Sequence[Scope]) -> dict[int, int]:
-        """asset id → id of its open incident, for the assets among ``scopes``."""
-        assets = sorted({s.asset_id for s in scopes if s.asset_id is not None})
-        if not assets:
-            return {}
-        rows = await self._session.execute(
-            select(Incident.asset_id, Incident.id).where(Incident.asset_id.in_(assets), Incident.status == "open")
-        )
-        return {int(a): int(i) for a, i in rows}
-
     # --- reads ------------------------------------------------------------------------------------------------
     async def sensor_exists(self, sensor_id: str) -> bool:
         return (await self._session.get(Sensor, sensor_id)) is not None
