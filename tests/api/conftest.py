@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from apps.api.main import create_app
 from core.config import Settings, load_settings
 from core.observability.logging import configure_logging, remove_logging_handlers
+from tests.api.ingest_support import sensor_prefix
 
 #: A URL nobody listens on: connecting fails immediately with "connection refused".
 CLOSED_DB_URL = "postgresql://postgres@127.0.0.1:1/closed"
@@ -53,6 +54,12 @@ def offline_settings(tmp_path: Any) -> Settings:
 
 
 @pytest.fixture
+def prefix() -> str:
+    """A sensor-id prefix of the test's own."""
+    return sensor_prefix()
+
+
+@pytest.fixture
 def api() -> ClientFactory:
     """``async with api(settings, customize=fn) as client``: a fresh app (optionally customised) and a client."""
 
@@ -67,6 +74,13 @@ def api() -> ClientFactory:
             yield client
 
     return factory
+
+
+@pytest.fixture
+async def client(api: ClientFactory, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of a fresh app on the suite's database (modules that need another app define their own)."""
+    async with api(settings) as c:
+        yield c
 
 
 class LogCapture:

@@ -1,4 +1,5 @@
-"""Helpers of the ingest tests: unique sensor ids, reading payloads, row counts straight from PostgreSQL."""
+"""Helpers of the ingest tests: unique sensor ids, reading payloads, posting a batch, row counts straight from
+PostgreSQL. The ``client`` and ``prefix`` fixtures are in ``conftest.py``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import httpx
+import orjson
 
 from core.config import Settings, to_libpq_url
 
@@ -20,6 +23,11 @@ def headers(settings: Settings, **extra: str) -> dict[str, str]:
 
 def sensor_prefix() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"
+
+
+async def post(client: httpx.AsyncClient, settings: Settings, body: object, **params: str) -> httpx.Response:
+    """POST ``body`` to the ingest endpoint with the API key; ``params`` go to the query string."""
+    return await client.post(INGEST, content=orjson.dumps(body), headers=headers(settings), params=params)
 
 
 #: Fixed reference time of a test run, so that the same ``minutes_ago`` is the same instant in every call.

@@ -19,26 +19,11 @@ from tests.api.ingest_support import (
     headers,
     outbox_rows,
     outbox_rows_for_sensors,
+    post,
     reading,
     register_sensor,
-    sensor_prefix,
     ts,
 )
-
-
-@pytest.fixture
-async def client(api: ClientFactory, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with api(settings) as c:
-        yield c
-
-
-@pytest.fixture
-def prefix() -> str:
-    return sensor_prefix()
-
-
-async def post(client: httpx.AsyncClient, settings: Settings, body: object, **params: str) -> httpx.Response:
-    return await client.post(INGEST, content=orjson.dumps(body), headers=headers(settings), params=params)
 
 
 async def test_batch_is_stored_with_outbox_event(

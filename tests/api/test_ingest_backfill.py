@@ -3,25 +3,14 @@ mark their ``ReadingsIngested`` as back-fill (no-data rules and due dates then f
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import orjson
-import pytest
 
 from core.config import Settings
-from tests.api.conftest import ClientFactory
-from tests.api.ingest_support import INGEST, fetchval, headers, reading, sensor_prefix
-
-
-@pytest.fixture
-async def client(api: ClientFactory, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with api(settings) as c:
-        yield c
+from tests.api.ingest_support import fetchval, post, reading, sensor_prefix
 
 
 async def _flag(client: httpx.AsyncClient, settings: Settings, database_url: str, body: object, **params: str) -> bool:
-    response = await client.post(INGEST, content=orjson.dumps(body), headers=headers(settings), params=params)
+    response = await post(client, settings, body, **params)
     assert response.status_code == 202, response.text
     flag = await fetchval(
         database_url,

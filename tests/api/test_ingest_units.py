@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
-import orjson
 import pytest
 
 from core.config import Settings, to_libpq_url
@@ -19,34 +17,17 @@ from core.db.repositories.ingest import IngestRepository
 from core.db.session import create_engine, create_session_factory, unit_of_work
 from core.ingest.schemas import ValidReading
 from core.ingest.sensors import resolve_sensors
-from tests.api.conftest import ClientFactory
 from tests.api.ingest_support import (
     BASE,
-    INGEST,
     count_readings,
     execute,
     fetchval,
     headers,
     outbox_rows,
+    post,
     reading,
     register_sensor,
-    sensor_prefix,
 )
-
-
-@pytest.fixture
-async def client(api: ClientFactory, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with api(settings) as c:
-        yield c
-
-
-@pytest.fixture
-def prefix() -> str:
-    return sensor_prefix()
-
-
-async def post(client: httpx.AsyncClient, settings: Settings, body: object, **params: str) -> httpx.Response:
-    return await client.post(INGEST, content=orjson.dumps(body), headers=headers(settings), params=params)
 
 
 async def add_sensor(database_url: str, sensor_id: str, sensor_type: str, unit: str | None) -> None:
