@@ -55,6 +55,15 @@ def api(migrated_database_url: str):
             proc.kill()
 
 
+def _summary(out: str) -> tuple[int, ...]:
+    """The counts of the CLI's ``SIMULATE accepted=… unsent=…`` line."""
+    summary = re.search(
+        r"SIMULATE accepted=(\d+) sent=(\d+) duplicates=(\d+) rejected=(\d+) errors=(\d+) unsent=(\d+)", out
+    )
+    assert summary, out
+    return tuple(map(int, summary.groups()))
+
+
 def test_simulate_stores_exactly_what_it_reports_accepted(api, migrated_database_url: str) -> None:
     base, env = api
     done = subprocess.run(
@@ -64,11 +73,7 @@ def test_simulate_stores_exactly_what_it_reports_accepted(api, migrated_database
     )  # fmt: skip
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
-    summary = re.search(
-        r"SIMULATE accepted=(\d+) sent=(\d+) duplicates=(\d+) rejected=(\d+) errors=(\d+) unsent=(\d+)", out
-    )
-    assert summary, out
-    accepted, sent, duplicates, rejected, errors, unsent = map(int, summary.groups())
+    accepted, sent, duplicates, rejected, errors, unsent = _summary(out)
     assert 50 <= accepted <= 70, out  # 20/s for 3 s, the first reading at t=0
     assert (sent, duplicates, rejected, errors, unsent) == (accepted, 0, 0, 0, 0), out
     assert "fault schedule" in out and "drift on sensor-001" in out, out
@@ -86,9 +91,7 @@ def test_simulate_with_the_api_down_reports_unsent_readings() -> None:
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     out = done.stdout + done.stderr
-    summary = re.search(r"SIMULATE accepted=(\d+) sent=(\d+) .* errors=(\d+) unsent=(\d+)", out)
-    assert summary, out
-    accepted, sent, errors, unsent = map(int, summary.groups())
+    accepted, sent, _, _, errors, unsent = _summary(out)
     assert accepted == sent == 0 and errors > 0 and unsent >= 10, out
     assert "ConnectError" in out
 
@@ -108,11 +111,7 @@ def test_simulate_in_simulated_time_stores_the_generated_span(api, migrated_data
     )  # fmt: skip
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
-    summary = re.search(
-        r"SIMULATE accepted=(\d+) sent=(\d+) duplicates=(\d+) rejected=(\d+) errors=(\d+) unsent=(\d+)", out
-    )
-    assert summary, out
-    assert tuple(map(int, summary.groups())) == (180 * 15, 180 * 15, 0, 0, 0, 0), out
+    assert _summary(out) == (180 * 15, 180 * 15, 0, 0, 0, 0), out
     assert "drift on sensor-001" in out and "spike on sensor-006" in out, out
     rows = fetch(
         migrated_database_url,
