@@ -10,7 +10,10 @@ With TimescaleDB (2.13 or later, for the ``by_range`` form of ``create_hypertabl
   - compression segmented by ``sensor_id``, ordered by ``timestamp DESC``, policy after N days;
   - retention policy after N days;
   - ``sensor_readings_hourly``: a continuous aggregate with real-time aggregation
-    (``materialized_only = false``) and a refresh policy.
+    (``materialized_only = false``), materialised over all history when it is set up (revision 0006) and kept by
+    a refresh policy whose window reaches back as far as ingest accepts late data (``retention_days``), so a
+    back-fill anywhere in retention is re-materialised by the next run. Between runs the read path
+    (``core/db/repositories/queries.py``) answers the hours with pending invalidations from raw readings.
 Compression, continuous aggregates and policies are under the Timescale License (TSL), not Apache 2.0.
 
 Without TimescaleDB the table stays plain and ``sensor_readings_hourly`` is an ordinary view with the same
@@ -48,7 +51,8 @@ class TimescaleOptions:
     compress_after_days: int = 7
     retention_days: int = 180
     chunk_interval: str = "1 day"
-    refresh_start_offset: str = "3 days"
+    refresh_start_offset: str | None = None
+    """How far back each policy run refreshes; default ``retention_days`` (ingest accepts readings that old)."""
     refresh_end_offset: str = "1 hour"
     refresh_schedule_interval: str = "30 minutes"
 
@@ -57,12 +61,17 @@ class TimescaleOptions:
             raise ValueError("compress_after_days and retention_days must be at least 1")
         for value in (
             self.chunk_interval,
-            self.refresh_start_offset,
+            self.refresh_window,
             self.refresh_end_offset,
             self.refresh_schedule_interval,
         ):
             if "'" in value:
                 raise ValueError(f"not an interval: {value!r}")
+
+    @property
+    def refresh_window(self) -> str:
+        """``refresh_start_offset``, else the retention period: late data is accepted that far back."""
+        return self.refresh_start_offset or f"{self.retention_days} days"
 
 
 def interval(value: str | int) -> str:
@@ -188,11 +197,51 @@ def hourly_cagg_sql() -> str:
 def hourly_cagg_policy_sql(options: TimescaleOptions = TimescaleOptions()) -> str:
     return (
         f"SELECT add_continuous_aggregate_policy('{HOURLY_VIEW}', "
-        f"start_offset => {interval(options.refresh_start_offset)}, "
+        f"start_offset => {interval(options.refresh_window)}, "
         f"end_offset => {interval(options.refresh_end_offset)}, "
         f"schedule_interval => {interval(options.refresh_schedule_interval)}, "
         "if_not_exists => true)"
     )
+
+
+def remove_hourly_cagg_policy_sql() -> str:
+    return f"SELECT remove_continuous_aggregate_policy('{HOURLY_VIEW}', if_exists => true)"
+
+
+def refresh_hourly_cagg_sql(options: TimescaleOptions = TimescaleOptions()) -> str:
+    """Materialise every bucket up to the policy's end offset, whatever its age. Outside a transaction block."""
+    return (
+        f"CALL refresh_continuous_aggregate('{HOURLY_VIEW}', NULL, "
+        f"now() - {interval(options.refresh_end_offset)})"
+    )
+
+
+def hourly_cagg_exists_sql() -> str:
+    """Only valid when the extension is installed."""
+    return (
+        "SELECT EXISTS (SELECT 1 FROM timescaledb_information.continuous_aggregates "
+        f"WHERE view_schema = current_schema() AND view_name = '{HOURLY_VIEW}')"
+    )
+
+
+#: Invalidations the refresh policy has not processed yet, of the hourly aggregate, in TimescaleDB's internal
+#: time (microseconds since the Unix epoch; the extremes stand for -infinity/+infinity), inclusive bounds:
+#: the raw hypertable's log (modifications below the invalidation threshold, not yet moved) and the
+#: aggregate's own log (ranges never materialised, including everything above the watermark). TimescaleDB
+#: catalog tables (2.x): if they ever change shape the query fails and the caller reads raw data instead.
+PENDING_INVALIDATIONS_SQL = f"""WITH cagg AS (
+    SELECT raw_hypertable_id, mat_hypertable_id FROM _timescaledb_catalog.continuous_agg
+    WHERE user_view_schema = current_schema() AND user_view_name = '{HOURLY_VIEW}'
+)
+SELECT h.lowest_modified_value, h.greatest_modified_value
+FROM _timescaledb_catalog.continuous_aggs_hypertable_invalidation_log h JOIN cagg
+  ON h.hypertable_id = cagg.raw_hypertable_id
+WHERE h.lowest_modified_value < :hi AND h.greatest_modified_value >= :lo
+UNION ALL
+SELECT m.lowest_modified_value, m.greatest_modified_value
+FROM _timescaledb_catalog.continuous_aggs_materialization_invalidation_log m JOIN cagg
+  ON m.materialization_id = cagg.mat_hypertable_id
+WHERE m.lowest_modified_value < :hi AND m.greatest_modified_value >= :lo"""
 
 
 def timescale_upgrade_statements(options: TimescaleOptions = TimescaleOptions()) -> list[str]:

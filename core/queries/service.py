@@ -157,13 +157,11 @@ class QueryService:
                 bucket, timescale=caps.timescale, hourly_aggregate=caps.hourly_aggregate, start=start, end=end
             )
             lower = start if after is None else max(start, after + BUCKET_WIDTH[bucket])
-            points = (
-                await self._repo.bucketed_readings(
+            points = []
+            if lower < end:
+                chosen, points = await self._repo.bucketed_readings(
                     sensor_id, bucket=bucket, agg=agg, source=chosen, start=lower, end=end, limit=limit + 1
                 )
-                if lower < end
-                else []
-            )
             source = chosen.value
         more = len(points) > limit
         points = points[:limit]

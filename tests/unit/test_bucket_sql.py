@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.db.repositories.queries import Agg, Bucket, BucketSource, bucket_sql, choose_bucket_source
+from core.db.repositories.queries import (
+    Agg,
+    Bucket,
+    BucketSource,
+    bucket_sql,
+    choose_bucket_source,
+    stale_hours,
+)
 
 ALIGNED = (datetime(2026, 11, 25, 8, tzinfo=UTC), datetime(2026, 11, 26, 8, tzinfo=UTC))
 UNALIGNED = (datetime(2026, 11, 25, 8, 30, tzinfo=UTC), datetime(2026, 11, 26, 8, tzinfo=UTC))
@@ -77,10 +84,14 @@ def test_time_bucket_sql_per_aggregate(agg: Agg, expr: str) -> None:
 )
 def test_hourly_aggregate_sql_reads_the_rollup_rows(agg: Agg, expr: str) -> None:
     sql = bucket_sql(Bucket.h1, agg, BucketSource.hourly_aggregate)
-    assert "FROM sensor_readings_hourly\n" in sql
-    assert expr in sql.split("\n")[0]
-    assert "bucket >= :start AND bucket < :end" in sql
-    assert "GROUP BY" not in sql and "FROM sensor_readings\n" not in sql
+    select = next(line for line in sql.split("\n") if line.startswith("SELECT bucket AS bucket"))
+    assert expr in select
+    assert "FROM sensor_readings_hourly AS a" in sql
+    assert "a.bucket >= :start AND a.bucket < :end" in sql
+    # stale hours: the aggregate's rows are excluded there and raw readings bucketed by hour replace them
+    assert "NOT EXISTS (SELECT 1 FROM stale WHERE a.bucket >= stale.lo AND a.bucket < stale.hi)" in sql
+    assert "FROM stale JOIN sensor_readings AS r" in sql
+    assert 'r."timestamp" >= stale.lo AND r."timestamp" < stale.hi' in sql
 
 
 def test_daily_from_hourly_weights_the_average_by_count() -> None:
@@ -88,12 +99,42 @@ def test_daily_from_hourly_weights_the_average_by_count() -> None:
     assert "time_bucket(INTERVAL '1 day', h.bucket)" in sql
     assert "sum(avg_value * reading_count) / sum(reading_count) AS value" in sql
     assert "CAST(sum(reading_count) AS bigint) AS count" in sql
-    assert "FROM sensor_readings_hourly AS h" in sql and "GROUP BY day" in sql
+    assert "FROM h\nGROUP BY day" in sql and "FROM sensor_readings_hourly AS a" in sql
     assert "min(min_value)" in bucket_sql(Bucket.d1, Agg.min, BucketSource.hourly_aggregate)
     assert "max(max_value)" in bucket_sql(Bucket.d1, Agg.max, BucketSource.hourly_aggregate)
     assert "sum(reading_count) AS double precision" in bucket_sql(
         Bucket.d1, Agg.count, BucketSource.hourly_aggregate
     )
+
+
+_T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _internal(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def test_stale_hours_widen_to_whole_hours_clip_and_merge() -> None:
+    start, end = _T0, _T0 + timedelta(hours=10)
+    minute = timedelta(minutes=1)
+    invalidations = [
+        # one late reading at 02:30 -> the hour 02:00-03:00
+        (_internal(_T0 + timedelta(hours=2, minutes=30)),) * 2,
+        # 04:59 .. 05:00 inclusive touches 04:00 and 05:00, overlapping the next one -> merged
+        (_internal(_T0 + timedelta(hours=5) - minute), _internal(_T0 + timedelta(hours=5))),
+        (_internal(_T0 + timedelta(hours=5, minutes=10)), _internal(_T0 + timedelta(hours=6) - minute)),
+        # never materialised: everything above the watermark, to +infinity (TimescaleDB's int64 maximum)
+        (_internal(_T0 + timedelta(hours=8)), 2**63 - 1),
+        # before the range, from -infinity: clipped away
+        (-(2**63), _internal(_T0 - minute)),
+    ]
+    assert stale_hours(invalidations, start=start, end=end) == [
+        (_T0 + timedelta(hours=2), _T0 + timedelta(hours=3)),
+        (_T0 + timedelta(hours=4), _T0 + timedelta(hours=6)),
+        (_T0 + timedelta(hours=8), end),
+    ]
+    assert stale_hours([], start=start, end=end) == []
+    assert stale_hours([(-(2**63), 2**63 - 1)], start=start, end=end) == [(start, end)]
 
 
 @pytest.mark.parametrize("bucket", [Bucket.m1, Bucket.m5])

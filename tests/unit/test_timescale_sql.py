@@ -84,10 +84,21 @@ def test_hourly_continuous_aggregate():
     assert all("CREATE MATERIALIZED VIEW" not in s for s in timescale.timescale_upgrade_statements(OPTIONS))
 
 
-def test_refresh_policy():
+def test_refresh_policy_reaches_back_as_far_as_late_data_is_accepted():
+    """The window is the retention period (ingest accepts readings that old), not a few days (issue 12)."""
     assert timescale.hourly_cagg_policy_sql(OPTIONS) == (
-        "SELECT add_continuous_aggregate_policy('sensor_readings_hourly', start_offset => INTERVAL '3 days', "
+        "SELECT add_continuous_aggregate_policy('sensor_readings_hourly', start_offset => INTERVAL '180 days', "
         "end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes', if_not_exists => true)"
+    )
+    short = TimescaleOptions(retention_days=30)
+    assert "start_offset => INTERVAL '30 days'" in timescale.hourly_cagg_policy_sql(short)
+    explicit = TimescaleOptions(retention_days=30, refresh_start_offset="40 days")
+    assert "start_offset => INTERVAL '40 days'" in timescale.hourly_cagg_policy_sql(explicit)
+
+
+def test_full_refresh_covers_all_history():
+    assert timescale.refresh_hourly_cagg_sql(OPTIONS) == (
+        "CALL refresh_continuous_aggregate('sensor_readings_hourly', NULL, now() - INTERVAL '1 hour')"
     )
 
 
