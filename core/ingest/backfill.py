@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from uuid import uuid4
 
@@ -28,7 +29,7 @@ from core.db.session import unit_of_work
 from core.events.outbox import add_to_outbox
 from core.events.types import ReadingsIngested
 from core.ingest.schemas import MAX_FUTURE, MAX_SENSOR_ID_CHARS, MAX_UNIT_CHARS, ValidReading
-from core.ingest.sensors import resolve_sensors
+from core.ingest.sensors import resolve_sensors, with_sensors_registered
 
 CSV_COLUMNS = ("sensor_id", "sensor_type", "value", "unit", "timestamp", "quality")
 DEFAULT_BATCH_SIZE = 50_000
@@ -123,16 +124,50 @@ def _batches(
 
 def _first_occurrences(
     readings: list[ValidReading], seen: set[tuple[str, datetime]]
-) -> tuple[list[ReadingRecord], int]:
-    """Rows of the readings whose key was not seen before in the file, and how many repeats were dropped."""
+) -> tuple[list[ReadingRecord], set[tuple[str, datetime]], int]:
+    """Rows of the readings whose key was not seen before in the file (nor earlier in ``readings``), their
+    keys, and how many repeats were dropped. ``seen`` is not changed."""
     rows: list[ReadingRecord] = []
+    keys: set[tuple[str, datetime]] = set()
     for r in readings:
         key = (r.sensor_id, r.timestamp)
-        if key in seen:
+        if key in seen or key in keys:
             continue
-        seen.add(key)
+        keys.add(key)
         rows.append(ReadingRecord(r.timestamp, r.sensor_id, r.value, r.unit, r.quality))
-    return rows, len(readings) - len(rows)
+    return rows, keys, len(readings) - len(rows)
+
+
+async def _store_batch(
+    factory: async_sessionmaker[AsyncSession],
+    batch: list[ValidReading],
+    seen: set[tuple[str, datetime]],
+    report: BackfillReport,
+) -> None:
+    """One batch in one transaction; ``report`` and ``seen`` change only once it has committed."""
+    async with unit_of_work(factory) as session:
+        repo = IngestRepository(session)
+        resolved = await resolve_sensors(repo, batch, auto_register=True)
+        resolved.require_registered()
+        rows, keys, repeats = _first_occurrences(resolved.readings, seen)
+        outcome = await repo.insert_readings(rows, force_copy=True, optimistic=True)
+        if outcome.inserted:
+            assert outcome.first_timestamp is not None and outcome.last_timestamp is not None
+            await add_to_outbox(
+                session,
+                ReadingsIngested(
+                    sensor_ids=outcome.sensor_ids,
+                    count=outcome.inserted,
+                    first_timestamp=outcome.first_timestamp,
+                    last_timestamp=outcome.last_timestamp,
+                    ingest_event_id=uuid4(),
+                    backfill=True,
+                ),
+            )
+    seen |= keys
+    report.rejected.extend((r.index, r.reason) for r in resolved.rejected)
+    report.inserted += outcome.inserted
+    report.duplicates += repeats + len(rows) - outcome.inserted
 
 
 async def backfill_csv(
@@ -152,27 +187,7 @@ async def backfill_csv(
     seen: set[tuple[str, datetime]] = set()
     for batch, consumed in _batches(path, batch_size, report, now, oldest):
         if batch:
-            async with unit_of_work(factory) as session:
-                repo = IngestRepository(session)
-                resolved = await resolve_sensors(repo, batch, auto_register=True)
-                report.rejected.extend((r.index, r.reason) for r in resolved.rejected)
-                rows, repeats = _first_occurrences(resolved.readings, seen)
-                outcome = await repo.insert_readings(rows, force_copy=True, optimistic=True)
-                if outcome.inserted:
-                    assert outcome.first_timestamp is not None and outcome.last_timestamp is not None
-                    await add_to_outbox(
-                        session,
-                        ReadingsIngested(
-                            sensor_ids=outcome.sensor_ids,
-                            count=outcome.inserted,
-                            first_timestamp=outcome.first_timestamp,
-                            last_timestamp=outcome.last_timestamp,
-                            ingest_event_id=uuid4(),
-                            backfill=True,
-                        ),
-                    )
-            report.inserted += outcome.inserted
-            report.duplicates += repeats + len(rows) - outcome.inserted
+            await with_sensors_registered(factory, partial(_store_batch, factory, batch, seen, report))
             report.batches += 1
         if progress is not None:
             progress(consumed)

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Literal
 from uuid import UUID, uuid4
 
@@ -39,7 +40,7 @@ from core.errors import ServiceUnavailable
 from core.events.outbox import add_to_outbox
 from core.events.types import ReadingsIngested
 from core.ingest.schemas import ValidReading
-from core.ingest.sensors import Resolved, apply_units, resolve_sensors
+from core.ingest.sensors import Resolved, apply_units, resolve_sensors, with_sensors_registered
 from core.ingest.service import to_record
 from core.observability.metrics import INGEST_GROUP_COMMIT_SIZE, INGEST_READINGS_TOTAL
 
@@ -164,12 +165,13 @@ class GroupCommitter:
             if first is None:
                 return
             batch, stop = await self._gather(first)
+            write = partial(self._write, batch)
             try:
                 try:
-                    await self._write(batch)
+                    await with_sensors_registered(self._factory, write)
                 except IntegrityError:  # a cached sensor was deleted meanwhile: look them up again
                     self._known_sensors.clear()
-                    await self._write(batch)
+                    await with_sensors_registered(self._factory, write)
             except Exception as exc:  # noqa: BLE001 - every waiter gets the error
                 logger.warning("group commit of %d readings failed: %s", len(batch), type(exc).__name__)
                 error = _as_app_error(exc)
@@ -193,6 +195,7 @@ class GroupCommitter:
             if not plan.adopted:
                 return Resolved(plan.readings, plan.rejected, cached)
         resolved = await resolve_sensors(repo, readings, auto_register=self._auto_register)
+        resolved.require_registered()  # committed first by with_sensors_registered, then the group runs again
         if len(known) > SENSOR_CACHE_MAX:
             known.clear()
         expiry = now + SENSOR_CACHE_TTL_S

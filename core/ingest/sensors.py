@@ -14,18 +14,30 @@ Rules (README, "How sensors are registered, and units"):
 The common case — every reading's unit equal to its sensor's or absent — costs one comparison per reading
 (``apply_units``'s first loop); everything else happens only in batches that need it.
 
+Registrations and adopted units are written in their own short transaction, committed *before* the readings'
+transaction writes anything (``with_sensors_registered``): the readings' transaction only reads ``sensors`` (and
+its foreign-key checks take the weakest table lock, ROW SHARE). On TimescaleDB, creating a chunk copies the
+foreign key to ``sensors`` and needs a SHARE ROW EXCLUSIVE lock on it; a readings transaction that had also
+written ``sensors`` (ROW EXCLUSIVE) would deadlock with another one creating a chunk (issue 12). So a plan
+that needs sensor writes raises ``RegistrationNeeded`` inside the readings' transaction, which rolls back (it
+has written nothing yet), the writes are committed, and the work runs again with the sensors in place. A
+registered sensor stays registered even if the readings' transaction then fails: registration is idempotent.
+
 A concurrent transaction may register the same new sensor, or give the same unit-less sensor a unit, first. The
-loser finds out (the insert or update reports which ids it changed) and plans the batch again with the winner's
-unit, so readings are never stored in a unit their sensor does not have.
+next plan then reads the winner's unit, so readings are never stored in a unit their sensor does not have.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.repositories.ingest import IngestRepository
+from core.db.session import unit_of_work
 from core.errors import Conflict
 from core.fleet.types import canonical_unit
 from core.ingest.schemas import MAX_REASON_CHARS, RejectedItem, ValidReading
@@ -39,6 +51,25 @@ MAX_UNITS_PER_BATCH = 100
 MAX_ATTEMPTS = 3
 
 Units = Mapping[str, str | None]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """Sensor writes a batch needs before its readings can be stored."""
+
+    new: list[tuple[str, str | None, str | None]]
+    """``(sensor_id, type, unit)`` of sensors to register."""
+    adopt: dict[str, str]
+    """Registered sensors without a unit (``unit IS NULL``) → the first unit they receive."""
+
+
+class RegistrationNeeded(Exception):
+    """Raised in a readings' transaction: commit ``registration`` first, in its own transaction, then retry."""
+
+    def __init__(self, registration: Registration) -> None:
+        super().__init__(f"{len(registration.new)} sensors to register, {len(registration.adopt)} units to adopt")
+        self.registration = registration
 
 
 @dataclass(slots=True)
@@ -56,6 +87,13 @@ class Resolved:
     rejected: list[RejectedItem]
     units: dict[str, str | None]
     """The registered unit of every sensor of ``readings`` after this batch."""
+    pending: Registration | None = None
+    """Sensor writes needed before ``readings`` can be stored (``require_registered`` raises them)."""
+
+    def require_registered(self) -> None:
+        """Raise ``RegistrationNeeded`` when sensors must be written first."""
+        if self.pending is not None:
+            raise RegistrationNeeded(self.pending)
 
 
 def registration_unit(reading: ValidReading) -> str | None:
@@ -142,19 +180,9 @@ def _convert(readings: list[ValidReading], units: dict[str, str | None]) -> Unit
 async def resolve_sensors(
     repo: IngestRepository, readings: list[ValidReading], *, auto_register: bool
 ) -> Resolved:
-    """Readings of known sensors in their sensor's unit; unknown sensors registered (``auto_register``) or
-    rejected; readings whose unit does not convert rejected. Writes (registrations, adopted units) happen in the
-    caller's transaction."""
-    for _ in range(MAX_ATTEMPTS):
-        resolved = await _resolve_once(repo, readings, auto_register=auto_register)
-        if resolved is not None:
-            return resolved
-    raise Conflict("the units of these sensors are being changed concurrently; retry the request")
-
-
-async def _resolve_once(
-    repo: IngestRepository, readings: list[ValidReading], *, auto_register: bool
-) -> Resolved | None:
+    """Readings of known sensors in their sensor's unit; readings of unknown sensors rejected unless
+    ``auto_register``; readings whose unit does not convert rejected. Reads only: the sensors to register and
+    the units to adopt come back in ``pending`` (module docstring)."""
     first: dict[str, ValidReading] = {}
     for reading in readings:
         first.setdefault(reading.sensor_id, reading)
@@ -173,24 +201,47 @@ async def _resolve_once(
         units[sid] = registration_unit(first[sid])
     plan = apply_units(readings, units)
     units.update(plan.adopted)
-    if new:
-        created = await repo.register_sensors([(sid, first[sid].sensor_type, units[sid]) for sid in new])
-        if len(created) < len(new):
-            return None  # registered concurrently, maybe with another unit: plan again
-    existing = {sid: unit for sid, unit in plan.adopted.items() if sid not in created_here}
-    if existing and len(await repo.adopt_units(existing)) < len(existing):
-        return None  # given a unit concurrently: plan again
-    return Resolved(plan.readings, rejected + plan.rejected, units)
+    adopt = {sid: unit for sid, unit in plan.adopted.items() if sid not in created_here}
+    pending = None
+    if new or adopt:
+        pending = Registration([(sid, first[sid].sensor_type, units[sid]) for sid in new], adopt)
+    return Resolved(plan.readings, rejected + plan.rejected, units, pending)
+
+
+async def register(factory: async_sessionmaker[AsyncSession], registration: Registration) -> None:
+    """Commit ``registration`` in its own short transaction. Sensors registered or given a unit concurrently
+    keep what the other transaction wrote (the next plan reads it)."""
+    async with unit_of_work(factory) as session:
+        repo = IngestRepository(session)
+        await repo.register_sensors(registration.new)
+        await repo.adopt_units(registration.adopt)
+
+
+async def with_sensors_registered(
+    factory: async_sessionmaker[AsyncSession], work: Callable[[], Awaitable[T]]
+) -> T:
+    """Run ``work`` (which opens its own transaction); when it raises ``RegistrationNeeded``, commit the
+    registration and run it again, up to ``MAX_ATTEMPTS`` times."""
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            return await work()
+        except RegistrationNeeded as need:
+            await register(factory, need.registration)
+    raise Conflict("the units of these sensors are being changed concurrently; retry the request")
 
 
 __all__ = [
     "MAX_ATTEMPTS",
     "MAX_UNITS_PER_BATCH",
     "UNKNOWN_SENSOR",
+    "Registration",
+    "RegistrationNeeded",
     "Resolved",
     "UnitPlan",
     "apply_units",
+    "register",
     "registration_unit",
     "resolve_sensors",
     "unit_reason",
+    "with_sensors_registered",
 ]

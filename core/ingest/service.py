@@ -1,5 +1,8 @@
 """Ingest service: validated readings → set-based insert, outbox event and idempotency record, in the caller's
-transaction (it flushes, never commits; DESIGN.md §5.2).
+transaction (it flushes, never commits; DESIGN.md §5.2). When the batch needs sensors registered (or units
+adopted) first, ``ingest`` raises ``RegistrationNeeded`` before writing anything: the caller runs its unit of
+work through ``with_sensors_registered`` (``core.ingest.sensors``), which commits the registration in its own
+transaction and runs it again.
 
 Modes: ``partial`` (default) stores the good items and lists the bad ones; ``atomic`` stores nothing when any
 item is bad and answers 422 listing every bad item. A request in which no item can be stored is a 422 in both
@@ -36,7 +39,7 @@ from core.ingest.schemas import (
     ValidReading,
     parse_readings,
 )
-from core.ingest.sensors import UNKNOWN_SENSOR, resolve_sensors
+from core.ingest.sensors import UNKNOWN_SENSOR, resolve_sensors, with_sensors_registered
 from core.observability.metrics import INGEST_BATCH_SIZE, INGEST_READINGS_TOTAL
 
 
@@ -182,6 +185,7 @@ class IngestService:
                 rejected,
                 f"{len(rejected)} of {batch.total} readings are invalid; none stored",
             )
+        resolved.require_registered()  # new sensors or units: committed first, then this runs again
         outcome = await self._repo.insert_readings(kept, optimistic=True)
         duplicates = in_batch_duplicates + (len(kept) - outcome.inserted)
         if outcome.inserted:
@@ -227,4 +231,5 @@ __all__ = [
     "request_hash",
     "resolve_sensors",
     "to_record",
+    "with_sensors_registered",
 ]

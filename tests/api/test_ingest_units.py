@@ -4,10 +4,6 @@ picks the reading's or the catalogue's unit; concurrent adoption and registratio
 
 from __future__ import annotations
 
-import asyncio
-import time
-from typing import Any
-
 import asyncpg
 import httpx
 import pytest
@@ -16,7 +12,13 @@ from core.config import Settings, to_libpq_url
 from core.db.repositories.ingest import IngestRepository
 from core.db.session import create_engine, create_session_factory, unit_of_work
 from core.ingest.schemas import ValidReading
-from core.ingest.sensors import resolve_sensors
+from core.ingest.sensors import (
+    Registration,
+    Resolved,
+    register,
+    resolve_sensors,
+    with_sensors_registered,
+)
 from tests.api.ingest_support import (
     BASE,
     count_readings,
@@ -224,15 +226,6 @@ async def test_a_non_finite_converted_value_is_rejected(
     assert await count_readings(database_url, prefix) == 1
 
 
-async def _wait_for_lock_waiter(database_url: str, deadline_s: float = 10.0) -> None:
-    """Poll (with a deadline) until a backend of this database waits for a lock."""
-    sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    end = time.monotonic() + deadline_s
-    while await fetchval(database_url, sql) == 0:
-        assert time.monotonic() < end, "the second transaction never waited for the first"
-        await asyncio.sleep(0.01)
-
-
 def _valid(sensor_id: str, value: float, unit: str | None, minutes: int) -> ValidReading:
     return ValidReading(0, sensor_id, value, BASE.replace(minute=minutes), unit, None, None)
 
@@ -241,40 +234,36 @@ def _valid(sensor_id: str, value: float, unit: str | None, minutes: int) -> Vali
 async def test_concurrent_first_unit_loses_to_the_committed_one(
     settings: Settings, database_url: str, prefix: str, registered: bool
 ) -> None:
-    """Two transactions give one sensor its first unit (adoption of a unit-less sensor, or registration of a new
-    one): the second waits for the first, sees its unit and converts into it instead of storing its own."""
+    """Two batches give one sensor its first unit (adoption of a unit-less sensor, or registration of a new
+    one): the batch whose registration commits second finds the sensor's unit set, plans again with it and
+    converts into it instead of storing its own."""
     sid = f"{prefix}-race"
     if registered:
         await register_sensor(database_url, sid, "vibration")
+    winner = (
+        Registration([], {sid: "in/s"}) if registered else Registration([(sid, None, "in/s")], {})
+    )
     engine = create_engine(settings)
     factory = create_session_factory(engine)
-    try:
-        async with unit_of_work(factory) as first:
-            won = await resolve_sensors(
-                IngestRepository(first), [_valid(sid, 1.0, "in/s", 1)], auto_register=True
+    plans: list[Resolved] = []
+
+    async def work() -> Resolved:
+        async with unit_of_work(factory) as session:
+            resolved = await resolve_sensors(
+                IngestRepository(session), [_valid(sid, 25.4, "mm/s", 2)], auto_register=True
             )
-            assert won.units[sid] == "in/s"
+            plans.append(resolved)
+            if len(plans) == 1:  # the other batch commits its registration between this plan and its own
+                await register(factory, winner)
+            resolved.require_registered()
+            return resolved
 
-            lookups: list[list[str]] = []
-
-            async def second() -> Any:
-                async with unit_of_work(factory) as session:
-                    repo = IngestRepository(session)
-                    lookup = repo.existing_sensors
-
-                    async def counted(ids: Any) -> dict[str, str | None]:
-                        lookups.append(list(ids))
-                        return await lookup(ids)
-
-                    repo.existing_sensors = counted  # type: ignore[method-assign]
-                    return await resolve_sensors(repo, [_valid(sid, 25.4, "mm/s", 2)], auto_register=True)
-
-            task = asyncio.create_task(second())
-            await _wait_for_lock_waiter(database_url)
-        lost = await task
+    try:
+        lost = await with_sensors_registered(factory, work)
     finally:
         await engine.dispose()
-    assert lookups == [[sid], [sid]]  # planned once with its own unit, then again with the committed one
+    assert plans[0].pending is not None and plans[0].units[sid] == "mm/s"  # planned with its own unit first
+    assert len(plans) == 2 and lost.pending is None
     assert lost.units[sid] == "in/s"
     assert [(r.value, r.unit) for r in lost.readings] == [(pytest.approx(1.0, rel=1e-12), "in/s")]
     assert (await sensor_row(database_url, sid))[1] == "in/s"

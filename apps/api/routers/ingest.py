@@ -26,6 +26,7 @@ from apps.api.deps import get_session_factory
 from apps.api.errors import problem_responses
 from apps.api.security import IngestPrincipal
 from core.config import Settings
+from core.db.repositories.ingest import StoredResponse
 from core.db.session import unit_of_work
 from core.errors import PayloadTooLarge, UnsupportedMediaType
 from core.events.relay import after_commit
@@ -43,6 +44,7 @@ from core.ingest.service import (
     parse_body,
     rejection_error,
     request_hash,
+    with_sensors_registered,
 )
 from core.observability.metrics import INGEST_BATCH_SIZE, INGEST_REQUESTS_TOTAL
 
@@ -158,12 +160,18 @@ async def ingest(
     if idempotency_key is not None:
         key = check_idempotency_key(idempotency_key)
         fingerprint = request_hash(body, atomic=atomic, backfill=backfill)
-        async with unit_of_work(session_factory) as session:
-            service = IngestService(session, settings)
-            stored = await service.begin_idempotent(principal.api_key_id, key, fingerprint)
-            if stored is None:
-                batch = parse_body(body, settings)
-                _REQUESTS[mode].inc()
+        batch = None
+
+        async def idempotent() -> tuple[StoredResponse | None, dict[str, Any]]:
+            nonlocal batch
+            async with unit_of_work(session_factory) as session:
+                service = IngestService(session, settings)
+                stored = await service.begin_idempotent(principal.api_key_id, key, fingerprint)
+                if stored is not None:
+                    return stored, {}
+                if batch is None:
+                    batch = parse_body(body, settings)
+                    _REQUESTS[mode].inc()
                 result = await service.ingest(
                     batch, atomic=atomic, api_key_id=principal.api_key_id, backfill=backfill
                 )
@@ -171,6 +179,9 @@ async def ingest(
                 await service.complete_idempotent(
                     principal.api_key_id, key, fingerprint, status_code=202, body=payload
                 )
+            return None, payload
+
+        stored, payload = await with_sensors_registered(session_factory, idempotent)
         if stored is not None:
             _REQUESTS["replay"].inc()
             return _json(stored.body, stored.status_code, headers={REPLAYED_HEADER: "true"})
@@ -197,10 +208,14 @@ async def ingest(
         return _json(payload, 202)
 
     _REQUESTS[mode].inc()
-    async with unit_of_work(session_factory) as session:
-        result = await IngestService(session, settings).ingest(
-            batch, atomic=atomic, api_key_id=principal.api_key_id, backfill=backfill
-        )
+
+    async def store() -> IngestResponse:
+        async with unit_of_work(session_factory) as session:
+            return await IngestService(session, settings).ingest(
+                batch, atomic=atomic, api_key_id=principal.api_key_id, backfill=backfill
+            )
+
+    result = await with_sensors_registered(session_factory, store)
     await after_commit(request.app.state)
     return _json(result.model_dump(mode="json"), 202)
 
