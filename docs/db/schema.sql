@@ -571,14 +571,14 @@ CREATE TABLE public.sensor_readings (
 --
 
 CREATE VIEW public.sensor_readings_hourly AS
- SELECT date_bin('01:00:00'::interval, sensor_readings."timestamp", '2000-01-01 00:00:00+00'::timestamp with time zone) AS bucket,
-    sensor_readings.sensor_id,
-    avg(sensor_readings.value) AS avg_value,
-    min(sensor_readings.value) AS min_value,
-    max(sensor_readings.value) AS max_value,
+ SELECT date_bin('01:00:00'::interval, "timestamp", '2000-01-01 00:00:00+00'::timestamp with time zone) AS bucket,
+    sensor_id,
+    avg(value) AS avg_value,
+    min(value) AS min_value,
+    max(value) AS max_value,
     count(*) AS reading_count
    FROM public.sensor_readings
-  GROUP BY (date_bin('01:00:00'::interval, sensor_readings."timestamp", '2000-01-01 00:00:00+00'::timestamp with time zone)), sensor_readings.sensor_id;
+  GROUP BY (date_bin('01:00:00'::interval, "timestamp", '2000-01-01 00:00:00+00'::timestamp with time zone)), sensor_id;
 
 --
 -- Name: VIEW sensor_readings_hourly; Type: COMMENT; Schema: public; Owner: -
