@@ -255,6 +255,9 @@ class Settings(BaseSettings):
     # --- tests -----------------------------------------------------------------------------------------------
     test_admin_database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     """Server on which the test suite creates (and drops) its own databases."""
+    test_timescale_url: str | None = None
+    """A server with the timescaledb extension available (preloaded): the tests that need TimescaleDB create
+    their databases there; unset, they are reported as skipped."""
 
     # --- local paths and logging -----------------------------------------------------------------------------
     data_dir: Path = PROJECT_ROOT / ".data"
