@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -184,13 +184,17 @@ class ReferenceRepository:
         ).first()
         if row is None:
             return False
+        older = (SensorReference.sensor_id == row[0], SensorReference.started_at < row[1])
+        # An older reference still learning never became one (nothing was judged against it): it goes. A
+        # superseded row must carry what it had learned (ck_sensor_references_learned).
+        await self._session.execute(
+            delete(SensorReference)
+            .where(*older, SensorReference.status == "learning")
+            .execution_options(synchronize_session=False)
+        )
         await self._session.execute(
             update(SensorReference)
-            .where(
-                SensorReference.sensor_id == row[0],
-                SensorReference.started_at < row[1],
-                SensorReference.status != "superseded",
-            )
+            .where(*older, SensorReference.status == "ready")
             .values(status="superseded")
             .execution_options(synchronize_session=False)
         )
