@@ -7,7 +7,13 @@
 (e) peak RSS of the API process (and its children).
 
 Only successful (2xx) requests count as throughput; any other status is reported as an error, and the stored
-row counts are checked against the 2xx counts. All traffic goes to 127.0.0.1. The client, the API and PostgreSQL
+row counts are checked against the 2xx counts. The batches of (a) cross a UTC midnight, so on TimescaleDB the
+run creates 1-day chunks while 8 clients write.
+
+Server: ``--database-url`` (or ``BENCH_DATABASE_URL``), else ``DATABASE_URL`` when set, else the test admin server;
+the throw-away database is created there. On a server with TimescaleDB the migrations make ``sensor_readings`` a
+hypertable. ``--output`` keeps one section per kind of server (plain PostgreSQL, TimescaleDB) in the file: a run
+replaces its own section and leaves the other. All traffic goes to 127.0.0.1. The client, the API and PostgreSQL
 share the machine. The API runs with ``--workers`` uvicorn workers (default: one per core, as deployed). Phase (d)
 uses wrk (Debian package, a C load generator, see scripts/bench/single_reading.lua) when it is installed, so
 that the client takes little of the machine's CPU; otherwise an aiohttp client, which costs the API CPU.
@@ -247,6 +253,7 @@ def _machine() -> str:
 
 
 def report(res: Results, n: int, server_version: str, machine: str) -> str:
+    """The measured table; ``server_version`` names PostgreSQL (and TimescaleDB when installed)."""
     a = res.batch_readings / res.batch_seconds if res.batch_seconds else 0.0
     b = res.copy_rows / res.copy_seconds if res.copy_seconds else 0.0
     rps = res.single_ok / res.single_seconds if res.single_seconds else 0.0
@@ -257,7 +264,7 @@ def report(res: Results, n: int, server_version: str, machine: str) -> str:
 
     lines = [
         (
-            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}; PostgreSQL {server_version}; "
+            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}; {server_version}; "
             f"client, API ({res.workers} uvicorn worker{'s' if res.workers > 1 else ''}) and database on the "
             f"same machine; single-reading client: {res.single_client}."
         ),
@@ -286,6 +293,32 @@ def report(res: Results, n: int, server_version: str, machine: str) -> str:
     return "\n".join(lines)
 
 
+#: Section headings of the report file, per kind of server.
+PLAIN_SECTION = "## Plain PostgreSQL"
+TIMESCALE_SECTION = "## TimescaleDB"
+
+
+def merge_report(existing: str | None, section: str, body: str) -> str:
+    """The report file with ``section`` (one of the headings above) replaced by ``body``; the other server's
+    section and any other ``## `` section (the history table) are kept, in that order."""
+    order: list[str] = []
+    sections: dict[str, str] = {}
+    current = None
+    for line in (existing or "").splitlines():
+        if line.startswith("## "):
+            current = line
+            order.append(current)
+            sections[current] = ""
+        elif current is not None:
+            sections[current] += line + "\n"
+    sections[section] = f"\n{body}\n"
+    managed = [h for h in (PLAIN_SECTION, TIMESCALE_SECTION) if h in sections]
+    rest = [h for h in order if h not in (PLAIN_SECTION, TIMESCALE_SECTION)]
+    parts = [f"# Ingest benchmark\n\n{METHOD}\n"]
+    parts += [f"\n{heading}\n\n{sections[heading].strip(chr(10))}\n" for heading in managed + rest]
+    return "".join(parts)
+
+
 def main(
     readings: Annotated[int, typer.Option(help="readings for (a) and (b)")] = 1_000_000,
     single_seconds: Annotated[float, typer.Option(help="duration of (d)")] = 20.0,
@@ -294,9 +327,19 @@ def main(
     client: Annotated[
         str, typer.Option(help="single-reading client: auto (wrk if installed), wrk, aiohttp")
     ] = "auto",
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="BENCH_DATABASE_URL",
+            help="server to benchmark on (a throw-away database is created there); default DATABASE_URL, else "
+            "the test admin server",
+        ),
+    ] = None,
 ) -> None:
     settings = load_settings()
-    admin = settings.database_url if settings.database_url_is_explicit else settings.test_admin_database_url
+    admin = database_url or (
+        settings.database_url if settings.database_url_is_explicit else settings.test_admin_database_url
+    )
     db_url = create_database(to_libpq_url(admin), prefix="sm_bench")
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -320,7 +363,8 @@ def main(
         _singles(use_wrk, base, key, 3.0, "warmup", Results())
         _singles(use_wrk, base, key, single_seconds, "single", res)
         res.single_stored = asyncio.run(_count(db_url, "WHERE sensor_id LIKE 'single-%'"))
-        start = datetime.now(UTC) - timedelta(days=1)
+        # across yesterday's UTC midnight: on TimescaleDB, chunks are created while the clients write
+        start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1, hours=1)
         rows = _rows(readings, 100, start)
         bodies = _bodies(rows, 1000)
         console.print(f"(a) POSTing {len(rows):,} readings in {len(bodies):,} batches with 8 clients")
@@ -341,7 +385,9 @@ def main(
     console.print(text)
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(f"# Ingest benchmark\n\n{METHOD}\n\n{text}\n")
+        section = TIMESCALE_SECTION if "TimescaleDB" in version else PLAIN_SECTION
+        existing = output.read_text() if output.exists() else None
+        output.write_text(merge_report(existing, section, text))
     if res.stored != res.batch_readings or res.stored != len(rows):
         console.print(
             f"[red]stored {res.stored:,} != accepted {res.batch_readings:,} / sent {len(rows):,}[/]"
@@ -362,9 +408,17 @@ def _singles(use_wrk: bool, base: str, key: str, seconds: float, prefix: str, re
 
 
 async def _server_version(url: str) -> str:
+    """``PostgreSQL 15.19`` or ``PostgreSQL 18.6, TimescaleDB 2.29.2 (sensor_readings a hypertable)``."""
     conn = await asyncpg.connect(url)
     try:
-        return await conn.fetchval("SHOW server_version")
+        version = f"PostgreSQL {await conn.fetchval('SHOW server_version')}"
+        timescale = await conn.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+        if timescale is None:
+            return version
+        chunks = await conn.fetchval(
+            "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'sensor_readings'"
+        )
+        return f"{version}, TimescaleDB {timescale} (sensor_readings a hypertable; {chunks} chunks after the run)"
     finally:
         await conn.close()
 
