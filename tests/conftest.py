@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import Iterator
 
+import asyncpg
 import pytest
 
-from core.config import Settings, load_settings
+from core.config import Settings, load_settings, to_libpq_url
+from core.db import timescale
 from tests.support.db import create_database, drop_database, upgrade
+
+PLAIN_POSTGRES_SKIP = "assumes plain PostgreSQL: the test database has TimescaleDB"
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +31,31 @@ def database_url(admin_database_url: str) -> Iterator[str]:
         yield url
     finally:
         drop_database(admin_database_url, url)
+
+
+async def _timescaledb_installed(url: str) -> bool:
+    conn = await asyncpg.connect(to_libpq_url(url), timeout=10)
+    try:
+        return bool(await conn.fetchval(timescale.INSTALLED_SQL))
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def timescaledb_in_test_database(database_url: str) -> bool:
+    """Whether the run's test database has the timescaledb extension (the migrations install it wherever the
+    server offers it, so the databases tests create on the same server have it too)."""
+    return asyncio.run(_timescaledb_installed(database_url))
+
+
+@pytest.fixture(autouse=True)
+def _skip_plain_postgres_tests_on_timescaledb(request: pytest.FixtureRequest) -> None:
+    """Tests marked ``plain_postgres`` (they assume the plain branch of the migrations) are skipped when the
+    test database has TimescaleDB."""
+    if request.node.get_closest_marker("plain_postgres") and request.getfixturevalue(
+        "timescaledb_in_test_database"
+    ):
+        pytest.skip(PLAIN_POSTGRES_SKIP)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,8 @@
 """Alembic migrations on real databases: schema, constraints, idempotency, round trips, models agree.
 
-PostgreSQL 15 (the test server, plain branch: no TimescaleDB there) and embedded PostgreSQL 18 (slow).
+On the test server (PostgreSQL 15 for `make test`, the embedded PostgreSQL 18 for `make test-pg18`: plain branch,
+no TimescaleDB there; tests marked plain_postgres are skipped where it is) and on a fresh embedded PostgreSQL 18
+(slow).
 """
 
 from __future__ import annotations
@@ -325,6 +327,7 @@ def test_models_and_migrations_agree(migrated_database_url):
     command.check(alembic_config(url))  # the env.py configuration (compare_type, server defaults) agrees too
 
 
+@pytest.mark.plain_postgres  # on TimescaleDB the table is a hypertable and the view a continuous aggregate
 def test_hypertable_revert_statements_rebuild_the_plain_table(migrated_database_url, snapshot):
     """The SQL that turns the hypertable back into a plain table (TimescaleDB downgrade) is plain SQL:
     on a plain table it must give back the same table, rows, keys and names."""

@@ -153,9 +153,10 @@ def test_downgrade_reverses_the_timescale_branch_and_keeps_the_extension():
     assert "DROP EXTENSION" not in everything
 
 
-# --- the plain branch on the test server (PostgreSQL 15, no TimescaleDB) -----------------------------------
+# --- the plain branch on the test server (PostgreSQL 15 or 18; skipped where it has TimescaleDB) ------------
 
 
+@pytest.mark.plain_postgres
 async def test_detection_says_no_timescaledb_on_the_test_server(database_url):
     engine = create_async_engine(to_async_url(database_url), poolclass=NullPool)
     try:
@@ -167,6 +168,7 @@ async def test_detection_says_no_timescaledb_on_the_test_server(database_url):
         await engine.dispose()
 
 
+@pytest.mark.plain_postgres
 async def test_migration_took_the_plain_branch_and_the_view_aggregates(database_url):
     conn = await asyncpg.connect(to_libpq_url(database_url))
     try:
