@@ -26,7 +26,7 @@ from core.db.models import Base
 from tests.support.db import alembic_config, downgrade, upgrade
 
 METADATA_TABLES = set(Base.metadata.tables)
-HEAD = "0005"
+HEAD = "0006"
 CONTYPE = {PrimaryKeyConstraint: "p", UniqueConstraint: "u", SACheck: "c", ForeignKeyConstraint: "f"}
 ON_DELETE = {None: "a", "CASCADE": "c", "SET NULL": "n", "RESTRICT": "r"}
 
