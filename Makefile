@@ -9,6 +9,16 @@ UV     := $(VENV)/bin/uv
 UV_VERSION := 0.13.8
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The tests that talk to the database's schema and SQL: migrations and the schema dump, ingest, queries, the
+# repositories behind the agents and the alerting/maintenance/key APIs, the outbox. `make test-pg18` runs them on
+# PostgreSQL 18 (`make test` runs the whole suite on SM_TEST_ADMIN_DATABASE_URL, the system PostgreSQL 15).
+PG18_TESTS ?= tests/integration/test_migrations.py tests/integration/test_migration_0003.py \
+	tests/integration/test_schema_dump.py tests/unit/test_timescale_sql.py \
+	tests/api/test_ingest*.py tests/integration/test_ingest_csv.py \
+	tests/api/test_queries.py tests/integration/test_query_capabilities.py tests/api/test_fleet.py \
+	tests/integration/test_alert_upsert.py tests/agents tests/api/test_alerting_api.py tests/api/maintenance \
+	tests/api/test_admin_keys.py tests/api/test_dead_letters.py \
+	tests/integration/test_outbox_relay.py tests/integration/test_seed.py
 NOTEBOOK_FILE ?= 01_data_exploration.ipynb
 # RUNNER=local (default): papermill here, against the local MLflow (started for the run when it is not up).
 # RUNNER=compose: the same notebook in the compose notebook_runner service.
@@ -29,11 +39,11 @@ define run_notebook
 	fi
 endef
 
-.PHONY: help install browser up up-detached down test test-fast seed migrate notebook eda export-csv schema bench-ingest bench-loop bench-alerts bench-ui ui-screenshots lint clean \
+.PHONY: help install browser up up-detached down test test-fast test-pg18 seed migrate notebook eda export-csv schema bench-ingest bench-loop bench-alerts bench-ui ui-screenshots lint clean \
 	train-anomaly train-forecast tune-forecast classification-gauntlet vibration-gauntlet audio-gauntlet load-test
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 # --compile-bytecode: the .pyc files are written once here (PYTHONDONTWRITEBYTECODE may be set on CI machines, and
 # every test subprocess and notebook kernel would otherwise compile mlflow, pandas and scikit-learn from source).
@@ -66,6 +76,9 @@ test: install browser ## run the whole test suite against a real PostgreSQL (SM_
 
 test-fast: install browser ## the suite without the tests marked slow
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-pg18: install ## the database-facing tests (PG18_TESTS) on a private embedded PostgreSQL 18 started for the run
+	$(PY) scripts/pg18_server.py -- $(PY) -m pytest $(PG18_TESTS) $(PYTEST_ARGS)
 
 migrate: install ## apply the migrations to DATABASE_URL (alembic upgrade head)
 	$(PY) -m apps.cli migrate
