@@ -39,7 +39,7 @@ define run_notebook
 	fi
 endef
 
-.PHONY: help install browser up up-detached down test test-fast test-pg18 seed migrate notebook eda export-csv schema bench-ingest bench-loop bench-alerts bench-ui ui-screenshots lint clean \
+.PHONY: help install browser up up-detached down test test-fast test-timescale test-pg18 seed migrate notebook eda export-csv schema bench-ingest bench-loop bench-alerts bench-ui ui-screenshots lint clean \
 	train-anomaly train-forecast tune-forecast classification-gauntlet vibration-gauntlet audio-gauntlet load-test
 
 help: ## list the targets
@@ -79,6 +79,10 @@ test-fast: install browser ## the suite without the tests marked slow
 
 test-pg18: install ## the database-facing tests (PG18_TESTS) on a private embedded PostgreSQL 18 started for the run
 	$(PY) scripts/pg18_server.py -- $(PY) -m pytest $(PG18_TESTS) $(PYTEST_ARGS)
+
+test-timescale: install ## tests/timescale and the database-facing tests (PG18_TESTS) on the TimescaleDB server of SM_TEST_TIMESCALE_URL (DEVELOPERS.md)
+	@test -n "$$SM_TEST_TIMESCALE_URL" || { echo "set SM_TEST_TIMESCALE_URL to a PostgreSQL server with TimescaleDB preloaded (DEVELOPERS.md)" >&2; exit 2; }
+	SM_TEST_ADMIN_DATABASE_URL="$$SM_TEST_TIMESCALE_URL" $(PY) -m pytest tests/timescale $(PG18_TESTS) $(PYTEST_ARGS)
 
 migrate: install ## apply the migrations to DATABASE_URL (alembic upgrade head)
 	$(PY) -m apps.cli migrate
