@@ -29,8 +29,11 @@ CLOSED_HTTP_URL = "http://127.0.0.1:9"
 
 @asynccontextmanager
 async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan and give an HTTP client talking to it through ASGI."""
-    async with LifespanManager(app) as manager:
+    """Run the app's lifespan and give an HTTP client talking to it through ASGI.
+
+    Shutdown lets the bus finish what its agents are handling (up to ``SM_BUS_STOP_TIMEOUT_S``, 10 s), which on a
+    loaded machine or TimescaleDB takes longer than asgi-lifespan's default 5 s limit."""
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client
