@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Iterator
 
-import asyncpg
 import pytest
 
-from core.config import Settings, load_settings, to_libpq_url
-from core.db import timescale
+from core.config import Settings, load_settings
 from tests.support.db import create_database, drop_database, upgrade
+from tests.support.timescale import timescaledb_installed
 
 PLAIN_POSTGRES_SKIP = "assumes plain PostgreSQL: the test database has TimescaleDB"
 
@@ -33,19 +31,11 @@ def database_url(admin_database_url: str) -> Iterator[str]:
         drop_database(admin_database_url, url)
 
 
-async def _timescaledb_installed(url: str) -> bool:
-    conn = await asyncpg.connect(to_libpq_url(url), timeout=10)
-    try:
-        return bool(await conn.fetchval(timescale.INSTALLED_SQL))
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def timescaledb_in_test_database(database_url: str) -> bool:
     """Whether the run's test database has the timescaledb extension (the migrations install it wherever the
     server offers it, so the databases tests create on the same server have it too)."""
-    return asyncio.run(_timescaledb_installed(database_url))
+    return timescaledb_installed(database_url)
 
 
 @pytest.fixture(autouse=True)

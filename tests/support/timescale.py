@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 
 from core.config import load_settings, to_libpq_url
+from core.db import timescale
 
 SKIP_REASON = "needs TimescaleDB: set SM_TEST_TIMESCALE_URL to a server with the timescaledb extension preloaded"
 
@@ -24,9 +25,9 @@ def require_timescale_url() -> str:
 
 
 async def _installed(database_url: str) -> bool:
-    conn = await asyncpg.connect(to_libpq_url(database_url))
+    conn = await asyncpg.connect(to_libpq_url(database_url), timeout=10)
     try:
-        return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"))
+        return bool(await conn.fetchval(timescale.INSTALLED_SQL))
     finally:
         await conn.close()
 
