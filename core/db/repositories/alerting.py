@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, text, update
@@ -59,23 +59,72 @@ class Observation:
     anomaly_id: int | None = None
 
 
-#: Per sensor: its readings in ``[first, until]`` (the batch; ``first`` per sensor) and its last ``:n`` readings
-#: before its ``first`` (what the k-of-n window and the normal streak need), one index range scan each, oldest
-#: first.
+#: Where the rule-window read looks for the sensors' last ``n`` readings before a batch: in the day before the
+#: batch's earliest start (with the batch, in :data:`_READINGS_SQL`), then, for the sensors that found fewer, in
+#: the week before that, then before that (:data:`_EARLIER_READINGS_SQL`). A day is a chunk of the hypertable;
+#: a sensor reporting at least ``n`` readings a day never needs more.
+READINGS_LOOKBACK_WINDOWS = (timedelta(days=1), timedelta(days=7))
+#: The lower bound of the last step: older than any reading.
+_BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
+
+#: Per sensor: its last ``:n`` readings in ``[:since, first)`` (``before``) and its readings in ``[first, until]``
+#: (the batch; ``first`` per sensor), one index range scan each, oldest first.
+#:
+#: Every branch carries constant time bounds (``:since``, ``:last_first`` = the latest first, ``:earliest`` =
+#: the earliest first, ``:until``), so that the planner, and TimescaleDB's chunk exclusion, keep only the chunks
+#: of that time range. Bounded by ``s.first`` only (issue 12), "the last n before first" planned every chunk, and
+#: PostgreSQL locks every relation of a plan before running it: a call waited whenever a compression,
+#: decompression or retention job held or awaited ACCESS EXCLUSIVE on any chunk, and the calls queued behind it.
+#:
+#: The sensor equality of the first branch is written as a range and the branch is ordered by
+#: ``(sensor_id, timestamp DESC)``: only ``ix_sensor_readings_sensor_id_timestamp`` gives that order. With ``=``
+#: the planner may rather walk the primary key (timestamp, sensor_id) backwards through the window, i.e. through
+#: every sensor's readings, all of them for a sensor with fewer than ``:n`` there.
 _READINGS_SQL = text(
     """
-    SELECT s.sensor_id, r.timestamp, r.value
+    SELECT s.sensor_id, r.timestamp, r.value, r.before
     FROM unnest(CAST(:ids AS text[]), CAST(:firsts AS timestamptz[])) AS s(sensor_id, first)
     CROSS JOIN LATERAL (
-        (SELECT x.timestamp, x.value FROM sensor_readings x
-         WHERE x.sensor_id = s.sensor_id AND x.timestamp < s.first
-         ORDER BY x.timestamp DESC LIMIT :n)
+        (SELECT x.timestamp, x.value, true AS before FROM sensor_readings x
+         WHERE x.sensor_id >= s.sensor_id AND x.sensor_id <= s.sensor_id AND x.timestamp < s.first
+           AND x.timestamp >= :since AND x.timestamp < :last_first
+         ORDER BY x.sensor_id, x.timestamp DESC LIMIT :n)
         UNION ALL
-        (SELECT x.timestamp, x.value FROM sensor_readings x
-         WHERE x.sensor_id = s.sensor_id AND x.timestamp >= s.first AND x.timestamp <= :until)
+        (SELECT x.timestamp, x.value, false AS before FROM sensor_readings x
+         WHERE x.sensor_id = s.sensor_id AND x.timestamp >= s.first
+           AND x.timestamp >= :earliest AND x.timestamp <= :until)
     ) r
     ORDER BY 1, 2
     """
+)
+
+#: Per sensor short of readings: its last ``need`` readings in ``[:since, :before)``, oldest first (the same
+#: bounds and index as the first branch of :data:`_READINGS_SQL`).
+_EARLIER_READINGS_SQL = text(
+    """
+    SELECT s.sensor_id, r.timestamp, r.value
+    FROM unnest(CAST(:ids AS text[]), CAST(:needs AS integer[])) AS s(sensor_id, need)
+    CROSS JOIN LATERAL (
+        SELECT x.timestamp, x.value FROM sensor_readings x
+        WHERE x.sensor_id >= s.sensor_id AND x.sensor_id <= s.sensor_id
+          AND x.timestamp >= :since AND x.timestamp < :before
+        ORDER BY x.sensor_id, x.timestamp DESC LIMIT s.need
+    ) r
+    ORDER BY 1, 2
+    """
+)
+
+#: Plan the transaction's next statements for their parameters' values, without JIT compilation; answers the
+#: settings before, which :data:`_RESTORE_PLAN_SETTINGS_SQL` puts back. After five executions of a prepared
+#: statement (asyncpg prepares every statement) PostgreSQL may switch to a generic plan, which knows no bounds,
+#: so plans and locks every chunk again. JIT: the estimated cost of these statements (an index scan per sensor
+#: and branch) passes ``jit_above_cost`` with some 60 sensors, and compiling then takes longer than running.
+_PLAN_FOR_BOUNDS_SQL = text(
+    "SELECT current_setting('plan_cache_mode'), current_setting('jit'), "
+    "set_config('plan_cache_mode', 'force_custom_plan', true), set_config('jit', 'off', true)"
+)
+_RESTORE_PLAN_SETTINGS_SQL = text(
+    "SELECT set_config('plan_cache_mode', :plan_cache_mode, true), set_config('jit', :jit, true)"
 )
 
 _LOCK_ALERT_KEYS_SQL = text(
@@ -135,20 +184,68 @@ class AlertingRepository(AlertRulesQueries, SuppressionQueries):
 
     # --- observations -----------------------------------------------------------------------------------------
     async def readings_for(
-        self, firsts: Mapping[str, datetime], until: datetime, lookback: int
+        self,
+        firsts: Mapping[str, datetime],
+        until: datetime,
+        lookback: int,
+        *,
+        windows: Sequence[timedelta] = READINGS_LOOKBACK_WINDOWS,
     ) -> dict[str, list[Point]]:
         """Per sensor, oldest first: its last ``lookback`` readings before ``firsts[sensor]`` and its readings in
-        ``[firsts[sensor], until]`` (one query)."""
+        ``[firsts[sensor], until]``.
+
+        Every statement is bounded in time and planned for its bounds: the batch with the readings in
+        ``windows[0]`` before the earliest first, then, for the sensors that found fewer than ``lookback``
+        readings, the next window further back, and so on, then everything older. The same answer as one
+        statement without lower bound."""
         out: dict[str, list[Point]] = {s: [] for s in firsts}
         if not firsts:
             return out
         ids = list(firsts)
+        earliest, last_first = min(firsts.values()), max(firsts.values())
+        since = earliest - windows[0] if windows else _BEGINNING
+        plan_cache_mode, jit, *_ = (await self._session.execute(_PLAN_FOR_BOUNDS_SQL)).one()
         rows = await self._session.execute(
             _READINGS_SQL,
-            {"ids": ids, "firsts": [firsts[s] for s in ids], "until": until, "n": lookback},
+            {
+                "ids": ids,
+                "firsts": [firsts[s] for s in ids],
+                "since": since,
+                "last_first": last_first,
+                "earliest": earliest,
+                "until": until,
+                "n": lookback,
+            },
         )
-        for sensor_id, timestamp, value in rows:
+        found = dict.fromkeys(ids, 0)
+        for sensor_id, timestamp, value, before in rows:
             out[sensor_id].append(Point(timestamp, value))
+            if before:
+                found[sensor_id] += 1
+        for window in [*windows[1:], None]:
+            short = [s for s in ids if found[s] < lookback]
+            if not short or since == _BEGINNING:
+                break
+            upper, since = since, since - window if window is not None else _BEGINNING
+            rows = await self._session.execute(
+                _EARLIER_READINGS_SQL,
+                {
+                    "ids": short,
+                    "needs": [lookback - found[s] for s in short],
+                    "since": since,
+                    "before": upper,
+                },
+            )
+            earlier: dict[str, list[Point]] = {s: [] for s in short}
+            for sensor_id, timestamp, value in rows:
+                earlier[sensor_id].append(Point(timestamp, value))
+            for sensor_id, points in earlier.items():
+                if points:
+                    out[sensor_id] = points + out[sensor_id]
+                    found[sensor_id] += len(points)
+        await self._session.execute(
+            _RESTORE_PLAN_SETTINGS_SQL, {"plan_cache_mode": plan_cache_mode, "jit": jit}
+        )
         return out
 
     async def anomalies(
@@ -390,6 +487,7 @@ class AlertingRepository(AlertRulesQueries, SuppressionQueries):
 
 
 __all__ = [
+    "READINGS_LOOKBACK_WINDOWS",
     "AlertingRepository",
     "AnomalyPoint",
     "Observation",
