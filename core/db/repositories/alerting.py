@@ -76,17 +76,19 @@ _BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
 #: PostgreSQL locks every relation of a plan before running it: a call waited whenever a compression,
 #: decompression or retention job held or awaited ACCESS EXCLUSIVE on any chunk, and the calls queued behind it.
 #:
-#: The sensor equality of the first branch is written as a range and the branch is ordered by
-#: ``(sensor_id, timestamp DESC)``: only ``ix_sensor_readings_sensor_id_timestamp`` gives that order. With ``=``
-#: the planner may rather walk the primary key (timestamp, sensor_id) backwards through the window, i.e. through
-#: every sensor's readings, all of them for a sensor with fewer than ``:n`` there.
+#: The "last n" branches are ordered by ``(sensor_id, timestamp DESC)``: the sensor is equal to an outer
+#: column, not a constant, so only ``ix_sensor_readings_sensor_id_timestamp`` gives that order, not a backward
+#: walk of the primary key (timestamp, sensor_id) through every sensor's readings of the window. (Writing the
+#: equality as a range, ``>= AND <=``, forced that too but gave the planner a range's selectivity: in live
+#: operation, where the window holds all recent readings, `make bench-loop`'s alerting handlers went from 36 to
+#: 620 ms per call.)
 _READINGS_SQL = text(
     """
     SELECT s.sensor_id, r.timestamp, r.value, r.before
     FROM unnest(CAST(:ids AS text[]), CAST(:firsts AS timestamptz[])) AS s(sensor_id, first)
     CROSS JOIN LATERAL (
         (SELECT x.timestamp, x.value, true AS before FROM sensor_readings x
-         WHERE x.sensor_id >= s.sensor_id AND x.sensor_id <= s.sensor_id AND x.timestamp < s.first
+         WHERE x.sensor_id = s.sensor_id AND x.timestamp < s.first
            AND x.timestamp >= :since AND x.timestamp < :last_first
          ORDER BY x.sensor_id, x.timestamp DESC LIMIT :n)
         UNION ALL
@@ -106,7 +108,7 @@ _EARLIER_READINGS_SQL = text(
     FROM unnest(CAST(:ids AS text[]), CAST(:needs AS integer[])) AS s(sensor_id, need)
     CROSS JOIN LATERAL (
         SELECT x.timestamp, x.value FROM sensor_readings x
-        WHERE x.sensor_id >= s.sensor_id AND x.sensor_id <= s.sensor_id
+        WHERE x.sensor_id = s.sensor_id
           AND x.timestamp >= :since AND x.timestamp < :before
         ORDER BY x.sensor_id, x.timestamp DESC LIMIT s.need
     ) r
@@ -114,14 +116,18 @@ _EARLIER_READINGS_SQL = text(
     """
 )
 
-#: Plan the transaction's next statements for their parameters' values, without JIT compilation; answers the
-#: settings before, which :data:`_RESTORE_PLAN_SETTINGS_SQL` puts back. After five executions of a prepared
-#: statement (asyncpg prepares every statement) PostgreSQL may switch to a generic plan, which knows no bounds,
-#: so plans and locks every chunk again. JIT: the estimated cost of these statements (an index scan per sensor
-#: and branch) passes ``jit_above_cost`` with some 60 sensors, and compiling then takes longer than running.
+#: On TimescaleDB, plan the transaction's next statements for their parameters' values; everywhere, without JIT
+#: compilation; answers the settings before, which :data:`_RESTORE_PLAN_SETTINGS_SQL` puts back. After five
+#: executions of a prepared statement (asyncpg prepares every statement) PostgreSQL may switch to a generic plan,
+#: which knows no bounds, so on a hypertable plans and locks every chunk again. On plain PostgreSQL the generic
+#: plan is right and re-planning each call cost ~60 ms per call of 50 sensors (`make bench-loop`: the alerting
+#: handlers' mean attempt went from 36 to 100 ms). JIT: the estimated cost of these statements (an index scan per
+#: sensor and branch) passes ``jit_above_cost`` with some 60 sensors, and compiling then takes longer than
+#: running.
 _PLAN_FOR_BOUNDS_SQL = text(
     "SELECT current_setting('plan_cache_mode'), current_setting('jit'), "
-    "set_config('plan_cache_mode', 'force_custom_plan', true), set_config('jit', 'off', true)"
+    "set_config('plan_cache_mode', CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') "
+    "THEN 'force_custom_plan' ELSE current_setting('plan_cache_mode') END, true), set_config('jit', 'off', true)"
 )
 _RESTORE_PLAN_SETTINGS_SQL = text(
     "SELECT set_config('plan_cache_mode', :plan_cache_mode, true), set_config('jit', :jit, true)"
