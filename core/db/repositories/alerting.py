@@ -76,12 +76,34 @@ _BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
 #: PostgreSQL locks every relation of a plan before running it: a call waited whenever a compression,
 #: decompression or retention job held or awaited ACCESS EXCLUSIVE on any chunk, and the calls queued behind it.
 #:
-#: The "last n" branches are ordered by ``(sensor_id, timestamp DESC)``: the sensor is equal to an outer
-#: column, not a constant, so only ``ix_sensor_readings_sensor_id_timestamp`` gives that order, not a backward
-#: walk of the primary key (timestamp, sensor_id) through every sensor's readings of the window. (Writing the
-#: equality as a range, ``>= AND <=``, forced that too but gave the planner a range's selectivity: in live
-#: operation, where the window holds all recent readings, `make bench-loop`'s alerting handlers went from 36 to
-#: 620 ms per call.)
+#: The "last n" branches are ordered by ``(sensor_id, timestamp DESC)`` so that
+#: ``ix_sensor_readings_sensor_id_timestamp`` serves them rather than a backward walk of the primary key
+#: (timestamp, sensor_id) through every sensor's readings of the window.
+#:
+#: TimescaleDB only (``readings_for``): on plain PostgreSQL there are no chunks to exclude, and the constant
+#: window made the planner's choices worse there (``scripts/bench_alert_window.py`` with sparse sensors: p50
+#: 309 ms against 54 ms). Measured with ``make bench-loop``'s live load (5,000 readings/s, 50 sensors), mean
+#: time of the alerting handler per call: plain PostgreSQL 15, unbounded 37 ms; TimescaleDB, unbounded 47 ms,
+#: this statement 61 ms, and 605 ms when the sensor equality was written as a range (``>= AND <=``, which gave
+#: the planner a range's selectivity).
+#: Plain PostgreSQL: per sensor, its readings in ``[first, until]`` and its last ``:n`` readings before its
+#: ``first``, one index range scan each, oldest first (``before`` as in :data:`_READINGS_SQL`).
+_UNBOUNDED_READINGS_SQL = text(
+    """
+    SELECT s.sensor_id, r.timestamp, r.value, r.before
+    FROM unnest(CAST(:ids AS text[]), CAST(:firsts AS timestamptz[])) AS s(sensor_id, first)
+    CROSS JOIN LATERAL (
+        (SELECT x.timestamp, x.value, true AS before FROM sensor_readings x
+         WHERE x.sensor_id = s.sensor_id AND x.timestamp < s.first
+         ORDER BY x.timestamp DESC LIMIT :n)
+        UNION ALL
+        (SELECT x.timestamp, x.value, false AS before FROM sensor_readings x
+         WHERE x.sensor_id = s.sensor_id AND x.timestamp >= s.first AND x.timestamp <= :until)
+    ) r
+    ORDER BY 1, 2
+    """
+)
+
 _READINGS_SQL = text(
     """
     SELECT s.sensor_id, r.timestamp, r.value, r.before
@@ -116,18 +138,17 @@ _EARLIER_READINGS_SQL = text(
     """
 )
 
-#: On TimescaleDB, plan the transaction's next statements for their parameters' values; everywhere, without JIT
-#: compilation; answers the settings before, which :data:`_RESTORE_PLAN_SETTINGS_SQL` puts back. After five
-#: executions of a prepared statement (asyncpg prepares every statement) PostgreSQL may switch to a generic plan,
-#: which knows no bounds, so on a hypertable plans and locks every chunk again. On plain PostgreSQL the generic
-#: plan is right and re-planning each call cost ~60 ms per call of 50 sensors (`make bench-loop`: the alerting
-#: handlers' mean attempt went from 36 to 100 ms). JIT: the estimated cost of these statements (an index scan per
-#: sensor and branch) passes ``jit_above_cost`` with some 60 sensors, and compiling then takes longer than
-#: running.
+#: Plan the transaction's next statements for their parameters' values (TimescaleDB) and without JIT
+#: compilation; answers the settings before, which :data:`_RESTORE_PLAN_SETTINGS_SQL` puts back, and whether
+#: the database has TimescaleDB. After five executions of a prepared statement (asyncpg prepares every
+#: statement) PostgreSQL may switch to a generic plan, which knows no bounds, so on a hypertable plans and locks
+#: every chunk again. JIT: the estimated cost of these statements (an index scan per sensor and branch) passes
+#: ``jit_above_cost`` with some 60 sensors, and compiling then takes longer than running.
 _PLAN_FOR_BOUNDS_SQL = text(
-    "SELECT current_setting('plan_cache_mode'), current_setting('jit'), "
-    "set_config('plan_cache_mode', CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') "
-    "THEN 'force_custom_plan' ELSE current_setting('plan_cache_mode') END, true), set_config('jit', 'off', true)"
+    "WITH ts AS (SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') AS on)\n"
+    "SELECT current_setting('plan_cache_mode'), current_setting('jit'), ts.on, "
+    "set_config('plan_cache_mode', CASE WHEN ts.on THEN 'force_custom_plan' "
+    "ELSE current_setting('plan_cache_mode') END, true), set_config('jit', 'off', true) FROM ts"
 )
 _RESTORE_PLAN_SETTINGS_SQL = text(
     "SELECT set_config('plan_cache_mode', :plan_cache_mode, true), set_config('jit', :jit, true)"
@@ -210,19 +231,14 @@ class AlertingRepository(AlertRulesQueries, SuppressionQueries):
         ids = list(firsts)
         earliest, last_first = min(firsts.values()), max(firsts.values())
         since = earliest - windows[0] if windows else _BEGINNING
-        plan_cache_mode, jit, *_ = (await self._session.execute(_PLAN_FOR_BOUNDS_SQL)).one()
-        rows = await self._session.execute(
-            _READINGS_SQL,
-            {
-                "ids": ids,
-                "firsts": [firsts[s] for s in ids],
-                "since": since,
-                "last_first": last_first,
-                "earliest": earliest,
-                "until": until,
-                "n": lookback,
-            },
-        )
+        plan_cache_mode, jit, timescale, *_ = (await self._session.execute(_PLAN_FOR_BOUNDS_SQL)).one()
+        params = {"ids": ids, "firsts": [firsts[s] for s in ids], "until": until, "n": lookback}
+        if not timescale:  # no chunks to exclude: one statement without constant bounds (see _READINGS_SQL)
+            since = _BEGINNING
+            rows = await self._session.execute(_UNBOUNDED_READINGS_SQL, params)
+        else:
+            params |= {"since": since, "last_first": last_first, "earliest": earliest}
+            rows = await self._session.execute(_READINGS_SQL, params)
         found = dict.fromkeys(ids, 0)
         for sensor_id, timestamp, value, before in rows:
             out[sensor_id].append(Point(timestamp, value))
