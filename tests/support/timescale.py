@@ -24,7 +24,8 @@ def require_timescale_url() -> str:
     return url
 
 
-async def _installed(database_url: str) -> bool:
+async def installed(database_url: str) -> bool:
+    """Whether the database has the timescaledb extension (async)."""
     conn = await asyncpg.connect(to_libpq_url(database_url), timeout=10)
     try:
         return bool(await conn.fetchval(timescale.INSTALLED_SQL))
@@ -34,4 +35,13 @@ async def _installed(database_url: str) -> bool:
 
 def timescaledb_installed(database_url: str) -> bool:
     """Whether the database has the extension (the migrations install it where it is available)."""
-    return asyncio.run(_installed(database_url))
+    return asyncio.run(installed(database_url))
+
+
+async def fetch(database_url: str, sql: str, *args: object) -> list[asyncpg.Record]:
+    """Rows of one statement, on a connection of its own (autocommit: ``CALL refresh_…`` works)."""
+    conn = await asyncpg.connect(to_libpq_url(database_url))
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()

@@ -3,11 +3,13 @@ timescaledb extension is available (preloaded); unset, these tests are skipped w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
 
 from core.config import Settings, load_settings
+from tests.api.auth_support import serve_app
 from tests.support.db import private_database
 from tests.support.timescale import require_timescale_url, timescaledb_installed
 
@@ -36,3 +38,18 @@ def timescale_settings(timescale_database_url: str, tmp_path_factory: pytest.Tem
         log_dir=tmp_path_factory.mktemp("ts-logs"),
         db_pool_size=10,
     )
+
+
+@pytest.fixture(params=["plain", "timescale"])
+def backend(request: pytest.FixtureRequest) -> Settings:
+    """The suite's plain PostgreSQL, then the TimescaleDB server (skipped when ``SM_TEST_TIMESCALE_URL`` is unset)."""
+    name = "settings" if request.param == "plain" else "timescale_settings"
+    return request.getfixturevalue(name)
+
+
+@pytest.fixture
+async def client(backend: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    # The agents may still be scoring back-filled readings at the end: stop without waiting for them (what they
+    # have not handled stays in the outbox of this throw-away data).
+    async with serve_app(backend.model_copy(update={"bus_stop_timeout_s": 2.0})) as (_, c):
+        yield c

@@ -12,17 +12,15 @@ from __future__ import annotations
 import math
 import random
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import httpx
 import orjson
-import pytest
 
-from core.config import Settings, to_libpq_url
-from tests.api.auth_support import bootstrap_headers, serve_app
+from core.config import Settings
+from tests.api.auth_support import bootstrap_headers
+from tests.support.timescale import fetch, installed
 
 WIDTHS = {"5m": "5 minutes", "1h": "1 hour", "1d": "1 day"}
 AGGS = ("avg", "min", "max", "count")
@@ -36,29 +34,11 @@ REFERENCE_SQL = {
 }
 
 
-@pytest.fixture(params=["plain", "timescale"])
-def backend(request: pytest.FixtureRequest) -> Settings:
-    name = "settings" if request.param == "plain" else "timescale_settings"
-    return request.getfixturevalue(name)
-
-
-async def _sql(settings: Settings, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(to_libpq_url(settings.database_url))
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
-
-
-async def _timescale(settings: Settings) -> bool:
-    rows = await _sql(settings, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')")
-    return bool(rows[0][0])
-
-
 async def _refresh(settings: Settings) -> None:
     """What a run of the refresh policy does (outside a transaction block: asyncpg autocommits)."""
-    await _sql(
-        settings, "CALL refresh_continuous_aggregate('sensor_readings_hourly', NULL, now() - INTERVAL '1 hour')"
+    await fetch(
+        settings.database_url,
+        "CALL refresh_continuous_aggregate('sensor_readings_hourly', NULL, now() - INTERVAL '1 hour')",
     )
 
 
@@ -81,8 +61,8 @@ def _reading(sensor_id: str, at: datetime, rng: random.Random) -> dict[str, Any]
 async def _reference(
     settings: Settings, sensor_id: str, width: str, agg: str, start: datetime, end: datetime
 ) -> list[tuple[datetime, float, int]]:
-    rows = await _sql(
-        settings,
+    rows = await fetch(
+        settings.database_url,
         f"SELECT date_bin(INTERVAL '{WIDTHS[width]}', \"timestamp\", TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b, "
         f"{REFERENCE_SQL[agg]} AS v, count(*) AS n FROM sensor_readings "
         'WHERE sensor_id = $1 AND "timestamp" >= $2 AND "timestamp" < $3 GROUP BY b ORDER BY b',
@@ -121,7 +101,8 @@ async def _check(
         assert body["next_cursor"] is None
         sources[body["source"]] = sources.get(body["source"], 0) + 1
         got = [
-            (datetime.fromisoformat(p["timestamp"]), float(p["value"]), int(p["count"])) for p in body["items"]
+            (datetime.fromisoformat(p["timestamp"]), float(p["value"]), int(p["count"]))
+            for p in body["items"]
         ]
         expected = await _reference(settings, sensor_id, width, agg, start, end)
         context = f"{sensor_id} {width} {agg} [{start}, {end}) source {body['source']}"
@@ -130,14 +111,6 @@ async def _check(
         for (_, value, _), (_, want, _) in zip(got, expected, strict=True):
             assert math.isclose(value, want, rel_tol=1e-9, abs_tol=1e-9), context
     return sources
-
-
-@pytest.fixture
-async def client(backend: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    # The agents may still be scoring the back-filled readings at the end: stop within the lifespan's limit
-    # (what they have not handled stays in the outbox of this throw-away data).
-    async with serve_app(backend.model_copy(update={"bus_stop_timeout_s": 2.0})) as (_, c):
-        yield c
 
 
 async def test_bucketed_reads_equal_raw_buckets_after_late_data(
@@ -155,7 +128,7 @@ async def test_bucketed_reads_equal_raw_buckets_after_late_data(
         history += [_reading(sid, at + timedelta(seconds=rng.randrange(60)), rng) for sid in sensors]
         at += STEP
     await _ingest(client, settings, history)
-    timescale = await _timescale(settings)
+    timescale = await installed(settings.database_url)
     if timescale:
         await _refresh(settings)  # materialised up to now - 1 h, as the policy leaves it
 

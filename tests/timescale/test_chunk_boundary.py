@@ -17,52 +17,30 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
 import orjson
-import pytest
 
 from core.config import Settings, to_libpq_url
-from tests.api.auth_support import bootstrap_headers, serve_app
+from tests.api.auth_support import bootstrap_headers
+from tests.support.timescale import fetch, installed
 
 CLIENTS = 6
 BATCHES_PER_CLIENT = 3
 
 
-@pytest.fixture(params=["plain", "timescale"])
-def backend(request: pytest.FixtureRequest) -> Settings:
-    name = "settings" if request.param == "plain" else "timescale_settings"
-    return request.getfixturevalue(name)
 
 
-@pytest.fixture
-async def client(backend: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    # The agents may still be scoring the back-filled readings at the end: stop within the lifespan's limit
-    # (what they have not handled stays in the outbox of this throw-away data).
-    async with serve_app(backend.model_copy(update={"bus_stop_timeout_s": 2.0})) as (_, c):
-        yield c
 
 
-async def _fetch(settings: Settings, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(to_libpq_url(settings.database_url))
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
-
-
-async def _timescale(settings: Settings) -> bool:
-    rows = await _fetch(settings, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')")
-    return bool(rows[0][0])
 
 
 async def _chunks_covering(settings: Settings, moment: datetime) -> int:
-    rows = await _fetch(
-        settings,
+    rows = await fetch(
+        settings.database_url,
         "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'sensor_readings' "
         "AND range_start <= $1 AND range_end > $1",
         moment,
@@ -110,8 +88,8 @@ async def _one_run(client: httpx.AsyncClient, settings: Settings, boundary: date
             assert body["rejected"] == [] and body["duplicates"] == 0, body
             sent += body["accepted"]
     assert sent == CLIENTS * BATCHES_PER_CLIENT * 20 * 4
-    rows = await _fetch(
-        settings,
+    rows = await fetch(
+        settings.database_url,
         "SELECT count(*), count(DISTINCT (sensor_id, timestamp)) FROM sensor_readings "
         "WHERE sensor_id LIKE $1 AND timestamp >= $2 AND timestamp < $3",
         f"{tag}-%",
@@ -119,14 +97,14 @@ async def _one_run(client: httpx.AsyncClient, settings: Settings, boundary: date
         boundary + timedelta(minutes=10),
     )
     assert tuple(rows[0]) == (sent, sent)
-    sensors = await _fetch(settings, "SELECT count(*) FROM sensors WHERE sensor_id LIKE $1", f"{tag}-%")
+    sensors = await fetch(settings.database_url, "SELECT count(*) FROM sensors WHERE sensor_id LIKE $1", f"{tag}-%")
     assert sensors[0][0] == CLIENTS * BATCHES_PER_CLIENT * 2 + BATCHES_PER_CLIENT + 1
 
 
 async def test_concurrent_ingest_across_a_new_chunk_boundary_with_new_sensors(
     client: httpx.AsyncClient, backend: Settings
 ) -> None:
-    timescale = await _timescale(backend)
+    timescale = await installed(backend.database_url)
     runs = 50 if timescale else 5
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     offset = uuid.uuid4().int % 3  # a later session on the same server starts on other days
