@@ -16,7 +16,8 @@ PG18_TESTS ?= tests/integration/test_migrations.py tests/integration/test_migrat
 	tests/integration/test_schema_dump.py tests/unit/test_timescale_sql.py \
 	tests/api/test_ingest*.py tests/integration/test_ingest_csv.py \
 	tests/api/test_queries.py tests/integration/test_query_capabilities.py tests/api/test_fleet.py \
-	tests/integration/test_alert_upsert.py tests/agents tests/api/test_alerting_api.py tests/api/maintenance \
+	tests/integration/test_alert_upsert.py tests/integration/test_alert_window_query.py \
+	tests/integration/test_reference_supersede.py tests/agents tests/api/test_alerting_api.py tests/api/maintenance \
 	tests/api/test_admin_keys.py tests/api/test_dead_letters.py \
 	tests/integration/test_outbox_relay.py tests/integration/test_seed.py
 NOTEBOOK_FILE ?= 01_data_exploration.ipynb
