@@ -4,9 +4,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, text, update
@@ -24,14 +24,7 @@ from core.db.models import (
 )
 from core.db.repositories.alerting_rules import AlertRulesQueries
 from core.db.repositories.alerting_suppression import SuppressionQueries
-
-
-@dataclass(frozen=True, slots=True)
-class Point:
-    """One reading (or anomalous reading) of a sensor."""
-
-    timestamp: datetime
-    value: float
+from core.db.repositories.alerting_window import READINGS_LOOKBACK_WINDOWS, Point, ReadingsWindowQueries
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,101 +51,6 @@ class Observation:
     value: float | None
     anomaly_id: int | None = None
 
-
-#: Where the rule-window read looks for the sensors' last ``n`` readings before a batch: in the day before the
-#: batch's earliest start (with the batch, in :data:`_READINGS_SQL`), then, for the sensors that found fewer, in
-#: the week before that, then before that (:data:`_EARLIER_READINGS_SQL`). A day is a chunk of the hypertable;
-#: a sensor reporting at least ``n`` readings a day never needs more.
-READINGS_LOOKBACK_WINDOWS = (timedelta(days=1), timedelta(days=7))
-#: The lower bound of the last step: older than any reading.
-_BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
-
-#: Per sensor: its last ``:n`` readings in ``[:since, first)`` (``before``) and its readings in ``[first, until]``
-#: (the batch; ``first`` per sensor), one index range scan each, oldest first.
-#:
-#: Every branch carries constant time bounds (``:since``, ``:last_first`` = the latest first, ``:earliest`` =
-#: the earliest first, ``:until``), so that the planner, and TimescaleDB's chunk exclusion, keep only the chunks
-#: of that time range. Bounded by ``s.first`` only (issue 12), "the last n before first" planned every chunk, and
-#: PostgreSQL locks every relation of a plan before running it: a call waited whenever a compression,
-#: decompression or retention job held or awaited ACCESS EXCLUSIVE on any chunk, and the calls queued behind it.
-#:
-#: The "last n" branches are ordered by ``(sensor_id, timestamp DESC)`` so that
-#: ``ix_sensor_readings_sensor_id_timestamp`` serves them rather than a backward walk of the primary key
-#: (timestamp, sensor_id) through every sensor's readings of the window.
-#:
-#: TimescaleDB only (``readings_for``): on plain PostgreSQL there are no chunks to exclude, and the constant
-#: window made the planner's choices worse there (``scripts/bench_alert_window.py`` with sparse sensors: p50
-#: 309 ms against 54 ms). Measured with ``make bench-loop``'s live load (5,000 readings/s, 50 sensors), mean
-#: time of the alerting handler per call: plain PostgreSQL 15, unbounded 37 ms; TimescaleDB, unbounded 47 ms,
-#: this statement 61 ms, and 605 ms when the sensor equality was written as a range (``>= AND <=``, which gave
-#: the planner a range's selectivity).
-#: Plain PostgreSQL: per sensor, its readings in ``[first, until]`` and its last ``:n`` readings before its
-#: ``first``, one index range scan each, oldest first (``before`` as in :data:`_READINGS_SQL`).
-_UNBOUNDED_READINGS_SQL = text(
-    """
-    SELECT s.sensor_id, r.timestamp, r.value, r.before
-    FROM unnest(CAST(:ids AS text[]), CAST(:firsts AS timestamptz[])) AS s(sensor_id, first)
-    CROSS JOIN LATERAL (
-        (SELECT x.timestamp, x.value, true AS before FROM sensor_readings x
-         WHERE x.sensor_id = s.sensor_id AND x.timestamp < s.first
-         ORDER BY x.timestamp DESC LIMIT :n)
-        UNION ALL
-        (SELECT x.timestamp, x.value, false AS before FROM sensor_readings x
-         WHERE x.sensor_id = s.sensor_id AND x.timestamp >= s.first AND x.timestamp <= :until)
-    ) r
-    ORDER BY 1, 2
-    """
-)
-
-_READINGS_SQL = text(
-    """
-    SELECT s.sensor_id, r.timestamp, r.value, r.before
-    FROM unnest(CAST(:ids AS text[]), CAST(:firsts AS timestamptz[])) AS s(sensor_id, first)
-    CROSS JOIN LATERAL (
-        (SELECT x.timestamp, x.value, true AS before FROM sensor_readings x
-         WHERE x.sensor_id = s.sensor_id AND x.timestamp < s.first
-           AND x.timestamp >= :since AND x.timestamp < :last_first
-         ORDER BY x.sensor_id, x.timestamp DESC LIMIT :n)
-        UNION ALL
-        (SELECT x.timestamp, x.value, false AS before FROM sensor_readings x
-         WHERE x.sensor_id = s.sensor_id AND x.timestamp >= s.first
-           AND x.timestamp >= :earliest AND x.timestamp <= :until)
-    ) r
-    ORDER BY 1, 2
-    """
-)
-
-#: Per sensor short of readings: its last ``need`` readings in ``[:since, :before)``, oldest first (the same
-#: bounds and index as the first branch of :data:`_READINGS_SQL`).
-_EARLIER_READINGS_SQL = text(
-    """
-    SELECT s.sensor_id, r.timestamp, r.value
-    FROM unnest(CAST(:ids AS text[]), CAST(:needs AS integer[])) AS s(sensor_id, need)
-    CROSS JOIN LATERAL (
-        SELECT x.timestamp, x.value FROM sensor_readings x
-        WHERE x.sensor_id = s.sensor_id
-          AND x.timestamp >= :since AND x.timestamp < :before
-        ORDER BY x.sensor_id, x.timestamp DESC LIMIT s.need
-    ) r
-    ORDER BY 1, 2
-    """
-)
-
-#: Plan the transaction's next statements for their parameters' values (TimescaleDB) and without JIT
-#: compilation; answers the settings before, which :data:`_RESTORE_PLAN_SETTINGS_SQL` puts back, and whether
-#: the database has TimescaleDB. After five executions of a prepared statement (asyncpg prepares every
-#: statement) PostgreSQL may switch to a generic plan, which knows no bounds, so on a hypertable plans and locks
-#: every chunk again. JIT: the estimated cost of these statements (an index scan per sensor and branch) passes
-#: ``jit_above_cost`` with some 60 sensors, and compiling then takes longer than running.
-_PLAN_FOR_BOUNDS_SQL = text(
-    "WITH ts AS (SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') AS on)\n"
-    "SELECT current_setting('plan_cache_mode'), current_setting('jit'), ts.on, "
-    "set_config('plan_cache_mode', CASE WHEN ts.on THEN 'force_custom_plan' "
-    "ELSE current_setting('plan_cache_mode') END, true), set_config('jit', 'off', true) FROM ts"
-)
-_RESTORE_PLAN_SETTINGS_SQL = text(
-    "SELECT set_config('plan_cache_mode', :plan_cache_mode, true), set_config('jit', :jit, true)"
-)
 
 _LOCK_ALERT_KEYS_SQL = text(
     "SELECT pg_advisory_xact_lock(k) FROM ("
@@ -188,7 +86,7 @@ class Silence:
     cadence_s: float | None
 
 
-class AlertingRepository(AlertRulesQueries, SuppressionQueries):
+class AlertingRepository(ReadingsWindowQueries, AlertRulesQueries, SuppressionQueries):
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
@@ -210,66 +108,6 @@ class AlertingRepository(AlertRulesQueries, SuppressionQueries):
         return {r.sensor_id: SensorInfo(r.sensor_id, r.asset_id, r.type, r.created_at, r.unit) for r in rows}
 
     # --- observations -----------------------------------------------------------------------------------------
-    async def readings_for(
-        self,
-        firsts: Mapping[str, datetime],
-        until: datetime,
-        lookback: int,
-        *,
-        windows: Sequence[timedelta] = READINGS_LOOKBACK_WINDOWS,
-    ) -> dict[str, list[Point]]:
-        """Per sensor, oldest first: its last ``lookback`` readings before ``firsts[sensor]`` and its readings in
-        ``[firsts[sensor], until]``.
-
-        Every statement is bounded in time and planned for its bounds: the batch with the readings in
-        ``windows[0]`` before the earliest first, then, for the sensors that found fewer than ``lookback``
-        readings, the next window further back, and so on, then everything older. The same answer as one
-        statement without lower bound."""
-        out: dict[str, list[Point]] = {s: [] for s in firsts}
-        if not firsts:
-            return out
-        ids = list(firsts)
-        earliest, last_first = min(firsts.values()), max(firsts.values())
-        since = earliest - windows[0] if windows else _BEGINNING
-        plan_cache_mode, jit, timescale, *_ = (await self._session.execute(_PLAN_FOR_BOUNDS_SQL)).one()
-        params = {"ids": ids, "firsts": [firsts[s] for s in ids], "until": until, "n": lookback}
-        if not timescale:  # no chunks to exclude: one statement without constant bounds (see _READINGS_SQL)
-            since = _BEGINNING
-            rows = await self._session.execute(_UNBOUNDED_READINGS_SQL, params)
-        else:
-            params |= {"since": since, "last_first": last_first, "earliest": earliest}
-            rows = await self._session.execute(_READINGS_SQL, params)
-        found = dict.fromkeys(ids, 0)
-        for sensor_id, timestamp, value, before in rows:
-            out[sensor_id].append(Point(timestamp, value))
-            if before:
-                found[sensor_id] += 1
-        for window in [*windows[1:], None]:
-            short = [s for s in ids if found[s] < lookback]
-            if not short or since == _BEGINNING:
-                break
-            upper, since = since, since - window if window is not None else _BEGINNING
-            rows = await self._session.execute(
-                _EARLIER_READINGS_SQL,
-                {
-                    "ids": short,
-                    "needs": [lookback - found[s] for s in short],
-                    "since": since,
-                    "before": upper,
-                },
-            )
-            earlier: dict[str, list[Point]] = {s: [] for s in short}
-            for sensor_id, timestamp, value in rows:
-                earlier[sensor_id].append(Point(timestamp, value))
-            for sensor_id, points in earlier.items():
-                if points:
-                    out[sensor_id] = points + out[sensor_id]
-                    found[sensor_id] += len(points)
-        await self._session.execute(
-            _RESTORE_PLAN_SETTINGS_SQL, {"plan_cache_mode": plan_cache_mode, "jit": jit}
-        )
-        return out
-
     async def anomalies(
         self, sensor_ids: Sequence[str], since: datetime, until: datetime
     ) -> dict[str, list[AnomalyPoint]]:
