@@ -6,12 +6,13 @@ from __future__ import annotations
 from sqlalchemy import event
 
 from core.config import Settings
+from core.db import capabilities
 from core.db.repositories import queries
 from core.db.session import create_engine, create_session_factory, unit_of_work
 
 
 async def test_capabilities_are_asked_once_per_database_and_ttl(settings: Settings, monkeypatch) -> None:
-    monkeypatch.setattr(queries, "_capabilities_cache", {})
+    monkeypatch.setattr(capabilities, "_cache", {})
     engine = create_engine(settings, pool_size=1, max_overflow=0)
     statements: list[str] = []
 
@@ -29,7 +30,7 @@ async def test_capabilities_are_asked_once_per_database_and_ttl(settings: Settin
         assert len(statements) == 1
         assert answers[0] == answers[1] == answers[2]
 
-        monkeypatch.setattr(queries, "CAPABILITIES_TTL_S", 0.0)
+        monkeypatch.setattr(capabilities, "CAPABILITIES_TTL_S", 0.0)
         async with unit_of_work(factory) as session:
             await queries.QueryRepository(session).capabilities()
         assert len(statements) == 2

@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.capabilities import capabilities
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,17 +101,15 @@ _EARLIER_READINGS_SQL = text(
     """
 )
 
-#: Plan the transaction's next statements for their parameters' values (TimescaleDB) and without JIT
-#: compilation; answers the settings before, which :data:`_RESTORE_PLAN_SETTINGS_SQL` puts back, and whether
-#: the database has TimescaleDB. After five executions of a prepared statement (asyncpg prepares every
-#: statement) PostgreSQL may switch to a generic plan, which knows no bounds, so on a hypertable plans and locks
-#: every chunk again. JIT: the estimated cost of these statements (an index scan per sensor and branch) passes
-#: ``jit_above_cost`` with some 60 sensors, and compiling then takes longer than running.
+#: TimescaleDB: plan the transaction's next statements for their parameters' values and without JIT compilation;
+#: answers the settings before, which :data:`_RESTORE_PLAN_SETTINGS_SQL` puts back. After five executions of a
+#: prepared statement (asyncpg prepares every statement) PostgreSQL may switch to a generic plan, which knows no
+#: bounds, so on a hypertable plans and locks every chunk again. JIT: the estimated cost of these statements (an
+#: index scan per sensor and branch) passes ``jit_above_cost`` with some 60 sensors, and compiling then takes
+#: longer than running.
 _PLAN_FOR_BOUNDS_SQL = text(
-    "WITH ts AS (SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') AS on)\n"
-    "SELECT current_setting('plan_cache_mode'), current_setting('jit'), ts.on, "
-    "set_config('plan_cache_mode', CASE WHEN ts.on THEN 'force_custom_plan' "
-    "ELSE current_setting('plan_cache_mode') END, true), set_config('jit', 'off', true) FROM ts"
+    "SELECT current_setting('plan_cache_mode'), current_setting('jit'), "
+    "set_config('plan_cache_mode', 'force_custom_plan', true), set_config('jit', 'off', true)"
 )
 _RESTORE_PLAN_SETTINGS_SQL = text(
     "SELECT set_config('plan_cache_mode', :plan_cache_mode, true), set_config('jit', :jit, true)"
@@ -129,54 +130,56 @@ class ReadingsWindowQueries:
         """Per sensor, oldest first: its last ``lookback`` readings before ``firsts[sensor]`` and its readings in
         ``[firsts[sensor], until]``.
 
-        Every statement is bounded in time and planned for its bounds: the batch with the readings in
-        ``windows[0]`` before the earliest first, then, for the sensors that found fewer than ``lookback``
-        readings, the next window further back, and so on, then everything older. The same answer as one
-        statement without lower bound."""
+        Plain PostgreSQL: one statement (:data:`_UNBOUNDED_READINGS_SQL`). TimescaleDB: every statement bounded
+        in time and planned for its bounds: the batch with the readings in ``windows[0]`` before the earliest
+        first, then, for the sensors that found fewer than ``lookback`` readings, the next window further back,
+        and so on, then everything older. The same answer either way."""
         out: dict[str, list[Point]] = {s: [] for s in firsts}
         if not firsts:
             return out
         ids = list(firsts)
-        earliest, last_first = min(firsts.values()), max(firsts.values())
-        since = earliest - windows[0] if windows else _BEGINNING
-        plan_cache_mode, jit, timescale, *_ = (await self._session.execute(_PLAN_FOR_BOUNDS_SQL)).one()
         params = {"ids": ids, "firsts": [firsts[s] for s in ids], "until": until, "n": lookback}
-        if not timescale:  # no chunks to exclude: one statement without constant bounds (see _READINGS_SQL)
-            since = _BEGINNING
-            rows = await self._session.execute(_UNBOUNDED_READINGS_SQL, params)
-        else:
-            params |= {"since": since, "last_first": last_first, "earliest": earliest}
-            rows = await self._session.execute(_READINGS_SQL, params)
-        found = dict.fromkeys(ids, 0)
-        for sensor_id, timestamp, value, before in rows:
-            out[sensor_id].append(Point(timestamp, value))
-            if before:
-                found[sensor_id] += 1
-        for window in [*windows[1:], None]:
-            short = [s for s in ids if found[s] < lookback]
-            if not short or since == _BEGINNING:
-                break
-            upper, since = since, since - window if window is not None else _BEGINNING
-            rows = await self._session.execute(
-                _EARLIER_READINGS_SQL,
-                {
-                    "ids": short,
-                    "needs": [lookback - found[s] for s in short],
-                    "since": since,
-                    "before": upper,
-                },
-            )
-            earlier: dict[str, list[Point]] = {s: [] for s in short}
-            for sensor_id, timestamp, value in rows:
-                earlier[sensor_id].append(Point(timestamp, value))
-            for sensor_id, points in earlier.items():
-                if points:
-                    out[sensor_id] = points + out[sensor_id]
-                    found[sensor_id] += len(points)
+        if not (await capabilities(self._session)).timescale:  # no chunks to exclude (see _READINGS_SQL)
+            for sensor_id, timestamp, value, _ in await self._session.execute(_UNBOUNDED_READINGS_SQL, params):
+                out[sensor_id].append(Point(timestamp, value))
+            return out
+        plan_cache_mode, jit, *_ = (await self._session.execute(_PLAN_FOR_BOUNDS_SQL)).one()
+        await self._bounded(out, params, lookback, windows)
         await self._session.execute(
             _RESTORE_PLAN_SETTINGS_SQL, {"plan_cache_mode": plan_cache_mode, "jit": jit}
         )
         return out
 
+    async def _bounded(
+        self,
+        out: dict[str, list[Point]],
+        params: dict[str, Any],
+        lookback: int,
+        windows: Sequence[timedelta],
+    ) -> None:
+        """Fill ``out`` with the bounded statements (TimescaleDB; see ``readings_for``)."""
+        ids, firsts = params["ids"], params["firsts"]
+        earliest, last_first = min(firsts), max(firsts)
+        since = earliest - windows[0] if windows else _BEGINNING
+        params = params | {"since": since, "last_first": last_first, "earliest": earliest}
+        found = dict.fromkeys(ids, 0)
+        for sensor_id, timestamp, value, before in await self._session.execute(_READINGS_SQL, params):
+            out[sensor_id].append(Point(timestamp, value))
+            found[sensor_id] += before
+        for window in [*windows[1:], None]:
+            short = [s for s in ids if found[s] < lookback]
+            if not short or since == _BEGINNING:
+                return
+            upper, since = since, since - window if window is not None else _BEGINNING
+            needs = [lookback - found[s] for s in short]
+            rows = await self._session.execute(
+                _EARLIER_READINGS_SQL, {"ids": short, "needs": needs, "since": since, "before": upper}
+            )
+            earlier: dict[str, list[Point]] = {s: [] for s in short}
+            for sensor_id, timestamp, value in rows:
+                earlier[sensor_id].append(Point(timestamp, value))
+            for sensor_id, points in earlier.items():
+                out[sensor_id] = points + out[sensor_id]
+                found[sensor_id] += len(points)
 
 __all__ = ["READINGS_LOOKBACK_WINDOWS", "Point", "ReadingsWindowQueries"]

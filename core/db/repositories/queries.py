@@ -6,8 +6,6 @@ readings and the choice of its source are in ``core/db/repositories/buckets.py``
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -16,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import timescale
+from core.db.capabilities import Capabilities, capabilities
 from core.db.models import Alert, Anomaly, Asset, Sensor, SensorReading
 from core.db.repositories.buckets import (
     BUCKET_WIDTH,
@@ -30,27 +29,12 @@ from core.db.repositories.buckets import (
 
 log = logging.getLogger(__name__)
 
-_TIMESCALE_SQL = text("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')")
-_CAGG_SQL = text(timescale.hourly_cagg_exists_sql())
 _PENDING_SQL = text(timescale.PENDING_INVALIDATIONS_SQL)
 _RAW_SQL = text(
     'SELECT "timestamp", value, quality FROM sensor_readings '
     'WHERE sensor_id = :sensor_id AND "timestamp" >= :start AND "timestamp" < :end '
     'ORDER BY "timestamp" LIMIT :limit'
 )
-
-
-#: How long the answer of ``capabilities()`` is reused (seconds).
-CAPABILITIES_TTL_S = 300.0
-
-
-@dataclass(frozen=True, slots=True)
-class Capabilities:
-    timescale: bool
-    hourly_aggregate: bool
-
-
-_capabilities_cache: dict[str, tuple[float, Capabilities]] = {}
 
 
 class SensorRow(NamedTuple):
@@ -82,18 +66,8 @@ class QueryRepository:
 
     # --- capabilities ---------------------------------------------------------------------------------------
     async def capabilities(self) -> Capabilities:
-        """Whether TimescaleDB and the hourly continuous aggregate exist: a property of the database that only a
-        migration changes, so it is asked once per database and ``CAPABILITIES_TTL_S`` (not per request)."""
-        key = self._session.bind.url.render_as_string(hide_password=True)
-        cached = _capabilities_cache.get(key)
-        now = time.monotonic()
-        if cached is not None and now - cached[0] < CAPABILITIES_TTL_S:
-            return cached[1]
-        timescale = bool(await self._session.scalar(_TIMESCALE_SQL))
-        cagg = bool(await self._session.scalar(_CAGG_SQL)) if timescale else False
-        caps = Capabilities(timescale=timescale, hourly_aggregate=cagg)
-        _capabilities_cache[key] = (now, caps)
-        return caps
+        """Whether TimescaleDB and the hourly continuous aggregate exist (``core.db.capabilities``, cached)."""
+        return await capabilities(self._session)
 
     # --- assets ---------------------------------------------------------------------------------------------
     async def list_assets(
