@@ -26,10 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.repositories.ingest import IngestRepository, ReadingRecord
 from core.db.session import unit_of_work
-from core.events.outbox import add_to_outbox
-from core.events.types import ReadingsIngested
 from core.ingest.schemas import MAX_FUTURE, MAX_SENSOR_ID_CHARS, MAX_UNIT_CHARS, ValidReading
 from core.ingest.sensors import resolve_sensors, with_sensors_registered
+from core.ingest.service import announce_ingested
 
 CSV_COLUMNS = ("sensor_id", "sensor_type", "value", "unit", "timestamp", "quality")
 DEFAULT_BATCH_SIZE = 50_000
@@ -151,19 +150,7 @@ async def _store_batch(
         resolved.require_registered()
         rows, keys, repeats = _first_occurrences(resolved.readings, seen)
         outcome = await repo.insert_readings(rows, force_copy=True, optimistic=True)
-        if outcome.inserted:
-            assert outcome.first_timestamp is not None and outcome.last_timestamp is not None
-            await add_to_outbox(
-                session,
-                ReadingsIngested(
-                    sensor_ids=outcome.sensor_ids,
-                    count=outcome.inserted,
-                    first_timestamp=outcome.first_timestamp,
-                    last_timestamp=outcome.last_timestamp,
-                    ingest_event_id=uuid4(),
-                    backfill=True,
-                ),
-            )
+        await announce_ingested(session, outcome, event_id=uuid4(), backfill=True)
     seen |= keys
     report.rejected.extend((r.index, r.reason) for r in resolved.rejected)
     report.inserted += outcome.inserted

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import Literal
 from uuid import UUID, uuid4
@@ -37,11 +37,9 @@ from core.db.errors import as_service_unavailable
 from core.db.repositories.ingest import IngestRepository
 from core.db.session import unit_of_work
 from core.errors import ServiceUnavailable
-from core.events.outbox import add_to_outbox
-from core.events.types import ReadingsIngested
 from core.ingest.schemas import ValidReading
 from core.ingest.sensors import Resolved, apply_units, resolve_sensors, with_sensors_registered
-from core.ingest.service import to_record
+from core.ingest.service import announce_ingested, to_record
 from core.observability.metrics import INGEST_GROUP_COMMIT_SIZE, INGEST_READINGS_TOTAL
 
 logger = logging.getLogger("core.ingest.group_commit")
@@ -227,21 +225,14 @@ class GroupCommitter:
                 key = (reading.sensor_id, reading.timestamp)
                 is_new = first_of[key].index == reading.index and key in inserted
                 results[reading.index] = GroupResult(event_id, "accepted" if is_new else "duplicate")
-            if outcome.inserted:
-                assert outcome.first_timestamp is not None and outcome.last_timestamp is not None
-                key_ids = {item.api_key_id for item in batch}
-                await add_to_outbox(
-                    session,
-                    ReadingsIngested(
-                        sensor_ids=outcome.sensor_ids,
-                        count=outcome.inserted,
-                        first_timestamp=outcome.first_timestamp,
-                        last_timestamp=outcome.last_timestamp,
-                        api_key_id=key_ids.pop() if len(key_ids) == 1 else None,
-                        ingest_event_id=event_id,
-                        backfill=outcome.last_timestamp < datetime.now(UTC) - self._backfill_age,
-                    ),
-                )
+            key_ids = {item.api_key_id for item in batch}
+            await announce_ingested(
+                session,
+                outcome,
+                event_id=event_id,
+                api_key_id=key_ids.pop() if len(key_ids) == 1 else None,
+                backfill_age=self._backfill_age,
+            )
         # committed
         self.transactions += 1
         self.requests += len(batch)

@@ -23,7 +23,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings
-from core.db.repositories.ingest import IngestRepository, ReadingRecord, StoredResponse
+from core.db.repositories.ingest import IngestRepository, InsertOutcome, ReadingRecord, StoredResponse
 from core.errors import PayloadTooLarge, ValidationFailed
 from core.events.outbox import add_to_outbox
 from core.events.types import ReadingsIngested
@@ -66,10 +66,34 @@ def request_hash(body: bytes, *, atomic: bool, backfill: bool = False) -> str:
     return digest.hexdigest()
 
 
-def is_history(last_timestamp: datetime, settings: Settings, *, now: datetime | None = None) -> bool:
-    """Whether a batch whose newest reading is ``last_timestamp`` is back-fill by age."""
-    now = now or datetime.now(UTC)
-    return last_timestamp < now - timedelta(minutes=settings.backfill_age_minutes)
+async def announce_ingested(
+    session: AsyncSession,
+    outcome: InsertOutcome,
+    *,
+    event_id: UUID,
+    api_key_id: int | None = None,
+    backfill: bool = False,
+    backfill_age: timedelta | None = None,
+) -> None:
+    """``ReadingsIngested`` of what ``outcome`` inserted to the outbox, in the caller's transaction (nothing when
+    nothing was inserted). History when ``backfill``, or when its newest reading is older than ``backfill_age``."""
+    if not outcome.inserted:
+        return
+    assert outcome.first_timestamp is not None and outcome.last_timestamp is not None
+    if backfill_age is not None:
+        backfill = backfill or outcome.last_timestamp < datetime.now(UTC) - backfill_age
+    await add_to_outbox(
+        session,
+        ReadingsIngested(
+            sensor_ids=outcome.sensor_ids,
+            count=outcome.inserted,
+            first_timestamp=outcome.first_timestamp,
+            last_timestamp=outcome.last_timestamp,
+            api_key_id=api_key_id,
+            ingest_event_id=event_id,
+            backfill=backfill,
+        ),
+    )
 
 
 def check_idempotency_key(key: str) -> str:
@@ -188,20 +212,14 @@ class IngestService:
         resolved.require_registered()  # new sensors or units: committed first, then this runs again
         outcome = await self._repo.insert_readings(kept, optimistic=True)
         duplicates = in_batch_duplicates + (len(kept) - outcome.inserted)
-        if outcome.inserted:
-            assert outcome.first_timestamp is not None and outcome.last_timestamp is not None
-            await add_to_outbox(
-                self._session,
-                ReadingsIngested(
-                    sensor_ids=outcome.sensor_ids,
-                    count=outcome.inserted,
-                    first_timestamp=outcome.first_timestamp,
-                    last_timestamp=outcome.last_timestamp,
-                    api_key_id=api_key_id,
-                    ingest_event_id=event_id,
-                    backfill=backfill or is_history(outcome.last_timestamp, self._settings),
-                ),
-            )
+        await announce_ingested(
+            self._session,
+            outcome,
+            event_id=event_id,
+            api_key_id=api_key_id,
+            backfill=backfill,
+            backfill_age=timedelta(minutes=self._settings.backfill_age_minutes),
+        )
         self._count(outcome.inserted, duplicates, len(rejected))
         return IngestResponse(
             event_id=event_id,
@@ -223,9 +241,9 @@ class IngestService:
 __all__ = [
     "UNKNOWN_SENSOR",
     "IngestService",
+    "announce_ingested",
     "check_idempotency_key",
     "dedupe",
-    "is_history",
     "parse_body",
     "rejection_error",
     "request_hash",
