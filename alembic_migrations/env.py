@@ -42,7 +42,11 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
 
 
 def database_url() -> str:
-    url = config.get_main_option("sqlalchemy.url") or get_settings().async_database_url
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        settings = get_settings()
+        settings.require_database_url()
+        url = settings.async_database_url
     return to_async_url(url)
 
 

@@ -6,6 +6,7 @@ are; our own settings carry the ``SM_`` prefix. Values come from the environment
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +20,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: Development defaults. Any of them left in place refuses a production start.
 DEV_API_KEY = "sm-dev-key-not-for-production"
 DEV_WEBHOOK_SECRET = "sm-dev-webhook-secret"
+DEV_CONSOLE_API_KEY = "sm-dev-console-key-not-for-production"
+DEV_SIMULATOR_API_KEY = "sm-dev-simulator-key-not-for-production"
+
+#: Production secrets must be at least this long and carry at least this much estimated entropy
+#: (Shannon entropy of the secret's own characters times its length: 24 random URL-safe characters give ~100 bits,
+#: a repeated word or a keyboard run far less).
+MIN_SECRET_LENGTH = 24
+MIN_SECRET_BITS = 96.0
 DEV_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/smart_maintenance"
 
 
@@ -30,6 +39,36 @@ class Environment(StrEnum):
 
 class ConfigurationError(RuntimeError):
     """Raised when the settings cannot be used; the message says which setting and why."""
+
+
+def secret_bits(secret: str) -> float:
+    """Estimated entropy of ``secret`` in bits: the Shannon entropy of its character distribution × its length.
+
+    A lower bound for random secrets is not claimed; it is a screen that refuses what a person would type
+    ("changeme", "aaaa…", "passwordpassword…", "0123456789…") and accepts ``secrets.token_urlsafe(24)`` and longer.
+    """
+    if not secret:
+        return 0.0
+    counts: dict[str, int] = {}
+    for char in secret:
+        counts[char] = counts.get(char, 0) + 1
+    n = len(secret)
+    per_char = -sum((c / n) * math.log2(c / n) for c in counts.values())
+    return per_char * n
+
+
+def weak_secret_reason(name: str, secret: str, *, dev_default: str | None = None) -> str | None:
+    """Why ``secret`` (setting ``name``) is too weak for production, or None. Never includes the secret."""
+    if dev_default is not None and secret == dev_default:
+        return f"{name} is the development default; set a secret of your own"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"{name} is shorter than {MIN_SECRET_LENGTH} characters"
+    if secret_bits(secret) < MIN_SECRET_BITS:
+        return (
+            f"{name} is too predictable (estimated {secret_bits(secret):.0f} bits, at least {MIN_SECRET_BITS:.0f} "
+            "needed); generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return None
 
 
 def _ecosystem(name: str) -> AliasChoices:
@@ -83,6 +122,19 @@ class Settings(BaseSettings):
     rate_limit_storage_uri: str = "memory://"
     """Rate-limit counters: ``memory://`` (per process) or ``redis://host:6379/0`` (shared by all replicas)."""
     max_body_bytes: Annotated[int, Field(ge=1024)] = 8 * 1024 * 1024
+    """Largest request body of the ingest routes (bytes, after any decoding); larger is a 413."""
+    max_request_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    """Largest request body of every other route (bytes); larger is a 413, refused before it is read."""
+    console_api_key: SecretStr = SecretStr(DEV_CONSOLE_API_KEY)
+    """The Streamlit console's own key (registered by the API at start-up as ``console``); never the bootstrap key."""
+    simulator_api_key: SecretStr = SecretStr(DEV_SIMULATOR_API_KEY)
+    """The demo simulator's own key (registered by the API at start-up as ``simulator``, scope ``ingest``)."""
+    auth_failure_limit: str = "30/minute"
+    """Failed authentications accepted per client address ("limits" notation); beyond it a 429 before any lookup."""
+    auth_negative_cache_ttl_s: Annotated[float, Field(ge=0)] = 60.0
+    """An unknown key is remembered as unknown this long per process: repeats cost no database lookup."""
+    ingest_log_interval_s: Annotated[float, Field(gt=0)] = 60.0
+    """Ingest writes one INFO summary line per interval (requests, readings, rejects); per-request lines at DEBUG."""
 
     # --- UI and MLflow processes (used by the local runner and compose) ----------------------------------------
     ui_host: str = "127.0.0.1"
@@ -120,6 +172,13 @@ class Settings(BaseSettings):
     ingest_group_commit_max_size: Annotated[int, Field(ge=1, le=10_000)] = 512
     ingest_group_commit_max_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 3.0
     webhook_signing_secret: SecretStr = SecretStr(DEV_WEBHOOK_SECRET)
+    webhook_require_https: bool | None = None
+    """Webhook targets must use https. Default: on in production, off elsewhere."""
+    webhook_allow_private: bool = False
+    """Allow webhook targets on private, loopback, link-local and other non-public addresses (off: refused)."""
+    webhook_allowed_hosts: list[str] = []
+    """Host names, addresses or CIDR networks allowed as webhook targets even when they are not public
+    (JSON list in the environment: ``'["hooks.plant.local", "10.20.0.0/16"]'``)."""
     ready_check_mlflow: bool = True
     ready_timeout_s: Annotated[float, Field(gt=0)] = 2.0
 
@@ -271,20 +330,36 @@ class Settings(BaseSettings):
             self.auto_register_sensors = self.env is not Environment.production
         if self.openapi_public is None:
             self.openapi_public = self.env is not Environment.production
+        if self.webhook_require_https is None:
+            self.webhook_require_https = self.env is Environment.production
         if self.env is not Environment.production:
             return self
-        problems: list[str] = []
-        if self.api_key.get_secret_value() == DEV_API_KEY:
-            problems.append("SM_API_KEY is the development key; set a secret key of your own")
-        if len(self.api_key.get_secret_value()) < 24:
-            problems.append("SM_API_KEY is shorter than 24 characters")
-        if self.webhook_signing_secret.get_secret_value() == DEV_WEBHOOK_SECRET:
-            problems.append("SM_WEBHOOK_SIGNING_SECRET is the development secret")
-        if self.database_url == DEV_DATABASE_URL:
-            problems.append("DATABASE_URL is not set; production needs an explicit database")
+        checks = (
+            ("SM_API_KEY", self.api_key, DEV_API_KEY),
+            ("SM_WEBHOOK_SIGNING_SECRET", self.webhook_signing_secret, DEV_WEBHOOK_SECRET),
+            ("SM_CONSOLE_API_KEY", self.console_api_key, DEV_CONSOLE_API_KEY),
+        )
+        problems = [
+            reason
+            for name, secret, default in checks
+            if (reason := weak_secret_reason(name, secret.get_secret_value(), dev_default=default))
+        ]
+        if self.demo and self.simulator_api_key.get_secret_value() != DEV_SIMULATOR_API_KEY:
+            reason = weak_secret_reason("SM_SIMULATOR_API_KEY", self.simulator_api_key.get_secret_value())
+            if reason:
+                problems.append(reason)
         if problems:
             raise ValueError("refusing to start with SM_ENV=production: " + "; ".join(problems) + ".")
         return self
+
+    def require_database_url(self) -> None:
+        """Raise ConfigurationError when production would use the default database (for processes that use it:
+        the API, migrations, the notebooks; MLflow and the console never touch it)."""
+        if self.env is Environment.production and not self.database_url_is_explicit:
+            raise ConfigurationError(
+                "refusing to start with SM_ENV=production: DATABASE_URL is not set; production needs an "
+                "explicit database."
+            )
 
     @property
     def async_database_url(self) -> str:

@@ -33,4 +33,10 @@ _register()
 
 
 def main() -> None:
-    app()
+    from core.config import ConfigurationError
+
+    try:
+        app()
+    except ConfigurationError as exc:  # e.g. production without DATABASE_URL, raised where the database is opened
+        typer.echo(f"smart-maintenance: {exc}", err=True)
+        raise SystemExit(2) from None

@@ -11,7 +11,11 @@ from core.config import Settings
 
 
 def create_engine(settings: Settings, **overrides: object) -> AsyncEngine:
-    """An asyncpg engine for ``settings.database_url`` (any PostgreSQL URL form is accepted)."""
+    """An asyncpg engine for ``settings.database_url`` (any PostgreSQL URL form is accepted).
+
+    Raises ConfigurationError in production when DATABASE_URL was not set (``Settings.require_database_url``).
+    """
+    settings.require_database_url()
     connect_args = {
         "timeout": settings.db_connect_timeout_s,
         "server_settings": {

@@ -19,8 +19,10 @@ from core.config import (
     load_settings,
 )
 
-SAFE_KEY = "k" * 32
-SAFE_SECRET = "webhook-secret-for-tests-only"
+SAFE_KEY = "Zq8rT2vLw5NcX1bHy7KdF3mPj9sGa4Ue"
+SAFE_SECRET = "Wm3nB8xQ2rV7tK5yH1cJ6dL9fP4sZ0gA-webhook"
+SAFE_CONSOLE = "Cn5Rk2Wq8Tz3Lp7Yv1Bx4Hs9Df6Jm0Ga-console"
+SAFE = {"api_key": SAFE_KEY, "webhook_signing_secret": SAFE_SECRET, "console_api_key": SAFE_CONSOLE}
 SAFE_DB = "postgresql://sm:pw@db.internal:5432/sm"
 ECOSYSTEM = ("DATABASE_URL", "MLFLOW_TRACKING_URI", "REDIS_URL", "API_BASE_URL")
 
@@ -55,44 +57,76 @@ def test_production_refuses_every_development_default_naming_each(monkeypatch: p
         load_settings()
     message = str(info.value)
     assert "SM_ENV=production" in message
-    assert "SM_API_KEY is the development key" in message
-    assert "SM_WEBHOOK_SIGNING_SECRET is the development secret" in message
-    assert "DATABASE_URL is not set" in message
+    for name in ("SM_API_KEY", "SM_WEBHOOK_SIGNING_SECRET", "SM_CONSOLE_API_KEY"):
+        assert f"{name} is the development default" in message
     assert DEV_API_KEY not in message  # the message names settings, it does not print secrets
+    # the database is checked where it is opened (the API, migrations, notebooks), not by every process
+    assert "DATABASE_URL" not in message
+
+
+def test_production_database_is_required_only_where_it_is_opened() -> None:
+    settings = load_settings(env="production", **SAFE)
+    with pytest.raises(ConfigurationError, match="DATABASE_URL is not set"):
+        settings.require_database_url()
+    from core.db.session import create_engine
+
+    with pytest.raises(ConfigurationError, match="DATABASE_URL is not set"):
+        create_engine(settings)
+    load_settings(env="production", database_url=SAFE_DB, **SAFE).require_database_url()
+    load_settings(env="development").require_database_url()  # the development default is fine there
+
+
+@pytest.mark.parametrize(
+    ("secret", "reason"),
+    [
+        ("short-Secret-1", "shorter than 24 characters"),
+        ("a" * 64, "too predictable"),
+        ("passwordpasswordpasswordpassword", "too predictable"),
+        ("abababababababababababababababab", "too predictable"),
+        ("012345678901234567890123", "too predictable"),
+    ],
+)
+def test_production_refuses_weak_secrets_without_echoing_them(secret: str, reason: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(env="production", **{**SAFE, "webhook_signing_secret": secret})
+    message = str(info.value)
+    assert f"SM_WEBHOOK_SIGNING_SECRET is {reason}" in message or (
+        "SM_WEBHOOK_SIGNING_SECRET" in message and reason in message
+    )
+    assert secret not in message
+    assert "SM_API_KEY" not in message
+
+
+def test_generated_secrets_pass_the_entropy_screen() -> None:
+    import secrets as stdlib_secrets
+
+    from core.config import MIN_SECRET_BITS, secret_bits
+
+    for _ in range(200):
+        assert secret_bits(stdlib_secrets.token_urlsafe(24)) >= MIN_SECRET_BITS
+        assert secret_bits(stdlib_secrets.token_hex(24)) >= MIN_SECRET_BITS
 
 
 @pytest.mark.parametrize(
     ("overrides", "named", "not_named"),
     [
-        ({"webhook_signing_secret": SAFE_SECRET, "database_url": SAFE_DB}, "SM_API_KEY", "DATABASE_URL"),
-        ({"api_key": SAFE_KEY, "database_url": SAFE_DB}, "SM_WEBHOOK_SIGNING_SECRET", "SM_API_KEY"),
-        ({"api_key": SAFE_KEY, "webhook_signing_secret": SAFE_SECRET}, "DATABASE_URL", "SM_WEBHOOK"),
-        (
-            {"api_key": "short", "webhook_signing_secret": SAFE_SECRET, "database_url": SAFE_DB},
-            "shorter than 24 characters",
-            "development key",
-        ),
+        ({**SAFE, "api_key": DEV_API_KEY}, "SM_API_KEY", "SM_WEBHOOK"),
+        ({**SAFE, "webhook_signing_secret": DEV_WEBHOOK_SECRET}, "SM_WEBHOOK_SIGNING_SECRET", "SM_API_KEY"),
+        ({**SAFE, "console_api_key": "c" * 40}, "SM_CONSOLE_API_KEY", "SM_API_KEY"),
+        ({**SAFE, "api_key": "short"}, "shorter than 24 characters", "development default"),
     ],
 )
 def test_production_names_only_what_is_wrong(overrides: dict[str, str], named: str, not_named: str) -> None:
     with pytest.raises(ConfigurationError) as info:
-        load_settings(env="production", **overrides)
+        load_settings(env="production", database_url=SAFE_DB, **overrides)
     assert named in str(info.value)
     assert not_named not in str(info.value)
 
 
 def test_production_with_explicit_values_starts_without_auto_registration() -> None:
-    settings = load_settings(
-        env="production", api_key=SAFE_KEY, webhook_signing_secret=SAFE_SECRET, database_url=SAFE_DB
-    )
+    settings = load_settings(env="production", database_url=SAFE_DB, **SAFE)
     assert settings.auto_register_sensors is False
-    explicit = load_settings(
-        env="production",
-        api_key=SAFE_KEY,
-        webhook_signing_secret=SAFE_SECRET,
-        database_url=SAFE_DB,
-        auto_register_sensors=True,
-    )
+    explicit = load_settings(env="production", database_url=SAFE_DB, auto_register_sensors=True, **SAFE)
     assert explicit.auto_register_sensors is True
     assert load_settings(env="development", auto_register_sensors=False).auto_register_sensors is False
 
@@ -120,7 +154,8 @@ def test_dotenv_values_are_read_and_environment_wins(
 
 def test_dotenv_can_satisfy_the_production_guard(isolated_environment: Path) -> None:
     (isolated_environment / ".env").write_text(
-        f"SM_ENV=production\nSM_API_KEY={SAFE_KEY}\nSM_WEBHOOK_SIGNING_SECRET={SAFE_SECRET}\nDATABASE_URL={SAFE_DB}\n",
+        f"SM_ENV=production\nSM_API_KEY={SAFE_KEY}\nSM_WEBHOOK_SIGNING_SECRET={SAFE_SECRET}\n"
+        f"SM_CONSOLE_API_KEY={SAFE_CONSOLE}\nDATABASE_URL={SAFE_DB}\n",
         encoding="utf-8",
     )
     settings = load_settings()
@@ -166,7 +201,7 @@ def test_api_entry_point_exits_2_with_message_and_no_traceback(isolated_environm
     )
     assert result.returncode == 2
     assert "refusing to start with SM_ENV=production" in result.stderr
-    for name in ("SM_API_KEY", "SM_WEBHOOK_SIGNING_SECRET", "DATABASE_URL"):
+    for name in ("SM_API_KEY", "SM_WEBHOOK_SIGNING_SECRET", "SM_CONSOLE_API_KEY"):
         assert name in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
@@ -174,20 +209,6 @@ def test_api_entry_point_exits_2_with_message_and_no_traceback(isolated_environm
 
 def test_openapi_is_public_by_default_except_in_production() -> None:
     assert load_settings(env="development").openapi_public is True
-    production = load_settings(
-        env="production",
-        api_key="a-production-key-of-enough-length-0123",
-        webhook_signing_secret="a-production-secret",
-        database_url="postgresql://app@db:5432/sm",
-    )
+    production = load_settings(env="production", database_url="postgresql://app@db:5432/sm", **SAFE)
     assert production.openapi_public is False
-    assert (
-        load_settings(
-            env="production",
-            openapi_public=True,
-            api_key="a-production-key-of-enough-length-0123",
-            webhook_signing_secret="s",
-            database_url="postgresql://app@db/sm",
-        ).openapi_public
-        is True
-    )
+    assert load_settings(env="production", openapi_public=True, **SAFE).openapi_public is True
