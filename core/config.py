@@ -320,6 +320,9 @@ class Settings(BaseSettings):
 
     # --- local paths and logging -----------------------------------------------------------------------------
     data_dir: Path = PROJECT_ROOT / ".data"
+    datasets_dir: Path = PROJECT_ROOT / ".data" / "datasets"
+    """The gauntlets' public datasets (``ai4i2020/``, ``ims/``, ``mimii/``, ``cwru/``, ``cmapss/``): ``make datasets``
+    downloads them here, checksums verified; the notebooks read them from here."""
     log_dir: Path = PROJECT_ROOT / "logs"
     log_level: str = "INFO"
     log_json: bool = True
