@@ -36,6 +36,7 @@ from apps.api.routers import maintenance as maintenance_router
 from apps.api.routers import ml as ml_router
 from apps.api.routers.fleet import router as fleet_router
 from apps.api.routers.queries import router as queries_router
+from apps.api.routers.reports import router as reports_router
 from apps.api.routers.webhooks import router as webhooks_router
 from apps.api.security import setup_auth
 from core.config import Settings, load_settings
@@ -176,6 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(queries_router)
     app.include_router(webhooks_router)
     app.include_router(ml_router.router)
+    app.include_router(reports_router)
 
     _instrument(app)
     app.add_middleware(RequestContextMiddleware)  # added last: outermost of our middleware
