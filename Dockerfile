@@ -61,6 +61,7 @@ COPY scripts ./scripts
 # Writable by the app user; a named volume mounted here starts with this ownership.
 RUN mkdir -p /app/.data /app/logs && chown app:app /app/.data /app/logs
 
-USER app
+# Numeric (DL3066): runtimes that check runAsNonRoot can verify it without reading /etc/passwd.
+USER ${APP_UID}:${APP_UID}
 EXPOSE 8000 8501
 CMD ["sh", "-c", "alembic upgrade head && exec python -m apps.cli serve-api"]

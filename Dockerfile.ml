@@ -63,5 +63,6 @@ COPY data ./data
 RUN mkdir -p /app/.data /app/logs /app/notebooks/output /app/docs/ml \
     && chown app:app /app/.data /app/logs /app/notebooks/output /app/docs/ml
 
-USER app
+# Numeric (DL3066): runtimes that check runAsNonRoot can verify it without reading /etc/passwd.
+USER ${APP_UID}:${APP_UID}
 CMD ["sh", "-c", "exec python -m apps.cli notebook \"${NOTEBOOK_FILE:-01_data_exploration.ipynb}\""]

@@ -190,13 +190,33 @@ def test_dockerfile_installs_only_the_lock_and_the_project(
     assert not any(o in dockerfile.text for o in other), f"{name} mentions another requirements file {other}"
 
 
+def _arg_default(stage: Stage, value: str) -> str:
+    """``${NAME}`` / ``$NAME`` → the default of the stage's ``ARG NAME=default``; anything else unchanged."""
+    m = re.fullmatch(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", value)
+    if not m:
+        return value
+    for ins in stage.of("ARG"):
+        name, _, default = ins.value.strip().partition("=")
+        if name == m.group(1):
+            return default.strip().strip("\"'")
+    raise AssertionError(f"{value}: no ARG {m.group(1)} in the stage")
+
+
 def test_dockerfile_runs_as_a_non_root_user(dockerfile: Dockerfile) -> None:
-    user = dockerfile.final.user()
-    assert user and user.split(":")[0] not in ("root", "0"), f"{dockerfile.path.name}: USER {user}"
-    runs = "\n".join(dockerfile.final.run_scripts())
-    assert re.search(rf"useradd[^\n]*\b{re.escape(user.split(':')[0])}\b", runs), (
-        "create the user you switch to"
-    )
+    """A numeric USER (hadolint DL3066), not 0, that the stage creates with useradd (same uid and group)."""
+    stage = dockerfile.final
+    user = stage.user()
+    assert user, f"{dockerfile.path.name}: no USER"
+    uid, _, gid = user.partition(":")
+    for part in (uid, gid or uid):
+        resolved = _arg_default(stage, part)
+        assert resolved.isdigit() and int(resolved) != 0, f"{dockerfile.path.name}: USER {user} ({resolved})"
+    runs = "\n".join(stage.run_scripts())
+    assert re.search(rf"useradd[^\n]*--uid\s+\"?{re.escape(uid)}\"?", runs), "create the user you switch to"
+    if gid:
+        assert re.search(rf"groupadd[^\n]*--gid\s+\"?{re.escape(gid)}\"?", runs), (
+            "create the group you switch to"
+        )
 
 
 def test_images_with_lightgbm_have_the_openmp_runtime() -> None:
