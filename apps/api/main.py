@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from apps.agents.registry import start_events, stop_events
+from apps.api.docs import install_docs
 from apps.api.errors import PROBLEM_MEDIA_TYPE, install_exception_handlers, problem_responses
 from apps.api.ingest_runtime import start_ingest, stop_ingest
 from apps.api.middleware import RequestContextMiddleware, record_http_metrics
@@ -153,8 +154,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         responses=problem_responses(500),
         # the API description is public only where settings say so (not in production by default)
-        **({} if settings.openapi_public else {"openapi_url": None, "docs_url": None, "redoc_url": None}),
+        **({} if settings.openapi_public else {"openapi_url": None}),
+        docs_url=None,  # FastAPI's /docs and /redoc load from a CDN: install_docs serves packaged assets
+        redoc_url=None,
     )
+    if settings.openapi_public:
+        install_docs(app)
     app.state.settings = settings
     app.state.engine = None
     app.state.session_factory = None
