@@ -41,7 +41,7 @@ define run_notebook
 endef
 
 .PHONY: help install browser up up-detached down test test-fast test-timescale test-pg18 seed migrate notebook eda export-csv schema bench-ingest bench-loop bench-alerts bench-ui ui-screenshots lint clean \
-	train-anomaly train-forecast tune-forecast classification-gauntlet vibration-gauntlet audio-gauntlet load-test
+	train-anomaly train-forecast tune-forecast classification-gauntlet vibration-gauntlet audio-gauntlet load-test datasets
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -105,6 +105,9 @@ train-forecast: install ## notebook 03: Prophet vs LightGBM vs seasonal naive, r
 
 tune-forecast: install ## notebook 04: forecast hyperparameters chosen on validation folds, reported on later folds
 	$(call run_notebook,04_forecast_tuning.ipynb)
+
+datasets: install ## download the gauntlets' datasets into SM_DATASETS_DIR, checksums verified (DATASETS=ai4i2020,ims,cwru,cmapss,mimii to choose)
+	$(PY) -m apps.cli datasets $(if $(DATASETS),--only $(DATASETS))
 
 classification-gauntlet: install ## notebook 05: AI4I 2020 failure classification (real file + generator)
 	$(call run_notebook,05_classification_gauntlet_ai4i.ipynb)

@@ -16,6 +16,7 @@ app = typer.Typer(
 def _register() -> None:
     from apps.cli import (  # noqa: F401  (modules register their commands on `app`)
         backtest,
+        datasets,
         dead_letters,
         diagnose,
         ingest,
