@@ -92,7 +92,10 @@ def handler_name(event_type: str) -> str:
 
 
 async def start_worker(app_state: Any) -> None:
-    worker = DeliveryWorker(app_state.settings, app_state.session_factory)
+    # ``webhook_resolver``: the resolver of the destination checks (the API uses the same one; tests simulate DNS)
+    worker = DeliveryWorker(
+        app_state.settings, app_state.session_factory, resolver=getattr(app_state, "webhook_resolver", None)
+    )
     app_state.notification_worker = worker
     worker.start()
 

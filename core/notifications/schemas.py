@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from core.notifications.envelope import NOTIFIED_EVENT_TYPES
+from core.notifications.outcomes import public_error
 
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 DeliveryChannel = Literal["webhook", "email"]
@@ -111,7 +112,8 @@ _DELIVERY_EXAMPLE: dict[str, Any] = {
     "event_id": "0f8e3c1e-6f1d-4c55-9d0e-2f5b3a9c7d11",
     "status": "pending",
     "attempts": 2,
-    "last_error": "HTTP 503: upstream unavailable",
+    "last_status": 503,
+    "last_error": "http_503",
     "next_attempt_at": "2026-11-26T07:00:25Z",
     "created_at": "2026-11-26T07:00:05Z",
     "delivered_at": None,
@@ -126,37 +128,51 @@ _DELIVERY_EXAMPLE: dict[str, Any] = {
 
 
 class DeliveryRead(BaseModel):
-    """One notification of one event to one target, with its attempts and last error."""
+    """One notification of one event to one target, with its attempts and last error (a classification)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [_DELIVERY_EXAMPLE]})
 
     id: int = Field(description="Also sent as `X-SM-Delivery` (stable across retries).")
     webhook_id: int | None
     channel: DeliveryChannel
-    target: str = Field(description="URL (webhook) or e-mail address.")
+    target: str | None = Field(
+        description="URL (webhook) or e-mail address; shown to admin keys only (null for other keys: a URL may "
+        "carry a token)."
+    )
     event: str = Field(description="Event type.")
     event_id: str | None
     status: DeliveryStatus
     attempts: int
-    last_error: str | None
+    last_status: int | None = Field(
+        default=None, description="HTTP status of the last webhook attempt that got an answer."
+    )
+    last_error: str | None = Field(
+        description="Classification of the last failed attempt, never the reply: `http_<status>`, `timeout`, "
+        "`connect_error`, `tls_error`, `dns_error`, `protocol_error`, `refused_destination:<reason>`, "
+        "`smtp_<code>`, `smtp_error`, `smtp_not_configured`, `error`."
+    )
     next_attempt_at: datetime | None = Field(description="When a pending delivery is tried next.")
     created_at: datetime
     delivered_at: datetime | None
     body: dict[str, Any] = Field(description="The JSON body that is (or was) sent.")
 
     @classmethod
-    def from_row(cls, row: Any) -> DeliveryRead:
+    def from_row(cls, row: Any, *, show_target: bool = False) -> DeliveryRead:
+        """The API view of a row; ``show_target`` only for admin keys. ``last_error`` is reduced to a
+        classification whatever the row holds (rows written before classifications may hold reply text)."""
         payload: dict[str, Any] = row.payload or {}
+        last_status = payload.get("last_status")
         return cls(
             id=row.id,
             webhook_id=row.webhook_id,
             channel=row.channel,
-            target=row.target,
+            target=row.target if show_target else None,
             event=row.event,
             event_id=payload.get("event_id"),
             status=row.status,
             attempts=row.attempts,
-            last_error=row.last_error,
+            last_status=last_status if isinstance(last_status, int) else None,
+            last_error=public_error(row.last_error),
             next_attempt_at=payload.get("next_attempt_at") if row.status == "pending" else None,
             created_at=row.created_at,
             delivered_at=row.delivered_at,

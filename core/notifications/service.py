@@ -11,18 +11,30 @@ from core.db.models import NotificationDelivery, Webhook
 from core.db.repositories.notifications import DeliveryRepository, WebhookRepository
 from core.errors import Conflict, NotFound
 from core.events.types import Event
+from core.notifications.destinations import DestinationPolicy
 from core.notifications.envelope import stored_payload
 from core.notifications.schemas import WebhookCreate, WebhookUpdate
 from core.notifications.subscriptions import mark_changed
 
 
 class WebhookService:
-    def __init__(self, session: AsyncSession) -> None:
+    """Subscriptions and delivery queries. Creating or re-targeting a subscription needs the destination
+    ``policy`` (``DestinationPolicy.from_settings``): the target is checked (and resolved) before anything is
+    stored, and ``DestinationRefused`` (422) names the rule it breaks."""
+
+    def __init__(self, session: AsyncSession, *, policy: DestinationPolicy | None = None) -> None:
         self._session = session
+        self._policy = policy
         self._webhooks = WebhookRepository(session)
         self._deliveries = DeliveryRepository(session)
 
+    async def _check_target(self, target: str) -> None:
+        if self._policy is None:
+            raise RuntimeError("WebhookService needs a destination policy to create or re-target a webhook")
+        await self._policy.check(target)
+
     async def create(self, body: WebhookCreate) -> Webhook:
+        await self._check_target(str(body.target))
         if await self._webhooks.get_by_name(body.name) is not None:
             raise Conflict(f"a webhook named {body.name!r} already exists")
         mark_changed(self._session)  # the agents' subscription caches reload after the commit
@@ -42,6 +54,7 @@ class WebhookService:
     async def update(self, webhook_id: int, body: WebhookUpdate) -> Webhook:
         row = await self.get(webhook_id)
         if body.target is not None:
+            await self._check_target(str(body.target))
             row.target = str(body.target)
         if body.event_types is not None:
             row.event_types = body.event_types

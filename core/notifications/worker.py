@@ -9,10 +9,15 @@
    the row pending; it is tried again when the lease expires (delivery is at least once: receivers
    de-duplicate on ``X-SM-Delivery``).
 2. **send** concurrently: webhooks via httpx POST (``SM_NOTIFICATION_HTTP_TIMEOUT_S``, no redirects, signed
-   headers, any 2xx is success); e-mails via ``smtplib`` in a thread.
-3. **record** (transaction 2): ``attempts + 1``; success → ``delivered`` with ``delivered_at``; failure →
-   ``last_error`` and either ``failed`` (after ``SM_NOTIFICATION_MAX_ATTEMPTS`` attempts) or still ``pending``
-   with ``next_attempt_at = now + min(base * 2**(attempts-1), max)``.
+   headers, any 2xx is success) after the destination policy is checked again (``core.notifications.destinations``:
+   the name is resolved now, every address vetted, and the connection goes to a vetted address with the original
+   ``Host`` and TLS name, so DNS rebinding cannot reach a private address); e-mails via ``smtplib`` in a thread.
+   The reply body is never read.
+3. **record** (transaction 2): ``attempts + 1`` and ``last_status`` (the HTTP status, in the payload); success →
+   ``delivered`` with ``delivered_at``; failure → ``last_error`` = a classification (``core.notifications.outcomes``:
+   ``http_503``, ``timeout``, ``refused_destination:loopback``, …) and either ``failed`` (after
+   ``SM_NOTIFICATION_MAX_ATTEMPTS`` attempts) or still ``pending`` with
+   ``next_attempt_at = now + min(base * 2**(attempts-1), max)``.
 
 The loop (``start``/``stop``) runs a pass when woken (the notification agent wakes it after enqueueing) or every
 ``SM_NOTIFICATION_POLL_INTERVAL_S`` (rows enqueued by other processes, retries that became due).
@@ -35,13 +40,17 @@ from core.config import Settings
 from core.db.repositories.notifications import DeliveryRepository
 from core.db.session import unit_of_work
 from core.notifications import signing
+from core.notifications.destinations import DestinationPolicy, Resolver, system_resolver
 from core.notifications.email import build_message, send_email
 from core.notifications.envelope import body_bytes
+from core.notifications.outcomes import DeliveryFailed, classify
 from core.observability.metrics import NOTIFICATIONS_DELIVERIES_TOTAL, NOTIFICATIONS_PENDING_ROWS
 
 logger = logging.getLogger("core.notifications.worker")
 
 MAX_ERROR_CHARS = 2000
+#: Vetted addresses of one target tried in turn when connecting fails (a name with several A/AAAA records).
+MAX_ADDRESSES_TRIED = 3
 LEASE_MARGIN_S = 30.0
 STOP_GRACE_S = 1.0
 USER_AGENT = "smart-maintenance-webhooks/1"
@@ -81,7 +90,8 @@ class Outcome:
     channel: str
     result: str  # delivered | retry | failed
     attempts: int
-    error: str | None = None
+    error: str | None = None  # the classification of a failed attempt
+    status: int | None = None  # the HTTP status of a webhook attempt that got an answer
 
 
 class DeliveryWorker:
@@ -92,8 +102,11 @@ class DeliveryWorker:
         *,
         clock: Clock = utcnow,
         http_client: httpx.AsyncClient | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.settings = settings
+        #: How target names are resolved at send time (a plain function; tests replace it to simulate DNS).
+        self.resolver: Resolver = resolver or system_resolver
         self._factory = session_factory
         self._clock = clock
         self._client = http_client
@@ -117,19 +130,19 @@ class DeliveryWorker:
                 row.payload = {**(row.payload or {}), "next_attempt_at": lease_until.isoformat()}
         outcomes: list[Outcome] = []
         if jobs:
-            errors = await asyncio.gather(*(self._send(job) for job in jobs))
+            results = await asyncio.gather(*(self._send(job) for job in jobs))
             finished = self._clock()
             async with unit_of_work(self._factory) as session:
                 repo = DeliveryRepository(session)
-                for job, error in zip(jobs, errors, strict=True):
-                    outcome = await self._record(repo, job, error, finished)
+                for job, (status, error) in zip(jobs, results, strict=True):
+                    outcome = await self._record(repo, job, status, error, finished)
                     if outcome is not None:
                         outcomes.append(outcome)
         await self._update_pending_gauge()
         return outcomes
 
     async def _record(
-        self, repo: DeliveryRepository, job: _Job, error: str | None, now: datetime
+        self, repo: DeliveryRepository, job: _Job, status: int | None, error: str | None, now: datetime
     ) -> Outcome | None:
         row = await repo.get_pending_for_update(job.id)
         if row is None:  # deleted with its webhook, or recorded by someone else meanwhile
@@ -138,6 +151,7 @@ class DeliveryWorker:
         attempts = row.attempts + 1
         row.attempts = attempts
         payload = dict(row.payload or {})
+        payload["last_status"] = status
         if error is None:
             row.status = "delivered"
             row.delivered_at = now
@@ -163,9 +177,15 @@ class DeliveryWorker:
             job.id,
             result,
             attempts,
-            extra={"delivery_id": job.id, "channel": job.channel, "event": job.event, "error": error},
+            extra={
+                "delivery_id": job.id,
+                "channel": job.channel,
+                "event": job.event,
+                "error": error,
+                "status": status,
+            },
         )
-        return Outcome(job.id, job.channel, result, attempts, error)
+        return Outcome(job.id, job.channel, result, attempts, error, status)
 
     async def _update_pending_gauge(self) -> None:
         try:
@@ -175,27 +195,36 @@ class DeliveryWorker:
             logger.debug("pending gauge not updated", exc_info=True)
 
     # --- sending --------------------------------------------------------------------------------------------
-    async def _send(self, job: _Job) -> str | None:
-        """None on success, else the error text."""
+    async def _send(self, job: _Job) -> tuple[int | None, str | None]:
+        """``(HTTP status or None, None on success else the failure's classification)``."""
         try:
             if job.channel == "email":
                 await self._send_email(job)
-            else:
-                await self._send_webhook(job)
-        except Exception as exc:  # noqa: BLE001 - every failure is recorded on the row
-            return _error_text(exc)
-        return None
+                return None, None
+            return await self._send_webhook(job), None
+        except DeliveryFailed as exc:
+            return exc.status, exc.classification
+        except Exception as exc:  # every failure is recorded on the row (classified)
+            classification = classify(exc)
+            if classification == "error":  # unexpected: keep the details in the log, never on the row
+                logger.warning("notification %s: unexpected %s", job.id, type(exc).__name__, exc_info=True)
+            return None, classification
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                trust_env=False,
+                trust_env=False,  # no proxy: the connection goes to the vetted address
                 follow_redirects=False,
                 timeout=self.settings.notification_http_timeout_s,
+                # no connection reuse: a pooled TLS connection is keyed by address, not by the name it verified
+                limits=httpx.Limits(max_keepalive_connections=0),
             )
         return self._client
 
-    async def _send_webhook(self, job: _Job) -> None:
+    async def _send_webhook(self, job: _Job) -> int:
+        """POST to a vetted address of the target; the 2xx status, else ``DeliveryFailed`` (or a transport error)."""
+        policy = DestinationPolicy.from_settings(self.settings, resolver=self.resolver)
+        destination = await policy.check(job.target)  # DestinationRefused → refused_destination:<reason>
         body = body_bytes(job.payload)
         timestamp = int(self._clock().timestamp())
         secret = self.settings.webhook_signing_secret.get_secret_value()
@@ -207,13 +236,33 @@ class DeliveryWorker:
             signing.TIMESTAMP_HEADER: str(timestamp),
             signing.SIGNATURE_HEADER: signing.sign(secret, body, timestamp),
         }
-        response = await self._http().post(
-            job.target, content=body, headers=headers, timeout=self.settings.notification_http_timeout_s
-        )
-        if not response.is_success:
-            raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
+        timeout = self.settings.notification_http_timeout_s
+        addresses = destination.addresses[:MAX_ADDRESSES_TRIED]
+        for i, address in enumerate(addresses):
+            url, host_header, extensions = destination.pinned_request(address)
+            try:
+                # streamed and closed unread: the reply body is neither read nor stored
+                async with self._http().stream(
+                    "POST",
+                    url,
+                    content=body,
+                    headers={**headers, **host_header},
+                    extensions=extensions,
+                    timeout=timeout,
+                ) as response:
+                    status = response.status_code
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                if i == len(addresses) - 1:
+                    raise
+                continue
+            if not 200 <= status < 300:
+                raise DeliveryFailed(f"http_{status}", status)
+            return status
+        raise DeliveryFailed("connect_error")  # pragma: no cover - a Destination always has an address
 
     async def _send_email(self, job: _Job) -> None:
+        if not self.settings.smtp_host:
+            raise DeliveryFailed("smtp_not_configured")
         message = build_message(
             self.settings,
             to=job.target,

@@ -7,6 +7,7 @@ The worker is driven with ``run_once()`` and a fake clock (no sleeps); the recei
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -34,13 +35,21 @@ from core.events.types import (
     MaintenanceTaskCreated,
 )
 from core.notifications import signing
+from core.notifications.destinations import DestinationPolicy
 from core.notifications.envelope import stored_payload
 from core.notifications.schemas import WebhookCreate, WebhookUpdate
 from core.notifications.service import WebhookService
 from core.notifications.worker import DeliveryWorker
 from core.observability.metrics import REGISTRY
 from tests.support.db import private_database
-from tests.support.notifications import FakeClock, Receiver, smtp_stub, webhook_receiver
+from tests.support.notifications import (
+    LOOPBACK_ALLOWED,
+    FakeClock,
+    FakeDns,
+    Receiver,
+    smtp_stub,
+    webhook_receiver,
+)
 
 SECRET = "test-webhook-secret-0123456789"
 
@@ -64,6 +73,7 @@ def notify_settings(settings: Settings, notify_database_url: str) -> Settings:
             "notification_http_timeout_s": 5.0,
             "smtp_host": None,
             "notification_email_to": [],
+            **LOOPBACK_ALLOWED,  # the receiver is on 127.0.0.1: allowed explicitly (refused by default)
         }
     )
 
@@ -104,11 +114,20 @@ def state_for(settings: Settings, factory: async_sessionmaker[AsyncSession]) -> 
     return SimpleNamespace(settings=settings, session_factory=factory, notification_worker=None)
 
 
+#: The destination policy of subscriptions created here (http, and 127.0.0.1 allowed: the local receiver).
+POLICY = DestinationPolicy(require_https=False, allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),))
+
+
 async def add_webhook(
-    factory: async_sessionmaker[AsyncSession], name: str, target: str, events: list[str], active: bool = True
+    factory: async_sessionmaker[AsyncSession],
+    name: str,
+    target: str,
+    events: list[str],
+    active: bool = True,
+    policy: DestinationPolicy = POLICY,
 ) -> int:
     async with unit_of_work(factory) as session:
-        row = await WebhookService(session).create(
+        row = await WebhookService(session, policy=policy).create(
             WebhookCreate(name=name, target=target, event_types=events, is_active=active)  # type: ignore[arg-type]
         )
         return row.id
@@ -197,6 +216,7 @@ async def test_event_becomes_a_signed_delivery(
 
     [row] = await deliveries(factory)
     assert (row["status"], row["attempts"], row["last_error"]) == ("delivered", 1, None)
+    assert row["payload"]["last_status"] == 200
     assert row["delivered_at"] is not None
     assert count("delivered") == delivered_before + 1
     assert REGISTRY.get_sample_value("sm_notifications_pending_rows") == 0
@@ -247,7 +267,8 @@ async def test_receiver_failing_always_ends_failed_with_last_error(
     assert results == ["retry", "retry", "failed"]
     [row] = await deliveries(factory)
     assert (row["status"], row["attempts"]) == ("failed", 3)
-    assert row["last_error"].startswith("RuntimeError: HTTP 500")
+    assert row["last_error"] == "http_500"  # the classification, never the reply body
+    assert row["payload"]["last_status"] == 500
     assert row["delivered_at"] is None
     assert len(receiver.requests) == 3
     assert count("failed") == failed_before + 1
@@ -266,7 +287,8 @@ async def test_unreachable_target_records_the_connection_error(
     assert outcome.result == "retry"
     [row] = await deliveries(factory)
     assert row["status"] == "pending" and row["attempts"] == 1
-    assert "ConnectError" in row["last_error"]
+    assert row["last_error"] == "connect_error"
+    assert row["payload"]["last_status"] is None
 
 
 async def test_duplicate_event_gives_one_delivery(
@@ -471,3 +493,60 @@ async def test_unwanted_event_types_cost_no_query_and_a_new_subscription_is_seen
         await WebhookService(session).update(hook, WebhookUpdate(is_active=False))
     await handler(anomaly(43))
     assert handler.skipped == 11
+
+
+# --- the destination policy at send time (core/notifications/destinations.py) -----------------------------------
+async def test_a_target_the_policy_no_longer_allows_is_refused_at_send_time(
+    notify_settings: Settings, factory: async_sessionmaker[AsyncSession], receiver: Receiver, clock: FakeClock
+) -> None:
+    await add_webhook(factory, "loopback", receiver.url, [])
+    await enqueue(notify_settings, factory, alert())
+    strict = notify_settings.model_copy(update={"webhook_allowed_hosts": [], "webhook_allow_private": False})
+    worker = DeliveryWorker(strict, factory, clock=clock)
+    try:
+        [outcome] = await worker.run_once()
+    finally:
+        await worker.stop()
+    assert (outcome.result, outcome.error, outcome.status) == ("retry", "refused_destination:loopback", None)
+    [row] = await deliveries(factory)
+    assert (row["status"], row["last_error"]) == ("pending", "refused_destination:loopback")
+    assert receiver.requests == []  # never connected
+
+
+async def test_the_worker_connects_to_the_vetted_address_and_keeps_the_host_name(
+    notify_settings: Settings, factory: async_sessionmaker[AsyncSession], receiver: Receiver, clock: FakeClock
+) -> None:
+    """The name is resolved by the worker's resolver and the connection goes to that address (the system resolver
+    knows no ``hooks.pinned.test``), with ``Host`` still naming the target."""
+    port = receiver.url.split(":")[2].split("/")[0]
+    dns = FakeDns({"hooks.pinned.test": ["127.0.0.1"]})
+    settings = notify_settings.model_copy(update={"webhook_allowed_hosts": ["hooks.pinned.test"]})
+    policy = DestinationPolicy.from_settings(settings, resolver=dns)
+    await add_webhook(factory, "pinned", f"http://hooks.pinned.test:{port}/hooks/sm", [], policy=policy)
+    await enqueue(settings, factory, alert())
+    worker = DeliveryWorker(settings, factory, clock=clock, resolver=dns)
+    try:
+        [outcome] = await worker.run_once()
+    finally:
+        await worker.stop()
+    assert (outcome.result, outcome.status) == ("delivered", 200)
+    assert dns.lookups == ["hooks.pinned.test"] * 2  # at creation, again at send time
+    [request] = receiver.accepted
+    assert request.headers["Host"] == f"hooks.pinned.test:{port}"
+
+
+async def test_a_name_that_no_longer_resolves_is_a_dns_error(
+    notify_settings: Settings, factory: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    dns = FakeDns({"hooks.gone.test": ["127.0.0.1"]})
+    settings = notify_settings.model_copy(update={"webhook_allowed_hosts": ["hooks.gone.test"]})
+    policy = DestinationPolicy.from_settings(settings, resolver=dns)
+    await add_webhook(factory, "gone", "http://hooks.gone.test:9/x", [], policy=policy)
+    await enqueue(settings, factory, alert())
+    dns.answers.clear()
+    worker = DeliveryWorker(settings, factory, clock=clock, resolver=dns)
+    try:
+        [outcome] = await worker.run_once()
+    finally:
+        await worker.stop()
+    assert (outcome.result, outcome.error) == ("retry", "dns_error")

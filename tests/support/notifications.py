@@ -1,9 +1,11 @@
-"""Helpers of the notification tests: a signature-verifying webhook receiver, a stub SMTP server, a fake clock."""
+"""Helpers of the notification tests: a signature-verifying webhook receiver, a stub SMTP server, a fake clock,
+a fake DNS (the destination policy's resolver) and settings that allow the loopback receiver explicitly."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -14,7 +16,34 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from core.config import Settings
 from core.notifications import signing
+
+#: What the tests' loopback receiver needs: the destination policy refuses loopback targets by default.
+LOOPBACK_ALLOWED = {"webhook_allowed_hosts": ["127.0.0.1"]}
+
+
+def allow_loopback(settings: Settings, **update: Any) -> Settings:
+    """``settings`` that allow webhook targets on 127.0.0.1 (only there), plus ``update``."""
+    return settings.model_copy(update={**LOOPBACK_ALLOWED, **update})
+
+
+class FakeDns:
+    """A resolver for ``DestinationPolicy`` / ``DeliveryWorker``: ``answers[name]`` are the addresses a name resolves
+    to (changeable between calls: DNS rebinding); unknown names fail like a failed lookup. Records every lookup."""
+
+    def __init__(self, answers: dict[str, list[str]] | None = None) -> None:
+        self.answers: dict[str, list[str]] = dict(answers or {})
+        self.lookups: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        with self._lock:
+            self.lookups.append(host)
+            answer = self.answers.get(host.lower())
+        if answer is None:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return list(answer)
 
 
 class FakeClock:
@@ -54,6 +83,7 @@ class Receiver:
     url: str = ""
     fail_times: int = 0
     fail_always: bool = False
+    failure_body: bytes = b"planned failure"
     tolerance_s: float = signing.DEFAULT_TOLERANCE_S
     now: Callable[[], float] | None = None
     requests: list[Received] = field(default_factory=list)
@@ -94,7 +124,7 @@ def webhook_receiver(secret: str, **options: Any) -> Iterator[Receiver]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             status = state.handle(self.path, dict(self.headers.items()), body)
-            reply = b"ok" if status == 200 else b"planned failure" if status == 500 else b"bad signature"
+            reply = b"ok" if status == 200 else state.failure_body if status == 500 else b"bad signature"
             self.send_response(status)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(reply)))

@@ -1,18 +1,26 @@
 """Webhook subscriptions (scope ``admin``) and notification deliveries (scope ``read``).
 
 Nothing is sent from these endpoints: the notification agent enqueues deliveries for events and the delivery
-worker sends them (core/notifications).
+worker sends them (core/notifications). Targets are checked against the destination policy
+(``core.notifications.destinations``: https in production, no credentials, public addresses only unless allowed)
+when a subscription is created or re-targeted; delivery targets are shown to admin keys only.
+
+``app.state.webhook_resolver`` (a function ``(host, port) -> addresses``), when set, replaces the system resolver
+for these checks (tests simulate DNS with it).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Depends, Query, Request, status
 
 from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
-from apps.api.security import AdminPrincipal, ReadPrincipal
+from apps.api.params import Limit, Offset, big_id_path, text_query
+from apps.api.security import AdminPrincipal, Principal, ReadPrincipal
+from core.auth.keys import ADMIN
+from core.notifications.destinations import DestinationPolicy
 from core.notifications.schemas import (
     DeliveryChannel,
     DeliveryPage,
@@ -28,9 +36,25 @@ from core.notifications.service import WebhookService
 router = APIRouter(tags=["notifications"], responses=problem_responses(401, 403, 429))
 
 WEBHOOKS = "/api/v1/webhooks"
-WebhookId = Annotated[int, Path(ge=1, description="Webhook subscription id.")]
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
+WebhookId = Annotated[int, big_id_path("Webhook subscription id.")]
+
+
+def destination_policy(request: Request) -> DestinationPolicy:
+    state = request.app.state
+    return DestinationPolicy.from_settings(state.settings, resolver=getattr(state, "webhook_resolver", None))
+
+
+PolicyDep = Annotated[DestinationPolicy, Depends(destination_policy)]
+
+
+def _deliveries_page(rows: Any, total: int, limit: int, offset: int, principal: Principal) -> DeliveryPage:
+    show_target = principal.has_scope(ADMIN)  # a URL may carry a token; e-mail addresses are personal data
+    return DeliveryPage(
+        items=[DeliveryRead.from_row(r, show_target=show_target) for r in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
 
 
 @router.post(
@@ -40,12 +64,17 @@ Offset = Annotated[int, Query(ge=0)]
     summary="Create a webhook subscription",
     description=(
         "Events of the chosen types are POSTed to `target` as JSON, signed with `X-SM-Signature: "
-        't=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` (see docs/architecture/notifications.md).'
+        't=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` (see docs/architecture/notifications.md). '
+        "The target must pass the destination policy (https in production, no credentials, every address it "
+        "resolves to public unless allowed by `SM_WEBHOOK_ALLOW_PRIVATE` / `SM_WEBHOOK_ALLOWED_HOSTS`): 422 "
+        "naming the rule otherwise."
     ),
     responses=problem_responses(409, 422),
 )
-async def create_webhook(body: WebhookCreate, principal: AdminPrincipal, session: SessionDep) -> WebhookRead:
-    row = await WebhookService(session).create(body)
+async def create_webhook(
+    body: WebhookCreate, principal: AdminPrincipal, session: SessionDep, policy: PolicyDep
+) -> WebhookRead:
+    row = await WebhookService(session, policy=policy).create(body)
     principal.audit(
         "webhook.create",
         target=f"webhook:{row.id}",
@@ -83,13 +112,20 @@ async def get_webhook(webhook_id: WebhookId, principal: AdminPrincipal, session:
     WEBHOOKS + "/{webhook_id}",
     response_model=WebhookRead,
     summary="Update a webhook subscription",
-    description="Change the target, the event types or the active flag (an inactive subscription gets nothing).",
+    description=(
+        "Change the target, the event types or the active flag (an inactive subscription gets nothing). "
+        "A new target must pass the destination policy (as on create)."
+    ),
     responses=problem_responses(404, 422),
 )
 async def update_webhook(
-    webhook_id: WebhookId, body: WebhookUpdate, principal: AdminPrincipal, session: SessionDep
+    webhook_id: WebhookId,
+    body: WebhookUpdate,
+    principal: AdminPrincipal,
+    session: SessionDep,
+    policy: PolicyDep,
 ) -> WebhookRead:
-    row = await WebhookService(session).update(webhook_id, body)
+    row = await WebhookService(session, policy=policy).update(webhook_id, body)
     principal.audit(
         "webhook.update",
         target=f"webhook:{row.id}",
@@ -121,7 +157,10 @@ async def delete_webhook(
     WEBHOOKS + "/{webhook_id}/deliveries",
     response_model=DeliveryPage,
     summary="Deliveries of a webhook subscription",
-    description="Newest first: every delivery with its status, attempts and last error.",
+    description=(
+        "Newest first: every delivery with its status, attempts, last HTTP status and last error "
+        "(a classification, never the reply). `target` is shown to admin keys only."
+    ),
     responses=problem_responses(404, 422),
 )
 async def list_webhook_deliveries(
@@ -129,30 +168,31 @@ async def list_webhook_deliveries(
     principal: ReadPrincipal,
     session: SessionDep,
     status_: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
-    event: Annotated[str | None, Query(description="Event type, e.g. `AlertRaised`.")] = None,
+    event: Annotated[str | None, text_query("Event type, e.g. `AlertRaised`.")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> DeliveryPage:
     rows, total = await WebhookService(session).deliveries(
         webhook_id=webhook_id, status=status_, event=event, limit=limit, offset=offset
     )
-    return DeliveryPage(
-        items=[DeliveryRead.from_row(r) for r in rows], total=total, limit=limit, offset=offset
-    )
+    return _deliveries_page(rows, total, limit, offset, principal)
 
 
 @router.get(
     "/api/v1/notifications/deliveries",
     response_model=DeliveryPage,
     summary="All notification deliveries",
-    description="Webhook and e-mail deliveries, newest first, filtered by status, event type and channel.",
+    description=(
+        "Webhook and e-mail deliveries, newest first, filtered by status, event type and channel. "
+        "`target` is shown to admin keys only."
+    ),
     responses=problem_responses(422),
 )
 async def list_deliveries(
     principal: ReadPrincipal,
     session: SessionDep,
     status_: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
-    event: Annotated[str | None, Query(description="Event type, e.g. `AlertRaised`.")] = None,
+    event: Annotated[str | None, text_query("Event type, e.g. `AlertRaised`.")] = None,
     channel: DeliveryChannel | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
@@ -160,6 +200,4 @@ async def list_deliveries(
     rows, total = await WebhookService(session).deliveries(
         status=status_, event=event, channel=channel, limit=limit, offset=offset
     )
-    return DeliveryPage(
-        items=[DeliveryRead.from_row(r) for r in rows], total=total, limit=limit, offset=offset
-    )
+    return _deliveries_page(rows, total, limit, offset, principal)
