@@ -128,12 +128,30 @@ def services(compose: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def service_environment(service: Mapping[str, Any], env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The ``environment`` block as a dict, interpolated with ``env`` (default: no .env, defaults apply)."""
+    """The ``environment`` block as a dict, interpolated with ``env`` (default: no .env, defaults apply).
+
+    A name without a value (``NAME:`` or ``- NAME``) is passed through as compose does: ``env``'s value when it
+    has the name, otherwise the variable is left unset (absent from the result)."""
+    env = env or {}
     raw = service.get("environment") or {}
     if isinstance(raw, list):
-        pairs = [item.split("=", 1) if "=" in item else [item, ""] for item in raw]
-        raw = dict(pairs)
-    return {str(k): interpolate("" if v is None else str(v), env) for k, v in raw.items()}
+        raw = dict(item.split("=", 1) if "=" in item else (item, None) for item in raw)
+    result: dict[str, str] = {}
+    for key, value in raw.items():
+        if value is None:
+            if str(key) in env:
+                result[str(key)] = env[str(key)]
+            continue
+        result[str(key)] = interpolate(str(value), env)
+    return result
+
+
+def passed_through(service: Mapping[str, Any]) -> set[str]:
+    """Names the ``environment`` block lists without a value (taken from .env or the shell when set)."""
+    raw = service.get("environment") or {}
+    if isinstance(raw, list):
+        return {item for item in raw if "=" not in item}
+    return {str(k) for k, v in raw.items() if v is None}
 
 
 def service_command(service: Mapping[str, Any]) -> list[str]:

@@ -15,6 +15,7 @@ from tests.support.compose import (
     PROJECT_ROOT,
     interpolated_names,
     parse_env_file,
+    passed_through,
     service_environment,
     settings_from_env,
 )
@@ -39,7 +40,9 @@ COMPOSE_ONLY = {
 }
 DB_IMAGE_ENV = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "TIMESCALEDB_TELEMETRY"}
 GENERATE_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-SECRETS = ("SM_API_KEY", "SM_WEBHOOK_SIGNING_SECRET", "POSTGRES_PASSWORD")
+SECRETS = ("SM_API_KEY", "SM_CONSOLE_API_KEY", "SM_WEBHOOK_SIGNING_SECRET", "POSTGRES_PASSWORD")
+#: Keys and secrets a deployer generates: each has a "generate with: ..." comment just above it.
+GENERATED = ("SM_API_KEY", "SM_CONSOLE_API_KEY", "SM_WEBHOOK_SIGNING_SECRET")
 
 
 # --- settings names -----------------------------------------------------------------------------------------------
@@ -73,6 +76,7 @@ def test_env_example_names_are_settings_or_compose_variables(env_names: dict[str
 def test_compose_variables_are_documented_and_used(compose: dict[str, Any]) -> None:
     documented = {ln.name for ln in parse_env_file(ENV_EXAMPLE)}
     used = interpolated_names(compose)
+    used |= {name for svc in compose["services"].values() for name in passed_through(svc)}
     assert used <= documented, f"docker-compose.yml uses {sorted(used - documented)}, not in .env.example"
     dead = {n for n in documented & set(COMPOSE_ONLY) if n not in used}
     assert not dead, f".env.example documents {sorted(dead)} but compose never uses them"
@@ -85,10 +89,11 @@ def test_env_example_has_blank_secrets_and_says_how_to_generate_them() -> None:
     for name in SECRETS:
         assert name in by_name and not by_name[name].commented, f"{name} must be an active line to fill in"
         assert by_name[name].value == "", f"{name} must be blank in the example, not a usable secret"
-    api_key = by_name["SM_API_KEY"].lineno
-    assert any(GENERATE_HINT in line for line in text[max(0, api_key - 4) : api_key - 1]), (
-        "SM_API_KEY needs a 'generate with: ...' comment just above it"
-    )
+    for name in GENERATED:
+        lineno = by_name[name].lineno
+        assert any(GENERATE_HINT in line for line in text[max(0, lineno - 3) : lineno - 1]), (
+            f"{name} needs a 'generate with: ...' comment just above it"
+        )
 
 
 def test_env_example_is_refused_until_the_secrets_are_filled_in(tmp_path: Path) -> None:

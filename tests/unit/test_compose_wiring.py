@@ -95,11 +95,45 @@ def test_database_url_points_at_the_db_service_with_its_credentials(svcs: dict[s
             assert url.path.lstrip("/") == db_env["POSTGRES_DB"]
 
 
-def test_every_service_reads_an_optional_env_file(svcs: dict[str, dict[str, Any]]) -> None:
+#: Services that must not read .env: it holds secrets they have no use for.
+WITHOUT_DOTENV = {
+    "ui": "the console holds its own key only (not the database, bootstrap key or webhook secret)"
+}
+
+
+def test_services_read_an_optional_env_file_except_the_console(svcs: dict[str, dict[str, Any]]) -> None:
     for name, svc in svcs.items():
         entries = svc.get("env_file")
+        if name in WITHOUT_DOTENV:
+            assert entries is None, f"{name} must not read .env: {WITHOUT_DOTENV[name]}"
+            continue
         assert isinstance(entries, list), f"{name}: env_file missing or in short form"
         assert {"path": ".env", "required": False} in entries, f"{name}: {entries}"
+
+
+def test_the_console_gets_its_own_key_and_nothing_of_the_database(svcs: dict[str, dict[str, Any]]) -> None:
+    dotenv = {
+        "SM_ENV": "production",
+        "SM_API_KEY": "bootstrap-" + "a1" * 16,
+        "SM_CONSOLE_API_KEY": "console-" + "b2" * 16,
+        "SM_WEBHOOK_SIGNING_SECRET": "webhook-" + "c3" * 16,
+        "POSTGRES_PASSWORD": "pw-" + "d4" * 16,
+        "SM_LOG_LEVEL": "DEBUG",
+    }
+    env = service_environment(svcs["ui"], dotenv)
+    assert env["SM_CONSOLE_API_KEY"] == dotenv["SM_CONSOLE_API_KEY"], "the console's key comes from .env"
+    assert env["SM_LOG_LEVEL"] == "DEBUG"
+    leaked = {k for k, v in env.items() if v in (dotenv["SM_API_KEY"], dotenv["SM_WEBHOOK_SIGNING_SECRET"])}
+    assert not leaked and "SM_API_KEY" not in env, (
+        f"the console must not get the bootstrap key or secret: {leaked}"
+    )
+    database = {
+        k for k, v in env.items() if "DATABASE" in k or "POSTGRES" in k or dotenv["POSTGRES_PASSWORD"] in v
+    }
+    assert not database, f"the console must not get the database: {sorted(database)}"
+    assert "SM_CONSOLE_API_KEY" not in service_environment(svcs["ui"], {}), (
+        "without .env: the dev default applies"
+    )
 
 
 def test_app_services_log_into_the_logs_bind_mount(svcs: dict[str, dict[str, Any]]) -> None:
