@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Scope = Literal["ingest", "read", "admin"]
+Scope = Literal["ingest", "read", "operate", "admin"]
 
 
 class ApiKeyCreate(BaseModel):
@@ -16,8 +16,17 @@ class ApiKeyCreate(BaseModel):
         json_schema_extra={"examples": [{"name": "plant-a", "scopes": ["ingest", "read"]}]},
     )
 
-    name: str = Field(min_length=1, max_length=100, description="Who or what uses the key.")
-    scopes: list[Scope] = Field(min_length=1, description="`admin` implies every other scope.")
+    name: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="Who or what uses the key (no control characters).",
+    )
+    scopes: list[Scope] = Field(
+        min_length=1,
+        description="`ingest`: send readings; `read`: every GET; `operate`: acknowledge and resolve alerts, "
+        "assign and complete work orders; `admin`: everything else, and implies every other scope.",
+    )
 
 
 class ApiKeyRead(BaseModel):
