@@ -109,6 +109,7 @@ def backtest(
     from rich.markup import escape
 
     from apps.backtest.runner import Options, prepare
+    from apps.cli.common import Unreachable, probe_http
     from core.backtest.specs import BacktestInputError
 
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -119,6 +120,13 @@ def backtest(
         api_key=api_key, batch_size=batch_size, settle_timeout_s=settle_timeout,
         plot=report.with_suffix(".png") if plot else None,
     )  # fmt: skip
+    # --api-url: before reading the file, fail within seconds naming the address (not after minutes of retries)
+    if api_url:
+        try:
+            probe_http("the API", api_url)
+        except Unreachable as exc:
+            console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(1) from None
     try:
         try:
             frame = prepare(options)

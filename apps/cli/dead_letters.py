@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import json
 from types import SimpleNamespace
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.cli import app
-from apps.cli.common import cli_settings, in_transaction
+from apps.cli.common import bound_mlflow_client, cli_settings, in_transaction, require_database
 from core.config import Settings
 from core.errors import AppError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 dead_letters_app = typer.Typer(help="List and replay dead letters of the event bus.", no_args_is_help=True)
 app.add_typer(dead_letters_app, name="dead-letters")
@@ -41,12 +43,20 @@ async def _list(settings: Settings, **filters: Any) -> tuple[list[dict[str, Any]
 
 
 async def _replay(settings: Settings, dead_letter_id: int) -> dict[str, Any]:
-    from apps.agents.registry import build_bus
-    from core.auth.audit import audit
     from core.db.session import create_engine, create_session_factory, unit_of_work
-    from core.events.dead_letters import DeadLetterService
 
     engine = create_engine(settings, pool_size=2, max_overflow=0)
+    try:  # before importing the agents (seconds): an unreachable database is reported at once
+        await require_database(engine, settings)
+    except BaseException:
+        await engine.dispose()
+        raise
+    bound_mlflow_client()  # a handler that asks MLflow (anomaly scoring) gives up within seconds if it is down
+
+    from apps.agents.registry import build_bus
+    from core.auth.audit import audit
+    from core.events.dead_letters import DeadLetterService
+
     state = SimpleNamespace(settings=settings, engine=engine, session_factory=create_session_factory(engine))
     bus = build_bus(state)
     bus.start()

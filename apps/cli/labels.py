@@ -8,13 +8,15 @@ import csv
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.cli import app
 from apps.cli.common import cli_settings, in_transaction
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 PAGE_SIZE = 1000
 

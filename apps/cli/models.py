@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from apps.cli import app
-from apps.cli.common import cli_settings
+from apps.cli.common import cli_settings, require_mlflow, unreachable_message
 
 models_app = typer.Typer(
     help="List, compare and promote registered models (MLflow aliases).", no_args_is_help=True
@@ -31,14 +31,21 @@ def _console() -> Console:
 
 
 def _call(work: Callable[[str], T]) -> T:
-    """Run ``work(tracking_uri)``; registry and MLflow errors become one line on stderr and exit code 1."""
+    """Run ``work(tracking_uri)``; registry and MLflow errors become one line on stderr and exit code 1.
+
+    MLflow is probed first: when it does not answer the command ends within seconds, naming the address."""
+    uri = cli_settings().mlflow_tracking_uri
+    require_mlflow(uri)  # before importing mlflow (seconds): an unreachable server is reported at once
+
     from mlflow.exceptions import MlflowException
 
     from core.ml.registry import RegistryError
 
-    uri = cli_settings().mlflow_tracking_uri
     try:
         return work(uri)
+    except OSError as exc:  # requests' ConnectionError: MLflow went away during the command
+        typer.echo(f"error: {unreachable_message('MLflow', uri, type(exc).__name__)}", err=True)
+        raise typer.Exit(1) from None
     except (RegistryError, MlflowException) as exc:
         message = getattr(exc, "message", None) or str(exc)
         typer.echo(f"error: {message.splitlines()[0] if message else type(exc).__name__}", err=True)
