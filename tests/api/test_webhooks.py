@@ -20,9 +20,13 @@ from core.events.types import AlertRaised
 from tests.api.auth_support import Key, bootstrap_headers, create_key
 from tests.api.conftest import serve
 from tests.support.events import wait_until
-from tests.support.notifications import webhook_receiver
+from tests.support.notifications import FakeDns, allow_loopback, webhook_receiver
 
 BASE = "/api/v1/webhooks"
+#: A public address the example names resolve to when a subscription is created (checked by the policy); the
+#: app's worker gets a resolver that knows no name, so nothing is ever sent off this machine.
+PUBLIC = "93.184.215.14"
+EXAMPLE_DNS = {"hooks.example.com": [PUBLIC], "x.example.com": [PUBLIC]}
 
 
 @dataclass
@@ -35,15 +39,18 @@ class Running:
 
 @pytest.fixture
 def webhook_settings(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={"notification_poll_interval_s": 0.05, "notification_retry_base_s": 0.01, "smtp_host": None}
+    # the receiver of these tests is on 127.0.0.1: allowed explicitly (the default policy refuses loopback)
+    return allow_loopback(
+        settings, notification_poll_interval_s=0.05, notification_retry_base_s=0.01, smtp_host=None
     )
 
 
 @pytest.fixture
 async def running(webhook_settings: Settings) -> AsyncIterator[Running]:
     app = create_app(webhook_settings)
+    app.state.webhook_resolver = FakeDns(EXAMPLE_DNS)
     async with serve(app) as client:
+        app.state.notification_worker.resolver = FakeDns()  # the example names are never connected to
         r = Running(app, client, bootstrap_headers(webhook_settings), webhook_settings)
         try:
             yield r

@@ -32,18 +32,26 @@ class FakeDns:
     """A resolver for ``DestinationPolicy`` / ``DeliveryWorker``: ``answers[name]`` are the addresses a name resolves
     to (changeable between calls: DNS rebinding); unknown names fail like a failed lookup. Records every lookup."""
 
-    def __init__(self, answers: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        answers: dict[str, list[str]] | None = None,
+        *,
+        fallback: Callable[[str, int], list[str]] | None = None,
+    ) -> None:
         self.answers: dict[str, list[str]] = dict(answers or {})
+        self.fallback = fallback  # e.g. the system resolver, for ``localhost``
         self.lookups: list[str] = []
         self._lock = threading.Lock()
 
     def __call__(self, host: str, port: int) -> list[str]:
         with self._lock:
             self.lookups.append(host)
-            answer = self.answers.get(host.lower())
-        if answer is None:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return list(answer)
+            answer = self.answers.get(host.lower().rstrip("."))
+        if answer is not None:
+            return list(answer)
+        if self.fallback is not None:
+            return self.fallback(host, port)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
 
 class FakeClock:
