@@ -1,4 +1,5 @@
-"""``python -m apps.cli keys create|list|revoke``: manage API keys directly in the database (DATABASE_URL).
+"""``python -m apps.cli keys create|list|revoke|generate|scopes``: manage API keys directly in the database
+(DATABASE_URL).
 
 ``create`` prints the secret once; only its hash is stored. A revocation reaches running API processes within
 their key cache TTL (``SM_API_KEY_CACHE_TTL_S``).
@@ -44,7 +45,9 @@ def _scopes(value: str) -> list[str]:
 @keys_app.command("create")
 def create(
     name: Annotated[str, typer.Option(help="who or what uses the key, e.g. plant-a")],
-    scopes: Annotated[str, typer.Option(help="comma-separated: ingest, read, admin")] = "ingest,read",
+    scopes: Annotated[
+        str, typer.Option(help="comma-separated: ingest, read, operate, admin (see `keys scopes`)")
+    ] = "ingest,read",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Create a key and print its secret (shown this once; store it now)."""
@@ -101,7 +104,9 @@ def list_keys(
 
 @keys_app.command("revoke")
 def revoke(key_id: Annotated[int, typer.Argument(help="id of the key (see `keys list`)")]) -> None:
-    """Revoke a key (idempotent). Running API processes reject it within their key cache TTL."""
+    """Revoke a key (idempotent). Running API processes reject it within their key cache TTL.
+
+    The configured keys (bootstrap, console, simulator) are refused: set a new value and restart instead."""
     from core.auth.audit import audit
     from core.auth.keys import ApiKeyService
 
@@ -112,3 +117,20 @@ def revoke(key_id: Annotated[int, typer.Argument(help="id of the key (see `keys 
 
     name = _run(work)
     typer.echo(f"revoked API key {key_id} {name!r}")
+
+
+@keys_app.command("generate")
+def generate() -> None:
+    """Print a new random key for SM_API_KEY, SM_CONSOLE_API_KEY or SM_SIMULATOR_API_KEY (nothing is stored)."""
+    from core.auth.keys import generate_key
+
+    typer.echo(generate_key())
+
+
+@keys_app.command("scopes")
+def scopes_help() -> None:
+    """What each scope allows (``admin`` implies every other scope)."""
+    from core.auth.keys import SCOPE_DESCRIPTIONS
+
+    for scope, text in SCOPE_DESCRIPTIONS.items():
+        typer.echo(f"{scope:<8} {text}")

@@ -8,29 +8,63 @@ function on each request. Comparison is constant-time by construction: the secre
 only its digest is used as an index key, so response time does not depend on how many leading characters of a
 guess are right.
 
-Scopes: ``ingest``, ``read`` and ``admin``; ``admin`` implies all the others.
+Scopes: ``ingest`` (send readings), ``read`` (every GET), ``operate`` (a technician's writes: acknowledge and
+resolve alerts, assign and complete work orders) and ``admin`` (everything else); ``admin`` implies all the others.
+
+Configured keys: three keys come from the settings, not from the API: the bootstrap key (``SM_API_KEY``, all
+scopes), the console's (``SM_CONSOLE_API_KEY``: read, operate, admin) and the simulator's (``SM_SIMULATOR_API_KEY``:
+ingest). The API registers them (hashed, like every key) at start-up under their reserved names; a row of the same
+name with another hash is revoked then, which is how they are rotated: set a new value and restart. They cannot be
+revoked through the API or the CLI (409), because the processes that use them would stop working with no way back
+but a restart with a new value.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from core.db.models import ApiKey
 from core.db.repositories.api_keys import ApiKeyRepository
-from core.errors import NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, ValidationFailed
+
+if TYPE_CHECKING:
+    from core.config import Settings
+
+logger = logging.getLogger("core.auth")
 
 INGEST = "ingest"
 READ = "read"
+OPERATE = "operate"
 ADMIN = "admin"
-ALL_SCOPES: tuple[str, ...] = (INGEST, READ, ADMIN)
+ALL_SCOPES: tuple[str, ...] = (INGEST, READ, OPERATE, ADMIN)
+#: What each scope allows (docs, CLI help and the console show these).
+SCOPE_DESCRIPTIONS: dict[str, str] = {
+    INGEST: "send readings (POST /api/v1/data/ingest)",
+    READ: "read everything (GET routes)",
+    OPERATE: "acknowledge and resolve alerts, assign and complete work orders",
+    ADMIN: "everything: keys, webhooks, rules, fleet, models, dead letters; implies the other scopes",
+}
 KEY_PREFIX = "sm_"
 BOOTSTRAP_KEY_NAME = "bootstrap"
+CONSOLE_KEY_NAME = "console"
+SIMULATOR_KEY_NAME = "simulator"
+#: name -> (setting, scopes) of the keys configured in the settings.
+CONFIGURED_KEY_SPECS: dict[str, tuple[str, tuple[str, ...]]] = {
+    BOOTSTRAP_KEY_NAME: ("SM_API_KEY", ALL_SCOPES),
+    CONSOLE_KEY_NAME: ("SM_CONSOLE_API_KEY", (READ, OPERATE, ADMIN)),
+    SIMULATOR_KEY_NAME: ("SM_SIMULATOR_API_KEY", (INGEST,)),
+}
+#: Names reserved for the configured keys: not creatable, not revocable (rotated through their setting).
+PROTECTED_KEY_NAMES = frozenset(CONFIGURED_KEY_SPECS)
+GENERATE_HINT = "python -m apps.cli keys generate"
 #: ``last_used_at`` is written at most this often per key (not on every request).
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 MAX_NAME_LENGTH = 100
@@ -47,8 +81,63 @@ def hash_key(key: str) -> str:
 
 
 def has_scope(scopes: Iterable[str], required: str) -> bool:
+    """``admin`` implies every scope; any other scope grants only itself."""
     granted = set(scopes)
     return ADMIN in granted or required in granted
+
+
+def rotation_hint(name: str) -> str:
+    """Why a configured key cannot be revoked, and how to rotate it (the 409's detail, the CLI's error)."""
+    setting = CONFIGURED_KEY_SPECS[name][0]
+    return (
+        f"the {name!r} key is the one configured by {setting} and cannot be revoked (whatever uses it would stop "
+        f"working). To rotate it, set a new {setting} in .env (generate one with `{GENERATE_HINT}`) and restart "
+        f"the API (`make up`, or restart the api service): the old key is revoked at start-up."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ConfiguredKey:
+    """A key set in the configuration: registered by the API at start-up under a reserved name."""
+
+    name: str
+    setting: str
+    scopes: tuple[str, ...]
+    key: str = field(repr=False)
+
+
+def configured_keys(settings: Settings) -> list[ConfiguredKey]:
+    """The bootstrap, console and simulator keys of ``settings``, in that order.
+
+    Skipped (with a warning): an empty value, a value already used by an earlier key of the list (one row per
+    hash), and in production a key still equal to its public development default (the settings refuse that for
+    the bootstrap and console keys; the simulator's may be left at its default when the demo is off).
+    """
+    from core.config import DEV_API_KEY, DEV_CONSOLE_API_KEY, DEV_SIMULATOR_API_KEY, Environment
+
+    values = {
+        BOOTSTRAP_KEY_NAME: (settings.api_key.get_secret_value(), DEV_API_KEY),
+        CONSOLE_KEY_NAME: (settings.console_api_key.get_secret_value(), DEV_CONSOLE_API_KEY),
+        SIMULATOR_KEY_NAME: (settings.simulator_api_key.get_secret_value(), DEV_SIMULATOR_API_KEY),
+    }
+    production = settings.env is Environment.production
+    found: list[ConfiguredKey] = []
+    seen: dict[str, str] = {}
+    for name, (value, dev_default) in values.items():
+        setting, scopes = CONFIGURED_KEY_SPECS[name]
+        if not value:
+            continue
+        if production and value == dev_default:
+            logger.warning("%s is its development default: the %r key is not registered", setting, name)
+            continue
+        if value in seen:
+            logger.warning(
+                "%s has the same value as %s: the %r key is not registered", setting, seen[value], name
+            )
+            continue
+        seen[value] = setting
+        found.append(ConfiguredKey(name=name, setting=setting, scopes=scopes, key=value))
+    return found
 
 
 def normalise_scopes(scopes: Iterable[str]) -> list[str]:
@@ -101,14 +190,16 @@ class ApiKeyService:
     """Create, list, revoke and look up keys. Flushes; the caller's unit of work commits."""
 
     def __init__(self, session: AsyncSession) -> None:
+        self._session = session
         self._repo = ApiKeyRepository(session)
 
     async def create(self, *, name: str, scopes: Iterable[str]) -> CreatedKey:
         name = name.strip()
         if not name or len(name) > MAX_NAME_LENGTH:
             raise ValidationFailed(f"name must be 1 to {MAX_NAME_LENGTH} characters")
-        if name == BOOTSTRAP_KEY_NAME:
-            raise ValidationFailed(f"the name {BOOTSTRAP_KEY_NAME!r} is reserved for the SM_API_KEY key")
+        if name in PROTECTED_KEY_NAMES:
+            setting = CONFIGURED_KEY_SPECS[name][0]
+            raise ValidationFailed(f"the name {name!r} is reserved for the {setting} key")
         canonical = normalise_scopes(scopes)
         key = generate_key()
         row = await self._repo.add(name=name, key_hash=hash_key(key), scopes=canonical)
@@ -120,9 +211,17 @@ class ApiKeyService:
         return await self._repo.page(limit=limit, offset=offset, include_revoked=include_revoked)
 
     async def revoke(self, key_id: int) -> ApiKey:
+        """Revoke a key (idempotent). A configured key that is active is a Conflict: it is rotated, not revoked."""
+        current = await self._repo.get(key_id)
+        if current is None:
+            raise NotFound(f"API key {key_id} does not exist")
+        if current.name in PROTECTED_KEY_NAMES and current.revoked_at is None:
+            raise Conflict(rotation_hint(current.name))
         row = await self._repo.revoke(key_id)
         if row is None:
             raise NotFound(f"API key {key_id} does not exist")
+        # the row was loaded by the check above: its attributes are those from before the UPDATE
+        await self._session.refresh(row)
         return row
 
     async def lookup(self, key: str) -> AuthenticatedKey | None:
@@ -135,19 +234,32 @@ class ApiKeyService:
     async def touch(self, key_id: int) -> bool:
         return await self._repo.touch(key_id, min_interval=LAST_USED_RESOLUTION)
 
-    async def register_bootstrap(self, key: str) -> ApiKey:
-        """Upsert the settings' key as ``bootstrap`` with all scopes; revoke bootstrap rows of earlier keys.
+    async def register(self, configured: ConfiguredKey) -> ApiKey:
+        """Upsert a configured key under its reserved name and scopes; revoke that name's rows of earlier values.
 
-        A bootstrap row that an administrator revoked stays revoked (rotate SM_API_KEY to get a working one).
+        A row that was revoked stays revoked (set a new value to get a working key).
         """
-        key_hash = hash_key(key)
-        row = await self._repo.upsert_bootstrap(name=BOOTSTRAP_KEY_NAME, key_hash=key_hash, scopes=ALL_SCOPES)
-        await self._repo.revoke_named_except(name=BOOTSTRAP_KEY_NAME, key_hash=key_hash)
+        key_hash = hash_key(configured.key)
+        row = await self._repo.upsert_bootstrap(
+            name=configured.name, key_hash=key_hash, scopes=configured.scopes
+        )
+        rotated = await self._repo.revoke_named_except(name=configured.name, key_hash=key_hash)
+        if rotated:
+            logger.info(
+                "%s rotated: earlier %r key(s) %s revoked", configured.setting, configured.name, rotated
+            )
         return row
 
+    async def register_bootstrap(self, key: str) -> ApiKey:
+        """:meth:`register` for the bootstrap key (SM_API_KEY, all scopes)."""
+        setting, scopes = CONFIGURED_KEY_SPECS[BOOTSTRAP_KEY_NAME]
+        return await self.register(ConfiguredKey(BOOTSTRAP_KEY_NAME, setting, scopes, key))
 
-async def register_bootstrap_key(engine: AsyncEngine, key: str) -> AuthenticatedKey:
-    """Register the bootstrap key in its own transaction (called once at API start-up).
+
+async def register_configured_keys(
+    engine: AsyncEngine, keys: Iterable[ConfiguredKey]
+) -> list[AuthenticatedKey]:
+    """Register the configured keys in one transaction (called once at API start-up).
 
     Works on a connection of ``engine`` (like the readiness check), so that a caller's timeout cancels a
     connection attempt cleanly, without a session left closing in the background.
@@ -155,9 +267,18 @@ async def register_bootstrap_key(engine: AsyncEngine, key: str) -> Authenticated
     async with engine.connect() as conn:
         session = AsyncSession(bind=conn, expire_on_commit=False, autoflush=False)
         try:
-            row = await ApiKeyService(session).register_bootstrap(key)
-            entry = AuthenticatedKey.from_row(row)
+            service = ApiKeyService(session)
+            entries = [AuthenticatedKey.from_row(await service.register(k)) for k in keys]
             await session.commit()
         finally:
             await session.close()
+    return entries
+
+
+async def register_bootstrap_key(engine: AsyncEngine, key: str) -> AuthenticatedKey:
+    """:func:`register_configured_keys` for the bootstrap key alone."""
+    setting, scopes = CONFIGURED_KEY_SPECS[BOOTSTRAP_KEY_NAME]
+    [entry] = await register_configured_keys(
+        engine, [ConfiguredKey(BOOTSTRAP_KEY_NAME, setting, scopes, key)]
+    )
     return entry
