@@ -62,6 +62,7 @@ def e2e_settings(e2e_database_url: str, tmp_path_factory: pytest.TempPathFactory
         notification_retry_base_s=0.1,
         notification_retry_max_s=1.0,
         alert_no_data_check_interval_s=0,
+        webhook_allowed_hosts=["127.0.0.1"],  # the signed receiver is on loopback (refused by default)
     )
 
 
