@@ -1,4 +1,9 @@
-"""Per-key rate limiting with the ``limits`` library (sliding window counter: token-bucket-like, O(1) per hit).
+"""Rate limiting with the ``limits`` library (sliding window counter: token-bucket-like, O(1) per hit).
+
+Two uses, one class: the per-API-key request limit (``SM_RATE_LIMIT``, namespace ``api-key``) and the limit of
+failed authentications per client address (``SM_AUTH_FAILURE_LIMIT``, namespace ``auth-failures``), where a
+request is first *checked* (``check``: is the address over its budget? nothing counted) and only a failure is
+*counted* (``hit``).
 
 Storage: in-process memory by default (each API process limits on its own); a ``redis://`` (or ``rediss://``)
 URI shares the counters between processes. URIs are given in their plain form and mapped to the asyncio
@@ -40,11 +45,19 @@ class RateDecision:
     """Seconds until a request is allowed again (≥ 1 when refused)."""
 
 
-class KeyRateLimiter:
-    """``await limiter.hit(key_id)`` → a RateDecision; one limit for every key, counted per key."""
+API_KEY_NAMESPACE = "api-key"
+AUTH_FAILURES_NAMESPACE = "auth-failures"
 
-    def __init__(self, item: RateLimitItem, storage_uri: str | None = None) -> None:
+
+class KeyRateLimiter:
+    """``await limiter.hit(key)`` → a RateDecision; one limit for every key (API key id, client address), counted
+    per key within ``namespace``."""
+
+    def __init__(
+        self, item: RateLimitItem, storage_uri: str | None = None, *, namespace: str = API_KEY_NAMESPACE
+    ) -> None:
         self.item = item
+        self.namespace = namespace
         uri = async_storage_uri(storage_uri)
         options: dict[str, str] = {}
         if (
@@ -56,15 +69,28 @@ class KeyRateLimiter:
         self.strategy = SlidingWindowCounterRateLimiter(self.storage)  # type: ignore[arg-type]
 
     @classmethod
-    def from_settings(cls, limit: str | None, storage_uri: str | None) -> KeyRateLimiter | None:
+    def from_settings(
+        cls, limit: str | None, storage_uri: str | None, *, namespace: str = API_KEY_NAMESPACE
+    ) -> KeyRateLimiter | None:
         item = parse_rate_limit(limit)
-        return None if item is None else cls(item, storage_uri)
+        return None if item is None else cls(item, storage_uri, namespace=namespace)
 
     async def hit(self, key_id: int | str) -> RateDecision:
+        """Count one request of ``key_id``; refused when that goes over the limit."""
         identifier = str(key_id)
-        if await self.strategy.hit(self.item, "api-key", identifier):
+        if await self.strategy.hit(self.item, self.namespace, identifier):
             return RateDecision(True, self.item.amount, -1, 0)
-        stats = await self.strategy.get_window_stats(self.item, "api-key", identifier)
+        return await self._refused(identifier)
+
+    async def check(self, key_id: int | str) -> RateDecision:
+        """Whether one more request of ``key_id`` would be allowed, counting nothing."""
+        identifier = str(key_id)
+        if await self.strategy.test(self.item, self.namespace, identifier):
+            return RateDecision(True, self.item.amount, -1, 0)
+        return await self._refused(identifier)
+
+    async def _refused(self, identifier: str) -> RateDecision:
+        stats = await self.strategy.get_window_stats(self.item, self.namespace, identifier)
         reset_after = max(1, math.ceil(stats.reset_time - time.time()))
         return RateDecision(False, self.item.amount, max(0, stats.remaining), reset_after)
 

@@ -192,13 +192,20 @@ INGEST_GROUP_COMMIT_SIZE = Histogram(
 # --- auth ----------------------------------------------------------------------------------------------------
 AUTH_FAILURES_TOTAL = Counter(
     "sm_auth_failures_total",
-    "Rejected API requests by reason (missing_key, unknown_key, revoked_key, insufficient_scope).",
+    "Rejected API requests by reason (missing_key, unknown_key, revoked_key, insufficient_scope, "
+    "too_many_failures: refused 429 because the client address exceeded SM_AUTH_FAILURE_LIMIT).",
     ["reason"],
     registry=REGISTRY,
 )
 RATE_LIMITED_TOTAL = Counter(
     "sm_rate_limited_total",
-    "API requests refused with 429 by the per-key rate limit.",
+    "API requests refused with 429 by a rate limit (per API key, or failed authentications per client address).",
+    registry=REGISTRY,
+)
+REQUEST_BODY_TOO_LARGE_TOTAL = Counter(
+    "sm_api_request_body_too_large_total",
+    "Requests refused with 413 before or while their body was read, by limit (ingest, request).",
+    ["limit"],
     registry=REGISTRY,
 )
 
@@ -268,5 +275,6 @@ __all__ = [
     "OUTBOX_UNPUBLISHED",
     "RATE_LIMITED_TOTAL",
     "REGISTRY",
+    "REQUEST_BODY_TOO_LARGE_TOTAL",
     "set_build_info",
 ]
