@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import text
@@ -48,6 +49,7 @@ from tests.support.notifications import (
     FakeDns,
     Receiver,
     smtp_stub,
+    tls_pair,
     webhook_receiver,
 )
 
@@ -550,3 +552,37 @@ async def test_a_name_that_no_longer_resolves_is_a_dns_error(
     finally:
         await worker.stop()
     assert (outcome.result, outcome.error) == ("retry", "dns_error")
+
+
+async def test_https_to_a_pinned_address_verifies_the_certificate_for_the_name(
+    notify_settings: Settings, factory: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    """TLS with the connection pinned to 127.0.0.1: the SNI and the certificate check use the target's name (a
+    certificate for another name fails as ``tls_error`` and nothing is received)."""
+    tls = tls_pair("hooks.tls.test")
+    dns = FakeDns({"hooks.tls.test": ["127.0.0.1"], "other.tls.test": ["127.0.0.1"]})
+    settings = notify_settings.model_copy(
+        update={"webhook_allowed_hosts": ["hooks.tls.test", "other.tls.test"], "webhook_require_https": True}
+    )
+    policy = DestinationPolicy.from_settings(settings, resolver=dns)
+    with webhook_receiver(SECRET, tls=tls, now=clock.timestamp) as receiver:
+        port = receiver.url.split(":")[2].split("/")[0]
+        good = await add_webhook(factory, "tls", f"https://hooks.tls.test:{port}/hooks/sm", [], policy=policy)
+        await add_webhook(factory, "wrong-name", f"https://other.tls.test:{port}/hooks/sm", [], policy=policy)
+        await enqueue(settings, factory, alert())
+        client = httpx.AsyncClient(verify=tls.client, trust_env=False, follow_redirects=False)
+        worker = DeliveryWorker(settings, factory, clock=clock, http_client=client, resolver=dns)
+        try:
+            outcomes = await worker.run_once()
+        finally:
+            await worker.stop()
+            await client.aclose()
+    rows = {r["webhook_id"]: r for r in await deliveries(factory)}
+    by_id = {o.delivery_id: o for o in outcomes}
+    good_row = next(r for r in rows.values() if r["webhook_id"] == good)
+    bad_row = next(r for r in rows.values() if r["webhook_id"] != good)
+    assert (by_id[good_row["id"]].result, by_id[good_row["id"]].status) == ("delivered", 200)
+    assert (by_id[bad_row["id"]].result, bad_row["last_error"]) == ("retry", "tls_error")
+    [request] = receiver.requests
+    assert request.status == 200 and request.headers["Host"] == f"hooks.tls.test:{port}"
+    assert sorted(name or "" for name in tls.sni) == ["hooks.tls.test", "other.tls.test"]

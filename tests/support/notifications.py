@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -14,7 +16,13 @@ from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from core.config import Settings
 from core.notifications import signing
@@ -122,9 +130,53 @@ class Receiver:
             return status
 
 
+@dataclass
+class TlsPair:
+    """A self-signed certificate for ``name``: the server's context (records the SNI it is asked for) and a client
+    context that trusts only that certificate and checks the host name."""
+
+    name: str
+    server: ssl.SSLContext
+    client: ssl.SSLContext
+    sni: list[str | None] = field(default_factory=list)
+
+
+def tls_pair(name: str) -> TlsPair:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        cert_file, key_file = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
+        cert_file.write_bytes(cert_pem)
+        key_file.write_bytes(key_pem)
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cadata=cert_pem.decode("ascii"))
+    pair = TlsPair(name, server, client)
+    server.sni_callback = lambda _sock, server_name, _ctx: pair.sni.append(server_name)  # type: ignore[assignment,misc]
+    return pair
+
+
 @contextmanager
-def webhook_receiver(secret: str, **options: Any) -> Iterator[Receiver]:
-    """A real HTTP server on 127.0.0.1 (free port) that checks signatures; yields its ``Receiver`` state."""
+def webhook_receiver(secret: str, *, tls: TlsPair | None = None, **options: Any) -> Iterator[Receiver]:
+    """A real HTTP server on 127.0.0.1 (free port) that checks signatures; yields its ``Receiver`` state.
+    With ``tls`` it speaks https with that certificate (``url`` still names 127.0.0.1)."""
     state = Receiver(secret=secret, **options)
 
     class Handler(BaseHTTPRequestHandler):
@@ -143,10 +195,12 @@ def webhook_receiver(secret: str, **options: Any) -> Iterator[Receiver]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:  # the handshake runs on accept; a failed one drops the connection (no request)
+        server.socket = tls.server.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, name="webhook-receiver", daemon=True)
     thread.start()
     host, port = server.server_address[:2]
-    state.url = f"http://{host}:{port}/hooks/sm"
+    state.url = f"{'https' if tls else 'http'}://{host}:{port}/hooks/sm"
     try:
         yield state
     finally:
