@@ -1,4 +1,6 @@
-"""core.ml.datasets: the CSV loaders on the committed demo files and on broken copies of them."""
+"""core.ml.datasets: the CSV loaders on the committed demo files and on broken copies of them; and core.datasets:
+the gauntlets' datasets folder (SM_DATASETS_DIR), the one clear error a missing dataset raises, and the
+catalogue's checksums against the real published files in ../shared/datasets."""
 
 from __future__ import annotations
 
@@ -291,3 +293,112 @@ def test_readings_and_labels_from_the_database(settings, tmp_path: Path) -> None
     again = datasets.load_labels_csv(path)
     assert again["outcome"].tolist() == labels["outcome"].tolist()
     assert again["completed_at"].tolist() == labels["completed_at"].tolist()
+
+
+# --- core.datasets: the gauntlets' datasets folder and catalogue ----------------------------------------------
+
+SHARED_DATASETS = (PROJECT_ROOT.parent / "shared" / "datasets").resolve()
+
+
+@pytest.fixture
+def empty_datasets_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """SM_DATASETS_DIR pointing at an empty folder for one test (the settings cache is rebuilt around it)."""
+    from core.config import get_settings
+
+    folder = tmp_path / "datasets"
+    folder.mkdir()
+    monkeypatch.setenv("SM_DATASETS_DIR", str(folder))
+    get_settings.cache_clear()
+    yield folder
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+@pytest.mark.skipif(not SHARED_DATASETS.is_dir(), reason="../shared/datasets not present")
+def test_the_catalogue_checksums_are_those_of_the_published_files() -> None:
+    import hashlib
+
+    from core.datasets import DATASETS
+
+    checked = 0
+    for dataset in DATASETS.values():
+        for relative, expected in dataset.verified_files().items():
+            assert hashlib.sha256((SHARED_DATASETS / relative).read_bytes()).hexdigest() == expected, relative
+            checked += 1
+    assert checked == 1 + 6 + 10 + 2  # ai4i, IMS (5 raw + features), CWRU, C-MAPSS; MIMII has none
+    assert set(DATASETS) == {"ai4i2020", "ims", "cwru", "cmapss", "mimii"}
+    assert all(d.licence and d.citation and d.verification for d in DATASETS.values())
+
+
+def test_the_default_folder_is_sm_datasets_dir_and_relative_values_are_under_the_project_root() -> None:
+    from core.config import load_settings
+    from core.datasets import dataset_path, datasets_root
+
+    assert load_settings(datasets_dir=Path(".data/datasets")).datasets_dir == Path(".data/datasets")
+    assert datasets_root(load_settings(datasets_dir=Path("x/y"))) == PROJECT_ROOT / "x" / "y"
+    assert dataset_path("ai4i2020/ai4i2020.csv", load_settings(datasets_dir=Path("/srv/d"))) == Path(
+        "/srv/d/ai4i2020/ai4i2020.csv"
+    )
+
+
+def test_a_missing_default_file_names_the_file_the_folder_and_the_command(empty_datasets_dir: Path) -> None:
+    from core.datasets import DatasetMissingError
+    from core.ml.ai4i.data import default_path, load_ai4i
+
+    assert default_path() == empty_datasets_dir / "ai4i2020" / "ai4i2020.csv"
+    with pytest.raises(DatasetMissingError) as raised:
+        load_ai4i()
+    message = str(raised.value)
+    assert message == (
+        f"ai4i2020 dataset missing: expected the file 'ai4i2020.csv' in the datasets folder {empty_datasets_dir} "
+        f"(SM_DATASETS_DIR), at {empty_datasets_dir / 'ai4i2020' / 'ai4i2020.csv'}. Download it with "
+        "`make datasets DATASETS=ai4i2020` (python -m apps.cli datasets --only ai4i2020), or set SM_DATASETS_DIR "
+        "to a folder that holds it."
+    )
+    assert isinstance(raised.value, FileNotFoundError)
+
+
+def test_an_explicit_missing_path_says_it_was_given_explicitly(
+    empty_datasets_dir: Path, tmp_path: Path
+) -> None:
+    from core.datasets import DatasetMissingError
+    from core.ml.ai4i.data import load_ai4i
+
+    with pytest.raises(
+        DatasetMissingError, match=r"in .*elsewhere \(a path given explicitly; the datasets folder"
+    ):
+        load_ai4i(tmp_path / "elsewhere" / "ai4i2020.csv")
+
+
+def test_vibration_paths_are_checked_before_any_work(empty_datasets_dir: Path, tmp_path: Path) -> None:
+    from core.datasets import DatasetMissingError
+    from core.ml.vibration.report import resolve_data_paths
+
+    with pytest.raises(
+        DatasetMissingError, match=r"folder 'raw' in the datasets folder .*make datasets DATASETS=ims"
+    ):
+        resolve_data_paths(None, None)
+    (empty_datasets_dir / "ims" / "raw").mkdir(parents=True)  # present but without recordings
+    with pytest.raises(DatasetMissingError, match=r"IMS recordings .*'2nd_test'"):
+        resolve_data_paths(None, None)
+    assert resolve_data_paths("", None) == (None, None)  # "": no IMS section
+    with pytest.raises(DatasetMissingError, match=r"CWRU \.mat file or folder .*make datasets DATASETS=cwru"):
+        resolve_data_paths("", str(tmp_path / "no-cwru"))
+    if SHARED_DATASETS.is_dir():
+        ims, cwru = resolve_data_paths(
+            str(SHARED_DATASETS / "ims" / "raw"), str(SHARED_DATASETS / "cwru" / "12k_DE_0hp")
+        )
+        assert ims == SHARED_DATASETS / "ims" / "raw" and cwru == SHARED_DATASETS / "cwru" / "12k_DE_0hp"
+
+
+def test_audio_path_needs_clips(empty_datasets_dir: Path) -> None:
+    from core.datasets import DatasetMissingError
+    from core.ml.audio.gauntlet import resolve_data_path
+
+    with pytest.raises(DatasetMissingError, match=r"folder 'mimii' in the datasets folder .*DATASETS=mimii"):
+        resolve_data_path(None)
+    (empty_datasets_dir / "mimii" / "id_00").mkdir(parents=True)
+    with pytest.raises(DatasetMissingError, match=r"folder of \.wav clips 'id_00'"):
+        resolve_data_path(None)
+    if SHARED_DATASETS.is_dir():
+        assert resolve_data_path(SHARED_DATASETS / "mimii") == SHARED_DATASETS / "mimii"

@@ -1,8 +1,9 @@
 """Loader of the AI4I 2020 Predictive Maintenance Dataset in its original UCI format.
 
 The file (S. Matzka, AI4I 2020; UCI Machine Learning Repository, CC BY 4.0) is read from
-``../shared/datasets/ai4i2020/ai4i2020.csv`` by default (never copied into the project): 10,000 rows, UTF-8 with a
-byte-order mark, CRLF line ends, 14 columns in this order::
+``ai4i2020/ai4i2020.csv`` in the datasets folder (``SM_DATASETS_DIR``, filled by ``make datasets``) by default: a
+missing file raises :class:`core.datasets.DatasetMissingError` naming the file, the folder and the command.
+10,000 rows, UTF-8 with a byte-order mark, CRLF line ends, 14 columns in this order::
 
     UDI, Product ID, Type, Air temperature [K], Process temperature [K], Rotational speed [rpm], Torque [Nm],
     Tool wear [min], Machine failure, TWF, HDF, PWF, OSF, RNF
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.config import PROJECT_ROOT
+from core.datasets import DatasetMissingError, dataset_path, missing_message
 
 TYPE = "Type"
 AIR = "Air temperature [K]"
@@ -44,7 +45,14 @@ FORBIDDEN_COLUMNS = (*LABEL_COLUMNS, *IDS)
 COLUMNS = (IDS[0], IDS[1], *INPUT_COLUMNS, TARGET, *MODES)
 TYPES = ("L", "M", "H")
 
-DEFAULT_PATH = PROJECT_ROOT.parent / "shared" / "datasets" / "ai4i2020" / "ai4i2020.csv"
+DATASET = "ai4i2020"
+#: the file under the datasets folder (SM_DATASETS_DIR)
+DEFAULT_RELATIVE_PATH = "ai4i2020/ai4i2020.csv"
+
+
+def default_path() -> Path:
+    """``ai4i2020/ai4i2020.csv`` in the datasets folder (``SM_DATASETS_DIR``)."""
+    return dataset_path(DEFAULT_RELATIVE_PATH)
 
 
 class Ai4iFormatError(ValueError):
@@ -52,8 +60,8 @@ class Ai4iFormatError(ValueError):
 
 
 def resolve_path(path: str | PathLike[str] | None = None) -> Path:
-    """``path`` (relative paths are relative to the working directory), or the shared dataset's default path."""
-    return DEFAULT_PATH if path is None else Path(path)
+    """``path`` (relative paths are relative to the working directory), or :func:`default_path` when None."""
+    return default_path() if path is None else Path(path)
 
 
 def validate_ai4i(frame: pd.DataFrame) -> pd.DataFrame:
@@ -94,7 +102,7 @@ def load_ai4i(path: str | PathLike[str] | None = None) -> pd.DataFrame:
     """Read the UCI file (BOM and CRLF handled by ``utf-8-sig`` and the CSV parser) and validate it."""
     source = resolve_path(path)
     if not source.is_file():
-        raise FileNotFoundError(f"AI4I file not found: {source}")
+        raise DatasetMissingError(missing_message(source, DATASET))
     frame = pd.read_csv(source, encoding="utf-8-sig", dtype={"Product ID": str, "Type": str})
     return validate_ai4i(frame)
 

@@ -56,7 +56,7 @@ SMALL_PARAMS = {"random_forest": {"n_estimators": 60}, "lightgbm": {"n_estimator
 
 @dataclass(frozen=True)
 class GauntletConfig:
-    data_path: str = "../shared/datasets/ai4i2020/ai4i2020.csv"  # or "generated"
+    data_path: str | None = None  # None: ai4i2020/ai4i2020.csv in SM_DATASETS_DIR; "generated"; or a file
     n_rows: int = 10_000  # generated mode
     seed: int = 0
     n_splits: int = 5
@@ -126,8 +126,8 @@ def load_source(config: GauntletConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
         from core.ml.eda_tracking import file_sha256
 
         path = resolve_path(config.data_path)
-        frame = load_ai4i(path)
-        params = {"data_path": config.data_path, "data_sha256": file_sha256(path)}
+        frame = load_ai4i(path)  # a missing file: DatasetMissingError (the file, the folder, `make datasets`)
+        params = {"data_path": str(path), "data_sha256": file_sha256(path)}
     if config.max_rows is not None and config.max_rows < len(frame):
         from sklearn.model_selection import train_test_split
 

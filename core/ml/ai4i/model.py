@@ -32,7 +32,6 @@ from sklearn.model_selection import StratifiedShuffleSplit
 
 from core.ml.ai4i.data import (
     AIR,
-    DEFAULT_PATH,
     INPUT_COLUMNS,
     PROCESS,
     SPEED,
@@ -40,6 +39,7 @@ from core.ml.ai4i.data import (
     TORQUE,
     TYPE,
     WEAR,
+    default_path,
     load_ai4i,
 )
 from core.ml.ai4i.evaluation import scores
@@ -132,8 +132,8 @@ def f1_on(model: PyFuncModel | Ai4iFailureClassifier, frame: pd.DataFrame) -> fl
 
 def promotion_data() -> pd.DataFrame:
     """The held-out part of the real file (or of the seeded generator when the file is absent)."""
-    if DEFAULT_PATH.is_file():
-        frame = load_ai4i(DEFAULT_PATH)
+    if default_path().is_file():
+        frame = load_ai4i(default_path())
     else:
         from core.ml.ai4i.generator import generate_ai4i
 

@@ -69,11 +69,30 @@ def limit_clips(clips: pd.DataFrame, max_clips: int | None, seed: int = 0) -> pd
     )
 
 
+#: the machine-sound clips under the datasets folder (SM_DATASETS_DIR), as ``make datasets`` lays them out
+MIMII_RELATIVE_PATH = "mimii"
+
+
+def resolve_data_path(data_path: str | PathLike[str] | None) -> Path:
+    """The clips' folder: ``data_path`` as given, or ``mimii`` in SM_DATASETS_DIR when None. Raises
+    :class:`core.datasets.DatasetMissingError` when it is missing or holds no ``.wav`` file."""
+    from core.datasets import DatasetMissingError, missing_message, resolve_input
+
+    root = resolve_input(data_path, MIMII_RELATIVE_PATH, "mimii", kind="folder")
+    if not any(root.rglob("*.wav")):
+        raise DatasetMissingError(missing_message(root / "id_00", "mimii", what="folder of .wav clips"))
+    return root
+
+
 def load_dataset(
-    data_path: str | PathLike[str], layout: str = "mimii", max_clips: int | None = None, seed: int = 0
+    data_path: str | PathLike[str] | None = None,
+    layout: str = "mimii",
+    max_clips: int | None = None,
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """Clip table of a dataset on disk (see :mod:`core.ml.audio.io`), optionally limited per id and label."""
-    return limit_clips(read_clips(data_path, layout), max_clips, seed)
+    """Clip table of a dataset on disk (see :mod:`core.ml.audio.io`), optionally limited per id and label;
+    ``data_path`` None: ``mimii`` in SM_DATASETS_DIR (:func:`resolve_data_path`)."""
+    return limit_clips(read_clips(resolve_data_path(data_path), layout), max_clips, seed)
 
 
 def run_dataset(

@@ -5,8 +5,8 @@ Layouts (``root`` is the directory given by the user):
 * ``mimii`` — MIMII (Purohit et al., DCASE 2019): ``<root>/[<machine>/]id_XX/{normal,abnormal}/*.wav``. The
   machine level is optional: when ``root`` itself is one machine's directory the machine name is ``root``'s
   name. Inside an ``id_XX`` directory, clips named with the DCASE convention (``normal_id_XX_*.wav``,
-  ``anomaly_id_XX_*.wav``) directly in the id directory are accepted too: that is the form of the excerpt in
-  ``../shared/datasets/mimii/id_00/``.
+  ``anomaly_id_XX_*.wav``) directly in the id directory are accepted too: that is how ``make datasets`` lays out
+  the DCASE 2020 fan test clips in ``mimii/id_XX/`` of the datasets folder (SM_DATASETS_DIR).
 * ``dcase`` — DCASE 2020 Task 2 development set: ``<root>/[<machine>/]{train,test}/`` with
   ``train/normal_id_XX_*.wav`` and ``test/{normal,anomaly}_id_XX_*.wav``. The ``split`` of a clip is the
   directory it lies in (train clips are all normal by the task's definition).

@@ -116,13 +116,19 @@ def youden(model: Any, evidence: Evidence) -> dict[str, float]:
 
 
 def heldout_ims_path() -> Path:
-    """Test 2's second file in the shared dataset (notebook 06's detectors train on the first)."""
-    from core.config import PROJECT_ROOT
+    """Test 2's second file in the datasets folder, SM_DATASETS_DIR (notebook 06's detectors train on the first)."""
+    from core.datasets import dataset_path
 
-    return PROJECT_ROOT.parent / "shared" / "datasets" / "ims" / "raw" / "2nd_test" / HELDOUT_IMS_FILE
+    return dataset_path(f"ims/raw/2nd_test/{HELDOUT_IMS_FILE}")
 
 
 @lru_cache(maxsize=1)
 def heldout_ims_evidence() -> Evidence:
-    """Evidence of the held-out IMS file (computed once per process: a champion and a candidate share it)."""
-    return build_evidence(read_ims_file(heldout_ims_path()))
+    """Evidence of the held-out IMS file (computed once per process: a champion and a candidate share it).
+    Raises :class:`core.datasets.DatasetMissingError` when the file is not in the datasets folder."""
+    from core.datasets import DatasetMissingError, missing_message
+
+    path = heldout_ims_path()
+    if not path.is_file():
+        raise DatasetMissingError(missing_message(path, "ims"))
+    return build_evidence(read_ims_file(path))

@@ -164,9 +164,37 @@ def _cwru_section(path: Path, fs: float, max_files: int | None) -> tuple[list[di
     return rows, spectra
 
 
+#: the raw IMS recordings under the datasets folder (SM_DATASETS_DIR): ``1st_test/``, ``2nd_test/``, ``3rd_test/``
+IMS_RELATIVE_PATH = "ims/raw"
+
+
+def resolve_data_paths(ims_path: str | None, cwru_path: str | None) -> tuple[Path | None, Path | None]:
+    """The IMS root (None: ``ims/raw`` in SM_DATASETS_DIR; ``""``: no IMS section) and the CWRU file or folder
+    (None or ``""``: no CWRU section). Raises :class:`core.datasets.DatasetMissingError` when a folder is missing
+    or holds no recordings."""
+    from core.datasets import DatasetMissingError, missing_message, resolve_input
+    from core.ml.vibration.readers import list_ims_tests
+
+    ims_root = None
+    if ims_path != "":
+        ims_root = resolve_input(ims_path, IMS_RELATIVE_PATH, "ims", kind="folder")
+        if not list_ims_tests(ims_root):
+            raise DatasetMissingError(
+                missing_message(
+                    ims_root / "2nd_test", "ims", what="folder of IMS recordings (YYYY.MM.DD.hh.mm.ss)"
+                )
+            )
+    cwru_root = None
+    if cwru_path:
+        cwru_root = Path(cwru_path)
+        if not (cwru_root.is_file() or (cwru_root.is_dir() and any(cwru_root.glob("*.mat")))):
+            raise DatasetMissingError(missing_message(cwru_root, "cwru", what="CWRU .mat file or folder"))
+    return ims_root, cwru_root
+
+
 def run_gauntlet(
     *,
-    ims_path: str | None = "../shared/datasets/ims/raw",
+    ims_path: str | None = None,
     cwru_path: str | None = None,
     cwru_fs: float = 12_000.0,
     output_dir: str = "docs/ml/vibration",
@@ -191,6 +219,10 @@ def run_gauntlet(
 
     from core.ml.vibration.tracking import log_detector_run, start_experiment
 
+    # checked before any work: a missing dataset stops the run at once with the file, the folder and the command
+    ims_root, cwru_root = resolve_data_paths(ims_path, cwru_path)
+    ims_path = str(ims_root) if ims_root is not None else None
+    cwru_path = str(cwru_root) if cwru_root is not None else None
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = AlarmConfig(k=k, n=n, m=m)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from core.ml.ai4i.data import DEFAULT_PATH, load_ai4i
+from core.ml.ai4i.data import default_path, load_ai4i
 from core.ml.ai4i.generator import generate_ai4i
 
 
 @pytest.fixture(scope="session")
 def real_ai4i() -> pd.DataFrame:
-    if not DEFAULT_PATH.is_file():
-        pytest.skip(f"real AI4I file absent: {DEFAULT_PATH}")
-    return load_ai4i(DEFAULT_PATH)
+    if not default_path().is_file():
+        pytest.skip(f"real AI4I file absent: {default_path()}")
+    return load_ai4i(default_path())
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ FIGURES = {"confusion_matrix.png", "roc_pr.png", "cv_f1.png", "feature_importanc
 
 def test_notebook_is_committed_clean_with_literal_parameters() -> None:
     assigned = committed_parameters(NOTEBOOK)
-    assert assigned["data_path"] == "../shared/datasets/ai4i2020/ai4i2020.csv"
+    assert assigned["data_path"] is None  # ai4i2020/ai4i2020.csv in SM_DATASETS_DIR
     assert assigned["output_dir"] == "docs/ml/ai4i"
     assert assigned["summary_path"] == "docs/ml/ai4i_summary.json"
     assert assigned["tracking_uri"] is None
@@ -44,9 +44,9 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
         "tracking_uri": uri,
         "small_mode": True,
     }
-    from core.ml.ai4i.data import DEFAULT_PATH
+    from core.ml.ai4i.data import default_path
 
-    if not DEFAULT_PATH.is_file():
+    if not default_path().is_file():
         params |= {"data_path": "generated", "n_rows": 3000}
     papermill.execute_notebook(
         str(NOTEBOOK),
@@ -57,7 +57,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
         progress_bar=False,
         execution_timeout=240,
     )
-    key = "real_small" if DEFAULT_PATH.is_file() else "generated_small"
+    key = "real_small" if default_path().is_file() else "generated_small"
     return {"tmp": tmp, "uri": uri, "key": key, "output": tmp / "05.ipynb"}
 
 
@@ -109,3 +109,31 @@ def test_small_run_logs_one_parent_run_with_nested_model_runs(executed: dict[str
     assert champion_run.data.tags["sm.family"] == "classifier"
     assert "holdout_f1" in champion_run.data.metrics
     assert experiment.artifact_location == (Path(executed["tmp"]) / "mlartifacts").as_uri()
+
+
+@pytest.mark.slow
+def test_a_missing_dataset_stops_the_run_with_the_file_the_folder_and_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    empty = tmp_path / "datasets"
+    empty.mkdir()
+    monkeypatch.setenv("SM_DATASETS_DIR", str(empty))  # the kernel inherits it
+    with pytest.raises(PapermillExecutionError) as raised:
+        papermill.execute_notebook(
+            str(NOTEBOOK),
+            str(tmp_path / "05.ipynb"),
+            parameters={"output_dir": str(tmp_path / "out"), "summary_path": None, "log_to_mlflow": False},
+            kernel_name="python3",
+            cwd=str(PROJECT_ROOT),
+            progress_bar=False,
+            execution_timeout=120,
+        )
+    assert raised.value.ename == "DatasetMissingError"
+    message = raised.value.evalue
+    assert str(empty / "ai4i2020" / "ai4i2020.csv") in message
+    assert f"in the datasets folder {empty} (SM_DATASETS_DIR)" in message
+    assert "make datasets DATASETS=ai4i2020" in message
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -19,7 +19,7 @@ MIMII = (PROJECT_ROOT / ".." / "shared" / "datasets" / "mimii").resolve()
 
 def test_notebook_is_committed_clean_with_a_parameters_cell() -> None:
     assigned = committed_parameters(NOTEBOOK)
-    assert assigned["data_path"] == "../shared/datasets/mimii"
+    assert assigned["data_path"] is None  # mimii in SM_DATASETS_DIR
     assert assigned["layout"] == "mimii"
     assert assigned["output_dir"] == "docs/ml/audio"
     assert assigned["summary_path"] == "docs/ml/audio_summary.json"
@@ -45,6 +45,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
         str(NOTEBOOK),
         str(tmp / "07.ipynb"),
         parameters={
+            "data_path": str(MIMII),
             "output_dir": str(tmp / "audio"),
             "summary_path": str(tmp / "audio_summary.json"),
             "tracking_uri": uri,
@@ -115,3 +116,29 @@ def test_papermill_run_logs_one_gauntlet_run_and_registers_the_models(
     clip = min(MIMII.glob("id_00/anomaly_*.wav"))
     out = model.predict(pd.DataFrame({"path": [str(clip)]}))
     assert list(out.columns) == ["score", "is_anomaly"] and out["score"].iloc[0] > 0
+
+
+@pytest.mark.slow
+def test_a_missing_dataset_stops_the_run_with_the_folder_and_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    empty = tmp_path / "datasets"
+    (empty / "mimii").mkdir(parents=True)  # the folder exists but holds no clip
+    monkeypatch.setenv("SM_DATASETS_DIR", str(empty))  # the kernel inherits it
+    with pytest.raises(PapermillExecutionError) as raised:
+        papermill.execute_notebook(
+            str(NOTEBOOK),
+            str(tmp_path / "07.ipynb"),
+            parameters={"output_dir": str(tmp_path / "out"), "summary_path": None, "generated": False},
+            kernel_name="python3",
+            cwd=str(PROJECT_ROOT),
+            progress_bar=False,
+            execution_timeout=120,
+        )
+    assert raised.value.ename == "DatasetMissingError"
+    message = raised.value.evalue
+    assert f"folder of .wav clips 'id_00' in the datasets folder {empty} (SM_DATASETS_DIR)" in message
+    assert "make datasets DATASETS=mimii" in message

@@ -13,12 +13,12 @@ from core.config import PROJECT_ROOT
 from tests.support.notebooks import committed_parameters, imported_modules
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "06_vibration_gauntlet.ipynb"
-IMS_RAW = PROJECT_ROOT / ".." / "shared" / "datasets" / "ims" / "raw"
+IMS_RAW = (PROJECT_ROOT / ".." / "shared" / "datasets" / "ims" / "raw").resolve()
 
 
 def test_notebook_is_committed_clean_with_a_parameters_cell() -> None:
     assigned = committed_parameters(NOTEBOOK)
-    assert assigned["ims_path"] == "../shared/datasets/ims/raw"
+    assert assigned["ims_path"] is None  # ims/raw in SM_DATASETS_DIR
     assert assigned["cwru_path"] is None and assigned["tracking_uri"] is None
     assert assigned["output_dir"] == "docs/ml/vibration" and assigned["window"] == 2048
     assert assigned["simulate"] is True and assigned["max_files"] is None
@@ -50,7 +50,7 @@ def test_papermill_small_mode(tmp_path: Path) -> None:
         progress_bar=False, execution_timeout=300,
         parameters={"output_dir": str(out_dir), "summary_path": str(summary), "tracking_uri": uri,
                     "sim_files": 30, "sim_onset": 20, "sim_samples": 8192, "diag_seeds": 1, "sim_other_faults": ["ball"],
-                    "cwru_path": str(cwru)},
+                    "cwru_path": str(cwru), "ims_path": str(IMS_RAW)},
     )  # fmt: skip
     names = {p.name for p in out_dir.iterdir()}
     assert {"sim_health_indicators.png", "sim_detection.png", "ims_2nd_test_health_indicators.png",
@@ -90,3 +90,25 @@ def test_papermill_small_mode(tmp_path: Path) -> None:
         assert summary_j == pytest.approx(j)
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"plots", "vibration_summary.json"} <= artifacts
+
+
+@pytest.mark.slow
+def test_a_missing_dataset_stops_the_run_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    empty = tmp_path / "datasets"
+    empty.mkdir()
+    monkeypatch.setenv("SM_DATASETS_DIR", str(empty))  # the kernel inherits it
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(PapermillExecutionError) as raised:
+        papermill.execute_notebook(
+            str(NOTEBOOK), str(tmp_path / "06.ipynb"), kernel_name="python3", cwd=str(PROJECT_ROOT),
+            progress_bar=False, execution_timeout=120,
+            parameters={"output_dir": str(tmp_path / "out"), "summary_path": None, "tracking_uri": uri},
+        )  # fmt: skip
+    assert raised.value.ename == "DatasetMissingError"
+    message = raised.value.evalue
+    assert f"folder 'raw' in the datasets folder {empty} (SM_DATASETS_DIR), at {empty / 'ims' / 'raw'}" in message
+    assert "make datasets DATASETS=ims" in message
+    assert not (tmp_path / "out").exists()  # stopped before the simulation or any figure
