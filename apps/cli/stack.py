@@ -5,7 +5,11 @@ server, the API, the demo-fleet seed, the Streamlit UI and (SM_DEMO, on by defau
 (``python -m apps.cli simulate --faults``). Every server is the same command compose runs
 (``python -m apps.cli serve-*``). It prints the URLs and the development API key, then supervises: Ctrl-C (or
 ``down`` / SIGTERM) stops the servers in reverse order and the database last. If a server dies, the stack stops
-and the tail of that server's log is shown. Data stays under SM_DATA_DIR, so a re-run keeps it.
+and the tail of that server's log is shown, then one line saying why (when the log tells) and what to do
+(``apps.cli.stack_explain``). Data stays under SM_DATA_DIR, so a re-run keeps it.
+
+Keys: the API registers the three configured keys at start-up (``core.auth.keys.configured_keys``); the console
+talks to it with SM_CONSOLE_API_KEY and the simulator with SM_SIMULATOR_API_KEY, never with the bootstrap key.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from rich.console import Console
 from apps.cli import app
 from apps.cli.commands import cli, mlflow_command, ui_command
 from apps.cli.common import state_file
+from apps.cli.stack_explain import explain, not_healthy
 from core.config import PROJECT_ROOT, ConfigurationError, Settings, load_settings
 
 __all__ = ["Stack", "mlflow_command", "ui_command"]
@@ -37,7 +42,11 @@ console = Console(highlight=False)
 
 
 class StackError(RuntimeError):
-    pass
+    """A start failure: ``str(exc)`` is the one-line explanation; ``details`` the log tail shown above it."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
 
 
 @dataclass
@@ -47,6 +56,8 @@ class Service:
     health_url: str | None
     """``None``: no HTTP port; healthy means still running after ``timeout_s`` seconds."""
     timeout_s: float
+    env: dict[str, str] = field(default_factory=dict)
+    """Set for this process only (on top of the stack's environment)."""
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     _log: TextIO | None = field(default=None, repr=False)
@@ -100,11 +111,18 @@ class Stack:
         self._launch(
             Service("mlflow", cli("serve-mlflow"), _url(s.mlflow_host, s.mlflow_port, "/health"), 120)
         )
-        self._launch(Service("api", cli("serve-api"), _url(s.api_host, s.api_port, "/health/ready"), 60))
+        keys = _keys(s)  # each process gets the keys it uses; the API registers all three at start-up
+        self._launch(
+            Service("api", cli("serve-api"), _url(s.api_host, s.api_port, "/health/ready"), 60, keys)
+        )
         self._step("demo fleet", cli("seed"))
-        self._launch(Service("ui", cli("serve-ui"), _url(s.ui_host, s.ui_port, "/_stcore/health"), 60))
+        console_key = {"SM_CONSOLE_API_KEY": keys["SM_CONSOLE_API_KEY"]}
+        self._launch(
+            Service("ui", cli("serve-ui"), _url(s.ui_host, s.ui_port, "/_stcore/health"), 60, console_key)
+        )
         if s.demo:  # SM_DEMO=false turns the live demo simulator off
-            self._launch(Service("simulator", cli("simulate", "--faults"), None, 2))
+            simulator_key = {"SM_SIMULATOR_API_KEY": keys["SM_SIMULATOR_API_KEY"]}
+            self._launch(Service("simulator", cli("simulate", "--faults"), None, 2, simulator_key))
 
     def _database(self) -> None:
         s = self.settings
@@ -114,8 +132,12 @@ class Stack:
         from core.db.embedded import start_embedded
 
         t0 = time.monotonic()
-        with console.status("starting embedded PostgreSQL"):
-            self.embedded = start_embedded(s.data_dir / "pg")
+        try:
+            with console.status("starting embedded PostgreSQL"):
+                self.embedded = start_embedded(s.data_dir / "pg")
+        except Exception as exc:  # noqa: BLE001 - explained in one line, the message kept as details
+            text = f"{type(exc).__name__}: {exc}"
+            raise StackError(explain("database", text) + _embedded_hint(s.data_dir / "pg"), text) from None
         self.env["DATABASE_URL"] = self.embedded.url
         console.print(
             f"[bold]database[/]  embedded PostgreSQL, data in {_rel(self.embedded.pgdata)} "
@@ -129,9 +151,8 @@ class Stack:
                 cmd, env=self.env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False
             )
         if done.returncode != 0:
-            raise StackError(
-                f"{label} failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-4000:]}"
-            )
+            output = (done.stdout + done.stderr)[-4000:]
+            raise StackError(explain(label, output, exit_code=done.returncode), output)
         last = (done.stdout.strip().splitlines() or ["ok"])[-1]
         console.print(f"[bold]{label}[/]  {last} ({time.monotonic() - t0:.1f} s)")
 
@@ -139,7 +160,7 @@ class Stack:
         svc.log_path = self.settings.log_dir / f"{svc.name}.log"
         svc._log = svc.log_path.open("a", encoding="utf-8")
         svc.proc = subprocess.Popen(
-            svc.cmd, env=self.env, cwd=PROJECT_ROOT, stdout=svc._log, stderr=subprocess.STDOUT,
+            svc.cmd, env={**self.env, **svc.env}, cwd=PROJECT_ROOT, stdout=svc._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         self.services.append(svc)
@@ -154,8 +175,12 @@ class Stack:
             for svc in self.services:
                 code = svc.proc.poll() if svc.proc else None
                 if code is not None:
-                    console.print(f"[red]{svc.name} exited with code {code}[/]; stopping the stack.")
-                    console.print(_tail(svc.log_path))
+                    tail = _tail(svc.log_path)
+                    console.print(tail, markup=False, highlight=False)
+                    line = explain(
+                        svc.name, tail, exit_code=code, log=_rel(svc.log_path) if svc.log_path else None
+                    )
+                    console.print(f"{line} Stopping the stack.", style="red", markup=False, soft_wrap=True)
                     return 1
             time.sleep(0.5)
         return 0
@@ -203,7 +228,9 @@ def _wait_healthy(svc: Service, stopping: Callable[[], bool]) -> None:
     last = "no answer"
     while time.monotonic() < deadline and not stopping():
         if svc.proc and svc.proc.poll() is not None:
-            raise StackError(f"{svc.name} exited with code {svc.proc.returncode}:\n{_tail(svc.log_path)}")
+            tail = _tail(svc.log_path)
+            log = _rel(svc.log_path) if svc.log_path else None
+            raise StackError(explain(svc.name, tail, exit_code=svc.proc.returncode, log=log), tail)
         if svc.health_url is None:  # no port to ask: running until the deadline is healthy
             time.sleep(0.2)
             continue
@@ -219,8 +246,22 @@ def _wait_healthy(svc: Service, stopping: Callable[[], bool]) -> None:
         raise StackError("interrupted")
     if svc.health_url is None:
         return
-    raise StackError(f"{svc.name} not healthy after {svc.timeout_s:.0f} s at {svc.health_url} ({last})\n"
-                     f"{_tail(svc.log_path)}")  # fmt: skip
+    tail = _tail(svc.log_path)
+    log = _rel(svc.log_path) if svc.log_path else None
+    raise StackError(not_healthy(svc.name, svc.health_url, svc.timeout_s, last, tail, log), tail)
+
+
+def _keys(settings: Settings) -> dict[str, str]:
+    return {
+        "SM_API_KEY": settings.api_key.get_secret_value(),
+        "SM_CONSOLE_API_KEY": settings.console_api_key.get_secret_value(),
+        "SM_SIMULATOR_API_KEY": settings.simulator_api_key.get_secret_value(),
+    }
+
+
+def _embedded_hint(pgdata: Path) -> str:
+    log = pgdata / "postgresql.log"
+    return f" (embedded PostgreSQL, data in {_rel(pgdata)}" + (f", log {_rel(log)})" if log.exists() else ")")
 
 
 def _redact(url: str) -> str:
@@ -287,20 +328,39 @@ def up(
         console.print("[bold green]Smart Maintenance is up[/]")
         for name, url in urls.items():
             console.print(f"  {name:<7} {url}")
-        console.print(
-            f"  API key {settings.api_key.get_secret_value()}   (development key: header X-API-Key)"
-        )
+        _print_keys(settings)
         console.print("Press Ctrl-C to stop (or run `make down` from another shell).")
         code = stack.supervise()
     except StackError as exc:
         if not stack._stopping:
-            console.print(f"[red]{exc}[/]")
+            if exc.details:
+                console.print(exc.details, markup=False, highlight=False)
+            console.print(str(exc), style="red", markup=False, soft_wrap=True)
             code = 1
     finally:
         console.print("stopping…")
         stack.stop()
         state_file(settings).unlink(missing_ok=True)
     raise typer.Exit(code)
+
+
+def _print_keys(settings: Settings) -> None:
+    """The keys of the banner: the bootstrap key's value only in development; the console's and the simulator's
+    own keys by setting and scopes (the API registered them at start-up)."""
+    from core.auth.keys import CONFIGURED_KEY_SPECS, CONSOLE_KEY_NAME, SIMULATOR_KEY_NAME
+    from core.config import Environment
+
+    if settings.env is Environment.development:
+        console.print(
+            f"  API key {settings.api_key.get_secret_value()}   (development key: header X-API-Key)"
+        )
+    else:
+        console.print("  API key SM_API_KEY (bootstrap key, all scopes; header X-API-Key)")
+    for name, role in ((CONSOLE_KEY_NAME, "console"), (SIMULATOR_KEY_NAME, "simulator")):
+        if name == SIMULATOR_KEY_NAME and not settings.demo:
+            continue
+        setting, scopes = CONFIGURED_KEY_SPECS[name]
+        console.print(f"  {role:<9} uses its own key {setting} (scopes {','.join(scopes)})")
 
 
 def _running_pid(settings: Settings) -> int | None:
@@ -339,7 +399,7 @@ def _detach(settings: Settings) -> int:
                 if state.get("status") == "ready":
                     for name, url in state["urls"].items():
                         console.print(f"  {name:<7} {url}")
-                    console.print(f"  API key {settings.api_key.get_secret_value()}")
+                    _print_keys(settings)
                     console.print(f"running in the background (pid {proc.pid}, log {_rel(log_path)}); "
                                   "stop it with `make down`")  # fmt: skip
                     return 0
