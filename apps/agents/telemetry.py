@@ -1,4 +1,5 @@
-"""Telemetry agent: logs every ``ReadingsIngested`` event and counts the readings it reports.
+"""Telemetry agent: logs every ``ReadingsIngested`` event (at DEBUG: one per ingest request; the INFO view of
+ingest is the API's periodic summary, ``core.observability.ingest_log``) and counts the readings it reports.
 
 Counter: ``sm_bus_readings_ingested_total``. Idempotent within a process: a redelivered event (same
 ``event_id``; delivery is at least once) is recognised among the last ``MAX_REMEMBERED`` events and not counted
@@ -38,7 +39,7 @@ class ReadingsIngestedCounter:
             self._seen.popitem(last=False)
         self.readings += event.count
         BUS_READINGS_INGESTED_TOTAL.inc(event.count)
-        logger.info(
+        logger.debug(
             "%d readings ingested from %d sensors",
             event.count,
             len(event.sensor_ids),

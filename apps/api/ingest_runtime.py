@@ -1,8 +1,12 @@
-"""Lifespan pieces of ingestion: the unit registry, the group committer and the periodic purge of expired
-idempotency keys.
+"""Lifespan pieces of ingestion: the unit registry, the group committer, the periodic purge of expired
+idempotency keys and the ingest log summary.
 
 ``start_ingest(app)`` / ``stop_ingest(app)`` are called by ``apps.api.main.lifespan``. The committer wakes the
 outbox relay (``app.state.relay``, looked up at call time) after each commit that wrote an event.
+
+The access lines of the ingest route are written at DEBUG (``apps.api.middleware``); instead
+``app.state.ingest_log`` (:class:`core.observability.ingest_log.IngestLogSummary`) writes one INFO line with the
+counts every ``SM_INGEST_LOG_INTERVAL_S`` and a last one at shutdown.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from core import units
 from core.config import Settings
 from core.ingest.group_commit import GroupCommitter
 from core.ingest.idempotency import purge_expired_keys
+from core.observability.ingest_log import IngestLogSummary
 
 logger = logging.getLogger("apps.api.ingest")
 
@@ -60,19 +65,33 @@ async def start_ingest(app: FastAPI) -> None:
     app.state.idempotency_purge_task = asyncio.create_task(
         _purge_loop(app, settings.idempotency_purge_interval_s), name="idempotency-purge"
     )
+    summary = IngestLogSummary()  # fed by apps.api.middleware (requests) and the ingest counters (readings)
+    app.state.ingest_log = summary
+    app.state.ingest_log_task = asyncio.create_task(
+        summary.run(settings.ingest_log_interval_s), name="ingest-log-summary"
+    )
 
 
-async def stop_ingest(app: FastAPI) -> None:
-    task: asyncio.Task[None] | None = getattr(app.state, "idempotency_purge_task", None)
+async def _cancel(task: asyncio.Task[None] | None) -> None:
     if task is not None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        app.state.idempotency_purge_task = None
+
+
+async def stop_ingest(app: FastAPI) -> None:
+    await _cancel(getattr(app.state, "idempotency_purge_task", None))
+    app.state.idempotency_purge_task = None
+    await _cancel(getattr(app.state, "ingest_log_task", None))
+    app.state.ingest_log_task = None
     committer: GroupCommitter | None = getattr(app.state, "group_committer", None)
     if committer is not None:
         await committer.stop()
         app.state.group_committer = None
+    summary: IngestLogSummary | None = getattr(app.state, "ingest_log", None)
+    if summary is not None:  # after the committer: what it wrote last is counted
+        summary.flush()
+        app.state.ingest_log = None
 
 
 __all__ = ["start_ingest", "stop_ingest"]

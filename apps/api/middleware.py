@@ -9,7 +9,10 @@
 3. echoes it in the ``X-Request-ID`` response header of every response, errors included;
 4. renders an exception that escaped the app as a 500 problem (through ``apps.api.errors``) so that response
    keeps the header too, and the stack trace is logged server-side only;
-5. writes one access-log line (method, path, status, duration_ms) on logger ``apps.api.access``.
+5. writes one access-log line (method, path, status, duration_ms) on logger ``apps.api.access``: at INFO, except
+   for the paths in :data:`DEBUG_ACCESS_PATHS` (the ingest route, thousands of requests a minute), logged at
+   DEBUG and counted (``app.state.ingest_log``) for the summary written once per interval at INFO instead
+   (``core.observability.ingest_log``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ from core.observability.metrics import HTTP_REQUEST_DURATION_SECONDS, HTTP_REQUE
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+INGEST_PATH = "/api/v1/data/ingest"
+#: Access lines of these paths are written at DEBUG (their INFO view is the periodic ingest summary).
+DEBUG_ACCESS_PATHS = frozenset({INGEST_PATH})
 
 access_logger = logging.getLogger("apps.api.access")
 
@@ -100,7 +107,13 @@ class RequestContextMiddleware:
             duration_ms = round((time.perf_counter() - started) * 1000, 2)
             method = scope.get("method", "")
             path = scope.get("path", "")
-            access_logger.info(
+            quiet = path in DEBUG_ACCESS_PATHS
+            if quiet:  # counted for the periodic INFO summary (apps.api.ingest_runtime)
+                summary = getattr(getattr(scope.get("app"), "state", None), "ingest_log", None)
+                if summary is not None:
+                    summary.record(status, duration_ms)
+            access_logger.log(
+                logging.DEBUG if quiet else logging.INFO,
                 "%s %s %s (%.1f ms)",
                 method,
                 path,
@@ -118,6 +131,8 @@ def record_http_metrics(info: Info) -> None:
 
 
 __all__ = [
+    "DEBUG_ACCESS_PATHS",
+    "INGEST_PATH",
     "REQUEST_ID_HEADER",
     "RequestContextMiddleware",
     "new_request_id",

@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 
 from core.config import Settings, load_settings
+from core.observability.ingest_log import IngestLogSummary
 from core.observability.logging import (
     bind_correlation_id,
     configure_logging,
     correlation_id_var,
     remove_logging_handlers,
 )
+from core.observability.metrics import INGEST_READINGS_TOTAL, INGEST_REQUESTS_TOTAL
 
 
 @pytest.fixture
@@ -191,3 +193,88 @@ def test_library_loggers_taken_over_on_import_are_routed(base_settings: Settings
         ("sqlalchemy.engine.Engine", "lib"),
     ]
     assert foreign.stream.getvalue() == ""
+
+
+# --- ingest log summary (core.observability.ingest_log) ------------------------------------------------------------
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_ingest_summary_counts_requests_and_readings_since_the_last_flush(base_settings: Settings) -> None:
+    stream = _configure(base_settings, log_json=True)
+    INGEST_READINGS_TOTAL.labels(result="accepted").inc(5)  # before the summary exists: not counted
+    clock = _Clock()
+    summary = IngestLogSummary(clock=clock)
+    for status, ms in ((202, 2.0), (202, 4.0), (401, 1.0), (503, 9.0), (None, 4.0)):
+        summary.record(status, ms)
+    INGEST_READINGS_TOTAL.labels(result="accepted").inc(7)
+    INGEST_READINGS_TOTAL.labels(result="duplicate").inc(2)
+    INGEST_READINGS_TOTAL.labels(result="rejected").inc(1)
+    INGEST_REQUESTS_TOTAL.labels(mode="replay").inc()
+    clock.now += 60.0
+
+    figures = summary.flush()
+    [line] = _lines(stream)
+    expected = {
+        "interval_s": 60.0,
+        "requests": 5,
+        "status_2xx": 2,
+        "status_4xx": 1,
+        "status_5xx": 2,  # a request that got no response counts as a server error
+        "readings_accepted": 7,
+        "readings_duplicate": 2,
+        "readings_rejected": 1,
+        "replays": 1,
+        "mean_ms": 4.0,
+    }
+    assert figures == expected
+    assert line["logger"] == "apps.api.ingest" and line["level"] == "INFO"
+    assert {key: line[key] for key in expected} == expected
+    assert line["message"] == (
+        "ingest in the last 60.0 s: 5 requests (2xx 2, 4xx 1, 5xx 2), readings 7 accepted, 2 duplicates, "
+        "1 rejected, 1 idempotent replays, mean 4.0 ms"
+    )
+
+    # the next interval starts from zero; readings without requests (CSV back-fill elsewhere) write no line
+    INGEST_READINGS_TOTAL.labels(result="accepted").inc(3)
+    clock.now += 60.0
+    assert summary.flush() is None
+    summary.record(202, 1.0)
+    clock.now += 30.0
+    assert summary.flush() == expected | {
+        "interval_s": 30.0, "requests": 1, "status_2xx": 1, "status_4xx": 0, "status_5xx": 0,
+        "readings_accepted": 0, "readings_duplicate": 0, "readings_rejected": 0, "replays": 0, "mean_ms": 1.0,
+    }  # fmt: skip
+    assert len(_lines(stream)) == 2
+
+
+def test_ingest_summary_loop_flushes_every_interval_and_survives_a_failed_flush(
+    base_settings: Settings,
+) -> None:
+    stream = _configure(base_settings, log_json=True)
+    summary = IngestLogSummary()
+    waits: list[float] = []
+    flushes: list[int] = []
+
+    def flush() -> None:
+        flushes.append(len(waits))
+        if len(flushes) == 2:
+            raise RuntimeError("boom")
+
+    summary.flush = flush  # type: ignore[method-assign]
+
+    async def sleep(seconds: float) -> None:  # drives time: the fourth wait ends the loop
+        waits.append(seconds)
+        if len(waits) == 4:
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(summary.run(0.5, sleep=sleep))
+    assert waits == [0.5] * 4
+    assert flushes == [1, 2, 3]  # one flush after each completed wait, the failed one included
+    [warning] = _lines(stream)
+    assert warning["level"] == "WARNING" and warning["message"] == "ingest log summary failed: RuntimeError"
