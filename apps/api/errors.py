@@ -1,8 +1,13 @@
 """The one place that turns exceptions into RFC 9457 ``application/problem+json`` responses.
 
 * ``AppError`` (core.errors) → its status, type, title and detail.
-* ``RequestValidationError`` → 422 listing ``{loc, msg, type}`` per error (inputs are never echoed).
+* ``RequestValidationError`` → 422 listing ``{loc, msg, type}`` per error: never the input, the library's
+  documentation URL or its ``ctx`` (in every environment).
+* A body that is not decodable text (not UTF-8) → 422 ``json_invalid`` at ``["body"]``, like malformed JSON.
 * Starlette/FastAPI ``HTTPException`` (unknown route 404, 405, …) → a problem with the same status and headers.
+* A value the database refuses (SQLSTATE class 22: out of range, NUL in text …) → 422 without the value.
+* The database unavailable (unreachable, connection lost, starting up or in crash recovery, too many
+  connections) → 503 with ``Retry-After``.
 * Anything else → 500 with a generic detail; the stack trace goes to the server log only.
 
 Every body carries ``instance`` (the request path) and ``correlation_id`` (the request's ``X-Request-ID``).
@@ -20,7 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.db.errors import as_service_unavailable
+from core.db.errors import as_service_unavailable, is_data_exception, sqlstate
 from core.errors import ERRORS_BY_STATUS, AppError, InternalError, ValidationFailed
 from core.observability.logging import get_correlation_id
 
@@ -83,6 +88,22 @@ _DESCRIPTIONS = {
     500: "Unexpected server error (a bug); quote the correlation_id",
     503: "A dependency is unavailable",
 }
+
+
+def document_body_limit(schema: dict[str, Any]) -> None:
+    """Every operation that takes a request body documents 413 (the body-size limit applies to all of them)."""
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "requestBody" not in operation:
+                continue
+            responses = operation.setdefault("responses", {})
+            responses.setdefault(
+                "413",
+                {
+                    "description": _DESCRIPTIONS[413],
+                    "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                },
+            )
 
 
 def problem_responses(*statuses: int, **models: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
@@ -148,8 +169,16 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     return problem_response(request, ValidationFailed(detail, errors=errors))
 
 
+def _body_not_decodable(exc: StarletteHTTPException) -> bool:
+    """FastAPI's 400 for a JSON body it could not even decode as text (it raises it from the decode error)."""
+    return exc.status_code == 400 and isinstance(exc.__cause__, ValueError)
+
+
 async def http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if _body_not_decodable(exc):
+        errors = [{"loc": ["body"], "msg": "JSON decode error: the body is not UTF-8 text", "type": "json_invalid"}]
+        return problem_response(request, ValidationFailed("the request body is not valid JSON", errors=errors))
     status = exc.status_code
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     detail = exc.detail if isinstance(exc.detail, str) else phrase
@@ -179,7 +208,18 @@ class _HTTPStatusError(AppError):
 def unhandled_response(request: Request, exc: BaseException) -> JSONResponse:
     """500 for an unexpected exception: logged with its stack trace, answered with a generic detail.
 
-    A database outage is not a bug: it is answered 503 (retry later) and logged without a stack trace."""
+    A database outage is not a bug: it is answered 503 (retry later) and logged without a stack trace. Nor is a
+    value the database refuses (a data exception, SQLSTATE class 22): it is the request's, answered 422."""
+    if sqlstate(exc) == "23503":  # foreign_key_violation: the request refers to a row that does not exist
+        logger.info("foreign key violation on %s %s", request.method, request.url.path)
+        errors = [{"loc": ["body"], "msg": "refers to something that does not exist", "type": "value_error"}]
+        return problem_response(request, ValidationFailed("the request refers to a missing resource", errors=errors))
+    if is_data_exception(exc):
+        logger.info("data exception on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        errors = [{"loc": ["request"], "msg": "a value is out of the range the database accepts", "type": "value_error"}]
+        return problem_response(
+            request, ValidationFailed("a value of the request cannot be stored or compared", errors=errors)
+        )
     unavailable = as_service_unavailable(exc, "the database is unavailable; nothing was stored, retry later")
     if unavailable is not None:
         logger.warning(
@@ -215,6 +255,7 @@ __all__ = [
     "Problem",
     "ValidationErrorItem",
     "ValidationProblem",
+    "document_body_limit",
     "install_exception_handlers",
     "problem_response",
     "problem_responses",

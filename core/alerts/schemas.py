@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from core.schemas_common import NO_CONTROL, NO_NUL, Bool, Number, SensorId
 from core.units import hint, is_known, normalize
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
@@ -21,7 +22,7 @@ class _Params(BaseModel):
 
 
 class AnomalyScoreParams(_Params):
-    min_score: float = Field(
+    min_score: Number = Field(
         ge=0, description="An anomaly matches when its score is at least this (0: every anomaly)."
     )
     methods: list[Literal["robust_z", "model", "trend_ewma"]] | None = Field(
@@ -34,8 +35,8 @@ class AnomalyScoreParams(_Params):
 
 
 class ThresholdParams(_Params):
-    min: float | None = Field(default=None, description="A reading below this matches.")
-    max: float | None = Field(default=None, description="A reading above this matches.")
+    min: Number | None = Field(default=None, description="A reading below this matches.")
+    max: Number | None = Field(default=None, description="A reading above this matches.")
 
     @model_validator(mode="after")
     def _bounds(self) -> ThresholdParams:
@@ -47,13 +48,13 @@ class ThresholdParams(_Params):
 
 
 class RateOfChangeParams(_Params):
-    max_rate_per_min: float = Field(
+    max_rate_per_min: Number = Field(
         gt=0, description="Absolute change per minute between consecutive readings."
     )
 
 
 class FlatlineParams(_Params):
-    tolerance: float = Field(
+    tolerance: Number = Field(
         default=0.0,
         ge=0,
         description="A reading matches when it differs from the previous one by at most this (0: equal values). "
@@ -63,15 +64,15 @@ class FlatlineParams(_Params):
 
 
 class NoDataParams(_Params):
-    no_data_minutes: float | None = Field(
+    no_data_minutes: Number | None = Field(
         default=None,
         gt=0,
         le=7 * 24 * 60,
         description="Minutes without a reading. Absent: `interval_multiple` × the sensor's median interval "
         "(at least `min_minutes`).",
     )
-    interval_multiple: float = Field(default=10.0, gt=1, le=10_000)
-    min_minutes: float = Field(default=2.0, gt=0, le=7 * 24 * 60)
+    interval_multiple: Number = Field(default=10.0, gt=1, le=10_000)
+    min_minutes: Number = Field(default=2.0, gt=0, le=7 * 24 * 60)
 
 
 PARAMS_BY_KIND: dict[str, type[_Params]] = {
@@ -95,18 +96,20 @@ def check_unit(unit: str | None) -> str | None:
 
 
 def validate_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The params of ``kind``, normalised (raises ``pydantic.ValidationError`` / ``ValueError``)."""
-    return PARAMS_BY_KIND[kind].model_validate(params).model_dump(exclude_none=True)
+    """The params of ``kind``, normalised. Raises ``ValueError`` naming each bad field and what is wrong with it,
+    never the values sent nor a documentation URL (the message reaches the client)."""
+    try:
+        return PARAMS_BY_KIND[kind].model_validate(params).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        messages = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)
+        )
+        raise ValueError(f"invalid params for kind {kind!r}: {messages}") from None
 
 
 def _check_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return validate_params(kind, params)
-    except ValidationError as exc:
-        messages = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ValueError(f"invalid params for kind {kind!r}: {messages}") from None
+    return validate_params(kind, params)
 
 
 # --- rules ----------------------------------------------------------------------------------------------------
@@ -137,9 +140,10 @@ class AlertRuleCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
     kind: RuleKind
-    sensor_type: str | None = Field(default=None, min_length=1, max_length=100)
-    sensor_id: str | None = Field(default=None, min_length=1, max_length=200)
+    sensor_type: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_CONTROL)
+    sensor_id: SensorId | None = None
     params: dict[str, Any] = Field(
+        max_length=20,
         description=(
             "anomaly_score: {min_score, methods?}; threshold: {min, max} (one or both); rate_of_change: "
             "{max_rate_per_min}; flatline: {tolerance}; no_data: {no_data_minutes} or {interval_multiple, "
@@ -149,16 +153,17 @@ class AlertRuleCreate(BaseModel):
     unit: str | None = Field(
         default=None,
         max_length=32,
+        pattern=NO_NUL,
         description="Unit of a threshold or rate rule's bounds; the rule judges only sensors whose unit converts "
         "to it (bounds converted to the sensor's unit). Absent: the bounds are in each sensor's own unit.",
     )
     severity: Severity = "medium"
     open_after_k: int = Field(default=1, ge=1, le=10_000, description=_HYSTERESIS)
     window_readings: int = Field(default=20, ge=1, le=10_000)
-    max_age_minutes: float | None = Field(default=None, gt=0, le=366 * 24 * 60)
+    max_age_minutes: Number | None = Field(default=None, gt=0, le=366 * 24 * 60)
     resolve_after_m: int = Field(default=3, ge=1, le=10_000)
-    min_hold_minutes: float = Field(default=0.0, ge=0, le=366 * 24 * 60)
-    enabled: bool = True
+    min_hold_minutes: Number = Field(default=0.0, ge=0, le=366 * 24 * 60)
+    enabled: Bool = True
 
     @model_validator(mode="after")
     def _valid(self) -> AlertRuleCreate:
@@ -182,17 +187,17 @@ class AlertRuleUpdate(BaseModel):
     name: str | None = Field(
         default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
     )
-    sensor_type: str | None = Field(default=None, min_length=1, max_length=100)
-    sensor_id: str | None = Field(default=None, min_length=1, max_length=200)
-    params: dict[str, Any] | None = None
-    unit: str | None = Field(default=None, max_length=32)
+    sensor_type: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_CONTROL)
+    sensor_id: SensorId | None = None
+    params: dict[str, Any] | None = Field(default=None, max_length=20)
+    unit: str | None = Field(default=None, max_length=32, pattern=NO_NUL)
     severity: Severity | None = None
     open_after_k: int | None = Field(default=None, ge=1, le=10_000)
     window_readings: int | None = Field(default=None, ge=1, le=10_000)
-    max_age_minutes: float | None = Field(default=None, gt=0, le=366 * 24 * 60)
+    max_age_minutes: Number | None = Field(default=None, gt=0, le=366 * 24 * 60)
     resolve_after_m: int | None = Field(default=None, ge=1, le=10_000)
-    min_hold_minutes: float | None = Field(default=None, ge=0, le=366 * 24 * 60)
-    enabled: bool | None = None
+    min_hold_minutes: Number | None = Field(default=None, ge=0, le=366 * 24 * 60)
+    enabled: Bool | None = None
 
     @model_validator(mode="after")
     def _unit(self) -> AlertRuleUpdate:
@@ -239,7 +244,7 @@ class AlertTransition(BaseModel):
         json_schema_extra={"examples": [{"comment": "Technician informed, checking bearing."}]},
     )
 
-    comment: str | None = Field(default=None, max_length=2000)
+    comment: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
 
 
 class AlertEventRead(BaseModel):

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from core.ingest.schemas import MAX_SENSOR_ID_CHARS, MAX_UNIT_CHARS
+from core.schemas_common import AssetId
 
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00]+$")
@@ -65,7 +66,7 @@ class SensorCreate(BaseModel):
     type: SensorType = Field(description="Sensor type: selects the anomaly model `anomaly_<type>` and rules.")
     unit: Unit | None = None
     location: Label | None = None
-    asset_id: int | None = Field(None, description="The asset carrying the sensor (must exist).")
+    asset_id: AssetId | None = Field(None, description="The asset carrying the sensor (must exist).")
     status: SensorStatus = "active"
 
 
@@ -74,7 +75,7 @@ class SensorUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"asset_id": 3}]})
 
-    asset_id: int | None = None
+    asset_id: AssetId | None = None
     unit: Unit | None = None
     location: Label | None = None
     status: SensorStatus | None = None

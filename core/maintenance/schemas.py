@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from core.schemas_common import NO_CONTROL, NO_NUL, AssetId, BigId, SensorId, Timestamp
 
 TaskStatus = Literal["open", "in_progress", "done", "cancelled"]
 TaskPriority = Literal["low", "medium", "high", "critical"]
 Outcome = Literal["fault_confirmed", "no_fault_found"]
 TaskSort = Literal["created_at", "due_at", "priority", "status", "id"]
+
+Title = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=NO_NUL)]
+Description = Annotated[str, StringConstraints(max_length=10_000, pattern=NO_NUL)]
+Person = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_CONTROL)]
 
 _TASK_EXAMPLE = {
     "id": 17,
@@ -56,14 +63,14 @@ class MaintenanceTaskCreate(BaseModel):
         },
     )
 
-    title: str = Field(min_length=1, max_length=500)
-    description: str | None = Field(default=None, max_length=10_000)
-    asset_id: int | None = None
-    sensor_id: str | None = Field(default=None, min_length=1, max_length=200)
-    alert_id: int | None = Field(default=None, description="At most one task per alert (409 otherwise).")
+    title: Title
+    description: Description | None = None
+    asset_id: AssetId | None = None
+    sensor_id: SensorId | None = None
+    alert_id: BigId | None = Field(default=None, description="At most one task per alert (409 otherwise).")
     priority: TaskPriority = "medium"
-    due_at: AwareDatetime | None = None
-    assignee: str | None = Field(default=None, min_length=1, max_length=200)
+    due_at: Timestamp | None = None
+    assignee: Person | None = None
 
 
 class MaintenanceTaskUpdate(BaseModel):
@@ -74,18 +81,26 @@ class MaintenanceTaskUpdate(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"status": "in_progress"}, {"priority": "critical"}]}
     )
 
-    status: TaskStatus | None = None
-    priority: TaskPriority | None = None
-    title: str | None = Field(default=None, min_length=1, max_length=500)
-    description: str | None = Field(default=None, max_length=10_000)
-    due_at: AwareDatetime | None = None
-    assignee: str | None = Field(default=None, min_length=1, max_length=200)
+    # status, priority and title are NOT NULL columns: they may be left out but not set to null (422).
+    status: TaskStatus | SkipJsonSchema[None] = None
+    priority: TaskPriority | SkipJsonSchema[None] = None
+    title: Title | SkipJsonSchema[None] = None
+    description: Description | None = None
+    due_at: Timestamp | None = None
+    assignee: Person | None = None
+
+    @field_validator("status", "priority", "title")
+    @classmethod
+    def _not_null(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("may be left out but not null")
+        return value
 
 
 class MaintenanceTaskAssign(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"assignee": "j.doe"}]})
 
-    assignee: str = Field(min_length=1, max_length=200, description="Technician (or team) responsible.")
+    assignee: Person = Field(description="Technician (or team) responsible.")
 
 
 class TaskEvidence(BaseModel):
@@ -151,8 +166,8 @@ class MaintenanceCompletionCreate(BaseModel):
     )
 
     outcome: Outcome
-    technician: str = Field(min_length=1, max_length=200)
-    notes: str | None = Field(default=None, max_length=10_000)
+    technician: Person
+    notes: Description | None = None
 
 
 _LOG_EXAMPLE = {

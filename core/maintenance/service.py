@@ -69,7 +69,7 @@ class MaintenanceService:
 
     # --- tasks -----------------------------------------------------------------------------------------------
     async def create(self, values: Mapping[str, Any]) -> MaintenanceTask:
-        """Open a task by hand (422: unknown sensor or alert; 409: the alert has a task already)."""
+        """Open a task by hand (422: unknown asset, sensor or alert; 409: the alert has a task already)."""
         data = dict(values)
         alert_id = data.get("alert_id")
         if alert_id is not None:
@@ -100,6 +100,11 @@ class MaintenanceService:
                 )
             if data.get("asset_id") is None:
                 data["asset_id"] = asset_id
+        if data.get("asset_id") is not None and not await self._repo.asset_exists(data["asset_id"]):
+            raise ValidationFailed(
+                f"asset {data['asset_id']} does not exist",
+                errors=[{"loc": ["body", "asset_id"], "msg": "unknown asset", "type": "value_error"}],
+            )
         task = await self._repo.insert_task({**data, "status": "open"})
         if task is None:
             raise Conflict(f"alert {alert_id} already has a maintenance task")

@@ -31,6 +31,7 @@ from core.queries.schemas import (
     SensorPage,
     SensorRead,
 )
+from core.schemas_common import in_datetime_range
 
 #: Range of a readings query without ``start``/``end``: the last 24 hours.
 DEFAULT_RANGE = timedelta(hours=24)
@@ -54,12 +55,22 @@ def decode_cursor(cursor: str) -> datetime:
         value = datetime.fromisoformat(data["t"])
         if value.tzinfo is None:
             raise ValueError("naive cursor timestamp")
+        if not in_datetime_range(value):
+            raise ValueError("cursor timestamp out of range")
         return value
     except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error) as exc:
         raise ValidationFailed(
             "cursor is not valid; pass the next_cursor of a previous response",
             errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}],
         ) from exc
+
+
+def _resume_after(after: datetime, step: timedelta, end: datetime) -> datetime:
+    """The first instant after a cursor's ``after`` (``end`` when that lies beyond what a datetime can hold)."""
+    try:
+        return after + step
+    except OverflowError:
+        return end
 
 
 def _invalid(field: str, message: str) -> ValidationFailed:
@@ -134,7 +145,10 @@ class QueryService:
             if start is not None and start >= end:
                 raise _invalid("start", "start must be before end (default end: now)")
         if start is None:
-            start = end - DEFAULT_RANGE
+            try:
+                start = end - DEFAULT_RANGE
+            except OverflowError:
+                raise _invalid("end", "end is too early to default start to 24 hours before it") from None
         if start >= end:
             raise _invalid("end", "end must be after start")
         after = decode_cursor(cursor) if cursor is not None else None
@@ -143,7 +157,7 @@ class QueryService:
             raise NotFound(f"sensor {sensor_id!r} does not exist")
 
         if bucket is None:
-            lower = start if after is None else max(start, after + MICROSECOND)
+            lower = start if after is None else max(start, _resume_after(after, MICROSECOND, end))
             points = (
                 await self._repo.raw_readings(sensor_id, start=lower, end=end, limit=limit + 1)
                 if lower < end
@@ -156,7 +170,7 @@ class QueryService:
             chosen = choose_bucket_source(
                 bucket, timescale=caps.timescale, hourly_aggregate=caps.hourly_aggregate, start=start, end=end
             )
-            lower = start if after is None else max(start, after + BUCKET_WIDTH[bucket])
+            lower = start if after is None else max(start, _resume_after(after, BUCKET_WIDTH[bucket], end))
             points = []
             if lower < end:
                 chosen, points = await self._repo.bucketed_readings(

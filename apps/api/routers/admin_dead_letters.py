@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 
 from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
+from apps.api.params import Limit, Offset, big_id_path, text_query
 from apps.api.security import AdminPrincipal
 from core.errors import ServiceUnavailable
 from core.events.bus import EventBus
@@ -39,12 +40,12 @@ async def list_dead_letters(
     principal: AdminPrincipal,
     session: SessionDep,
     handler: Annotated[
-        str | None, Query(description="Handler name, e.g. `telemetry.readings_ingested`.")
+        str | None, text_query("Handler name, e.g. `telemetry.readings_ingested`.")
     ] = None,
-    event_type: Annotated[str | None, Query(description="Event type, e.g. `ReadingsIngested`.")] = None,
+    event_type: Annotated[str | None, text_query("Event type, e.g. `ReadingsIngested`.")] = None,
     replayed: Annotated[bool | None, Query(description="true: replayed only; false: pending only.")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> DeadLetterPage:
     rows, total = await DeadLetterService(session).page(
         handler=handler, event_type=event_type, replayed=replayed, limit=limit, offset=offset
@@ -67,7 +68,7 @@ async def list_dead_letters(
     responses=problem_responses(404, 409, 422, 503),
 )
 async def replay_dead_letter(
-    dead_letter_id: Annotated[int, Path(ge=1)],
+    dead_letter_id: Annotated[int, big_id_path("Dead letter id.")],
     principal: AdminPrincipal,
     session: SessionDep,
     request: Request,

@@ -5,12 +5,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, status
 
 from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
+from apps.api.params import Limit, Offset, RuleIdPath
 from apps.api.security import AdminPrincipal, ReadPrincipal
 from core.alerts.schemas import AlertRuleCreate, AlertRulePage, AlertRuleRead, AlertRuleUpdate, RuleKind
 from core.alerts.service import AlertRuleService
@@ -34,8 +33,8 @@ async def list_alert_rules(
     session: SessionDep,
     kind: RuleKind | None = None,
     enabled: bool | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> AlertRulePage:
     rows, total = await AlertRuleService(session).page(limit=limit, offset=offset, kind=kind, enabled=enabled)
     return AlertRulePage(
@@ -49,7 +48,7 @@ async def list_alert_rules(
     summary="Get an alert rule",
     responses=problem_responses(404, 422),
 )
-async def get_alert_rule(rule_id: int, principal: ReadPrincipal, session: SessionDep) -> AlertRuleRead:
+async def get_alert_rule(rule_id: RuleIdPath, principal: ReadPrincipal, session: SessionDep) -> AlertRuleRead:
     return AlertRuleRead.model_validate(await AlertRuleService(session).get(rule_id))
 
 
@@ -88,7 +87,7 @@ async def create_alert_rule(
     responses=problem_responses(404, 409, 422),
 )
 async def update_alert_rule(
-    rule_id: int, body: AlertRuleUpdate, principal: AdminPrincipal, session: SessionDep
+    rule_id: RuleIdPath, body: AlertRuleUpdate, principal: AdminPrincipal, session: SessionDep
 ) -> AlertRuleRead:
     rule = await AlertRuleService(session).update(rule_id, body)
     principal.audit(
@@ -106,7 +105,7 @@ async def update_alert_rule(
     description="Answers the deleted rule. Alerts it raised stay (their `rule` keeps the name).",
     responses=problem_responses(404, 422),
 )
-async def delete_alert_rule(rule_id: int, principal: AdminPrincipal, session: SessionDep) -> AlertRuleRead:
+async def delete_alert_rule(rule_id: RuleIdPath, principal: AdminPrincipal, session: SessionDep) -> AlertRuleRead:
     rule = await AlertRuleService(session).delete(rule_id)
     principal.audit(
         "alert_rule.delete",

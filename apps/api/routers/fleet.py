@@ -8,6 +8,7 @@ from fastapi import APIRouter, status
 
 from apps.api.deps import SessionDep, SettingsDep
 from apps.api.errors import problem_responses
+from apps.api.params import AssetIdPath, SensorIdPath
 from apps.api.security import AdminPrincipal, ReadPrincipal
 from core.fleet.schemas import AssetCreate, AssetUpdate, SensorCreate, SensorUpdate
 from core.fleet.service import FleetService
@@ -27,7 +28,7 @@ async def _sensor(session: SessionDep, settings: SettingsDep, sensor_id: str) ->
     summary="Get an asset",
     responses=problem_responses(404, 422),
 )
-async def get_asset(asset_id: int, principal: ReadPrincipal, session: SessionDep) -> AssetRead:
+async def get_asset(asset_id: AssetIdPath, principal: ReadPrincipal, session: SessionDep) -> AssetRead:
     return AssetRead.model_validate(await FleetService(session).asset(asset_id))
 
 
@@ -53,7 +54,7 @@ async def create_asset(body: AssetCreate, principal: AdminPrincipal, session: Se
     responses=problem_responses(404, 409, 422),
 )
 async def update_asset(
-    asset_id: int, body: AssetUpdate, principal: AdminPrincipal, session: SessionDep
+    asset_id: AssetIdPath, body: AssetUpdate, principal: AdminPrincipal, session: SessionDep
 ) -> AssetRead:
     asset = await FleetService(session).update_asset(asset_id, body)
     principal.audit("asset.update", target=f"asset:{asset.id}", target_name=asset.name)
@@ -86,7 +87,7 @@ async def create_sensor(
     responses=problem_responses(404, 422),
 )
 async def update_sensor(
-    sensor_id: str, body: SensorUpdate, principal: AdminPrincipal, session: SessionDep, settings: SettingsDep
+    sensor_id: SensorIdPath, body: SensorUpdate, principal: AdminPrincipal, session: SessionDep, settings: SettingsDep
 ) -> SensorRead:
     await FleetService(session).update_sensor(sensor_id, body)
     principal.audit("sensor.update", target=f"sensor:{sensor_id}", **body.model_dump(exclude_unset=True))

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
+from apps.api.params import AssetIdQuery, Limit, Offset, SensorIdPath, big_id_path
 from apps.api.security import ReadPrincipal
 from core.alerts.incident_reads import IncidentReads
 from core.alerts.incident_schemas import (
@@ -24,7 +25,7 @@ from core.queries.schemas import AlertRead
 
 router = APIRouter(prefix="/api/v1", tags=["alerting"], responses=problem_responses(401, 403, 429))
 
-IncidentId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+IncidentId = Annotated[int, big_id_path("Incident id.")]
 
 
 @router.get(
@@ -39,9 +40,9 @@ async def list_incidents(
     principal: ReadPrincipal,
     session: SessionDep,
     status: Annotated[Literal["open", "resolved", "closed"] | None, Query()] = None,
-    asset_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    asset_id: AssetIdQuery = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> IncidentPage:
     rows, total = await IncidentReads(session).page(status=status, asset_id=asset_id, limit=limit, offset=offset)
     return IncidentPage(
@@ -81,7 +82,7 @@ async def get_incident(incident_id: IncidentId, principal: ReadPrincipal, sessio
     responses=problem_responses(404, 422),
 )
 async def sensor_references(
-    sensor_id: Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\s\x00]+$")],
+    sensor_id: SensorIdPath,
     principal: ReadPrincipal,
     session: SessionDep,
 ) -> SensorReferenceList:

@@ -34,6 +34,7 @@ from core.ingest.group_commit import GroupCommitter
 from core.ingest.schemas import (
     EXAMPLE_READING,
     MAX_BATCH_ITEMS,
+    MAX_IDEMPOTENCY_KEY_CHARS,
     IngestResponse,
     RejectedItem,
     reading_json_schema,
@@ -150,7 +151,13 @@ async def ingest(
         bool, Query(description="History: no-data rules and due dates follow the readings' timestamps.")
     ] = False,
     idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", description="Per API key; remembered for 24 h.")
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=MAX_IDEMPOTENCY_KEY_CHARS,
+            description="Per API key; remembered for 24 h.",
+        ),
     ] = None,
 ) -> Response:
     _check_content_type(request)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
+from fastapi import APIRouter
 
 from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
+from apps.api.params import Limit, Offset, SensorIdQuery, datetime_query
 from apps.api.security import ReadPrincipal
 from core.maintenance.schemas import LabelPage, LabelRead, Outcome
 from core.maintenance.service import MaintenanceService
+from core.schemas_common import Timestamp
 
 router = APIRouter(prefix="/api/v1/labels", tags=["labels"], responses=problem_responses(401, 403, 429))
 
@@ -30,13 +31,11 @@ router = APIRouter(prefix="/api/v1/labels", tags=["labels"], responses=problem_r
 async def list_labels(
     principal: ReadPrincipal,
     session: SessionDep,
-    sensor_id: str | None = None,
+    sensor_id: SensorIdQuery = None,
     outcome: Outcome | None = None,
-    since: Annotated[
-        AwareDatetime | None, Query(description="Completed at or after (ISO 8601 with offset).")
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    since: Annotated[Timestamp | None, datetime_query("Completed at or after.")] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> LabelPage:
     rows, total = await MaintenanceService(session).labels(
         sensor_id=sensor_id, outcome=outcome, since=since, limit=limit, offset=offset

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from apps.agents.anomaly import baseline_config
 from apps.api.deps import SessionDep, SettingsDep
 from apps.api.errors import problem_responses
+from apps.api.params import TextQuery
 from apps.api.security import AdminPrincipal, require_scope
 from core.auth.keys import READ
 from core.ml import serving_service as service
@@ -32,6 +33,11 @@ from core.ml.serving_schemas import (
     PromoteRequest,
     PromotionRead,
 )
+from core.schemas_common import NO_CONTROL
+
+ModelName = Annotated[
+    str, Path(min_length=1, max_length=200, pattern=NO_CONTROL, description="Registered model name.")
+]
 
 router = APIRouter(
     prefix="/api/v1/ml",
@@ -72,7 +78,7 @@ async def list_models(server: ServerDep) -> ModelList:
     summary="Get a registered model",
     responses=problem_responses(404, 503),
 )
-async def get_model(server: ServerDep, name: Annotated[str, Path(max_length=200)]) -> ModelRead:
+async def get_model(server: ServerDep, name: ModelName) -> ModelRead:
     return await service.get_model(server, name)
 
 
@@ -92,7 +98,7 @@ async def promote(
     body: PromoteRequest,
     server: ServerDep,
     principal: AdminPrincipal,
-    name: Annotated[str, Path(max_length=200)],
+    name: ModelName,
 ) -> PromotionRead:
     decision = await service.promote(server, name, body)
     principal.audit(
@@ -181,6 +187,6 @@ async def check_drift(
     description="The drift agent's latest stored check of every sensor; filter by sensor type or verdict.",
 )
 async def drift_status(
-    session: SessionDep, sensor_type: str | None = None, drifted: bool | None = None
+    session: SessionDep, sensor_type: TextQuery = None, drifted: bool | None = None
 ) -> DriftStatusList:
     return await service.drift_status(session, sensor_type, drifted)

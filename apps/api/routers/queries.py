@@ -6,10 +6,19 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime
 
 from apps.api.deps import SessionDep, SettingsDep
 from apps.api.errors import problem_responses
+from apps.api.params import (
+    AssetIdQuery,
+    End,
+    Limit,
+    Offset,
+    SensorIdPath,
+    SensorIdQuery,
+    Start,
+    TextQuery,
+)
 from apps.api.security import require_scope
 from core.auth.keys import READ
 from core.db.repositories.queries import Agg, Bucket
@@ -34,9 +43,6 @@ router = APIRouter(
     responses=problem_responses(401, 403, 422, 429),
 )
 
-Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
-
 
 def _service(session: SessionDep, settings: SettingsDep) -> QueryService:
     return QueryService(session, max_points=settings.query_max_points)
@@ -53,8 +59,8 @@ ServiceDep = Annotated[QueryService, Depends(_service)]
 )
 async def list_assets(
     service: ServiceDep,
-    site: str | None = None,
-    kind: str | None = None,
+    site: TextQuery = None,
+    kind: TextQuery = None,
     sort: AssetSort = "id",
     limit: Limit = 100,
     offset: Offset = 0,
@@ -70,9 +76,9 @@ async def list_assets(
 )
 async def list_sensors(
     service: ServiceDep,
-    type: str | None = None,
-    asset_id: int | None = None,
-    status: str | None = None,
+    type: TextQuery = None,
+    asset_id: AssetIdQuery = None,
+    status: TextQuery = None,
     sort: SensorSort = "sensor_id",
     limit: Limit = 100,
     offset: Offset = 0,
@@ -88,7 +94,7 @@ async def list_sensors(
     summary="Get a sensor",
     responses=problem_responses(404),
 )
-async def get_sensor(sensor_id: str, service: ServiceDep) -> SensorRead:
+async def get_sensor(sensor_id: SensorIdPath, service: ServiceDep) -> SensorRead:
     return await service.sensor(sensor_id)
 
 
@@ -106,15 +112,23 @@ async def get_sensor(sensor_id: str, service: ServiceDep) -> SensorRead:
     responses=problem_responses(404),
 )
 async def sensor_readings(
-    sensor_id: str,
+    sensor_id: SensorIdPath,
     service: ServiceDep,
-    start: Annotated[AwareDatetime | None, Query(description="Inclusive, with a time zone.")] = None,
-    end: Annotated[AwareDatetime | None, Query(description="Exclusive, with a time zone.")] = None,
+    start: Start = None,
+    end: End = None,
     bucket: Bucket | None = None,
     agg: Agg | None = None,
-    limit: Annotated[int | None, Query(ge=1, description="Points per page (≤ SM_QUERY_MAX_POINTS).")] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=1_000_000, description="Points per page (≤ SM_QUERY_MAX_POINTS).")
+    ] = None,
     cursor: Annotated[
-        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            pattern=r"^[A-Za-z0-9_=-]+$",
+            description="`next_cursor` of the previous page (opaque; a cursor of another series is a 422).",
+        ),
     ] = None,
 ) -> ReadingSeries:
     return await service.readings(
@@ -130,11 +144,11 @@ async def sensor_readings(
 )
 async def list_anomalies(
     service: ServiceDep,
-    sensor_id: str | None = None,
-    start: AwareDatetime | None = None,
-    end: AwareDatetime | None = None,
-    method: str | None = None,
-    min_score: float | None = None,
+    sensor_id: SensorIdQuery = None,
+    start: Start = None,
+    end: End = None,
+    method: TextQuery = None,
+    min_score: Annotated[float | None, Query(allow_inf_nan=False)] = None,
     sort: AnomalySort = "-timestamp",
     limit: Limit = 100,
     offset: Offset = 0,
@@ -161,8 +175,8 @@ async def list_alerts(
     service: ServiceDep,
     status: Literal["open", "acknowledged", "resolved"] | None = None,
     severity: Literal["info", "low", "medium", "high", "critical"] | None = None,
-    sensor_id: str | None = None,
-    rule: str | None = None,
+    sensor_id: SensorIdQuery = None,
+    rule: TextQuery = None,
     sort: AlertSort = "-opened_at",
     limit: Limit = 100,
     offset: Offset = 0,

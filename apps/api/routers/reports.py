@@ -13,6 +13,7 @@ from apps.api.errors import problem_responses
 from apps.api.security import require_scope
 from core.auth.keys import READ
 from core.ml.reports import DatasetList, ReportList, ReportRead, ReportStore
+from core.schemas_common import NO_CONTROL
 
 router = APIRouter(
     prefix="/api/v1",
@@ -64,7 +65,11 @@ def read_report(store: StoreDep, name: Annotated[str, NAME]) -> ReportRead:
     description="Only names listed in the report's `plots` are served; anything else is a 404.",
     responses={200: {"content": {"image/png": {}}, "description": "The PNG file."}} | problem_responses(404, 422),
 )
-def read_plot(store: StoreDep, name: Annotated[str, NAME], plot: str) -> FileResponse:
+def read_plot(
+    store: StoreDep,
+    name: Annotated[str, NAME],
+    plot: Annotated[str, Path(min_length=1, max_length=200, pattern=NO_CONTROL, description="Plot name.")],
+) -> FileResponse:
     return FileResponse(store.plot_path(name, plot), media_type="image/png", headers=CACHE)
 
 

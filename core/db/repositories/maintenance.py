@@ -16,6 +16,7 @@ from core.db.models import (
     AlertEvent,
     AlertObservation,
     Anomaly,
+    Asset,
     MaintenanceLog,
     MaintenanceTask,
     Sensor,
@@ -82,6 +83,9 @@ class MaintenanceRepository:
 
     async def get_alert(self, alert_id: int) -> Alert | None:
         return await self._session.get(Alert, alert_id)
+
+    async def asset_exists(self, asset_id: int) -> bool:
+        return (await self._session.execute(select(Asset.id).where(Asset.id == asset_id))).first() is not None
 
     async def lock_cause(self, key: str) -> None:
         """Serialise the transactions that open tasks for one cause (released at commit or rollback)."""
