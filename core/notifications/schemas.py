@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from core.notifications.envelope import NOTIFIED_EVENT_TYPES
 from core.notifications.outcomes import public_error
+from core.schemas_common import NO_CONTROL, Bool
 
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 DeliveryChannel = Literal["webhook", "email"]
+EventType = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NO_CONTROL)]
+EventTypes = Annotated[list[EventType], Field(max_length=len(NOTIFIED_EVENT_TYPES) * 2)]
 
 
 def _check_event_types(values: list[str] | None) -> list[str] | None:
     if values is None:
         return None
-    unknown = sorted({v for v in values if v not in NOTIFIED_EVENT_TYPES})
-    if unknown:
-        raise ValueError(
-            f"unknown event type(s) {', '.join(unknown)}; allowed: {', '.join(NOTIFIED_EVENT_TYPES)}"
-        )
+    if any(v not in NOTIFIED_EVENT_TYPES for v in values):  # the values are not echoed
+        raise ValueError(f"unknown event type; allowed: {', '.join(NOTIFIED_EVENT_TYPES)}")
     return list(dict.fromkeys(values))  # de-duplicated, order kept
 
 
@@ -49,13 +50,15 @@ class WebhookCreate(BaseModel):
         },
     )
 
-    name: str = Field(min_length=1, max_length=100, description="Unique name of the subscription.")
+    name: str = Field(
+        min_length=1, max_length=100, pattern=NO_CONTROL, description="Unique name of the subscription."
+    )
     target: HttpUrl = Field(description="http(s) URL the signed JSON body is POSTed to.")
-    event_types: list[str] = Field(
+    event_types: EventTypes = Field(
         default_factory=list,
         description=f"Events to receive, any of {', '.join(NOTIFIED_EVENT_TYPES)}; empty = all of them.",
     )
-    is_active: bool = True
+    is_active: Bool = True
 
     @field_validator("event_types")
     @classmethod
@@ -71,9 +74,17 @@ class WebhookUpdate(BaseModel):
         json_schema_extra={"examples": [{"is_active": False}, {"event_types": ["AlertRaised"]}]},
     )
 
-    target: HttpUrl | None = None
-    event_types: list[str] | None = None
-    is_active: bool | None = None
+    # NOT NULL columns: they may be left out, not set to null (422).
+    target: HttpUrl | SkipJsonSchema[None] = None
+    event_types: EventTypes | SkipJsonSchema[None] = None
+    is_active: Bool | SkipJsonSchema[None] = None
+
+    @field_validator("target", "event_types", "is_active", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may be left out but not null")
+        return value
 
     @field_validator("event_types")
     @classmethod
