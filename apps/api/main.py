@@ -25,7 +25,12 @@ from prometheus_fastapi_instrumentator import Instrumentator
 
 from apps.agents.registry import start_events, stop_events
 from apps.api.docs import install_docs
-from apps.api.errors import PROBLEM_MEDIA_TYPE, install_exception_handlers, problem_responses
+from apps.api.errors import (
+    PROBLEM_MEDIA_TYPE,
+    document_body_limit,
+    install_exception_handlers,
+    problem_responses,
+)
 from apps.api.ingest_runtime import start_ingest, stop_ingest
 from apps.api.middleware import RequestContextMiddleware, record_http_metrics
 from apps.api.routers import admin_dead_letters, admin_events, admin_keys, health, ingest
@@ -118,6 +123,7 @@ def _openapi_with_problems(app: FastAPI) -> Callable[[], dict[str, Any]]:
         if app.openapi_schema is None:
             schema = generate()
             _problem_media_types(schema)
+            document_body_limit(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, BackgroundTasks, Query, Request, status
+from fastapi import APIRouter, BackgroundTasks, Request, status
 
 from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
+from apps.api.params import KeyIdPath, Limit, Offset
 from apps.api.security import AdminPrincipal, get_authenticator
 from core.auth.keys import ApiKeyService
 from core.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyRead
@@ -48,8 +47,8 @@ async def create_api_key(body: ApiKeyCreate, principal: AdminPrincipal, session:
 async def list_api_keys(
     principal: AdminPrincipal,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
     include_revoked: bool = True,
 ) -> ApiKeyPage:
     rows, total = await ApiKeyService(session).page(
@@ -71,7 +70,7 @@ async def list_api_keys(
     responses=problem_responses(404, 422),
 )
 async def revoke_api_key(
-    key_id: int,
+    key_id: KeyIdPath,
     principal: AdminPrincipal,
     session: SessionDep,
     request: Request,

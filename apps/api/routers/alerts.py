@@ -11,6 +11,7 @@ from fastapi import APIRouter
 
 from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
+from apps.api.params import AlertIdPath
 from apps.api.security import AdminPrincipal, ReadPrincipal
 from core.alerts.schemas import AlertDetail, AlertEventRead, AlertTransition, LinkedAnomaly
 from core.alerts.service import AlertDetails, AlertLifecycleService
@@ -51,7 +52,7 @@ def _detail(details: AlertDetails) -> AlertDetail:
     description="The alert, every lifecycle change (oldest first) and the anomalies it counted.",
     responses=problem_responses(404, 422),
 )
-async def get_alert(alert_id: int, principal: ReadPrincipal, session: SessionDep) -> AlertDetail:
+async def get_alert(alert_id: AlertIdPath, principal: ReadPrincipal, session: SessionDep) -> AlertDetail:
     return _detail(await AlertLifecycleService(session).details(alert_id))
 
 
@@ -63,7 +64,7 @@ async def get_alert(alert_id: int, principal: ReadPrincipal, session: SessionDep
     responses=problem_responses(404, 409, 422),
 )
 async def acknowledge_alert(
-    alert_id: int, principal: AdminPrincipal, session: SessionDep, body: AlertTransition | None = None
+    alert_id: AlertIdPath, principal: AdminPrincipal, session: SessionDep, body: AlertTransition | None = None
 ) -> AlertDetail:
     comment = body.comment if body is not None else None
     details = await AlertLifecycleService(session).acknowledge(
@@ -84,7 +85,7 @@ async def acknowledge_alert(
     responses=problem_responses(404, 409, 422),
 )
 async def resolve_alert(
-    alert_id: int, principal: AdminPrincipal, session: SessionDep, body: AlertTransition | None = None
+    alert_id: AlertIdPath, principal: AdminPrincipal, session: SessionDep, body: AlertTransition | None = None
 ) -> AlertDetail:
     comment = body.comment if body is not None else None
     details = await AlertLifecycleService(session).resolve(alert_id, actor=principal.name, comment=comment)

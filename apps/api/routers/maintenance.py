@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Query, status
 
 from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
+from apps.api.params import AlertIdQuery, AssetIdQuery, Limit, Offset, SensorIdQuery, TextQuery, big_id_path
 from apps.api.security import AdminPrincipal, ReadPrincipal
 from core.db.models import MaintenanceTask
 from core.db.repositories.maintenance import TaskFilters
@@ -36,7 +37,7 @@ router = APIRouter(
     responses=problem_responses(401, 403, 429),
 )
 
-TaskId = Annotated[int, Path(ge=1, description="Id of the maintenance task.")]
+TaskId = Annotated[int, big_id_path("Id of the maintenance task.")]
 
 
 @router.get(
@@ -51,15 +52,15 @@ async def list_tasks(
     principal: ReadPrincipal,
     session: SessionDep,
     status_: Annotated[TaskStatus | None, Query(alias="status")] = None,
-    asset_id: Annotated[int | None, Query(ge=1)] = None,
-    sensor_id: str | None = None,
+    asset_id: AssetIdQuery = None,
+    sensor_id: SensorIdQuery = None,
     priority: TaskPriority | None = None,
-    assignee: str | None = None,
-    alert_id: Annotated[int | None, Query(ge=1)] = None,
+    assignee: TextQuery = None,
+    alert_id: AlertIdQuery = None,
     sort: TaskSort = "created_at",
     order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> MaintenanceTaskPage:
     filters = TaskFilters(
         status=status_,
