@@ -335,8 +335,12 @@ class Settings(BaseSettings):
             self.openapi_public = self.env is not Environment.production
         if self.webhook_require_https is None:
             self.webhook_require_https = self.env is Environment.production
+        return self
+
+    def secret_problems(self) -> list[str]:
+        """Why the secrets of the API process are unfit for production (empty outside production or when fine)."""
         if self.env is not Environment.production:
-            return self
+            return []
         checks = (
             ("SM_API_KEY", self.api_key, DEV_API_KEY),
             ("SM_WEBHOOK_SIGNING_SECRET", self.webhook_signing_secret, DEV_WEBHOOK_SECRET),
@@ -351,9 +355,17 @@ class Settings(BaseSettings):
             reason = weak_secret_reason("SM_SIMULATOR_API_KEY", self.simulator_api_key.get_secret_value())
             if reason:
                 problems.append(reason)
+        return problems
+
+    def require_service_secrets(self) -> None:
+        """Raise ConfigurationError when production would run with development or weak secrets.
+
+        Called by the processes that hold them (the API, which registers the keys and signs webhooks; the
+        simulator for its key); MLflow and the console never see them (the console checks its own key).
+        """
+        problems = self.secret_problems()
         if problems:
-            raise ValueError("refusing to start with SM_ENV=production: " + "; ".join(problems) + ".")
-        return self
+            raise ConfigurationError("refusing to start with SM_ENV=production: " + "; ".join(problems) + ".")
 
     def require_database_url(self) -> None:
         """Raise ConfigurationError when production would use the default database (for processes that use it:

@@ -15,6 +15,7 @@ def main() -> int:
 
     try:
         settings = load_settings()
+        settings.require_service_secrets()
         settings.require_database_url()
     except ConfigurationError as exc:
         print(f"smart-maintenance api: {exc}", file=sys.stderr)

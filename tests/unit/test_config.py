@@ -54,7 +54,7 @@ def test_default_environment_is_development() -> None:
 def test_production_refuses_every_development_default_naming_each(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SM_ENV", "production")
     with pytest.raises(ConfigurationError) as info:
-        load_settings()
+        load_settings().require_service_secrets()
     message = str(info.value)
     assert "SM_ENV=production" in message
     for name in ("SM_API_KEY", "SM_WEBHOOK_SIGNING_SECRET", "SM_CONSOLE_API_KEY"):
@@ -88,13 +88,20 @@ def test_production_database_is_required_only_where_it_is_opened() -> None:
 )
 def test_production_refuses_weak_secrets_without_echoing_them(secret: str, reason: str) -> None:
     with pytest.raises(ConfigurationError) as info:
-        load_settings(env="production", **{**SAFE, "webhook_signing_secret": secret})
+        load_settings(env="production", **{**SAFE, "webhook_signing_secret": secret}).require_service_secrets()
     message = str(info.value)
     assert f"SM_WEBHOOK_SIGNING_SECRET is {reason}" in message or (
         "SM_WEBHOOK_SIGNING_SECRET" in message and reason in message
     )
     assert secret not in message
     assert "SM_API_KEY" not in message
+
+
+def test_processes_without_secrets_load_production_settings() -> None:
+    # MLflow and the console get no platform secrets (compose passes them only to the API): their settings load
+    settings = load_settings(env="production")
+    assert settings.env is Environment.production
+    load_settings(env="production", **SAFE).require_service_secrets()
 
 
 def test_generated_secrets_pass_the_entropy_screen() -> None:
@@ -118,7 +125,7 @@ def test_generated_secrets_pass_the_entropy_screen() -> None:
 )
 def test_production_names_only_what_is_wrong(overrides: dict[str, str], named: str, not_named: str) -> None:
     with pytest.raises(ConfigurationError) as info:
-        load_settings(env="production", database_url=SAFE_DB, **overrides)
+        load_settings(env="production", database_url=SAFE_DB, **overrides).require_service_secrets()
     assert named in str(info.value)
     assert not_named not in str(info.value)
 
