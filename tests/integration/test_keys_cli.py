@@ -65,3 +65,41 @@ def test_errors_are_reported_without_traceback(database_url: str) -> None:
     )
     bad = cli(database_url, "create", "--name", "x", "--scopes", "root")
     assert bad.returncode == 1 and "unknown scope" in bad.stderr and "Traceback" not in bad.stderr
+
+
+async def test_revoke_refuses_the_configured_keys_with_how_to_rotate(
+    database_url: str, settings: Settings
+) -> None:
+    async with serve_app(settings):  # the API registers the configured keys at start-up
+        pass
+    active = {r["name"]: r for r in listed(database_url) if r["revoked_at"] is None}
+    for name, setting in (
+        ("bootstrap", "SM_API_KEY"),
+        ("console", "SM_CONSOLE_API_KEY"),
+        ("simulator", "SM_SIMULATOR_API_KEY"),
+    ):
+        refused = cli(database_url, "revoke", str(active[name]["id"]))
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert f"set a new {setting} in .env" in refused.stderr and "restart" in refused.stderr, (
+            refused.stderr
+        )
+        assert "Traceback" not in refused.stderr
+        row = await key_row(settings, active[name]["id"])
+        assert row is not None and row.revoked_at is None
+
+
+def test_create_with_the_operate_scope_and_generate(database_url: str) -> None:
+    name = f"tech-{uuid.uuid4().hex[:6]}"
+    done = cli(database_url, "create", "--name", name, "--scopes", "read,operate", "--json")
+    assert done.returncode == 0, done.stderr
+    created = json.loads(done.stdout)
+    assert created["scopes"] == ["read", "operate"] and created["key"].startswith(KEY_PREFIX)
+    generated = cli(database_url, "generate")
+    assert generated.returncode == 0, generated.stderr
+    secret = generated.stdout.strip()
+    assert secret.startswith(KEY_PREFIX) and len(secret) >= 40 and secret != created["key"]
+    stored = {r["id"] for r in listed(database_url)}
+    assert cli(database_url, "generate").returncode == 0
+    assert {r["id"] for r in listed(database_url)} == stored  # generate stores nothing
+    scopes = cli(database_url, "scopes")
+    assert scopes.returncode == 0 and "operate" in scopes.stdout and "acknowledge" in scopes.stdout
