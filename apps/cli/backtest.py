@@ -22,7 +22,7 @@ if (
     from core.backtest.frame import ReplayFrame
 
 EXAMPLE = (
-    "python -m apps.cli backtest ../shared/datasets/ims/features/test1_per_file.csv --time-column timestamp "
+    "python -m apps.cli backtest .data/datasets/ims/features/test1_per_file.csv --time-column timestamp "
     "--columns '_(rms|kurt)$' --asset-pattern '(Bearing\\d)' --sensor-type '_rms$=acceleration:g' "
     "--sensor-type '_kurt$=kurtosis' --report out.json"
 )
