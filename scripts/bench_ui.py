@@ -36,6 +36,7 @@ if __package__ in (None, ""):
 import httpx
 
 from core.config import PROJECT_ROOT, Settings, get_settings, load_settings, to_libpq_url
+from ui.settings import get_console_settings
 
 APP = str(PROJECT_ROOT / "ui" / "streamlit_app.py")
 TARGET_S = 2.0
@@ -131,24 +132,36 @@ def _start_api(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
         time.sleep(0.3)
 
 
+def _console_key(api_url: str) -> str:
+    """A key with the console's scopes (read, operate, admin), created with the API's bootstrap key."""
+    response = httpx.post(
+        f"{api_url}/api/v1/admin/api-keys", json={"name": "console-bench", "scopes": ["read", "operate", "admin"]},
+        headers={"X-API-Key": load_settings(env="development").api_key.get_secret_value()}, timeout=10,
+        trust_env=False,
+    )  # fmt: skip
+    if response.status_code != 201:
+        raise SystemExit(f"could not create the console's key: HTTP {response.status_code} {response.text[:200]}")
+    return str(response.json()["key"])
+
+
 def _explorer_30_days(at) -> None:
     at.multiselect[0].set_value(["sensor-001", "sensor-002", "sensor-006", "sensor-011"])
     at.selectbox[0].set_value("Last 30 days")
 
 
 PAGES: list[tuple[str, str, Callable | None]] = [
-    ("Fleet overview", "pages/fleet.py", None),
-    ("Sensor explorer (1 sensor, 24 h, 1-min rollup)", "pages/sensor_explorer.py", None),
-    ("Sensor explorer (4 sensors, 30 days, 1-h rollup)", "pages/sensor_explorer.py", _explorer_30_days),
-    ("Alerts", "pages/alerts.py", None),
-    ("Incidents", "pages/incidents.py", None),
-    ("Work orders", "pages/work_orders.py", None),
-    ("Models", "pages/models.py", None),
-    ("Gauntlets and experiments", "pages/gauntlets.py", None),
-    ("Ingest", "pages/ingest.py", None),
-    ("Master dataset", "pages/master_dataset.py", None),
-    ("Admin", "pages/admin.py", None),
-    ("Platform status", "pages/overview.py", None),
+    ("Fleet overview", "views/fleet.py", None),
+    ("Sensor explorer (1 sensor, 24 h, 1-min rollup)", "views/sensor_explorer.py", None),
+    ("Sensor explorer (4 sensors, 30 days, 1-h rollup)", "views/sensor_explorer.py", _explorer_30_days),
+    ("Alerts", "views/alerts.py", None),
+    ("Incidents", "views/incidents.py", None),
+    ("Work orders", "views/work_orders.py", None),
+    ("Models", "views/models.py", None),
+    ("Gauntlets and experiments", "views/gauntlets.py", None),
+    ("Ingest", "views/ingest.py", None),
+    ("Master dataset", "views/master_dataset.py", None),
+    ("Admin", "views/admin.py", None),
+    ("Platform status", "views/overview.py", None),
 ]
 
 
@@ -199,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         counts = asyncio.run(_fill(settings, args.days))
         print(f"database {url.rsplit('/', 1)[-1]}: {counts} in {time.monotonic() - started:.0f} s")
         api, api_url = _start_api(url)
-        os.environ.update(API_BASE_URL=api_url, SM_ENV="development")
+        os.environ.update(API_BASE_URL=api_url, SM_ENV="development", SM_CONSOLE_API_KEY=_console_key(api_url))
         get_settings.cache_clear()
+        get_console_settings.cache_clear()
         print(f"API {api_url}; timing {len(PAGES)} views, {args.repeats} repeats each ...", flush=True)
         rows = []
         for name, page, setup in PAGES:

@@ -1,6 +1,7 @@
 """The UI's only way to the platform: a small synchronous httpx client for the API.
 
-Base URL ``settings.api_base_url``, header ``X-API-Key: settings.api_key``, a bounded timeout. Failures raise
+Base URL ``API_BASE_URL``, header ``X-API-Key: SM_CONSOLE_API_KEY`` (the console's own key, see ``ui.settings``),
+a bounded timeout. Failures raise
 :class:`ApiError` carrying the HTTP status (``None`` when the API could not be reached) and the RFC 9457
 ``application/problem+json`` body, so pages can show ``error.detail`` instead of a traceback.
 """
@@ -12,7 +13,7 @@ from typing import Any, Self
 
 import httpx
 
-from core.config import Settings
+from ui.settings import ConsoleSettings
 
 API_KEY_HEADER = "X-API-Key"
 DEFAULT_TIMEOUT_S = 5.0
@@ -111,8 +112,8 @@ class ApiClient:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_S) -> ApiClient:
-        return cls(settings.api_base_url, settings.api_key.get_secret_value(), timeout=timeout)
+    def from_settings(cls, settings: ConsoleSettings) -> ApiClient:
+        return cls(settings.api_base_url, settings.api_key.get_secret_value(), timeout=settings.timeout_s)
 
     def __enter__(self) -> Self:
         return self
@@ -146,6 +147,13 @@ class ApiClient:
                 status=response.status_code,
                 url=str(response.url),
             ) from exc
+
+    def get_bytes(self, path: str, **kwargs: Any) -> bytes:
+        """``GET path`` of a file (a CSV, a PNG): the body as bytes, or ApiError with the problem's detail."""
+        response = self.request("GET", path, **kwargs)
+        if response.is_error:
+            raise self._error(response)
+        return response.content
 
     def send_json(
         self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None, **kwargs: Any

@@ -1,7 +1,9 @@
 """Smart Maintenance console (Streamlit): ``streamlit run ui/streamlit_app.py``.
 
-The shell: page configuration and navigation. Pages live in ``ui/pages/``; they reach the platform through
-``ui.api_client`` only (the UI never touches the database).
+The shell: page configuration and navigation. Pages live in ``ui/views/``, not ``ui/pages/``: Streamlit
+auto-discovers a ``pages/`` folder beside the main script, and after a restart a first visit to a deep link
+(``/alerts``) got that folder's raw navigation and a narrow layout instead of this one. Pages reach the platform
+through ``ui.api_client`` only (the console reads no files and imports nothing from ``core`` or ``apps``).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# `streamlit run` puts ui/ on sys.path, not the project root: make `core` and `ui` importable.
+# `streamlit run` puts ui/ on sys.path, not the project root: make the `ui` package importable.
 _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
@@ -17,7 +19,7 @@ if _ROOT not in sys.path:
 import streamlit as st
 
 TITLE = "Smart Maintenance"
-PAGES_DIR = Path(__file__).resolve().parent / "pages"
+PAGES_DIR = Path(__file__).resolve().parent / "views"
 
 st.set_page_config(page_title=TITLE, page_icon=":material/build:", layout="wide")
 

@@ -43,6 +43,7 @@ def ui_command(settings: Settings) -> list[str]:
         "--server.port", str(settings.ui_port),
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "minimal",  # no "Deploy" button nor developer menu for operators
     ]  # fmt: skip
 
 

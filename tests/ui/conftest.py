@@ -22,13 +22,15 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from core.config import PROJECT_ROOT, Settings, get_settings, load_settings, to_libpq_url
+from core.config import DEV_CONSOLE_API_KEY, PROJECT_ROOT, Settings, load_settings, to_libpq_url
 from core.db.session import create_engine, create_session_factory, unit_of_work
 from core.events.types import ReadingsIngested
 from core.simulation.seed import seed_demo_fleet
 from tests.support.db import create_database, drop_database, upgrade
 from tests.support.mlflow_server import NaiveForecastModel, register_contract_model
 from tests.ui.scenario import Scenario, build
+from ui.settings import DEV_CONSOLE_API_KEY as UI_DEV_CONSOLE_API_KEY
+from ui.settings import get_console_settings
 
 APP = str(PROJECT_ROOT / "ui" / "streamlit_app.py")
 TIMEOUT_S = 30
@@ -47,11 +49,31 @@ class Seeded:
     forecast_model: str = "forecast_voltage"
 
 
+CONSOLE_SCOPES = ["read", "operate", "admin"]
+"""The scopes the API gives the console's own key (SM_CONSOLE_API_KEY, registered at start-up as ``console``)."""
+NOT_THE_CONSOLE_KEY = "sm_this-is-the-bootstrap-slot-not-the-console-key"
+"""SM_API_KEY while the console runs in a test: a console that sent it would get 401s."""
+
+assert UI_DEV_CONSOLE_API_KEY == DEV_CONSOLE_API_KEY, "ui/settings.py and core/config.py disagree on the dev key"
+
+
+def create_console_key(base_url: str, settings: Settings) -> str:
+    """A key with the console's scopes, created through the admin API with the bootstrap key."""
+    response = httpx.post(
+        base_url + "/api/v1/admin/api-keys",
+        json={"name": f"console-test-{uuid.uuid4().hex[:8]}", "scopes": CONSOLE_SCOPES},
+        headers={"X-API-Key": settings.api_key.get_secret_value()}, timeout=10, trust_env=False,
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    return str(response.json()["key"])
+
+
 @dataclass(frozen=True)
 class ConsoleApi:
     base_url: str
     settings: Settings
     seeded: Seeded
+    console_key: str = ""
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"X-API-Key": self.settings.api_key.get_secret_value()} | kwargs.pop("headers", {})
@@ -109,13 +131,19 @@ async def seed(settings: Settings) -> Seeded:
     conn = await asyncpg.connect(to_libpq_url(settings.database_url))
     try:
         async with conn.transaction():
+            # three anomalies on real readings of sensor-006 (its timestamps and values, as the detector stores them)
+            flagged = list(reversed(await conn.fetch(
+                "SELECT timestamp, value FROM sensor_readings WHERE sensor_id = 'sensor-006' AND timestamp <= $1 "
+                "ORDER BY timestamp DESC LIMIT 3", now - timedelta(minutes=30),
+            )))  # fmt: skip
+            assert len(flagged) == 3, "the demo fleet has no recent readings of sensor-006"
             anomaly_ids = [
                 await conn.fetchval(
                     "INSERT INTO anomalies (sensor_id, timestamp, value, score, method) "
                     "VALUES ('sensor-006', $1, $2, $3, 'robust_z') RETURNING id",
-                    now - timedelta(minutes=40 - 5 * i), 9.5 + i, 7.0 + i,
+                    reading["timestamp"], reading["value"], 7.0 + i,
                 )
-                for i in range(3)
+                for i, reading in enumerate(flagged)
             ]  # fmt: skip
             open_alert = await conn.fetchval(
                 "INSERT INTO alerts (sensor_id, rule, severity, status, opened_at, anomaly_count) "
@@ -125,7 +153,7 @@ async def seed(settings: Settings) -> Seeded:
             for anomaly_id, i in zip(anomaly_ids, range(3), strict=True):
                 await conn.execute(
                     "INSERT INTO alert_observations (alert_id, observed_at, value, anomaly_id) VALUES ($1, $2, $3, $4)",
-                    open_alert, now - timedelta(minutes=40 - 5 * i), 9.5 + i, anomaly_id,
+                    open_alert, flagged[i]["timestamp"], flagged[i]["value"], anomaly_id,
                 )  # fmt: skip
             acknowledged = await conn.fetchval(
                 "INSERT INTO alerts (sensor_id, rule, severity, status, opened_at, acknowledged_at, anomaly_count) "
@@ -176,6 +204,7 @@ def console_api(admin_database_url: str, tmp_path_factory: pytest.TempPathFactor
             env="test", database_url=url, mlflow_tracking_uri=mlflow_url,
             ready_check_mlflow=False, db_pool_size=3, data_dir=tmp_path_factory.mktemp("ui-data"),
             log_dir=tmp_path_factory.mktemp("ui-logs"),
+            webhook_allowed_hosts=["127.0.0.1"],  # the Admin page's test webhook: loopback, nobody listens
         )  # fmt: skip
         # sensor-006 is a voltage sensor: a champion (v1) and a challenger (v2) forecast model for its type
         saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
@@ -194,7 +223,8 @@ def console_api(admin_database_url: str, tmp_path_factory: pytest.TempPathFactor
         settings = settings.model_copy(update={k: v for k, v in quiet.items() if k in Settings.model_fields})
         seeded = asyncio.run(seed(settings))
         with serve_api(settings) as base_url:
-            yield ConsoleApi(base_url=base_url, settings=settings, seeded=seeded)
+            key = create_console_key(base_url, settings)
+            yield ConsoleApi(base_url=base_url, settings=settings, seeded=seeded, console_key=key)
     finally:
         drop_database(admin_database_url, url)
 
@@ -205,10 +235,14 @@ def scenario(console_api: ConsoleApi) -> Scenario:
     return build(console_api)
 
 
-def _point_at(monkeypatch: pytest.MonkeyPatch, base_url: str) -> None:
+def point_console_at(monkeypatch: pytest.MonkeyPatch, base_url: str, key: str = "sm_no-api-listens") -> None:
+    """The console's environment: the API's URL and the console's own key (SM_API_KEY set to a key the API does
+    not know, so a console that used the bootstrap slot would fail); empty caches."""
     monkeypatch.setenv("SM_ENV", "test")
     monkeypatch.setenv("API_BASE_URL", base_url)
-    get_settings.cache_clear()
+    monkeypatch.setenv("SM_CONSOLE_API_KEY", key)
+    monkeypatch.setenv("SM_API_KEY", NOT_THE_CONSOLE_KEY)
+    get_console_settings.cache_clear()
     st.cache_data.clear()
     st.cache_resource.clear()
 
@@ -216,22 +250,22 @@ def _point_at(monkeypatch: pytest.MonkeyPatch, base_url: str) -> None:
 @pytest.fixture
 def console(monkeypatch: pytest.MonkeyPatch, console_api: ConsoleApi) -> Iterator[ConsoleApi]:
     """The console (settings from the environment) pointed at the session's API, with empty caches."""
-    _point_at(monkeypatch, console_api.base_url)
+    point_console_at(monkeypatch, console_api.base_url, console_api.console_key)
     yield console_api
-    get_settings.cache_clear()
+    get_console_settings.cache_clear()
 
 
 @pytest.fixture
 def api_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The console pointed at a port nobody listens on."""
     url = f"http://127.0.0.1:{free_port()}"
-    _point_at(monkeypatch, url)
+    point_console_at(monkeypatch, url)
     yield url
-    get_settings.cache_clear()
+    get_console_settings.cache_clear()
 
 
 def open_page(page: str | None = None, **query: str) -> AppTest:
-    """Run the app, switch to ``page`` (``pages/<name>.py``) and fail on any exception."""
+    """Run the app, switch to ``page`` (``views/<name>.py``) and fail on any exception."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
     for key, value in query.items():
         at.query_params[key] = value

@@ -36,7 +36,7 @@ def test_alerts_show_event_times_peak_score_and_their_incident(
     zone_d = by_id[scenario.press_alerts["vibration-iso10816-zone-d"]]
     scored = next(a for a in incident["alerts"] if a["peak_score"] is not None)  # an anomaly-score alert
 
-    at = open_page("pages/alerts.py")
+    at = open_page("views/alerts.py")
     listed = at.dataframe[0].value.set_index("id")
     for alert in incident["alerts"]:
         row = listed.loc[alert["id"]]
@@ -107,7 +107,7 @@ def test_alerts_show_event_times_peak_score_and_their_incident(
 def test_incidents_page_lists_incidents_per_asset_with_work_order_and_timeline(
     console: ConsoleApi, scenario: Scenario
 ) -> None:
-    at = open_page("pages/incidents.py")
+    at = open_page("views/incidents.py")
     metrics = {m.label: m.value for m in at.metric}
     for status in ("open", "resolved", "closed"):
         assert metrics[status] == str(console.get("/api/v1/incidents", status=status, limit=1)["total"])
@@ -163,7 +163,7 @@ def test_incidents_page_lists_incidents_per_asset_with_work_order_and_timeline(
 def test_incidents_page_opens_the_incident_a_link_names(console: ConsoleApi, scenario: Scenario) -> None:
     """``?incident=N`` (the Alerts and Work orders pages link so) selects it even when the filter hides it."""
     at = open_page()
-    at.switch_page("pages/incidents.py")
+    at.switch_page("views/incidents.py")
     at.query_params["incident"] = str(scenario.kiln_incident)  # closed: not in the default (open) list
     at.run()
     assert_clean(at)
@@ -179,7 +179,7 @@ def test_work_orders_show_their_evidence_and_the_alerts_attached_after_they_open
 ) -> None:
     task = console.get(f"/api/v1/maintenance/tasks/{scenario.press_task}")
     evidence = task["evidence"]
-    at = open_page("pages/work_orders.py")
+    at = open_page("views/work_orders.py")
     row = at.dataframe[0].value.set_index("id").loc[scenario.press_task]
     assert row["incident_id"] == scenario.press_incident and row["alerts"] == len(evidence["alert_ids"])
     assert row["sensors"] == ", ".join(evidence["sensors"]) and row["rules"] == ", ".join(evidence["rules"])
@@ -219,7 +219,7 @@ def test_sensor_explorer_draws_the_reference_and_lists_its_relearnings(
     current, initial = references  # newest first
     assert (current["kind"], initial["kind"]) == ("regime_change", "initial")
 
-    at = open_page("pages/sensor_explorer.py")
+    at = open_page("views/sensor_explorer.py")
     at.multiselect[0].set_value([scenario.reference_sensor]).run()
     at.selectbox[0].set_value("Last 3 days").run()
     assert_clean(at)

@@ -56,7 +56,7 @@ def test_fleet_shows_health_counts_and_opens_a_sensor_in_the_explorer(console: C
 
 
 def test_sensor_explorer_draws_rollups_anomalies_alerts_and_thresholds(console: ConsoleApi) -> None:
-    at = open_page("pages/sensor_explorer.py")
+    at = open_page("views/sensor_explorer.py")
     at.multiselect[0].set_value(["sensor-006"]).run()
     assert_clean(at)
     captions = texts(at.caption)
@@ -74,7 +74,15 @@ def test_sensor_explorer_draws_rollups_anomalies_alerts_and_thresholds(console: 
     spec = _chart_spec(at)
     traces = {t.get("name"): t for t in spec["data"]}
     assert len(traces["sensor-006"]["x"]) == len(series["items"])
-    assert sorted(_values(traces["anomaly"]["y"])) == [9.5, 10.5, 11.5]
+    # each anomaly marker sits on the line: at a plotted point's time and value (1-minute buckets of 5-minute
+    # readings: the bucket holding the anomaly's reading)
+    stored = console.get("/api/v1/anomalies", sensor_id="sensor-006", start=(now - timedelta(days=1)).isoformat(),
+                         end=now.isoformat())["items"]  # fmt: skip
+    line = dict(zip(traces["sensor-006"]["x"], _values(traces["sensor-006"]["y"]), strict=True))
+    markers = list(zip(traces["anomaly"]["x"], _values(traces["anomaly"]["y"]), strict=True))
+    assert len(markers) == len(stored) == 3
+    assert all(x in line and line[x] == y for x, y in markers), (markers, [line.get(x) for x, _ in markers])
+    assert sorted(y for _, y in markers) == pytest.approx(sorted(a["value"] for a in stored))
     shapes = spec["layout"]["shapes"]
     assert any(s["type"] == "rect" for s in shapes)  # the open alert's period
     lines = [s for s in shapes if s["type"] == "line" and s["y0"] == s["y1"]]  # horizontal: thresholds
@@ -99,7 +107,7 @@ def test_sensor_explorer_draws_rollups_anomalies_alerts_and_thresholds(console: 
 
 def test_alerts_acknowledge_and_resolve_with_a_comment(console: ConsoleApi) -> None:
     alert_id = console.seeded.open_alert
-    at = open_page("pages/alerts.py")
+    at = open_page("views/alerts.py")
     listed = at.dataframe[0].value
     assert alert_id in set(listed["id"]) and set(listed["status"]) == {"open"}
     _by_key(at.selectbox, "alerts_selected").set_value(alert_id).run()
@@ -125,7 +133,7 @@ def test_alerts_acknowledge_and_resolve_with_a_comment(console: ConsoleApi) -> N
 
 def test_work_orders_assign_and_complete_with_an_outcome(console: ConsoleApi) -> None:
     task_id = console.seeded.open_task
-    at = open_page("pages/work_orders.py")
+    at = open_page("views/work_orders.py")
     open_board = at.dataframe[0].value
     assert task_id in set(open_board["id"])
     assert console.seeded.progress_task in set(at.dataframe[1].value["id"])
@@ -162,7 +170,7 @@ def test_sensor_explorer_rolls_up_a_raw_range_denser_than_its_point_limit(consol
     ]  # fmt: skip
     answer = console.call("POST", "/api/v1/data/ingest", json=batch)
     assert answer.status_code == 202 and answer.json()["accepted"] == 2100, answer.text
-    at = open_page("pages/sensor_explorer.py")
+    at = open_page("views/sensor_explorer.py")
     at.multiselect[0].set_value(["ui-dense-1"]).run()
     at.selectbox[0].set_value("Last hour").run()  # raw readings, but 2,100 of them > 2,000 points
     assert_clean(at)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from tests.ui.conftest import ConsoleApi, assert_clean, open_page, texts
+from ui.settings import get_console_settings
 
 PAGES = [
-    "pages/fleet.py", "pages/sensor_explorer.py", "pages/alerts.py", "pages/incidents.py", "pages/work_orders.py",
-    "pages/models.py", "pages/ingest.py", "pages/admin.py", "pages/overview.py",
+    "views/fleet.py", "views/sensor_explorer.py", "views/alerts.py", "views/incidents.py", "views/work_orders.py",
+    "views/models.py", "views/gauntlets.py", "views/ingest.py", "views/master_dataset.py", "views/admin.py",
+    "views/overview.py",
 ]  # fmt: skip
 
 
@@ -19,7 +22,7 @@ def _by_key(widgets, key: str):
 
 
 def test_models_page_lists_versions_compares_promotes_and_checks_drift(console: ConsoleApi) -> None:
-    at = open_page("pages/models.py")
+    at = open_page("views/models.py")
     assert not at.error, texts(at.error)
     models = {m["name"]: m for m in console.get("/api/v1/ml/models")["items"]}
     assert models["forecast_voltage"]["aliases"] == {"champion": "1", "challenger": "2"}
@@ -50,32 +53,47 @@ def test_models_page_lists_versions_compares_promotes_and_checks_drift(console: 
     assert by_type["checked"].sum() == sum(r["psi"] is not None for r in check) > 0
 
 
-def test_gauntlets_page_reads_docs_ml_and_says_what_is_missing(
-    api_down: str, monkeypatch: pytest.MonkeyPatch
+def test_gauntlets_page_shows_headline_tables_from_the_api_and_plots_on_demand(
+    console: ConsoleApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Files only: the page works without the API; the MLflow link comes from the settings."""
-    from core.config import PROJECT_ROOT, get_settings
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
-    get_settings.cache_clear()
-    at = open_page("pages/gauntlets.py")
-    warnings = " ".join(texts(at.warning))
-    for name, target in (("ai4i", "classification-gauntlet"), ("vibration", "vibration-gauntlet"),
-                         ("audio", "audio-gauntlet")):  # fmt: skip
-        present = any((PROJECT_ROOT / "docs" / "ml" / p).is_file() for p in (f"{name}_summary.json",
-                                                                               f"{name}/summary.json"))  # fmt: skip
-        assert (f"docs/ml/{name}_summary.json` is missing" in warnings) is not present
-        if not present:
-            assert f"make {target}" in warnings
-    docs_ml = PROJECT_ROOT / "docs" / "ml"
-    shown = sum(min(len(list((docs_ml / d).rglob("*.png"))), 12)
-                for d in ("ai4i", "vibration", "audio", "anomaly", "forecast", "eda"))  # fmt: skip
-    assert shown >= 7 and len(at.get("image")) == shown  # every section's plots (at most 12 each)
+    """Tables with human labels (no dotted summary keys), figures as the API's summary has them, no image until
+    one is chosen, the MLflow link from SM_MLFLOW_UI_URL, and true hints for reports without a summary."""
+    monkeypatch.setenv("SM_MLFLOW_UI_URL", "http://127.0.0.1:5999")
+    get_console_settings.cache_clear()
+    at = open_page("views/gauntlets.py")
+    assert not at.error, texts(at.error)
     assert any("[MLflow UI](http://127.0.0.1:5999)" in m for m in texts(at.markdown))
+    reports = {r["name"]: r for r in console.get("/api/v1/ml/reports")["items"]}
+    headers = [h.value for h in at.header]
+    for name in ("ai4i", "vibration", "audio"):
+        assert reports[name]["title"] in headers
+
+    frames = [df.value for df in at.dataframe]
+    for frame in frames:
+        cells = [str(c) for c in frame.columns] + [str(v) for v in frame.astype(str).to_numpy().ravel()]
+        assert not [c for c in cells if re.search(r"\b(runs|datasets|simulation)\.[a-z_]+\.", c)], cells
+    ai4i = console.get("/api/v1/ml/reports/ai4i")["summary"]["runs"]["real"]["models"]["random_forest__engineered"]
+    cv = next(f for f in frames if "F1 (CV mean ± sd)" in f.columns)
+    row = cv[(cv["model"] == "Random forest") & cv["features"].str.startswith("engineered")].iloc[0]
+    assert row["F1 (CV mean ± sd)"] == f"{ai4i['mean']['f1']:.3f} ± {ai4i['std']['f1']:.3f}"
+    audio = console.get("/api/v1/ml/reports/audio")["summary"]["datasets"]["generated"]["models"]["pca"]
+    shown_auc = {v for f in frames if "mean AUC" in f.columns for v in f["mean AUC"]}
+    assert f"{100 * audio['mean_auc']:.1f} %" in shown_auc, shown_auc
+    assert any("delay after onset (h)" in f.columns for f in frames)  # vibration: detection delays in hours
+
+    captions = " ".join(texts(at.caption))
+    for name, info in reports.items():
+        if info["kind"] == "training" and not info["summary_available"]:
+            assert f"Plots written by `{info['produced_by']}`" in captions
+    assert len(at.get("image")) == 0  # no plot drawn until one is chosen
+    plots = reports["ai4i"]["plots"]
+    next(s for s in at.selectbox if s.key == "plot_ai4i").set_value(plots[0]).run()
+    assert_clean(at)
+    assert len(at.get("image")) == 1
 
 
 def test_ingest_single_reading_and_csv_upload_with_per_row_rejections(console: ConsoleApi) -> None:
-    at = open_page("pages/ingest.py")
+    at = open_page("views/ingest.py")
     csv = (
         b"sensor_id,sensor_type,value,unit,timestamp,quality\n"
         b"ui-csv-1,pressure,5.5,bar,2026-11-20T10:00:00Z,1.0\n"
@@ -111,7 +129,7 @@ def test_ingest_single_reading_and_csv_upload_with_per_row_rejections(console: C
 
 
 def test_admin_creates_a_key_shown_once_and_revokes_it(console: ConsoleApi) -> None:
-    at = open_page("pages/admin.py")
+    at = open_page("views/admin.py")
     _by_key(at.text_input, "key_name").input("ui-test-key").run()
     _by_key(at.multiselect, "key_scopes").set_value(["read"]).run()
     _by_key(at.button, "key_create").click().run()
@@ -126,6 +144,7 @@ def test_admin_creates_a_key_shown_once_and_revokes_it(console: ConsoleApi) -> N
     assert "ui-test-key" in set(at.dataframe[0].value["name"])
 
     _by_key(at.selectbox, "key_revoke_id").set_value(created["id"]).run()
+    _by_key(at.text_input, "key_revoke_confirm").input("ui-test-key").run()  # the confirmation
     _by_key(at.button, "key_revoke").click().run()
     assert_clean(at)
     keys = console.get("/api/v1/admin/api-keys", include_revoked=True)["items"]
@@ -134,7 +153,7 @@ def test_admin_creates_a_key_shown_once_and_revokes_it(console: ConsoleApi) -> N
 
 def test_admin_adds_a_webhook_replays_a_dead_letter_and_lists_rules(console: ConsoleApi) -> None:
     letter = console.seeded.dead_letter
-    at = open_page("pages/admin.py")
+    at = open_page("views/admin.py")
     frames = [df.value for df in at.dataframe]
     rules = next(f for f in frames if "kind" in f.columns)
     assert len(rules) == console.get("/api/v1/alert-rules")["total"]
@@ -142,13 +161,13 @@ def test_admin_adds_a_webhook_replays_a_dead_letter_and_lists_rules(console: Con
     assert letter in set(dead["id"])
 
     _by_key(at.text_input, "hook_name").set_value("ui-test-hook")
-    _by_key(at.text_input, "hook_target").set_value("https://hooks.example.invalid/sm")
+    _by_key(at.text_input, "hook_target").set_value("http://127.0.0.1:9/ui-test-hook")
     _by_key(at.text_input, "hook_events").set_value("AlertRaised")
     next(b for b in at.button if b.label == "Add webhook").click().run()
     assert_clean(at)
     hooks = console.get("/api/v1/webhooks")["items"]
     hook = next(h for h in hooks if h["name"] == "ui-test-hook")
-    assert hook["event_types"] == ["AlertRaised"] and hook["target"] == "https://hooks.example.invalid/sm"
+    assert hook["event_types"] == ["AlertRaised"] and hook["target"] == "http://127.0.0.1:9/ui-test-hook"
     assert "ui-test-hook" in set(
         next(df.value for df in at.dataframe if "target" in df.value.columns)["name"]
     )
@@ -171,7 +190,7 @@ def test_every_page_shows_an_error_not_a_traceback_when_the_api_is_down(api_down
 
 
 def test_ingest_page_rejects_a_file_without_the_required_columns(console: ConsoleApi) -> None:
-    at = open_page("pages/ingest.py")
+    at = open_page("views/ingest.py")
     at.file_uploader[0].set_value(("x.csv", b"a,b\n1,2\n", "text/csv")).run()
     assert_clean(at)
     assert any("lacks the column(s) sensor_id, value, timestamp" in e for e in texts(at.error))
@@ -183,7 +202,7 @@ def _flash(at) -> str:
 
 
 def test_admin_creates_and_changes_alert_rules_counted_in_readings(console: ConsoleApi) -> None:
-    at = open_page("pages/admin.py")
+    at = open_page("views/admin.py")
     table = next(df.value for df in at.dataframe if "window_readings" in df.value.columns)
     assert "window_minutes" not in table.columns
     assert {"unit", "max_age_minutes", "min_hold_minutes", "resolve_after_m"} <= set(table.columns)

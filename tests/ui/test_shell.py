@@ -9,21 +9,22 @@ from collections.abc import Iterator
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.config import PROJECT_ROOT, Settings, get_settings, load_settings
-from tests.ui.conftest import serve_api
+from core.config import PROJECT_ROOT, Settings, load_settings
+from tests.ui.conftest import ConsoleApi, create_console_key, point_console_at, serve_api
+from ui.settings import get_console_settings
 
 APP = str(PROJECT_ROOT / "ui" / "streamlit_app.py")
 TIMEOUT_S = 30
-OVERVIEW = "pages/overview.py"  # "Platform status"; the default page is the fleet overview
+OVERVIEW = "views/overview.py"  # "Platform status"; the default page is the fleet overview
 
 
 @pytest.fixture
 def api_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """The UI reads get_settings(): point it at a URL via the environment and drop the cached settings."""
+    """The console reads ui.settings: point it at a URL via the environment and drop the cached settings."""
     monkeypatch.setenv("SM_ENV", "test")
-    get_settings.cache_clear()
+    get_console_settings.cache_clear()
     yield monkeypatch
-    get_settings.cache_clear()
+    get_console_settings.cache_clear()
 
 
 def _closed_port() -> int:
@@ -56,9 +57,8 @@ def test_overview_shows_a_clear_error_when_the_api_is_down(api_env: pytest.Monke
     assert not at.success and not at.metric
 
 
-def test_master_dataset_page_previews_the_sample(api_env: pytest.MonkeyPatch) -> None:
-    api_env.setenv("API_BASE_URL", f"http://127.0.0.1:{_closed_port()}")
-    at = _run("pages/master_dataset.py")
+def test_master_dataset_page_previews_the_sample_served_by_the_api(console: ConsoleApi) -> None:
+    at = _run("views/master_dataset.py")
     assert at.title[0].value == "Master dataset"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["readings"] == "9,000" and metrics["sensors"] == "15" and metrics["sensor types"] == "5"
@@ -89,7 +89,7 @@ def api_settings(settings: Settings) -> Settings:
 @pytest.mark.skipif(not HAS_API, reason="apps.api.main.create_app does not exist yet")
 def test_overview_shows_readiness_of_a_real_api(api_env: pytest.MonkeyPatch, api_settings: Settings) -> None:
     with serve_api(api_settings) as base_url:
-        api_env.setenv("API_BASE_URL", base_url)
+        point_console_at(api_env, base_url, create_console_key(base_url, api_settings))
         at = _run(OVERVIEW)
     assert not at.error
     assert any(text.startswith("API ready") for text in _texts(at.success))
@@ -106,7 +106,7 @@ def test_overview_lists_failing_components_when_not_ready(
         update={"ready_check_mlflow": True, "mlflow_tracking_uri": f"http://127.0.0.1:{_closed_port()}"}
     )
     with serve_api(closed_mlflow) as base_url:
-        api_env.setenv("API_BASE_URL", base_url)
+        point_console_at(api_env, base_url)  # readiness needs no key
         at = _run(OVERVIEW)
     assert not at.error
     warnings = _texts(at.warning)

@@ -14,8 +14,8 @@ from typing import Any
 
 import streamlit as st
 
-from core.config import ConfigurationError, Settings, get_settings
 from ui.api_client import ApiClient, ApiError
+from ui.settings import ConsoleConfigurationError, ConsoleSettings, get_console_settings
 
 READ_TTL_S = 15.0
 """Reads are cached this long; every write clears the cache so the next render shows its effect."""
@@ -23,31 +23,35 @@ PAGE_LIMIT = 1000
 """The list endpoints' largest page."""
 
 
-def settings_or_stop() -> Settings:
+def settings_or_stop() -> ConsoleSettings:
     try:
-        return get_settings()
-    except ConfigurationError as exc:
+        return get_console_settings()
+    except ConsoleConfigurationError as exc:
         st.error(f"The console's configuration is invalid:\n\n{exc}")
         st.stop()
         raise  # pragma: no cover - st.stop() raises
 
 
 @st.cache_resource(show_spinner=False)
-def _client(base_url: str, api_key: str) -> ApiClient:
-    return ApiClient(base_url, api_key)
+def _client(base_url: str, api_key: str, timeout: float) -> ApiClient:
+    return ApiClient(base_url, api_key, timeout=timeout)
+
+
+def _settings_client(settings: ConsoleSettings) -> ApiClient:
+    return _client(settings.api_base_url, settings.api_key.get_secret_value(), settings.timeout_s)
 
 
 def client() -> ApiClient:
-    settings = settings_or_stop()
-    return _client(settings.api_base_url, settings.api_key.get_secret_value())
+    return _settings_client(settings_or_stop())
 
 
-def _fingerprint(settings: Settings) -> str:
+def _fingerprint(settings: ConsoleSettings) -> str:
     return hashlib.sha256(settings.api_key.get_secret_value().encode()).hexdigest()[:16]
 
 
-SLOW_TIMEOUT_S = 30.0
-"""ML endpoints load models from the registry on first use: they get longer than the client's default."""
+def slow_timeout() -> float:
+    """ML endpoints load models from the registry on first use: they get longer than the client's default."""
+    return settings_or_stop().slow_timeout_s
 
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False)
@@ -57,7 +61,7 @@ def _cached_get(
     del key_fingerprint  # part of the cache key only
     settings = settings_or_stop()
     extra = {} if timeout is None else {"timeout": timeout}
-    return _client(base_url, settings.api_key.get_secret_value()).get_json(path, params=dict(params), **extra)
+    return _settings_client(settings).get_json(path, params=dict(params), **extra)
 
 
 def _params(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -93,6 +97,7 @@ def send(
 
 def refresh() -> None:
     _cached_get.clear()
+    _cached_bytes.clear()
 
 
 def show_error(exc: ApiError, what: str) -> None:
@@ -147,8 +152,9 @@ def _cached_post(base_url: str, key_fingerprint: str, path: str, body_json: str)
 
     del key_fingerprint
     settings = settings_or_stop()
-    client = _client(base_url, settings.api_key.get_secret_value())
-    return client.send_json("POST", path, json=json.loads(body_json), timeout=SLOW_TIMEOUT_S)
+    return _settings_client(settings).send_json(
+        "POST", path, json=json.loads(body_json), timeout=settings.slow_timeout_s
+    )
 
 
 def post_cached(path: str, body: dict[str, Any]) -> Any:
@@ -157,3 +163,15 @@ def post_cached(path: str, body: dict[str, Any]) -> Any:
 
     settings = settings_or_stop()
     return _cached_post(settings.api_base_url, _fingerprint(settings), path, json.dumps(body, sort_keys=True))
+
+
+@st.cache_data(ttl=60.0, show_spinner=False, max_entries=64)
+def _cached_bytes(base_url: str, key_fingerprint: str, path: str) -> bytes:
+    del key_fingerprint
+    return _settings_client(settings_or_stop()).get_bytes(path)
+
+
+def get_bytes(path: str) -> bytes:
+    """A file the API serves (a dataset CSV, a report plot), cached for a minute; raises ApiError."""
+    settings = settings_or_stop()
+    return _cached_bytes(settings.api_base_url, _fingerprint(settings), path)

@@ -59,10 +59,11 @@ def sensor_figure(
     for sensor_id, data in series.items():
         figure.add_scatter(x=data["timestamp"], y=data["value"], mode="lines", name=sensor_id)
     if anomalies is not None and not anomalies.empty:
+        markers = anomaly_markers(series, anomalies)
         figure.add_scatter(
-            x=anomalies["timestamp"], y=anomalies["value"], mode="markers", name="anomaly",
-            marker={"color": "red", "size": 9, "symbol": "x"},
-            text=[f"{s} score {v:.2f}" for s, v in zip(anomalies["sensor_id"], anomalies["score"], strict=True)],
+            x=markers["x"], y=markers["y"], mode="markers", name="anomaly",
+            marker={"color": "red", "size": 9, "symbol": "x"}, text=markers["text"],
+            hovertemplate="%{text}<extra>anomaly</extra>",
         )  # fmt: skip
     for alert in alerts:
         start = parse_ts(alert.get("opened_at"))
@@ -91,6 +92,39 @@ def sensor_figure(
         yaxis_title=unit, xaxis_title="time (UTC)", legend={"orientation": "h"},
     )  # fmt: skip
     return figure
+
+
+def anomaly_markers(series: dict[str, pd.DataFrame], anomalies: pd.DataFrame) -> pd.DataFrame:
+    """Where each anomaly is drawn: on the plotted reading it belongs to — the series point at its timestamp (raw
+    readings), or the bucket that holds it (rollups: the last point at or before it, less than a step earlier) —
+    so a marker sits on the line at that point's time and value. An anomaly with no plotted point (a gap, another
+    sensor) stays at its own timestamp and value. Columns ``x``, ``y``, ``text`` (the anomaly's own figures)."""
+    frames = []
+    for sensor_id, found in anomalies.groupby("sensor_id", sort=False):
+        found = found.assign(timestamp=pd.to_datetime(found["timestamp"], utc=True)).sort_values("timestamp")
+        found = found.assign(x=found["timestamp"], y=found["value"].astype(float))
+        data = series.get(str(sensor_id))
+        if data is not None and not data.empty:
+            points = data[["timestamp", "value"]].dropna().copy()
+            points["timestamp"] = pd.to_datetime(points["timestamp"], utc=True)
+            points = points.sort_values("timestamp").rename(columns={"timestamp": "point_at", "value": "point_value"})
+            steps = points["point_at"].diff().dropna()
+            step = steps.median() if not steps.empty else pd.Timedelta(0)
+            joined = pd.merge_asof(found, points, left_on="timestamp", right_on="point_at", direction="backward")
+            # the point holds the anomaly when it is the anomaly's own reading or its bucket (less than a step back)
+            held = (joined["point_at"] == joined["timestamp"]) | (joined["timestamp"] - joined["point_at"] < step)
+            joined.loc[~held, ["point_at", "point_value"]] = None
+            on_line = joined["point_at"].notna()
+            joined.loc[on_line, "x"] = joined.loc[on_line, "point_at"]
+            joined.loc[on_line, "y"] = joined.loc[on_line, "point_value"]
+            found = joined
+        frames.append(found)
+    placed = pd.concat(frames, ignore_index=True)
+    placed["text"] = [
+        f"{s} at {t:%Y-%m-%d %H:%M:%S} UTC: value {v:.4g}, score {c:.2f}"
+        for s, t, v, c in zip(placed["sensor_id"], placed["timestamp"], placed["value"], placed["score"], strict=True)
+    ]
+    return placed[["x", "y", "text"]]
 
 
 def reference_periods(

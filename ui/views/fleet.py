@@ -13,7 +13,7 @@ from ui.components import api
 from ui.components.formatting import HEALTH_LABELS, ago, health_style, sensor_health, short_ts
 
 REFRESH_S = 30
-EXPLORER = "pages/sensor_explorer.py"
+EXPLORER = "views/sensor_explorer.py"
 HEALTH_ORDER = {"alert": 0, "warning": 1, "ok": 2}
 
 st.title("Fleet overview")

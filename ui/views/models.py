@@ -43,7 +43,7 @@ def _aliases(model: dict[str, Any]) -> dict[str, str]:
 
 
 try:
-    models = _items(api.get("/api/v1/ml/models", timeout=api.SLOW_TIMEOUT_S), "items", "models")
+    models = _items(api.get("/api/v1/ml/models", timeout=api.slow_timeout()), "items", "models")
 except ApiError as exc:
     models = None
     if exc.status == 404:
@@ -94,7 +94,7 @@ for model in models or []:
                 try:
                     answer = api.send("POST", f"/api/v1/ml/models/{name}/promote",
                                       json={"version": version, "force": force},
-                                      timeout=api.SLOW_TIMEOUT_S)  # fmt: skip
+                                      timeout=api.slow_timeout())  # fmt: skip
                 except ApiError as exc:
                     if exc.status == 405 or (exc.status == 404 and exc.detail.startswith("No resource")):
                         st.warning(f"The API has no promotion endpoint (HTTP {exc.status}: {exc.detail}). "
@@ -126,7 +126,7 @@ st.subheader("Drift")
 st.caption("KS test and PSI of each sensor's recent window against its reference window, per sensor type.")
 if st.button("Check drift now (every sensor)", key="drift_check"):
     try:
-        answer = api.send("POST", "/api/v1/ml/check_drift", json={}, timeout=api.SLOW_TIMEOUT_S)
+        answer = api.send("POST", "/api/v1/ml/check_drift", json={}, timeout=api.slow_timeout())
     except ApiError as exc:
         api.show_error(exc, "a drift check")
     else:
@@ -144,7 +144,7 @@ if fresh and fresh.get("results"):
         st.dataframe(pd.DataFrame(fresh["results"]), hide_index=True, width="stretch")
 
 try:
-    drift = api.get("/api/v1/ml/drift", timeout=api.SLOW_TIMEOUT_S)
+    drift = api.get("/api/v1/ml/drift", timeout=api.slow_timeout())
 except ApiError as exc:
     drift = None
     if exc.status == 404:

@@ -19,7 +19,7 @@ from ui.components.incidents import (
 STATUSES = ["open", "acknowledged", "resolved"]
 SEVERITIES = ["critical", "high", "medium", "low", "info"]
 LIMIT = 500
-INCIDENTS = "pages/incidents.py"
+INCIDENTS = "views/incidents.py"
 
 st.title("Alerts")
 actions.show_flash()
@@ -71,7 +71,7 @@ columns[1].metric("severity", detail["severity"])
 columns[2].metric("matches", detail["anomaly_count"])
 columns[3].metric("peak score", score(detail.get("peak_score")))
 columns[4].page_link(
-    "pages/sensor_explorer.py", label="Open sensor", query_params={"sensor": detail["sensor_id"]}
+    "views/sensor_explorer.py", label="Open sensor", query_params={"sensor": detail["sensor_id"]}
 )
 times = [
     {"when": "opened", "event time": detail.get("event_opened_at"), "written": detail["opened_at"]},

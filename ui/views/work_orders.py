@@ -18,7 +18,7 @@ COLUMNS = [
     "id", "priority", "due_at", "event_opened_at", "title", "incident_id", "alerts", "sensors", "rules",
     "peak_score", "assignee", "alert_id", "created_at",
 ]  # fmt: skip
-INCIDENTS = "pages/incidents.py"
+INCIDENTS = "views/incidents.py"
 
 
 def with_evidence(task: dict) -> dict:

@@ -1,6 +1,6 @@
 """Ingest: one reading by hand, a CSV file validated by the API (``POST /api/v1/data/ingest`` with the rows as
 a JSON batch; the API's per-row rejection reasons are shown against the file's line numbers), and the master
-dataset preview."""
+dataset preview (``GET /api/v1/datasets/sensor_data``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.config import PROJECT_ROOT
 from ui.api_client import ApiError
 from ui.components import actions, api
 
@@ -21,7 +20,8 @@ CHUNK = 5000
 MAX_ROWS = 100_000
 MAX_BYTES = 20 * 1024 * 1024
 FIELDS = ("sensor_id", "value", "timestamp", "unit", "quality")
-MASTER = PROJECT_ROOT / "data" / "sensor_data.csv"
+MASTER = "/api/v1/datasets/sensor_data"
+PREVIEW_ROWS = 200
 
 
 def _number(text: str) -> float | str:
@@ -154,12 +154,15 @@ if result is not None:
         st.success("Every row was accepted (or already stored).")
 
 st.subheader("Master dataset")
-if MASTER.is_file():
-    st.dataframe(pd.read_csv(MASTER, nrows=200), hide_index=True, height=240, width="stretch")
-    st.page_link(
-        "pages/master_dataset.py", label="Open the master dataset (table and charts per sensor)", icon="📈"
-    )
+try:
+    master = pd.read_csv(io.BytesIO(api.get_bytes(MASTER)), nrows=PREVIEW_ROWS)
+except ApiError as exc:
+    if exc.status == 404:
+        st.warning(f"The API has no master dataset: {exc.detail}.")
+    else:
+        api.show_error(exc, "the master dataset")
 else:
-    st.warning(
-        "data/sensor_data.csv does not exist yet: `python scripts/export_sensor_data_csv.py --from-generator`."
+    st.dataframe(master, hide_index=True, height=240, width="stretch")
+    st.page_link(
+        "views/master_dataset.py", label="Open the master dataset (table and charts per sensor)", icon="📈"
     )

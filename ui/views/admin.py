@@ -1,6 +1,9 @@
 """Admin: API keys (a new key is shown once), webhook subscriptions and their delivery log, dead letters with
 replay, alert rules (create, change, enable/disable: ``ui.components.alert_rules``). Every call needs the console's
-key to carry the ``admin`` scope (the bootstrap key does)."""
+key to carry the ``admin`` scope (SM_CONSOLE_API_KEY's ``console`` key does).
+
+Revoking a key: nothing is preselected, the configured keys (bootstrap, console, simulator) are not offered — they
+are rotated by setting a new value and restarting the API — and the key's name must be typed to confirm."""
 
 from __future__ import annotations
 
@@ -9,7 +12,13 @@ import streamlit as st
 from ui.components import actions, alert_rules, api
 from ui.components.formatting import frame
 
-SCOPES = ["read", "ingest", "admin"]
+SCOPES = ["read", "operate", "ingest", "admin"]
+SCOPES_HELP = (
+    "read: every GET · operate: acknowledge and resolve alerts, assign and complete work orders (a technician) · "
+    "ingest: send readings · admin: everything else, and implies every other scope"
+)
+#: The configured keys (their setting): the API refuses to revoke them (409); they rotate with a new value.
+PROTECTED = {"bootstrap": "SM_API_KEY", "console": "SM_CONSOLE_API_KEY", "simulator": "SM_SIMULATOR_API_KEY"}
 NEW_KEY = "_admin_new_key"
 
 st.title("Admin")
@@ -25,7 +34,7 @@ with keys_tab:
         st.code(new_key["key"], language=None)
     left, middle, right = st.columns([2, 2, 1])
     name = left.text_input("Name", key="key_name")
-    scopes = middle.multiselect("Scopes", SCOPES, default=["read"], key="key_scopes")
+    scopes = middle.multiselect("Scopes", SCOPES, default=["read"], key="key_scopes", help=SCOPES_HELP)
     right.write("")
     if right.button("Create key", key="key_create", disabled=not (name.strip() and scopes)):
         created = actions.run("Creating the key", "POST", "/api/v1/admin/api-keys",
@@ -39,16 +48,31 @@ with keys_tab:
         keys, total = page
         st.dataframe(frame(keys, ["id", "name", "scopes", "created_at", "last_used_at", "revoked_at"],
                            ("created_at", "last_used_at", "revoked_at")), hide_index=True, width="stretch")  # fmt: skip
-        active = {k["id"]: f"#{k['id']} {k['name']}" for k in keys if not k.get("revoked_at")}
-        if active:
-            left, right = st.columns([3, 1])
-            key_id = left.selectbox(
-                "Key to revoke", list(active), format_func=active.get, key="key_revoke_id"
+        active = [k for k in keys if not k.get("revoked_at")]
+        protected = [k for k in active if k["name"] in PROTECTED]
+        if protected:
+            st.caption(
+                "Not revocable here: "
+                + ", ".join(f"#{k['id']} {k['name']} ({PROTECTED[k['name']]})" for k in protected)
+                + ". These are the configured keys: to rotate one, set a new value in .env and restart the API "
+                "(the old key is revoked at start-up)."
             )
+        revocable = {k["id"]: k["name"] for k in active if k["name"] not in PROTECTED}
+        if revocable:
+            left, middle, right = st.columns([2, 2, 1])
+            key_id = left.selectbox("Key to revoke", list(revocable), index=None, placeholder="Choose a key",
+                                    format_func=lambda i: f"#{i} {revocable[i]}", key="key_revoke_id")  # fmt: skip
+            typed = middle.text_input(
+                "Type its name to confirm", key="key_revoke_confirm", disabled=key_id is None,
+                placeholder=revocable.get(key_id, ""),
+            )  # fmt: skip
+            confirmed = key_id is not None and typed.strip() == revocable[key_id]
             right.write("")
-            if right.button("Revoke", key="key_revoke", type="primary"):
+            if right.button("Revoke", key="key_revoke", type="primary", disabled=not confirmed):
                 actions.run(f"Revoking key #{key_id}", "DELETE", f"/api/v1/admin/api-keys/{key_id}",
-                            done=lambda k: f"Key #{k['id']} ({k['name']}) revoked.")  # fmt: skip
+                            done=lambda k: f"Key #{k['id']} ({k['name']}) revoked: it no longer works.")  # fmt: skip
+            if key_id is not None and typed.strip() and not confirmed:
+                st.caption(f"The name does not match: type {revocable[key_id]!r} to revoke key #{key_id}.")
 
 with hooks_tab:
     page = api.load_items("/api/v1/webhooks", "the webhooks", 200)

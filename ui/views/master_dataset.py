@@ -1,37 +1,37 @@
-"""Master dataset: preview of ``data/sensor_data.csv`` (generated demo data) with one chart per sensor.
+"""Master dataset: preview of the generated demo data (``data/sensor_data.csv``, served by the API as
+``GET /api/v1/datasets/sensor_data``) with one chart per sensor.
 
-Fault ground truth from ``data/sensor_data_faults.csv`` is shaded on the charts when the file is present.
+Fault ground truth (``GET /api/v1/datasets/sensor_data_faults``) is shaded on the charts when the API has it.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
 
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.config import PROJECT_ROOT
+from ui.api_client import ApiError
+from ui.components import api
 
-DATA_FILE = PROJECT_ROOT / "data" / "sensor_data.csv"
-FAULTS_FILE = PROJECT_ROOT / "data" / "sensor_data_faults.csv"
+DATASETS = "/api/v1/datasets"
 FAULT_COLOURS = {"dropout": "grey", "stuck": "orange", "variance": "purple", "step": "red", "drift": "red"}
 
 
-@st.cache_data(show_spinner=False)
-def load_csv(path: str, modified: float, time_columns: tuple[str, ...]) -> pd.DataFrame:
-    """Read a CSV with its UTC time columns parsed (cached per file version)."""
-    frame = pd.read_csv(path)
+@st.cache_data(show_spinner=False, max_entries=8)
+def parse_csv(content: bytes, time_columns: tuple[str, ...]) -> pd.DataFrame:
+    """A CSV with its UTC time columns parsed (cached per content)."""
+    frame = pd.read_csv(io.BytesIO(content))
     for column in time_columns:
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
 
 
-def _load(path: Path, time_columns: tuple[str, ...]) -> pd.DataFrame | None:
-    if not path.is_file():
-        return None
-    return load_csv(str(path), path.stat().st_mtime, time_columns)
+def dataset(name: str, time_columns: tuple[str, ...]) -> pd.DataFrame:
+    """The dataset from the API; raises ApiError (404 with the command that produces it when it is missing)."""
+    return parse_csv(api.get_bytes(f"{DATASETS}/{name}"), time_columns)
 
 
 def for_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -81,19 +81,23 @@ def sensor_chart(readings: pd.DataFrame, faults: pd.DataFrame | None, sensor_id:
 
 
 st.title("Master dataset")
-data = _load(DATA_FILE, ("timestamp",))
-if data is None:
-    st.warning(
-        f"{DATA_FILE.relative_to(PROJECT_ROOT)} does not exist yet. Create it with "
-        "`python scripts/export_sensor_data_csv.py --from-generator` (no database needed) or, from a seeded "
-        "database, `make export-csv`."
-    )
+try:
+    data = dataset("sensor_data", ("timestamp",))
+except ApiError as exc:
+    if exc.status == 404:
+        st.warning(f"The API has no master dataset: {exc.detail}.")
+    else:
+        api.show_error(exc, "the master dataset")
     st.stop()
-
-faults = _load(FAULTS_FILE, ("started_at", "ended_at"))
+try:
+    faults: pd.DataFrame | None = dataset("sensor_data_faults", ("started_at", "ended_at"))
+except ApiError as exc:
+    faults = None
+    if exc.status != 404:
+        api.show_error(exc, "the injected faults")
 st.caption(
-    "Generated demo data (see data/README.md): readings of the demo fleet, one row per sensor and time. "
-    "Shaded bands and dotted lines mark injected faults (ground truth)."
+    "Generated demo data (data/sensor_data.csv, see data/README.md): readings of the demo fleet, one row per "
+    "sensor and time. Shaded bands and dotted lines mark injected faults (ground truth)."
 )
 
 left, middle, right, last = st.columns(4)

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.config import ConfigurationError, get_settings
 from ui.api_client import ApiClient, ApiError, Readiness
+from ui.components import api
 
 STATUS_ICONS = {"ok": "✅", "failing": "❌", "skipped": "⏭️"}
 
 st.title("Platform status")
 
-try:
-    settings = get_settings()
-except ConfigurationError as exc:
-    st.error(f"The console's configuration is invalid:\n\n{exc}")
-    st.stop()
+settings = api.settings_or_stop()
 
 st.caption(f"API: {settings.api_base_url}")
 
