@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.db.errors import as_service_unavailable, is_data_exception, sqlstate
+from core.db.errors import RETRY_AFTER_S, as_service_unavailable, is_data_exception, sqlstate
 from core.errors import ERRORS_BY_STATUS, AppError, InternalError, ValidationFailed
 from core.observability.logging import get_correlation_id
 
@@ -131,6 +131,8 @@ def problem_response(
 ) -> JSONResponse:
     body = error.to_problem(instance=request.url.path, correlation_id=_correlation_id(request))
     merged = {**error.headers, **(headers or {})}
+    if error.status_code == 503 and not any(name.lower() == "retry-after" for name in merged):
+        merged["Retry-After"] = str(RETRY_AFTER_S)  # every 503 says when to retry
     return JSONResponse(
         body, status_code=error.status_code, headers=merged or None, media_type=PROBLEM_MEDIA_TYPE
     )
