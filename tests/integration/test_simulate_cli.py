@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -84,12 +85,35 @@ def test_simulate_stores_exactly_what_it_reports_accepted(api, migrated_database
     assert {r["sensor_id"] for r in rows} == {f"sensor-{i:03d}" for i in range(1, 16)}
 
 
+def _api_that_goes_away() -> tuple[str, threading.Thread]:
+    """A loopback "API" that answers the simulator's start-up probe once and is gone before the answer is sent
+    (its listening socket closed): every ingest request after it is refused."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    def answer_once() -> None:
+        listener.settimeout(120)
+        try:
+            conn, _ = listener.accept()
+        finally:
+            listener.close()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    thread = threading.Thread(target=answer_once, name="api-goes-away", daemon=True)
+    thread.start()
+    return url, thread
+
+
 def test_simulate_with_the_api_down_reports_unsent_readings() -> None:
+    """The API disappears after the start (an API down at start is refused at once: test_cli_unreachable.py)."""
+    url, server = _api_that_goes_away()
     done = subprocess.run(
-        [sys.executable, "-m", "apps.cli", "simulate", "--duration", "1", "--rate", "10/s",
-         "--api-url", f"http://127.0.0.1:{_free_port()}"],
+        [sys.executable, "-m", "apps.cli", "simulate", "--duration", "1", "--rate", "10/s", "--api-url", url],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
+    server.join(timeout=5)
     out = done.stdout + done.stderr
     accepted, sent, _, _, errors, unsent = _summary(out)
     assert accepted == sent == 0 and errors > 0 and unsent >= 10, out
