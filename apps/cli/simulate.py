@@ -6,7 +6,7 @@ import asyncio
 import signal
 import sys
 import time
-from typing import Annotated, Self
+from typing import TYPE_CHECKING, Annotated, Self
 
 import typer
 from rich.console import Console
@@ -14,7 +14,9 @@ from rich.live import Live
 
 from apps.cli import app
 from core.config import ConfigurationError, load_settings
-from core.simulation.live import LiveSimulator, fault_schedule, live_fleet, parse_rate
+
+if TYPE_CHECKING:  # imported by the command (pandas, ~1 s): every other command of the CLI starts faster
+    from core.simulation.live import LiveSimulator
 
 console = Console(highlight=False)
 
@@ -73,6 +75,9 @@ def simulate(
 
     With --start or --hours: simulated time instead — the span's readings (and faults, timed in simulated
     seconds) are sent as history (?backfill=true) in time order, as fast as the API takes them."""
+    from apps.cli.common import require_http
+    from core.simulation.live import LiveSimulator, fault_schedule, live_fleet, parse_rate
+
     try:
         settings = load_settings()
         per_s = parse_rate(rate or settings.demo_rate)
@@ -81,6 +86,7 @@ def simulate(
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
     url = api_url or settings.api_base_url
+    require_http("the API", url)  # exit 1 within seconds, naming the address, if nothing answers there
     key = api_key or settings.api_key.get_secret_value()
     if start is not None or hours is not None:
         from apps.cli.simulate_history import simulate_history
