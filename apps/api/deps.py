@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.auth.keys import KEY_PREFIX, READ, has_scope
+from core.auth.keys import READ, has_scope
 from core.config import Settings
 from core.db.session import unit_of_work
 from core.errors import Forbidden, ServiceUnavailable, Unauthorized
@@ -69,18 +69,28 @@ async def require_metrics_key(
     presented: Annotated[str | None, Depends(api_key_header)],
 ) -> None:
     """When ``metrics_require_key`` is on, /metrics needs ``X-API-Key``: the bootstrap key (checked without the
-    database) or any active key with the ``read`` scope (a scraper's own key; 403 for a key without it)."""
+    database) or any active key with the ``read`` scope (a scraper's own key; 403 for a key without it).
+
+    A wrong key counts against the client address's failed-authentication budget like on every other route
+    (over it: 429 before any lookup)."""
     if not settings.metrics_require_key or key_matches(presented, settings):
         return
-    if presented and presented.startswith(KEY_PREFIX):
+    if presented:
         # imported here: apps.api.security imports this module
-        from apps.api.security import get_authenticator
+        from apps.api.security import check_failure_budget, client_address, get_authenticator
 
-        entry = await get_authenticator(request).authenticate(presented)
+        authenticator = get_authenticator(request)
+        address = client_address(request.scope)
+        failures = None
+        if not authenticator.is_cached_active(presented):
+            failures = await check_failure_budget(request.app, address)
+        entry = await authenticator.authenticate(presented)  # a value that is no key costs no lookup
         if entry is not None and not entry.revoked:
             if has_scope(entry.scopes, READ):
                 return
             raise Forbidden("/metrics requires a key with the 'read' scope")
+        if failures is not None:
+            await failures.hit(address)
     raise Unauthorized("/metrics requires a valid X-API-Key header")
 
 

@@ -31,6 +31,7 @@ from apps.api.errors import (
     install_exception_handlers,
     problem_responses,
 )
+from apps.api.gate import RequestGate
 from apps.api.ingest_runtime import start_ingest, stop_ingest
 from apps.api.middleware import RequestContextMiddleware, record_http_metrics
 from apps.api.routers import admin_dead_letters, admin_events, admin_keys, health, ingest
@@ -191,6 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports_router)
 
     _instrument(app)
+    app.add_middleware(RequestGate)  # key and body limit before the body is read (errors keep X-Request-ID)
     app.add_middleware(RequestContextMiddleware)  # added last: outermost of our middleware
     app.openapi = _openapi_with_problems(app)  # type: ignore[method-assign]
 

@@ -11,17 +11,21 @@ or, for a whole router, ``APIRouter(dependencies=[Depends(require_scope(READ))])
 
 * no key, an unknown key or a revoked key → 401 problem+json with ``WWW-Authenticate: ApiKey``;
 * a key without the scope → 403 (``admin`` implies every scope);
-* over the per-key rate limit (``SM_RATE_LIMIT``) → 429 with ``Retry-After`` and ``RateLimit-*`` headers.
+* over the per-key rate limit (``SM_RATE_LIMIT``) → 429 with ``Retry-After`` and ``RateLimit-*`` headers;
+* from a client address with more than ``SM_AUTH_FAILURE_LIMIT`` failed authentications in the window → 429
+  before any lookup (a key cached as active still passes).
 
-Lookups are cached in the process for ``SM_API_KEY_CACHE_TTL_S`` seconds (see ``core.auth.authenticator``).
-The principal of the request is also left on ``request.state.principal`` (idempotency, audit logs).
+The key is resolved by the request gate (``apps.api.gate``) before the body is read; ``authenticate`` takes the
+principal the gate left on ``request.state.principal`` (idempotency, audit logs use it too). Lookups are cached in
+the process for ``SM_API_KEY_CACHE_TTL_S`` seconds, unknown keys for ``SM_AUTH_NEGATIVE_CACHE_TTL_S`` (see
+``core.auth.authenticator``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -30,8 +34,17 @@ from fastapi import Depends, FastAPI, Request, Security
 from apps.api.deps import api_key_header
 from core.auth.audit import audit
 from core.auth.authenticator import KeyAuthenticator
-from core.auth.keys import ADMIN, ALL_SCOPES, INGEST, READ, has_scope, register_bootstrap_key
-from core.auth.ratelimit import KeyRateLimiter
+from core.auth.keys import (
+    ADMIN,
+    ALL_SCOPES,
+    INGEST,
+    OPERATE,
+    READ,
+    configured_keys,
+    has_scope,
+    register_configured_keys,
+)
+from core.auth.ratelimit import AUTH_FAILURES_NAMESPACE, KeyRateLimiter, RateDecision
 from core.config import Settings
 from core.errors import Forbidden, RateLimited, ServiceUnavailable, Unauthorized
 from core.observability.metrics import AUTH_FAILURES_TOTAL, RATE_LIMITED_TOTAL
@@ -64,20 +77,23 @@ def _build_authenticator(app: FastAPI) -> KeyAuthenticator:
     return KeyAuthenticator(
         factory,
         ttl_s=settings.api_key_cache_ttl_s,
-        bootstrap_key=settings.api_key.get_secret_value(),
+        negative_ttl_s=settings.auth_negative_cache_ttl_s,
+        configured=configured_keys(settings),
     )
 
 
-def get_authenticator(request: Request) -> KeyAuthenticator:
-    app: FastAPI = request.app
+def app_authenticator(app: FastAPI) -> KeyAuthenticator:
     authenticator = getattr(app.state, "authenticator", None)
     if authenticator is None:
         authenticator = app.state.authenticator = _build_authenticator(app)
     return authenticator  # type: ignore[no-any-return]
 
 
-def get_rate_limiter(request: Request) -> KeyRateLimiter | None:
-    app: FastAPI = request.app
+def get_authenticator(request: Request) -> KeyAuthenticator:
+    return app_authenticator(request.app)
+
+
+def app_rate_limiter(app: FastAPI) -> KeyRateLimiter | None:
     if not hasattr(app.state, "rate_limiter"):
         settings: Settings = app.state.settings
         app.state.rate_limiter = KeyRateLimiter.from_settings(
@@ -86,62 +102,133 @@ def get_rate_limiter(request: Request) -> KeyRateLimiter | None:
     return app.state.rate_limiter  # type: ignore[no-any-return]
 
 
-async def setup_auth(app: FastAPI) -> None:
-    """Lifespan step: build the authenticator and limiter, register the bootstrap key (``bootstrap`` row).
+def get_rate_limiter(request: Request) -> KeyRateLimiter | None:
+    return app_rate_limiter(request.app)
 
-    A database that is down (or silent for ``SM_READY_TIMEOUT_S``) at start-up is not fatal: the bootstrap key
-    is then registered on its first use.
+
+def app_failure_limiter(app: FastAPI) -> KeyRateLimiter | None:
+    """The limit of failed authentications per client address (``SM_AUTH_FAILURE_LIMIT``; None when off)."""
+    if not hasattr(app.state, "auth_failure_limiter"):
+        settings: Settings = app.state.settings
+        app.state.auth_failure_limiter = KeyRateLimiter.from_settings(
+            settings.auth_failure_limit, settings.rate_limit_storage_uri, namespace=AUTH_FAILURES_NAMESPACE
+        )
+    return app.state.auth_failure_limiter  # type: ignore[no-any-return]
+
+
+async def setup_auth(app: FastAPI) -> None:
+    """Lifespan step: build the authenticator and limiter, register the configured keys (rows ``bootstrap``,
+    ``console``, ``simulator``; earlier values of each are revoked: that is their rotation).
+
+    A database that is down (or silent for ``SM_READY_TIMEOUT_S``) at start-up is not fatal: the configured keys
+    are then registered on their first use.
     """
     settings: Settings = app.state.settings
     app.state.authenticator = _build_authenticator(app)
     app.state.rate_limiter = KeyRateLimiter.from_settings(
         settings.rate_limit, settings.rate_limit_storage_uri
     )
+    app.state.auth_failure_limiter = KeyRateLimiter.from_settings(
+        settings.auth_failure_limit, settings.rate_limit_storage_uri, namespace=AUTH_FAILURES_NAMESPACE
+    )
     try:
         async with asyncio.timeout(settings.ready_timeout_s):
-            entry = await register_bootstrap_key(app.state.engine, settings.api_key.get_secret_value())
+            configured = configured_keys(settings)
+            entries = await register_configured_keys(app.state.engine, configured)
     except Exception as exc:  # noqa: BLE001 - retried lazily on the key's first use
-        logger.warning("bootstrap API key not registered at start-up: %s", type(exc).__name__)
+        logger.warning("configured API keys not registered at start-up: %s", type(exc).__name__)
         return
-    if entry.revoked:
-        logger.warning("the bootstrap API key (SM_API_KEY, id %s) is revoked; rotate SM_API_KEY", entry.id)
+    for key, entry in zip(configured, entries, strict=True):
+        if entry.revoked:
+            logger.warning(
+                "the %s API key (%s, id %s) is revoked; set a new %s and restart", key.name, key.setting,
+                entry.id, key.setting,
+            )  # fmt: skip
 
 
-# --- dependencies -------------------------------------------------------------------------------------------------
+#: Where the request gate leaves the principal in the ASGI scope (not ``scope["state"]``: a server may share that
+#: dict between requests, as asgi-lifespan does in the tests).
+PRINCIPAL_SCOPE_KEY = "sm.principal"
+
+
+# --- authentication (the request gate, and the dependency where the gate did not run) -------------------------
 def _fail(reason: str, detail: str) -> Unauthorized:
     AUTH_FAILURES_TOTAL.labels(reason=reason).inc()
     return Unauthorized(detail)
 
 
+def client_address(scope: Mapping[str, Any]) -> str:
+    """The client's address as the server saw it (behind a proxy: as rewritten by uvicorn's proxy headers)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _limited(detail: str, decision: RateDecision) -> RateLimited:
+    RATE_LIMITED_TOTAL.inc()
+    return RateLimited(
+        detail,
+        retry_after_s=decision.reset_after_s,
+        headers={
+            "RateLimit-Limit": str(decision.limit),
+            "RateLimit-Remaining": str(decision.remaining),
+            "RateLimit-Reset": str(decision.reset_after_s),
+        },
+    )
+
+
+async def check_failure_budget(app: FastAPI, address: str) -> KeyRateLimiter | None:
+    """429 when ``address`` used up its failed authentications (nothing looked up); the limiter, to count one."""
+    failures = app_failure_limiter(app)
+    if failures is not None:
+        decision = await failures.check(address)
+        if not decision.allowed:
+            AUTH_FAILURES_TOTAL.labels(reason="too_many_failures").inc()
+            raise _limited(
+                f"too many failed authentications from this address (limit {failures.item})", decision
+            )
+    return failures
+
+
+async def resolve_principal(app: FastAPI, presented: str | None, address: str) -> Principal:
+    """``X-API-Key`` → the principal; 401 (missing, unknown or revoked key), 429 (too many failed
+    authentications from ``address``, or the key over its rate limit), 503 (database unavailable).
+
+    A key cached as active skips the failure check; any other request from an address over
+    ``SM_AUTH_FAILURE_LIMIT`` is refused before any lookup. A presented key that fails counts against its
+    address's budget (a request without a key does not: it guesses nothing and costs no lookup).
+    """
+    authenticator = app_authenticator(app)
+    failures = None
+    if not presented or not authenticator.is_cached_active(presented):
+        failures = await check_failure_budget(app, address)
+    if not presented:
+        raise _fail("missing_key", "A valid API key is required (header X-API-Key).")
+    entry = await authenticator.authenticate(presented)
+    if entry is None or entry.revoked:
+        if failures is not None:
+            await failures.hit(address)
+        raise _fail("unknown_key" if entry is None else "revoked_key", "The API key is not valid.")
+    principal = Principal(api_key_id=entry.id, name=entry.name, scopes=entry.scopes)
+
+    limiter = app_rate_limiter(app)
+    if limiter is not None:
+        decision = await limiter.hit(entry.id)
+        if not decision.allowed:
+            raise _limited(f"rate limit of {limiter.item} per API key exceeded", decision)
+    return principal
+
+
+# --- dependencies -------------------------------------------------------------------------------------------------
 async def authenticate(
     request: Request,
     presented: Annotated[str | None, Security(api_key_header)],
 ) -> Principal:
-    """Resolve ``X-API-Key`` to a principal (401 otherwise), then apply the per-key rate limit (429)."""
-    if not presented:
-        raise _fail("missing_key", "A valid API key is required (header X-API-Key).")
-    entry = await get_authenticator(request).authenticate(presented)
-    if entry is None:
-        raise _fail("unknown_key", "The API key is not valid.")
-    if entry.revoked:
-        raise _fail("revoked_key", "The API key is not valid.")
-    principal = Principal(api_key_id=entry.id, name=entry.name, scopes=entry.scopes)
+    """The request's principal: resolved by the request gate (``apps.api.gate``) before the body was read, or
+    here when the gate did not run (an app without it); also left on ``request.state.principal``."""
+    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if not isinstance(principal, Principal):
+        principal = await resolve_principal(request.app, presented, client_address(request.scope))
     request.state.principal = principal
-
-    limiter = get_rate_limiter(request)
-    if limiter is not None:
-        decision = await limiter.hit(entry.id)
-        if not decision.allowed:
-            RATE_LIMITED_TOTAL.inc()
-            raise RateLimited(
-                f"rate limit of {limiter.item} per API key exceeded",
-                retry_after_s=decision.reset_after_s,
-                headers={
-                    "RateLimit-Limit": str(decision.limit),
-                    "RateLimit-Remaining": str(decision.remaining),
-                    "RateLimit-Reset": str(decision.reset_after_s),
-                },
-            )
     return principal
 
 
@@ -162,16 +249,25 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
 
 IngestPrincipal = Annotated[Principal, Depends(require_scope(INGEST))]
 ReadPrincipal = Annotated[Principal, Depends(require_scope(READ))]
+OperatePrincipal = Annotated[Principal, Depends(require_scope(OPERATE))]
 AdminPrincipal = Annotated[Principal, Depends(require_scope(ADMIN))]
 
 __all__ = [
+    "PRINCIPAL_SCOPE_KEY",
     "AdminPrincipal",
     "IngestPrincipal",
+    "OperatePrincipal",
     "Principal",
     "ReadPrincipal",
+    "app_authenticator",
+    "app_failure_limiter",
+    "app_rate_limiter",
     "authenticate",
+    "check_failure_budget",
+    "client_address",
     "get_authenticator",
     "get_rate_limiter",
     "require_scope",
+    "resolve_principal",
     "setup_auth",
 ]

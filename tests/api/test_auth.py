@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
+from sqlalchemy import event
 
-from apps.api.security import AdminPrincipal, IngestPrincipal, Principal, ReadPrincipal
+from apps.api.security import Principal, require_scope
 from core.auth.keys import ALL_SCOPES, BOOTSTRAP_KEY_NAME, hash_key
 from core.config import Settings
 from core.observability.metrics import REGISTRY
@@ -27,26 +30,23 @@ from tests.api.auth_support import (
     set_last_used,
 )
 
-#: Anonymous by design: liveness/readiness probes and Prometheus scraping (see SECURITY.md).
-EXEMPT = re.compile(r"^(/health.*|/metrics)$")
+#: Anonymous by design: liveness/readiness probes, Prometheus scraping (its own optional key check) and the API
+#: description where ``SM_OPENAPI_PUBLIC`` publishes it (see SECURITY.md).
+EXEMPT = re.compile(r"^(/health.*|/metrics|/docs.*|/redoc.*|/openapi\.json)$")
 
 
-# --- a few routes declaring each scope (the app's own routers may not cover every scope yet) ---------------
+# --- one route per scope, declared through require_scope (the app's own routers may not cover every scope) ----
 def add_scope_probes(app: FastAPI) -> None:
-    def show(principal: Principal) -> dict[str, Any]:
-        return {"id": principal.api_key_id, "name": principal.name, "scopes": sorted(principal.scopes)}
+    def probe_for(scope: str) -> Callable[..., Awaitable[dict[str, Any]]]:
+        requirement = Depends(require_scope(scope))
 
-    @app.get("/_probe/ingest")
-    async def probe_ingest(principal: IngestPrincipal) -> dict[str, Any]:
-        return show(principal)
+        async def probe(principal: Principal = requirement) -> dict[str, Any]:
+            return {"id": principal.api_key_id, "name": principal.name, "scopes": sorted(principal.scopes)}
 
-    @app.get("/_probe/read")
-    async def probe_read(principal: ReadPrincipal) -> dict[str, Any]:
-        return show(principal)
+        return probe
 
-    @app.get("/_probe/admin")
-    async def probe_admin(principal: AdminPrincipal) -> dict[str, Any]:
-        return show(principal)
+    for scope in ALL_SCOPES:
+        app.add_api_route(f"/_probe/{scope}", probe_for(scope), methods=["GET"])
 
 
 def assert_unauthorized(response: Any) -> None:
@@ -217,7 +217,10 @@ def concrete(path: str) -> str:
 
 
 async def test_every_route_needs_a_key_except_health_and_metrics(settings: Settings) -> None:
-    app_settings = settings.model_copy(update={"metrics_require_key": False})
+    # two failed authentications per route from one address: well over the default failed-auth limit
+    app_settings = settings.model_copy(
+        update={"metrics_require_key": False, "auth_failure_limit": "100000/minute"}
+    )
     async with serve_app(app_settings) as (app, client):
         routes = await app_routes(app, client)
         assert any(p.startswith("/api/v1/admin/") for _, p in routes)
@@ -294,6 +297,38 @@ async def test_concurrent_requests_share_one_lookup_and_garbage_skips_the_databa
 
         assert_unauthorized(await client.get("/_probe/read", headers={"X-API-Key": "no-prefix-garbage"}))
         assert lookups == [key.secret]
+
+
+async def test_invented_keys_cost_one_lookup_per_key_within_the_negative_ttl(settings: Settings) -> None:
+    ttl = 60.0
+    app_settings = settings.model_copy(
+        update={"auth_negative_cache_ttl_s": ttl, "auth_failure_limit": "100000/minute"}
+    )
+    async with serve_app(app_settings, add_scope_probes) as (app, client):
+        clock = FakeClock()
+        authenticator = app.state.authenticator
+        authenticator.clock = clock
+        statements: list[str] = []
+
+        def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if "api_keys" in statement:
+                statements.append(statement)
+
+        event.listen(app.state.engine.sync_engine, "before_cursor_execute", record)
+        lookups_before = authenticator.lookups
+        invented = [f"sm_invented-{i}-{uuid.uuid4().hex}" for i in range(3)]
+        for _ in range(4):
+            for secret in invented:
+                assert_unauthorized(await client.get("/_probe/read", headers={"X-API-Key": secret}))
+        assert len(statements) == 3  # the database was asked once per distinct key
+        assert authenticator.lookups == lookups_before + 3
+
+        clock.advance(ttl - 1)
+        assert_unauthorized(await client.get("/_probe/read", headers={"X-API-Key": invented[0]}))
+        assert len(statements) == 3  # still remembered as unknown
+        clock.advance(2)  # past the negative TTL: asked again
+        assert_unauthorized(await client.get("/_probe/read", headers={"X-API-Key": invented[0]}))
+        assert len(statements) == 4
 
 
 async def test_api_description_is_private_when_openapi_public_is_off(settings: Settings) -> None:

@@ -1,11 +1,20 @@
 """Per-key rate limiting: over the limit → 429 problem+json with Retry-After and RateLimit-* headers; other keys
-are unaffected; "0" disables the limit; the limiter is the ``limits`` library's."""
+are unaffected; "0" disables the limit; the limiter is the ``limits`` library's. Failed authentications per client
+address: beyond ``SM_AUTH_FAILURE_LIMIT`` a 429 before any database lookup, other addresses unaffected."""
 
 from __future__ import annotations
 
-import pytest
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
-from core.auth.ratelimit import KeyRateLimiter, async_storage_uri, parse_rate_limit
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event
+
+from core.auth.ratelimit import AUTH_FAILURES_NAMESPACE, KeyRateLimiter, async_storage_uri, parse_rate_limit
 from core.config import Settings
 from core.observability.metrics import REGISTRY
 from tests.api.auth_support import bootstrap_headers, create_key, serve_app
@@ -86,8 +95,6 @@ def redis_uri() -> str:
 
 async def test_redis_storage_shares_one_budget_between_processes(redis_uri: str) -> None:
     """Two limiters on the same Redis (two API replicas) count one key's requests together."""
-    import uuid
-
     item = parse_rate_limit("4/minute")
     assert item is not None
     replica_a, replica_b = KeyRateLimiter(item, redis_uri), KeyRateLimiter(item, redis_uri)
@@ -97,3 +104,84 @@ async def test_redis_storage_shares_one_budget_between_processes(redis_uri: str)
     refused = await replica_b.hit(key)
     assert not refused.allowed and refused.remaining == 0 and refused.reset_after_s >= 1
     assert (await replica_a.hit(f"other-{key}")).allowed  # another key keeps its own budget
+
+
+# --- failed authentications per client address (SM_AUTH_FAILURE_LIMIT) -----------------------------------------
+ATTACKER = ("192.0.2.7", 40000)  # TEST-NET-1: an address of its own, apart from the test client's 127.0.0.1
+
+
+def too_many_failures() -> float:
+    return REGISTRY.get_sample_value("sm_auth_failures_total", {"reason": "too_many_failures"}) or 0.0
+
+
+def count_key_lookups(app: FastAPI) -> list[str]:
+    """Statements on the ``api_keys`` table sent by the app's engine from now on (the listener stays for the app)."""
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "api_keys" in statement:
+            statements.append(statement)
+
+    event.listen(app.state.engine.sync_engine, "before_cursor_execute", record)
+    return statements
+
+
+@asynccontextmanager
+async def client_from(app: FastAPI, address: tuple[str, int]) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=address)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+async def test_failure_after_the_limit_is_429_without_a_lookup(settings: Settings) -> None:
+    async with serve_app(settings.model_copy(update={"auth_failure_limit": "5/minute"})) as (app, _):
+        lookups = count_key_lookups(app)
+        async with client_from(app, ATTACKER) as attacker:
+            for i in range(5):
+                invented = {"X-API-Key": f"sm_invented-{i}-{uuid.uuid4().hex}"}
+                assert (await attacker.get(KEYS, headers=invented)).status_code == 401
+            assert len(lookups) == 5  # one per distinct invented key
+
+            before = too_many_failures(), rate_limited()
+            refused = await attacker.get(KEYS, headers={"X-API-Key": f"sm_sixth-{uuid.uuid4().hex}"})
+            assert refused.status_code == 429
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            assert refused.json()["type"].endswith("/rate-limited")
+            assert 1 <= int(refused.headers["retry-after"]) <= 60
+            assert len(lookups) == 5  # refused before any database lookup
+            assert too_many_failures() == before[0] + 1
+            assert rate_limited() == before[1] + 1
+            assert (await attacker.get(KEYS)).status_code == 429  # without a key: refused as well
+
+
+async def test_valid_keys_are_unaffected_by_another_address_failures(settings: Settings) -> None:
+    async with serve_app(settings.model_copy(update={"auth_failure_limit": "3/minute"})) as (app, client):
+        key = await create_key(client, settings, "admin")
+        async with client_from(app, ATTACKER) as attacker:
+            for _ in range(4):
+                await attacker.get(KEYS, headers={"X-API-Key": f"sm_guess-{uuid.uuid4().hex}"})
+            assert (await attacker.get(KEYS, headers={"X-API-Key": "sm_one-more"})).status_code == 429
+
+            app.state.authenticator.invalidate()  # the valid key needs a database lookup again
+            lookups = count_key_lookups(app)
+            assert (await client.get(KEYS, headers=key.headers)).status_code == 200  # another address
+            assert len(lookups) >= 1
+            assert (await client.get(KEYS, headers={"X-API-Key": "sm_typo"})).status_code == 401  # not 429
+
+            # from the blocked address: a key cached as active still passes, an uncached one waits
+            assert (await attacker.get(KEYS, headers=key.headers)).status_code == 200
+            app.state.authenticator.invalidate()
+            assert (await attacker.get(KEYS, headers=key.headers)).status_code == 429
+
+
+async def test_failure_limit_check_counts_nothing() -> None:
+    limiter = KeyRateLimiter.from_settings("2/minute", "memory://", namespace=AUTH_FAILURES_NAMESPACE)
+    assert limiter is not None
+    assert all([(await limiter.check("192.0.2.1")).allowed for _ in range(5)])
+    await limiter.hit("192.0.2.1")
+    await limiter.hit("192.0.2.1")
+    refused = await limiter.check("192.0.2.1")
+    assert not refused.allowed and refused.reset_after_s >= 1
+    assert (await limiter.check("192.0.2.2")).allowed
+    per_key = KeyRateLimiter.from_settings("2/minute", "memory://")
+    assert per_key is not None and (await per_key.hit("192.0.2.1")).allowed  # namespaces do not mix
