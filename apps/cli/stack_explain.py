@@ -62,7 +62,7 @@ def _port(service: str, match: re.Match[str]) -> str:
 
 
 def _configuration(_: str, match: re.Match[str]) -> str:
-    reason = " ".join(match.group("reason").split()).lstrip("- ")
+    reason = " ".join(match.group("reason").split()).lstrip("- ").rstrip(".")
     return f"its configuration was refused: {reason}; fix it in .env (or the environment) and run `make up` again"
 
 
@@ -102,6 +102,7 @@ RULES: tuple[Rule, ...] = (
         ),
         _port,
     ),
+    Rule(re.compile(r"(?P<reason>refusing to start with [^\n]*)"), _configuration),
     Rule(
         re.compile(r"(?:invalid configuration:|ConfigurationError:)\s*(?P<reason>(?:.|\n)*?)(?:\n\S|\Z)"),
         _configuration,
