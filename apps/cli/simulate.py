@@ -19,6 +19,12 @@ if TYPE_CHECKING:  # imported by the command (pandas, ~1 s): every other command
     from core.simulation.live import LiveSimulator
 
 console = Console(highlight=False)
+#: Printed after a 401/403 with the configured key (``make up`` explains the failure from this line too).
+KEY_HINT = (
+    "the simulator's key SM_SIMULATOR_API_KEY was rejected: the API registers it as 'simulator' (scope ingest) at "
+    "start-up, so the API and the simulator must see the same value; set SM_SIMULATOR_API_KEY in .env "
+    "(generate one with `python -m apps.cli keys generate`) and restart (`make up`)."
+)
 
 
 def _log(message: str) -> None:
@@ -39,7 +45,10 @@ def simulate(
     fleet: Annotated[str, typer.Option(help="demo: sensor-001… of the seeded fleet; sim: sim-001…")] = "demo",
     api_url: Annotated[str | None, typer.Option(help="API base URL (default API_BASE_URL)")] = None,
     api_key: Annotated[
-        str | None, typer.Option(help="API key (default the bootstrap key, SM_API_KEY)")
+        str | None,
+        typer.Option(
+            help="API key with the ingest scope (default the simulator's key, SM_SIMULATOR_API_KEY)"
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="random seed of the physics")] = 42,
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="readings per request at most")] = 1000,
@@ -87,7 +96,7 @@ def simulate(
         raise typer.Exit(2) from None
     url = api_url or settings.api_base_url
     require_http("the API", url)  # exit 1 within seconds, naming the address, if nothing answers there
-    key = api_key or settings.api_key.get_secret_value()
+    key = api_key or settings.simulator_api_key.get_secret_value()
     if start is not None or hours is not None:
         from apps.cli.simulate_history import simulate_history
 
@@ -113,6 +122,8 @@ def simulate(
         for f in schedule[:8]:
             _log(f"  {f.describe(sim.t0)}")
     code = asyncio.run(_run(sim, duration))
+    if sim.fatal and api_key is None:
+        console.print(KEY_HINT, soft_wrap=True, markup=False)
     raise typer.Exit(code)
 
 
@@ -152,7 +163,7 @@ async def _run(sim: LiveSimulator, duration: float | None) -> int:
           f"rejected={stats.rejected_total} errors={sum(stats.errors.values())} unsent={stats.unsent}",
           flush=True)  # fmt: skip
     if sim.fatal:
-        console.print(f"[red]{sim.fatal}[/]")
+        console.print(f"[red]{sim.fatal}[/]", soft_wrap=True)
         return 1
     return 0
 

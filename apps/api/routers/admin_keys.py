@@ -1,4 +1,5 @@
-"""Admin endpoints for API keys (scope ``admin``): create (the secret is shown once), list, revoke."""
+"""Admin endpoints for API keys (scope ``admin``): create (the secret is shown once), list, revoke (not the
+configured keys: 409, see ``core.auth.keys.rotation_hint``)."""
 
 from __future__ import annotations
 
@@ -65,9 +66,11 @@ async def list_api_keys(
     summary="Revoke an API key",
     description=(
         "Sets `revoked_at` (idempotent). This process rejects the key at once; other API processes within "
-        "`SM_API_KEY_CACHE_TTL_S` seconds (their key cache)."
+        "`SM_API_KEY_CACHE_TTL_S` seconds (their key cache). The configured keys (`bootstrap`: SM_API_KEY, "
+        "`console`: SM_CONSOLE_API_KEY, `simulator`: SM_SIMULATOR_API_KEY) answer 409: they are rotated by "
+        "setting a new value and restarting the API, which revokes the old one."
     ),
-    responses=problem_responses(404, 422),
+    responses=problem_responses(404, 409, 422),
 )
 async def revoke_api_key(
     key_id: KeyIdPath,

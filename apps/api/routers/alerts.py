@@ -1,4 +1,5 @@
-"""One alert with its history and linked anomalies (scope ``read``); acknowledge and resolve (scope ``admin``).
+"""One alert with its history and linked anomalies (scope ``read``); acknowledge and resolve (scope
+``operate``; ``admin`` implies it).
 
 The list of alerts is ``GET /api/v1/alerts`` in ``apps.api.routers.queries``. Lifecycle: open → acknowledged →
 resolved (or open → resolved); any other transition is a 409. Every change is stored in ``alert_events`` with
@@ -12,7 +13,7 @@ from fastapi import APIRouter
 from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
 from apps.api.params import AlertIdPath
-from apps.api.security import AdminPrincipal, ReadPrincipal
+from apps.api.security import OperatePrincipal, ReadPrincipal
 from core.alerts.schemas import AlertDetail, AlertEventRead, AlertTransition, LinkedAnomaly
 from core.alerts.service import AlertDetails, AlertLifecycleService
 
@@ -64,7 +65,7 @@ async def get_alert(alert_id: AlertIdPath, principal: ReadPrincipal, session: Se
     responses=problem_responses(404, 409, 422),
 )
 async def acknowledge_alert(
-    alert_id: AlertIdPath, principal: AdminPrincipal, session: SessionDep, body: AlertTransition | None = None
+    alert_id: AlertIdPath, principal: OperatePrincipal, session: SessionDep, body: AlertTransition | None = None
 ) -> AlertDetail:
     comment = body.comment if body is not None else None
     details = await AlertLifecycleService(session).acknowledge(
@@ -85,7 +86,7 @@ async def acknowledge_alert(
     responses=problem_responses(404, 409, 422),
 )
 async def resolve_alert(
-    alert_id: AlertIdPath, principal: AdminPrincipal, session: SessionDep, body: AlertTransition | None = None
+    alert_id: AlertIdPath, principal: OperatePrincipal, session: SessionDep, body: AlertTransition | None = None
 ) -> AlertDetail:
     comment = body.comment if body is not None else None
     details = await AlertLifecycleService(session).resolve(alert_id, actor=principal.name, comment=comment)

@@ -1,5 +1,5 @@
-"""Maintenance tasks (work orders): list and get (scope ``read``); create, assign, update status and complete
-(scope ``admin``)."""
+"""Maintenance tasks (work orders): list and get (scope ``read``); assign and complete (scope ``operate``, a
+technician's key); create and update (scope ``admin``, which implies ``operate``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, status
 from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
 from apps.api.params import AlertIdQuery, AssetIdQuery, Limit, Offset, SensorIdQuery, TextQuery, big_id_path
-from apps.api.security import AdminPrincipal, ReadPrincipal
+from apps.api.security import AdminPrincipal, OperatePrincipal, ReadPrincipal
 from core.db.models import MaintenanceTask
 from core.db.repositories.maintenance import TaskFilters
 from core.maintenance.schemas import (
@@ -135,7 +135,7 @@ async def create_task(
     responses=problem_responses(404, 409, 422),
 )
 async def assign_task(
-    task_id: TaskId, body: MaintenanceTaskAssign, principal: AdminPrincipal, session: SessionDep
+    task_id: TaskId, body: MaintenanceTaskAssign, principal: OperatePrincipal, session: SessionDep
 ) -> MaintenanceTaskRead:
     service = MaintenanceService(session)
     task = await service.assign(task_id, body.assignee)
@@ -186,7 +186,7 @@ async def update_task(
     responses=problem_responses(404, 409, 422),
 )
 async def complete_task(
-    task_id: TaskId, body: MaintenanceCompletionCreate, principal: AdminPrincipal, session: SessionDep
+    task_id: TaskId, body: MaintenanceCompletionCreate, principal: OperatePrincipal, session: SessionDep
 ) -> MaintenanceCompletionRead:
     done = await MaintenanceService(session).complete(
         task_id, outcome=body.outcome, technician=body.technician, notes=body.notes
