@@ -57,6 +57,9 @@ COPY apps ./apps
 COPY core ./core
 COPY ui ./ui
 COPY scripts ./scripts
+# What GET /api/v1/ml/reports and /api/v1/datasets serve (the console reads them through the API, never from disk).
+COPY docs/ml ./docs/ml
+COPY data ./data
 
 # Writable by the app user; a named volume mounted here starts with this ownership.
 RUN mkdir -p /app/.data /app/logs && chown app:app /app/.data /app/logs

@@ -326,6 +326,12 @@ def test_every_service_starts_and_stays_up_with_env_example(
         assert as_console.status_code == 200, as_console.text
         unknown = client.get("/api/v1/sensors", headers={"X-API-Key": "not-a-key-" + "x" * 24})
         assert unknown.status_code == 401, unknown.text
+        # What the console's Gauntlets, Ingest and Master dataset pages read is in the API image (Dockerfile COPY)
+        console_key = {"X-API-Key": ui.env["SM_CONSOLE_API_KEY"]}
+        dataset = client.get("/api/v1/datasets/sensor_data", headers=console_key)
+        assert dataset.status_code == 200 and dataset.text.count("\n") > 100, dataset.text[:300]
+        ai4i = client.get("/api/v1/ml/reports/ai4i", headers=console_key)
+        assert ai4i.status_code == 200 and ai4i.json()["summary_available"], ai4i.text[:300]
     console = subprocess.run(
         [ui.env["PATH"].split(":")[0] + "/python", "-c",
          "from ui.settings import get_console_settings as g; s = g(); print(s.api_base_url)"],
