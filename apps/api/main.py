@@ -149,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API. Without ``settings``: load them (may raise ConfigurationError) and configure logging."""
     if settings is None:
         settings = load_settings()
+        settings.require_service_secrets()
         settings.require_database_url()
         configure_logging(settings)
     version = app_version()
