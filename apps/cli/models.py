@@ -9,6 +9,7 @@ evaluation (recorded on the version as ``sm.promotion.decided_by=force_promote``
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 from typing import Annotated, TypeVar
 
 import typer
@@ -52,6 +53,13 @@ def _call(work: Callable[[str], T]) -> T:
         raise typer.Exit(1) from None
 
 
+def _registry() -> ModuleType:
+    """:mod:`core.ml.registry`, imported once MLflow answered (it imports mlflow: seconds)."""
+    from core.ml import registry
+
+    return registry
+
+
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.6g}"
 
@@ -61,9 +69,7 @@ def list_command(
     metrics: Annotated[int, typer.Option(help="metrics shown per version (alphabetical)")] = 4,
 ) -> None:
     """Registered models, their versions, aliases and their runs' metrics."""
-    from core.ml.registry import list_models
-
-    models = _call(lambda uri: list_models(tracking_uri=uri))
+    models = _call(lambda uri: _registry().list_models(tracking_uri=uri))
     console = _console()
     if not models:
         console.print("no registered models")
@@ -88,9 +94,7 @@ def list_command(
 @models_app.command("compare")
 def compare_command(name: Annotated[str, typer.Argument(help="registered model name")]) -> None:
     """Champion vs challenger: every metric of both versions' runs."""
-    from core.ml.registry import compare
-
-    result = _call(lambda uri: compare(name, tracking_uri=uri))
+    result = _call(lambda uri: _registry().compare(name, tracking_uri=uri))
     champion = f"champion v{result.champion.version}" if result.champion else "champion (none)"
     challenger = f"challenger v{result.challenger.version}" if result.challenger else "challenger (none)"
     table = Table(title=f"{name}: champion vs challenger")
@@ -112,12 +116,12 @@ def promote_command(
     margin: Annotated[float | None, typer.Option(help="default: SM_PROMOTION_MARGIN")] = None,
 ) -> None:
     """Evaluate VERSION against the champion and promote it if it wins (or unconditionally with --force)."""
-    from core.ml.registry import force_promote, promote_if_better
-
     if force:
-        decision = _call(lambda uri: force_promote(name, version, tracking_uri=uri))
+        decision = _call(lambda uri: _registry().force_promote(name, version, tracking_uri=uri))
     else:
-        decision = _call(lambda uri: promote_if_better(name, version, tracking_uri=uri, margin=margin))
+        decision = _call(
+            lambda uri: _registry().promote_if_better(name, version, tracking_uri=uri, margin=margin)
+        )
     table = Table(
         title=f"{name} v{decision.candidate_version}: {'promoted to champion' if decision.promoted else 'not promoted'}"
     )
