@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from apps.cli import app
-from apps.cli.common import cli_settings
+from apps.cli.common import cli_settings, require_database
 from core.config import Settings
 from core.ingest.backfill import (
     DEFAULT_BATCH_SIZE,
@@ -35,6 +35,7 @@ async def _backfill(settings: Settings, path: Path, batch_size: int, console: Co
     total = count_data_lines(path)
     engine = create_engine(settings)
     try:
+        await require_database(engine, settings)  # one line naming the address when it does not answer
         with Progress(
             TextColumn("[bold]ingest[/bold] {task.description}"),
             BarColumn(),
@@ -106,6 +107,7 @@ def purge_idempotency() -> None:
 
         engine = create_engine(settings)
         try:
+            await require_database(engine, settings)
             return await purge_expired_keys(create_session_factory(engine))
         finally:
             await engine.dispose()

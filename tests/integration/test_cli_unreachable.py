@@ -152,12 +152,25 @@ def test_simulate_gives_up_on_a_server_that_never_answers(silent_server: str, tm
     _assert_one_line_failure(result, f"cannot reach the API at {silent_server} (connected, but no answer")
 
 
-@pytest.mark.parametrize(
-    "args", [["export-labels"], ["dead-letters", "list"], ["dead-letters", "replay", "1"]], ids=" ".join
-)
+DATABASE_COMMANDS = [
+    ["export-labels"],
+    ["dead-letters", "list"],
+    ["dead-letters", "replay", "1"],
+    ["keys", "list"],
+    ["ingest-csv", "{csv}"],
+    ["purge-idempotency"],
+]
+
+
+@pytest.mark.parametrize("args", DATABASE_COMMANDS, ids=" ".join)
 def test_database_commands_fail_fast_naming_the_address(
     args: list[str], closed: dict[str, str], tmp_path: Path
 ) -> None:
+    csv = tmp_path / "readings.csv"
+    csv.write_text(
+        "sensor_id,sensor_type,value,unit,timestamp,quality\ns1,temperature,1.0,C,2024-01-01T00:00:00Z,1\n"
+    )
+    args = [arg.format(csv=csv) for arg in args]
     url = f"postgresql://postgres@{closed['db']}/sm_nowhere"
     result = _run(args, {"DATABASE_URL": url}, tmp_path)
     _assert_one_line_failure(
