@@ -192,8 +192,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ml_router.router)
     app.include_router(reports_router)
 
+    # Key and body limit before the body is read; inside the instrumentator, so what the gate refuses (401, 413,
+    # 429) is counted in http_requests_total, and inside RequestContextMiddleware, so its errors keep X-Request-ID.
+    app.add_middleware(RequestGate)
     _instrument(app)
-    app.add_middleware(RequestGate)  # key and body limit before the body is read (errors keep X-Request-ID)
     app.add_middleware(RequestContextMiddleware)  # added last: outermost of our middleware
     app.openapi = _openapi_with_problems(app)  # type: ignore[method-assign]
 

@@ -25,7 +25,9 @@ async def test_metrics_expose_http_and_sm_metrics(api: ClientFactory, offline_se
         await client.get("/health/ready")
         await client.get("/no/such/route")
         await client.get("/openapi.json")
+        refused = await client.post("/api/v1/assets", json={"name": "x"})  # no key: the gate answers
         response = await client.get("/metrics")
+    assert refused.status_code == 401
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
@@ -41,6 +43,8 @@ async def test_metrics_expose_http_and_sm_metrics(api: ClientFactory, offline_se
     assert any('status="4xx"' in line and 'handler="none"' in line for line in requests)
     assert any('handler="/openapi.json"' in line and 'status="2xx"' in line for line in requests)
     assert not any("/no/such/route" in line for line in requests)
+    # requests the gate refuses before the body is read are counted too
+    assert any('handler="/api/v1/assets"' in line and 'status="4xx"' in line for line in requests)
     assert not any('handler="/health' in line or 'handler="/metrics"' in line for line in requests)
 
 
