@@ -6,7 +6,6 @@ are; our own settings carry the ``SM_`` prefix. Values come from the environment
 
 from __future__ import annotations
 
-import math
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +14,8 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.secret_strength import weak_secret_reason
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: Development defaults. Any of them left in place refuses a production start.
@@ -22,12 +23,6 @@ DEV_API_KEY = "sm-dev-key-not-for-production"
 DEV_WEBHOOK_SECRET = "sm-dev-webhook-secret"
 DEV_CONSOLE_API_KEY = "sm-dev-console-key-not-for-production"
 DEV_SIMULATOR_API_KEY = "sm-dev-simulator-key-not-for-production"
-
-#: Production secrets must be at least this long and carry at least this much estimated entropy
-#: (Shannon entropy of the secret's own characters times its length: 24 random URL-safe characters give ~100 bits,
-#: a repeated word or a keyboard run far less).
-MIN_SECRET_LENGTH = 24
-MIN_SECRET_BITS = 96.0
 DEV_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/smart_maintenance"
 
 
@@ -39,36 +34,6 @@ class Environment(StrEnum):
 
 class ConfigurationError(RuntimeError):
     """Raised when the settings cannot be used; the message says which setting and why."""
-
-
-def secret_bits(secret: str) -> float:
-    """Estimated entropy of ``secret`` in bits: the Shannon entropy of its character distribution × its length.
-
-    A lower bound for random secrets is not claimed; it is a screen that refuses what a person would type
-    ("changeme", "aaaa…", "passwordpassword…", "0123456789…") and accepts ``secrets.token_urlsafe(24)`` and longer.
-    """
-    if not secret:
-        return 0.0
-    counts: dict[str, int] = {}
-    for char in secret:
-        counts[char] = counts.get(char, 0) + 1
-    n = len(secret)
-    per_char = -sum((c / n) * math.log2(c / n) for c in counts.values())
-    return per_char * n
-
-
-def weak_secret_reason(name: str, secret: str, *, dev_default: str | None = None) -> str | None:
-    """Why ``secret`` (setting ``name``) is too weak for production, or None. Never includes the secret."""
-    if dev_default is not None and secret == dev_default:
-        return f"{name} is the development default; set a secret of your own"
-    if len(secret) < MIN_SECRET_LENGTH:
-        return f"{name} is shorter than {MIN_SECRET_LENGTH} characters"
-    if secret_bits(secret) < MIN_SECRET_BITS:
-        return (
-            f"{name} is too predictable (estimated {secret_bits(secret):.0f} bits, at least {MIN_SECRET_BITS:.0f} "
-            "needed); generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-        )
-    return None
 
 
 def _ecosystem(name: str) -> AliasChoices:

@@ -107,7 +107,7 @@ def test_processes_without_secrets_load_production_settings() -> None:
 def test_generated_secrets_pass_the_entropy_screen() -> None:
     import secrets as stdlib_secrets
 
-    from core.config import MIN_SECRET_BITS, secret_bits
+    from core.secret_strength import MIN_SECRET_BITS, secret_bits
 
     for _ in range(200):
         assert secret_bits(stdlib_secrets.token_urlsafe(24)) >= MIN_SECRET_BITS
