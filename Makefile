@@ -19,7 +19,8 @@ PG18_TESTS ?= tests/integration/test_migrations.py tests/integration/test_migrat
 	tests/integration/test_alert_upsert.py tests/integration/test_alert_window_query.py \
 	tests/integration/test_reference_supersede.py tests/agents tests/api/test_alerting_api.py tests/api/maintenance \
 	tests/api/test_admin_keys.py tests/api/test_dead_letters.py \
-	tests/integration/test_outbox_relay.py tests/integration/test_seed.py
+	tests/integration/test_outbox_relay.py tests/integration/test_seed.py \
+	tests/api/test_input_bounds.py tests/api/test_fuzz.py tests/api/test_webhook_ssrf.py tests/api/test_scopes_operate.py
 NOTEBOOK_FILE ?= 01_data_exploration.ipynb
 # RUNNER=local (default): papermill here, against the local MLflow (started for the run when it is not up).
 # RUNNER=compose: the same notebook in the compose notebook_runner service.
