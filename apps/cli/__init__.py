@@ -27,6 +27,7 @@ def _register() -> None:
         serve,
         simulate,
         stack,
+        stack_detached,
     )
 
 

@@ -294,6 +294,27 @@ def _write_state(settings: Settings, status: str, **extra: object) -> None:
     path.write_text(json.dumps({"pid": os.getpid(), "status": status, **extra}))
 
 
+def _running_pid(settings: Settings) -> int | None:
+    path = state_file(settings)
+    if not path.exists():
+        return None
+    try:
+        pid = int(json.loads(path.read_text())["pid"])
+        os.kill(pid, 0)
+    except (ValueError, KeyError, ProcessLookupError, json.JSONDecodeError):
+        path.unlink(missing_ok=True)
+        return None
+    except PermissionError:
+        pass
+    return pid
+
+
+def _detach(settings: Settings) -> int:
+    from apps.cli.stack_detached import detach
+
+    return detach(settings)
+
+
 @app.command("up")
 def up(
     detach: Annotated[
@@ -361,72 +382,6 @@ def _print_keys(settings: Settings) -> None:
             continue
         setting, scopes = CONFIGURED_KEY_SPECS[name]
         console.print(f"  {role:<9} uses its own key {setting} (scopes {','.join(scopes)})")
-
-
-def _running_pid(settings: Settings) -> int | None:
-    path = state_file(settings)
-    if not path.exists():
-        return None
-    try:
-        pid = int(json.loads(path.read_text())["pid"])
-        os.kill(pid, 0)
-    except (ValueError, KeyError, ProcessLookupError, json.JSONDecodeError):
-        path.unlink(missing_ok=True)
-        return None
-    except PermissionError:
-        pass
-    return pid
-
-
-def _detach(settings: Settings) -> int:
-    if pid := _running_pid(settings):
-        console.print(f"a stack is already running (pid {pid})")
-        return 1
-    settings.log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = settings.log_dir / "stack.log"
-    with log_path.open("a") as log:
-        proc = subprocess.Popen(cli("up"), cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-    deadline = time.monotonic() + 300
-    with console.status("starting the stack in the background"):
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                console.print(f"[red]the stack failed to start[/]; see {_rel(log_path)}:\n{_tail(log_path)}")
-                return 1
-            path = state_file(settings)
-            if path.exists():
-                state = json.loads(path.read_text() or "{}")
-                if state.get("status") == "ready":
-                    for name, url in state["urls"].items():
-                        console.print(f"  {name:<7} {url}")
-                    _print_keys(settings)
-                    console.print(f"running in the background (pid {proc.pid}, log {_rel(log_path)}); "
-                                  "stop it with `make down`")  # fmt: skip
-                    return 0
-            time.sleep(0.5)
-    console.print(f"[red]the stack did not become ready in time[/]; see {_rel(log_path)}")
-    return 1
-
-
-@app.command("down")
-def down(timeout: Annotated[float, typer.Option(help="seconds to wait for a clean stop")] = 60.0) -> None:
-    """Stop a stack started in the background (``make up-detached``) or in another shell."""
-    settings = _settings()
-    pid = _running_pid(settings)
-    if pid is None:
-        console.print("no stack is running")
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            console.print(f"stack stopped (pid {pid})")
-            return
-        time.sleep(0.3)
-    console.print(f"[red]stack (pid {pid}) did not stop within {timeout:.0f} s[/]")
-    raise typer.Exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover
