@@ -21,10 +21,10 @@ from apps.api.main import create_app
 from core.config import Settings, load_settings
 from core.observability.logging import configure_logging, remove_logging_handlers
 from tests.api.ingest_support import sensor_prefix
+from tests.support.servers import CLOSED_HTTP_URL, silent_listener
 
-#: A URL nobody listens on: connecting fails immediately with "connection refused".
+#: A URL nobody listens on: connecting fails immediately with "connection refused" (CLOSED_HTTP_URL too).
 CLOSED_DB_URL = "postgresql://postgres@127.0.0.1:1/closed"
-CLOSED_HTTP_URL = "http://127.0.0.1:9"
 
 
 @asynccontextmanager
@@ -160,33 +160,8 @@ def mlflow_stand_in() -> Iterator[Callable[[int], str]]:
 @pytest.fixture
 def silent_tcp_server() -> Iterator[str]:
     """``host:port`` of a socket that accepts connections and never answers (a hung dependency)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept_loop() -> None:
-        sock.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            accepted.append(conn)
-
-    thread = threading.Thread(target=accept_loop, name="silent-tcp", daemon=True)
-    thread.start()
-    host, port = sock.getsockname()[:2]
-    try:
+    with silent_listener(name="silent-tcp") as (host, port):
         yield f"{host}:{port}"
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        for conn in accepted:
-            conn.close()
-        sock.close()
 
 
 @pytest.fixture

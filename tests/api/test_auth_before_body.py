@@ -8,12 +8,7 @@ server's memory stays flat.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,10 +23,10 @@ from fastapi.routing import iter_route_contexts
 from starlette.types import ASGIApp, Message
 
 from apps.api.main import create_app
-from core.config import PROJECT_ROOT, Settings
+from core.config import Settings
 from core.observability.metrics import REGISTRY
 from tests.api.auth_support import MISSING_ID
-from tests.api.conftest import CLOSED_HTTP_URL
+from tests.support.servers import api_subprocess
 
 CHUNK = 16 * 1024
 REQUEST_LIMIT = 64 * 1024
@@ -250,57 +245,11 @@ async def test_every_body_accepting_route_checks_key_and_size_before_reading(sma
 
 
 # --- a real server --------------------------------------------------------------------------------------------
-def _clean_environment() -> dict[str, str]:
-    names = {"DATABASE_URL", "MLFLOW_TRACKING_URI", "REDIS_URL", "API_BASE_URL"}
-    return {k: v for k, v in os.environ.items() if not k.startswith("SM_") and k.upper() not in names}
-
-
 @pytest.fixture
 def api_server(database_url: str, unused_port: int, tmp_path: Path) -> Iterator[tuple[str, psutil.Process]]:
     """``python -m apps.api`` (uvicorn) on 127.0.0.1: its base URL and its process."""
-    env = _clean_environment() | {
-        "DATABASE_URL": database_url,
-        "MLFLOW_TRACKING_URI": CLOSED_HTTP_URL,
-        "SM_ENV": "test",
-        "SM_API_HOST": "127.0.0.1",
-        "SM_API_PORT": str(unused_port),
-        "SM_READY_CHECK_MLFLOW": "false",
-        "SM_LOG_LEVEL": "WARNING",
-        "SM_LOG_DIR": str(tmp_path / "logs"),
-        "SM_DATA_DIR": str(tmp_path / "data"),
-    }
-    log_path = tmp_path / "api.stderr"
-    base_url = f"http://127.0.0.1:{unused_port}"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "apps.api"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"api exited with {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{base_url}/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"api not up within 30 s:\n{log_path.read_text()}")
-            time.sleep(0.1)  # polling for start-up, not a wait standing in for a result
+    with api_subprocess(database_url, unused_port, tmp_path, log_level="WARNING") as (base_url, proc, _log):
         yield base_url, psutil.Process(proc.pid)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
 
 
 BIG = 200 * 1024 * 1024

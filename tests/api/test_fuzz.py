@@ -15,10 +15,8 @@ A fuzzer must never make the platform deliver anything: the app's webhook/e-mail
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import socket
 import threading
 import time
 from collections import Counter
@@ -27,7 +25,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-import uvicorn
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import (
@@ -40,6 +37,7 @@ from apps.agents import notification
 from apps.api.main import create_app
 from core.config import Settings, load_settings
 from tests.support.db import private_database
+from tests.support.servers import serve_app_in_thread
 
 logger = logging.getLogger("tests.api.test_fuzz")
 
@@ -65,21 +63,6 @@ def no_server_error(ctx: Any, response: Any, case: Any) -> bool | None:
 CHECKS = [no_server_error, response_schema_conformance, status_code_conformance, content_type_conformance]
 
 pytestmark = pytest.mark.slow
-
-
-class _Server(uvicorn.Server):
-    """uvicorn in a thread of its own (its own event loop), telling when it serves and when it stopped."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        self.ready.set()
-
-    def install_signal_handlers(self) -> None:  # the test runner owns the signals
-        pass
 
 
 class FuzzStats:
@@ -138,31 +121,11 @@ def fuzz_server(
     """Base URL of the app served by uvicorn on 127.0.0.1 (a free port)."""
     app_settings = settings.model_copy(update={"database_url": fuzz_database, "rate_limit": "0"})
     app = create_app(app_settings)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = _Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=30))
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(server.serve(sockets=[sock]))
-        except BaseException as exc:  # noqa: BLE001 - surfaced below
-            errors.append(exc)
-        finally:
-            server.ready.set()
-
-    thread = threading.Thread(target=run, name="fuzz-uvicorn", daemon=True)
-    thread.start()
-    assert server.ready.wait(timeout=60), "uvicorn did not start within 60 s"
-    assert not errors and server.started, f"uvicorn failed to start: {errors}"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
-        sock.close()
+    # the stdlib event loop, uvicorn's access log and a bounded graceful shutdown, as this fixture always had
+    with serve_app_in_thread(
+        app, name="fuzz-uvicorn", loop="asyncio", access_log=True, timeout_graceful_shutdown=30
+    ) as base_url:
+        yield base_url
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,66 +10,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.config import PROJECT_ROOT
-from tests.api.conftest import CLOSED_HTTP_URL
+from tests.support.servers import api_subprocess
 
 pytestmark = pytest.mark.slow
-
-STARTUP_DEADLINE_S = 30.0
-
-
-def _clean_environment() -> dict[str, str]:
-    """The parent's environment without settings that would leak into the child."""
-    names = {"DATABASE_URL", "MLFLOW_TRACKING_URI", "REDIS_URL", "API_BASE_URL"}
-    return {k: v for k, v in os.environ.items() if not k.startswith("SM_") and k.upper() not in names}
 
 
 @pytest.fixture
 def api_process(database_url: str, unused_port: int, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    env = _clean_environment() | {
-        "DATABASE_URL": database_url,
-        "MLFLOW_TRACKING_URI": CLOSED_HTTP_URL,
-        "SM_ENV": "test",
-        "SM_API_HOST": "127.0.0.1",
-        "SM_API_PORT": str(unused_port),
-        "SM_READY_CHECK_MLFLOW": "false",
-        "SM_LOG_JSON": "true",
-        "SM_LOG_LEVEL": "INFO",
-        "SM_LOG_DIR": str(tmp_path / "logs"),
-        "SM_DATA_DIR": str(tmp_path / "data"),
-    }
-    log_path = tmp_path / "api.stderr"
-    base_url = f"http://127.0.0.1:{unused_port}"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "apps.api"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + STARTUP_DEADLINE_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"api exited with {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{base_url}/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"api not up within {STARTUP_DEADLINE_S} s:\n{log_path.read_text()}")
-            time.sleep(0.1)
+    server = api_subprocess(
+        database_url, unused_port, tmp_path, log_level="INFO", extra_env={"SM_LOG_JSON": "true"}
+    )
+    with server as (base_url, _proc, log_path):
         yield base_url, log_path
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
 
 
 def test_python_m_apps_api_serves_and_logs_json(api_process: tuple[str, Path]) -> None:

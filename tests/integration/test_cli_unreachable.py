@@ -9,13 +9,13 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from core.config import PROJECT_ROOT
+from tests.support.servers import silent_listener
 
 pytestmark = pytest.mark.slow
 
@@ -43,30 +43,8 @@ def closed() -> dict[str, str]:
 @pytest.fixture
 def silent_server() -> Iterator[str]:
     """``http://127.0.0.1:port`` of a socket that accepts connections and never answers (a hung server)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    sock.settimeout(0.2)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept_loop() -> None:
-        while not stop.is_set():
-            try:
-                accepted.append(sock.accept()[0])
-            except OSError:  # TimeoutError included: look at the stop flag again
-                continue
-
-    thread = threading.Thread(target=accept_loop, name="silent-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        for conn in accepted:
-            conn.close()
-        sock.close()
+    with silent_listener(name="silent-server") as (host, port):
+        yield f"http://{host}:{port}"
 
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -8,8 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +16,7 @@ import pytest
 
 from apps.cli.stack_explain import explain, last_error_line, not_healthy
 from core.config import PROJECT_ROOT, Settings
+from tests.support.servers import serve_app_in_thread
 
 CLOSED_DB = "postgresql://postgres@127.0.0.1:9/nowhere"
 
@@ -84,28 +83,10 @@ def test_database_unreachable_for_the_migrations() -> None:
 
 @contextmanager
 def _serve_api(settings: Settings) -> Iterator[str]:
-    import uvicorn
-
     from apps.api.main import create_app
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), log_level="warning", access_log=False, lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
+    with serve_app_in_thread(create_app(settings), name="explain-uvicorn") as base_url:
+        yield base_url
 
 
 def test_simulator_key_rejected_by_the_api(settings: Settings) -> None:

@@ -7,8 +7,6 @@ import asyncio
 import json
 import os
 import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +26,7 @@ from core.events.types import ReadingsIngested
 from core.simulation.seed import seed_demo_fleet
 from tests.support.db import create_database, drop_database, upgrade
 from tests.support.mlflow_server import NaiveForecastModel, register_contract_model
+from tests.support.servers import serve_app_in_thread
 from tests.ui.scenario import Scenario, build
 from ui.settings import DEV_CONSOLE_API_KEY as UI_DEV_CONSOLE_API_KEY
 from ui.settings import get_console_settings
@@ -96,28 +95,10 @@ def free_port() -> int:
 @contextmanager
 def serve_api(settings: Settings) -> Iterator[str]:
     """``create_app(settings)`` under uvicorn on a free 127.0.0.1 port in a thread; yields the base URL."""
-    import uvicorn
-
     from apps.api.main import create_app
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
+    with serve_app_in_thread(create_app(settings), name="console-api") as base_url:
+        yield base_url
 
 
 async def seed(settings: Settings) -> Seeded:
