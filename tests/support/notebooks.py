@@ -9,6 +9,8 @@ from typing import Any
 
 import nbformat
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
 
 def code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
     return [cell for cell in nb.cells if cell.cell_type == "code"]
@@ -42,3 +44,29 @@ def imported_modules(path: Path) -> set[str]:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 modules.add(node.module)
     return modules
+
+
+def missing_dataset_message(notebook: Path, output: Path, datasets_dir: Path, parameters: dict[str, Any]) -> str:
+    """Run ``notebook`` with papermill while ``SM_DATASETS_DIR`` is ``datasets_dir`` (the kernel inherits the
+    environment) and return the message of the ``DatasetMissingError`` that must stop it; any other outcome fails."""
+    import os
+
+    import papermill
+    import pytest
+    from papermill.exceptions import PapermillExecutionError
+
+    previous = os.environ.get("SM_DATASETS_DIR")
+    os.environ["SM_DATASETS_DIR"] = str(datasets_dir)
+    try:
+        with pytest.raises(PapermillExecutionError) as raised:
+            papermill.execute_notebook(
+                str(notebook), str(output), parameters=parameters, kernel_name="python3", cwd=str(PROJECT_ROOT),
+                progress_bar=False, execution_timeout=120,
+            )  # fmt: skip
+    finally:
+        if previous is None:
+            os.environ.pop("SM_DATASETS_DIR", None)
+        else:
+            os.environ["SM_DATASETS_DIR"] = previous
+    assert raised.value.ename == "DatasetMissingError", raised.value.evalue
+    return str(raised.value.evalue)

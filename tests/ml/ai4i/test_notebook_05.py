@@ -11,7 +11,12 @@ import nbformat
 import pytest
 
 from core.config import PROJECT_ROOT
-from tests.support.notebooks import code_cells, committed_parameters, imported_modules
+from tests.support.notebooks import (
+    code_cells,
+    committed_parameters,
+    imported_modules,
+    missing_dataset_message,
+)
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "05_classification_gauntlet_ai4i.ipynb"
 FIGURES = {"confusion_matrix.png", "roc_pr.png", "cv_f1.png", "feature_importances.png"}
@@ -113,26 +118,14 @@ def test_small_run_logs_one_parent_run_with_nested_model_runs(executed: dict[str
 
 @pytest.mark.slow
 def test_a_missing_dataset_stops_the_run_with_the_file_the_folder_and_the_command(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path
 ) -> None:
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     empty = tmp_path / "datasets"
     empty.mkdir()
-    monkeypatch.setenv("SM_DATASETS_DIR", str(empty))  # the kernel inherits it
-    with pytest.raises(PapermillExecutionError) as raised:
-        papermill.execute_notebook(
-            str(NOTEBOOK),
-            str(tmp_path / "05.ipynb"),
-            parameters={"output_dir": str(tmp_path / "out"), "summary_path": None, "log_to_mlflow": False},
-            kernel_name="python3",
-            cwd=str(PROJECT_ROOT),
-            progress_bar=False,
-            execution_timeout=120,
-        )
-    assert raised.value.ename == "DatasetMissingError"
-    message = raised.value.evalue
+    message = missing_dataset_message(
+        NOTEBOOK, tmp_path / "05.ipynb", empty,
+        {"output_dir": str(tmp_path / "out"), "summary_path": None, "log_to_mlflow": False},
+    )  # fmt: skip
     assert str(empty / "ai4i2020" / "ai4i2020.csv") in message
     assert f"in the datasets folder {empty} (SM_DATASETS_DIR)" in message
     assert "make datasets DATASETS=ai4i2020" in message

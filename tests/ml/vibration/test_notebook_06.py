@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.config import PROJECT_ROOT
-from tests.support.notebooks import committed_parameters, imported_modules
+from tests.support.notebooks import committed_parameters, imported_modules, missing_dataset_message
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "06_vibration_gauntlet.ipynb"
 IMS_RAW = (PROJECT_ROOT / ".." / "shared" / "datasets" / "ims" / "raw").resolve()
@@ -93,22 +93,14 @@ def test_papermill_small_mode(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_missing_dataset_stops_the_run_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
+def test_a_missing_dataset_stops_the_run_before_any_work(tmp_path: Path) -> None:
     empty = tmp_path / "datasets"
     empty.mkdir()
-    monkeypatch.setenv("SM_DATASETS_DIR", str(empty))  # the kernel inherits it
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    with pytest.raises(PapermillExecutionError) as raised:
-        papermill.execute_notebook(
-            str(NOTEBOOK), str(tmp_path / "06.ipynb"), kernel_name="python3", cwd=str(PROJECT_ROOT),
-            progress_bar=False, execution_timeout=120,
-            parameters={"output_dir": str(tmp_path / "out"), "summary_path": None, "tracking_uri": uri},
-        )  # fmt: skip
-    assert raised.value.ename == "DatasetMissingError"
-    message = raised.value.evalue
+    message = missing_dataset_message(
+        NOTEBOOK, tmp_path / "06.ipynb", empty,
+        {"output_dir": str(tmp_path / "out"), "summary_path": None, "tracking_uri": uri},
+    )  # fmt: skip
     assert f"folder 'raw' in the datasets folder {empty} (SM_DATASETS_DIR), at {empty / 'ims' / 'raw'}" in message
     assert "make datasets DATASETS=ims" in message
     assert not (tmp_path / "out").exists()  # stopped before the simulation or any figure
