@@ -28,7 +28,7 @@ from core.notifications.destinations import system_resolver
 from tests.api.auth_support import bootstrap_headers, create_key
 from tests.api.conftest import serve
 from tests.support.events import wait_until
-from tests.support.notifications import FakeDns, allow_loopback, webhook_receiver
+from tests.support.notifications import FakeDns, allow_loopback, delete_test_webhooks, webhook_receiver
 
 BASE = "/api/v1/webhooks"
 DELIVERIES = "/api/v1/notifications/deliveries"
@@ -59,11 +59,8 @@ async def running(settings: Settings, dns: FakeDns | None = None) -> AsyncIterat
         r = Running(app, client, bootstrap_headers(settings), settings, dns)
         try:
             yield r
-        finally:  # the database is shared: leave no subscription that other tests' events would reach
-            listed = await client.get(BASE, params={"limit": 1000}, headers=r.admin)
-            for item in listed.json()["items"]:
-                if item["name"].startswith("t-ssrf-"):
-                    await client.delete(f"{BASE}/{item['id']}", headers=r.admin)
+        finally:
+            await delete_test_webhooks(client, r.admin, "t-ssrf-")
 
 
 def unique() -> str:

@@ -20,7 +20,7 @@ from core.events.types import AlertRaised
 from tests.api.auth_support import Key, bootstrap_headers, create_key
 from tests.api.conftest import serve
 from tests.support.events import wait_until
-from tests.support.notifications import FakeDns, allow_loopback, webhook_receiver
+from tests.support.notifications import FakeDns, allow_loopback, delete_test_webhooks, webhook_receiver
 
 BASE = "/api/v1/webhooks"
 #: A public address the example names resolve to when a subscription is created (checked by the policy); the
@@ -54,11 +54,8 @@ async def running(webhook_settings: Settings) -> AsyncIterator[Running]:
         r = Running(app, client, bootstrap_headers(webhook_settings), webhook_settings)
         try:
             yield r
-        finally:  # the database is shared: leave no subscription that other tests' events would reach
-            listed = await client.get(BASE, params={"limit": 1000}, headers=r.admin)
-            for item in listed.json()["items"]:
-                if item["name"].startswith("t-"):
-                    await client.delete(f"{BASE}/{item['id']}", headers=r.admin)
+        finally:
+            await delete_test_webhooks(client, r.admin, "t-")
 
 
 def unique(prefix: str = "t-hook") -> str:

@@ -31,6 +31,15 @@ from core.notifications import signing
 LOOPBACK_ALLOWED = {"webhook_allowed_hosts": ["127.0.0.1"]}
 
 
+async def delete_test_webhooks(client: Any, headers: dict[str, str], prefix: str) -> None:
+    """Delete the webhook subscriptions whose names start with ``prefix`` (the database is shared between tests:
+    no subscription may be left for other tests' events to reach)."""
+    listed = await client.get("/api/v1/webhooks", params={"limit": 1000}, headers=headers)
+    for item in listed.json()["items"]:
+        if item["name"].startswith(prefix):
+            await client.delete(f"/api/v1/webhooks/{item['id']}", headers=headers)
+
+
 def allow_loopback(settings: Settings, **update: Any) -> Settings:
     """``settings`` that allow webhook targets on 127.0.0.1 (only there), plus ``update``."""
     return settings.model_copy(update={**LOOPBACK_ALLOWED, **update})
