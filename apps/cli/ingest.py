@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,13 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from apps.cli import app
 from apps.cli.common import cli_settings, require_database
 from core.config import Settings
-from core.ingest.backfill import (
-    DEFAULT_BATCH_SIZE,
-    BackfillReport,
-    CsvHeaderError,
-    backfill_csv,
-    count_data_lines,
-)
+from core.ingest.schemas import DEFAULT_BACKFILL_BATCH_SIZE
+
+if TYPE_CHECKING:
+    from core.ingest.backfill import BackfillReport
 
 #: Rejected lines printed in the summary (all of them go to --rejects when given).
 MAX_PRINTED_REJECTS = 50
@@ -31,6 +28,7 @@ def _settings() -> Settings:
 
 async def _backfill(settings: Settings, path: Path, batch_size: int, console: Console) -> BackfillReport:
     from core.db.session import create_engine, create_session_factory
+    from core.ingest.backfill import backfill_csv, count_data_lines
 
     total = count_data_lines(path)
     engine = create_engine(settings)
@@ -60,7 +58,7 @@ async def _backfill(settings: Settings, path: Path, batch_size: int, console: Co
 def ingest_csv(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV file")],
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="rows per COPY + transaction")] = (
-        DEFAULT_BATCH_SIZE
+        DEFAULT_BACKFILL_BATCH_SIZE
     ),
     rejects: Annotated[
         Path | None, typer.Option("--rejects", help="write every rejected line (line,reason) to this CSV")
@@ -70,6 +68,8 @@ def ingest_csv(
 
     Sensors are registered with the CSV's type. Exit status 1 when some lines were rejected (listed).
     """
+    from core.ingest.backfill import CsvHeaderError
+
     settings = _settings()
     console = Console(highlight=False)
     try:

@@ -26,12 +26,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.repositories.ingest import IngestRepository, ReadingRecord
 from core.db.session import unit_of_work
-from core.ingest.schemas import MAX_FUTURE, MAX_SENSOR_ID_CHARS, MAX_UNIT_CHARS, ValidReading
+from core.ingest.schemas import (
+    DEFAULT_BACKFILL_BATCH_SIZE,
+    MAX_FUTURE,
+    MAX_SENSOR_ID_CHARS,
+    MAX_UNIT_CHARS,
+    ValidReading,
+)
 from core.ingest.sensors import resolve_sensors, with_sensors_registered
 from core.ingest.service import announce_ingested
 
 CSV_COLUMNS = ("sensor_id", "sensor_type", "value", "unit", "timestamp", "quality")
-DEFAULT_BATCH_SIZE = 50_000
+DEFAULT_BATCH_SIZE = DEFAULT_BACKFILL_BATCH_SIZE
 
 
 class CsvHeaderError(ValueError):

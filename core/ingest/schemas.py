@@ -36,6 +36,8 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 #: Most readings one request may carry (more → 413).
+#: Rows per COPY batch of the CSV back-fill (``core.ingest.backfill``, ``ingest-csv --batch-size``).
+DEFAULT_BACKFILL_BATCH_SIZE = 50_000
 MAX_BATCH_ITEMS = 10_000
 #: How far in the future a timestamp may lie (clock skew of devices).
 MAX_FUTURE = timedelta(minutes=5)
