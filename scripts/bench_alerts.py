@@ -18,6 +18,7 @@ traffic; every process and temporary directory is removed at the end, also on Ct
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -33,10 +34,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
-try:
+with contextlib.suppress(ImportError):  # imported as scripts.bench_alerts
     import _bootstrap  # noqa: F401  (run by path)
-except ImportError:  # imported as scripts.bench_alerts
-    pass
 
 import httpx
 import typer

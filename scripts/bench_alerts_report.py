@@ -167,7 +167,10 @@ def describe_order(w: WorkOrderRow, result: PhaseResult) -> str:
     if previous:
         e = previous[-1].episode
         after = (w.opened_at - e.end).total_seconds() / 60
-        context = f"; {after:.1f} min after the end of the {e.kind} fault on {e.sensor_id} (grace {e.grace.total_seconds() / 60:g} min)"
+        context = (
+            f"; {after:.1f} min after the end of the {e.kind} fault on {e.sensor_id} "
+            f"(grace {e.grace.total_seconds() / 60:g} min)"
+        )
     return (
         f"{w.id} opened {w.opened_at:%H:%M:%S} ({w.priority}), sensors {', '.join(w.sensors)}, rules "
         f"{', '.join(w.rules)}, opened by alert {ids}{context}"

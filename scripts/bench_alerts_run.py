@@ -276,7 +276,8 @@ def consistency(
             and int(match[1]) > rule["open_after_k"]
         ):
             late.append(f"alert {alert.id} ({alert.rule} on {alert.sensor_id}) opened at {alert.opened_at:%H:%M:%S} "
-                        f"with {match[1]} of the last {match[2]} readings matching (k = {rule['open_after_k']})")  # fmt: skip
+                        f"with {match[1]} of the last {match[2]} readings matching "
+                        f"(k = {rule['open_after_k']})")  # fmt: skip
         spans.setdefault((alert.sensor_id, alert.rule), []).append(
             (alert.opened_at, _resolved_at(detail, completed_at), alert.id)
         )
@@ -315,7 +316,8 @@ def run_phase(
 
     t0 = time.monotonic()
     episodes = config.episodes()
-    say = lambda message: console.print(message, markup=False, highlight=False)
+    def say(message):
+        return console.print(message, markup=False, highlight=False)
     platform_settings = settings.model_copy(update={"mlflow_tracking_uri": mlflow_uri or NO_MLFLOW})
     with LocalPlatform(platform_settings, oldest=config.start - SEED_SPAN, say=say) as platform:
         db_settings = load_settings(database_url=platform.embedded.url)  # type: ignore[attr-defined]

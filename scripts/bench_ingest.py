@@ -185,8 +185,8 @@ async def _post_singles(
 def _singles_wrk(base: str, key: str, clients: int, seconds: float, prefix: str, res: Results) -> None:
     script = ROOT / "scripts" / "bench" / "single_reading.lua"
     cmd = ["wrk", "-t1", f"-c{clients}", f"-d{int(seconds)}s", "--timeout", "5s", "-s", str(script), base]
-    out = subprocess.run(cmd, env={**os.environ, "SM_BENCH_API_KEY": key, "SM_BENCH_PREFIX": prefix}, capture_output=True, text=True,
-                         check=True).stdout  # fmt: skip
+    out = subprocess.run(cmd, env={**os.environ, "SM_BENCH_API_KEY": key, "SM_BENCH_PREFIX": prefix},
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
     line = next(row for row in out.splitlines() if row.startswith("BENCH "))
     stats = {k: int(v) for k, v in (item.split("=") for item in line.split()[1:])}
     errors = {k: stats[k] for k in ("non2xx", "connect", "read", "write", "timeout") if stats[k]}
@@ -216,7 +216,8 @@ async def _raw_copy(url: str, rows: list[tuple[str, datetime, float]], batch: in
         for i in range(0, len(records), batch):
             async with conn.transaction():
                 await conn.copy_records_to_table("sensor_readings", records=records[i : i + batch],
-                                                 columns=["timestamp", "sensor_id", "value", "unit", "quality"])  # fmt: skip
+                                                 columns=["timestamp", "sensor_id", "value", "unit",
+                                                          "quality"])  # fmt: skip
         res.copy_seconds = time.perf_counter() - t0
         res.copy_rows = len(records)
     finally:
@@ -249,7 +250,10 @@ def _machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.platform()}, Python {platform.python_version()}"
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.platform()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def report(res: Results, n: int, server_version: str, machine: str) -> str:

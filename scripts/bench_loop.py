@@ -192,9 +192,9 @@ def main(
                       f"probe: {samples} samples after {warmup:.0f} s")  # fmt: skip
         sim = subprocess.Popen(
             [sys.executable, "-m", "apps.cli", "simulate", "--fleet", "sim", "--sensors", str(sensors),
-             "--rate", f"{rate}/s", "--duration", str(duration), "--faults" if faults else "--no-faults", "--first-fault", "5",
-             "--fault-every", "10", "--fault-duration", "8", "--senders", str(senders), "--api-url", base,
-             "--api-key", key],
+             "--rate", f"{rate}/s", "--duration", str(duration), "--faults" if faults else "--no-faults",
+             "--first-fault", "5", "--fault-every", "10", "--fault-duration", "8", "--senders", str(senders),
+             "--api-url", base, "--api-key", key],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         time.sleep(warmup)

@@ -229,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
             drop_database(admin_url, url)
 
     print()
-    header = "| page | first load (s) | after first load, cached (s) | cache cleared (s) | < 2 s | charts | errors shown |"
+    header = (
+        "| page | first load (s) | after first load, cached (s) | cache cleared (s) "
+        "| < 2 s | charts | errors shown |"
+    )
     print(header)
     print("|---|---:|---:|---:|---|---:|---:|")
     for name, first, warm, uncached, errors, charts in rows:

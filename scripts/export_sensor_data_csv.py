@@ -10,13 +10,12 @@ Header: ``sensor_id,sensor_type,value,unit,timestamp,quality`` (ISO 8601 UTC, so
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
-try:
+with contextlib.suppress(ImportError):  # imported as scripts.export_sensor_data_csv
     import _bootstrap  # noqa: F401  (run by path)
-except ImportError:  # imported as scripts.export_sensor_data_csv
-    pass
 
 import typer
 

@@ -9,13 +9,12 @@ run is skipped when the demo sensors are already seeded; see that module for re-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime
 from typing import Annotated
 
-try:
+with contextlib.suppress(ImportError):  # imported as scripts.seed_data
     import _bootstrap  # noqa: F401  (run by path)
-except ImportError:  # imported as scripts.seed_data
-    pass
 
 import typer
 from rich.console import Console

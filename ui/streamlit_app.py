@@ -16,7 +16,7 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-import streamlit as st
+import streamlit as st  # noqa: E402  (after the sys.path fix above)
 
 TITLE = "Smart Maintenance"
 PAGES_DIR = Path(__file__).resolve().parent / "views"

@@ -81,9 +81,6 @@ def downgrade() -> None:
         installed = _x_timescaledb() in {"on", "true", "1", "yes"}
     else:
         installed = timescale.timescaledb_installed_sync(op.get_bind())
-    if installed:
-        statements = timescale.timescale_downgrade_statements()
-    else:
-        statements = timescale.plain_downgrade_statements()
+    statements = timescale.timescale_downgrade_statements() if installed else timescale.plain_downgrade_statements()
     for statement in statements:
         op.execute(statement)

@@ -8,7 +8,8 @@ Idempotent like 0001: tables and indexes are created with IF NOT EXISTS and drop
 default rules are inserted with ON CONFLICT (name) DO NOTHING, so a re-run keeps rules an operator changed.
 
 Default rules (severity from the rule; thresholds of the demo fleet's sensor types):
-* ``anomaly-score``: every sensor, every stored anomaly (min_score 0), 3 anomalies within 10 minutes, resolved after 5 normal readings;
+* ``anomaly-score``: every sensor, every stored anomaly (min_score 0), 3 anomalies within 10 minutes,
+  resolved after 5 normal readings;
 * ``temperature-high``: > 85 °C, high;
 * ``vibration-iso10816-zone-d``: > 7.1 mm/s RMS (ISO 10816 zone D: damage likely), critical;
 * ``pressure-range``: outside 2–10 bar, high;

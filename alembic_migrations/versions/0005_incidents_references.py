@@ -182,7 +182,7 @@ def _rules_downgrade() -> None:
     op.execute(
         "UPDATE alert_rules SET window_minutes = GREATEST(1, CAST(ceil(COALESCE(max_age_minutes, 10)) AS integer))"
     )
-    for name, (params, k, window, m) in OLD_DEFAULTS.items():
+    for name, (_params, k, window, m) in OLD_DEFAULTS.items():
         bind.execute(
             sa.text(
                 "UPDATE alert_rules SET open_after_k = :k, window_minutes = :w, resolve_after_m = :m WHERE name = :name"
@@ -193,7 +193,10 @@ def _rules_downgrade() -> None:
         sa.text("UPDATE alert_rules SET params = params - 'methods' WHERE name = 'anomaly-score'")
     )
     bind.execute(
-        sa.text("UPDATE alert_rules SET params = CAST(:old AS jsonb) WHERE name = 'no-data' AND params = CAST(:new AS jsonb)"),
+        sa.text(
+            "UPDATE alert_rules SET params = CAST(:old AS jsonb) "
+            "WHERE name = 'no-data' AND params = CAST(:new AS jsonb)"
+        ),
         {"new": json.dumps(DEFAULT_RULES["no-data"][2]), "old": json.dumps(OLD_DEFAULTS["no-data"][0])},
     )
     for constraint in ("window_covers_k", "max_age_positive", "min_hold_not_negative", "kind"):

@@ -4,7 +4,8 @@ Handler ``anomaly.detect``. Each delivery is one unit of work: load the event's 
 model of the sensor type from the MLflow registry, else the ``robust_z`` baseline), insert the anomalies
 (``ON CONFLICT DO NOTHING``) and write one ``AnomalyDetected`` per new row to the outbox, plus one
 ``ReadingsScored`` for the batch, then commit. Idempotent: a redelivered event inserts nothing and emits no
-``AnomalyDetected`` (only ``ReadingsScored`` again, whose handler — the anomaly-score alert rules — is idempotent). The logic lives in ``core/anomaly``; this module wires it
+``AnomalyDetected`` (only ``ReadingsScored`` again, whose handler — the anomaly-score alert rules — is idempotent).
+The logic lives in ``core/anomaly``; this module wires it
 to settings and the session factory.
 """
 

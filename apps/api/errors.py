@@ -218,7 +218,9 @@ def unhandled_response(request: Request, exc: BaseException) -> JSONResponse:
         return problem_response(request, ValidationFailed("the request refers to a missing resource", errors=errors))
     if is_data_exception(exc):
         logger.info("data exception on %s %s: %s", request.method, request.url.path, type(exc).__name__)
-        errors = [{"loc": ["request"], "msg": "a value is out of the range the database accepts", "type": "value_error"}]
+        errors = [
+            {"loc": ["request"], "msg": "a value is out of the range the database accepts", "type": "value_error"}
+        ]
         return problem_response(
             request, ValidationFailed("a value of the request cannot be stored or compared", errors=errors)
         )

@@ -101,9 +101,12 @@ def backtest(
         ),
     ] = True,
 ) -> None:
-    """Replay a wide CSV of a plant's history through the ingest API in time order, wait until the agents settled, print the first anomaly / alert / work order per sensor and write the JSON report.
+    """Replay a wide CSV of a plant's history through the ingest API in time order, wait until the agents settled,
+    print the first anomaly / alert / work order per sensor and write the JSON report.
 
-    Without --api-url the command starts its own embedded PostgreSQL and API (shipped defaults, historic timestamps accepted) and removes them afterwards. Exit status: 0 done, 1 the platform failed or did not settle, 2 bad arguments or file.
+    Without --api-url the command starts its own embedded PostgreSQL and API (shipped defaults, historic timestamps
+    accepted) and removes them afterwards. Exit status: 0 done, 1 the platform failed or did not settle, 2 bad
+    arguments or file.
     """
     from rich.console import Console
     from rich.markup import escape

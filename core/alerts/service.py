@@ -323,7 +323,9 @@ class AlertingService:
             if current is not None and pending:
                 await self._repo.add_observations(current, pending)
                 if incident is not None:
-                    peak = max((matches[o.observed_at].score for o in pending if o.observed_at in matches), default=None)
+                    peak = max(
+                        (matches[o.observed_at].score for o in pending if o.observed_at in matches), default=None
+                    )
                     await self._incidents.touch(incident, max(o.observed_at for o in pending), peak)
             pending.clear()
 
@@ -333,7 +335,9 @@ class AlertingService:
             elif action == "open":
                 await flush()
                 observations = [observation(p) for p in payload.observations]
-                peak = max((matches[p.timestamp].score for p in payload.observations if p.timestamp in matches), default=None)
+                peak = max(
+                    (matches[p.timestamp].score for p in payload.observations if p.timestamp in matches), default=None
+                )
                 h = j.hysteresis
                 current, opened, incident = await self.open_alert(
                     rule,
@@ -359,7 +363,9 @@ class AlertingService:
                     outcome.resolved.append(current)
                 current = incident = None
             elif action == "suppressed":
-                self._suppressed(outcome, rule, sensor.sensor_id, suppression.reason(sensor, payload) or "unknown", payload)
+                self._suppressed(
+                    outcome, rule, sensor.sensor_id, suppression.reason(sensor, payload) or "unknown", payload
+                )
         await flush()
 
 

@@ -4,7 +4,8 @@ A reference is the median and robust scale (1.4826·MAD, at least the type's flo
 its learning span, plus the longest run of equal consecutive readings it typically shows (the 99th percentile of
 its runs' lengths: one stuck stretch in the learning data does not count; the flat-line rule wants a flat line
 three times longer). Re-centring keeps the previous reference's scale and run when they are larger
-(30 readings say little about spread). The degradation detector (``core.anomaly.trend``) compares the sensor's level with it; unlike the
+(30 readings say little about spread). The degradation detector (``core.anomaly.trend``) compares the sensor's level
+with it; unlike the
 outlier baseline's rolling window it does not move while the machine wears.
 
 When a sensor learns (one ``sensor_references`` row per learning, newest = current):
@@ -195,7 +196,9 @@ class ReferenceTracker:
         readings = await repo.readings(sensor_id, row.started_at, until, limit)
         if not recenter:
             start = readings[0][0]
-            end = next((i for i, (t, _) in enumerate(readings) if i + 1 >= needed and t - start >= self.config.min_span), None)
+            end = next(
+                (i for i, (t, _) in enumerate(readings) if i + 1 >= needed and t - start >= self.config.min_span), None
+            )
             if end is None:
                 return row
             readings = readings[: end + 1]

@@ -59,11 +59,9 @@ def resolve_input(
     settings: Settings | None = None,
 ) -> Path:
     """The path a run reads: ``path`` as given (relative: to the working directory, the project root for notebooks)
-    or, when None, ``default`` under the datasets folder. Raises :class:`DatasetMissingError` when it is not an existing ``kind`` (file or folder)."""
-    if path is None:
-        resolved = dataset_path(default, settings)
-    else:
-        resolved = Path(path).expanduser()
+    or, when None, ``default`` under the datasets folder. Raises :class:`DatasetMissingError` when it is not an existing
+    ``kind`` (file or folder)."""
+    resolved = dataset_path(default, settings) if path is None else Path(path).expanduser()
     exists = resolved.is_file() if kind == "file" else resolved.is_dir()
     if not exists:
         raise DatasetMissingError(missing_message(resolved, dataset, what=kind))

@@ -9,7 +9,8 @@ Protocol (one batch)::
     COMMIT;
 
 * **When.** ``notify()`` wakes the relay at once; it is called automatically after every commit in this
-  process that wrote rows through ``add_to_outbox`` (``core.events.outbox``); besides, it polls every ``SM_OUTBOX_POLL_INTERVAL_S`` so rows left behind by a crash, or
+  process that wrote rows through ``add_to_outbox`` (``core.events.outbox``); besides, it polls every
+  ``SM_OUTBOX_POLL_INTERVAL_S`` so rows left behind by a crash, or
   written by another API process, are published too. At start-up it publishes every leftover row first.
 * **Never twice at the same time.** ``FOR UPDATE SKIP LOCKED`` lets several relays (threads, processes,
   API replicas) run side by side: a row locked by one batch is invisible to the others until that batch

@@ -43,7 +43,7 @@ class SplitTimes:
 
 def split_times(timestamps: pd.Series, train_fraction: float = 0.4, val_fraction: float = 0.2) -> SplitTimes:
     """Cut times at ``train_fraction`` and ``train_fraction + val_fraction`` of the covered time span."""
-    if not (0 < train_fraction and 0 < val_fraction and train_fraction + val_fraction < 1):
+    if not (train_fraction > 0 and val_fraction > 0 and train_fraction + val_fraction < 1):
         raise ValueError("need 0 < train_fraction, 0 < val_fraction and train_fraction + val_fraction < 1")
     ts = pd.to_datetime(timestamps, utc=True)
     lo, hi = ts.min(), ts.max()

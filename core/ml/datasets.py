@@ -53,7 +53,7 @@ def _read_csv(
     return pd.read_csv(
         path,
         encoding="utf-8",
-        dtype={column: _TEXT for column in text_columns},
+        dtype=dict.fromkeys(text_columns, _TEXT),
         keep_default_na=False,
         na_values={column: [""] for column in expected if column not in text_columns},
     )

@@ -209,10 +209,7 @@ def spread_change(reference: np.ndarray, recent: np.ndarray) -> tuple[float, flo
     """(MAD ratio recent/reference, Brown–Forsythe p-value) of the windows' first differences."""
     d_ref, d_cur = np.diff(reference), np.diff(recent)
     s_ref, s_cur = _mad(d_ref), _mad(d_cur)
-    if s_ref == 0.0:
-        ratio = 1.0 if s_cur == 0.0 else math.inf
-    else:
-        ratio = s_cur / s_ref
+    ratio = (1.0 if s_cur == 0.0 else math.inf) if s_ref == 0.0 else s_cur / s_ref
     if d_ref.size < 2 or d_cur.size < 2 or (np.ptp(d_ref) == 0.0 and np.ptp(d_cur) == 0.0):
         return ratio, 1.0
     pvalue = float(stats.levene(d_ref, d_cur, center="median").pvalue)

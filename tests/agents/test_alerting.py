@@ -446,7 +446,10 @@ async def test_a_replay_in_one_batch_equals_the_live_stream(db, session_factory)
         for i in range(0, len(values), split):
             await handler(await world.readings(T0 + i * MINUTE, values[i : i + split]))
         outcomes.append(
-            [(a["status"], a["anomaly_count"], a["event_opened_at"], a["event_resolved_at"]) for a in await world.alerts()]
+            [
+                (a["status"], a["anomaly_count"], a["event_opened_at"], a["event_resolved_at"])
+                for a in await world.alerts()
+            ]
         )
     assert outcomes[0] == outcomes[1] and len(outcomes[0]) == 2
 
@@ -511,7 +514,9 @@ async def test_back_filled_history_is_judged_in_event_time(world, session_factor
     await check_no_data(session_factory, today)
     assert await world.alerts() == [] and await world.alerts(sibling) == []
     # the sibling reports for another day; this sensor does not
-    await world.readings(old + timedelta(days=6, hours=4), [1.0] * 144, step=10 * MINUTE, sensor=sibling, ingested_at=today)
+    await world.readings(
+        old + timedelta(days=6, hours=4), [1.0] * 144, step=10 * MINUTE, sensor=sibling, ingested_at=today
+    )
     await check_no_data(session_factory, today)
     [alert] = await world.alerts()
     assert alert["status"] == "open" and alert["event_opened_at"].year == 2003

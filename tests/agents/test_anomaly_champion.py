@@ -25,7 +25,7 @@ from tests.support.events import (  # noqa: F401  (fixtures)
 )
 
 mlflow = pytest.importorskip("mlflow")
-from mlflow.pyfunc import PythonModel
+from mlflow.pyfunc import PythonModel  # noqa: E402  (after importorskip)
 
 NAME = "anomaly_temperature"
 

@@ -130,7 +130,9 @@ async def test_a_later_batch_delivered_first_is_scored_like_the_in_order_stream(
         events = [await add_readings(events_db, sensor, values[40 * i : 40 * i + 40], start=40 * i) for i in range(3)]
         for i in order:
             await agent.handle(events[i])
-        results.append([(a["timestamp"] - T0, a["method"], round(a["score"], 9)) for a in await anomalies(events_db, sensor)])
+        results.append(
+            [(a["timestamp"] - T0, a["method"], round(a["score"], 9)) for a in await anomalies(events_db, sensor)]
+        )
     assert results[0] == results[1] and results[0]
 
 

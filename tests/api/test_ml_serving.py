@@ -147,7 +147,8 @@ async def test_predict_uses_the_champion_and_caches_it(api: ClientFactory, ml_se
 
 async def test_predict_errors(api: ClientFactory, ml_settings) -> None:
     async with api(ml_settings) as client:
-        post = lambda body: client.post("/api/v1/ml/predict", json=body, headers=headers(ml_settings))
+        def post(body):
+            return client.post("/api/v1/ml/predict", json=body, headers=headers(ml_settings))
         missing = problem(
             await post(
                 {
@@ -172,7 +173,8 @@ async def test_predict_errors(api: ClientFactory, ml_settings) -> None:
 
 async def test_forecast_returns_points_with_intervals(api: ClientFactory, ml_settings, registered) -> None:
     async with api(ml_settings) as client:
-        post = lambda body: client.post("/api/v1/ml/forecast", json=body, headers=headers(ml_settings))
+        def post(body):
+            return client.post("/api/v1/ml/forecast", json=body, headers=headers(ml_settings))
         response = await post({"sensor_id": TEMP, "horizon": 6, "interval": 0.9})
         assert response.status_code == 200, response.text
         result = response.json()
@@ -200,7 +202,8 @@ async def test_detect_anomaly_with_the_model_and_with_the_baseline(api: ClientFa
         {"timestamp": "2026-11-02T06:00:00Z", "value": 20.0},
     ]
     async with api(ml_settings) as client:
-        post = lambda body: client.post("/api/v1/ml/detect_anomaly", json=body, headers=headers(ml_settings))
+        def post(body):
+            return client.post("/api/v1/ml/detect_anomaly", json=body, headers=headers(ml_settings))
         by_model = await post({"sensor_id": TEMP, "readings": readings})
         assert by_model.status_code == 200, by_model.text
         result = by_model.json()
@@ -256,7 +259,8 @@ async def test_check_drift_and_drift_status(api: ClientFactory, ml_settings) -> 
 
     apps: list[Any] = []
     async with api(ml_settings, customize=apps.append) as client:
-        post = lambda body: client.post("/api/v1/ml/check_drift", json=body, headers=headers(ml_settings))
+        def post(body):
+            return client.post("/api/v1/ml/check_drift", json=body, headers=headers(ml_settings))
         response = await post({"sensor_ids": [TEMP, PRESSURE]})
         assert response.status_code == 200, response.text
         result = response.json()

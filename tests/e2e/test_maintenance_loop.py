@@ -390,7 +390,8 @@ async def test_agents_are_idempotent_under_duplicate_delivery(running: Running) 
     assert await snapshot() == before
     events_after = await outbox_events(running, sensor)
     # nothing new was emitted but the "this batch is scored" notice, whose handler is idempotent
-    effects = lambda evs: [t for t, _ in evs if t != "ReadingsScored"]
+    def effects(evs):
+        return [t for t, _ in evs if t != "ReadingsScored"]
     assert effects(events_after) == effects(events)
     await assert_no_dead_letters(running)
 

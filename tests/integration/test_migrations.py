@@ -292,7 +292,7 @@ def test_upgrade_downgrade_upgrade_round_trip(migrated_database_url, snapshot):
     url = migrated_database_url
     first = snapshot(url)
     downgrade(url, "0001")
-    assert [v for v in snapshot(url)["views"]] == []
+    assert list(snapshot(url)["views"]) == []
     upgrade(url)
     assert snapshot(url) == first
     downgrade(url, "base")

@@ -84,7 +84,7 @@ async def test_seed_stores_sensors_readings_and_faults(sessions: async_sessionma
 
     async with unit_of_work(sessions) as session:
         counts = await ReadingRepository(session).count_by_sensor(DEMO_SENSOR_IDS)
-    assert counts == {s: 600 for s in DEMO_SENSOR_IDS}
+    assert counts == dict.fromkeys(DEMO_SENSOR_IDS, 600)
     assert sum(counts.values()) == GENERATED
     assert await _scalar(sessions, "SELECT count(*) FROM sensors WHERE sensor_id = ANY(:ids)") == 15
     assert (
@@ -93,7 +93,8 @@ async def test_seed_stores_sensors_readings_and_faults(sessions: async_sessionma
     assert (
         await _scalar(
             sessions,
-            "SELECT count(DISTINCT a.id) FROM sensors s JOIN assets a ON a.id = s.asset_id WHERE s.sensor_id = ANY(:ids)",
+            "SELECT count(DISTINCT a.id) FROM sensors s JOIN assets a ON a.id = s.asset_id "
+            "WHERE s.sensor_id = ANY(:ids)",
         )
         == 5
     )

@@ -131,7 +131,8 @@ def test_up_explains_an_unreachable_database(tmp_path: Path) -> None:
     [
         ("Killed", -9, "api was killed (SIGKILL: out of memory?); see logs/api.log; free memory"),
         (
-            '{"level": "ERROR", "logger": "x", "message": "boom: the thing broke"}\n{"level": "INFO", "message": "bye"}',
+            '{"level": "ERROR", "logger": "x", "message": "boom: the thing broke"}\n'
+            '{"level": "INFO", "message": "bye"}',
             1,
             "api exited with code 1: boom: the thing broke; see logs/api.log; fix that and run `make up` again.",
         ),

@@ -58,7 +58,9 @@ def faults(*rows: tuple[str, str, int, int]) -> pd.DataFrame:
 def flags_at(data: Any, marks: dict[str, list[int]]) -> np.ndarray:
     """Flags aligned with ``data.frame``: readings ``marks[sensor]`` (indices from T0) are flagged."""
     wanted = {(s, t(i)) for s, rows in marks.items() for i in rows}
-    return np.array([(s, ts) in wanted for s, ts in zip(data.frame["sensor_id"], data.frame["timestamp"])])
+    return np.array(
+        [(s, ts) in wanted for s, ts in zip(data.frame["sensor_id"], data.frame["timestamp"], strict=False)]
+    )
 
 
 # --- alerts through the engine -----------------------------------------------------------------------------------
@@ -260,7 +262,7 @@ def fleet(step: float) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
     readings 220-249. Evaluated: the last 40 % (the test split). The wiggle's robust scale is about 1 °C, so a
     +20 °C step is a robust_z outlier (z ≈ 20) and a +3 °C step is not (z ≈ 3 < 6)."""
     wiggle = np.sin(np.arange(300) * 2.0)
-    sensors = {s: 50.0 + wiggle for s in ("s-1", "s-2", "s-3")}
+    sensors = dict.fromkeys(("s-1", "s-2", "s-3"), 50.0 + wiggle)
     sensors["s-1"] = sensors["s-1"].copy()
     sensors["s-1"][220:250] += step
     readings = series(sensors)

@@ -263,7 +263,7 @@ def mount_covering(mounts: list[Mount], container_path: str) -> Mount | None:
 def depends_on(service: Mapping[str, Any]) -> dict[str, str]:
     raw = service.get("depends_on") or {}
     if isinstance(raw, list):
-        return {name: "service_started" for name in raw}
+        return dict.fromkeys(raw, "service_started")
     return {name: (spec or {}).get("condition", "service_started") for name, spec in raw.items()}
 
 

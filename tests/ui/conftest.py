@@ -193,7 +193,8 @@ def console_api(admin_database_url: str, tmp_path_factory: pytest.TempPathFactor
             for alias, mae in (("champion", 1.5), ("challenger", 1.2)):
                 register_contract_model(mlflow_url, "forecast_voltage", NaiveForecastModel("5min"),
                                         params={"horizon": 24, "interval": 0.8}, metrics={"mae": mae},
-                                        tags={"sm.family": "forecast", "sm.sensor_type": "voltage"}, alias=alias)  # fmt: skip
+                                        tags={"sm.family": "forecast", "sm.sensor_type": "voltage"},
+                                        alias=alias)  # fmt: skip
         finally:  # mlflow.set_tracking_uri exports the URI to the environment, where Settings would read it
             for key, value in saved.items():
                 if value is None:

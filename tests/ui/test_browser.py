@@ -1,5 +1,6 @@
 """The console in a real browser: Debian's headless Chromium (Selenium + chromedriver) loads the fleet overview,
-the sensor explorer and an incident (linked as ``incidents?incident=N``) from a Streamlit server (``apps.cli`` ui command line) talking to the seeded API of
+the sensor explorer and an incident (linked as ``incidents?incident=N``) from a Streamlit server (``apps.cli`` ui
+command line) talking to the seeded API of
 tests/ui/conftest.py, waits for their content and saves screenshots (scripts/ui_screenshots.py does the same
 against a `make up` stack and writes docs/ui/)."""
 

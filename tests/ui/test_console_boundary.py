@@ -102,6 +102,8 @@ def test_production_refuses_the_development_console_key(monkeypatch: pytest.Monk
 def test_ui_modules_are_found_where_the_shell_expects_them() -> None:
     views = {p.name for p in (UI / "views").glob("*.py")}
     shell = (UI / "streamlit_app.py").read_text(encoding="utf-8")
-    named = {n.value for n in ast.walk(ast.parse(shell)) if isinstance(n, ast.Constant) and str(n.value).endswith(".py")}
+    named = {
+        n.value for n in ast.walk(ast.parse(shell)) if isinstance(n, ast.Constant) and str(n.value).endswith(".py")
+    }
     assert named and named <= views, named - views
     assert Path(UI / "views").is_dir()

@@ -198,7 +198,8 @@ def test_work_orders_show_their_evidence_and_the_alerts_attached_after_they_open
     assert metrics["alerts"] == str(len(evidence["alert_ids"])) and metrics["priority"] == "critical"
     times = next(c for c in texts(at.caption) if c.startswith("Event time: first seen"))
     assert times.startswith(
-        f"Event time: first seen {short_ts(evidence['first_seen_at'])}, last seen {short_ts(evidence['last_seen_at'])}, "
+        f"Event time: first seen {short_ts(evidence['first_seen_at'])}, "
+        f"last seen {short_ts(evidence['last_seen_at'])}, "
         f"opened for the evidence of {short_ts(task['event_opened_at'])}, due {short_ts(task['due_at'])} "
     ), times
     assert "when the work order was written" in times and short_ts(task["created_at"]) in times

@@ -82,7 +82,7 @@ def test_gauntlets_page_shows_headline_tables_from_the_api_and_plots_on_demand(
     assert any("delay after onset (h)" in f.columns for f in frames)  # vibration: detection delays in hours
 
     captions = " ".join(texts(at.caption))
-    for name, info in reports.items():
+    for info in reports.values():
         if info["kind"] == "training" and not info["summary_available"]:
             assert f"Plots written by `{info['produced_by']}`" in captions
     assert len(at.get("image")) == 0  # no plot drawn until one is chosen

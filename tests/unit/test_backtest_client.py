@@ -155,7 +155,8 @@ def test_settle_gives_up_at_the_deadline_with_the_last_answer(
     busy = {"outbox_pending": 0, "bus": {"queued": 0, "running": 2}, "idle": False}
     script.on("GET", "/api/v1/admin/events", (200, busy, {}))
     options = Options(csv=tmp_path / "f.csv", time_column="t", columns=".", asset_pattern="(.)",
-                      sensor_types=["x"], report=tmp_path / "r.json", settle_timeout_s=0.3, poll_interval_s=0.05)  # fmt: skip
+                      sensor_types=["x"], report=tmp_path / "r.json", settle_timeout_s=0.3,
+                      poll_interval_s=0.05)  # fmt: skip
     frame = ReplayFrame(sensors=[], times=[datetime(2003, 1, 1, tzinfo=UTC)], values=np.zeros((1, 0)),
                         end=datetime(2003, 1, 1, tzinfo=UTC), rows_in_file=1, rows_after_end=0, empty_cells=0,
                         nonfinite_cells=0)  # fmt: skip

@@ -108,6 +108,6 @@ def test_env_example_values_validate(tmp_path: Path) -> None:
     lines = parse_env_file(ENV_EXAMPLE)
     uncommented = tmp_path / "env"
     uncommented.write_text("".join(f"{ln.name}={ln.value}\n" for ln in lines))
-    blank_secrets = {n: "x" * 32 for n in ("SM_API_KEY", "SM_WEBHOOK_SIGNING_SECRET")}
+    blank_secrets = dict.fromkeys(("SM_API_KEY", "SM_WEBHOOK_SIGNING_SECRET"), "x" * 32)
     settings = settings_from_env(Settings, {**blank_secrets, "SM_ENV": "development"}, env_file=uncommented)
     assert settings.env.value == "development"

@@ -59,7 +59,7 @@ def _fault(fleet: DemoFleet, kind: str):
 
 def test_catalogue_has_15_sensors_of_5_types_on_5_assets(fleet: DemoFleet) -> None:
     assert [s.sensor_id for s in fleet.sensors] == [f"sensor-{i:03d}" for i in range(1, 16)]
-    assert Counter(s.type for s in fleet.sensors) == {t: 3 for t in PROFILES}
+    assert Counter(s.type for s in fleet.sensors) == dict.fromkeys(PROFILES, 3)
     assert len(fleet.assets) == 5 and len({a.site for a in fleet.assets}) == 2
     assert {a.kind for a in fleet.assets} == {"pump", "compressor", "motor"}
     by_asset: dict[str, set[str]] = {}

@@ -220,7 +220,8 @@ async def test_migration_took_the_plain_branch_and_the_view_aggregates(database_
             aggregated = [tuple(r.values()) for r in rows]
         finally:
             await transaction.rollback()
-        hour = lambda h: datetime(2026, 3, 1, h, tzinfo=UTC)
+        def hour(h):
+            return datetime(2026, 3, 1, h, tzinfo=UTC)
         assert aggregated == [
             (hour(10), "ts-unit-a", 4.0, 1.0, 8.0, 3),
             (hour(11), "ts-unit-a", 6.0, 5.0, 7.0, 2),

@@ -60,7 +60,8 @@ def params_inputs(kind: str, params: dict[str, Any], key: str) -> dict[str, Any]
         return {"max_rate_per_min": rate}
     if kind == "flatline":
         tolerance = st.number_input("Tolerance (a reading within this of the previous one is flat)", min_value=0.0,
-                                    value=float(params.get("tolerance", 0.0)), step=0.01, key=f"{key}_tolerance")  # fmt: skip
+                                    value=float(params.get("tolerance", 0.0)), step=0.01,
+                                    key=f"{key}_tolerance")  # fmt: skip
         return {"tolerance": tolerance}
     left, middle, right = st.columns(3)
     minutes = optional_number(left, "Fixed timeout (minutes); else from the sensor's cadence",
@@ -105,11 +106,13 @@ def rule_inputs(kind: str, rule: dict[str, Any], key: str) -> dict[str, Any]:
     body["open_after_k"] = int(columns[0].number_input("Open after k matches", min_value=1, step=1,
                                                        value=int(rule["open_after_k"]), key=f"{key}_k"))  # fmt: skip
     body["window_readings"] = int(columns[1].number_input("… of the last n readings", min_value=1, step=1,
-                                                          value=int(rule["window_readings"]), key=f"{key}_n"))  # fmt: skip
+                                                          value=int(rule["window_readings"]),
+                                                          key=f"{key}_n"))  # fmt: skip
     body["max_age_minutes"] = optional_number(columns[2], "Match age limit (min)", rule["max_age_minutes"], 60.0,
                                               f"{key}_age")  # fmt: skip
     body["resolve_after_m"] = int(columns[3].number_input("Resolve after m normal", min_value=1, step=1,
-                                                          value=int(rule["resolve_after_m"]), key=f"{key}_m"))  # fmt: skip
+                                                          value=int(rule["resolve_after_m"]),
+                                                          key=f"{key}_m"))  # fmt: skip
     body["min_hold_minutes"] = float(columns[4].number_input("Hold at least (min)", min_value=0.0, step=5.0,
                                                              value=float(rule["min_hold_minutes"]),
                                                              key=f"{key}_hold"))  # fmt: skip

@@ -94,7 +94,8 @@ if resolve.button("Resolve", disabled=detail["status"] == "resolved", key="alert
 st.markdown("#### Anomalies behind this alert")
 if detail["anomalies"]:
     st.dataframe(frame(detail["anomalies"], ["id", "timestamp", "value", "score", "method", "model_name",
-                                             "model_version"], ("timestamp",)), hide_index=True, width="stretch")  # fmt: skip
+                                             "model_version"], ("timestamp",)),
+                 hide_index=True, width="stretch")  # fmt: skip
 else:
     st.caption("No linked anomaly (a threshold, flat-line or no-data rule opened it).")
 st.markdown("#### History")

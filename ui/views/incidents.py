@@ -66,7 +66,8 @@ if wanted is not None and wanted.isdigit() and int(wanted) not in choices:
 if not choices:
     st.stop()
 chosen = st.selectbox("Incident", list(choices), format_func=choices.get, key="incidents_selected",
-                      index=list(choices).index(int(wanted)) if wanted is not None and wanted.isdigit() else 0)  # fmt: skip
+                      index=list(choices).index(int(wanted))
+                      if wanted is not None and wanted.isdigit() else 0)  # fmt: skip
 detail = api.load(f"/api/v1/incidents/{chosen}", f"incident #{chosen}")
 if detail is None:
     st.stop()

@@ -1,4 +1,5 @@
-"""Platform status: is the platform up? Shows ``GET /health/ready`` per component, or a clear error when the API is down."""
+"""Platform status: is the platform up? Shows ``GET /health/ready`` per component, or a clear error when the API is
+down."""
 
 from __future__ import annotations
 

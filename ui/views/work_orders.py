@@ -100,7 +100,8 @@ assign_col, start_col = st.columns([3, 1])
 assignee = assign_col.text_input("Assignee", value=task.get("assignee") or "", key="wo_assignee")
 if assign_col.button("Assign", key="wo_assign", disabled=not assignee.strip()):
     actions.run(f"Assigning #{task_id}", "POST", f"/api/v1/maintenance/tasks/{task_id}/assign",
-                json={"assignee": assignee.strip()}, done=lambda t: f"#{t['id']} assigned to {t['assignee']}.")  # fmt: skip
+                json={"assignee": assignee.strip()},
+                done=lambda t: f"#{t['id']} assigned to {t['assignee']}.")  # fmt: skip
 if start_col.button("Start work", key="wo_start", disabled=task["status"] != "open"):
     actions.run(f"Starting #{task_id}", "PATCH", f"/api/v1/maintenance/tasks/{task_id}",
                 json={"status": "in_progress"}, done=lambda t: f"#{t['id']} is {t['status']}.")  # fmt: skip

@@ -64,7 +64,8 @@ def read_report(store: StoreDep, name: Annotated[str, NAME]) -> ReportRead:
     response_class=FileResponse,
     summary="One plot of an ML report (PNG)",
     description="Only names listed in the report's `plots` are served; anything else is a 404.",
-    responses={200: {"content": {"image/png": {"schema": BINARY}}, "description": "The PNG file."}} | problem_responses(404, 422),
+    responses={200: {"content": {"image/png": {"schema": BINARY}}, "description": "The PNG file."}}
+    | problem_responses(404, 422),
 )
 def read_plot(
     store: StoreDep,
@@ -89,7 +90,8 @@ def list_datasets(store: StoreDep) -> DatasetList:
     response_class=FileResponse,
     summary="One demo dataset (CSV)",
     description="The file as committed (`text/csv`); 404 with the command that produces it while it is missing.",
-    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "The CSV file."}} | problem_responses(404, 422),
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "The CSV file."}}
+    | problem_responses(404, 422),
 )
 def read_dataset(store: StoreDep, name: Annotated[str, NAME]) -> FileResponse:
     path = store.dataset_path(name)

@@ -12,10 +12,12 @@ from core.db.models import Sensor, SensorReading
 
 _BUCKETS_SQL = text(
     """
-    SELECT date_bin(CAST(:width AS interval), r.timestamp, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket, avg(r.value) AS value
+    SELECT date_bin(CAST(:width AS interval), r.timestamp, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
+           avg(r.value) AS value
     FROM sensor_readings r
     WHERE r.sensor_id = :sensor_id
-      AND r.timestamp > (SELECT max(timestamp) FROM sensor_readings WHERE sensor_id = :sensor_id) - CAST(:span AS interval)
+      AND r.timestamp > (SELECT max(timestamp) FROM sensor_readings WHERE sensor_id = :sensor_id)
+                        - CAST(:span AS interval)
     GROUP BY bucket
     ORDER BY bucket
     """

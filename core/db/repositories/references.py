@@ -76,7 +76,7 @@ class ReferenceRepository:
         if not sensor_ids:
             return {}
         rows = await self._session.execute(_FIRST_READING_SQL, {"ids": list(sensor_ids)})
-        return {sensor_id: first for sensor_id, first in rows}
+        return dict(rows.tuples().all())
 
     async def start(
         self,
@@ -117,7 +117,7 @@ class ReferenceRepository:
         else:
             sensors = [sensor_id] if sensor_id is not None else []
         current = await self.current(sensors)
-        latest = {s: t for s, t in await self._session.execute(_LAST_READING_SQL, {"ids": sensors})}
+        latest = dict((await self._session.execute(_LAST_READING_SQL, {"ids": sensors})).tuples().all())
         started = []
         for sid in sorted(sensors):
             held = current.get(sid)

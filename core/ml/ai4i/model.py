@@ -122,10 +122,7 @@ def holdout_split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 def f1_on(model: PyFuncModel | Ai4iFailureClassifier, frame: pd.DataFrame) -> float:
     """Failure-class F1 of ``model`` (a loaded pyfunc or the python model) on ``frame``."""
     inputs = serving_inputs(frame)
-    if isinstance(model, Ai4iFailureClassifier):
-        out = model.predict_frame(inputs)
-    else:
-        out = model.predict(inputs)
+    out = model.predict_frame(inputs) if isinstance(model, Ai4iFailureClassifier) else model.predict(inputs)
     predicted = np.asarray(out["failure_predicted"]).astype(int)
     return float(f1_score(frame[TARGET].astype(int), predicted, zero_division=0))
 

@@ -48,7 +48,8 @@ def caveats(result: DatasetResult) -> list[str]:
     for row in by_id.itertuples():
         if row.n_anomaly < 5 or row.n_normal < 10:
             notes.append(
-                f"{row.machine} {row.machine_id}: {row.n_normal} normal and {row.n_anomaly} anomalous clips - AUC moves "
+                f"{row.machine} {row.machine_id}: {row.n_normal} normal and {row.n_anomaly} anomalous clips - "
+                "AUC moves "
                 f"in steps of {1 / max(1, row.n_normal * row.n_anomaly):.3g}; with {row.n_normal} normal clips the "
                 f"FPR range [0, 0.1] spans only the top {0.1 * row.n_normal:g} normal clip(s), so pAUC counts only "
                 "anomalous clips that outrank every normal clip; far too few clips to compare with DCASE figures"

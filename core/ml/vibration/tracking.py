@@ -5,6 +5,7 @@ held-out healthy recording and the same recording with a simulated outer-race de
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import mlflow
@@ -38,15 +39,14 @@ class VibrationPyFunc(mlflow.pyfunc.PythonModel):
 
 
 def start_experiment(tracking_uri: str | None, experiment: str = EXPERIMENT) -> str:
-    """Point mlflow (tracking and registry) at the tracking URI and select (create when missing) the experiment; returns the URI."""
+    """Point mlflow (tracking and registry) at the tracking URI and select (create when missing) the experiment;
+    returns the URI."""
     uri = resolve_tracking_uri(tracking_uri)
     point_fluent_api_at(uri)
     client = mlflow.MlflowClient(uri)
     if client.get_experiment_by_name(experiment) is None:
-        try:
+        with contextlib.suppress(mlflow.exceptions.MlflowException):  # created concurrently
             client.create_experiment(experiment, artifact_location=default_artifact_location(uri))
-        except mlflow.exceptions.MlflowException:
-            pass  # created concurrently
     mlflow.set_experiment(experiment)
     return uri
 

@@ -72,7 +72,7 @@ def _table(n_normal: int, n_anomaly: int, ids=("id_00",), split: str = "") -> pd
 def test_crossfit_scores_every_clip_once_with_a_model_that_never_saw_it() -> None:
     clips = _table(6, 2, ids=("id_00", "id_02"))
     rng = np.random.default_rng(1)
-    vectors = {p: v for p, v in zip(clips["path"], _clips(rng, len(clips)), strict=True)}
+    vectors = dict(zip(clips["path"], _clips(rng, len(clips)), strict=True))
     for path in clips.loc[clips["label"] == "anomaly", "path"]:
         vectors[path] = _clips(rng, 1, shift=3.0)[0]
     folds = assign_folds(clips, n_folds=3, seed=0)
@@ -96,7 +96,7 @@ def test_dcase_split_trains_on_train_and_scores_only_test() -> None:
     )
     clips = pd.concat([train, test], ignore_index=True)
     rng = np.random.default_rng(2)
-    vectors = {p: v for p, v in zip(clips["path"], _clips(rng, len(clips)), strict=True)}
+    vectors = dict(zip(clips["path"], _clips(rng, len(clips)), strict=True))
     evaluation = evaluate_frame_model(clips, vectors, "pca", {"n_components": 3})
     assert set(evaluation.clip_scores["path"]) == set(test["path"])
     assert evaluation.params["protocol"] == "dcase_split"

@@ -49,7 +49,8 @@ def test_papermill_small_mode(tmp_path: Path) -> None:
         str(NOTEBOOK), str(tmp_path / "06.ipynb"), kernel_name="python3", cwd=str(PROJECT_ROOT),
         progress_bar=False, execution_timeout=300,
         parameters={"output_dir": str(out_dir), "summary_path": str(summary), "tracking_uri": uri,
-                    "sim_files": 30, "sim_onset": 20, "sim_samples": 8192, "diag_seeds": 1, "sim_other_faults": ["ball"],
+                    "sim_files": 30, "sim_onset": 20, "sim_samples": 8192, "diag_seeds": 1,
+                    "sim_other_faults": ["ball"],
                     "cwru_path": str(cwru), "ims_path": str(IMS_RAW)},
     )  # fmt: skip
     names = {p.name for p in out_dir.iterdir()}
