@@ -126,9 +126,10 @@ def _best(fn: Callable[[], object], runs: int = 5) -> float:
     return min(times)
 
 
-def test_unit_step_costs_little_next_to_parsing_10000_readings() -> None:
-    """Micro-benchmark of parse + unit step: the common case (units equal) adds a comparison per reading; a
-    batch converted in full costs less than parsing it."""
+def test_unit_step_is_a_pass_through_when_units_agree_and_converts_a_full_batch() -> None:
+    """The common case (every unit equals the sensor's) hands the parsed list through untouched: no copy, no
+    conversion, one comparison per reading; a batch in another unit is converted in full. The costs are printed for
+    information (speed is measured by `make bench-ingest`, never asserted on this noisy machine)."""
     units.warm_up()
     registered = {f"s-{i}": "mm/s" for i in range(15)}
     same, other = _body(10_000, "mm/s"), _body(10_000, "in/s")
@@ -136,11 +137,13 @@ def test_unit_step_costs_little_next_to_parsing_10000_readings() -> None:
     parsed_other = parse_readings(other, retention_days=180).readings
     assert len(parsed_same) == len(parsed_other) == 10_000
 
+    assert apply_units(parsed_same, registered).readings is parsed_same
+    converted = apply_units(parsed_other, registered)
+    assert len(converted.readings) == 10_000 and converted.readings[1].value == pytest.approx(25.4)
+    assert all(r.unit == "mm/s" for r in converted.readings)
+
     parse_s = _best(lambda: parse_readings(same, retention_days=180))
     fast_s = _best(lambda: apply_units(parsed_same, registered))
     convert_s = _best(lambda: apply_units(parsed_other, registered))
-
-    converted = apply_units(parsed_other, registered)
-    assert len(converted.readings) == 10_000 and converted.readings[1].value == pytest.approx(25.4)
-    assert fast_s < 0.05 * parse_s, (fast_s, parse_s)
-    assert convert_s < parse_s, (convert_s, parse_s)
+    print(f"10,000 readings: parse {parse_s * 1e3:.1f} ms, unit step {fast_s * 1e3:.2f} ms (same units), "
+          f"{convert_s * 1e3:.1f} ms (converted)")  # fmt: skip
