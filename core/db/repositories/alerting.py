@@ -191,7 +191,7 @@ class AlertingRepository(ReadingsWindowQueries, AlertRulesQueries, SuppressionQu
             .where(AlertObservation.alert_id.in_(list(alert_ids)))
             .group_by(AlertObservation.alert_id)
         )
-        return dict(rows.tuples().all())
+        return dict(rows.all())
 
     async def upsert_unresolved(
         self, sensor_id: str, rule: str, severity: str, event_opened_at: datetime
@@ -270,7 +270,7 @@ class AlertingRepository(ReadingsWindowQueries, AlertRulesQueries, SuppressionQu
             .where(SensorReference.sensor_id.in_(list(sensor_ids)), SensorReference.status == "ready")
             .order_by(SensorReference.sensor_id, SensorReference.started_at)
         )
-        return dict(rows.tuples().all())
+        return dict(rows.all())
 
     async def get_alert(self, alert_id: int, *, for_update: bool = False) -> Alert | None:
         query = select(Alert).where(Alert.id == alert_id)

@@ -157,7 +157,7 @@ class IngestRepository:
         if not sensor_ids:
             return {}
         rows = await self._session.execute(_EXISTING_SENSORS_SQL, {"ids": list(sensor_ids)})
-        return dict(rows.tuples().all())
+        return dict(rows.all())
 
     async def register_sensors(self, sensors: Sequence[tuple[str, str | None, str | None]]) -> set[str]:
         """Create ``(sensor_id, type, unit)`` sensors that do not exist; the ids this call created.

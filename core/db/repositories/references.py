@@ -76,7 +76,7 @@ class ReferenceRepository:
         if not sensor_ids:
             return {}
         rows = await self._session.execute(_FIRST_READING_SQL, {"ids": list(sensor_ids)})
-        return dict(rows.tuples().all())
+        return dict(rows.all())
 
     async def start(
         self,
@@ -117,7 +117,7 @@ class ReferenceRepository:
         else:
             sensors = [sensor_id] if sensor_id is not None else []
         current = await self.current(sensors)
-        latest = dict((await self._session.execute(_LAST_READING_SQL, {"ids": sensors})).tuples().all())
+        latest = dict((await self._session.execute(_LAST_READING_SQL, {"ids": sensors})).all())
         started = []
         for sid in sorted(sensors):
             held = current.get(sid)
