@@ -55,21 +55,11 @@ from core.config import to_async_url, to_libpq_url
 from core.db import timescale
 from core.db.admin import create_database, drop_database, upgrade
 from core.db.repositories.alerting import READINGS_LOOKBACK_WINDOWS, AlertingRepository, Point
+from core.db.repositories.alerting_window import UNBOUNDED_READINGS_SQL
 
-#: The rule-window query before issue 12 (the reference: what the new code must answer).
-OLD_SQL = """
-    SELECT s.sensor_id, r.timestamp, r.value
-    FROM unnest(CAST(:ids AS text[]), CAST(:firsts AS timestamptz[])) AS s(sensor_id, first)
-    CROSS JOIN LATERAL (
-        (SELECT x.timestamp, x.value FROM sensor_readings x
-         WHERE x.sensor_id = s.sensor_id AND x.timestamp < s.first
-         ORDER BY x.timestamp DESC LIMIT :n)
-        UNION ALL
-        (SELECT x.timestamp, x.value FROM sensor_readings x
-         WHERE x.sensor_id = s.sensor_id AND x.timestamp >= s.first AND x.timestamp <= :until)
-    ) r
-    ORDER BY 1, 2
-    """
+#: The rule-window query before issue 12 (the reference: what the new code must answer), which the plain
+#: PostgreSQL path still runs.
+OLD_SQL = UNBOUNDED_READINGS_SQL.text
 
 #: Relations of the hypertable (chunks, compressed chunks and their indexes) this backend holds a lock on.
 CHUNK_LOCKS_SQL = """

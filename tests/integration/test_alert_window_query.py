@@ -16,24 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db.repositories.alerting import READINGS_LOOKBACK_WINDOWS, AlertingRepository, Point
+from core.db.repositories.alerting_window import UNBOUNDED_READINGS_SQL
 from core.db.session import create_engine, create_session_factory
 
-#: The query before issue 12, the reference: one statement, no lower time bound on "the last n before first".
-REFERENCE_SQL = text(
-    """
-    SELECT s.sensor_id, r.timestamp, r.value
-    FROM unnest(CAST(:ids AS text[]), CAST(:firsts AS timestamptz[])) AS s(sensor_id, first)
-    CROSS JOIN LATERAL (
-        (SELECT x.timestamp, x.value FROM sensor_readings x
-         WHERE x.sensor_id = s.sensor_id AND x.timestamp < s.first
-         ORDER BY x.timestamp DESC LIMIT :n)
-        UNION ALL
-        (SELECT x.timestamp, x.value FROM sensor_readings x
-         WHERE x.sensor_id = s.sensor_id AND x.timestamp >= s.first AND x.timestamp <= :until)
-    ) r
-    ORDER BY 1, 2
-    """
-)
+#: The reference: one statement, no lower time bound on "the last n before first" (the query before issue 12, which
+#: the plain-PostgreSQL path still runs); the bounded TimescaleDB statements must answer the same.
+REFERENCE_SQL = UNBOUNDED_READINGS_SQL
 
 N = 5
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -143,7 +131,7 @@ async def test_bounded_windows_answer_like_the_unbounded_query(
         await _store(session, readings)
     async with session_factory() as session, session.begin():
         expected = await _reference(session, firsts, until)
-        got = await AlertingRepository(session).readings_for(firsts, until, N, windows=windows)
+        got = await AlertingRepository(session).readings_for(firsts, until, N, windows=windows, bounded=True)
 
     assert _answer(got) == expected
 
@@ -177,7 +165,7 @@ async def test_a_batch_of_new_sensors_only(session_factory: async_sessionmaker[A
         await _store(session, readings)
     async with session_factory() as session, session.begin():
         expected = await _reference(session, firsts, until)
-        got = await AlertingRepository(session).readings_for(firsts, until, N)
+        got = await AlertingRepository(session).readings_for(firsts, until, N, bounded=True)
         assert await AlertingRepository(session).readings_for({}, until, N) == {}
     assert _answer(got) == expected
     assert all(len(points) == 25 for points in got.values())
@@ -198,7 +186,7 @@ async def test_the_plan_settings_of_the_transaction_are_put_back(
         jit = (await session.execute(text("SHOW jit"))).scalar_one()
         expected = await _reference(session, firsts, until)
         for _ in range(7):  # past the five custom plans after which PostgreSQL may choose a generic one
-            got = await AlertingRepository(session).readings_for(firsts, until, N, windows=windows)
+            got = await AlertingRepository(session).readings_for(firsts, until, N, windows=windows, bounded=True)
             assert _answer(got) == expected
         assert (await session.execute(text("SHOW plan_cache_mode"))).scalar_one() == "force_generic_plan"
         assert (await session.execute(text("SHOW jit"))).scalar_one() == jit

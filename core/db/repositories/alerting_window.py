@@ -31,17 +31,18 @@ READINGS_LOOKBACK_WINDOWS = (timedelta(days=1), timedelta(days=7))
 _BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
 
 #: Plain PostgreSQL: per sensor, its readings in ``[first, until]`` and its last ``:n`` readings before its
-#: ``first``, one index range scan each, oldest first (``before`` as in :data:`_READINGS_SQL`).
-_UNBOUNDED_READINGS_SQL = text(
+#: ``first``, one index range scan each, oldest first. Also the reference the bounded TimescaleDB statements must
+#: answer the same as (``tests/integration/test_alert_window_query.py``, ``scripts/bench_alert_window.py``).
+UNBOUNDED_READINGS_SQL = text(
     """
-    SELECT s.sensor_id, r.timestamp, r.value, r.before
+    SELECT s.sensor_id, r.timestamp, r.value
     FROM unnest(CAST(:ids AS text[]), CAST(:firsts AS timestamptz[])) AS s(sensor_id, first)
     CROSS JOIN LATERAL (
-        (SELECT x.timestamp, x.value, true AS before FROM sensor_readings x
+        (SELECT x.timestamp, x.value FROM sensor_readings x
          WHERE x.sensor_id = s.sensor_id AND x.timestamp < s.first
          ORDER BY x.timestamp DESC LIMIT :n)
         UNION ALL
-        (SELECT x.timestamp, x.value, false AS before FROM sensor_readings x
+        (SELECT x.timestamp, x.value FROM sensor_readings x
          WHERE x.sensor_id = s.sensor_id AND x.timestamp >= s.first AND x.timestamp <= :until)
     ) r
     ORDER BY 1, 2
@@ -126,21 +127,25 @@ class ReadingsWindowQueries:
         lookback: int,
         *,
         windows: Sequence[timedelta] = READINGS_LOOKBACK_WINDOWS,
+        bounded: bool | None = None,
     ) -> dict[str, list[Point]]:
         """Per sensor, oldest first: its last ``lookback`` readings before ``firsts[sensor]`` and its readings in
         ``[firsts[sensor], until]``.
 
-        Plain PostgreSQL: one statement (:data:`_UNBOUNDED_READINGS_SQL`). TimescaleDB: every statement bounded
+        Plain PostgreSQL: one statement (:data:`UNBOUNDED_READINGS_SQL`). TimescaleDB: every statement bounded
         in time and planned for its bounds: the batch with the readings in ``windows[0]`` before the earliest
         first, then, for the sensors that found fewer than ``lookback`` readings, the next window further back,
-        and so on, then everything older. The same answer either way."""
+        and so on, then everything older. The same answer either way. ``bounded`` overrides the choice (tests run
+        the bounded statements on plain PostgreSQL too)."""
         out: dict[str, list[Point]] = {s: [] for s in firsts}
         if not firsts:
             return out
         ids = list(firsts)
         params = {"ids": ids, "firsts": [firsts[s] for s in ids], "until": until, "n": lookback}
-        if not (await capabilities(self._session)).timescale:  # no chunks to exclude (see _READINGS_SQL)
-            for sensor_id, timestamp, value, _ in await self._session.execute(_UNBOUNDED_READINGS_SQL, params):
+        if bounded is None:
+            bounded = (await capabilities(self._session)).timescale  # plain: no chunks to exclude (_READINGS_SQL)
+        if not bounded:
+            for sensor_id, timestamp, value in await self._session.execute(UNBOUNDED_READINGS_SQL, params):
                 out[sensor_id].append(Point(timestamp, value))
             return out
         plan_cache_mode, jit, *_ = (await self._session.execute(_PLAN_FOR_BOUNDS_SQL)).one()
