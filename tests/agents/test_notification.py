@@ -26,7 +26,7 @@ from apps.agents import notification
 from apps.agents.registry import register_handlers
 from core.config import Settings, to_libpq_url
 from core.db.repositories.notifications import DeliveryRepository
-from core.db.session import create_engine, create_session_factory, unit_of_work
+from core.db.session import unit_of_work
 from core.events.bus import EventBus
 from core.events.types import (
     AlertRaised,
@@ -42,7 +42,7 @@ from core.notifications.schemas import WebhookCreate, WebhookUpdate
 from core.notifications.service import WebhookService
 from core.notifications.worker import DeliveryWorker
 from core.observability.metrics import REGISTRY
-from tests.support.db import private_database
+from tests.support.db import private_database, session_factory_for
 from tests.support.notifications import (
     LOOPBACK_ALLOWED,
     FakeClock,
@@ -87,11 +87,8 @@ async def factory(notify_settings: Settings) -> AsyncIterator[async_sessionmaker
         await conn.execute("TRUNCATE webhooks, notification_deliveries RESTART IDENTITY CASCADE")
     finally:
         await conn.close()
-    engine = create_engine(notify_settings)
-    try:
-        yield create_session_factory(engine)
-    finally:
-        await engine.dispose()
+    async with session_factory_for(notify_settings) as factory:
+        yield factory
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from apps.agents import scheduling
 from apps.agents.registry import register_handlers
 from core.config import Settings
-from core.db.session import create_engine, create_session_factory
 from core.events.bus import EventBus
 from core.observability.metrics import REGISTRY
+from tests.support.db import session_factory_for
 from tests.support.events import make_bus
 from tests.support.maintenance import (
     connect,
@@ -30,11 +30,8 @@ from tests.support.maintenance import (
 
 @pytest.fixture
 async def factory(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(settings, pool_size=4)
-    try:
-        yield create_session_factory(engine)
-    finally:
-        await engine.dispose()
+    async with session_factory_for(settings, pool_size=4) as factory:
+        yield factory
 
 
 def opened(priority: str) -> float:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.config import Settings
 from core.db.repositories.alerting import READINGS_LOOKBACK_WINDOWS, AlertingRepository, Point
 from core.db.repositories.alerting_window import UNBOUNDED_READINGS_SQL
-from core.db.session import create_engine, create_session_factory
+from tests.support.db import session_factory_for
 
 #: The reference: one statement, no lower time bound on "the last n before first" (the query before issue 12, which
 #: the plain-PostgreSQL path still runs); the bounded TimescaleDB statements must answer the same.
@@ -30,11 +30,8 @@ Answer = dict[str, list[tuple[datetime, float]]]
 
 @pytest.fixture
 async def session_factory(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(settings)
-    try:
-        yield create_session_factory(engine)
-    finally:
-        await engine.dispose()
+    async with session_factory_for(settings) as factory:
+        yield factory
 
 
 def _series(start: datetime, stop: datetime, step: timedelta) -> list[datetime]:

@@ -1,8 +1,12 @@
 """Throw-away databases for tests: the project's own administration helpers, and a migrated private database."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.config import Settings
 from core.db.admin import alembic_config, create_database, downgrade, drop_database, upgrade, with_database
 
 
@@ -27,3 +31,17 @@ __all__ = [
     "upgrade",
     "with_database",
 ]
+
+
+@asynccontextmanager
+async def session_factory_for(
+    settings: Settings, **engine_options: Any
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A session factory on a new engine for ``settings``' database; the engine is disposed afterwards."""
+    from core.db.session import create_engine, create_session_factory
+
+    engine = create_engine(settings, **engine_options)
+    try:
+        yield create_session_factory(engine)
+    finally:
+        await engine.dispose()

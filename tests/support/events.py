@@ -12,10 +12,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings, to_libpq_url
-from core.db.session import create_engine, create_session_factory
 from core.events.bus import EventBus
 from core.events.types import Event
-from tests.support.db import private_database
+from tests.support.db import private_database, session_factory_for
 
 
 async def wait_until(
@@ -91,11 +90,8 @@ async def events_db(events_database_url: str) -> AsyncIterator[asyncpg.Connectio
 
 @pytest.fixture
 async def session_factory(events_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(events_settings)
-    try:
-        yield create_session_factory(engine)
-    finally:
-        await engine.dispose()
+    async with session_factory_for(events_settings) as factory:
+        yield factory
 
 
 def make_bus(factory: async_sessionmaker[AsyncSession] | None, **options: object) -> EventBus:
