@@ -252,11 +252,10 @@ def _wait_healthy(svc: Service, stopping: Callable[[], bool]) -> None:
 
 
 def _keys(settings: Settings) -> dict[str, str]:
-    return {
-        "SM_API_KEY": settings.api_key.get_secret_value(),
-        "SM_CONSOLE_API_KEY": settings.console_api_key.get_secret_value(),
-        "SM_SIMULATOR_API_KEY": settings.simulator_api_key.get_secret_value(),
-    }
+    """``{setting: value}`` of the configured keys (SM_API_KEY, SM_CONSOLE_API_KEY, SM_SIMULATOR_API_KEY)."""
+    from core.auth.keys import CONFIGURED_KEY_SPECS, configured_key_values
+
+    return {CONFIGURED_KEY_SPECS[name][0]: value for name, value in configured_key_values(settings).items()}
 
 
 def _embedded_hint(pgdata: Path) -> str:

@@ -106,6 +106,15 @@ class ConfiguredKey:
     key: str = field(repr=False)
 
 
+def configured_key_values(settings: Settings) -> dict[str, str]:
+    """``{name: value}`` of the configured keys as the settings hold them (bootstrap, console, simulator)."""
+    return {
+        BOOTSTRAP_KEY_NAME: settings.api_key.get_secret_value(),
+        CONSOLE_KEY_NAME: settings.console_api_key.get_secret_value(),
+        SIMULATOR_KEY_NAME: settings.simulator_api_key.get_secret_value(),
+    }
+
+
 def configured_keys(settings: Settings) -> list[ConfiguredKey]:
     """The bootstrap, console and simulator keys of ``settings``, in that order.
 
@@ -115,16 +124,17 @@ def configured_keys(settings: Settings) -> list[ConfiguredKey]:
     """
     from core.config import DEV_API_KEY, DEV_CONSOLE_API_KEY, DEV_SIMULATOR_API_KEY, Environment
 
-    values = {
-        BOOTSTRAP_KEY_NAME: (settings.api_key.get_secret_value(), DEV_API_KEY),
-        CONSOLE_KEY_NAME: (settings.console_api_key.get_secret_value(), DEV_CONSOLE_API_KEY),
-        SIMULATOR_KEY_NAME: (settings.simulator_api_key.get_secret_value(), DEV_SIMULATOR_API_KEY),
+    dev_defaults = {
+        BOOTSTRAP_KEY_NAME: DEV_API_KEY,
+        CONSOLE_KEY_NAME: DEV_CONSOLE_API_KEY,
+        SIMULATOR_KEY_NAME: DEV_SIMULATOR_API_KEY,
     }
     production = settings.env is Environment.production
     found: list[ConfiguredKey] = []
     seen: dict[str, str] = {}
-    for name, (value, dev_default) in values.items():
+    for name, value in configured_key_values(settings).items():
         setting, scopes = CONFIGURED_KEY_SPECS[name]
+        dev_default = dev_defaults[name]
         if not value:
             continue
         if production and value == dev_default:
