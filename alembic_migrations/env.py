@@ -20,7 +20,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import core.db.models  # noqa: F401  (registers every table on the metadata)
+import core.models  # noqa: F401  (registers every table on the metadata)
 from core.config import get_settings, to_async_url
 from core.db.base import Base
 

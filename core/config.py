@@ -217,7 +217,7 @@ class Settings(BaseSettings):
     """The outlier baseline's rolling scale never drops below this fraction of the sensor's healthy reference scale
     (a window filled by a stuck stretch would otherwise flag the healthy noise once the sensor moves again)."""
 
-    # --- ML registry, serving and drift (core/ml/registry.py, serving.py, drift.py) ----------------------------
+    # --- ML registry, serving and drift (core/ml/registry, core/ml/serving, core/ml/drift) ---------------------------
     promotion_margin: Annotated[float, Field(ge=0)] = 0.01
     """A candidate becomes champion only if it beats the champion by more than this (absolute, on the metric)."""
     ml_alias_ttl_s: Annotated[float, Field(ge=0)] = 30.0
@@ -230,7 +230,7 @@ class Settings(BaseSettings):
     """Location drift when the two-sample KS p-value at the effective (autocorrelation-corrected) sample sizes
     is below this ..."""
     drift_min_shift: Annotated[float, Field(ge=0)] = 2.0
-    """... and the median moved by at least this many robust standard deviations (core/ml/drift.py)."""
+    """... and the median moved by at least this many robust standard deviations (core/ml/drift/statistics.py)."""
     drift_spread_pvalue: Annotated[float, Field(gt=0, lt=1)] = 1e-3
     """Spread drift when the Brown–Forsythe test on the windows' first differences gives p below this ..."""
     drift_min_spread_ratio: Annotated[float, Field(gt=1)] = 2.0

@@ -51,11 +51,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from core.alerts.repository import READINGS_LOOKBACK_WINDOWS, AlertingRepository, Point
+from core.alerts.window_repository import UNBOUNDED_READINGS_SQL
 from core.config import to_async_url, to_libpq_url
 from core.db import timescale
 from core.db.admin import create_database, drop_database, upgrade
-from core.db.repositories.alerting import READINGS_LOOKBACK_WINDOWS, AlertingRepository, Point
-from core.db.repositories.alerting_window import UNBOUNDED_READINGS_SQL
 
 #: The rule-window query before issue 12 (the reference: what the new code must answer), which the plain
 #: PostgreSQL path still runs.

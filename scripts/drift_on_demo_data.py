@@ -1,4 +1,5 @@
-"""Drift checks (core.ml.drift.detect_drift, default thresholds) before/after, on generated and committed data.
+"""Drift checks (core.ml.drift.statistics.detect_drift, default thresholds) before/after, on generated and
+committed data.
 
 Window pairs are the drift agent's: for every sensor, recent 6-hour windows ending at the end of the data and
 every 6 h before it (5 per sensor), each against the same hours 24 h earlier, skipped when a window has fewer
@@ -32,7 +33,7 @@ from scipy import stats
 from tqdm import tqdm
 
 from core.config import PROJECT_ROOT
-from core.ml.drift import DriftThresholds, DriftWindows, detect_drift, psi
+from core.ml.drift.statistics import DriftThresholds, DriftWindows, detect_drift, psi
 from core.simulation.generator import generate_demo_fleet
 
 WINDOWS = 5

@@ -28,8 +28,8 @@ import numpy as np
 import typer
 from rich.console import Console
 
-from apps.agents.alerting import ReadingsHandler
-from apps.agents.anomaly import AnomalyAgent
+from core.alerts.agent import ReadingsHandler
+from core.anomaly.agent import AnomalyAgent
 from core.config import load_settings, to_libpq_url
 from core.db.admin import create_database, drop_database, upgrade
 from core.db.session import create_engine, create_session_factory

@@ -1,4 +1,4 @@
-"""ML operations: drift_checks (results of the drift agent, core/ml/drift.py).
+"""ML operations: drift_checks (results of the drift agent, core/ml/drift/statistics.py).
 
 Revision ID: 0004
 Revises: 0003

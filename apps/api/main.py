@@ -23,7 +23,6 @@ import httpx
 from fastapi import FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
 
-from apps.agents.registry import start_events, stop_events
 from apps.api.docs import install_docs
 from apps.api.errors import (
     PROBLEM_MEDIA_TYPE,
@@ -47,10 +46,11 @@ from apps.api.routers.reports import router as reports_router
 from apps.api.routers.webhooks import router as webhooks_router
 from apps.api.security import setup_auth
 from core.config import Settings, load_settings
-from core.db.repositories.health import migration_heads
 from core.db.session import create_engine, create_session_factory
+from core.observability.health_repository import migration_heads
 from core.observability.logging import configure_logging
 from core.observability.metrics import REGISTRY, set_build_info
+from core.runtime.handlers import start_events, stop_events
 
 logger = logging.getLogger("apps.api")
 

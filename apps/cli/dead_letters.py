@@ -1,6 +1,6 @@
 """``python -m apps.cli dead-letters list|replay``: inspect and replay dead letters of the event bus.
 
-``replay ID`` runs in this process: it builds the same bus the API runs (``apps.agents.registry``), queues the
+``replay ID`` runs in this process: it builds the same bus the API runs (``core.runtime.handlers``), queues the
 stored event for the handler that failed, waits for it to finish and reports whether the handler succeeded or
 failed again (then a new dead letter is written). ``replayed_at`` is set either way; a dead letter is replayed
 once (exit code 1 with a message when it was already replayed or does not exist).
@@ -53,9 +53,9 @@ async def _replay(settings: Settings, dead_letter_id: int) -> dict[str, Any]:
         raise
     bound_mlflow_client()  # a handler that asks MLflow (anomaly scoring) gives up within seconds if it is down
 
-    from apps.agents.registry import build_bus
     from core.auth.audit import audit
     from core.events.dead_letters import DeadLetterService
+    from core.runtime.handlers import build_bus
 
     state = SimpleNamespace(settings=settings, engine=engine, session_factory=create_session_factory(engine))
     bus = build_bus(state)

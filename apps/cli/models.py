@@ -1,5 +1,5 @@
 """``python -m apps.cli models list|compare NAME|promote NAME VERSION [--force]``: the MLflow model registry
-(``MLFLOW_TRACKING_URI``) through :mod:`core.ml.registry`.
+(``MLFLOW_TRACKING_URI``) through :mod:`core.ml.registry.promotion`.
 
 ``promote`` evaluates the version and the current champion with the family's evaluator (model-name prefix) and
 moves the ``champion`` alias only if the version wins by ``SM_PROMOTION_MARGIN``; ``--force`` moves it without
@@ -40,7 +40,7 @@ def _call(work: Callable[[str], T]) -> T:
 
     from mlflow.exceptions import MlflowException
 
-    from core.ml.registry import RegistryError
+    from core.ml.registry.promotion import RegistryError
 
     try:
         return work(uri)
@@ -54,8 +54,8 @@ def _call(work: Callable[[str], T]) -> T:
 
 
 def _registry() -> ModuleType:
-    """:mod:`core.ml.registry`, imported once MLflow answered (it imports mlflow: seconds)."""
-    from core.ml import registry
+    """:mod:`core.ml.registry.promotion`, imported once MLflow answered (it imports mlflow: seconds)."""
+    from core.ml.registry import promotion as registry
 
     return registry
 

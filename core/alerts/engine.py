@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from core.db.repositories.alerting import Point
+from core.alerts.repository import Point
 
 Violation = Callable[[Point | None, Point], bool]
 

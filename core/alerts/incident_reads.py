@@ -7,10 +7,13 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import Alert, Incident, IncidentEvent, MaintenanceTask, SensorReference
-from core.db.repositories.incidents import Evidence, IncidentRepository
-from core.db.repositories.references import ReferenceRepository
+from core.alerts.incident_models import Incident, IncidentEvent
+from core.alerts.incident_repository import Evidence, IncidentRepository
+from core.alerts.models import Alert
+from core.anomaly.reference_models import SensorReference
+from core.anomaly.reference_repository import ReferenceRepository
 from core.errors import NotFound
+from core.maintenance.models import MaintenanceTask
 
 
 @dataclass(frozen=True, slots=True)

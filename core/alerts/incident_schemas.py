@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.maintenance.schemas import MaintenanceTaskRead
-from core.queries.schemas import AlertRead
+from core.readings.schemas import AlertRead
 
 _INCIDENT_EXAMPLE = {
     "id": 5,

@@ -1,6 +1,6 @@
 """One fault, one incident, one work order: alerts of an asset within the correlation window join one incident.
 
-``IncidentService`` (services flush, never commit; SQL in ``core.db.repositories.incidents``):
+``IncidentService`` (services flush, never commit; SQL in ``core.alerts.incident_repository``):
 
 * ``attach`` — when an alert opens: the asset's open incident, or its latest resolved one whose last evidence
   lies within the correlation window before the alert (event time; it is re-opened), or a new one. The incident's
@@ -28,9 +28,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import Alert
-from core.db.repositories.alerting import SensorInfo
-from core.db.repositories.incidents import IncidentRepository, Scope
+from core.alerts.incident_repository import IncidentRepository, Scope
+from core.alerts.models import Alert
+from core.alerts.repository import SensorInfo
 from core.maintenance.policy import PRIORITY_BY_SEVERITY
 
 SEVERITY_RANK: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}

@@ -1,7 +1,7 @@
 """Alert lifecycle on the API's side: details (history, linked anomalies) and the operators' transitions.
 
 open → acknowledged → resolved (and open → resolved); any other transition is a 409 (``Conflict``). Services
-flush, never commit; SQL lives in ``core.db.repositories.alerting``.
+flush, never commit; SQL lives in ``core.alerts.repository``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.alerts.incidents import IncidentService
-from core.db.models import ALERT_UNRESOLVED_STATUSES, Alert, AlertEvent, Anomaly
-from core.db.repositories.alerting import AlertingRepository
+from core.alerts.models import ALERT_UNRESOLVED_STATUSES, Alert
+from core.alerts.repository import AlertingRepository
+from core.alerts.rule_models import AlertEvent
+from core.anomaly.models import Anomaly
 from core.errors import Conflict, NotFound
 from core.observability.metrics import ALERTS_RESOLVED_TOTAL
 

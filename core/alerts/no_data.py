@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from core.alerts.repository import SensorInfo, Silence
 from core.alerts.service import AlertingService, Outcome
 from core.alerts.suppression import Suppression
-from core.db.repositories.alerting import SensorInfo, Silence
 
 
 def timeout(params: dict[str, object], silence: Silence) -> timedelta | None:

@@ -1,6 +1,6 @@
 """Alert rules on the API's side: list, read, create, update (scope and params validated), delete.
 
-Services flush, never commit; SQL lives in ``core.db.repositories.alerting``.
+Services flush, never commit; SQL lives in ``core.alerts.repository``.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.alerts.repository import AlertingRepository
+from core.alerts.rule_models import AlertRule
 from core.alerts.schemas import AlertRuleCreate, AlertRuleUpdate, validate_params
-from core.db.models import AlertRule
-from core.db.repositories.alerting import AlertingRepository
 from core.errors import Conflict, NotFound, ValidationFailed
 
 

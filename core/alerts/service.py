@@ -1,4 +1,4 @@
-"""The alerting agent's logic (services flush, never commit; SQL lives in ``core.db.repositories.alerting``).
+"""The alerting agent's logic (services flush, never commit; SQL lives in ``core.alerts.repository``).
 
 ``AlertingService``
     ``on_readings(ReadingsIngested)``: threshold, rate-of-change and flat-line rules over the batch's readings
@@ -49,11 +49,12 @@ from core.alerts.engine import (
 )
 from core.alerts.incidents import IncidentService
 from core.alerts.lifecycle import AlertDetails, AlertLifecycleService  # re-exported for the routers
+from core.alerts.models import ALERT_UNRESOLVED_STATUSES, Alert
+from core.alerts.repository import AlertingRepository, AnomalyPoint, Observation, Point, SensorInfo
+from core.alerts.rule_models import AlertRule
 from core.alerts.rules import AlertRuleService  # re-exported for the routers
 from core.alerts.suppression import Suppression
 from core.alerts.units import rule_params_for
-from core.db.models import ALERT_UNRESOLVED_STATUSES, Alert, AlertRule
-from core.db.repositories.alerting import AlertingRepository, AnomalyPoint, Observation, Point, SensorInfo
 from core.events.outbox import add_to_outbox
 from core.events.types import AlertRaised, ReadingsIngested, ReadingsScored
 from core.observability.metrics import ALERTS_OPENED_TOTAL, ALERTS_RESOLVED_TOTAL, ALERTS_SUPPRESSED_TOTAL

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from core.db.repositories.alerting import SensorInfo
+from core.alerts.repository import SensorInfo
 
 
 class Suppression:

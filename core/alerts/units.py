@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.db.models import AlertRule
+from core.alerts.rule_models import AlertRule
 from core.units import converter, normalize
 
 BOUNDED_KINDS = ("threshold", "rate_of_change")

@@ -2,5 +2,5 @@
 
 ``detector`` scores the readings of a ``ReadingsIngested`` event and stores anomalies; ``champion`` caches the
 registry's champion models (and documents the model contract); ``baseline`` holds the pure statistics.
-The agent wiring is ``apps/agents/anomaly.py``.
+The agent wiring is ``core/anomaly/agent.py``.
 """

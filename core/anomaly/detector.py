@@ -38,9 +38,9 @@ from core.anomaly import baseline, trend
 from core.anomaly.baseline import BaselineConfig, BaselineStates, SensorState
 from core.anomaly.champion import METHOD as MODEL_METHOD
 from core.anomaly.champion import Champion, ChampionModels
+from core.anomaly.reference_repository import ReferenceRow
 from core.anomaly.references import ReferenceConfig, ReferenceTracker
-from core.db.repositories.anomalies import AnomalyRepository, History, NewAnomaly, ReadingToScore
-from core.db.repositories.references import ReferenceRow
+from core.anomaly.repository import AnomalyRepository, History, NewAnomaly, ReadingToScore
 from core.events.outbox import add_many_to_outbox
 from core.events.types import AnomalyDetected, ReadingsIngested, ReadingsScored
 from core.fleet.types import sensor_type as catalogue_entry

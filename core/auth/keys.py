@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from core.db.models import ApiKey
-from core.db.repositories.api_keys import ApiKeyRepository
+from core.auth.models import ApiKey
+from core.auth.repository import ApiKeyRepository
 from core.errors import Conflict, NotFound, ValidationFailed
 
 if TYPE_CHECKING:

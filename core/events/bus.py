@@ -48,8 +48,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, wait_exponential
 
 from core.config import Settings
-from core.db.repositories.dead_letters import DeadLetterRepository
 from core.db.session import unit_of_work
+from core.events.dead_letter_repository import DeadLetterRepository
 from core.events.types import Event
 from core.observability.logging import bind_correlation_id
 from core.observability.metrics import (

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import DeadLetter
-from core.db.repositories.dead_letters import DeadLetterRepository
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.events.bus import Delivery, EventBus
+from core.events.dead_letter_repository import DeadLetterRepository
+from core.events.models import DeadLetter
 from core.events.relay import RELAY_HANDLER_NAME
 from core.events.types import UnknownEventType, event_from_row
 

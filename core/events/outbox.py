@@ -22,7 +22,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from core.db.repositories.outbox import OutboxRepository
+from core.events.outbox_repository import OutboxRepository
 from core.events.types import Event
 
 logger = logging.getLogger("core.events.outbox")

@@ -38,10 +38,10 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
-from core.db.repositories.dead_letters import DeadLetterRepository
-from core.db.repositories.outbox import OutboxRepository
 from core.events.bus import EventBus
+from core.events.dead_letter_repository import DeadLetterRepository
 from core.events.outbox import register_relay, unregister_relay
+from core.events.outbox_repository import OutboxRepository
 from core.events.types import UnknownEventType, event_from_row
 from core.observability.metrics import OUTBOX_UNPUBLISHED
 

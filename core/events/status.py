@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.repositories.outbox import OutboxRepository
 from core.events.bus import EventBus
+from core.events.outbox_repository import OutboxRepository
 from core.events.schemas import BusActivityRead, EventsStatusRead
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import units
-from core.db.models import Asset
-from core.db.repositories.fleet import FleetRepository, SensorUpsert
 from core.errors import Conflict, NotFound, ValidationFailed
+from core.fleet.models import Asset
+from core.fleet.repository import FleetRepository, SensorUpsert
 from core.fleet.schemas import AssetCreate, AssetUpdate, SensorCreate, SensorUpdate
 from core.fleet.types import canonical_unit
 

@@ -24,8 +24,8 @@ from uuid import uuid4
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db.repositories.ingest import IngestRepository, ReadingRecord
 from core.db.session import unit_of_work
+from core.ingest.repository import IngestRepository, ReadingRecord
 from core.ingest.schemas import (
     DEFAULT_BACKFILL_BATCH_SIZE,
     MAX_FUTURE,

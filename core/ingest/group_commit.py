@@ -34,9 +34,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.errors import as_service_unavailable
-from core.db.repositories.ingest import IngestRepository
 from core.db.session import unit_of_work
 from core.errors import ServiceUnavailable
+from core.ingest.repository import IngestRepository
 from core.ingest.schemas import ValidReading
 from core.ingest.sensors import Resolved, apply_units, resolve_sensors, with_sensors_registered
 from core.ingest.service import announce_ingested, to_record

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db.repositories.ingest import IngestRepository
 from core.db.session import unit_of_work
+from core.ingest.repository import IngestRepository
 
 
 async def purge_expired_keys(factory: async_sessionmaker[AsyncSession]) -> int:

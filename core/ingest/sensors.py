@@ -36,10 +36,10 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db.repositories.ingest import IngestRepository
 from core.db.session import unit_of_work
 from core.errors import Conflict
 from core.fleet.types import canonical_unit
+from core.ingest.repository import IngestRepository
 from core.ingest.schemas import MAX_REASON_CHARS, RejectedItem, ValidReading
 from core.units import Conversion, converter, hint, is_known, normalize
 

@@ -23,11 +23,11 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings
-from core.db.repositories.ingest import IngestRepository, InsertOutcome, ReadingRecord, StoredResponse
 from core.errors import PayloadTooLarge, ValidationFailed
 from core.events.outbox import add_to_outbox
 from core.events.types import ReadingsIngested
 from core.ingest.errors import IdempotencyKeyInFlight, IdempotencyKeyMismatch, MalformedJSON
+from core.ingest.repository import IngestRepository, InsertOutcome, ReadingRecord, StoredResponse
 from core.ingest.schemas import (
     MAX_IDEMPOTENCY_KEY_CHARS,
     IngestResponse,

@@ -26,12 +26,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import MaintenanceTask
-from core.db.repositories.incidents import IncidentRepository
-from core.db.repositories.maintenance import ACTIVE_TASK_STATUSES, MaintenanceRepository
+from core.alerts.incident_repository import IncidentRepository
 from core.events.outbox import add_to_outbox
 from core.events.types import AlertRaised, MaintenanceTaskCreated, MaintenanceTaskEscalated
+from core.maintenance.models import MaintenanceTask
 from core.maintenance.policy import DEFAULT_DUE_AFTER, PRIORITY_BY_SEVERITY, PRIORITY_RANK
+from core.maintenance.repository import ACTIVE_TASK_STATUSES, MaintenanceRepository
 
 logger = logging.getLogger("core.maintenance.scheduling")
 

@@ -16,24 +16,24 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.alerts.incident_repository import Evidence, IncidentRepository
 from core.alerts.incidents import IncidentService
 from core.anomaly.references import relearn_after_repair
-from core.db.models import MaintenanceLog, MaintenanceTask
-from core.db.repositories.incidents import Evidence, IncidentRepository
-from core.db.repositories.maintenance import (
-    ACTIVE_TASK_STATUSES,
-    LabelRow,
-    MaintenanceRepository,
-    TaskFilters,
-)
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.events.outbox import add_to_outbox
 from core.events.types import MaintenanceTaskCompleted
+from core.maintenance.models import MaintenanceLog, MaintenanceTask
 from core.maintenance.policy import (
     DEFAULT_DUE_AFTER,
     PRIORITY_BY_SEVERITY,
     PRIORITY_RANK,
     due_after_from_settings,
+)
+from core.maintenance.repository import (
+    ACTIVE_TASK_STATUSES,
+    LabelRow,
+    MaintenanceRepository,
+    TaskFilters,
 )
 from core.maintenance.scheduling import announce_created
 

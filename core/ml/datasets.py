@@ -2,7 +2,7 @@
 
 The CSV export of readings (``data/sensor_data.csv``) and of the fault ground truth
 (``data/sensor_data_faults.csv``), both described in ``data/README.md``; the same readings frame from the database
-(:func:`fetch_readings` / :func:`load_readings_from_db`, SQL in ``core/db/repositories/ml_datasets.py``) and the
+(:func:`fetch_readings` / :func:`load_readings_from_db`, SQL in ``core/ml/datasets_repository.py``) and the
 labels of completed work orders (:func:`fetch_work_order_labels` / :func:`load_work_order_labels`, read through
 the maintenance service like ``python -m apps.cli export-labels``, or :func:`load_labels_csv` on such an export).
 
@@ -176,7 +176,7 @@ async def fetch_readings(
 ) -> pd.DataFrame:
     """Readings with ``start <= timestamp < end`` of the given sensors / types as a frame in the
     ``load_sensor_csv`` format (same columns, dtypes and order)."""
-    from core.db.repositories.ml_datasets import readings_for_training
+    from core.ml.datasets_repository import readings_for_training
 
     rows = await readings_for_training(
         session, sensor_ids=sensor_ids, sensor_types=sensor_types, start=start, end=end, limit=limit

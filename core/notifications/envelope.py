@@ -4,7 +4,7 @@ Stored row (``notification_deliveries.payload``)::
 
     {"event_id": "<uuid>", "body": {<the JSON body sent>}, "next_attempt_at": "<ISO time>" | null}
 
-``event_id`` is the idempotency key of enqueueing (see ``core.db.repositories.notifications``);
+``event_id`` is the idempotency key of enqueueing (see ``core.notifications.repository``);
 ``next_attempt_at`` is the retry schedule of the worker (the table has no column for it; a migration could add
 one). The body sent to receivers::
 

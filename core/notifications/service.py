@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings
-from core.db.models import NotificationDelivery, Webhook
-from core.db.repositories.notifications import DeliveryRepository, WebhookRepository
 from core.errors import Conflict, NotFound
 from core.events.types import Event
 from core.notifications.destinations import DestinationPolicy
 from core.notifications.envelope import stored_payload
+from core.notifications.models import NotificationDelivery, Webhook
+from core.notifications.repository import DeliveryRepository, WebhookRepository
 from core.notifications.schemas import WebhookCreate, WebhookUpdate
 from core.notifications.subscriptions import mark_changed
 

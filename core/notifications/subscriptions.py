@@ -24,7 +24,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from core.db.repositories.notifications import WebhookRepository
+from core.notifications.repository import WebhookRepository
 
 #: Default lifetime of a load (seconds).
 DEFAULT_TTL_S = 2.0

@@ -37,13 +37,13 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
-from core.db.repositories.notifications import DeliveryRepository
 from core.db.session import unit_of_work
 from core.notifications import signing
 from core.notifications.destinations import DestinationPolicy, Resolver, system_resolver
 from core.notifications.email import build_message, send_email
 from core.notifications.envelope import body_bytes
 from core.notifications.outcomes import DeliveryFailed, classify
+from core.notifications.repository import DeliveryRepository
 from core.observability.metrics import NOTIFICATIONS_DELIVERIES_TOTAL, NOTIFICATIONS_PENDING_ROWS
 
 logger = logging.getLogger("core.notifications.worker")

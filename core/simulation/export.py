@@ -19,14 +19,14 @@ from typing import Any, Self
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import PROJECT_ROOT
-from core.db.repositories.faults import FaultLike, FaultRepository
-from core.db.repositories.readings import ReadingRepository
+from core.readings.repository import ReadingRepository
 from core.simulation.generator import (
     DEFAULT_INTERVAL,
     DEFAULT_READINGS_PER_SENSOR,
     DEFAULT_SEED,
     generate_demo_fleet,
 )
+from core.simulation.repository import FaultLike, FaultRepository
 
 READINGS_HEADER: tuple[str, ...] = ("sensor_id", "sensor_type", "value", "unit", "timestamp", "quality")
 FAULTS_HEADER: tuple[str, ...] = ("sensor_id", "kind", "started_at", "ended_at", "magnitude", "description")

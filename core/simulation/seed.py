@@ -27,9 +27,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.repositories.faults import FaultRepository
-from core.db.repositories.fleet import FleetRepository, SensorUpsert
-from core.db.repositories.readings import ReadingRepository, ReadingRow
+from core.fleet.repository import FleetRepository, SensorUpsert
+from core.readings.repository import ReadingRepository, ReadingRow
 from core.simulation.catalogue import DEMO_SENSOR_IDS
 from core.simulation.faults import FaultSpec
 from core.simulation.generator import (
@@ -39,6 +38,7 @@ from core.simulation.generator import (
     DemoFleet,
     generate_demo_fleet,
 )
+from core.simulation.repository import FaultRepository
 
 CLIPPED_NOTE = " (window clipped to the readings this seed stored)"
 

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from apps.agents.alerting import (
+from core.alerts.agent import (
     READINGS_HANDLER_NAME,
     SCORED_HANDLER_NAME,
     NoDataChecker,
@@ -26,11 +26,11 @@ from apps.agents.alerting import (
     ScoredHandler,
     check_no_data,
 )
-from apps.agents.registry import register_handlers
 from core.config import to_libpq_url
 from core.events.bus import EventBus
 from core.events.types import ReadingsIngested, ReadingsScored
 from core.observability.metrics import REGISTRY
+from core.runtime.handlers import register_handlers
 from tests.support.events import (  # noqa: F401 - fixtures
     events_database_url,
     events_settings,

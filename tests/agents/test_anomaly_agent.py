@@ -11,12 +11,12 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from apps.agents.anomaly import HANDLER_NAME, AnomalyAgent
-from apps.agents.registry import register_handlers
+from core.anomaly.agent import HANDLER_NAME, AnomalyAgent
 from core.config import Settings
 from core.events.bus import EventBus
 from core.events.types import AnomalyDetected, event_from_row
 from core.observability.metrics import REGISTRY
+from core.runtime.handlers import register_handlers
 from tests.agents.anomaly_support import (
     add_readings,
     add_sensor,

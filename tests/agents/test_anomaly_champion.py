@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from apps.agents.anomaly import AnomalyAgent
+from core.anomaly.agent import AnomalyAgent
 from core.config import Settings
 from core.observability.metrics import REGISTRY
 from tests.agents.anomaly_support import add_readings, add_sensor, anomalies, anomaly_events, sensor_id

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from apps.agents.anomaly import AnomalyAgent
+from core.anomaly.agent import AnomalyAgent
 from core.config import Settings
 from core.events.types import ReadingsIngested
 from tests.agents.anomaly_support import T0, add_readings, add_sensor, anomalies, normal_values, sensor_id

@@ -1,4 +1,4 @@
-"""apps/agents/drift.py against a real migrated database: a shifted sensor starts a drift episode that emits
+"""core/ml/drift/agent.py against a real migrated database: a shifted sensor starts a drift episode that emits
 DriftDetected once (outbox), an unshifted one and an autocorrelated but stationary one do not, re-runs and a
 lasting drift emit nothing more."""
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from apps.agents.drift import DriftChecker
 from core.config import Settings, to_libpq_url
+from core.ml.drift.agent import DriftChecker
 from tests.support.events import (  # noqa: F401 - fixtures
     events_database_url,
     events_settings,

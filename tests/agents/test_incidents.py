@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from apps.agents.alerting import ReadingsHandler, ScoredHandler
-from apps.agents.scheduling import OpenTaskForAlert
+from core.alerts.agent import ReadingsHandler, ScoredHandler
 from core.db.session import unit_of_work
 from core.events.types import AlertRaised, ReadingsScored
+from core.maintenance.agent import OpenTaskForAlert
 from core.maintenance.service import MaintenanceService
 from tests.agents.test_alerting import MINUTE, T0, World, db, world  # noqa: F401 - fixtures
 from tests.support.events import (  # noqa: F401 - fixtures

@@ -22,10 +22,7 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from apps.agents import notification
-from apps.agents.registry import register_handlers
 from core.config import Settings, to_libpq_url
-from core.db.repositories.notifications import DeliveryRepository
 from core.db.session import unit_of_work
 from core.events.bus import EventBus
 from core.events.types import (
@@ -35,13 +32,16 @@ from core.events.types import (
     MaintenanceTaskCompleted,
     MaintenanceTaskCreated,
 )
+from core.notifications import agent as notification
 from core.notifications import signing
 from core.notifications.destinations import DestinationPolicy
 from core.notifications.envelope import stored_payload
+from core.notifications.repository import DeliveryRepository
 from core.notifications.schemas import WebhookCreate, WebhookUpdate
 from core.notifications.service import WebhookService
 from core.notifications.worker import DeliveryWorker
 from core.observability.metrics import REGISTRY
+from core.runtime.handlers import register_handlers
 from tests.support.db import private_database, session_factory_for
 from tests.support.notifications import (
     LOOPBACK_ALLOWED,

@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from apps.agents import scheduling
-from apps.agents.registry import register_handlers
 from core.config import Settings
 from core.events.bus import EventBus
+from core.maintenance import agent as scheduling
 from core.observability.metrics import REGISTRY
+from core.runtime.handlers import register_handlers
 from tests.support.db import session_factory_for
 from tests.support.events import make_bus
 from tests.support.maintenance import (

@@ -6,11 +6,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
-from apps.agents import telemetry
-from apps.agents.registry import register_handlers
 from core.events.bus import EventBus
 from core.events.types import ReadingsIngested
+from core.observability import agent as telemetry
 from core.observability.metrics import REGISTRY
+from core.runtime.handlers import register_handlers
 
 
 def event(count: int) -> ReadingsIngested:

@@ -13,9 +13,9 @@ from fastapi import FastAPI
 
 from apps.api.main import create_app
 from core.auth.keys import ApiKeyService
+from core.auth.models import ApiKey
+from core.auth.repository import ApiKeyRepository
 from core.config import Settings
-from core.db.models import ApiKey
-from core.db.repositories.api_keys import ApiKeyRepository
 from core.db.session import create_engine, create_session_factory, unit_of_work
 from tests.api.conftest import serve
 

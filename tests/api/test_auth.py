@@ -134,7 +134,7 @@ async def test_bootstrap_registration_is_idempotent_and_a_new_key_revokes_the_ol
         # the rest of the suite uses the original key: un-revoke its row (test-only repair)
         from sqlalchemy import update
 
-        from core.db.models import ApiKey
+        from core.auth.models import ApiKey
         from core.db.session import create_engine, create_session_factory, unit_of_work
 
         engine = create_engine(settings, pool_size=1, max_overflow=0)

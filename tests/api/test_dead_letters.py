@@ -175,7 +175,7 @@ async def test_replay_of_unknown_dead_letter_is_404(running: Running) -> None:
 
 
 async def test_replay_to_a_handler_not_subscribed_is_409(running: Running) -> None:
-    from core.db.repositories.dead_letters import DeadLetterRepository
+    from core.events.dead_letter_repository import DeadLetterRepository
 
     async with unit_of_work(running.app.state.session_factory) as session:
         dl_id = await DeadLetterRepository(session).add(
@@ -201,7 +201,7 @@ async def test_dead_letter_routes_need_the_admin_scope(running: Running, bus_set
 
 
 async def test_readings_ingested_reach_the_telemetry_handler(running: Running) -> None:
-    """The handlers of apps.agents.registry are wired into the API's bus (metrics counted from events)."""
+    """The handlers of core.runtime.handlers are wired into the API's bus (metrics counted from events)."""
     from core.observability.metrics import REGISTRY
 
     before = REGISTRY.get_sample_value("sm_bus_readings_ingested_total") or 0.0

@@ -10,7 +10,7 @@ test leaves down on purpose (MLflow: nothing listens on its port, so the ML rout
 seed, derandomized, no example database).
 
 A fuzzer must never make the platform deliver anything: the app's webhook/e-mail delivery worker is not started
-(``apps.agents.notification.start_worker`` is replaced for this module), and the test asserts that it never ran.
+(``core.notifications.agent.start_worker`` is replaced for this module), and the test asserts that it never ran.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from apps.agents import notification
 from apps.api.main import create_app
 from core.config import Settings, load_settings
+from core.notifications import agent as notification
 from tests.support.db import private_database
 from tests.support.servers import serve_app_in_thread
 

@@ -9,7 +9,7 @@ import pytest
 
 from apps.api.errors import PROBLEM_MEDIA_TYPE
 from core.config import Settings
-from core.db.repositories.health import migration_heads
+from core.observability.health_repository import migration_heads
 from core.observability.metrics import REGISTRY
 from tests.api.conftest import CLOSED_DB_URL, ClientFactory
 from tests.support.db import private_database

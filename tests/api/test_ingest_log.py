@@ -109,7 +109,7 @@ async def test_one_summary_line_with_the_counts_and_no_per_request_info_lines(
         "8 requests (2xx 6, 4xx 2, 5xx 0), readings 9 accepted, 5 duplicates, 1 rejected" in line["message"]
     )
     assert _ingest_access(json_logs) == []  # no per-request INFO line of ingest ...
-    assert [r for r in json_logs.records() if r["logger"] == "apps.agents.telemetry"] == []  # nor per event
+    assert [r for r in json_logs.records() if r["logger"] == "core.observability.agent"] == []  # nor per event
     health = [r for r in json_logs.records() if r["logger"] == ACCESS and r.get("path") == "/health"]
     assert [r["level"] for r in health] == ["INFO"]  # ... while other routes keep theirs
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from core.config import Settings, to_libpq_url
-from core.db.repositories.ingest import IngestRepository
 from core.db.session import create_engine, create_session_factory, unit_of_work
+from core.ingest.repository import IngestRepository
 from core.ingest.schemas import ValidReading
 from core.ingest.sensors import (
     Registration,

@@ -255,7 +255,7 @@ async def test_mlflow_unreachable(api: ClientFactory, ml_settings) -> None:
 
 
 async def test_check_drift_and_drift_status(api: ClientFactory, ml_settings) -> None:
-    from apps.agents.drift import DriftChecker
+    from core.ml.drift.agent import DriftChecker
 
     apps: list[Any] = []
     async with api(ml_settings, customize=apps.append) as client:

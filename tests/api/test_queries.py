@@ -17,9 +17,12 @@ import httpx
 import pytest
 from sqlalchemy import insert
 
+from core.alerts.models import Alert
+from core.anomaly.models import Anomaly
 from core.config import Settings
-from core.db.models import Alert, Anomaly, Asset, Sensor, SensorReading
 from core.db.session import create_engine, create_session_factory, unit_of_work
+from core.fleet.models import Asset, Sensor
+from core.readings.models import SensorReading
 from tests.api.auth_support import bootstrap_headers, create_key, serve_app
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)

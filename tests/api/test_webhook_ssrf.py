@@ -19,12 +19,12 @@ from sqlalchemy import text
 
 from apps.api.main import create_app
 from core.config import Settings
-from core.db.repositories.notifications import DeliveryRepository
 from core.db.session import unit_of_work
 from core.events.outbox import add_to_outbox
 from core.events.relay import after_commit
 from core.events.types import AlertRaised
 from core.notifications.destinations import system_resolver
+from core.notifications.repository import DeliveryRepository
 from tests.api.auth_support import bootstrap_headers, create_key
 from tests.api.conftest import serve
 from tests.support.events import wait_until

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
-from core.db.repositories.alerting import AlertingRepository
+from core.alerts.repository import AlertingRepository
 from tests.support.events import (  # noqa: F401 - fixtures
     events_database_url,
     events_settings,

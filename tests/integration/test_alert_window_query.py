@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.alerts.repository import READINGS_LOOKBACK_WINDOWS, AlertingRepository, Point
+from core.alerts.window_repository import UNBOUNDED_READINGS_SQL
 from core.config import Settings
-from core.db.repositories.alerting import READINGS_LOOKBACK_WINDOWS, AlertingRepository, Point
-from core.db.repositories.alerting_window import UNBOUNDED_READINGS_SQL
 from tests.support.db import session_factory_for
 
 #: The reference: one statement, no lower time bound on "the last n before first" (the query before issue 12, which

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from apps.agents.telemetry import HANDLER_NAME
 from core.events.types import ReadingsIngested
+from core.observability.agent import HANDLER_NAME
 from tests.support.cli import run_cli
 from tests.support.events import events_database_url, events_db  # noqa: F401  (fixtures)
 

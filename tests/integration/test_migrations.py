@@ -22,7 +22,7 @@ from sqlalchemy.pool import NullPool
 
 from core.config import to_async_url, to_libpq_url
 from core.db import timescale
-from core.db.models import Base
+from core.db.base import Base
 from tests.support.db import alembic_config, downgrade, upgrade
 
 METADATA_TABLES = set(Base.metadata.tables)

@@ -11,10 +11,11 @@ import pandas as pd
 from sqlalchemy import insert
 
 from core.config import Settings
-from core.db.models import Sensor, SensorReading
-from core.db.repositories.ml_serving import MlReadingsRepository
 from core.db.session import create_engine, create_session_factory, unit_of_work
-from core.ml.serving_service import _forecast_history, _model_frequency
+from core.fleet.models import Sensor
+from core.ml.serving.repository import MlReadingsRepository
+from core.ml.serving.service import _forecast_history, _model_frequency
+from core.readings.models import SensorReading
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
+from core.anomaly.reference_repository import ReferenceRepository
 from core.config import Settings
-from core.db.repositories.references import ReferenceRepository
 from core.db.session import create_engine, create_session_factory, unit_of_work
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)

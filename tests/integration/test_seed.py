@@ -14,8 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.config import load_settings
-from core.db.repositories.readings import ReadingRepository
 from core.db.session import create_engine, create_session_factory, unit_of_work
+from core.readings.repository import ReadingRepository
 from core.simulation import DEMO_SENSOR_IDS, generate_demo_fleet
 from core.simulation.export import READINGS_HEADER, export_from_generator
 from core.simulation.seed import CLIPPED_NOTE, seed_demo_fleet

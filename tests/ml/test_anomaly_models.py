@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.ml import anomaly_eval as ev
-from core.ml.anomaly_models import sensor_type_of
-from core.ml.anomaly_run import run_training
-from core.ml.anomaly_training import TrainConfig, train_type
+from core.ml.anomaly import evaluation as ev
+from core.ml.anomaly.models import sensor_type_of
+from core.ml.anomaly.run import run_training
+from core.ml.anomaly.training import TrainConfig, train_type
 
 START = pd.Timestamp("2026-10-30T00:00:00Z")
 
@@ -139,8 +139,8 @@ def test_the_model_is_stateless_with_a_level_only_warm_up(trained: tuple) -> Non
 
 
 def test_the_registry_finds_this_family_rule(trained: tuple) -> None:
-    from core.ml import anomaly_promotion as ap
-    from core.ml.registry import resolve_rule
+    from core.ml.anomaly import promotion as ap
+    from core.ml.registry.promotion import resolve_rule
 
     scorer = trained[3].scorer  # any object with the pyfunc's predict
     rule = resolve_rule("anomaly_temperature")
@@ -154,7 +154,7 @@ def test_the_registry_finds_this_family_rule(trained: tuple) -> None:
 
 
 def test_sensor_types_from_papermill_strings() -> None:
-    from core.ml.anomaly_run import parse_sensor_types
+    from core.ml.anomaly.run import parse_sensor_types
 
     assert parse_sensor_types("voltage") == ["voltage"]
     assert parse_sensor_types("temperature, voltage") == ["temperature", "voltage"]
@@ -220,7 +220,7 @@ def test_training_registers_a_model_the_agent_loads(tmp_path: Path) -> None:
 
     # the anomaly agent's loader and scoring path, with a batch shaped like the agent's (made champion by an
     # operator, the path that skips the evaluation)
-    from core.ml.registry import force_promote
+    from core.ml.registry.promotion import force_promote
 
     force_promote("anomaly_temperature", "1", tracking_uri=uri)
     registry = MlflowRegistry(uri)
@@ -235,8 +235,8 @@ def test_training_registers_a_model_the_agent_loads(tmp_path: Path) -> None:
     np.testing.assert_allclose(scores, expected["score"])
     assert flags.tolist() == expected["is_anomaly"].tolist()
     # the loaded model is what the promotion rule scores, on the series as the agent would see them
-    from core.ml.anomaly_promotion import model_flags
-    from core.ml.anomaly_run import promotion_data
+    from core.ml.anomaly.promotion import model_flags
+    from core.ml.anomaly.run import promotion_data
 
     flags = model_flags(model, promotion_data(result))
     assert flags.tolist() == model_flags(result.scorer, promotion_data(result)).tolist()
@@ -244,7 +244,7 @@ def test_training_registers_a_model_the_agent_loads(tmp_path: Path) -> None:
 
 
 def test_work_order_labels_are_scored_by_the_model_flags(trained: tuple) -> None:
-    from core.ml.anomaly_run import score_work_order_labels
+    from core.ml.anomaly.run import score_work_order_labels
 
     readings, _, _, result = trained
     at = START + pd.Timedelta(hours=21)  # row 252 of s-a lies in its +6σ step; s-b is normal there
@@ -275,9 +275,9 @@ def test_work_order_labels_are_scored_by_the_model_flags(trained: tuple) -> None
 def test_labels_and_their_readings_come_from_the_database(settings) -> None:  # type: ignore[no-untyped-def]
     import asyncio
 
-    from core.ml.anomaly_models import fit_scorer
-    from core.ml.anomaly_run import score_work_order_labels, work_order_labels
-    from core.ml.anomaly_training import TypeResult
+    from core.ml.anomaly.models import fit_scorer
+    from core.ml.anomaly.run import score_work_order_labels, work_order_labels
+    from core.ml.anomaly.training import TypeResult
     from tests.support.maintenance import connect, make_alert, make_plant
 
     start = pd.Timestamp("2026-11-20T00:00:00Z")
@@ -343,7 +343,7 @@ def test_labels_and_their_readings_come_from_the_database(settings) -> None:  # 
 def test_isolation_scores_equal_score_samples(max_features: float) -> None:
     from sklearn.ensemble import IsolationForest
 
-    from core.ml.anomaly_models import isolation_scores
+    from core.ml.anomaly.models import isolation_scores
 
     rng = np.random.default_rng(3)
     train = rng.normal(size=(400, 6))

@@ -1,4 +1,4 @@
-"""core.ml.anomaly_episodes / anomaly_promotion: episodes, alerts through the alerting engine, event recall and
+"""core.ml.anomaly.episodes / anomaly_promotion: episodes, alerts through the alerting engine, event recall and
 false alarms per sensor-day on hand-made series (exact numbers), the decision table, and promotion through a real
 MLflow registry (temporary sqlite store) against the ``robust_z`` baseline and against a champion."""
 
@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from mlflow.pyfunc import PythonModel
 
-from core.ml import anomaly_promotion as ap
-from core.ml.anomaly_episodes import evaluation_data
-from core.ml.eda_tracking import default_artifact_location
-from core.ml.mlflow_uris import fluent_uri
+from core.ml.anomaly import promotion as ap
+from core.ml.anomaly.episodes import evaluation_data
+from core.ml.eda.tracking import default_artifact_location
+from core.ml.registry.uris import fluent_uri
 
 T0 = pd.Timestamp("2026-11-01T00:00:00Z")
 STEP = pd.Timedelta(minutes=5)
@@ -237,7 +237,7 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def register(uri: str, name: str, model: PythonModel) -> str:
-    from core.ml.anomaly_run import model_signature
+    from core.ml.anomaly.run import model_signature
 
     with fluent_uri(uri):
         mlflow.set_experiment("promotion-test")
@@ -266,7 +266,7 @@ def fleet(step: float) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
     sensors["s-1"] = sensors["s-1"].copy()
     sensors["s-1"][220:250] += step
     readings = series(sensors)
-    from core.ml.anomaly_eval import split_times
+    from core.ml.anomaly.evaluation import split_times
 
     evaluated = split_times(readings["timestamp"]).labels(readings["timestamp"]) == "test"
     return readings, evaluated, faults(("s-1", "step", 220, 249))
@@ -331,7 +331,7 @@ def test_models_promote_uses_this_rule_on_the_committed_data(
     from typer.testing import CliRunner
 
     from apps.cli import app
-    from core.ml import registry
+    from core.ml.registry import promotion as registry
 
     name = "anomaly_temperature"  # the type's test split holds the sensor-001 drift (from 2026-10-31 11:35)
     silent = register(tracking_uri, name, WindowModel([]))
@@ -356,7 +356,7 @@ def test_models_promote_uses_this_rule_on_the_committed_data(
 # --- the committed demo data -------------------------------------------------------------------------------------
 def test_baseline_on_the_committed_demo_data() -> None:
     from core.ml import datasets
-    from core.ml.anomaly_eval import split_times
+    from core.ml.anomaly.evaluation import split_times
 
     readings = datasets.load_sensor_csv()
     truth = datasets.load_fault_labels()

@@ -1,5 +1,6 @@
-"""core/ml/drift.py: a shifted window and a spread change are drift, an unshifted one and an autocorrelated but
-stationary series are not; autocorrelation estimate, effective-size KS p-value, PSI on quantile bins."""
+"""core/ml/drift/statistics.py: a shifted window and a spread change are drift, an unshifted one and an
+autocorrelated but stationary series are not; autocorrelation estimate, effective-size KS p-value, PSI on quantile
+bins."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from core.ml.drift import (
+from core.ml.drift.statistics import (
     DriftThresholds,
     DriftWindows,
     autocorrelation,

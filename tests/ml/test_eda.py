@@ -1,4 +1,4 @@
-"""core.ml.eda, eda_plots and eda_tracking: summary numbers against independent pandas/numpy computations on the
+"""core.ml.eda (analysis, plots, tracking): summary numbers against independent pandas/numpy computations on the
 committed demo data, gap detection against the injected dropout, figures and the one MLflow run."""
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from core.ml import datasets, eda, eda_plots, eda_tracking
+from core.ml import datasets
+from core.ml.eda import analysis as eda
+from core.ml.eda import plots as eda_plots
+from core.ml.eda import tracking as eda_tracking
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PNG_BYTES = 100_000

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.ml.forecast_backtest import (
+from core.ml.forecast.backtest import (
     TEST,
     VALIDATION,
     Fold,
@@ -17,8 +17,8 @@ from core.ml.forecast_backtest import (
     make_folds,
     score_table,
 )
-from core.ml.forecast_features import LagFeatureConfig, feature_matrix, feature_row
-from core.ml.forecast_models import (
+from core.ml.forecast.features import LagFeatureConfig, feature_matrix, feature_row
+from core.ml.forecast.models import (
     PROMOTION_METRIC,
     SeasonalNaiveForecaster,
     infer_frequency,
@@ -26,8 +26,8 @@ from core.ml.forecast_models import (
     regular_series,
     season_steps,
 )
-from core.ml.forecast_tuning import candidate_specs, grid_configs, select_on_validation
-from core.ml.mlflow_uris import fluent_uri
+from core.ml.forecast.tuning import candidate_specs, grid_configs, select_on_validation
+from core.ml.registry.uris import fluent_uri
 
 FREQ = pd.Timedelta(minutes=5)
 SEASON = 288
@@ -256,7 +256,7 @@ def test_selection_refuses_test_folds() -> None:
 
 @pytest.mark.heavy_ml
 def test_tuning_chooses_on_validation_folds_only() -> None:
-    from core.ml.forecast_training import ForecastConfig, run_study
+    from core.ml.forecast.training import ForecastConfig, run_study
 
     readings = _readings({"vibration": 1}, n=2 * SEASON + 36)
     config = ForecastConfig(
@@ -297,7 +297,7 @@ def test_training_registers_a_model_that_honours_the_contract(tmp_path) -> None:
     import mlflow
     from mlflow import MlflowClient
 
-    from core.ml.forecast_training import ForecastConfig, run_forecast_training
+    from core.ml.forecast.training import ForecastConfig, run_forecast_training
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     readings = _readings({"vibration": 2}, n=SEASON + 60)
@@ -350,8 +350,8 @@ def test_training_registers_a_model_that_honours_the_contract(tmp_path) -> None:
     assert len(default) == 2 * config.horizon
 
     # the same model registered again does not displace the champion (it cannot beat itself by the margin)
-    from core.ml.forecast_pyfunc import ForecastModel, input_example, log_forecast_model
-    from core.ml.forecast_training import _promote
+    from core.ml.forecast.pyfunc import ForecastModel, input_example, log_forecast_model
+    from core.ml.forecast.training import _promote
 
     spec = run.study.chosen["vibration"]
     again = ForecastModel(spec.method, spec.params, FREQ.total_seconds(), "vibration", config.horizon)
@@ -369,8 +369,8 @@ def test_training_registers_a_model_that_honours_the_contract(tmp_path) -> None:
 
 @pytest.mark.heavy_ml
 def test_evaluate_for_promotion_scores_the_latest_fold_of_the_demo_data() -> None:
-    from core.ml.forecast_models import evaluate_for_promotion
-    from core.ml.forecast_pyfunc import ForecastModel
+    from core.ml.forecast.models import evaluate_for_promotion
+    from core.ml.forecast.pyfunc import ForecastModel
 
     class Wrapped:  # what a loaded PyFuncModel offers: predict(frame, params=...)
         def __init__(self, model: ForecastModel) -> None:

@@ -1,5 +1,5 @@
-"""core/ml/registry.py on a temporary sqlite MLflow store: promotion by evidence, aliases only, recorded decisions,
-listing and comparison, and the ``models`` CLI."""
+"""core/ml/registry/promotion.py on a temporary sqlite MLflow store: promotion by evidence, aliases only, recorded
+decisions, listing and comparison, and the ``models`` CLI."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from mlflow.pyfunc import PythonModel
 from typer.testing import CliRunner
 
-from core.ml import registry
-from core.ml.eda_tracking import default_artifact_location
-from core.ml.mlflow_uris import fluent_uri
+from core.ml.eda.tracking import default_artifact_location
+from core.ml.registry import promotion as registry
+from core.ml.registry.uris import fluent_uri
 
 X = np.linspace(0.0, 10.0, 50)
 Y = 2.0 * X  # the truth every candidate is evaluated against

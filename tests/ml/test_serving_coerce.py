@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from mlflow.models import infer_signature
 
-from core.ml.serving import LoadedModel, _schema_columns, coerce_numbers, records_frame
+from core.ml.serving.loader import LoadedModel, _schema_columns, coerce_numbers, records_frame
 
 
 class _Sum(mlflow.pyfunc.PythonModel):

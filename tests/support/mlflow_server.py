@@ -24,7 +24,7 @@ from mlflow.pyfunc import PythonModel
 
 from apps.cli.commands import mlflow_command, mlflow_environment
 from core.config import load_settings
-from core.ml.mlflow_uris import fluent_uri
+from core.ml.registry.uris import fluent_uri
 
 STARTUP_TIMEOUT_S = 240.0  # generous: the 2-core machine is shared (seen: > 90 s at load average 12)
 
@@ -169,7 +169,7 @@ def register_contract_model(
     from mlflow.models import infer_signature
 
     # MLflow's schema enforcement accepts only timezone-naive values in datetime columns: the signature and the
-    # example use naive UTC (the API converts aware input to naive UTC for such models, core/ml/serving.py)
+    # example use naive UTC (the API converts aware input to naive UTC for such models, core/ml/serving/loader.py)
     aware = example_readings()
     example = aware.assign(timestamp=aware["timestamp"].dt.tz_convert(None))
     output = python_model.predict(None, example, params)

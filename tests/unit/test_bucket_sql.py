@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.db.repositories.queries import (
+from core.readings.query_repository import (
     Agg,
     Bucket,
     BucketSource,

@@ -12,8 +12,8 @@ from apps.api.params import AssetIdPath, SensorIdPath
 from apps.api.security import AdminPrincipal, ReadPrincipal
 from core.fleet.schemas import AssetCreate, AssetUpdate, SensorCreate, SensorUpdate
 from core.fleet.service import FleetService
-from core.queries.schemas import AssetRead, SensorRead
-from core.queries.service import QueryService
+from core.readings.schemas import AssetRead, SensorRead
+from core.readings.service import QueryService
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=problem_responses(401, 403, 429))
 

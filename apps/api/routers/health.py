@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from apps.api.deps import EngineDep, SettingsDep, require_metrics_key
 from apps.api.errors import Problem, problem_responses
 from core.config import Settings
-from core.db.repositories.health import HealthRepository, migration_heads
 from core.errors import ServiceUnavailable
+from core.observability.health_repository import HealthRepository, migration_heads
 from core.observability.metrics import API_READY_CHECKS_TOTAL, DB_CHECK_LATENCY_SECONDS, REGISTRY
 
 router = APIRouter(tags=["ops"])

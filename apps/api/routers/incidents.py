@@ -21,7 +21,7 @@ from core.alerts.incident_schemas import (
     SensorReferenceRead,
 )
 from core.maintenance.schemas import MaintenanceTaskRead, TaskEvidence
-from core.queries.schemas import AlertRead
+from core.readings.schemas import AlertRead
 
 router = APIRouter(prefix="/api/v1", tags=["alerting"], responses=problem_responses(401, 403, 429))
 

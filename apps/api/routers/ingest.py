@@ -26,11 +26,11 @@ from apps.api.deps import get_session_factory
 from apps.api.errors import problem_responses
 from apps.api.security import IngestPrincipal
 from core.config import Settings
-from core.db.repositories.ingest import StoredResponse
 from core.db.session import unit_of_work
 from core.errors import PayloadTooLarge, UnsupportedMediaType
 from core.events.relay import after_commit
 from core.ingest.group_commit import GroupCommitter
+from core.ingest.repository import StoredResponse
 from core.ingest.schemas import (
     EXAMPLE_READING,
     MAX_BATCH_ITEMS,

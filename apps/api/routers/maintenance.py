@@ -12,8 +12,8 @@ from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
 from apps.api.params import AlertIdQuery, AssetIdQuery, Limit, Offset, SensorIdQuery, TextQuery, big_id_path
 from apps.api.security import AdminPrincipal, OperatePrincipal, ReadPrincipal
-from core.db.models import MaintenanceTask
-from core.db.repositories.maintenance import TaskFilters
+from core.maintenance.models import MaintenanceTask
+from core.maintenance.repository import TaskFilters
 from core.maintenance.schemas import (
     MaintenanceCompletionCreate,
     MaintenanceCompletionRead,

@@ -1,7 +1,7 @@
 """ML serving API (scope ``read``): registered models, predictions, forecasts, anomaly scores and drift.
 
-HTTP concerns only; the use cases are in ``core.ml.serving_service`` and the model cache in
-``core.ml.serving.ModelServer`` (one per app, created on first use: ``app.state.ml_server``).
+HTTP concerns only; the use cases are in ``core.ml.serving.service`` and the model cache in
+``core.ml.serving.loader.ModelServer`` (one per app, created on first use: ``app.state.ml_server``).
 """
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 
-from apps.agents.anomaly import baseline_config
 from apps.api.deps import SessionDep, SettingsDep
 from apps.api.errors import problem_responses
 from apps.api.params import TextQuery
 from apps.api.security import AdminPrincipal, require_scope
+from core.anomaly.agent import baseline_config
 from core.auth.keys import READ
-from core.ml import serving_service as service
-from core.ml.serving import ModelServer
-from core.ml.serving_schemas import (
+from core.ml.serving import service
+from core.ml.serving.loader import ModelServer
+from core.ml.serving.schemas import (
     CheckDriftRequest,
     CheckDriftResponse,
     DetectAnomalyRequest,

@@ -21,8 +21,8 @@ from apps.api.params import (
 )
 from apps.api.security import require_scope
 from core.auth.keys import READ
-from core.db.repositories.queries import Agg, Bucket
-from core.queries.schemas import (
+from core.readings.query_repository import Agg, Bucket
+from core.readings.schemas import (
     AlertPage,
     AlertSort,
     AnomalyPage,
@@ -34,7 +34,7 @@ from core.queries.schemas import (
     SensorRead,
     SensorSort,
 )
-from core.queries.service import QueryService
+from core.readings.service import QueryService
 
 router = APIRouter(
     prefix="/api/v1",

@@ -4,7 +4,8 @@
 (:func:`core.ml.ai4i.evaluation.cross_validate`: stratified 5-fold × 3, thresholds chosen in the training folds),
 scores the published limits on the same folds as a reference ceiling, picks the champion (best mean CV F1 among the
 learned models — never the rules), fits it on the development part of the fixed promotion split, reports its F1 on
-the held-out part, registers it as ``ai4i_failure_classifier`` and calls ``core.ml.registry.promote_if_better``.
+the held-out part, registers it as ``ai4i_failure_classifier`` and calls
+``core.ml.registry.promotion.promote_if_better``.
 MLflow: a parent run (experiment ``ai4i_gauntlet``) with one nested run per model/feature set, one for the
 published limits and one for the registered champion; figures go to ``output_dir/<source>/`` and the run; the
 summary is merged into ``summary_path`` under ``runs.<source>``.
@@ -123,7 +124,7 @@ def load_source(config: GauntletConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
             "generator_seed": config.seed,
         }
     else:
-        from core.ml.eda_tracking import file_sha256
+        from core.ml.eda.tracking import file_sha256
 
         path = resolve_path(config.data_path)
         frame = load_ai4i(path)  # a missing file: DatasetMissingError (the file, the folder, `make datasets`)

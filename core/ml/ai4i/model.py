@@ -139,7 +139,7 @@ def promotion_data() -> pd.DataFrame:
 
 
 def evaluate_for_promotion(model: PyFuncModel, model_name: str = MODEL_NAME) -> float:
-    """Registry evaluator (core.ml.registry): failure-class F1 on :func:`promotion_data` (higher is better)."""
+    """Registry evaluator (core.ml.registry.promotion): the F1 on :func:`promotion_data` (higher is better)."""
     return f1_on(model, promotion_data())
 
 

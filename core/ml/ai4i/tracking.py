@@ -1,7 +1,7 @@
 """MLflow logging of one gauntlet run (see :mod:`core.ml.ai4i.gauntlet`): a parent run ``ai4i-<source>`` in the
 experiment ``ai4i_gauntlet`` with nested runs per model/feature set (CV means/SDs, fold table), one for the
 published limits (reference) and one for the registered champion (``log_model`` + ``registered_model_name``),
-then ``core.ml.registry.promote_if_better`` evaluated on the held-out part already in memory."""
+then ``core.ml.registry.promotion.promote_if_better`` evaluated on the held-out part already in memory."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _experiment_id(uri: str) -> str:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from core.ml.eda_tracking import default_artifact_location
+    from core.ml.eda.tracking import default_artifact_location
 
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)
@@ -51,7 +51,7 @@ def _params(value: Any) -> str:
 
 def promote(version: str, held: pd.DataFrame, uri: str) -> dict[str, Any]:
     """promote_if_better with an evaluator over the held-out rows in memory (same data for both versions)."""
-    from core.ml.registry import promote_if_better  # lazy: owned by the serving engineer
+    from core.ml.registry.promotion import promote_if_better  # lazy: owned by the serving engineer
 
     decision = promote_if_better(
         MODEL_NAME,
@@ -77,8 +77,8 @@ def log_gauntlet(
     """Log everything; adds ``summary["registered"]`` (version and promotion decision, or None)."""
     import mlflow
 
-    from core.ml.eda_tracking import resolve_tracking_uri
-    from core.ml.mlflow_uris import point_fluent_api_at
+    from core.ml.eda.tracking import resolve_tracking_uri
+    from core.ml.registry.uris import point_fluent_api_at
 
     uri = resolve_tracking_uri(config.tracking_uri)
     point_fluent_api_at(uri)

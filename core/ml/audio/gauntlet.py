@@ -155,7 +155,7 @@ def build_figures(result: DatasetResult) -> dict[str, Figure]:
 
 
 def save_dataset_figures(result: DatasetResult, output_dir: str | PathLike[str]) -> list[Path]:
-    from core.ml.eda_plots import save_figures
+    from core.ml.eda.plots import save_figures
 
     figures = build_figures(result)
     paths = save_figures(figures, output_dir)

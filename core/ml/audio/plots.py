@@ -1,4 +1,4 @@
-"""Figures of the audio gauntlet (matplotlib, Agg; saved with :func:`core.ml.eda_plots.save_figures`)."""
+"""Figures of the audio gauntlet (matplotlib, Agg; saved with :func:`core.ml.eda.plots.save_figures`)."""
 
 from __future__ import annotations
 

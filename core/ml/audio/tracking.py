@@ -157,7 +157,7 @@ def _log_registered(result: DatasetResult, machine: str, metrics: Mapping[str, f
     client.set_model_version_tag(name, version, "sm.threshold", str(fitted.threshold))
     entry: dict[str, Any] = {"name": name, "version": version}
     if promote:
-        from core.ml.registry import promote_if_better
+        from core.ml.registry.promotion import promote_if_better
 
         decision = promote_if_better(
             name, version, evaluate=_evaluate_closure(result, machine), metric="auc", higher_is_better=True
@@ -179,17 +179,17 @@ def log_gauntlet(
 ) -> dict[str, Any]:
     """One parent run ``audio-gauntlet`` (params, figures, summary) with a nested run per dataset and model
     (params, AUC/pAUC per id, clip scores); the ``register_kind`` run of each dataset also logs and registers
-    the deployable model per machine and passes it to ``core.ml.registry.promote_if_better`` (evaluation: AUC
+    the deployable model per machine and passes it to ``core.ml.registry.promotion.promote_if_better`` (evaluation: AUC
     over the dataset's clips — the same clips for candidate and champion; for the MIMII layout the refitted
     model has seen the normal ones, so this is a relative check, the reported AUC is the cross-fitted one)."""
     import mlflow
 
-    from core.ml.eda_tracking import (
+    from core.ml.eda.tracking import (
         _get_or_create_experiment,
         default_artifact_location,
         resolve_tracking_uri,
     )
-    from core.ml.mlflow_uris import fluent_uri
+    from core.ml.registry.uris import fluent_uri
 
     uri = resolve_tracking_uri(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri=uri)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.ml.eda_plots import save_figures
+from core.ml.eda.plots import save_figures
 from core.ml.vibration.alarms import AlarmConfig
 from core.ml.vibration.bearings import IMS_RPM, REXNORD_ZA_2115, SKF_6205
 from core.ml.vibration.diagnosis import diagnose

@@ -12,8 +12,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from core.ml.eda_tracking import default_artifact_location, resolve_tracking_uri
-from core.ml.mlflow_uris import point_fluent_api_at
+from core.ml.eda.tracking import default_artifact_location, resolve_tracking_uri
+from core.ml.registry.uris import point_fluent_api_at
 from core.ml.vibration.features import FEATURE_COLUMNS
 from core.ml.vibration.models import VibrationDetector
 from core.ml.vibration.promotion import Evidence, heldout_ims_evidence, youden
@@ -145,7 +145,7 @@ class _InMemory:
 
 
 def _promote(name: str, version: str, heldout: Evidence, tracking_uri: str | None) -> dict[str, Any]:
-    from core.ml.registry import promote_if_better  # engineer D's module
+    from core.ml.registry.promotion import promote_if_better  # engineer D's module
 
     def evaluate(
         model: Any,

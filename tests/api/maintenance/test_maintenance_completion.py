@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 
-from apps.agents import scheduling
 from core.config import Settings
 from core.db.session import create_engine, create_session_factory
+from core.maintenance import agent as scheduling
 from core.observability.metrics import REGISTRY
 from tests.api.auth_support import MISSING_ID, Key, create_key
 from tests.support.cli import run_cli

@@ -22,7 +22,7 @@ from core.ml.ai4i.model import (
     input_example,
     log_and_register,
 )
-from core.ml.mlflow_uris import fluent_uri
+from core.ml.registry.uris import fluent_uri
 
 
 def _fit(frame: pd.DataFrame, n_estimators: int = 40) -> Ai4iFailureClassifier:
@@ -51,7 +51,7 @@ def test_promotion_contract_constants() -> None:
 
 
 def test_registry_finds_this_family_evaluator_by_prefix() -> None:
-    from core.ml.registry import resolve_evaluator
+    from core.ml.registry.promotion import resolve_evaluator
 
     _evaluate, metric, higher = resolve_evaluator(MODEL_NAME)
     assert (metric, higher) == PROMOTION_METRIC
@@ -111,7 +111,7 @@ def test_evaluate_for_promotion_scores_the_fixed_held_out_part(real_ai4i: pd.Dat
 
 @pytest.mark.heavy_ml
 def test_registry_promotes_only_a_better_version(generated_ai4i: pd.DataFrame, store: str) -> None:
-    from core.ml.registry import promote_if_better
+    from core.ml.registry.promotion import promote_if_better
 
     dev, held = holdout_split(generated_ai4i)
     uri, name = store, "ai4i_registry_test"

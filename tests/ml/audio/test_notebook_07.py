@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.config import PROJECT_ROOT
-from core.ml.mlflow_uris import fluent_uri
+from core.ml.registry.uris import fluent_uri
 from tests.support.notebooks import committed_parameters, imported_modules, missing_dataset_message
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "07_audio_gauntlet.ipynb"

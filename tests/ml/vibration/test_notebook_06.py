@@ -35,7 +35,7 @@ def test_papermill_small_mode(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
     from scipy.io import savemat
 
-    from core.ml.mlflow_uris import fluent_uri
+    from core.ml.registry.uris import fluent_uri
     from core.ml.vibration.simulator import simulate_signal
     from core.ml.vibration.tracking import evaluate_for_promotion
 

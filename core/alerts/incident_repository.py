@@ -1,0 +1,259 @@
+"""Incidents of assets, their timeline and the evidence of work orders (SQL only here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.alerts.incident_models import Incident, IncidentEvent
+from core.alerts.models import ALERT_UNRESOLVED_STATUSES, Alert
+from core.fleet.models import Sensor
+from core.maintenance.models import MaintenanceTask
+from core.maintenance.repository import ACTIVE_TASK_STATUSES
+
+_LOCK_SQL = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Whose incidents: an asset's, or those of a sensor without an asset."""
+
+    asset_id: int | None
+    sensor_id: str | None
+
+    @property
+    def key(self) -> str:
+        return f"incident:asset:{self.asset_id}" if self.asset_id is not None else f"incident:sensor:{self.sensor_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What an incident (and its work order) rests on."""
+
+    sensors: list[str]
+    rules: list[str]
+    alert_ids: list[int]
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+    peak_score: float | None
+    severity: str | None
+
+
+class IncidentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def lock(self, scope: Scope) -> None:
+        """Serialise the transactions deciding about one asset's incidents (until commit or rollback)."""
+        await self._session.execute(_LOCK_SQL, {"key": scope.key})
+
+    async def lock_incident(self, incident_id: int) -> Incident | None:
+        return await self._session.scalar(
+            select(Incident)
+            .where(Incident.id == incident_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+
+    def _scope_filter(self, scope: Scope) -> ColumnElement[bool]:
+        if scope.asset_id is not None:
+            return Incident.asset_id == scope.asset_id
+        return (Incident.sensor_id == scope.sensor_id) & Incident.asset_id.is_(None)
+
+    async def joinable(self, scope: Scope, resolved_since: datetime) -> Incident | None:
+        """The scope's open incident, else its latest incident resolved (not closed) with evidence at or after
+        ``resolved_since`` (the correlation window)."""
+        stmt = (
+            select(Incident)
+            .where(
+                self._scope_filter(scope),
+                (Incident.status == "open")
+                | ((Incident.status == "resolved") & (Incident.last_seen_at >= resolved_since)),
+            )
+            .order_by((Incident.status == "open").desc(), Incident.last_seen_at.desc(), Incident.id.desc())
+            .limit(1)
+            .execution_options(populate_existing=True)
+        )
+        return (await self._session.scalars(stmt)).first()
+
+    async def create(self, scope: Scope, *, severity: str, seen_at: datetime, peak_score: float | None) -> Incident:
+        row = (
+            await self._session.scalars(
+                insert(Incident)
+                .values(
+                    asset_id=scope.asset_id,
+                    sensor_id=scope.sensor_id if scope.asset_id is None else None,
+                    status="open",
+                    severity=severity,
+                    first_seen_at=seen_at,
+                    last_seen_at=seen_at,
+                    peak_score=peak_score,
+                    alert_count=0,
+                )
+                .returning(Incident)
+            )
+        ).one()
+        return row
+
+    async def update(self, incident_id: int, values: dict[str, Any]) -> None:
+        await self._session.execute(
+            update(Incident)
+            .where(Incident.id == incident_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def touch(self, incident_id: int, seen_at: datetime, peak_score: float | None) -> None:
+        """New evidence of an alert already in the incident: last seen (and peak score) move forward."""
+        values: dict[str, Any] = {"last_seen_at": func.greatest(Incident.last_seen_at, seen_at)}
+        if peak_score is not None:
+            values["peak_score"] = func.greatest(func.coalesce(Incident.peak_score, peak_score), peak_score)
+        await self.update(incident_id, values)
+
+    async def add_event(
+        self,
+        incident_id: int,
+        kind: str,
+        *,
+        event_at: datetime | None = None,
+        alert_id: int | None = None,
+        task_id: int | None = None,
+        note: str | None = None,
+    ) -> None:
+        await self._session.execute(
+            insert(IncidentEvent).values(
+                incident_id=incident_id,
+                kind=kind,
+                event_at=event_at,
+                alert_id=alert_id,
+                task_id=task_id,
+                note=note,
+            )
+        )
+
+    async def note_on_open_incident(
+        self, sensor_id: str, kind: str, *, event_at: datetime | None, note: str
+    ) -> int | None:
+        """Add a timeline entry to the open incident of the sensor's asset (or of the sensor, without an asset);
+        answers its id, None when there is none."""
+        asset_id = await self._session.scalar(select(Sensor.asset_id).where(Sensor.sensor_id == sensor_id))
+        scope = Scope(asset_id, sensor_id)
+        incident_id = await self._session.scalar(
+            select(Incident.id).where(self._scope_filter(scope), Incident.status == "open").limit(1)
+        )
+        if incident_id is not None:
+            await self.add_event(int(incident_id), kind, event_at=event_at, note=note)
+        return incident_id
+
+    async def unresolved_alerts(self, incident_id: int) -> list[int]:
+        rows = await self._session.scalars(
+            select(Alert.id).where(Alert.incident_id == incident_id, Alert.status.in_(ALERT_UNRESOLVED_STATUSES))
+        )
+        return list(rows)
+
+    async def active_task(self, incident_id: int) -> MaintenanceTask | None:
+        return (
+            await self._session.scalars(
+                select(MaintenanceTask)
+                .where(
+                    MaintenanceTask.incident_id == incident_id,
+                    MaintenanceTask.status.in_(ACTIVE_TASK_STATUSES),
+                )
+                .execution_options(populate_existing=True)
+            )
+        ).first()
+
+    # --- reads ------------------------------------------------------------------------------------------------
+    async def sensor_exists(self, sensor_id: str) -> bool:
+        return (await self._session.get(Sensor, sensor_id)) is not None
+
+    async def get(self, incident_id: int) -> Incident | None:
+        return await self._session.get(Incident, incident_id)
+
+    async def events(self, incident_id: int) -> Sequence[IncidentEvent]:
+        return (
+            await self._session.scalars(
+                select(IncidentEvent)
+                .where(IncidentEvent.incident_id == incident_id)
+                .order_by(IncidentEvent.at, IncidentEvent.id)
+            )
+        ).all()
+
+    async def alerts(self, incident_id: int) -> Sequence[Alert]:
+        return (
+            await self._session.scalars(
+                select(Alert).where(Alert.incident_id == incident_id).order_by(Alert.event_opened_at, Alert.id)
+            )
+        ).all()
+
+    async def tasks(self, incident_id: int) -> Sequence[MaintenanceTask]:
+        return (
+            await self._session.scalars(
+                select(MaintenanceTask).where(MaintenanceTask.incident_id == incident_id).order_by(MaintenanceTask.id)
+            )
+        ).all()
+
+    async def evidence(self, incident_ids: Sequence[int]) -> dict[int, Evidence]:
+        """Per incident: its alerts' sensors, rules and ids, first/last seen, peak score and severity."""
+        ids = sorted(set(incident_ids))
+        if not ids:
+            return {}
+        incidents = {
+            i.id: i for i in await self._session.scalars(select(Incident).where(Incident.id.in_(ids)))
+        }
+        rows = (
+            await self._session.execute(
+                select(Alert.incident_id, Alert.id, Alert.sensor_id, Alert.rule)
+                .where(Alert.incident_id.in_(ids))
+                .order_by(Alert.incident_id, Alert.event_opened_at, Alert.id)
+            )
+        ).all()
+        grouped: dict[int, list[tuple[int, str, str]]] = {i: [] for i in ids}
+        for incident_id, alert_id, sensor_id, rule in rows:
+            grouped[int(incident_id)].append((int(alert_id), sensor_id, rule))
+        out: dict[int, Evidence] = {}
+        for incident_id, alerts in grouped.items():
+            incident = incidents.get(incident_id)
+            out[incident_id] = Evidence(
+                sensors=list(dict.fromkeys(a[1] for a in alerts)),
+                rules=list(dict.fromkeys(a[2] for a in alerts)),
+                alert_ids=[a[0] for a in alerts],
+                first_seen_at=incident.first_seen_at if incident else None,
+                last_seen_at=incident.last_seen_at if incident else None,
+                peak_score=incident.peak_score if incident else None,
+                severity=incident.severity if incident else None,
+            )
+        return out
+
+    async def page(
+        self,
+        *,
+        status: str | None,
+        asset_id: int | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[Sequence[Incident], int]:
+        where: list[ColumnElement[bool]] = []
+        if status is not None:
+            where.append(Incident.status == status)
+        if asset_id is not None:
+            where.append(Incident.asset_id == asset_id)
+        total = (await self._session.execute(select(func.count()).select_from(Incident).where(*where))).scalar_one()
+        rows = (
+            await self._session.scalars(
+                select(Incident)
+                .where(*where)
+                .order_by(Incident.last_seen_at.desc(), Incident.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+        return rows, int(total)
+
+
+__all__ = ["ACTIVE_TASK_STATUSES", "Evidence", "IncidentRepository", "Scope"]

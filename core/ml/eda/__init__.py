@@ -1,0 +1,1 @@
+"""Exploratory data analysis of sensor readings: tables, figures and the MLflow run."""

@@ -1,0 +1,1 @@
+"""Model registry: MLflow URIs, registered-model listing and promotion on evidence."""
