@@ -41,9 +41,9 @@ import httpx
 import typer
 from rich.console import Console
 
-from apps.backtest.platform import LocalPlatform, deferred_signals, free_port, tail
+from apps.cli.backtest.platform import LocalPlatform, deferred_signals, free_port, tail
 from apps.cli.commands import cli
-from apps.cli.stack import _stop_group
+from apps.cli.stack_support import stop_group
 from core.config import PROJECT_ROOT, Settings, load_settings
 from core.simulation.simulated import FaultTiming
 from scripts.bench_alerts_report import Environment, print_tables, write_report
@@ -120,7 +120,7 @@ def train(platform: LocalPlatform, tracking_uri: str, plots: Path) -> Training:
     try:
         code = proc.wait()
     except BaseException:
-        _quietly(_stop_group, proc)()
+        _quietly(stop_group, proc)()
         raise
     training.wall_s = time.monotonic() - t0
     if code != 0:
@@ -245,7 +245,7 @@ def phases(
         if train_models:
             with deferred_signals():
                 proc, mlflow_url = launch_mlflow(temp)
-                stack.callback(_quietly(_stop_group, proc))
+                stack.callback(_quietly(stop_group, proc))
             wait_for_mlflow(proc, mlflow_url, temp / "mlflow.log")
             console.print(f"MLflow on {mlflow_url} (store in {temp})")
 

@@ -206,7 +206,7 @@ def method(config: BenchConfig, results: Sequence[PhaseResult]) -> str:
     first = results[0]
     return f"""\
 Produced by `make bench-alerts` (`scripts/bench_alerts.py`). Each phase runs on a fresh private platform
-(`apps/backtest/platform.py`: embedded PostgreSQL, `alembic upgrade head`, `python -m apps.cli serve-api` on
+(`apps/cli/backtest/platform.py`: embedded PostgreSQL, `alembic upgrade head`, `python -m apps.cli serve-api` on
 127.0.0.1 with one worker, the shipped alert rules and defaults; no-data check every 2 s, drift agent off):
 
 * **History**: the demo fleet seeded with `seed_demo_fleet(end=START)` (seed {config.seed}; 600 readings per sensor

@@ -3,7 +3,7 @@ platform, judged by :mod:`core.backtest.alert_quality`.
 
 :func:`run_phase`:
 
-1. ``LocalPlatform`` (``apps/backtest/platform.py``): embedded PostgreSQL, migrations, the API on a free loopback
+1. ``LocalPlatform`` (``apps/cli/backtest/platform.py``): embedded PostgreSQL, migrations, the API on a free loopback
    port; MLflow only when ``mlflow_uri`` answers (else the anomaly agent's statistical baseline).
 2. The demo fleet seeded with ``end = start`` (``seed_demo_fleet``): 600 readings per sensor at 5 min, so every
    sensor's healthy reference is learned from that history. The seed writes readings directly (no events reach
@@ -31,8 +31,8 @@ from typing import Any, TypeVar
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from apps.backtest.client import ApiError, PlatformClient
-from apps.backtest.platform import NO_MLFLOW, LocalPlatform, deferred_signals
+from apps.cli.backtest.client import ApiError, PlatformClient
+from apps.cli.backtest.platform import NO_MLFLOW, LocalPlatform, deferred_signals
 from core.backtest.alert_quality import (
     AlertRow,
     Episode,

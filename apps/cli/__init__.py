@@ -1,37 +1,31 @@
-"""``python -m apps.cli``: the one command-line entry point (local stack, servers, database, data)."""
+"""``python -m apps.cli``: the one command-line entry point (local stack, servers, database, data).
+
+This module only assembles: the typer ``app`` lives in ``apps/cli/app.py``; importing each command module
+registers its commands on it. The commands import their heavy modules lazily, so ``--help`` stays quick.
+"""
 
 from __future__ import annotations
 
 import typer
 
-app = typer.Typer(
-    name="smart-maintenance",
-    help="Smart Maintenance command line: run the stack, the servers, migrations and data jobs.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+from apps.cli import (  # noqa: F401  (imported for their side effect: each registers its commands on `app`)
+    datasets,
+    dead_letters,
+    diagnose,
+    ingest,
+    keys,
+    labels,
+    models,
+    notebook,
+    serve,
+    simulate,
+    stack,
+    stack_detached,
 )
+from apps.cli.app import app
+from apps.cli.backtest import command as backtest_command  # noqa: F401  (the `backtest` command)
 
-
-def _register() -> None:
-    from apps.cli import (  # noqa: F401  (modules register their commands on `app`)
-        backtest,
-        datasets,
-        dead_letters,
-        diagnose,
-        ingest,
-        keys,
-        labels,
-        models,
-        notebook,
-        serve,
-        simulate,
-        stack,
-        stack_detached,
-    )
-
-
-_register()
+__all__ = ["app", "main"]
 
 
 def main() -> None:

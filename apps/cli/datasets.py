@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from apps.cli import app
+from apps.cli.app import app
 
 
 def _rich_progress():  # a rich Progress, used as a context manager

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from apps.cli import app
+from apps.cli.app import app
 from apps.cli.common import bound_mlflow_client, cli_settings, in_transaction, require_database
 from core.config import Settings
 from core.errors import AppError

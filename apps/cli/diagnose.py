@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from apps.cli import app
+from apps.cli.app import app
 
 
 @app.command("diagnose-bearing")

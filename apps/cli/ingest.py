@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from apps.cli import app
+from apps.cli.app import app
 from apps.cli.common import cli_settings, require_database
 from core.config import Settings
 from core.ingest.schemas import DEFAULT_BACKFILL_BATCH_SIZE

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from apps.cli import app
+from apps.cli.app import app
 from apps.cli.common import cli_settings, in_transaction
 from core.config import Settings
 from core.errors import AppError

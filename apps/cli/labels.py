@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
-from apps.cli import app
+from apps.cli.app import app
 from apps.cli.common import cli_settings, in_transaction
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from apps.cli import app
+from apps.cli.app import app
 from apps.cli.common import cli_settings, require_mlflow, unreachable_message
 
 models_app = typer.Typer(

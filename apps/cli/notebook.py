@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 import typer
 
-from apps.cli import app
+from apps.cli.app import app
 from apps.cli.commands import cli, notebook_command
 from apps.cli.common import cli_settings
 from core.config import PROJECT_ROOT, Settings

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from apps.cli import app
+from apps.cli.app import app
 from apps.cli.commands import mlflow_command, mlflow_environment, ui_command
 from apps.cli.common import cli_settings, in_transaction
 from core.config import Settings

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from apps.cli import app
+from apps.cli.app import app
 from core.config import ConfigurationError, load_settings
 
 if TYPE_CHECKING:  # imported by the command (pandas, ~1 s): every other command of the CLI starts faster

@@ -5,7 +5,7 @@ Reading ``k`` (k = 1, 2, …) of every sensor is stamped ``start + k · cadence`
 live kinds and magnitudes, timed in simulated seconds (default: the first after 1 h, one every 90 min, each
 lasting 30 min). A history seeded with ``python -m apps.cli seed --end START`` is continued without a gap.
 Requests carry ``--batch-size`` readings at most (whole instants) and an ``Idempotency-Key``; failed requests are
-retried with backoff (``apps.backtest.client``). The last line is the same machine-readable summary as live mode.
+retried with backoff (``apps.cli.backtest.client``). The last line is the same machine-readable summary as live mode.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def simulate_history(
     batch_size: int,
 ) -> int:
     """Send the span; answers the exit status (0 sent, 1 the API failed, 2 bad options)."""
-    from apps.backtest.client import ApiError, PlatformClient
+    from apps.cli.backtest.client import ApiError, PlatformClient
 
     span_s = (hours if hours is not None else 24.0) * 3600.0
     defaults = FaultTiming()

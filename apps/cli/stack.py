@@ -28,17 +28,23 @@ from typing import Annotated, TextIO
 
 import httpx
 import typer
-from rich.console import Console
 
-from apps.cli import app
+from apps.cli.app import app
 from apps.cli.commands import cli, mlflow_command, ui_command
 from apps.cli.common import state_file
 from apps.cli.stack_explain import explain, not_healthy
-from core.config import PROJECT_ROOT, ConfigurationError, Settings, load_settings
+from apps.cli.stack_support import (
+    console,
+    log_tail,
+    print_keys,
+    rel_path,
+    running_pid,
+    settings_or_exit,
+    stop_group,
+)
+from core.config import PROJECT_ROOT, Settings
 
 __all__ = ["Stack", "mlflow_command", "ui_command"]
-
-console = Console(highlight=False)
 
 
 class StackError(RuntimeError):
@@ -73,12 +79,6 @@ def _port_busy(host: str, port: int) -> bool:
 def _url(host: str, port: int, path: str = "") -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     return f"http://{shown}:{port}{path}"
-
-
-def _tail(path: Path | None, lines: int = 25) -> str:
-    if path is None or not path.exists():
-        return ""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 class Stack:
@@ -140,7 +140,7 @@ class Stack:
             raise StackError(explain("database", text) + _embedded_hint(s.data_dir / "pg"), text) from None
         self.env["DATABASE_URL"] = self.embedded.url
         console.print(
-            f"[bold]database[/]  embedded PostgreSQL, data in {_rel(self.embedded.pgdata)} "
+            f"[bold]database[/]  embedded PostgreSQL, data in {rel_path(self.embedded.pgdata)} "
             f"({time.monotonic() - t0:.1f} s)"
         )
 
@@ -167,7 +167,7 @@ class Stack:
         t0 = time.monotonic()
         with console.status(f"starting {svc.name}"):
             _wait_healthy(svc, lambda: self._stopping)
-        console.print(f"[bold]{svc.name}[/]  ready ({time.monotonic() - t0:.1f} s), log {_rel(svc.log_path)}")
+        console.print(f"[bold]{svc.name}[/]  ready ({time.monotonic() - t0:.1f} s), log {rel_path(svc.log_path)}")
 
     # -- supervise and stop ----------------------------------------------------------------------------------
     def supervise(self) -> int:
@@ -175,10 +175,10 @@ class Stack:
             for svc in self.services:
                 code = svc.proc.poll() if svc.proc else None
                 if code is not None:
-                    tail = _tail(svc.log_path)
+                    tail = log_tail(svc.log_path)
                     console.print(tail, markup=False, highlight=False)
                     line = explain(
-                        svc.name, tail, exit_code=code, log=_rel(svc.log_path) if svc.log_path else None
+                        svc.name, tail, exit_code=code, log=rel_path(svc.log_path) if svc.log_path else None
                     )
                     console.print(f"{line} Stopping the stack.", style="red", markup=False, soft_wrap=True)
                     return 1
@@ -191,7 +191,7 @@ class Stack:
     def stop(self) -> None:
         for svc in reversed(self.services):
             if svc.proc:
-                _stop_group(svc.proc)
+                stop_group(svc.proc)
                 console.print(f"stopped {svc.name}")
             if svc._log:
                 svc._log.close()
@@ -200,36 +200,13 @@ class Stack:
             console.print("stopped embedded PostgreSQL")
 
 
-def _stop_group(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    """SIGTERM the server's whole process group (its workers too), then SIGKILL what is left after timeout."""
-    try:
-        pgid = os.getpgid(proc.pid)
-    except ProcessLookupError:
-        proc.wait()
-        return
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:  # the leader is gone; wait for the rest of its group
-                try:
-                    os.killpg(pgid, 0)
-                except ProcessLookupError:
-                    return
-            time.sleep(0.2)
-    proc.wait()
-
-
 def _wait_healthy(svc: Service, stopping: Callable[[], bool]) -> None:
     deadline = time.monotonic() + svc.timeout_s
     last = "no answer"
     while time.monotonic() < deadline and not stopping():
         if svc.proc and svc.proc.poll() is not None:
-            tail = _tail(svc.log_path)
-            log = _rel(svc.log_path) if svc.log_path else None
+            tail = log_tail(svc.log_path)
+            log = rel_path(svc.log_path) if svc.log_path else None
             raise StackError(explain(svc.name, tail, exit_code=svc.proc.returncode, log=log), tail)
         if svc.health_url is None:  # no port to ask: running until the deadline is healthy
             time.sleep(0.2)
@@ -246,8 +223,8 @@ def _wait_healthy(svc: Service, stopping: Callable[[], bool]) -> None:
         raise StackError("interrupted")
     if svc.health_url is None:
         return
-    tail = _tail(svc.log_path)
-    log = _rel(svc.log_path) if svc.log_path else None
+    tail = log_tail(svc.log_path)
+    log = rel_path(svc.log_path) if svc.log_path else None
     raise StackError(not_healthy(svc.name, svc.health_url, svc.timeout_s, last, tail, log), tail)
 
 
@@ -260,7 +237,7 @@ def _keys(settings: Settings) -> dict[str, str]:
 
 def _embedded_hint(pgdata: Path) -> str:
     log = pgdata / "postgresql.log"
-    return f" (embedded PostgreSQL, data in {_rel(pgdata)}" + (f", log {_rel(log)})" if log.exists() else ")")
+    return f" (embedded PostgreSQL, data in {rel_path(pgdata)}" + (f", log {rel_path(log)})" if log.exists() else ")")
 
 
 def _redact(url: str) -> str:
@@ -271,41 +248,11 @@ def _redact(url: str) -> str:
     return f"{scheme}{sep}{creds}{at}{host}"
 
 
-def _rel(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(PROJECT_ROOT))
-    except ValueError:
-        return str(path)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigurationError as exc:
-        console.print(str(exc))
-        raise typer.Exit(2) from None
-
-
 def _write_state(settings: Settings, status: str, **extra: object) -> None:
     path = state_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600, exist_ok=True)  # it may hold the database URL: readable by its owner only
     path.write_text(json.dumps({"pid": os.getpid(), "status": status, **extra}))
-
-
-def _running_pid(settings: Settings) -> int | None:
-    path = state_file(settings)
-    if not path.exists():
-        return None
-    try:
-        pid = int(json.loads(path.read_text())["pid"])
-        os.kill(pid, 0)
-    except (ValueError, KeyError, ProcessLookupError, json.JSONDecodeError):
-        path.unlink(missing_ok=True)
-        return None
-    except PermissionError:
-        pass
-    return pid
 
 
 def _detach(settings: Settings) -> int:
@@ -321,10 +268,10 @@ def up(
     ] = False,
 ) -> None:
     """Start the whole stack locally (embedded PostgreSQL when DATABASE_URL is unset). Ctrl-C stops it."""
-    settings = _settings()
+    settings = settings_or_exit()
     if detach:
         raise typer.Exit(_detach(settings))
-    existing = _running_pid(settings)
+    existing = running_pid(settings)
     if existing:
         console.print(f"[red]a stack is already running (pid {existing}); stop it with `make down`[/]")
         raise typer.Exit(1)
@@ -348,7 +295,7 @@ def up(
         console.print("[bold green]Smart Maintenance is up[/]")
         for name, url in urls.items():
             console.print(f"  {name:<7} {url}")
-        _print_keys(settings)
+        print_keys(settings)
         console.print("Press Ctrl-C to stop (or run `make down` from another shell).")
         code = stack.supervise()
     except StackError as exc:
@@ -362,25 +309,6 @@ def up(
         stack.stop()
         state_file(settings).unlink(missing_ok=True)
     raise typer.Exit(code)
-
-
-def _print_keys(settings: Settings) -> None:
-    """The keys of the banner: the bootstrap key's value only in development; the console's and the simulator's
-    own keys by setting and scopes (the API registered them at start-up)."""
-    from core.auth.keys import CONFIGURED_KEY_SPECS, CONSOLE_KEY_NAME, SIMULATOR_KEY_NAME
-    from core.config import Environment
-
-    if settings.env is Environment.development:
-        console.print(
-            f"  API key {settings.api_key.get_secret_value()}   (development key: header X-API-Key)"
-        )
-    else:
-        console.print("  API key SM_API_KEY (bootstrap key, all scopes; header X-API-Key)")
-    for name, role in ((CONSOLE_KEY_NAME, "console"), (SIMULATOR_KEY_NAME, "simulator")):
-        if name == SIMULATOR_KEY_NAME and not settings.demo:
-            continue
-        setting, scopes = CONFIGURED_KEY_SPECS[name]
-        console.print(f"  {role:<9} uses its own key {setting} (scopes {','.join(scopes)})")
 
 
 if __name__ == "__main__":  # pragma: no cover

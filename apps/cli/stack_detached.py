@@ -11,16 +11,16 @@ from typing import Annotated
 
 import typer
 
-from apps.cli import app
+from apps.cli.app import app
 from apps.cli.commands import cli
 from apps.cli.common import state_file
-from apps.cli.stack import _print_keys, _rel, _running_pid, _settings, _tail, console
+from apps.cli.stack_support import console, log_tail, print_keys, rel_path, running_pid, settings_or_exit
 from core.config import PROJECT_ROOT, Settings
 
 
 def detach(settings: Settings) -> int:
     """``up --detach``: start ``up`` in a new session, wait until it reports ready (or failed), print the banner."""
-    if pid := _running_pid(settings):
+    if pid := running_pid(settings):
         console.print(f"a stack is already running (pid {pid})")
         return 1
     settings.log_dir.mkdir(parents=True, exist_ok=True)
@@ -32,7 +32,7 @@ def detach(settings: Settings) -> int:
     with console.status("starting the stack in the background"):
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                console.print(f"[red]the stack failed to start[/]; see {_rel(log_path)}:\n{_tail(log_path)}")
+                console.print(f"[red]the stack failed to start[/]; see {rel_path(log_path)}:\n{log_tail(log_path)}")
                 return 1
             path = state_file(settings)
             if path.exists():
@@ -40,20 +40,20 @@ def detach(settings: Settings) -> int:
                 if state.get("status") == "ready":
                     for name, url in state["urls"].items():
                         console.print(f"  {name:<7} {url}")
-                    _print_keys(settings)
-                    console.print(f"running in the background (pid {proc.pid}, log {_rel(log_path)}); "
+                    print_keys(settings)
+                    console.print(f"running in the background (pid {proc.pid}, log {rel_path(log_path)}); "
                                   "stop it with `make down`")  # fmt: skip
                     return 0
             time.sleep(0.5)
-    console.print(f"[red]the stack did not become ready in time[/]; see {_rel(log_path)}")
+    console.print(f"[red]the stack did not become ready in time[/]; see {rel_path(log_path)}")
     return 1
 
 
 @app.command("down")
 def down(timeout: Annotated[float, typer.Option(help="seconds to wait for a clean stop")] = 60.0) -> None:
     """Stop a stack started in the background (``make up-detached``) or in another shell."""
-    settings = _settings()
-    pid = _running_pid(settings)
+    settings = settings_or_exit()
+    pid = running_pid(settings)
     if pid is None:
         console.print("no stack is running")
         return

@@ -1,7 +1,7 @@
 """Back-test: replay a plant's own history (a wide CSV) through the platform and report what it would have done.
 
-Pure logic only (no HTTP, no processes); ``apps/backtest`` runs it against a platform and ``apps/cli/backtest.py``
-is the command (``python -m apps.cli backtest``, docs/architecture/backtest.md).
+Pure logic only (no HTTP, no processes); ``apps/cli/backtest/`` runs it against a platform and holds the command
+(``python -m apps.cli backtest``, docs/architecture/backtest.md).
 
 * ``core.backtest.specs``    — the command-line specs: column selection, asset pattern, sensor types, time zone;
   the plan of sensors (id, asset, type, unit) per selected column.

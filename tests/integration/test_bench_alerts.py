@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from apps.backtest.platform import LocalPlatform
+from apps.cli.backtest.platform import LocalPlatform
 from core.backtest.alert_quality import outcome_for
 from core.config import load_settings
 from core.simulation.simulated import FaultTiming

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from apps.backtest.client import ApiError, PlatformClient, SetupConflict
-from apps.backtest.platform import deferred_signals, retention_days
-from apps.backtest.runner import Options, Run, SettleTimeout
+from apps.cli.backtest.client import ApiError, PlatformClient, SetupConflict
+from apps.cli.backtest.platform import deferred_signals, retention_days
+from apps.cli.backtest.runner import Options, Run, SettleTimeout
 from core.backtest.frame import ReplayFrame
 from core.backtest.specs import SensorPlan
 

@@ -19,8 +19,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from apps.backtest.client import ApiError, PlatformClient, SetupConflict
-from apps.backtest.render import render_report
+from apps.cli.backtest.client import ApiError, PlatformClient, SetupConflict
+from apps.cli.backtest.render import render_report
 from core.backtest.frame import ReplayFrame, batches, check_batch_size, load_frame, read_header
 from core.backtest.plot import plot_backtest
 from core.backtest.report import build_report, missing_fields

@@ -42,7 +42,7 @@ from typing import BinaryIO, Self
 import httpx
 
 from apps.cli.commands import cli
-from apps.cli.stack import _stop_group
+from apps.cli.stack_support import stop_group
 from core.config import PROJECT_ROOT, Settings
 
 READY_TIMEOUT_S = 90.0
@@ -214,7 +214,7 @@ class LocalPlatform:
         with deferred_signals(reraise=False):
             try:
                 if self.proc is not None:
-                    _stop_group(self.proc)
+                    stop_group(self.proc)
                     self.proc = None
             finally:
                 if self._log is not None:

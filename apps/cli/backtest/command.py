@@ -1,5 +1,6 @@
 """``backtest``: replay a wide CSV of a plant's history through the platform and report what it would have done
-(logic in ``core.backtest``, the run in ``apps.backtest``; docs/architecture/backtest.md)."""
+(logic in ``core.backtest``, the run in this package: ``platform``, ``client``, ``runner``, ``render``;
+docs/architecture/backtest.md)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from apps.cli import app
+from apps.cli.app import app
 
 if (
     TYPE_CHECKING
 ):  # the command imports them lazily (pandas, httpx, rich): `python -m apps.cli --help` stays quick
     from rich.console import Console
 
-    from apps.backtest.runner import Options
+    from apps.cli.backtest.runner import Options
     from core.backtest.frame import ReplayFrame
 
 EXAMPLE = (
@@ -111,7 +112,7 @@ def backtest(
     from rich.console import Console
     from rich.markup import escape
 
-    from apps.backtest.runner import Options, prepare
+    from apps.cli.backtest.runner import Options, prepare
     from apps.cli.common import Unreachable, probe_http
     from core.backtest.specs import BacktestInputError
 
@@ -146,9 +147,9 @@ def backtest(
 def _run(options: Options, frame: ReplayFrame, console: Console) -> int:
     from rich.markup import escape
 
-    from apps.backtest.client import ApiError, PlatformClient, SetupConflict
-    from apps.backtest.platform import LocalPlatform, PlatformError, tail
-    from apps.backtest.runner import Run, SettleTimeout, oldest
+    from apps.cli.backtest.client import ApiError, PlatformClient, SetupConflict
+    from apps.cli.backtest.platform import LocalPlatform, PlatformError, tail
+    from apps.cli.backtest.runner import Run, SettleTimeout, oldest
     from core.config import ConfigurationError, load_settings
 
     try:
