@@ -145,8 +145,10 @@ bench-ui: install ## console timings: 15 sensors x 30 days of 1-minute data, eve
 ui-screenshots: install browser ## screenshots of the fleet page and the sensor explorer of a running `make up` stack -> docs/ui/
 	$(PY) scripts/ui_screenshots.py
 
-lint: install ## ruff with the rule set of pyproject.toml (pycodestyle, pyflakes, isort, bugbear, comprehensions, pyupgrade, blind except, unused noqa, simplify) on the whole tree, notebooks included
+lint: install ## ruff (rules in pyproject.toml) on the whole tree, notebooks included; mypy on core (strict) and apps; the import contracts (lint-imports)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean: ## remove the virtualenv and caches (keeps .data/ and logs/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache
