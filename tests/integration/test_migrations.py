@@ -22,7 +22,7 @@ from sqlalchemy.pool import NullPool
 
 from core.config import to_async_url, to_libpq_url
 from core.db import timescale
-from core.db.base import Base
+from core.models import Base  # every table registered (core.models imports each domain's models)
 from tests.support.db import alembic_config, downgrade, upgrade
 
 METADATA_TABLES = set(Base.metadata.tables)
