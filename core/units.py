@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, SupportsFloat
 
 if TYPE_CHECKING:
     import numpy as np
@@ -169,11 +169,11 @@ class Conversion:
 IDENTITY = Conversion(1.0, 0.0)
 
 
-_registry: list[UnitRegistry] = []
+_registry: list[UnitRegistry[Any]] = []
 _registry_lock = threading.Lock()
 
 
-def registry() -> UnitRegistry:
+def registry() -> UnitRegistry[Any]:
     """The platform's one pint registry (created on first use, once even across threads; pint is imported then).
 
     Units of two registries cannot be combined, so there must never be a second one.
@@ -223,16 +223,23 @@ def _parse(unit: str) -> _Parsed | None:
     ureg = registry()
     try:
         parsed = ureg.parse_units(expression)
-        factor, base = ureg.get_base_units(parsed)
+        raw_factor, base = ureg.get_base_units(parsed)
         offset = float(ureg.Quantity(0.0, parsed).to(base).magnitude)
     except Exception:  # noqa: BLE001 - pint's parser raises many kinds (syntax, undefined, offset calculus)
         return None
     exponents = dict(base._units)  # UnitsContainer: base unit name → exponent
-    dimension = (parsed.dimensionality, tuple(float(exponents.get(a, 0)) for a in _ANGLE_UNITS))
-    factor = float(factor)
+    dimension = (parsed.dimensionality, tuple(_real(exponents.get(a, 0)) for a in _ANGLE_UNITS))
+    factor = _real(raw_factor)
     if not (math.isfinite(factor) and factor != 0.0 and math.isfinite(offset)):
         return None
     return _Parsed(parsed, dimension, factor, offset)
+
+
+def _real(value: object) -> float:
+    """``float(value)`` for pint's factors and exponents, which it types as any number (complex included)."""
+    if not isinstance(value, SupportsFloat):
+        raise TypeError(f"not a real number: {value!r}")
+    return float(value)
 
 
 def _verified(src: _Parsed, dst: _Parsed, conversion: Conversion) -> bool:

@@ -215,7 +215,8 @@ class IncidentRepository:
         ).all()
         grouped: dict[int, list[tuple[int, str, str]]] = {i: [] for i in ids}
         for incident_id, alert_id, sensor_id, rule in rows:
-            grouped[int(incident_id)].append((int(alert_id), sensor_id, rule))
+            assert incident_id is not None  # the query selects alerts of these incidents only
+            grouped[incident_id].append((int(alert_id), sensor_id, rule))
         out: dict[int, Evidence] = {}
         for incident_id, alerts in grouped.items():
             incident = incidents.get(incident_id)

@@ -135,14 +135,14 @@ class AnomalyDetector:
             )
             for a in stored
         ]
-        scored = ReadingsScored(
+        readings_scored = ReadingsScored(
             sensor_ids=sorted({r.sensor_id for r in readings}),
             count=len(readings),
             first_timestamp=min(r.timestamp for r in readings),
             last_timestamp=max(r.timestamp for r in readings),
             backfill=event.backfill,
         )
-        await add_many_to_outbox(session, [*events, scored])
+        await add_many_to_outbox(session, [*events, readings_scored])
         for anomaly_event in events:
             ANOMALY_DETECTED_TOTAL.labels(method=anomaly_event.method).inc()
         if events:

@@ -119,12 +119,14 @@ class ReferenceRepository:
         else:
             sensors = [sensor_id] if sensor_id is not None else []
         current = await self.current(sensors)
-        latest = dict((await self._session.execute(_LAST_READING_SQL, {"ids": sensors})).all())
+        rows = (await self._session.execute(_LAST_READING_SQL, {"ids": sensors})).all()
+        latest: dict[str, datetime | None] = dict(rows)
         started = []
         for sid in sorted(sensors):
             held = current.get(sid)
             previous = held.median if held is not None and held.status == "ready" else None
-            start = latest[sid] + timedelta(microseconds=1) if latest.get(sid) is not None else at
+            last = latest.get(sid)
+            start = last + timedelta(microseconds=1) if last is not None else at
             if await self.start(sid, kind=kind, started_at=start, reason=reason, previous_median=previous):
                 started.append(sid)
         return started

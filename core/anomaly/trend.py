@@ -51,7 +51,8 @@ def flags(e: np.ndarray, threshold: float, direction: str) -> np.ndarray:
         return e >= threshold
     if direction == "down":
         return e <= -threshold
-    return np.abs(e) >= threshold
+    magnitude: np.ndarray = np.abs(e)
+    return magnitude >= threshold
 
 
 def score(

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
+from limits.aio.storage import Storage as AsyncStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
@@ -65,8 +66,11 @@ class KeyRateLimiter:
             and importlib.util.find_spec("coredis") is None
         ):
             options["implementation"] = "redispy"
-        self.storage = storage_from_string(uri, **options)
-        self.strategy = SlidingWindowCounterRateLimiter(self.storage)  # type: ignore[arg-type]
+        storage = storage_from_string(uri, **options)
+        if not isinstance(storage, AsyncStorage):  # the async+ scheme gives one; the factory types either kind
+            raise ValueError(f"not an asyncio rate-limit storage: {uri}")
+        self.storage = storage
+        self.strategy = SlidingWindowCounterRateLimiter(self.storage)
 
     @classmethod
     def from_settings(

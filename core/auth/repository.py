@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,16 +64,16 @@ class ApiKeyRepository:
             .values(last_used_at=func.now())
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(cast("CursorResult[Any]", result).rowcount)  # an UPDATE's result is a CursorResult
 
     async def upsert_bootstrap(self, *, name: str, key_hash: str, scopes: Sequence[str]) -> ApiKey:
         """Insert the bootstrap key or refresh its name and scopes; an existing ``revoked_at`` is kept."""
         stmt = insert(ApiKey).values(name=name, key_hash=key_hash, scopes=list(scopes))
-        stmt = stmt.on_conflict_do_update(
+        upsert = stmt.on_conflict_do_update(
             index_elements=[ApiKey.key_hash],
             set_={"name": stmt.excluded.name, "scopes": stmt.excluded.scopes},
         ).returning(ApiKey)
-        result = await self._session.execute(stmt.execution_options(populate_existing=True))
+        result = await self._session.execute(upsert.execution_options(populate_existing=True))
         return result.scalar_one()
 
     async def revoke_named_except(self, *, name: str, key_hash: str) -> list[int]:

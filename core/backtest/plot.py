@@ -89,7 +89,9 @@ def plot_backtest(
 def _num(when: datetime | None) -> Any:
     import matplotlib.dates as mdates
 
-    return mdates.date2num(when) if when is not None else np.nan
+    if when is None:
+        return np.nan
+    return mdates.date2num(when)  # type: ignore[no-untyped-call]  # matplotlib leaves date2num unannotated
 
 
 __all__ = ["plot_backtest"]

@@ -117,10 +117,10 @@ def build_report(
 
     alert_times: dict[str, list[datetime | None]] = {s: [] for s in sensors}
     for alert in _unique(alerts):
-        sensor_id = alert.get("sensor_id")
+        alert_sensor = alert.get("sensor_id")
         opened = parse_time(alert.get("event_opened_at"))
-        if sensor_id in alert_times and _within(opened, start, end):
-            alert_times[sensor_id].append(opened)
+        if alert_sensor in alert_times and _within(opened, start, end):
+            alert_times[alert_sensor].append(opened)
 
     orders: list[dict[str, Any]] = []
     order_times: dict[str, list[datetime | None]] = {s: [] for s in sensors}

@@ -31,7 +31,8 @@ _cache: dict[str, tuple[float, Capabilities]] = {}
 async def capabilities(session: AsyncSession) -> Capabilities:
     """The capabilities of the session's database (cached per database URL for ``CAPABILITIES_TTL_S``)."""
     assert session.bind is not None
-    key = session.bind.url.render_as_string(hide_password=True)
+    # sync_engine: the bind may be an AsyncEngine or an AsyncConnection (which has no url of its own)
+    key = session.bind.sync_engine.url.render_as_string(hide_password=True)
     cached = _cache.get(key)
     now = time.monotonic()
     if cached is not None and now - cached[0] < CAPABILITIES_TTL_S:

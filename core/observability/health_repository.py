@@ -36,9 +36,10 @@ class HealthRepository:
 
     async def timescaledb_version(self) -> str | None:
         """Installed TimescaleDB extension version, or None when the extension is not installed."""
-        return await self._conn.scalar(
+        version: str | None = await self._conn.scalar(
             text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
         )
+        return version
 
 
 @lru_cache(maxsize=4)

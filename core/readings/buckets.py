@@ -38,7 +38,8 @@ class Agg(StrEnum):
     avg = "avg"
     min = "min"
     max = "max"
-    count = "count"
+    # The API's ``agg=count``; an enum member may shadow ``str.count``, mypy reads it as an override (mypy#14494).
+    count = "count"  # type: ignore[assignment]
 
 
 class BucketSource(StrEnum):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from itertools import islice
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from sqlalchemy import func, select, text
+from sqlalchemy import TextClause, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.fleet.models import Sensor
@@ -28,7 +28,7 @@ UNNEST_SOURCE = """
 """
 
 
-def insert_readings_sql(source: str, *, keys: bool) -> Any:
+def insert_readings_sql(source: str, *, keys: bool) -> TextClause:
     """``INSERT … {source} ON CONFLICT DO NOTHING`` answering either the inserted keys or one summary row
     (count, first and last timestamp, sensors)."""
     summary = (
@@ -110,7 +110,7 @@ class ReadingRepository:
                 "units": list(columns[3]),
                 "qualities": [None if q is None else float(q) for q in columns[4]],
             }
-            inserted += (await self._session.execute(_INSERT_SQL, params)).first()[0]
+            inserted += (await self._session.execute(_INSERT_SQL, params)).one()[0]  # the summary row
         return inserted
 
     async def count_by_sensor(

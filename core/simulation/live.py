@@ -36,10 +36,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.simulation.catalogue import DEMO_SENSORS, PROFILES, SensorSpec, SensorTypeProfile
+
+if TYPE_CHECKING:
+    import httpx
 
 INGEST_PATH = "/api/v1/data/ingest"
 LIVE_FAULT_KINDS: tuple[str, ...] = ("drift", "spike", "stuck", "vibration")
@@ -51,6 +55,8 @@ FAULT_TYPES: dict[str, tuple[str, ...]] = {
 }
 FAULT_MAGNITUDE: dict[str, float] = {"drift": 40.0, "spike": 35.0, "stuck": 0.0, "vibration": 8.0}
 SPIKE_EVERY = 5
+#: One item of the ingest API's JSON body: ``sensor_id``, ``timestamp`` (ISO 8601), ``value``, ``unit``, ``quality``.
+IngestItem = dict[str, Any]
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$", re.IGNORECASE)
 _UNIT_S = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
@@ -251,7 +257,7 @@ class FatalSendError(RuntimeError):
 
 
 def backoff_s(attempt: int, base: float = 0.5, cap: float = 10.0) -> float:
-    return min(cap, base * 2 ** max(0, attempt - 1))
+    return min(cap, base * 2.0 ** max(0, attempt - 1))
 
 
 def _reason(text: str) -> str:
@@ -273,7 +279,7 @@ class LiveSimulator:
         batch_size: int = 1000,
         senders: int = 4,
         tick_s: float = 0.1,
-        client: object | None = None,
+        client: httpx.AsyncClient | None = None,
         on_log: Callable[[str], None] | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
@@ -290,16 +296,16 @@ class LiveSimulator:
         self.t0 = datetime.now(UTC)
         self._client = client
         self._stop = asyncio.Event()
-        self._queue: asyncio.Queue[list[dict]] = asyncio.Queue()
+        self._queue: asyncio.Queue[list[IngestItem]] = asyncio.Queue()
         self._log = on_log or (lambda _msg: None)
         self.fatal: str | None = None
 
     def stop(self) -> None:
         self._stop.set()
 
-    def due(self, elapsed: float) -> list[dict]:
+    def due(self, elapsed: float) -> list[IngestItem]:
         """The readings due at ``elapsed`` seconds that were not generated yet (all sensors)."""
-        out: list[dict] = []
+        out: list[IngestItem] = []
         target = due_count(elapsed, self.period)
         for sensor in self.live:
             while sensor.index < target:
@@ -311,7 +317,7 @@ class LiveSimulator:
         out.sort(key=lambda r: r["timestamp"])
         return out
 
-    async def _post(self, client, batch: list[dict]) -> None:
+    async def _post(self, client: httpx.AsyncClient, batch: list[IngestItem]) -> None:
         import httpx
 
         attempt = 0
@@ -349,7 +355,7 @@ class LiveSimulator:
                 raise asyncio.CancelledError
             await asyncio.sleep(wait)
 
-    async def _sender(self, client) -> None:
+    async def _sender(self, client: httpx.AsyncClient) -> None:
         while True:
             batch = await self._queue.get()
             try:
@@ -396,7 +402,7 @@ class LiveSimulator:
                 await client.aclose()
         return self.stats
 
-    def _enqueue(self, readings: list[dict]) -> None:
+    def _enqueue(self, readings: list[IngestItem]) -> None:
         self.stats.generated += len(readings)
         for i in range(0, len(readings), self.batch_size):
             self._queue.put_nowait(readings[i : i + self.batch_size])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import delete, insert, select, tuple_
+from sqlalchemy import CursorResult, delete, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.simulation.models import InjectedFault
@@ -65,7 +65,7 @@ class FaultRepository:
         result = await self._session.execute(
             delete(InjectedFault).where(InjectedFault.sensor_id.in_(list(sensor_ids)))
         )
-        return result.rowcount or 0
+        return cast("CursorResult[Any]", result).rowcount or 0  # a DELETE's result is a CursorResult
 
     async def list_for_sensors(self, sensor_ids: Sequence[str] | None = None) -> list[InjectedFault]:
         """Fault records sorted by sensor, start time and kind."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -116,19 +117,20 @@ async def seed_demo_fleet(
         end = end.replace(tzinfo=UTC)  # command lines give naive times; they mean UTC
     fleet = generate_demo_fleet(end, seed=seed, readings_per_sensor=readings_per_sensor, interval=interval)
     readings = ReadingRepository(session)
-    report = {
-        "end": fleet.end,
-        "seed": seed,
-        "assets": len(fleet.assets),
-        "sensors": len(fleet.sensors),
-        "sensor_types": len({s.type for s in fleet.sensors}),
-        "readings_generated": len(fleet.readings),
-        "faults_generated": len(fleet.faults),
-    }
+    report = partial(  # the report's generated figures; what was stored is added below
+        SeedReport,
+        end=fleet.end,
+        seed=seed,
+        assets=len(fleet.assets),
+        sensors=len(fleet.sensors),
+        sensor_types=len({s.type for s in fleet.sensors}),
+        readings_generated=len(fleet.readings),
+        faults_generated=len(fleet.faults),
+    )
 
     stored = await readings.count_by_sensor(DEMO_SENSOR_IDS, at_most=readings_per_sensor)
     if not force and all(stored.get(sensor_id, 0) >= readings_per_sensor for sensor_id in DEMO_SENSOR_IDS):
-        return SeedReport(skipped=True, sensors_created=0, readings_inserted=0, faults_recorded=0, **report)
+        return report(skipped=True, sensors_created=0, readings_inserted=0, faults_recorded=0)
 
     fleet_repo = FleetRepository(session)
     asset_ids, _ = await fleet_repo.upsert_assets(fleet.assets)
@@ -142,10 +144,4 @@ async def seed_demo_fleet(
     inserted = await readings.insert_many(_reading_rows(fleet, latest))
     recorded = await FaultRepository(session).replace(faults_after(fleet, latest))
     await session.flush()
-    return SeedReport(
-        skipped=False,
-        sensors_created=sensors.created,
-        readings_inserted=inserted,
-        faults_recorded=recorded,
-        **report,
-    )
+    return report(skipped=False, sensors_created=sensors.created, readings_inserted=inserted, faults_recorded=recorded)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from core.simulation.catalogue import DEMO_SENSORS, SensorSpec
-from core.simulation.live import FAULT_TYPES, LiveFault, LiveSensor, fault_schedule
+from core.simulation.live import FAULT_TYPES, IngestItem, LiveFault, LiveSensor, fault_schedule
 
 DEFAULT_CADENCE_S = 10.0
 DEFAULT_SEED = 42
@@ -126,11 +126,11 @@ class SimulatedFleet:
         elapsed = (moment - self.start).total_seconds()
         return max(0, min(self.steps, math.floor(elapsed / self.cadence_s + 1e-9)))
 
-    def readings_until(self, moment: datetime) -> list[dict]:
+    def readings_until(self, moment: datetime) -> list[IngestItem]:
         """The readings not generated yet up to ``moment`` (inclusive), in time order (sensors in fleet order
         within one instant), as ingest items."""
         target = self.step_of(moment)
-        out: list[dict] = []
+        out: list[IngestItem] = []
         for k in range(self._done + 1, target + 1):
             when = self.at(k)
             stamp = when.isoformat()
@@ -142,7 +142,7 @@ class SimulatedFleet:
         self._done = max(self._done, target)
         return out
 
-    def batches(self, batch_s: float, until: datetime | None = None) -> Iterator[list[dict]]:
+    def batches(self, batch_s: float, until: datetime | None = None) -> Iterator[list[IngestItem]]:
         """The rest of the readings up to ``until`` (default: the end) in batches of ``batch_s`` simulated
         seconds (the last one may be shorter; empty batches are skipped)."""
         if batch_s <= 0:
