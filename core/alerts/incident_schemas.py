@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from core.maintenance.schemas import MaintenanceTaskRead
 from core.readings.schemas import AlertRead
 
-_INCIDENT_EXAMPLE = {
+_INCIDENT_EXAMPLE: JsonDict = {
     "id": 5,
     "asset_id": 3,
     "sensor_id": None,

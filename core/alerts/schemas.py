@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.config import JsonDict
 
 from core.schemas_common import NO_CONTROL, NO_NUL, Bool, Number, SensorId
 from core.units import hint, is_known, normalize
@@ -113,7 +114,7 @@ def _check_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- rules ----------------------------------------------------------------------------------------------------
-_RULE_EXAMPLE = {
+_RULE_EXAMPLE: JsonDict = {
     "name": "bearing-vibration-high",
     "kind": "threshold",
     "sensor_type": "vibration",

@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
-_EXAMPLE = {
+_EXAMPLE: JsonDict = {
     "id": 42,
     "event_type": "ReadingsIngested",
     "handler": "telemetry.readings_ingested",
