@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from core.ml.datasets import fault_mask
-from core.ml.forecast.models import DEFAULT_INTERVAL, infer_frequency, make_forecaster
+from core.ml.forecast.models import DEFAULT_INTERVAL, make_forecaster
 
 VALIDATION, TEST = "validation", "test"
 
@@ -192,10 +193,12 @@ def scored(predictions: pd.DataFrame, exclude_faults: bool = True) -> pd.DataFra
     return predictions[keep]
 
 
-def error_metrics(actual: np.ndarray, yhat: np.ndarray, lower=None, upper=None) -> dict[str, float]:
-    actual, yhat = np.asarray(actual, float), np.asarray(yhat, float)
-    err = actual - yhat
-    denom = np.abs(actual) + np.abs(yhat)
+def error_metrics(
+    actual: ArrayLike, yhat: ArrayLike, lower: ArrayLike | None = None, upper: ArrayLike | None = None
+) -> dict[str, float]:
+    y, y_hat = np.asarray(actual, float), np.asarray(yhat, float)
+    err = y - y_hat
+    denom = np.abs(y) + np.abs(y_hat)
     smape = np.where(denom > 0, 2.0 * np.abs(err) / np.where(denom > 0, denom, 1.0), 0.0)
     out = {
         "mae": float(np.mean(np.abs(err))) if err.size else float("nan"),
@@ -205,10 +208,10 @@ def error_metrics(actual: np.ndarray, yhat: np.ndarray, lower=None, upper=None) 
     }
     coverage = float("nan")
     if lower is not None and upper is not None:
-        lower, upper = np.asarray(lower, float), np.asarray(upper, float)
-        has = np.isfinite(lower) & np.isfinite(upper)
+        low, high = np.asarray(lower, float), np.asarray(upper, float)
+        has = np.isfinite(low) & np.isfinite(high)
         if has.any():
-            coverage = float(np.mean((actual[has] >= lower[has]) & (actual[has] <= upper[has])))
+            coverage = float(np.mean((y[has] >= low[has]) & (y[has] <= high[has])))
     out["coverage"] = coverage
     return out
 
@@ -259,32 +262,3 @@ def error_by_horizon(predictions: pd.DataFrame, exclude_faults: bool = True) -> 
         .mean()
         .rename(columns={"abs_err": "mae"})
     )
-
-
-def latest_fold_mae(
-    model: Any, readings: pd.DataFrame, faults: pd.DataFrame | None, sensor_type: str, *, horizon: int
-) -> float:
-    """MAE of a ``forecast_<type>`` pyfunc on the last ``horizon`` slots of the data (the latest backtest
-    fold): one ``predict`` call with every sensor of the type's history up to the cut-off; readings inside fault
-    windows are not scored."""
-    from core.ml.forecast.models import DEFAULT_INTERVAL as interval
-
-    frame = readings[readings["sensor_type"] == sensor_type]
-    if frame.empty:
-        raise ValueError(f"no readings of sensor type {sensor_type!r}")
-    freq = infer_frequency(frame["timestamp"])
-    cutoff = frame["timestamp"].max() - horizon * freq
-    history = frame[frame["timestamp"] <= cutoff][["sensor_id", "timestamp", "value"]]
-    history = history.astype({"sensor_id": object, "value": "float64"}).reset_index(drop=True)
-    history["timestamp"] = history["timestamp"].astype("datetime64[ns, UTC]")
-    out = model.predict(history, params={"horizon": int(horizon), "interval": interval})
-    actual = frame.assign(in_fault=fault_mask(frame, faults).to_numpy())
-    actual = actual[~actual["in_fault"] & (actual["timestamp"] > cutoff)][["sensor_id", "timestamp", "value"]]
-    actual = actual.astype({"sensor_id": object})
-    actual["timestamp"] = actual["timestamp"].astype("datetime64[ns, UTC]")
-    out = pd.DataFrame(out).astype({"sensor_id": object})
-    out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True).astype("datetime64[ns, UTC]")
-    merged = out.merge(actual, on=["sensor_id", "timestamp"], how="inner")
-    if merged.empty:
-        raise ValueError(f"no scorable reading in the latest fold of {sensor_type!r}")
-    return float(np.mean(np.abs(merged["value"] - merged["yhat"])))

@@ -24,7 +24,8 @@ but only observed slots are training targets (Prophet is fitted on observed slot
 :func:`make_forecaster` builds one from ``(method, params)``; the registered ``forecast_<sensor_type>`` pyfunc
 (:mod:`core.ml.forecast.pyfunc`) stores exactly that pair plus the frequency, and refits on the history it is
 given. :data:`PROMOTION_METRIC` and :func:`evaluate_for_promotion` are what
-``core.ml.registry.promotion.promote_if_better`` uses for ``forecast_*`` models.
+``core.ml.registry.promotion.promote_if_better`` uses for ``forecast_*`` models; both it and the training run score
+with :func:`latest_fold_mae` (MAE on the latest backtest fold).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.ml import datasets
 from core.ml.forecast.features import LagFeatureConfig, feature_matrix, feature_row
 
 METHODS: tuple[str, ...] = ("naive", "prophet", "lightgbm")
@@ -344,10 +346,34 @@ def evaluate_for_promotion(
     """MAE of ``model`` (a ``forecast_<sensor_type>`` pyfunc) on the latest backtest fold of
     ``data/sensor_data.csv``: each sensor of the type is given its history up to ``horizon`` slots before the end
     and forecasts them; readings inside injected fault windows are not scored. Lower is better."""
-    from core.ml import datasets
-    from core.ml.forecast.backtest import latest_fold_mae
-
     sensor_type = model_name.removeprefix("forecast_")
     readings = datasets.load_sensor_csv(data_path or datasets.DEFAULT_READINGS_PATH)
     faults = datasets.load_fault_labels(faults_path or datasets.DEFAULT_FAULTS_PATH)
     return latest_fold_mae(model, readings, faults, sensor_type, horizon=horizon)
+
+
+def latest_fold_mae(
+    model: Any, readings: pd.DataFrame, faults: pd.DataFrame | None, sensor_type: str, *, horizon: int
+) -> float:
+    """MAE of a ``forecast_<type>`` pyfunc on the last ``horizon`` slots of the data (the latest backtest
+    fold): one ``predict`` call with every sensor of the type's history up to the cut-off; readings inside fault
+    windows are not scored."""
+    frame = readings[readings["sensor_type"] == sensor_type]
+    if frame.empty:
+        raise ValueError(f"no readings of sensor type {sensor_type!r}")
+    freq = infer_frequency(frame["timestamp"])
+    cutoff = frame["timestamp"].max() - horizon * freq
+    history = frame[frame["timestamp"] <= cutoff][["sensor_id", "timestamp", "value"]]
+    history = history.astype({"sensor_id": object, "value": "float64"}).reset_index(drop=True)
+    history["timestamp"] = history["timestamp"].astype("datetime64[ns, UTC]")
+    out = model.predict(history, params={"horizon": int(horizon), "interval": DEFAULT_INTERVAL})
+    actual = frame.assign(in_fault=datasets.fault_mask(frame, faults).to_numpy())
+    actual = actual[~actual["in_fault"] & (actual["timestamp"] > cutoff)][["sensor_id", "timestamp", "value"]]
+    actual = actual.astype({"sensor_id": object})
+    actual["timestamp"] = actual["timestamp"].astype("datetime64[ns, UTC]")
+    out = pd.DataFrame(out).astype({"sensor_id": object})
+    out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True).astype("datetime64[ns, UTC]")
+    merged = out.merge(actual, on=["sensor_id", "timestamp"], how="inner")
+    if merged.empty:
+        raise ValueError(f"no scorable reading in the latest fold of {sensor_type!r}")
+    return float(np.mean(np.abs(merged["value"] - merged["yhat"])))

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from core.ml.eda.plots import save_figures as _save
 
 if TYPE_CHECKING:
-    from core.ml.forecast.training import ForecastStudy
+    from core.ml.forecast.study import ForecastStudy
 
 COLOURS = {"naive": "#7f7f7f", "prophet": "#1f77b4", "lightgbm": "#2ca02c"}
 CONTEXT_SLOTS = 72  # history shown before the first test cut-off

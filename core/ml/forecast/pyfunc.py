@@ -19,6 +19,7 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
 
 from core.ml.forecast.models import (
     DEFAULT_HORIZON,
@@ -31,7 +32,7 @@ INPUT_COLUMNS: tuple[str, ...] = ("sensor_id", "timestamp", "value")
 OUTPUT_COLUMNS: tuple[str, ...] = ("sensor_id", "timestamp", "yhat", "yhat_lower", "yhat_upper")
 
 
-class ForecastModel(mlflow.pyfunc.PythonModel):
+class ForecastModel(PythonModel):
     def __init__(
         self,
         method: str,
@@ -82,7 +83,9 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
             result[column] = result[column].astype(np.float64)
         return result.loc[:, list(OUTPUT_COLUMNS)]
 
-    def predict(self, context, model_input, params=None):
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         params = params or {}
         horizon = int(params.get("horizon") or self.default_horizon)
         interval = float(params.get("interval") or self.default_interval)
@@ -109,7 +112,12 @@ def model_signature(outputs: Any, params: Any) -> Any:
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
     inputs = Schema(
-        [ColSpec("string", "sensor_id"), ColSpec(AnyType(), "timestamp"), ColSpec("double", "value")]
+        [
+            ColSpec("string", "sensor_id"),
+            # mlflow leaves AnyType.__init__ unannotated, so a call to it is untyped
+            ColSpec(AnyType(), "timestamp"),  # type: ignore[no-untyped-call]
+            ColSpec("double", "value"),
+        ]
     )
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
