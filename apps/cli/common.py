@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import typer
@@ -46,11 +46,11 @@ def state_file(settings: Settings) -> Path:
     return settings.data_dir / "run" / "stack.json"
 
 
-def running_stack() -> dict | None:
+def running_stack() -> dict[str, Any] | None:
     """The state of the local stack if one is running (its process alive), else None."""
     try:
         path = state_file(load_settings())
-        state = json.loads(path.read_text())
+        state: dict[str, Any] = json.loads(path.read_text())
         os.kill(int(state["pid"]), 0)
     except (OSError, ValueError, KeyError, TypeError, ConfigurationError):
         return None
@@ -116,7 +116,7 @@ def _oserror_reason(exc: BaseException) -> str | None:
     return None
 
 
-def _http_reason(exc: Exception) -> str:
+def _http_reason(exc: BaseException) -> str:
     import httpx
 
     if isinstance(exc, httpx.ConnectTimeout):

@@ -6,14 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from apps.cli.app import app
 
+if TYPE_CHECKING:  # imported by the command: `python -m apps.cli --help` stays quick
+    from rich.progress import Progress
 
-def _rich_progress():  # a rich Progress, used as a context manager
+    from core.datasets.catalogue import Dataset
+
+
+def _rich_progress() -> Progress:  # a rich Progress, used as a context manager
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -29,7 +34,7 @@ def _rich_progress():  # a rich Progress, used as a context manager
     )  # fmt: skip
 
 
-def _print_catalogue(datasets: list) -> None:
+def _print_catalogue(datasets: list[Dataset]) -> None:
     for d in datasets:
         typer.echo(f"{d.name}: {d.title}")
         for s in d.sources:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING, Annotated, Self
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -133,21 +134,21 @@ async def _run(sim: LiveSimulator, duration: float | None) -> int:
         loop.add_signal_handler(sig, sim.stop)
     task = asyncio.create_task(sim.run(duration))
     announced: set[int] = set()
-    interactive = console.is_terminal
-    last_log = time.monotonic()
-    with (
+    live = (
         Live(sim.stats.line(), console=console, refresh_per_second=4, transient=False)
-        if interactive
-        else _Null() as live
-    ):
+        if console.is_terminal
+        else None
+    )
+    last_log = time.monotonic()
+    with live if live is not None else contextlib.nullcontext():
         while not task.done():
             await asyncio.wait({task}, timeout=0.5)
             elapsed = time.monotonic() - sim.stats.started
             for i, f in enumerate(sim.faults):
                 if i not in announced and f.start_s <= elapsed:
                     announced.add(i)
-                    (live.console.print if interactive else _log)(f"fault started: {f.describe(sim.t0)}")
-            if interactive:
+                    (live.console.print if live is not None else _log)(f"fault started: {f.describe(sim.t0)}")
+            if live is not None:
                 live.update(sim.stats.line())
             elif time.monotonic() - last_log >= 10:
                 _log(sim.stats.line())
@@ -166,14 +167,6 @@ async def _run(sim: LiveSimulator, duration: float | None) -> int:
         console.print(f"[red]{sim.fatal}[/]", soft_wrap=True)
         return 1
     return 0
-
-
-class _Null:
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        return None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import httpx
 import typer
@@ -43,6 +43,9 @@ from apps.cli.stack_support import (
     stop_group,
 )
 from core.config import PROJECT_ROOT, Settings
+
+if TYPE_CHECKING:  # the embedded server is imported only when `up` starts one
+    from core.db.embedded import EmbeddedDatabase
 
 __all__ = ["Stack", "mlflow_command", "ui_command"]
 
@@ -86,7 +89,7 @@ class Stack:
         self.settings = settings
         self.env = dict(os.environ)
         self.services: list[Service] = []
-        self.embedded = None
+        self.embedded: EmbeddedDatabase | None = None
         self._stopping = False
 
     # -- start ------------------------------------------------------------------------------------------------

@@ -53,13 +53,13 @@ def render_report(console: Console, report: dict[str, Any]) -> None:
     for name in ("id", "asset", "opened at", "sensors"):
         wo.add_column(name)
     for order in orders:
-        cells = (
+        order_cells = (
             str(order["id"]),
             order["asset"] or "-",
             _when(order["opened_at"], end),
             ", ".join(order["sensors"]),
         )
-        wo.add_row(*(Text(c) for c in cells))
+        wo.add_row(*(Text(c) for c in order_cells))
     console.print(wo)
 
 
