@@ -1,8 +1,9 @@
 """Lifespan pieces of ingestion: the unit registry, the group committer, the periodic purge of expired
 idempotency keys and the ingest log summary.
 
-``start_ingest(app)`` / ``stop_ingest(app)`` are called by ``apps.api.main.lifespan``. The committer wakes the
-outbox relay (``app.state.relay``, looked up at call time) after each commit that wrote an event.
+``start_ingest(app)`` / ``stop_ingest(app)`` are called by ``apps.api.main.lifespan``. The ingest router builds
+its ``IngestService`` with ``app.state.group_committer`` (``apps.api.routers.ingest.ingest_service``). Commits that
+wrote an event wake the outbox relay by themselves (``core.events.outbox``).
 
 The access lines of the ingest route are written at DEBUG (``apps.api.middleware``); instead
 ``app.state.ingest_log`` (:class:`core.observability.ingest_log.IngestLogSummary`) writes one INFO line with the
@@ -25,12 +26,6 @@ from core.ingest.idempotency import purge_expired_keys
 from core.observability.ingest_log import IngestLogSummary
 
 logger = logging.getLogger("apps.api.ingest")
-
-
-def _wake_relay(app: FastAPI) -> None:
-    relay = getattr(app.state, "relay", None)
-    if relay is not None:
-        relay.notify()
 
 
 async def _purge_loop(app: FastAPI, interval_s: float) -> None:
@@ -57,7 +52,6 @@ async def start_ingest(app: FastAPI) -> None:
             auto_register=bool(settings.auto_register_sensors),
             max_size=settings.ingest_group_commit_max_size,
             max_wait_s=settings.ingest_group_commit_max_wait_ms / 1000.0,
-            on_commit=lambda: _wake_relay(app),
             backfill_age=timedelta(minutes=settings.backfill_age_minutes),
         )
         committer.start()

@@ -8,7 +8,9 @@ endpoint's: finite value, quality in [0, 1] when present, timestamp with a timez
 the future and not older than the retention window, a unit of at most 32 characters that is the sensor's or
 converts to it (``core.ingest.sensors``: the value is stored converted; an empty unit is the sensor's; an unknown
 sensor is registered with the CSV's type and the line's unit, else its type's catalogue unit). Each batch that
-stored readings writes one ``ReadingsIngested`` event to the outbox in its transaction.
+stored readings writes one ``ReadingsIngested`` event (marked as history) to the outbox in its transaction, through
+the insert-and-outbox step every ingest path shares (``core.ingest.store``). The entry point is
+``IngestService.backfill_csv`` (``core.ingest.service``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from uuid import uuid4
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.session import unit_of_work
-from core.ingest.repository import IngestRepository, ReadingRecord
+from core.ingest.repository import IngestRepository
 from core.ingest.schemas import (
     DEFAULT_BACKFILL_BATCH_SIZE,
     MAX_FUTURE,
@@ -34,7 +36,7 @@ from core.ingest.schemas import (
     ValidReading,
 )
 from core.ingest.sensors import resolve_sensors, with_sensors_registered
-from core.ingest.service import announce_ingested
+from core.ingest.store import ReadingKey, first_occurrences, store_readings
 
 CSV_COLUMNS = ("sensor_id", "sensor_type", "value", "unit", "timestamp", "quality")
 DEFAULT_BATCH_SIZE = DEFAULT_BACKFILL_BATCH_SIZE
@@ -127,40 +129,25 @@ def _batches(
             yield batch, consumed
 
 
-def _first_occurrences(
-    readings: list[ValidReading], seen: set[tuple[str, datetime]]
-) -> tuple[list[ReadingRecord], set[tuple[str, datetime]], int]:
-    """Rows of the readings whose key was not seen before in the file (nor earlier in ``readings``), their
-    keys, and how many repeats were dropped. ``seen`` is not changed."""
-    rows: list[ReadingRecord] = []
-    keys: set[tuple[str, datetime]] = set()
-    for r in readings:
-        key = (r.sensor_id, r.timestamp)
-        if key in seen or key in keys:
-            continue
-        keys.add(key)
-        rows.append(ReadingRecord(r.timestamp, r.sensor_id, r.value, r.unit, r.quality))
-    return rows, keys, len(readings) - len(rows)
-
-
 async def _store_batch(
     factory: async_sessionmaker[AsyncSession],
     batch: list[ValidReading],
-    seen: set[tuple[str, datetime]],
+    seen: set[ReadingKey],
     report: BackfillReport,
 ) -> None:
-    """One batch in one transaction; ``report`` and ``seen`` change only once it has committed."""
+    """One batch in one transaction; ``report`` and ``seen`` change only once it has committed. Keys already
+    stored by earlier batches of the file (``seen``) or repeated in this batch count as duplicates."""
     async with unit_of_work(factory) as session:
-        repo = IngestRepository(session)
-        resolved = await resolve_sensors(repo, batch, auto_register=True)
+        resolved = await resolve_sensors(IngestRepository(session), batch, auto_register=True)
         resolved.require_registered()
-        rows, keys, repeats = _first_occurrences(resolved.readings, seen)
-        outcome = await repo.insert_readings(rows, force_copy=True, optimistic=True)
-        await announce_ingested(session, outcome, event_id=uuid4(), backfill=True)
+        rows, keys = first_occurrences(resolved.readings, seen)
+        outcome = await store_readings(
+            session, rows, event_id=uuid4(), backfill=True, force_copy=True, optimistic=True
+        )
     seen |= keys
     report.rejected.extend((r.index, r.reason) for r in resolved.rejected)
     report.inserted += outcome.inserted
-    report.duplicates += repeats + len(rows) - outcome.inserted
+    report.duplicates += len(resolved.readings) - outcome.inserted
 
 
 async def backfill_csv(
@@ -177,7 +164,7 @@ async def backfill_csv(
     report = BackfillReport()
     now = datetime.now(UTC)
     oldest = now - timedelta(days=retention_days)
-    seen: set[tuple[str, datetime]] = set()
+    seen: set[ReadingKey] = set()
     for batch, consumed in _batches(path, batch_size, report, now, oldest):
         if batch:
             await with_sensors_registered(factory, partial(_store_batch, factory, batch, seen, report))

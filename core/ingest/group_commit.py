@@ -15,7 +15,9 @@ its first one needs the lookup. A unit changed through the fleet API reaches thi
 
 While one group is being written the next one accumulates, so under load groups grow and the number of
 commits per second stays bounded by the database, not by the number of clients. Every request of one group
-reports the same ``event_id`` (the ``ingest_event_id`` of the group's event).
+reports the same ``event_id`` (the ``ingest_event_id`` of the group's event). The readings are written by the
+insert-and-outbox step every ingest path shares (``core.ingest.store``); the commit wakes the outbox relay
+(``core.events.outbox``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -39,12 +40,12 @@ from core.errors import ServiceUnavailable
 from core.ingest.repository import IngestRepository
 from core.ingest.schemas import ValidReading
 from core.ingest.sensors import Resolved, apply_units, resolve_sensors, with_sensors_registered
-from core.ingest.service import announce_ingested, to_record
-from core.observability.metrics import INGEST_GROUP_COMMIT_SIZE, INGEST_READINGS_TOTAL
+from core.ingest.store import count_readings, store_readings, to_record
+from core.observability.metrics import INGEST_GROUP_COMMIT_SIZE
 
 logger = logging.getLogger("core.ingest.group_commit")
 
-Outcome = Literal["accepted", "duplicate", "rejected"]
+CommitOutcome = Literal["accepted", "duplicate", "rejected"]
 
 SENSOR_CACHE_TTL_S = 60.0
 SENSOR_CACHE_MAX = 100_000
@@ -53,7 +54,7 @@ SENSOR_CACHE_MAX = 100_000
 @dataclass(frozen=True, slots=True)
 class GroupResult:
     event_id: UUID
-    outcome: Outcome
+    outcome: CommitOutcome
     reason: str | None = None
 
 
@@ -80,7 +81,6 @@ class GroupCommitter:
         max_wait_s: float = 0.003,
         workers: int = 2,
         queue_size: int = 20_000,
-        on_commit: Callable[[], None] | None = None,
         backfill_age: timedelta = timedelta(minutes=60),
     ) -> None:
         self._factory = session_factory
@@ -92,7 +92,6 @@ class GroupCommitter:
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(maxsize=queue_size)
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
-        self.on_commit = on_commit
         self._known_sensors: dict[str, tuple[float, str | None]] = {}  # sensor_id → (monotonic expiry, unit)
         #: Committed group transactions and the requests they carried (for tests and diagnostics).
         self.transactions = 0
@@ -219,20 +218,20 @@ class GroupCommitter:
             for reading in resolved.readings:
                 first_of.setdefault((reading.sensor_id, reading.timestamp), reading)
             rows = [to_record(reading) for reading in first_of.values()]
-            outcome = await repo.insert_readings(rows, with_keys=True)
+            key_ids = {item.api_key_id for item in batch}
+            outcome = await store_readings(
+                session,
+                rows,
+                event_id=event_id,
+                api_key_id=key_ids.pop() if len(key_ids) == 1 else None,
+                backfill_age=self._backfill_age,
+                with_keys=True,
+            )
             inserted = outcome.keys or set()
             for reading in resolved.readings:
                 key = (reading.sensor_id, reading.timestamp)
                 is_new = first_of[key].index == reading.index and key in inserted
                 results[reading.index] = GroupResult(event_id, "accepted" if is_new else "duplicate")
-            key_ids = {item.api_key_id for item in batch}
-            await announce_ingested(
-                session,
-                outcome,
-                event_id=event_id,
-                api_key_id=key_ids.pop() if len(key_ids) == 1 else None,
-                backfill_age=self._backfill_age,
-            )
         # committed
         self.transactions += 1
         self.requests += len(batch)
@@ -240,14 +239,7 @@ class GroupCommitter:
         counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
         for result in results.values():
             counts[result.outcome] += 1
-        for name, count in counts.items():
-            if count:
-                INGEST_READINGS_TOTAL.labels(result=name).inc(count)
-        if outcome.inserted and self.on_commit is not None:
-            try:
-                self.on_commit()
-            except Exception:
-                logger.exception("group commit on_commit callback failed")
+        count_readings(counts["accepted"], counts["duplicate"], counts["rejected"])
         for i, item in enumerate(batch):
             if not item.future.done():
                 item.future.set_result(results[i])

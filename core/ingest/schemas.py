@@ -28,6 +28,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     StrictStr,
     TypeAdapter,
     ValidationError,
@@ -35,9 +36,9 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-#: Most readings one request may carry (more → 413).
 #: Rows per COPY batch of the CSV back-fill (``core.ingest.backfill``, ``ingest-csv --batch-size``).
 DEFAULT_BACKFILL_BATCH_SIZE = 50_000
+#: Most readings one request may carry (more → 413).
 MAX_BATCH_ITEMS = 10_000
 #: How far in the future a timestamp may lie (clock skew of devices).
 MAX_FUTURE = timedelta(minutes=5)
@@ -46,7 +47,7 @@ MAX_UNIT_CHARS = 32
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 MAX_REASON_CHARS = 500
 
-EXAMPLE_READING = {
+EXAMPLE_READING: dict[str, JsonValue] = {
     "sensor_id": "sensor-001",
     "value": 55.35,
     "timestamp": "2026-10-29T22:05:00Z",
@@ -177,6 +178,11 @@ def _is_json_error(exc: ValidationError) -> bool:
     return any(err["type"] == "json_invalid" for err in exc.errors(include_url=False, include_input=False))
 
 
+def _stdlib_dumps(value: Any) -> bytes:
+    """JSON of a value the standard library decoded (it may hold NaN/Infinity, which orjson cannot write)."""
+    return json.dumps(value).encode()
+
+
 def _loads(body: bytes) -> tuple[Any, bool]:
     """Decode the body; the flag says the standard library was needed (NaN/Infinity literals)."""
     try:
@@ -241,7 +247,7 @@ def _array(body: bytes) -> tuple[list[tuple[int, ReadingIn]], list[RejectedItem]
         if len(raw) > MAX_BATCH_ITEMS:
             raise TooManyItems(f"{len(raw)} readings in one request; at most {MAX_BATCH_ITEMS}") from None
         good = [i for i in range(len(raw)) if i not in by_index]
-        dumps = (lambda v: json.dumps(v).encode()) if needed_stdlib else orjson.dumps
+        dumps = _stdlib_dumps if needed_stdlib else orjson.dumps
         validated = _LIST.validate_json(dumps([raw[i] for i in good])) if good else []
         rejected = [RejectedItem(index=i, reason=_reason(errs)) for i, errs in sorted(by_index.items())]
         return list(zip(good, validated, strict=True)), rejected, len(raw)

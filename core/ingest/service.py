@@ -1,8 +1,17 @@
-"""Ingest service: validated readings → set-based insert, outbox event and idempotency record, in the caller's
-transaction (it flushes, never commits; DESIGN.md §5.2). When the batch needs sensors registered (or units
-adopted) first, ``ingest`` raises ``RegistrationNeeded`` before writing anything: the caller runs its unit of
-work through ``with_sensors_registered`` (``core.ingest.sensors``), which commits the registration in its own
-transaction and runs it again.
+"""Ingest service: ``IngestService`` is the one entry point of ingestion. ``ingest`` takes a raw request body
+(the HTTP router only reads it and maps the ``IngestReply`` to a response) and picks the path:
+
+* an ``Idempotency-Key`` → one unit of work holding the key's lock, the readings and the key's record (a stored
+  response is replayed; DESIGN.md §4 ``idempotency_keys``);
+* else one reading, not back-fill, with the ``GroupCommitter`` running → queued to it, answered after the shared
+  transaction committed (``core.ingest.group_commit``);
+* else one unit of work for the batch.
+
+``backfill_csv`` loads a CSV file (``core.ingest.backfill``). Every path writes its readings and its
+``ReadingsIngested`` outbox event through one step, ``core.ingest.store.store_readings``, in the transaction of
+the path; the commit wakes the outbox relay (``core.events.outbox``). When a batch needs sensors registered (or
+units adopted) first, the readings' transaction raises ``RegistrationNeeded`` before writing anything and is run
+again by ``with_sensors_registered`` (``core.ingest.sensors``) after the registration committed in its own.
 
 Modes: ``partial`` (default) stores the good items and lists the bad ones; ``atomic`` stores nothing when any
 item is bad and answers 422 listing every bad item. A request in which no item can be stored is a 422 in both
@@ -14,21 +23,26 @@ registered or rejected, readings in another unit than their sensor's are convert
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
-from uuid import UUID, uuid4
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+from uuid import uuid4
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
+from core.db.session import unit_of_work
 from core.errors import PayloadTooLarge, ValidationFailed
-from core.events.outbox import add_to_outbox
-from core.events.types import ReadingsIngested
+from core.ingest.backfill import BackfillReport, backfill_csv
 from core.ingest.errors import IdempotencyKeyInFlight, IdempotencyKeyMismatch, MalformedJSON
-from core.ingest.repository import IngestRepository, InsertOutcome, ReadingRecord, StoredResponse
+from core.ingest.group_commit import GroupCommitter
+from core.ingest.repository import IngestRepository, StoredResponse
 from core.ingest.schemas import (
+    DEFAULT_BACKFILL_BATCH_SIZE,
     MAX_IDEMPOTENCY_KEY_CHARS,
     IngestResponse,
     MalformedBody,
@@ -36,11 +50,16 @@ from core.ingest.schemas import (
     ParsedBatch,
     RejectedItem,
     TooManyItems,
-    ValidReading,
     parse_readings,
 )
 from core.ingest.sensors import UNKNOWN_SENSOR, resolve_sensors, with_sensors_registered
-from core.observability.metrics import INGEST_BATCH_SIZE, INGEST_READINGS_TOTAL
+from core.ingest.store import count_readings, first_occurrences, store_readings
+from core.observability.metrics import INGEST_BATCH_SIZE, INGEST_REQUESTS_TOTAL
+
+Mode = Literal["partial", "atomic", "group_commit", "replay"]
+"""The ``mode`` label of ``sm_ingest_requests_total``."""
+_REQUESTS = {mode: INGEST_REQUESTS_TOTAL.labels(mode=mode) for mode in ("partial", "atomic", "group_commit", "replay")}
+_ONE_REJECTED = "the reading is invalid; nothing stored"
 
 
 def parse_body(body: bytes, settings: Settings) -> ParsedBatch:
@@ -66,36 +85,6 @@ def request_hash(body: bytes, *, atomic: bool, backfill: bool = False) -> str:
     return digest.hexdigest()
 
 
-async def announce_ingested(
-    session: AsyncSession,
-    outcome: InsertOutcome,
-    *,
-    event_id: UUID,
-    api_key_id: int | None = None,
-    backfill: bool = False,
-    backfill_age: timedelta | None = None,
-) -> None:
-    """``ReadingsIngested`` of what ``outcome`` inserted to the outbox, in the caller's transaction (nothing when
-    nothing was inserted). History when ``backfill``, or when its newest reading is older than ``backfill_age``."""
-    if not outcome.inserted:
-        return
-    assert outcome.first_timestamp is not None and outcome.last_timestamp is not None
-    if backfill_age is not None:
-        backfill = backfill or outcome.last_timestamp < datetime.now(UTC) - backfill_age
-    await add_to_outbox(
-        session,
-        ReadingsIngested(
-            sensor_ids=outcome.sensor_ids,
-            count=outcome.inserted,
-            first_timestamp=outcome.first_timestamp,
-            last_timestamp=outcome.last_timestamp,
-            api_key_id=api_key_id,
-            ingest_event_id=event_id,
-            backfill=backfill,
-        ),
-    )
-
-
 def check_idempotency_key(key: str) -> str:
     if not key or len(key) > MAX_IDEMPOTENCY_KEY_CHARS or not key.isprintable():
         msg = f"Idempotency-Key must be 1–{MAX_IDEMPOTENCY_KEY_CHARS} printable characters"
@@ -112,115 +101,179 @@ def rejection_error(rejected: list[RejectedItem], detail: str) -> ValidationFail
     return ValidationFailed(detail, errors=errors, extra={"rejected": [r.model_dump() for r in ordered]})
 
 
-@dataclass(slots=True)
-class _Plan:
-    rows: list[ReadingRecord]
-    in_batch_duplicates: int
-    rejected: list[RejectedItem]
+@dataclass(frozen=True, slots=True)
+class IngestReply:
+    """What an ingest request is answered with: status code, JSON body, and whether it replays the stored answer
+    of an earlier request with the same ``Idempotency-Key``."""
 
-
-def dedupe(readings: list[ValidReading]) -> tuple[list[ReadingRecord], int]:
-    """Rows of the first occurrence of each ``(sensor_id, timestamp)``, and the number of repeats dropped.
-
-    Plain tuples in ``ReadingRecord`` column order (hot path: no per-row NamedTuple construction).
-    """
-    seen: set[tuple[str, Any]] = set()
-    add = seen.add
-    rows: list[ReadingRecord] = []
-    append = rows.append
-    for r in readings:
-        key = (r.sensor_id, r.timestamp)
-        if key in seen:
-            continue
-        add(key)
-        append((r.timestamp, r.sensor_id, r.value, r.unit, r.quality))  # type: ignore[arg-type]
-    return rows, len(readings) - len(rows)
-
-
-def to_record(reading: ValidReading) -> ReadingRecord:
-    return ReadingRecord(reading.timestamp, reading.sensor_id, reading.value, reading.unit, reading.quality)
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
 
 
 class IngestService:
-    def __init__(self, session: AsyncSession, settings: Settings) -> None:
-        self._session = session
-        self._settings = settings
-        self._repo = IngestRepository(session)
+    """The one entry point of ingestion (module docstring). Cheap to build: one per request is fine."""
 
-    # --- idempotency -----------------------------------------------------------------------------------------
-    async def begin_idempotent(self, api_key_id: int, key: str, fingerprint: str) -> StoredResponse | None:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        committer: GroupCommitter | None = None,
+    ) -> None:
+        self._factory = session_factory
+        self.settings = settings
+        self._committer = committer
+
+    async def ingest(
+        self,
+        body: bytes,
+        *,
+        api_key_id: int,
+        atomic: bool = False,
+        backfill: bool = False,
+        idempotency_key: str | None = None,
+    ) -> IngestReply:
+        """Store the readings of a raw JSON body (one reading or an array); raise an ``AppError`` (422 when
+        nothing, or with ``atomic`` not everything, can be stored). ``backfill``: the readings are history (also
+        when all of them are older than ``SM_BACKFILL_AGE_MINUTES``)."""
+        mode: Mode = "atomic" if atomic else "partial"
+        if idempotency_key is not None:
+            key = check_idempotency_key(idempotency_key)
+            return await self._idempotent(body, key, api_key_id=api_key_id, atomic=atomic, backfill=backfill)
+        batch = parse_body(body, self.settings)
+        committer = self._committer
+        if batch.single and not backfill and committer is not None and committer.running:
+            return await self._group_commit(batch, committer, api_key_id)
+        _REQUESTS[mode].inc()
+        store = partial(self._store, batch, atomic=atomic, api_key_id=api_key_id, backfill=backfill)
+        result = await with_sensors_registered(self._factory, store)
+        return IngestReply(202, result.model_dump(mode="json"))
+
+    async def backfill_csv(
+        self,
+        path: Path,
+        *,
+        batch_size: int = DEFAULT_BACKFILL_BATCH_SIZE,
+        progress: Callable[[int], None] | None = None,
+    ) -> BackfillReport:
+        """Load a CSV file as history, one transaction per batch (``core.ingest.backfill``)."""
+        return await backfill_csv(
+            self._factory,
+            path,
+            retention_days=self.settings.retention_days,
+            batch_size=batch_size,
+            progress=progress,
+        )
+
+    # --- paths -----------------------------------------------------------------------------------------------
+    async def _group_commit(self, batch: ParsedBatch, committer: GroupCommitter, api_key_id: int) -> IngestReply:
+        _REQUESTS["group_commit"].inc()
+        INGEST_BATCH_SIZE.observe(1)
+        if batch.rejected:
+            count_readings(0, 0, 1)
+            raise rejection_error(batch.rejected, _ONE_REJECTED)
+        result = await committer.submit(batch.readings[0], api_key_id)  # counts its readings itself
+        if result.outcome == "rejected":
+            raise rejection_error([RejectedItem(index=0, reason=result.reason or "rejected")], _ONE_REJECTED)
+        accepted = result.outcome == "accepted"
+        body = {"event_id": str(result.event_id), "accepted": int(accepted), "duplicates": int(not accepted),
+                "rejected": []}  # fmt: skip
+        return IngestReply(202, body)
+
+    async def _store(self, batch: ParsedBatch, *, atomic: bool, api_key_id: int, backfill: bool) -> IngestResponse:
+        async with unit_of_work(self._factory) as session:
+            return await self._write(session, batch, atomic=atomic, api_key_id=api_key_id, backfill=backfill)
+
+    async def _idempotent(
+        self, body: bytes, key: str, *, api_key_id: int, atomic: bool, backfill: bool
+    ) -> IngestReply:
+        """The key's lock, the readings and the key's record in one transaction; the body is parsed (and the
+        request counted) only when there is no stored answer, and once across registration retries."""
+        fingerprint = request_hash(body, atomic=atomic, backfill=backfill)
+        parsed: list[ParsedBatch] = []
+
+        async def attempt() -> IngestReply:
+            async with unit_of_work(self._factory) as session:
+                repo = IngestRepository(session)
+                stored = await self._claim(repo, api_key_id, key, fingerprint)
+                if stored is not None:
+                    return IngestReply(stored.status_code, stored.body, replayed=True)
+                if not parsed:
+                    parsed.append(parse_body(body, self.settings))
+                    _REQUESTS["atomic" if atomic else "partial"].inc()
+                result = await self._write(session, parsed[0], atomic=atomic, api_key_id=api_key_id, backfill=backfill)
+                payload = result.model_dump(mode="json")
+                await repo.save_idempotency_record(
+                    api_key_id,
+                    key,
+                    request_hash=fingerprint,
+                    status_code=202,
+                    response_json=orjson.dumps(payload).decode(),
+                    ttl_s=self.settings.idempotency_ttl_hours * 3600.0,
+                )
+            return IngestReply(202, payload)
+
+        reply = await with_sensors_registered(self._factory, attempt)
+        if reply.replayed:
+            _REQUESTS["replay"].inc()
+        return reply
+
+    # --- in the path's transaction ---------------------------------------------------------------------------
+    @staticmethod
+    async def _claim(repo: IngestRepository, api_key_id: int, key: str, fingerprint: str) -> StoredResponse | None:
         """Claim ``key`` for this transaction; the stored response when it was already answered.
 
         Raises 409 while another transaction (in any API process) holds the key, 422 when the key was used
         with a different request.
         """
-        if not await self._repo.try_lock_idempotency_key(api_key_id, key):
+        if not await repo.try_lock_idempotency_key(api_key_id, key):
             raise IdempotencyKeyInFlight(
                 "a request with this Idempotency-Key is still being processed; retry later",
                 headers={"Retry-After": "1"},
             )
-        stored = await self._repo.get_idempotency_record(api_key_id, key)
+        stored = await repo.get_idempotency_record(api_key_id, key)
         if stored is not None and stored.request_hash != fingerprint:
             raise IdempotencyKeyMismatch(
                 "this Idempotency-Key was already used with a different request body"
             )
         return stored
 
-    async def complete_idempotent(
-        self, api_key_id: int, key: str, fingerprint: str, *, status_code: int, body: dict[str, Any]
-    ) -> None:
-        await self._repo.save_idempotency_record(
-            api_key_id,
-            key,
-            request_hash=fingerprint,
-            status_code=status_code,
-            response_json=orjson.dumps(body).decode(),
-            ttl_s=self._settings.idempotency_ttl_hours * 3600.0,
-        )
-
-    # --- readings --------------------------------------------------------------------------------------------
-    async def ingest(
-        self,
-        batch: ParsedBatch,
-        *,
-        atomic: bool,
-        api_key_id: int | None,
-        event_id: UUID | None = None,
-        backfill: bool = False,
+    async def _write(
+        self, session: AsyncSession, batch: ParsedBatch, *, atomic: bool, api_key_id: int, backfill: bool
     ) -> IngestResponse:
-        """Store the valid readings of ``batch``; raise 422 when nothing (or, atomic, not everything) can be.
-        ``backfill``: the readings are history (also when all of them are older than ``SM_BACKFILL_AGE_MINUTES``)."""
-        event_id = event_id or uuid4()
+        """Store the valid readings of ``batch`` in ``session``'s transaction; 422 when nothing (or, atomic, not
+        everything) can be stored."""
         INGEST_BATCH_SIZE.observe(batch.total)
         rejected = list(batch.rejected)
         if atomic and rejected:
-            self._count(0, 0, len(rejected))
+            count_readings(0, 0, len(rejected))
             raise rejection_error(
                 rejected, f"{len(rejected)} of {batch.total} readings are invalid; none stored"
             )
         resolved = await resolve_sensors(
-            self._repo, batch.readings, auto_register=bool(self._settings.auto_register_sensors)
+            IngestRepository(session), batch.readings, auto_register=bool(self.settings.auto_register_sensors)
         )
         rejected += resolved.rejected
-        kept, in_batch_duplicates = dedupe(resolved.readings)
+        kept, _keys = first_occurrences(resolved.readings)
         if rejected and (atomic or not kept):
-            self._count(0, 0, len(rejected))
+            count_readings(0, 0, len(rejected))
             raise rejection_error(
                 rejected,
                 f"{len(rejected)} of {batch.total} readings are invalid; none stored",
             )
         resolved.require_registered()  # new sensors or units: committed first, then this runs again
-        outcome = await self._repo.insert_readings(kept, optimistic=True)
-        duplicates = in_batch_duplicates + (len(kept) - outcome.inserted)
-        await announce_ingested(
-            self._session,
-            outcome,
+        event_id = uuid4()
+        outcome = await store_readings(
+            session,
+            kept,
             event_id=event_id,
             api_key_id=api_key_id,
             backfill=backfill,
-            backfill_age=timedelta(minutes=self._settings.backfill_age_minutes),
+            backfill_age=timedelta(minutes=self.settings.backfill_age_minutes),
+            optimistic=True,
         )
-        self._count(outcome.inserted, duplicates, len(rejected))
+        duplicates = len(resolved.readings) - outcome.inserted
+        count_readings(outcome.inserted, duplicates, len(rejected))
         return IngestResponse(
             event_id=event_id,
             accepted=outcome.inserted,
@@ -228,26 +281,15 @@ class IngestService:
             rejected=sorted(rejected, key=lambda r: r.index),
         )
 
-    @staticmethod
-    def _count(accepted: int, duplicates: int, rejected: int) -> None:
-        if accepted:
-            INGEST_READINGS_TOTAL.labels(result="accepted").inc(accepted)
-        if duplicates:
-            INGEST_READINGS_TOTAL.labels(result="duplicate").inc(duplicates)
-        if rejected:
-            INGEST_READINGS_TOTAL.labels(result="rejected").inc(rejected)
-
 
 __all__ = [
     "UNKNOWN_SENSOR",
+    "IngestReply",
     "IngestService",
-    "announce_ingested",
     "check_idempotency_key",
-    "dedupe",
     "parse_body",
     "rejection_error",
     "request_hash",
     "resolve_sensors",
-    "to_record",
     "with_sensors_registered",
 ]

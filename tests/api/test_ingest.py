@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import orjson
@@ -355,3 +356,32 @@ async def test_event_reaches_the_bus_after_commit(
             break
         await asyncio.sleep(0.05)
     assert published is not None, "the relay never published the ReadingsIngested event"
+
+
+@pytest.mark.parametrize("path", ["batch", "group_commit", "idempotent"])
+async def test_the_commit_of_every_path_wakes_the_relay(
+    api: ClientFactory, settings: Settings, database_url: str, prefix: str, path: str
+) -> None:
+    """The relay polls only every 120 s here: the event is published well before that only if the commit of the
+    path woke it (the outbox's after-commit hook; neither the router nor the service wakes it)."""
+    import asyncio
+    import time
+
+    slow_poll = settings.model_copy(update={"outbox_poll_interval_s": 120.0})
+    batch = [reading(f"{prefix}-a"), reading(f"{prefix}-b")]
+    body: object = batch[0] if path == "group_commit" else batch
+    extra = {"Idempotency-Key": f"{prefix}-key"} if path == "idempotent" else {}
+    apps: list[Any] = []
+    async with api(slow_poll, customize=apps.append) as client:
+        assert apps[0].state.group_committer is not None and apps[0].state.group_committer.running
+        response = await client.post(INGEST, content=orjson.dumps(body), headers=headers(slow_poll, **extra))
+        assert response.status_code == 202, response.text
+        event_id = response.json()["event_id"]
+        deadline = time.monotonic() + 30
+        published = None
+        while published is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            published = await fetchval(
+                database_url, "SELECT published_at FROM outbox WHERE payload->>'ingest_event_id' = $1", event_id
+            )
+    assert published is not None, f"the {path} commit did not wake the relay"

@@ -1,17 +1,10 @@
 """``POST /api/v1/data/ingest``: HTTP concerns only (content type, size-limited body, headers, status codes).
 
 The body is read by hand (not as a FastAPI body parameter) so that the size limit is enforced while reading,
-JSON is parsed once, and items are validated one by one (see ``core.ingest.schemas``).
-
-Paths:
-* one reading object, no ``Idempotency-Key``, group commit running → queued to the ``GroupCommitter``, answered
-  after the shared transaction committed;
-* everything else → ``IngestService`` in one unit of work opened here (``unit_of_work``: committed when the
-  block ends, before the response is built; rolled back on any error); with an ``Idempotency-Key`` the key's
-  lock and record are part of that transaction.
-The endpoint opens its unit of work itself instead of taking ``SessionDep`` so that the group-commit path (the
-hot single-reading path) does not create a session it never uses. After the commit the relay is woken
-(``core.events.relay.after_commit``).
+JSON is parsed once, and items are validated one by one (see ``core.ingest.schemas``). The raw body goes to
+``IngestService.ingest`` (``core.ingest.service``), which picks the path (group commit, one unit of work,
+idempotent replay), commits before it returns (the commit wakes the outbox relay) and answers an ``IngestReply``
+that becomes the response here.
 """
 
 from __future__ import annotations
@@ -20,53 +13,36 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from apps.api.deps import get_session_factory
 from apps.api.errors import problem_responses
 from apps.api.security import IngestPrincipal
 from core.config import Settings
-from core.db.session import unit_of_work
 from core.errors import PayloadTooLarge, UnsupportedMediaType
-from core.events.relay import after_commit
 from core.ingest.group_commit import GroupCommitter
-from core.ingest.repository import StoredResponse
 from core.ingest.schemas import (
     EXAMPLE_READING,
     MAX_BATCH_ITEMS,
     MAX_IDEMPOTENCY_KEY_CHARS,
     IngestResponse,
-    RejectedItem,
     reading_json_schema,
 )
-from core.ingest.service import (
-    IngestService,
-    check_idempotency_key,
-    parse_body,
-    rejection_error,
-    request_hash,
-    with_sensors_registered,
-)
-from core.observability.metrics import INGEST_BATCH_SIZE, INGEST_REQUESTS_TOTAL
+from core.ingest.service import IngestService
 
 router = APIRouter(prefix="/api/v1/data", tags=["ingest"])
 
 
-# Async twins of apps.api.deps.get_settings/get_session_factory: FastAPI runs plain ``def`` dependencies in a
-# worker thread, two thread hand-offs per request on the hottest route of the API.
-async def _settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+async def ingest_service(request: Request) -> IngestService:
+    """The ingest service of the app: the one place this router reads the app's state (settings, session
+    factory, group committer). Async: FastAPI runs plain ``def`` dependencies in a worker thread, a thread hand-off
+    per request on the hottest route of the API."""
+    state = request.app.state
+    settings: Settings = state.settings
+    committer: GroupCommitter | None = getattr(state, "group_committer", None)
+    return IngestService(get_session_factory(request), settings, committer)
 
 
-async def _session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
-    return get_session_factory(request)
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
-SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(_session_factory)]
-_REQUESTS = {
-    mode: INGEST_REQUESTS_TOTAL.labels(mode=mode) for mode in ("partial", "atomic", "group_commit", "replay")
-}
+IngestServiceDep = Annotated[IngestService, Depends(ingest_service)]
 
 JSON_MEDIA_TYPE = "application/json"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -144,8 +120,7 @@ def _json(body: Any, status_code: int, *, headers: dict[str, str] | None = None)
 async def ingest(
     request: Request,
     principal: IngestPrincipal,
-    session_factory: SessionFactoryDep,
-    settings: SettingsDep,
+    service: IngestServiceDep,
     atomic: Annotated[bool, Query(description="Store nothing when any item is invalid.")] = False,
     backfill: Annotated[
         bool, Query(description="History: no-data rules and due dates follow the readings' timestamps.")
@@ -161,70 +136,11 @@ async def ingest(
     ] = None,
 ) -> Response:
     _check_content_type(request)
-    body = await read_body(request, settings.max_body_bytes)
-    mode = "atomic" if atomic else "partial"
-
-    if idempotency_key is not None:
-        key = check_idempotency_key(idempotency_key)
-        fingerprint = request_hash(body, atomic=atomic, backfill=backfill)
-        batch = None
-
-        async def idempotent() -> tuple[StoredResponse | None, dict[str, Any]]:
-            nonlocal batch
-            async with unit_of_work(session_factory) as session:
-                service = IngestService(session, settings)
-                stored = await service.begin_idempotent(principal.api_key_id, key, fingerprint)
-                if stored is not None:
-                    return stored, {}
-                if batch is None:
-                    batch = parse_body(body, settings)
-                    _REQUESTS[mode].inc()
-                result = await service.ingest(
-                    batch, atomic=atomic, api_key_id=principal.api_key_id, backfill=backfill
-                )
-                payload = result.model_dump(mode="json")
-                await service.complete_idempotent(
-                    principal.api_key_id, key, fingerprint, status_code=202, body=payload
-                )
-            return None, payload
-
-        stored, payload = await with_sensors_registered(session_factory, idempotent)
-        if stored is not None:
-            _REQUESTS["replay"].inc()
-            return _json(stored.body, stored.status_code, headers={REPLAYED_HEADER: "true"})
-        await after_commit(request.app.state)
-        return _json(payload, 202)
-
-    batch = parse_body(body, settings)
-    committer: GroupCommitter | None = getattr(request.app.state, "group_committer", None)
-    if batch.single and not backfill and committer is not None and committer.running:
-        _REQUESTS["group_commit"].inc()
-        INGEST_BATCH_SIZE.observe(1)
-        if batch.rejected:
-            IngestService._count(0, 0, 1)
-            raise rejection_error(batch.rejected, "the reading is invalid; nothing stored")
-        outcome = await committer.submit(batch.readings[0], principal.api_key_id)
-        if outcome.outcome == "rejected":
-            raise rejection_error(
-                [RejectedItem(index=0, reason=outcome.reason or "rejected")],
-                "the reading is invalid; nothing stored",
-            )
-        accepted = outcome.outcome == "accepted"
-        payload = {"event_id": str(outcome.event_id), "accepted": int(accepted), "duplicates": int(not accepted),
-                   "rejected": []}  # fmt: skip
-        return _json(payload, 202)
-
-    _REQUESTS[mode].inc()
-
-    async def store() -> IngestResponse:
-        async with unit_of_work(session_factory) as session:
-            return await IngestService(session, settings).ingest(
-                batch, atomic=atomic, api_key_id=principal.api_key_id, backfill=backfill
-            )
-
-    result = await with_sensors_registered(session_factory, store)
-    await after_commit(request.app.state)
-    return _json(result.model_dump(mode="json"), 202)
+    body = await read_body(request, service.settings.max_body_bytes)
+    reply = await service.ingest(
+        body, api_key_id=principal.api_key_id, atomic=atomic, backfill=backfill, idempotency_key=idempotency_key
+    )
+    return _json(reply.body, reply.status_code, headers={REPLAYED_HEADER: "true"} if reply.replayed else None)
 
 
 __all__ = ["REPLAYED_HEADER", "read_body", "router"]
