@@ -28,7 +28,8 @@ def _settings() -> Settings:
 
 async def _backfill(settings: Settings, path: Path, batch_size: int, console: Console) -> BackfillReport:
     from core.db.session import create_engine, create_session_factory
-    from core.ingest.backfill import backfill_csv, count_data_lines
+    from core.ingest.backfill import count_data_lines
+    from core.ingest.service import IngestService
 
     total = count_data_lines(path)
     engine = create_engine(settings)
@@ -43,10 +44,8 @@ async def _backfill(settings: Settings, path: Path, batch_size: int, console: Co
             transient=False,
         ) as progress:
             task = progress.add_task(path.name, total=total)
-            return await backfill_csv(
-                create_session_factory(engine),
+            return await IngestService(create_session_factory(engine), settings).backfill_csv(
                 path,
-                retention_days=settings.retention_days,
                 batch_size=batch_size,
                 progress=lambda lines: progress.advance(task, lines),
             )
