@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from sklearn.base import clone
 from sklearn.metrics import (
     accuracy_score,
@@ -83,11 +84,12 @@ def choose_threshold(y: pd.Series, score: np.ndarray) -> float:
 
 def training_scores(
     estimator: Any, features: pd.DataFrame, y: pd.Series, inner_splits: int, seed: int
-) -> np.ndarray:
+) -> NDArray[np.float64]:
     """Scores of the training rows by models that did not see them (OOB or inner out-of-fold)."""
     oob = getattr(estimator, "oob_decision_function_", None)
     if oob is not None:
-        return np.nan_to_num(np.asarray(oob)[:, 1], nan=0.0)
+        positive: NDArray[np.float64] = np.nan_to_num(np.asarray(oob)[:, 1], nan=0.0)
+        return positive
     out = np.zeros(len(y))
     inner = StratifiedKFold(n_splits=inner_splits, shuffle=True, random_state=seed)
     for fit_idx, score_idx in inner.split(features, y):

@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from core.ml.ai4i.data import (
     FORBIDDEN_COLUMNS,
@@ -71,16 +72,18 @@ class LabelLeakError(ValueError):
     """A label or identifier column reached a feature matrix."""
 
 
-def mechanical_power(torque: np.ndarray | pd.Series, speed: np.ndarray | pd.Series) -> np.ndarray:
+def mechanical_power(torque: np.ndarray | pd.Series, speed: np.ndarray | pd.Series) -> NDArray[np.float64]:
     """Power in W from torque [Nm] and speed [rpm]: P = τ · n · 2π / 60."""
-    return np.asarray(torque, dtype=float) * np.asarray(speed, dtype=float) * 2.0 * np.pi / 60.0
+    power: NDArray[np.float64] = np.asarray(torque, dtype=float) * np.asarray(speed, dtype=float) * 2.0 * np.pi / 60.0
+    return power
 
 
-def osf_limit(types: pd.Series) -> np.ndarray:
+def osf_limit(types: pd.Series) -> NDArray[np.float64]:
     limits = types.map(OSF_LIMITS)
     if limits.isna().any():
         raise ValueError(f"unknown Type values: {sorted(set(types[limits.isna()]))}")
-    return limits.to_numpy(dtype=float)
+    values: NDArray[np.float64] = limits.to_numpy(dtype=float)
+    return values
 
 
 def assert_no_label_columns(columns: pd.Index | list[str] | tuple[str, ...]) -> None:

@@ -14,7 +14,7 @@ summary is merged into ``summary_path`` under ``runs.<source>``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +22,16 @@ import numpy as np
 import pandas as pd
 
 from core.ml.ai4i import plots
+from core.ml.ai4i.config import GENERATED, GauntletConfig
 from core.ml.ai4i.data import TARGET, describe, load_ai4i, resolve_path
 from core.ml.ai4i.evaluation import (
     METRICS,
-    MODELS,
     CvResult,
     cross_validate,
     fit_with_threshold,
     rules_reference,
 )
-from core.ml.ai4i.features import FEATURE_SETS, build_features, failure_rules
+from core.ml.ai4i.features import build_features, failure_rules
 from core.ml.ai4i.generator import generate_ai4i
 from core.ml.ai4i.model import (
     MODEL_NAME,
@@ -39,9 +39,8 @@ from core.ml.ai4i.model import (
     Ai4iFailureClassifier,
     holdout_split,
 )
+from core.ml.ai4i.tracking import EXPERIMENT, log_gauntlet
 
-EXPERIMENT = "ai4i_gauntlet"
-GENERATED = "generated"
 TARGET_F1 = 0.90
 LEAK_SUSPECT_F1 = 0.93
 REFERENCE = {
@@ -52,58 +51,6 @@ REFERENCE = {
     "published_rules_ceiling_f1": 0.92,
     "source": "issue 6 §1 (Matzka 2020 and later leak-free results)",
 }
-SMALL_PARAMS = {"random_forest": {"n_estimators": 60}, "lightgbm": {"n_estimators": 80}}
-
-
-@dataclass(frozen=True)
-class GauntletConfig:
-    data_path: str | None = None  # None: ai4i2020/ai4i2020.csv in SM_DATASETS_DIR; "generated"; or a file
-    n_rows: int = 10_000  # generated mode
-    seed: int = 0
-    n_splits: int = 5
-    n_repeats: int = 3
-    inner_splits: int = 3
-    models: tuple[str, ...] = MODELS
-    feature_sets: tuple[str, ...] = FEATURE_SETS
-    output_dir: str = "docs/ml/ai4i"
-    summary_path: str | None = "docs/ml/ai4i_summary.json"
-    tracking_uri: str | None = None
-    log_to_mlflow: bool = True
-    register: bool = True
-    max_rows: int | None = None  # stratified subsample (small mode)
-    model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    small_mode: bool = False
-
-    @classmethod
-    def small(cls, **overrides: Any) -> GauntletConfig:
-        """CI-sized run: 1,200 rows, 3-fold × 1, 2 inner folds, small forests."""
-        base = cls(
-            max_rows=1200, n_splits=3, n_repeats=1, inner_splits=2, model_params=SMALL_PARAMS, small_mode=True
-        )
-        return replace(base, **overrides)
-
-    @classmethod
-    def from_parameters(cls, small_mode: bool = False, **parameters: Any) -> GauntletConfig:
-        """The notebook's parameters → a config; ``small_mode`` keeps only the explicitly small knobs."""
-        given = {k: v for k, v in parameters.items() if v is not None or k == "tracking_uri"}
-        for name in ("models", "feature_sets"):
-            if name in given:
-                given[name] = tuple(given[name])
-        if small_mode:
-            for knob in ("n_splits", "n_repeats", "inner_splits", "max_rows"):
-                given.pop(knob, None)
-            return cls.small(**given)
-        return cls(**given)
-
-    @property
-    def source(self) -> str:
-        return GENERATED if self.data_path == GENERATED else "real"
-
-    @property
-    def key(self) -> str:
-        """Summary key and figure folder: ``real`` / ``generated``, ``_small`` appended in small mode."""
-        return f"{self.source}_small" if self.small_mode else self.source
 
 
 @dataclass
@@ -305,7 +252,11 @@ def write_summary(summary: dict[str, Any], path: str | Path) -> Path:
     existing: dict[str, Any] = {}
     if target.is_file():
         existing = json.loads(target.read_text(encoding="utf-8"))
-    document = {"gauntlet": "ai4i2020", "reference": REFERENCE, "runs": dict(existing.get("runs", {}))}
+    document: dict[str, Any] = {
+        "gauntlet": "ai4i2020",
+        "reference": REFERENCE,
+        "runs": dict(existing.get("runs", {})),
+    }
     document["runs"][summary["key"]] = summary
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -322,8 +273,6 @@ def run_gauntlet(config: GauntletConfig) -> GauntletResult:
     summary["plots"] = [str(p) for p in paths]
     run_id = None
     if config.log_to_mlflow:
-        from core.ml.ai4i.tracking import log_gauntlet
-
         run_id = log_gauntlet(config, params, frame, results, rules, fitted, summary, paths)
     if config.summary_path:
         write_summary(summary, config.summary_path)
@@ -342,6 +291,7 @@ def results_table(result: GauntletResult) -> pd.DataFrame:
 
 
 __all__ = [
+    "EXPERIMENT",
     "MODEL_NAME",
     "PROMOTION_METRIC",
     "GauntletConfig",

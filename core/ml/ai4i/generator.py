@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from core.ml.ai4i.data import AIR, COLUMNS, PROCESS, SPEED, TARGET, TORQUE, TYPE, TYPES, WEAR
 from core.ml.ai4i.features import (
@@ -54,10 +55,11 @@ RNF_PROBABILITY = 0.001
 SERIAL_BASE = {"L": 47179, "M": 14859, "H": 29999}
 
 
-def _normalised_walk(rng: np.random.Generator, n: int, sd: float) -> np.ndarray:
+def _normalised_walk(rng: np.random.Generator, n: int, sd: float) -> NDArray[np.float64]:
     walk = np.cumsum(rng.standard_normal(n))
     spread = walk.std()
-    return (walk - walk.mean()) / (spread if spread > 0 else 1.0) * sd
+    normalised: NDArray[np.float64] = (walk - walk.mean()) / (spread if spread > 0 else 1.0) * sd
+    return normalised
 
 
 def _torque(rng: np.random.Generator, n: int) -> np.ndarray:

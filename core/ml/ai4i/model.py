@@ -24,9 +24,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
+from numpy.typing import NDArray
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedShuffleSplit
 
@@ -55,7 +56,7 @@ HOLDOUT_SEED = 2020
 OUTPUT_COLUMNS = ("failure_probability", "failure_predicted", "closest_limit", "closest_limit_margin")
 
 
-class Ai4iFailureClassifier(mlflow.pyfunc.PythonModel):
+class Ai4iFailureClassifier(PythonModel):
     """A fitted estimator, its feature set and its decision threshold (in score space)."""
 
     def __init__(self, estimator: Any, feature_set: str, threshold: float, model_kind: str) -> None:
@@ -64,7 +65,7 @@ class Ai4iFailureClassifier(mlflow.pyfunc.PythonModel):
         self.threshold = float(threshold)
         self.model_kind = model_kind
 
-    def _probability(self, score: np.ndarray) -> np.ndarray:
+    def _probability(self, score: NDArray[np.float64]) -> NDArray[np.float64]:
         if hasattr(self.estimator, "predict_proba"):
             return score
         return 1.0 / (1.0 + np.exp(-score))

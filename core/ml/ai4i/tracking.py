@@ -7,38 +7,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from core.ml.ai4i.evaluation import METRICS
+from core.ml.ai4i.config import GauntletConfig
+from core.ml.ai4i.evaluation import METRICS, CvResult
 from core.ml.ai4i.model import MODEL_NAME, PROMOTION_METRIC, f1_on, input_example, log_and_register
-
-if TYPE_CHECKING:
-    from core.ml.ai4i.evaluation import CvResult
-    from core.ml.ai4i.gauntlet import GauntletConfig
 
 EXPERIMENT = "ai4i_gauntlet"
 
 
 def _experiment_id(uri: str) -> str:
-    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from core.ml.eda.tracking import default_artifact_location
+    from core.ml.eda.tracking import _get_or_create_experiment, default_artifact_location
 
-    client = MlflowClient(tracking_uri=uri)
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    if experiment is not None:
-        return experiment.experiment_id
-    try:
-        return client.create_experiment(EXPERIMENT, artifact_location=default_artifact_location(uri))
-    except MlflowException:
-        experiment = client.get_experiment_by_name(EXPERIMENT)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
+    return _get_or_create_experiment(MlflowClient(tracking_uri=uri), EXPERIMENT, default_artifact_location(uri))
 
 
 def _finite(values: dict[str, float]) -> dict[str, float]:
@@ -162,4 +148,5 @@ def log_gauntlet(
                 "promotion": promote(version, fitted["held"], uri),
             }
         mlflow.log_dict(summary, "summary.json")
-        return parent.info.run_id
+        run_id: str = parent.info.run_id
+        return run_id
