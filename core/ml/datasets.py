@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
 from os import PathLike
 from pathlib import Path
@@ -230,27 +230,28 @@ def load_labels_csv(path: str | PathLike[str]) -> pd.DataFrame:
     return frame.sort_values(["completed_at", "log_id"], kind="stable", ignore_index=True)
 
 
-def _run_sync(make: Callable[[], Awaitable[T]]) -> T:
+def _run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion from sync code, also inside a running event loop (Jupyter): then in a
     separate thread with its own loop."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(make())  # type: ignore[arg-type]
-    box: dict[str, Any] = {}
+        return asyncio.run(make())
+    values: list[T] = []
+    errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            box["value"] = asyncio.run(make())  # type: ignore[arg-type]
+            values.append(asyncio.run(make()))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            box["error"] = exc
+            errors.append(exc)
 
     thread = threading.Thread(target=run, name="sm-ml-datasets")
     thread.start()
     thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+    if errors:
+        raise errors[0]
+    return values[0]
 
 
 def _in_session(settings: Settings | None, work: Callable[[AsyncSession], Awaitable[T]]) -> T:

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.preprocessing import RobustScaler, StandardScaler
 from sklearn.utils.validation import check_is_fitted
@@ -47,12 +48,14 @@ def _check_frame(X: object) -> pd.DataFrame:
     return X
 
 
-def _time_seconds(timestamps: pd.Series) -> np.ndarray:
+def _time_seconds(timestamps: pd.Series) -> NDArray[np.float64]:
     ts = pd.to_datetime(timestamps, utc=True)
-    return (ts - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds().to_numpy(dtype=float)
+    seconds: NDArray[np.float64] = (ts - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds().to_numpy(dtype=float)
+    return seconds
 
 
-class SensorFeatureTransformer(TransformerMixin, BaseEstimator):
+# scikit-learn ships no type information, so its base classes are Any to mypy
+class SensorFeatureTransformer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Lag, rolling-window, rate-of-change and time-of-day features per sensor (see the module docstring).
 
     Parameters
@@ -175,9 +178,9 @@ class SensorFeatureTransformer(TransformerMixin, BaseEstimator):
             self.scaler_ = scaler.fit(usable.to_numpy())
         return self
 
-    def transform(self, X: pd.DataFrame) -> np.ndarray:
+    def transform(self, X: pd.DataFrame) -> NDArray[np.float64]:
         check_is_fitted(self, "feature_names_out_")
-        features = self.compute(X).to_numpy(dtype=float)
+        features: NDArray[np.float64] = self.compute(X).to_numpy(dtype=float)
         if self.scaler_ is not None and len(features):
             features = self.scaler_.transform(features)
         if self.scaler_ is not None:

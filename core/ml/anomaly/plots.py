@@ -60,7 +60,8 @@ def plot_score_timeline(result: Any, cuts: SplitTimes) -> Figure:
         handles, labels = ax.get_legend_handles_labels()
         unique = dict(zip(labels, handles, strict=True))
         ax.legend(unique.values(), unique.keys(), fontsize=6, loc="upper left", ncol=3)
-    axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
+    # matplotlib.dates ships no type stubs (its __init__ is unannotated)
+    axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))  # type: ignore[no-untyped-call]
     fig.suptitle(f"anomaly_{result.sensor_type}: score timeline (dashed: train | validation | test cuts)")
     return fig
 

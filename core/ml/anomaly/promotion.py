@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from core.alerts.defaults import ANOMALY_SCORE
 from core.alerts.engine import Hysteresis, anomaly_violation, simulate
@@ -108,7 +109,7 @@ def robust_z_flags(data: EvaluationData, config: BaselineConfig | None = None) -
     return flags
 
 
-def model_flags(model: Any, data: EvaluationData, threshold: float | None = None) -> np.ndarray:
+def model_flags(model: Any, data: EvaluationData, threshold: float | None = None) -> NDArray[np.bool_]:
     """Flags of an ``anomaly_<type>`` pyfunc as the agent takes them (``core.anomaly.champion.Champion.score``:
     ``is_anomaly``, else ``score >= threshold``; a non-finite score is no anomaly), the whole series at once."""
     from core.anomaly.champion import Champion
@@ -116,7 +117,8 @@ def model_flags(model: Any, data: EvaluationData, threshold: float | None = None
     threshold = BaselineConfig().threshold if threshold is None else threshold
     frame = data.frame.loc[:, list(INPUT_COLUMNS)].astype({"timestamp": "datetime64[ns, UTC]"})
     scores, flags = Champion(f"anomaly_{data.sensor_type}", "", model).score(frame, threshold)
-    return np.asarray(flags, dtype=bool) & np.isfinite(scores)
+    flagged: NDArray[np.bool_] = np.asarray(flags, dtype=bool) & np.isfinite(scores)
+    return flagged
 
 
 # --- evaluation -------------------------------------------------------------------------------------------------

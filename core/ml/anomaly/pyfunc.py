@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
 
 
-class AnomalyPyFunc(mlflow.pyfunc.PythonModel):
+class AnomalyPyFunc(PythonModel):
     """``predict(DataFrame[sensor_id, timestamp, value]) -> DataFrame[score, is_anomaly]``; the scorer carries
     its feature list and thresholds (``self.scorer.metadata()``)."""
 
@@ -18,7 +18,8 @@ class AnomalyPyFunc(mlflow.pyfunc.PythonModel):
 
     @property
     def feature_names(self) -> list[str]:
-        return self.scorer.feature_names
+        names: list[str] = self.scorer.feature_names
+        return names
 
     @property
     def threshold(self) -> float:

@@ -51,7 +51,12 @@ def model_signature() -> Any:
 
     return ModelSignature(
         inputs=Schema(
-            [ColSpec("string", "sensor_id"), ColSpec(AnyType(), "timestamp"), ColSpec("double", "value")]
+            [
+                ColSpec("string", "sensor_id"),
+                # mlflow leaves AnyType.__init__ unannotated, so a call to it is untyped
+                ColSpec(AnyType(), "timestamp"),  # type: ignore[no-untyped-call]
+                ColSpec("double", "value"),
+            ]
         ),
         outputs=Schema([ColSpec("double", "score"), ColSpec("boolean", "is_anomaly")]),
     )

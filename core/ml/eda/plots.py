@@ -21,6 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from numpy.typing import NDArray
 
 from core.ml.eda.analysis import DEFAULT_INTERVAL, _check_readings, _grid, _interval, daily_profile, find_gaps
 
@@ -44,16 +45,18 @@ def _figure(width: float, height: float) -> Figure:
     return fig
 
 
-def _naive_utc(times: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+def _naive_utc(times: pd.Series | pd.DatetimeIndex) -> NDArray[np.datetime64]:
     """Timestamps as naive UTC datetime64 (what matplotlib's date axis takes without converters)."""
     index = pd.DatetimeIndex(times)
     if index.tz is not None:
         index = index.tz_convert("UTC").tz_localize(None)
-    return index.to_numpy()
+    stamps: NDArray[np.datetime64] = index.to_numpy()
+    return stamps
 
 
 def units_by_type(readings: pd.DataFrame) -> dict[str, str]:
-    return readings.groupby("sensor_type")["unit"].first().to_dict()
+    units: dict[str, str] = readings.groupby("sensor_type")["unit"].first().to_dict()
+    return units
 
 
 def plot_sensor_type(
@@ -100,9 +103,10 @@ def plot_sensor_type(
                 ax.axvspan(left, right, color=FAULT_COLORS.get(fault.kind, "tab:olive"), alpha=0.25, lw=0)
         ax.set_ylabel(f"{sensor_id}\n[{unit}]", fontsize=9)
         ax.grid(alpha=0.3)
-    locator = mdates.AutoDateLocator()
+    # matplotlib.dates ships no type stubs (its constructors are unannotated)
+    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
     axes[-1].xaxis.set_major_locator(locator)
-    axes[-1].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    axes[-1].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     axes[-1].set_xlabel("time (UTC)")
     handles: list[Any] = [Line2D([], [], ls="", marker="x", ms=4, color="0.35", label="quality < 1")]
     handles += [

@@ -12,13 +12,16 @@ import time
 from collections.abc import Iterable, Mapping
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from matplotlib.figure import Figure
 
 from core.ml.eda.analysis import EdaSummary, jsonable
 from core.ml.eda.plots import DEFAULT_DPI, save_figures
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 DEFAULT_EXPERIMENT = "eda"
 
@@ -61,7 +64,7 @@ def default_artifact_location(tracking_uri: str) -> str | None:
     return (Path(db_path).resolve().parent / "mlartifacts").as_uri()
 
 
-def _get_or_create_experiment(client: Any, name: str, artifact_location: str | None) -> str:
+def _get_or_create_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
     from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(name)
@@ -114,7 +117,7 @@ def log_eda_run(
     experiment_id = _get_or_create_experiment(client, experiment, location)
 
     overview = summary.overview
-    all_params = {
+    all_params: dict[str, Any] = {
         key: overview[key]
         for key in ("rows", "sensors", "sensor_types", "interval_s", "start", "end")
         if key in overview
@@ -123,7 +126,7 @@ def log_eda_run(
     if run_name is None and "data_path" in all_params:
         run_name = f"eda-{Path(str(all_params['data_path'])).stem}"
     run = client.create_run(experiment_id, run_name=run_name, tags={"sm.kind": "eda"})
-    run_id = run.info.run_id
+    run_id: str = run.info.run_id
     try:
         now = int(time.time() * 1000)
         client.log_batch(
