@@ -1,5 +1,5 @@
 """``python -m apps.cli models list|compare NAME|promote NAME VERSION [--force]``: the MLflow model registry
-(``MLFLOW_TRACKING_URI``) through :mod:`core.ml.registry.promotion`.
+(``MLFLOW_TRACKING_URI``, through the registry port's MLflow adapter) with :mod:`core.ml.registry.promotion`.
 
 ``promote`` evaluates the version and the current champion with the family's evaluator (model-name prefix) and
 moves the ``champion`` alias only if the version wins by ``SM_PROMOTION_MARGIN``; ``--force`` moves it without
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import ModuleType
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from rich.table import Table
 
 from apps.cli.app import app
 from apps.cli.common import cli_settings, require_mlflow, unreachable_message
+
+if TYPE_CHECKING:
+    from core.ml.registry.port import ModelRegistry
 
 models_app = typer.Typer(
     help="List, compare and promote registered models (MLflow aliases).", no_args_is_help=True
@@ -31,8 +34,9 @@ def _console() -> Console:
     return Console(width=160)
 
 
-def _call(work: Callable[[str], T]) -> T:
-    """Run ``work(tracking_uri)``; registry and MLflow errors become one line on stderr and exit code 1.
+def _call(work: Callable[[ModelRegistry], T]) -> T:
+    """Run ``work(registry)`` on the MLflow registry; registry, promotion and MLflow errors (a model rejecting its
+    evaluation data) become one line on stderr and exit code 1.
 
     MLflow is probed first: when it does not answer the command ends within seconds, naming the address."""
     uri = cli_settings().mlflow_tracking_uri
@@ -40,21 +44,24 @@ def _call(work: Callable[[str], T]) -> T:
 
     from mlflow.exceptions import MlflowException
 
+    from core.ml.registry.mlflow_registry import MlflowRegistry
+    from core.ml.registry.port import ModelRegistryError, RegistryUnavailable
     from core.ml.registry.promotion import RegistryError
 
     try:
-        return work(uri)
-    except OSError as exc:  # requests' ConnectionError: MLflow went away during the command
-        typer.echo(f"error: {unreachable_message('MLflow', uri, type(exc).__name__)}", err=True)
+        return work(MlflowRegistry(uri))
+    except (OSError, RegistryUnavailable) as exc:  # MLflow went away during the command
+        reason = exc.detail if isinstance(exc, RegistryUnavailable) else type(exc).__name__
+        typer.echo(f"error: {unreachable_message('MLflow', uri, reason)}", err=True)
         raise typer.Exit(1) from None
-    except (RegistryError, MlflowException) as exc:
+    except (ModelRegistryError, RegistryError, MlflowException) as exc:
         message = getattr(exc, "message", None) or str(exc)
         typer.echo(f"error: {message.splitlines()[0] if message else type(exc).__name__}", err=True)
         raise typer.Exit(1) from None
 
 
 def _registry() -> ModuleType:
-    """:mod:`core.ml.registry.promotion`, imported once MLflow answered (it imports mlflow: seconds)."""
+    """:mod:`core.ml.registry.promotion`, imported when a command runs (not for ``--help``)."""
     from core.ml.registry import promotion as registry
 
     return registry
@@ -69,7 +76,7 @@ def list_command(
     metrics: Annotated[int, typer.Option(help="metrics shown per version (alphabetical)")] = 4,
 ) -> None:
     """Registered models, their versions, aliases and their runs' metrics."""
-    models = _call(lambda uri: _registry().list_models(tracking_uri=uri))
+    models = _call(lambda registry: _registry().list_models(registry=registry))
     console = _console()
     if not models:
         console.print("no registered models")
@@ -94,7 +101,7 @@ def list_command(
 @models_app.command("compare")
 def compare_command(name: Annotated[str, typer.Argument(help="registered model name")]) -> None:
     """Champion vs challenger: every metric of both versions' runs."""
-    result = _call(lambda uri: _registry().compare(name, tracking_uri=uri))
+    result = _call(lambda registry: _registry().compare(name, registry=registry))
     champion = f"champion v{result.champion.version}" if result.champion else "champion (none)"
     challenger = f"challenger v{result.challenger.version}" if result.challenger else "challenger (none)"
     table = Table(title=f"{name}: champion vs challenger")
@@ -117,10 +124,10 @@ def promote_command(
 ) -> None:
     """Evaluate VERSION against the champion and promote it if it wins (or unconditionally with --force)."""
     if force:
-        decision = _call(lambda uri: _registry().force_promote(name, version, tracking_uri=uri))
+        decision = _call(lambda registry: _registry().force_promote(name, version, registry=registry))
     else:
         decision = _call(
-            lambda uri: _registry().promote_if_better(name, version, tracking_uri=uri, margin=margin)
+            lambda registry: _registry().promote_if_better(name, version, registry=registry, margin=margin)
         )
     table = Table(
         title=f"{name} v{decision.candidate_version}: {'promoted to champion' if decision.promoted else 'not promoted'}"

@@ -16,13 +16,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.anomaly.baseline import BaselineConfig
-from core.anomaly.champion import ChampionModels, MlflowRegistry, ModelRegistry
+from core.anomaly.champion import ChampionModels, ModelRegistry
 from core.anomaly.detector import AnomalyDetector, Detection, TrendConfig
 from core.anomaly.references import ReferenceConfig
 from core.config import Settings, load_settings
 from core.db.session import unit_of_work
 from core.events.coalesce import Coalescer, merge_readings
 from core.events.types import Event, ReadingsIngested
+from core.ml.registry.mlflow_registry import MlflowRegistry
 
 HANDLER_NAME = "anomaly.detect"
 REFERENCES_HANDLER_NAME = "anomaly.references_reload"

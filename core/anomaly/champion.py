@@ -1,4 +1,4 @@
-"""Champion models from the MLflow registry, cached per sensor type and refreshed in the background.
+"""Champion models from the model registry, cached per sensor type and refreshed in the background.
 
 Contract of an anomaly model (what issue 5 registers)
 -----------------------------------------------------
@@ -29,8 +29,10 @@ Runtime behaviour
   the known types and loads a new version when the alias moved; a removed alias drops the model. While MLflow is
   unreachable the cached champions stay in use, types without one use the ``robust_z`` baseline; this is logged
   once (and again when MLflow is back) and counted in ``sm_anomaly_model_loads_total{result}``.
-* Blocking MLflow calls run in daemon threads, never on the event loop; an HTTP tracking URI is first probed with
-  a TCP connect so that an MLflow that is down costs milliseconds, not MLflow's own retry schedule.
+* The registry is the :class:`~core.ml.registry.port.ModelRegistry` port (in production the MLflow adapter,
+  :mod:`core.ml.registry.mlflow_registry`, which probes an HTTP tracking URI with a TCP connect first so that an
+  MLflow that is down costs milliseconds, not MLflow's own retry schedule). Its blocking calls run in daemon
+  threads, never on the event loop.
 """
 
 from __future__ import annotations
@@ -38,84 +40,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from core.ml.registry.port import CHAMPION, ModelRegistry, RegistryUnavailable, alias_or_none
 from core.observability.metrics import ANOMALY_MODEL_LOADS_TOTAL
 
 logger = logging.getLogger("core.anomaly.champion")
 
-ALIAS = "champion"
+ALIAS = CHAMPION
 METHOD = "model"
 INPUT_COLUMNS = ("sensor_id", "timestamp", "value")
 
 
 def registered_model_name(sensor_type: str) -> str:
     return f"anomaly_{sensor_type}"
-
-
-class RegistryUnavailable(RuntimeError):
-    """The MLflow tracking server / registry cannot be reached."""
-
-
-class ModelRegistry(Protocol):
-    """The blocking registry operations the cache needs (``MlflowRegistry``; tests may pass a stand-in)."""
-
-    def check_reachable(self) -> None: ...
-    def champion_version(self, name: str) -> str | None: ...
-    def load(self, name: str, version: str) -> Any: ...
-
-
-class MlflowRegistry:
-    """``ModelRegistry`` on ``mlflow.MlflowClient(tracking_uri=…)`` (blocking: call from a thread)."""
-
-    def __init__(self, tracking_uri: str, *, probe_timeout_s: float = 2.0) -> None:
-        self.tracking_uri = tracking_uri
-        self._probe_timeout_s = probe_timeout_s
-        self._client: Any = None
-
-    def _mlflow_client(self) -> Any:
-        if self._client is None:
-            import mlflow  # imported lazily: only processes that score with models pay for it
-
-            self._client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
-        return self._client
-
-    def check_reachable(self) -> None:
-        parts = urlsplit(self.tracking_uri)
-        if parts.scheme not in {"http", "https"}:
-            return  # file / sqlite / databricks …: the client call itself tells
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            with socket.create_connection((parts.hostname or "127.0.0.1", port), self._probe_timeout_s):
-                pass
-        except OSError as exc:
-            raise RegistryUnavailable(f"MLflow at {self.tracking_uri} is unreachable: {exc}") from exc
-
-    def champion_version(self, name: str) -> str | None:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return str(self._mlflow_client().get_model_version_by_alias(name, ALIAS).version)
-        except MlflowException as exc:
-            if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}:
-                return None  # no such registered model, or no champion alias
-            raise
-
-    def load(self, name: str, version: str) -> Any:
-        import mlflow
-
-        uri = self._mlflow_client().get_model_version_download_uri(name, version)
-        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=self.tracking_uri)
-        return mlflow.pyfunc.load_model(local)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +223,7 @@ class ChampionModels:
         for sensor_type in sensor_types:
             name = registered_model_name(sensor_type)
             try:
-                version = self.registry.champion_version(name)
+                version = alias_or_none(self.registry, name, ALIAS)
                 if version is None:
                     current = self._by_type.get(sensor_type)
                     if current is not None or sensor_type not in self._by_type:
@@ -317,7 +262,6 @@ __all__ = [
     "METHOD",
     "Champion",
     "ChampionModels",
-    "MlflowRegistry",
     "ModelRegistry",
     "RegistryUnavailable",
     "registered_model_name",

@@ -15,6 +15,7 @@ import asyncpg
 import numpy as np
 import pytest
 
+from apps.api.deps import app_runtime
 from core.config import Settings
 from tests.api.conftest import CLOSED_HTTP_URL, ClientFactory
 from tests.support.mlflow_server import (  # noqa: F401 - fixture
@@ -134,13 +135,14 @@ async def test_predict_uses_the_champion_and_caches_it(api: ClientFactory, ml_se
             {"score": pytest.approx(0.5), "is_anomaly": False},
             {"score": pytest.approx(4.0), "is_anomaly": True},
         ]
-        # cached: with MLflow calls made impossible, the same request still answers
+        # cached: with registry calls made impossible, the same request still answers
         server = apps[0].state.ml_server
 
-        def no_mlflow() -> Any:
-            raise AssertionError("MLflow was called for a cached model")
+        class NoRegistry:
+            def __getattr__(self, operation: str) -> Any:
+                raise AssertionError(f"the registry was called ({operation}) for a cached model")
 
-        server._mlflow = no_mlflow
+        server.registry = NoRegistry()
         again = await client.post("/api/v1/ml/predict", json=body, headers=headers(ml_settings))
         assert again.status_code == 200 and again.json() == result
 
@@ -278,8 +280,9 @@ async def test_check_drift_and_drift_status(api: ClientFactory, ml_settings) -> 
             "ml-unknown"
         ]
 
-        assert isinstance(apps[0].state.drift_checker, DriftChecker)  # started by the lifespan (agents registry)
-        await DriftChecker(apps[0].state.session_factory, ml_settings).run_once()
+        runtime = app_runtime(apps[0])
+        assert isinstance(runtime.drift_checker, DriftChecker)  # started by the lifespan (the runtime's workers)
+        await DriftChecker(runtime.session_factory, ml_settings).run_once()
         status = await client.get(
             "/api/v1/ml/drift", params={"sensor_type": "temperature"}, headers=headers(ml_settings)
         )

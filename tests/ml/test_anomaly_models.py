@@ -172,7 +172,8 @@ def test_model_names() -> None:
 def test_training_registers_a_model_the_agent_loads(tmp_path: Path) -> None:
     import mlflow
 
-    from core.anomaly.champion import Champion, MlflowRegistry
+    from core.anomaly.champion import ALIAS, Champion
+    from core.ml.registry.mlflow_registry import MlflowRegistry
 
     readings, faults = _fleet(n=240, seed=1)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -224,7 +225,7 @@ def test_training_registers_a_model_the_agent_loads(tmp_path: Path) -> None:
 
     force_promote("anomaly_temperature", "1", tracking_uri=uri)
     registry = MlflowRegistry(uri)
-    assert registry.champion_version("anomaly_temperature") == "1"
+    assert registry.alias_version("anomaly_temperature", ALIAS) == "1"
     model = registry.load("anomaly_temperature", "1")
     assert model.metadata.metadata["feature_names"] == result.scorer.feature_names
     batch = readings.loc[readings["sensor_id"] == "s-a", ["sensor_id", "timestamp", "value"]].iloc[230:240]

@@ -1,5 +1,5 @@
-"""ChampionModels with a stand-in registry: one lookup per type, one load per version, refresh when due,
-MLflow outages tolerated (cached champions kept, logged once), model output contract."""
+"""ChampionModels on the in-memory registry (core.ml.registry.memory): one lookup per type, one load per version,
+refresh when due, registry outages tolerated (cached champions kept, logged once), model output contract."""
 
 from __future__ import annotations
 
@@ -11,30 +11,44 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.anomaly.champion import Champion, ChampionModels, RegistryUnavailable, registered_model_name
+from core.anomaly.champion import Champion, ChampionModels, registered_model_name
+from core.ml.registry.memory import InMemoryRegistry
+from core.ml.registry.port import CHAMPION, ModelNotFound
 
 
-class StubRegistry:
+class StubRegistry(InMemoryRegistry):
+    """The in-memory registry with ``versions[name] = version`` (or None) naming the champion; version ``n`` of
+    ``name`` holds the model ``"<name>@<n>"``."""
+
     def __init__(self) -> None:
-        self.versions: dict[str, str | None] = {}
-        self.reachable = True
-        self.lookups: list[str] = []
-        self.loads: list[tuple[str, str]] = []
-        self.broken: set[tuple[str, str]] = set()
+        super().__init__()
+        self.versions = Champions(self)
 
-    def check_reachable(self) -> None:
-        if not self.reachable:
-            raise RegistryUnavailable("down")
+    @property
+    def lookups(self) -> list[str]:
+        return [call[1] for call in self.calls if call[0] == "alias_version"]
 
-    def champion_version(self, name: str) -> str | None:
-        self.lookups.append(name)
-        return self.versions.get(name)
+    @property
+    def loads(self) -> list[tuple[str, str]]:
+        return [(call[1], call[2]) for call in self.calls if call[0] == "load"]
 
-    def load(self, name: str, version: str) -> Any:
-        if (name, version) in self.broken:
-            raise OSError("corrupt artifact")
-        self.loads.append((name, version))
-        return f"{name}@{version}"
+
+class Champions:
+    """``versions[name] = "2"`` registers versions 1…2 as needed and moves the champion alias; None removes it."""
+
+    def __init__(self, registry: InMemoryRegistry) -> None:
+        self.registry = registry
+
+    def __setitem__(self, name: str, version: str | None) -> None:
+        if version is None:
+            self.registry.delete_alias(name, CHAMPION)
+            return
+        for number in range(1, int(version) + 1):
+            try:
+                self.registry.require_version(name, str(number))
+            except ModelNotFound:
+                assert self.registry.register(name, f"{name}@{number}") == str(number)
+        self.registry.set_alias(name, CHAMPION, version)
 
 
 class Clock:
@@ -104,7 +118,7 @@ async def test_a_failed_load_keeps_the_current_champion_and_a_removed_alias_drop
     models = ChampionModels(registry)
     await models.ensure(["temperature"])
     registry.versions["anomaly_temperature"] = "2"
-    registry.broken.add(("anomaly_temperature", "2"))
+    registry.failing_loads[("anomaly_temperature", "2")] = OSError("corrupt artifact")
     await models.refresh()
     assert models.get("temperature").version == "1"  # type: ignore[union-attr]
     registry.versions["anomaly_temperature"] = None
@@ -114,14 +128,15 @@ async def test_a_failed_load_keeps_the_current_champion_and_a_removed_alias_drop
 
 async def test_a_slow_registry_times_out_to_the_baseline() -> None:
     registry = StubRegistry()
+    registry.versions["anomaly_temperature"] = "1"  # what the late answer loads, after the test
 
-    def slow(name: str) -> str | None:
+    def slow(name: str, alias: str) -> str:
         import time
 
         time.sleep(0.5)
         return "1"
 
-    registry.champion_version = slow  # type: ignore[method-assign]
+    registry.alias_version = slow  # type: ignore[method-assign]
     models = ChampionModels(registry, timeout_s=0.05)
     await models.ensure(["temperature"])
     assert models.get("temperature") is None

@@ -17,7 +17,9 @@ to a function ``(model_name) -> keyword arguments of promote_if_better``; otherw
 the family's ``evaluate_for_promotion(model, model_name) -> float`` (its module defines
 ``PROMOTION_METRIC = (metric name, higher_is_better)``).
 
-All functions are blocking (MLflow client calls): call them from a thread in async code.
+Everything goes through the :class:`~core.ml.registry.port.ModelRegistry` port: ``registry=`` (tests pass the
+in-memory fake; the API passes its own), by default the MLflow adapter on ``tracking_uri``. All functions are
+blocking: call them from a thread in async code.
 """
 
 from __future__ import annotations
@@ -29,15 +31,19 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from core.ml.eda.tracking import resolve_tracking_uri
-from core.ml.registry.listing import Comparison, ModelInfo, VersionInfo, compare, get_model, list_models
+from core.ml.registry.listing import Comparison, compare, get_model, list_models, registry_for
+from core.ml.registry.port import (
+    CHALLENGER,
+    CHAMPION,
+    ModelInfo,
+    ModelRegistry,
+    VersionInfo,
+    alias_or_none,
+)
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
     from mlflow.pyfunc import PyFuncModel
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 TAG_PREFIX = "sm.promotion."
 
 #: model-name prefix → "module:function" returning the keyword arguments of ``promote_if_better`` for that family
@@ -57,7 +63,8 @@ Decide = Callable[[Any, Any, str], tuple[bool, str]]
 
 
 class RegistryError(RuntimeError):
-    """A registry operation cannot be carried out (unknown model/version, no evaluator, bad score)."""
+    """A promotion cannot be carried out (no evaluator, a NaN score, a negative margin); an unknown model or version
+    is the port's ``ModelNotFound``."""
 
 
 @dataclass(frozen=True)
@@ -82,34 +89,10 @@ class PromotionDecision:
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
-def client(tracking_uri: str | None = None) -> MlflowClient:
-    from mlflow import MlflowClient
-
-    uri = resolve_tracking_uri(tracking_uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
 def default_margin() -> float:
     from core.config import load_settings
 
     return load_settings().promotion_margin
-
-
-def _is_missing(exc: Exception) -> bool:
-    code = getattr(exc, "error_code", "")
-    return code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
-
-
-def alias_version(mlflow_client: MlflowClient, name: str, alias: str) -> str | None:
-    """The version carrying ``alias``, or None when the model or alias does not exist."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(mlflow_client.get_model_version_by_alias(name, alias).version)
-    except MlflowException as exc:
-        if _is_missing(exc):
-            return None
-        raise
 
 
 def _family_target(table: dict[str, str], model_name: str, what: str) -> tuple[Any, Callable[..., Any]] | None:
@@ -141,14 +124,6 @@ def resolve_evaluator(model_name: str) -> tuple[Evaluator, str, bool]:
     )
 
 
-def load_version(mlflow_client: MlflowClient, name: str, version: str) -> PyFuncModel:
-    import mlflow
-
-    uri = mlflow_client.get_model_version_download_uri(name, version)
-    local = mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=mlflow_client.tracking_uri)
-    return mlflow.pyfunc.load_model(local)
-
-
 def _score(evaluate: Evaluator, model: PyFuncModel, what: str) -> float:
     value = float(evaluate(model))
     if math.isnan(value):
@@ -167,7 +142,7 @@ def _beats(candidate: float, champion: float, margin: float, higher_is_better: b
     return candidate > champion + margin if higher_is_better else candidate < champion - margin
 
 
-def _record(mlflow_client: MlflowClient, decision: PromotionDecision, decided_by: str) -> None:
+def _record(registry: ModelRegistry, decision: PromotionDecision, decided_by: str) -> None:
     tags = {
         "decision": "promoted" if decision.promoted else "rejected",
         "metric": decision.metric,
@@ -184,10 +159,9 @@ def _record(mlflow_client: MlflowClient, decision: PromotionDecision, decided_by
         tags["serving"] = decision.serving
     for who, figures in (("candidate", decision.candidate_figures), ("serving", decision.serving_figures)):
         tags |= {f"{who}.{key}": repr(float(value)) for key, value in figures.items()}
-    for key, value in tags.items():
-        mlflow_client.set_model_version_tag(
-            decision.model_name, decision.candidate_version, TAG_PREFIX + key, value
-        )
+    registry.set_version_tags(
+        decision.model_name, decision.candidate_version, {TAG_PREFIX + key: value for key, value in tags.items()}
+    )
 
 
 # --- promotion ----------------------------------------------------------------------------------------------------
@@ -196,6 +170,7 @@ def promote_if_better(
     candidate_version: str | int,
     *,
     tracking_uri: str | None = None,
+    registry: ModelRegistry | None = None,
     margin: float | None = None,
     evaluate: Callable[[PyFuncModel], Any] | None = None,
     metric: str | None = None,
@@ -206,13 +181,13 @@ def promote_if_better(
     figures: Callable[[Any], dict[str, float]] | None = None,
 ) -> PromotionDecision:
     """Make ``candidate_version`` the challenger, then the champion if it beats what serves (module docstring)."""
-    mlflow_client = client(tracking_uri)
+    registry = registry_for(tracking_uri, registry)
     candidate = str(candidate_version)
-    mlflow_client.get_model_version(model_name, candidate)  # raises for an unknown model/version
+    registry.require_version(model_name, candidate)  # ModelNotFound for an unknown model/version
     if evaluate is None:
         rule = resolve_rule(model_name)
         if rule is not None:
-            return promote_if_better(model_name, candidate, tracking_uri=tracking_uri, **rule)
+            return promote_if_better(model_name, candidate, registry=registry, **rule)
         evaluate, family_metric, family_higher = resolve_evaluator(model_name)
         metric = metric or family_metric
         higher_is_better = family_higher if higher_is_better is None else higher_is_better
@@ -225,14 +200,14 @@ def promote_if_better(
     decide = decide or _margin_rule(metric, higher, margin)
 
     def assess(version: str) -> Any:
-        model = load_version(mlflow_client, model_name, version)
-        return _score(evaluate, model, f"v{version}") if scalar else evaluate(model)  # type: ignore[arg-type]
+        model = registry.load(model_name, version)
+        return _score(evaluate, model, f"v{version}") if scalar else evaluate(model)
 
     def headline(evaluation: Any) -> float:
         return float(figures(evaluation)[metric]) if figures is not None else float(evaluation)
 
-    mlflow_client.set_registered_model_alias(model_name, CHALLENGER, candidate)
-    champion = alias_version(mlflow_client, model_name, CHAMPION)
+    registry.set_alias(model_name, CHALLENGER, candidate)
+    champion = alias_or_none(registry, model_name, CHAMPION)
     candidate_eval = assess(candidate)
 
     serving_eval: Any = None
@@ -267,10 +242,9 @@ def promote_if_better(
         else {},
     )
     if promoted:
-        mlflow_client.set_registered_model_alias(model_name, CHAMPION, candidate)
-        # the challenger won: nothing is challenging any more
-        _drop_alias(mlflow_client, model_name, CHALLENGER)
-    _record(mlflow_client, decision, "promote_if_better")
+        registry.set_alias(model_name, CHAMPION, candidate)
+        registry.delete_alias(model_name, CHALLENGER)  # the challenger won: nothing is challenging any more
+    _record(registry, decision, "promote_if_better")
     return decision
 
 
@@ -289,31 +263,22 @@ def _margin_rule(metric: str, higher: bool, margin: float) -> Decide:
     return decide
 
 
-def _drop_alias(mlflow_client: MlflowClient, name: str, alias: str) -> None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        mlflow_client.delete_registered_model_alias(name, alias)
-    except MlflowException as exc:
-        if not _is_missing(exc):
-            raise
-
-
 def force_promote(
     model_name: str,
     version: str | int,
     *,
     tracking_uri: str | None = None,
+    registry: ModelRegistry | None = None,
     reason: str = "forced by an operator",
 ) -> PromotionDecision:
     """Make ``version`` the champion without evaluation (recorded as such on the version)."""
-    mlflow_client = client(tracking_uri)
+    registry = registry_for(tracking_uri, registry)
     candidate = str(version)
-    mlflow_client.get_model_version(model_name, candidate)
-    champion = alias_version(mlflow_client, model_name, CHAMPION)
-    mlflow_client.set_registered_model_alias(model_name, CHAMPION, candidate)
-    if alias_version(mlflow_client, model_name, CHALLENGER) == candidate:
-        _drop_alias(mlflow_client, model_name, CHALLENGER)
+    registry.require_version(model_name, candidate)
+    champion = alias_or_none(registry, model_name, CHAMPION)
+    registry.set_alias(model_name, CHAMPION, candidate)
+    if alias_or_none(registry, model_name, CHALLENGER) == candidate:
+        registry.delete_alias(model_name, CHALLENGER)
     decision = PromotionDecision(
         model_name=model_name,
         candidate_version=candidate,
@@ -326,7 +291,7 @@ def force_promote(
         promoted=True,
         reason=reason,
     )
-    _record(mlflow_client, decision, "force_promote")
+    _record(registry, decision, "force_promote")
     return decision
 
 
@@ -341,13 +306,10 @@ __all__ = [
     "PromotionDecision",
     "RegistryError",
     "VersionInfo",
-    "alias_version",
-    "client",
     "compare",
     "force_promote",
     "get_model",
     "list_models",
-    "load_version",
     "promote_if_better",
     "resolve_evaluator",
     "resolve_rule",

@@ -1,53 +1,41 @@
-"""ML serving: registered models from MLflow, cached in the process, behind ``/api/v1/ml``.
+"""ML serving: registered models from the model registry, cached in the process, behind ``/api/v1/ml``.
 
 * Loaded models are cached per ``(name, version)`` (LRU, ``SM_ML_MODEL_CACHE_SIZE``); an alias
   (``champion``) is resolved to a version at most every ``SM_ML_ALIAS_TTL_S`` seconds, so a promotion reaches the
-  API within that time and a request for a cached model makes no MLflow call at all.
-* Every MLflow call and every ``predict`` runs in a worker thread (``starlette.concurrency.run_in_threadpool``),
-  never on the event loop. An HTTP tracking URI is probed with a TCP connect first so an MLflow that is down
-  answers 503 in milliseconds instead of after MLflow's own retry schedule.
-* Errors: unknown model or version → 404; a model without the requested alias → 409; MLflow unreachable → 503;
-  input that lacks the columns of the model's signature (or that the model rejects) → 422 naming what is wrong.
+  API within that time and a request for a cached model makes no registry call at all.
+* The registry is the :class:`~core.ml.registry.port.ModelRegistry` port (in production the MLflow adapter,
+  :mod:`core.ml.registry.mlflow_registry`, which probes an HTTP tracking URI with a TCP connect first so an MLflow
+  that is down answers 503 in milliseconds instead of after MLflow's own retry schedule). Every registry call and
+  every ``predict`` runs in a worker thread (``starlette.concurrency.run_in_threadpool``), never on the event loop.
+* Errors (the port's, problem details): unknown model or version → 404; a model without the requested alias → 409;
+  registry unreachable or failing → 503; input that lacks the columns of the model's signature (or that the model
+  rejects) → 422 naming what is wrong.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import socket
+import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from starlette.concurrency import run_in_threadpool
 
-from core.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from core.errors import Conflict, ValidationFailed
+from core.ml.registry.port import ModelInfo, ModelRegistry
+
+if TYPE_CHECKING:
+    from core.config import Settings
+    from core.ml.registry.promotion import PromotionDecision
 
 logger = logging.getLogger("core.ml.serving.loader")
-
-T = TypeVar("T")
-MISSING_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
-
-
-class ModelNotFound(NotFound):
-    slug = "model-not-found"
-    title = "Model Not Found"
-
-
-class AliasNotSet(Conflict):
-    slug = "model-alias-not-set"
-    title = "No Model Version For The Alias"
-
-
-class MlflowUnavailable(ServiceUnavailable):
-    slug = "mlflow-unavailable"
-    title = "MLflow Unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +79,15 @@ def _schema_columns(model: Any) -> dict[str, tuple[str, ...]]:
     }
 
 
+def input_errors() -> tuple[type[Exception], ...]:
+    """The exceptions by which a model refuses its input: ``ValueError``, ``TypeError``, ``KeyError`` and, once MLflow
+    is imported (a model loaded by MLflow imported it; a stand-in model did not), ``MlflowException`` (schema
+    enforcement)."""
+    mlflow_exceptions = sys.modules.get("mlflow.exceptions")
+    base: tuple[type[Exception], ...] = (ValueError, TypeError, KeyError)
+    return base if mlflow_exceptions is None else (*base, mlflow_exceptions.MlflowException)
+
+
 def coerce_numbers(frame: pd.DataFrame, loaded: LoadedModel) -> pd.DataFrame:
     """JSON numbers → the signature's numeric types where that loses nothing (a copy when anything changes)."""
     changes: dict[str, pd.Series] = {}
@@ -104,7 +101,7 @@ def coerce_numbers(frame: pd.DataFrame, loaded: LoadedModel) -> pd.DataFrame:
             and pd.api.types.is_float_dtype(values)
             and bool(values.notna().all() and (values == values.round()).all())
         )
-        if integral:
+        if integral and values is not None:
             changes[column] = values.astype("int64")
     return frame.assign(**changes) if changes else frame
 
@@ -121,75 +118,38 @@ def naive_utc(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
 
 
 class ModelServer:
-    """Per-process model cache on one MLflow tracking URI (blocking parts run in worker threads)."""
+    """Per-process model cache on one model registry (blocking parts run in worker threads)."""
 
     def __init__(
         self,
-        tracking_uri: str,
+        registry: ModelRegistry,
         *,
         alias_ttl_s: float = 30.0,
         cache_size: int = 16,
-        probe_timeout_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.tracking_uri = tracking_uri
+        self.registry = registry
         self.alias_ttl_s = alias_ttl_s
         self.cache_size = cache_size
-        self.probe_timeout_s = probe_timeout_s
         self._clock = clock
-        self._client: Any = None
         self._models: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
         self._aliases: dict[tuple[str, str], tuple[str, float]] = {}
-        self._listing: tuple[Any, float] | None = None
+        self._listing: tuple[list[ModelInfo], float] | None = None
         self._lock = threading.Lock()
         self._load_locks: dict[tuple[str, str], threading.Lock] = {}
 
     @classmethod
-    def from_settings(cls, settings: Any) -> ModelServer:
+    def from_settings(cls, settings: Settings) -> ModelServer:
+        """On the MLflow registry of ``settings`` (probed with at most ``min(SM_READY_TIMEOUT_S, 2)`` seconds)."""
+        from core.ml.registry.mlflow_registry import MlflowRegistry
+
         return cls(
-            settings.mlflow_tracking_uri,
+            MlflowRegistry(settings.mlflow_tracking_uri, probe_timeout_s=min(settings.ready_timeout_s, 2.0)),
             alias_ttl_s=settings.ml_alias_ttl_s,
             cache_size=settings.ml_model_cache_size,
-            probe_timeout_s=min(settings.ready_timeout_s, 2.0),
         )
 
     # --- blocking helpers (worker threads) -------------------------------------------------------------------
-    def _mlflow(self) -> Any:
-        if self._client is None:
-            from mlflow import MlflowClient
-
-            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-        return self._client
-
-    def _probe(self) -> None:
-        parts = urlsplit(self.tracking_uri)
-        if parts.scheme not in {"http", "https"}:
-            return
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            with socket.create_connection((parts.hostname or "127.0.0.1", port), self.probe_timeout_s):
-                pass
-        except OSError as exc:
-            raise MlflowUnavailable(
-                f"MLflow at {parts.hostname}:{port} is unreachable ({exc.strerror or exc})"
-            ) from None
-
-    def _registry_call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one registry call: probe first, then map MLflow's errors to ours."""
-        from mlflow.exceptions import MlflowException
-
-        self._probe()
-        try:
-            return fn()
-        except MlflowException as exc:
-            if exc.error_code in MISSING_CODES:
-                raise ModelNotFound(f"{what} does not exist in the model registry") from None
-            if exc.error_code == "INVALID_PARAMETER_VALUE" and "alias" in str(exc).lower():
-                raise AliasNotSet(f"{what}: the alias is not set") from None
-            raise MlflowUnavailable(f"MLflow failed on {what}: {exc.message.splitlines()[0]}") from None
-        except OSError as exc:  # requests' ConnectionError is an OSError
-            raise MlflowUnavailable(f"MLflow failed on {what}: {type(exc).__name__}") from None
-
     def _resolve(self, name: str, ref: str) -> str:
         if ref.isdigit():
             return ref
@@ -199,19 +159,7 @@ class ModelServer:
             cached = self._aliases.get(key)
         if cached is not None and cached[1] > now:
             return cached[0]
-        from mlflow.exceptions import MlflowException
-
-        def lookup() -> str:
-            client = self._mlflow()
-            try:
-                return str(client.get_model_version_by_alias(name, ref).version)
-            except MlflowException as exc:
-                if exc.error_code in MISSING_CODES | {"INVALID_PARAMETER_VALUE"}:
-                    client.get_registered_model(name)  # raises RESOURCE_DOES_NOT_EXIST for an unknown model
-                    raise AliasNotSet(f"model {name!r} has no version with the alias {ref!r}") from None
-                raise
-
-        version = self._registry_call(f"model {name!r}", lookup)
+        version = self.registry.alias_version(name, ref)
         with self._lock:
             self._aliases[key] = (version, now + self.alias_ttl_s)
         return version
@@ -229,14 +177,7 @@ class ModelServer:
                 cached = self._models.get(key)
             if cached is not None:
                 return cached
-            import mlflow
-
-            def download() -> str:
-                uri = self._mlflow().get_model_version_download_uri(name, version)
-                return mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=self.tracking_uri)
-
-            local = self._registry_call(f"model {name!r} version {version}", download)
-            model = mlflow.pyfunc.load_model(local)
+            model = self.registry.load(name, version)
             schema = _schema_columns(model)
             loaded = LoadedModel(
                 name,
@@ -260,7 +201,7 @@ class ModelServer:
         return self._load(name, self._resolve(name, ref))
 
     def _cached(self, name: str, ref: str) -> LoadedModel | None:
-        """The model if alias and model are both cached (no thread hop, no MLflow call)."""
+        """The model if alias and model are both cached (no thread hop, no registry call)."""
         with self._lock:
             if ref.isdigit():
                 version: str | None = ref
@@ -276,7 +217,8 @@ class ModelServer:
 
     # --- async API ---------------------------------------------------------------------------------------------
     async def get(self, name: str, ref: str = "champion") -> LoadedModel:
-        return self._cached(name, ref) or await run_in_threadpool(self.get_sync, name, ref)
+        cached = self._cached(name, ref)
+        return cached if cached is not None else await run_in_threadpool(self.get_sync, name, ref)
 
     async def predict(
         self, loaded: LoadedModel, frame: pd.DataFrame, params: dict[str, Any] | None = None
@@ -299,41 +241,35 @@ class ModelServer:
 
     @staticmethod
     def _predict_sync(loaded: LoadedModel, frame: pd.DataFrame, params: dict[str, Any] | None) -> Any:
-        from mlflow.exceptions import MlflowException
-
         try:
             return loaded.model.predict(frame, params=params) if params else loaded.model.predict(frame)
-        except (MlflowException, ValueError, TypeError, KeyError) as exc:
+        except input_errors() as exc:
             message = getattr(exc, "message", None) or str(exc)
             raise ValidationFailed(
                 f"model {loaded.name} v{loaded.version} rejected the input: {message.splitlines()[0][:500]}"
             ) from None
 
-    async def list_models(self) -> list[Any]:
+    async def list_models(self) -> list[ModelInfo]:
         """Every registered model with versions, aliases and run metrics (cached for the alias TTL)."""
         now = self._clock()
         if self._listing is not None and self._listing[1] > now:
-            return self._listing[0]  # type: ignore[no-any-return]
-        from core.ml.registry import promotion as registry
-
-        models = await run_in_threadpool(
-            self._registry_call, "the model list", lambda: registry.list_models(mlflow_client=self._mlflow())
-        )
+            return self._listing[0]
+        models = await run_in_threadpool(self.registry.list_models)
         self._listing = (models, now + self.alias_ttl_s)
         return models
 
-    async def promote(self, name: str, version: str, *, force: bool, margin: float | None) -> Any:
+    async def promote(self, name: str, version: str, *, force: bool, margin: float | None) -> PromotionDecision:
         """``promote_if_better`` (or ``force_promote``) in a worker thread; forget the model's cached aliases."""
-        from core.ml.registry import promotion as registry
+        from core.ml.registry import promotion
 
-        def work() -> Any:
+        def work() -> PromotionDecision:
             if force:
-                return registry.force_promote(name, version, tracking_uri=self.tracking_uri)
-            return registry.promote_if_better(name, version, tracking_uri=self.tracking_uri, margin=margin)
+                return promotion.force_promote(name, version, registry=self.registry)
+            return promotion.promote_if_better(name, version, registry=self.registry, margin=margin)
 
         try:
-            return await run_in_threadpool(self._registry_call, f"model {name!r} version {version}", work)
-        except registry.RegistryError as exc:
+            return await run_in_threadpool(work)
+        except promotion.RegistryError as exc:
             raise Conflict(str(exc)) from None
         finally:
             with self._lock:
@@ -341,14 +277,8 @@ class ModelServer:
                     del self._aliases[key]
                 self._listing = None
 
-    async def get_model(self, name: str) -> Any:
-        from core.ml.registry import promotion as registry
-
-        return await run_in_threadpool(
-            self._registry_call,
-            f"model {name!r}",
-            lambda: registry.get_model(name, mlflow_client=self._mlflow()),
-        )
+    async def get_model(self, name: str) -> ModelInfo:
+        return await run_in_threadpool(self.registry.get_model, name)
 
 
 # --- frames -------------------------------------------------------------------------------------------------------
@@ -390,11 +320,9 @@ def readings_frame(sensor_ids: list[str], timestamps: list[Any], values: list[fl
 
 
 __all__ = [
-    "AliasNotSet",
     "LoadedModel",
-    "MlflowUnavailable",
-    "ModelNotFound",
     "ModelServer",
+    "input_errors",
     "naive_utc",
     "output_records",
     "readings_frame",

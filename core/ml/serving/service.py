@@ -1,6 +1,7 @@
 """The use cases behind ``/api/v1/ml`` (the router holds HTTP only): predict, forecast, detect anomalies, drift.
 
-Each function gets the request's session (reads only) and the process's :class:`core.ml.serving.loader.ModelServer`.
+Each function gets the request's session (reads only) and the process's :class:`core.ml.serving.loader.ModelServer`
+(on the model registry port, :mod:`core.ml.registry.port`).
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from core.anomaly.champion import Champion
 from core.config import Settings
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.ml.drift.repository import DriftCheckRepository
-from core.ml.drift.statistics import DriftThresholds, check_sensors
+from core.ml.drift.statistics import DriftThresholds, SensorDrift, check_sensors
+from core.ml.registry.port import AliasNotSet, ModelInfo, ModelNotFound, RegistryFailed
 from core.ml.serving.loader import (
-    AliasNotSet,
-    MlflowUnavailable,
-    ModelNotFound,
     ModelServer,
+    input_errors,
     naive_utc,
     output_records,
     readings_frame,
@@ -54,7 +54,7 @@ from core.ml.serving.schemas import (
 FORECAST_COLUMNS = ("timestamp", "yhat", "yhat_lower", "yhat_upper")
 
 
-def model_read(info: Any) -> ModelRead:
+def model_read(info: ModelInfo) -> ModelRead:
     return ModelRead(
         name=info.name,
         aliases=dict(info.aliases),
@@ -185,7 +185,7 @@ async def detect_anomaly(
         loaded = await server.get(name)
     except (ModelNotFound, AliasNotSet) as exc:
         loaded, note = None, f"{exc.detail}: robust median/MAD baseline used"
-    except MlflowUnavailable as exc:
+    except RegistryFailed as exc:
         loaded, note = None, f"{exc.detail}: robust median/MAD baseline used"
 
     scores: list[AnomalyScore | None] = [None] * len(ids)
@@ -222,12 +222,11 @@ async def detect_anomaly(
 async def _score_with_model(
     champion: Champion, frame: pd.DataFrame, threshold: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    from mlflow.exceptions import MlflowException
     from starlette.concurrency import run_in_threadpool
 
     try:
         return await run_in_threadpool(champion.score, frame, threshold)
-    except (MlflowException, ValueError, TypeError, KeyError) as exc:
+    except input_errors() as exc:
         message = (getattr(exc, "message", None) or str(exc)).splitlines()[0][:500]
         raise ValidationFailed(
             f"model {champion.name} v{champion.version} rejected the readings: {message}"
@@ -273,31 +272,28 @@ async def check_drift(
             psi_bins=thresholds.bins,
             min_samples=thresholds.min_samples,
         ),
-        results=[
-            DriftResult(
-                sensor_id=r.sensor_id,
-                sensor_type=r.sensor_type,
-                reference_start=r.windows.reference_start,
-                reference_end=r.windows.reference_end,
-                recent_start=r.windows.recent_start,
-                recent_end=r.windows.recent_end,
-                skipped=r.skipped,
-                **(
-                    {
-                        "reference_count": r.stats.reference_count,
-                        "recent_count": r.stats.recent_count,
-                        "ks_statistic": r.stats.ks_statistic,
-                        "ks_pvalue": r.stats.ks_pvalue,
-                        "psi": r.stats.psi,
-                        "drifted": r.stats.drifted,
-                        "reasons": list(r.stats.reasons),
-                    }
-                    if r.stats is not None
-                    else {}
-                ),
-            )
-            for r in results
-        ],
+        results=[_drift_result(r) for r in results],
+    )
+
+
+def _drift_result(r: SensorDrift) -> DriftResult:
+    """One sensor's drift; the statistics stay at their defaults when the sensor was skipped."""
+    stats = r.stats
+    return DriftResult(
+        sensor_id=r.sensor_id,
+        sensor_type=r.sensor_type,
+        reference_start=r.windows.reference_start,
+        reference_end=r.windows.reference_end,
+        recent_start=r.windows.recent_start,
+        recent_end=r.windows.recent_end,
+        skipped=r.skipped,
+        reference_count=None if stats is None else stats.reference_count,
+        recent_count=None if stats is None else stats.recent_count,
+        ks_statistic=None if stats is None else stats.ks_statistic,
+        ks_pvalue=None if stats is None else stats.ks_pvalue,
+        psi=None if stats is None else stats.psi,
+        drifted=None if stats is None else stats.drifted,
+        reasons=[] if stats is None else list(stats.reasons),
     )
 
 
