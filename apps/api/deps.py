@@ -1,4 +1,9 @@
-"""Request dependencies: settings, one session + transaction per request, the /metrics key check.
+"""Request dependencies: the runtime and what it holds (settings, engine, one session + transaction per request).
+
+The API's lifespan (``apps.api.main``) builds the process's ``core.runtime.bootstrap.Runtime`` and keeps it on
+``app.state.runtime``; ``get_runtime`` / ``app_runtime`` are the one typed way routers, dependencies and
+middleware reach it (settings, session factory, bus, relay, agents). ``app_settings`` gives the settings the app
+was created with (the request gate needs them even where the lifespan has not run).
 
 ``SessionDep`` opens a session and a transaction with ``core.db.session.unit_of_work`` and commits it when the
 endpoint returns (rolls back when it raises). It uses FastAPI's ``scope="function"`` so the commit happens
@@ -8,39 +13,55 @@ never stored. Services receive the session and only flush.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.security import APIKeyHeader
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.auth.keys import READ, has_scope
 from core.config import Settings
 from core.db.session import unit_of_work
-from core.errors import Forbidden, ServiceUnavailable, Unauthorized
+from core.errors import ServiceUnavailable
+from core.runtime.bootstrap import Runtime
 
 API_KEY_HEADER = "X-API-Key"
 api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="API key")
 
 
+def app_settings(app: FastAPI) -> Settings:
+    """The settings ``create_app`` was given (``app.state.settings``)."""
+    settings = app.state.settings
+    if not isinstance(settings, Settings):
+        raise TypeError("app.state.settings is not a Settings object (an app not built by create_app)")
+    return settings
+
+
+def app_runtime(app: FastAPI) -> Runtime:
+    """The app's runtime (``app.state.runtime``); 503 while the lifespan has not built it (or after shutdown)."""
+    runtime = getattr(app.state, "runtime", None)
+    if not isinstance(runtime, Runtime):
+        raise ServiceUnavailable("the runtime is not initialised (the lifespan has not run)")
+    return runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    return app_runtime(request.app)
+
+
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return app_settings(request.app)
 
 
 def get_engine(request: Request) -> AsyncEngine:
-    engine = getattr(request.app.state, "engine", None)
-    if engine is None:  # the lifespan has not run (app served without lifespan support)
+    engine = app_runtime(request.app).engine
+    if engine is None:  # a runtime on a session factory of the caller's (no engine of its own)
         raise ServiceUnavailable("the database engine is not initialised")
-    return engine  # type: ignore[no-any-return]
+    return engine
 
 
 def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
-    factory = getattr(request.app.state, "session_factory", None)
-    if factory is None:
-        raise ServiceUnavailable("the database session factory is not initialised")
-    return factory  # type: ignore[no-any-return]
+    return app_runtime(request.app).session_factory
 
 
 async def get_session(
@@ -51,58 +72,24 @@ async def get_session(
         yield session
 
 
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def key_matches(presented: str | None, settings: Settings) -> bool:
-    if not presented:
-        return False
-    expected = settings.api_key.get_secret_value()
-    return hmac.compare_digest(presented.encode(), expected.encode())
-
-
-async def require_metrics_key(
-    request: Request,
-    settings: SettingsDep,
-    presented: Annotated[str | None, Depends(api_key_header)],
-) -> None:
-    """When ``metrics_require_key`` is on, /metrics needs ``X-API-Key``: the bootstrap key (checked without the
-    database) or any active key with the ``read`` scope (a scraper's own key; 403 for a key without it).
-
-    A wrong key counts against the client address's failed-authentication budget like on every other route
-    (over it: 429 before any lookup)."""
-    if not settings.metrics_require_key or key_matches(presented, settings):
-        return
-    if presented:
-        # imported here: apps.api.security imports this module
-        from apps.api.security import check_failure_budget, client_address, get_authenticator
-
-        authenticator = get_authenticator(request)
-        address = client_address(request.scope)
-        failures = None
-        if not authenticator.is_cached_active(presented):
-            failures = await check_failure_budget(request.app, address)
-        entry = await authenticator.authenticate(presented)  # a value that is no key costs no lookup
-        if entry is not None and not entry.revoked:
-            if has_scope(entry.scopes, READ):
-                return
-            raise Forbidden("/metrics requires a key with the 'read' scope")
-        if failures is not None:
-            await failures.hit(address)
-    raise Unauthorized("/metrics requires a valid X-API-Key header")
-
-
 __all__ = [
     "API_KEY_HEADER",
     "EngineDep",
+    "RuntimeDep",
     "SessionDep",
     "SettingsDep",
+    "api_key_header",
+    "app_runtime",
+    "app_settings",
     "get_engine",
+    "get_runtime",
     "get_session",
     "get_session_factory",
     "get_settings",
-    "key_matches",
-    "require_metrics_key",
 ]

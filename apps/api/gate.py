@@ -35,6 +35,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from apps.api.deps import app_settings
 from apps.api.errors import problem_response
 from apps.api.security import PRINCIPAL_SCOPE_KEY, authenticate, client_address, resolve_principal
 from core.config import Settings
@@ -98,7 +99,8 @@ def declared_length(scope: Scope) -> int | None:
 def presented_key(scope: Scope) -> str | None:
     for name, value in scope.get("headers", ()):
         if name == b"x-api-key":
-            return value.decode("latin-1")
+            key: str = value.decode("latin-1")  # ASGI headers are bytes (the scope types them Any)
+            return key
     return None
 
 
@@ -134,7 +136,7 @@ class RequestGate:
             await self.app(scope, receive, send)
             return
         app: FastAPI = scope["app"]
-        settings: Settings = app.state.settings
+        settings = app_settings(app)
         policy = self.policy(app, scope)
 
         if policy.needs_key:

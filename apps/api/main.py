@@ -4,9 +4,13 @@ Run with ``python -m apps.api`` (or ``uvicorn --factory apps.api.main:create_app
 arguments loads the settings (refusing unsafe production settings with ``ConfigurationError``) and configures
 logging; tests pass their own ``Settings`` and may build any number of apps in one process.
 
-The lifespan owns the process-wide resources on ``app.state``: ``engine``, ``session_factory`` and
-``http_client`` (for dependency checks); they are disposed on shutdown. ``bus`` and ``relay`` (core/events) start
-after the engine and stop before it is disposed.
+The lifespan builds the process's runtime with ``core.runtime.bootstrap.bootstrap`` (settings, engine, session
+factory, bus with every handler, outbox relay, agents and workers) and keeps it on ``app.state.runtime``; routers
+and dependencies reach it through ``apps.api.deps.get_runtime``. ``await runtime.start()`` runs after the
+authentication set-up; on shutdown the ingest workers stop first, then ``runtime.stop()`` (relay, bus drained,
+workers, engine disposed). ``app.state.http_client`` (dependency checks) is the API's own.
+Until the ingest runtime (``apps.api.ingest_runtime``) takes the runtime too, ``app.state.session_factory``
+mirrors the runtime's field while it runs.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ import gc
 import importlib.metadata
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
 
+from apps.api.deps import app_settings
 from apps.api.docs import install_docs
 from apps.api.errors import (
     PROBLEM_MEDIA_TYPE,
@@ -33,32 +39,24 @@ from apps.api.errors import (
 from apps.api.gate import RequestGate
 from apps.api.ingest_runtime import start_ingest, stop_ingest
 from apps.api.middleware import RequestContextMiddleware, record_http_metrics
-from apps.api.routers import (
-    admin_dead_letters,
-    admin_events,
-    admin_keys,
-    anomalies,
-    assets,
-    health,
-    ingest,
-    readings,
-    sensors,
-)
+from apps.api.routers import admin_dead_letters, admin_events, admin_keys, health, ingest
 from apps.api.routers import alert_rules as alert_rules_router
 from apps.api.routers import alerts as alerts_router
 from apps.api.routers import incidents as incidents_router
 from apps.api.routers import labels as labels_router
 from apps.api.routers import maintenance as maintenance_router
 from apps.api.routers import ml as ml_router
+from apps.api.routers.fleet import router as fleet_router
+from apps.api.routers.queries import router as queries_router
 from apps.api.routers.reports import router as reports_router
 from apps.api.routers.webhooks import router as webhooks_router
 from apps.api.security import setup_auth
 from core.config import Settings, load_settings
-from core.db.session import create_engine, create_session_factory
+from core.notifications.destinations import Resolver
 from core.observability.health_repository import migration_heads
 from core.observability.logging import configure_logging
 from core.observability.metrics import REGISTRY, set_build_info
-from core.runtime.handlers import start_events, stop_events
+from core.runtime.bootstrap import Runtime, bootstrap
 
 logger = logging.getLogger("apps.api")
 
@@ -80,36 +78,63 @@ def app_version() -> str:
         return FALLBACK_VERSION
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
-    engine = create_engine(settings)
-    app.state.engine = engine
-    app.state.session_factory = create_session_factory(engine)
-    app.state.http_client = httpx.AsyncClient(trust_env=False, timeout=settings.ready_timeout_s)
-    try:
-        await asyncio.to_thread(migration_heads)  # warm the cache off the event loop
-    except Exception as exc:  # noqa: BLE001 - readiness reports it; the API still serves liveness
-        logger.warning("migration scripts unavailable: %s", exc)
-    await setup_auth(app)  # API-key cache, rate limiter, bootstrap key row
-    await start_events(app.state)  # event bus + outbox relay (publishes leftovers of earlier runs)
-    await start_ingest(app)  # group committer, idempotency-key purge
-    # Everything allocated so far (imports, settings, pools) lives as long as the process: move it out of the
-    # collector's reach so that full collections under load do not walk ~130k long-lived objects each time.
-    gc.collect()
-    gc.freeze()
-    logger.info("api started", extra={"version": app.version, "env": settings.env.value})
-    try:
-        yield
-    finally:
-        await stop_ingest(app)
-        await stop_events(app.state)  # relay stops, bus drains (bounded), before the engine goes
-        await app.state.http_client.aclose()
-        await engine.dispose()
-        app.state.engine = None
-        app.state.session_factory = None
-        app.state.http_client = None
-        logger.info("api stopped")
+@dataclass(frozen=True, slots=True)
+class RuntimeOverrides:
+    """What a caller (tests) may change in the runtime the lifespan bootstraps (keyword arguments of bootstrap)."""
+
+    #: The resolver of webhook destination checks (API and delivery worker); None: the system resolver.
+    webhook_resolver: Resolver | None = None
+    #: False: no notification delivery worker (deliveries are enqueued, never sent).
+    deliver_notifications: bool = True
+
+
+def _mirror(app: FastAPI, runtime: Runtime | None) -> None:
+    """``app.state.runtime`` and the plain mirror of its field the ingest runtime still reads."""
+    app.state.runtime = runtime
+    app.state.session_factory = runtime.session_factory if runtime is not None else None
+
+
+def lifespan_with(overrides: RuntimeOverrides) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The lifespan of an app whose runtime is bootstrapped with ``overrides``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings = app_settings(app)
+        runtime = bootstrap(
+            settings,
+            webhook_resolver=overrides.webhook_resolver,
+            deliver_notifications=overrides.deliver_notifications,
+        )
+        _mirror(app, runtime)
+        app.state.http_client = httpx.AsyncClient(trust_env=False, timeout=settings.ready_timeout_s)
+        try:
+            await asyncio.to_thread(migration_heads)  # warm the cache off the event loop
+        except Exception as exc:  # noqa: BLE001 - readiness reports it; the API still serves liveness
+            logger.warning("migration scripts unavailable: %s", exc)
+        await setup_auth(app)  # API-key cache, rate limiter, bootstrap key row
+        await runtime.start()  # bus, outbox relay (publishes leftovers of earlier runs), agents' workers
+        await start_ingest(app)  # group committer, idempotency-key purge
+        # Everything allocated so far (imports, settings, pools) lives as long as the process: move it out of the
+        # collector's reach so that full collections under load do not walk ~130k long-lived objects each time.
+        gc.collect()
+        gc.freeze()
+        logger.info("api started", extra={"version": app.version, "env": settings.env.value})
+        try:
+            yield
+        finally:
+            await stop_ingest(app)
+            try:
+                await runtime.stop()  # relay stops, bus drains (bounded), workers stop, then the engine goes
+            finally:
+                await app.state.http_client.aclose()
+                _mirror(app, None)
+                app.state.http_client = None
+                logger.info("api stopped")
+
+    return lifespan
+
+
+lifespan = lifespan_with(RuntimeOverrides())
 
 
 def _problem_media_types(schema: dict[str, Any]) -> None:
@@ -153,8 +178,9 @@ def _instrument(app: FastAPI) -> None:
     instrumentator.instrument(app)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the API. Without ``settings``: load them (may raise ConfigurationError) and configure logging."""
+def create_app(settings: Settings | None = None, *, overrides: RuntimeOverrides | None = None) -> FastAPI:
+    """Build the API. Without ``settings``: load them (may raise ConfigurationError) and configure logging.
+    ``overrides``: what tests change in the runtime the lifespan bootstraps."""
     if settings is None:
         settings = load_settings()
         settings.require_service_secrets()
@@ -167,21 +193,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=version,
         description=DESCRIPTION,
         openapi_tags=OPENAPI_TAGS,
-        lifespan=lifespan,
+        lifespan=lifespan if overrides is None else lifespan_with(overrides),
         responses=problem_responses(500),
         # the API description is public only where settings say so (not in production by default)
-        **({} if settings.openapi_public else {"openapi_url": None}),
+        openapi_url="/openapi.json" if settings.openapi_public else None,
         docs_url=None,  # FastAPI's /docs and /redoc load from a CDN: install_docs serves packaged assets
         redoc_url=None,
     )
     if settings.openapi_public:
         install_docs(app)
     app.state.settings = settings
-    app.state.engine = None
-    app.state.session_factory = None
     app.state.http_client = None
-    app.state.bus = None
-    app.state.relay = None
+    _mirror(app, None)
 
     install_exception_handlers(app)
     app.include_router(health.router)
@@ -194,10 +217,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alert_rules_router.router)
     app.include_router(alerts_router.router)
     app.include_router(incidents_router.router)
-    app.include_router(assets.router)
-    app.include_router(sensors.router)
-    app.include_router(readings.router)
-    app.include_router(anomalies.router)
+    app.include_router(fleet_router)
+    app.include_router(queries_router)
     app.include_router(webhooks_router)
     app.include_router(ml_router.router)
     app.include_router(reports_router)
@@ -213,4 +234,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-__all__ = ["TITLE", "app_version", "create_app", "lifespan"]
+__all__ = ["TITLE", "RuntimeOverrides", "app_version", "create_app", "lifespan", "lifespan_with"]

@@ -56,7 +56,8 @@ def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
             try:
-                return value.decode("latin-1")
+                decoded: str = value.decode("latin-1")  # ASGI headers are bytes (the scope types them Any)
+                return decoded
             except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
                 return None
     return None

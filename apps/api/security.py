@@ -24,6 +24,7 @@ the process for ``SM_API_KEY_CACHE_TTL_S`` seconds, unknown keys for ``SM_AUTH_N
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Security
 
-from apps.api.deps import api_key_header
+from apps.api.deps import SettingsDep, api_key_header, app_runtime, app_settings
 from core.auth.audit import audit
 from core.auth.authenticator import KeyAuthenticator
 from core.auth.keys import (
@@ -46,7 +47,7 @@ from core.auth.keys import (
 )
 from core.auth.ratelimit import AUTH_FAILURES_NAMESPACE, KeyRateLimiter, RateDecision
 from core.config import Settings
-from core.errors import Forbidden, RateLimited, ServiceUnavailable, Unauthorized
+from core.errors import Forbidden, RateLimited, Unauthorized
 from core.observability.metrics import AUTH_FAILURES_TOTAL, RATE_LIMITED_TOTAL
 
 logger = logging.getLogger("apps.api.security")
@@ -70,12 +71,10 @@ class Principal:
 
 # --- per-app state ------------------------------------------------------------------------------------------------
 def _build_authenticator(app: FastAPI) -> KeyAuthenticator:
-    settings: Settings = app.state.settings
-    factory = getattr(app.state, "session_factory", None)
-    if factory is None:
-        raise ServiceUnavailable("the database session factory is not initialised")
+    runtime = app_runtime(app)  # 503 while the lifespan has not built it
+    settings = runtime.settings
     return KeyAuthenticator(
-        factory,
+        runtime.session_factory,
         ttl_s=settings.api_key_cache_ttl_s,
         negative_ttl_s=settings.auth_negative_cache_ttl_s,
         configured=configured_keys(settings),
@@ -84,9 +83,9 @@ def _build_authenticator(app: FastAPI) -> KeyAuthenticator:
 
 def app_authenticator(app: FastAPI) -> KeyAuthenticator:
     authenticator = getattr(app.state, "authenticator", None)
-    if authenticator is None:
+    if not isinstance(authenticator, KeyAuthenticator):
         authenticator = app.state.authenticator = _build_authenticator(app)
-    return authenticator  # type: ignore[no-any-return]
+    return authenticator
 
 
 def get_authenticator(request: Request) -> KeyAuthenticator:
@@ -95,7 +94,7 @@ def get_authenticator(request: Request) -> KeyAuthenticator:
 
 def app_rate_limiter(app: FastAPI) -> KeyRateLimiter | None:
     if not hasattr(app.state, "rate_limiter"):
-        settings: Settings = app.state.settings
+        settings = app_settings(app)
         app.state.rate_limiter = KeyRateLimiter.from_settings(
             settings.rate_limit, settings.rate_limit_storage_uri
         )
@@ -109,7 +108,7 @@ def get_rate_limiter(request: Request) -> KeyRateLimiter | None:
 def app_failure_limiter(app: FastAPI) -> KeyRateLimiter | None:
     """The limit of failed authentications per client address (``SM_AUTH_FAILURE_LIMIT``; None when off)."""
     if not hasattr(app.state, "auth_failure_limiter"):
-        settings: Settings = app.state.settings
+        settings = app_settings(app)
         app.state.auth_failure_limiter = KeyRateLimiter.from_settings(
             settings.auth_failure_limit, settings.rate_limit_storage_uri, namespace=AUTH_FAILURES_NAMESPACE
         )
@@ -123,7 +122,8 @@ async def setup_auth(app: FastAPI) -> None:
     A database that is down (or silent for ``SM_READY_TIMEOUT_S``) at start-up is not fatal: the configured keys
     are then registered on their first use.
     """
-    settings: Settings = app.state.settings
+    runtime = app_runtime(app)
+    settings = runtime.settings
     app.state.authenticator = _build_authenticator(app)
     app.state.rate_limiter = KeyRateLimiter.from_settings(
         settings.rate_limit, settings.rate_limit_storage_uri
@@ -131,10 +131,13 @@ async def setup_auth(app: FastAPI) -> None:
     app.state.auth_failure_limiter = KeyRateLimiter.from_settings(
         settings.auth_failure_limit, settings.rate_limit_storage_uri, namespace=AUTH_FAILURES_NAMESPACE
     )
+    engine = runtime.engine
+    if engine is None:  # a runtime on a session factory of the caller's: registered on the keys' first use
+        return
     try:
         async with asyncio.timeout(settings.ready_timeout_s):
             configured = configured_keys(settings)
-            entries = await register_configured_keys(app.state.engine, configured)
+            entries = await register_configured_keys(engine, configured)
     except Exception as exc:  # noqa: BLE001 - retried lazily on the key's first use
         logger.warning("configured API keys not registered at start-up: %s", type(exc).__name__)
         return
@@ -247,6 +250,42 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
+def key_matches(presented: str | None, settings: Settings) -> bool:
+    """Whether ``presented`` is the bootstrap key (``SM_API_KEY``; checked without the database)."""
+    if not presented:
+        return False
+    expected = settings.api_key.get_secret_value()
+    return hmac.compare_digest(presented.encode(), expected.encode())
+
+
+async def require_metrics_key(
+    request: Request,
+    settings: SettingsDep,
+    presented: Annotated[str | None, Depends(api_key_header)],
+) -> None:
+    """When ``metrics_require_key`` is on, /metrics needs ``X-API-Key``: the bootstrap key (checked without the
+    database) or any active key with the ``read`` scope (a scraper's own key; 403 for a key without it).
+
+    A wrong key counts against the client address's failed-authentication budget like on every other route
+    (over it: 429 before any lookup)."""
+    if not settings.metrics_require_key or key_matches(presented, settings):
+        return
+    if presented:
+        authenticator = get_authenticator(request)
+        address = client_address(request.scope)
+        failures = None
+        if not authenticator.is_cached_active(presented):
+            failures = await check_failure_budget(request.app, address)
+        entry = await authenticator.authenticate(presented)  # a value that is no key costs no lookup
+        if entry is not None and not entry.revoked:
+            if has_scope(entry.scopes, READ):
+                return
+            raise Forbidden("/metrics requires a key with the 'read' scope")
+        if failures is not None:
+            await failures.hit(address)
+    raise Unauthorized("/metrics requires a valid X-API-Key header")
+
+
 IngestPrincipal = Annotated[Principal, Depends(require_scope(INGEST))]
 ReadPrincipal = Annotated[Principal, Depends(require_scope(READ))]
 OperatePrincipal = Annotated[Principal, Depends(require_scope(OPERATE))]
@@ -267,6 +306,8 @@ __all__ = [
     "client_address",
     "get_authenticator",
     "get_rate_limiter",
+    "key_matches",
+    "require_metrics_key",
     "require_scope",
     "resolve_principal",
     "setup_auth",

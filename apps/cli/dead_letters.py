@@ -1,8 +1,9 @@
 """``python -m apps.cli dead-letters list|replay``: inspect and replay dead letters of the event bus.
 
-``replay ID`` runs in this process: it builds the same bus the API runs (``core.runtime.handlers``), queues the
-stored event for the handler that failed, waits for it to finish and reports whether the handler succeeded or
-failed again (then a new dead letter is written). ``replayed_at`` is set either way; a dead letter is replayed
+``replay ID`` runs in this process: it builds the runtime the API runs (``core.runtime.bootstrap``: the same bus
+and handlers, without the outbox relay and the workers), queues the stored event for the handler that failed,
+waits for it to finish and reports whether the handler succeeded or failed again (then a new dead letter is
+written). ``replayed_at`` is set either way; a dead letter is replayed
 once (exit code 1 with a message when it was already replayed or does not exist).
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -43,7 +43,7 @@ async def _list(settings: Settings, **filters: Any) -> tuple[list[dict[str, Any]
 
 
 async def _replay(settings: Settings, dead_letter_id: int) -> dict[str, Any]:
-    from core.db.session import create_engine, create_session_factory, unit_of_work
+    from core.db.session import create_engine, unit_of_work
 
     engine = create_engine(settings, pool_size=2, max_overflow=0)
     try:  # before importing the agents (seconds): an unreachable database is reported at once
@@ -55,14 +55,13 @@ async def _replay(settings: Settings, dead_letter_id: int) -> dict[str, Any]:
 
     from core.auth.audit import audit
     from core.events.dead_letters import DeadLetterService
-    from core.runtime.handlers import build_bus
+    from core.runtime.bootstrap import bootstrap
 
-    state = SimpleNamespace(settings=settings, engine=engine, session_factory=create_session_factory(engine))
-    bus = build_bus(state)
-    bus.start()
+    runtime = bootstrap(settings, engine=engine, relay=False, workers=False)  # disposes the engine at stop()
+    await runtime.start()
     try:
-        async with unit_of_work(state.session_factory) as session:
-            replay = await DeadLetterService(session).replay(dead_letter_id, bus)
+        async with unit_of_work(runtime.session_factory) as session:
+            replay = await DeadLetterService(session).replay(dead_letter_id, runtime.bus)
         audit(
             "dead_letter.replay", actor_key_id=None, actor_name="cli", target=f"dead_letter:{dead_letter_id}"
         )
@@ -74,8 +73,7 @@ async def _replay(settings: Settings, dead_letter_id: int) -> dict[str, Any]:
             "ok": all(result == "ok" for result in outcome.values()),
         }
     finally:
-        await bus.stop()
-        await engine.dispose()
+        await runtime.stop()
 
 
 @dead_letters_app.command("list")

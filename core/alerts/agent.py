@@ -25,12 +25,12 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.alerts.no_data import NoDataService
-from core.alerts.service import AlertingService, EvaluationOutcome
+from core.alerts.service import AlertingService, Outcome
+from core.config import Settings
 from core.db.session import unit_of_work
 from core.events.coalesce import Coalescer, merge_readings, merge_scored
 from core.events.types import Event, ReadingsIngested, ReadingsScored
@@ -61,15 +61,16 @@ class Watermarks:
             self._until.popitem(last=False)
 
 
-def _window(settings: Any) -> timedelta:
-    minutes = getattr(settings, "incident_window_minutes", None)
-    return timedelta(minutes=minutes) if minutes is not None else timedelta(minutes=60)
+def _window(settings: Settings | None) -> timedelta:
+    return timedelta(minutes=settings.incident_window_minutes if settings is not None else 60)
 
 
 class ReadingsHandler:
     """Threshold, rate-of-change and flat-line rules of ``ReadingsIngested``."""
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession] | None, settings: Any = None) -> None:
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession] | None, settings: Settings | None = None
+    ) -> None:
         self._factory = session_factory
         self._window = _window(settings)
         self.watermarks = Watermarks()
@@ -93,7 +94,9 @@ class ReadingsHandler:
 class ScoredHandler:
     """Anomaly-score rules of ``ReadingsScored``."""
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession] | None, settings: Any = None) -> None:
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession] | None, settings: Settings | None = None
+    ) -> None:
         self._factory = session_factory
         self._window = _window(settings)
         self.watermarks = Watermarks()
@@ -120,7 +123,7 @@ async def check_no_data(
     *,
     backfill_age: timedelta = timedelta(minutes=60),
     incident_window: timedelta = timedelta(minutes=60),
-) -> EvaluationOutcome:
+) -> Outcome:
     """One no-data pass in its own unit of work."""
     async with unit_of_work(session_factory) as session:
         service = NoDataService(session, incident_window=incident_window)
@@ -135,12 +138,12 @@ class NoDataChecker:
         session_factory: async_sessionmaker[AsyncSession],
         interval_s: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        settings: Any = None,
+        settings: Settings | None = None,
     ) -> None:
         self._factory = session_factory
         self._interval = interval_s
         self._clock = clock
-        self._backfill_age = timedelta(minutes=getattr(settings, "backfill_age_minutes", 60.0))
+        self._backfill_age = timedelta(minutes=settings.backfill_age_minutes if settings is not None else 60.0)
         self._window = _window(settings)
         self._task: asyncio.Task[None] | None = None
 

@@ -45,6 +45,13 @@ class IncidentRead(BaseModel):
     closed_at: datetime | None
 
 
+class IncidentPage(BaseModel):
+    items: list[IncidentRead]
+    total: int
+    limit: int
+    offset: int
+
+
 class IncidentEventRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -88,6 +95,7 @@ class SensorReferenceList(BaseModel):
 __all__ = [
     "IncidentDetail",
     "IncidentEventRead",
+    "IncidentPage",
     "IncidentRead",
     "SensorReferenceList",
     "SensorReferenceRead",

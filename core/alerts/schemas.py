@@ -231,6 +231,13 @@ class AlertRuleRead(BaseModel):
     created_at: datetime
 
 
+class AlertRulePage(BaseModel):
+    items: list[AlertRuleRead]
+    total: int
+    limit: int
+    offset: int
+
+
 # --- alerts ---------------------------------------------------------------------------------------------------
 class AlertTransition(BaseModel):
     model_config = ConfigDict(
@@ -327,6 +334,7 @@ __all__ = [
     "AlertDetail",
     "AlertEventRead",
     "AlertRuleCreate",
+    "AlertRulePage",
     "AlertRuleRead",
     "AlertRuleUpdate",
     "AlertTransition",

@@ -86,7 +86,7 @@ def hysteresis_of(rule: AlertRule, *, min_k: int = 1) -> Hysteresis:
 
 
 @dataclass
-class EvaluationOutcome:
+class Outcome:
     """What one evaluation did (for logs and tests)."""
 
     opened: list[int] = field(default_factory=list)
@@ -153,7 +153,7 @@ class AlertingService:
         return {s: 3 * run for s, run in runs.items() if run is not None}
 
     def _suppressed(
-        self, outcome: EvaluationOutcome, rule: AlertRule, sensor_id: str, reason: str, at: datetime
+        self, outcome: Outcome, rule: AlertRule, sensor_id: str, reason: str, at: datetime
     ) -> None:
         outcome.suppressed += 1
         ALERTS_SUPPRESSED_TOTAL.labels(reason=reason).inc()
@@ -233,13 +233,13 @@ class AlertingService:
     # --- evaluation -------------------------------------------------------------------------------------------
     async def on_readings(
         self, event: ReadingsIngested, after: Mapping[str, datetime] | None = None
-    ) -> EvaluationOutcome:
+    ) -> Outcome:
         """Threshold, rate-of-change and flat-line rules over the batch (see ``_evaluate`` for ``after``)."""
         return await self._evaluate(
             event.sensor_ids, event.first_timestamp, event.last_timestamp, READING_KINDS, event.backfill, after
         )
 
-    async def on_scored(self, event: ReadingsScored, after: Mapping[str, datetime] | None = None) -> EvaluationOutcome:
+    async def on_scored(self, event: ReadingsScored, after: Mapping[str, datetime] | None = None) -> Outcome:
         """Anomaly-score rules over a scored batch."""
         return await self._evaluate(
             event.sensor_ids, event.first_timestamp, event.last_timestamp, SCORED_KINDS, event.backfill, after
@@ -253,12 +253,12 @@ class AlertingService:
         kinds: Sequence[str],
         backfill: bool,
         after: Mapping[str, datetime] | None = None,
-    ) -> EvaluationOutcome:
+    ) -> Outcome:
         """Evaluate the readings of ``sensor_ids`` in ``[first, until]``; a sensor in ``after`` whose last
         evaluated reading (``after[sensor]``) lies before ``first`` is evaluated from just after it instead, so
         an earlier batch that the bus delivers later is evaluated now, in time order (its own delivery then
         changes nothing)."""
-        outcome = EvaluationOutcome()
+        outcome = Outcome()
         judged, sensors = await self._judged(sensor_ids, kinds)
         if not judged:
             return outcome
@@ -287,10 +287,6 @@ class AlertingService:
                 violates: Violation = anomaly_violation(set(matches))
             else:
                 violates = _violation(j.rule.kind, j.params)
-
-            def suppressed(at: datetime, info: SensorInfo = j.sensor) -> bool:
-                return suppression.reason(info, at) is not None
-
             actions = simulate(
                 points.get(sensor_id, []),
                 violates,
@@ -300,7 +296,7 @@ class AlertingService:
                 last_observed_at=last_observed.get(alert.id) if alert is not None else None,
                 observed=observed.get((sensor_id, j.rule.name), set()),
                 batch_start=firsts[sensor_id],
-                suppressed=suppressed,
+                suppressed=lambda at, info=j.sensor: suppression.reason(info, at) is not None,
             )
             await self._apply(j, alert, actions.steps, outcome, suppression, matches, backfill)
         return outcome
@@ -310,7 +306,7 @@ class AlertingService:
         j: _Judged,
         alert: Alert | None,
         steps: list[tuple[str, Any]],
-        outcome: EvaluationOutcome,
+        outcome: Outcome,
         suppression: Suppression,
         matches: dict[datetime, AnomalyPoint],
         backfill: bool,
@@ -412,6 +408,6 @@ __all__ = [
     "AlertLifecycleService",
     "AlertRuleService",
     "AlertingService",
-    "EvaluationOutcome",
+    "Outcome",
     "hysteresis_of",
 ]

@@ -6,12 +6,10 @@ model of the sensor type from the MLflow registry, else the ``robust_z`` baselin
 ``ReadingsScored`` for the batch, then commit. Idempotent: a redelivered event inserts nothing and emits no
 ``AnomalyDetected`` (only ``ReadingsScored`` again, whose handler — the anomaly-score alert rules — is idempotent).
 The logic lives in ``core/anomaly``; this module wires it
-to settings and the session factory.
+to settings, the session factory and the model registry (built by ``core.runtime.bootstrap``).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -19,7 +17,7 @@ from core.anomaly.baseline import BaselineConfig
 from core.anomaly.champion import ChampionModels, ModelRegistry
 from core.anomaly.detector import AnomalyDetector, Detection, TrendConfig
 from core.anomaly.references import ReferenceConfig
-from core.config import Settings, load_settings
+from core.config import Settings
 from core.db.session import unit_of_work
 from core.events.coalesce import Coalescer, merge_readings
 from core.events.types import Event, ReadingsIngested
@@ -47,13 +45,11 @@ class AnomalyAgent:
     def __init__(
         self,
         settings: Settings,
-        session_factory: async_sessionmaker[AsyncSession] | None = None,
+        session_factory: async_sessionmaker[AsyncSession],
         *,
         registry: ModelRegistry | None = None,
-        app_state: Any = None,
     ) -> None:
-        self._factory = session_factory
-        self._app_state = app_state
+        self.session_factory = session_factory
         self.champions = ChampionModels(
             registry or MlflowRegistry(settings.mlflow_tracking_uri),
             refresh_s=settings.anomaly_model_refresh_s,
@@ -67,19 +63,6 @@ class AnomalyAgent:
             trend=TrendConfig(lam=settings.trend_ewma_lambda, threshold=settings.trend_threshold),
         )
         self.coalescer: Coalescer[ReadingsIngested] = Coalescer(self._detect_all)
-
-    @classmethod
-    def from_app_state(cls, app_state: Any) -> AnomalyAgent:
-        """An agent on ``app_state.settings``; ``app_state.session_factory`` is looked up at delivery time."""
-        settings = getattr(app_state, "settings", None) or load_settings()
-        return cls(settings, getattr(app_state, "session_factory", None), app_state=app_state)
-
-    @property
-    def session_factory(self) -> async_sessionmaker[AsyncSession]:
-        factory = self._factory or getattr(self._app_state, "session_factory", None)
-        if factory is None:
-            raise RuntimeError("the anomaly agent has no session factory (app state without a database)")
-        return factory  # type: ignore[no-any-return]
 
     async def __call__(self, event: Event) -> None:
         """The bus's entry: deliveries arriving while a detection runs are merged into the next one

@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.alerts.incident_repository import IncidentRepository
 from core.anomaly.baseline import Floors, robust_scale
 from core.anomaly.reference_repository import ReferenceRepository, ReferenceRow
+from core.config import Settings
 
 #: Readings fetched at most to learn an initial reference (a day at 1 Hz).
 MAX_LEARNING_READINGS = 200_000
@@ -53,7 +54,7 @@ class ReferenceConfig:
     max_sensors: int = 10_000
 
     @classmethod
-    def from_settings(cls, settings: Any) -> ReferenceConfig:
+    def from_settings(cls, settings: Settings) -> ReferenceConfig:
         return cls(
             min_readings=settings.reference_min_readings,
             min_span=timedelta(hours=settings.reference_min_hours),

@@ -3,7 +3,7 @@
 * ``core.events.types``  — ``Event`` and the past-tense events (``ReadingsIngested``, …); name → class registry.
 * ``core.events.outbox`` — ``add_to_outbox(session, event)``: write an event in the caller's transaction.
 * ``core.events.relay``  — ``OutboxRelay``: publishes committed outbox rows to the bus (at least once);
-  ``after_commit(app.state)`` wakes it.
+  ``after_commit(runtime)`` wakes it.
 * ``core.events.bus``    — ``EventBus``: bounded queue, worker tasks, tenacity retries, dead letters.
 * ``core.events.dead_letters`` — listing and replaying dead letters (admin API and CLI).
 

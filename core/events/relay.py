@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -235,15 +235,21 @@ class OutboxRelay:
         )
 
 
-async def after_commit(app_state: Any) -> None:
-    """Wake the relay of an app (``request.app.state``) after a transaction that wrote outbox rows committed.
+class HasRelay(Protocol):
+    """What holds a process's relay: ``core.runtime.bootstrap.Runtime`` (``relay`` is None when it runs none)."""
+
+    @property
+    def relay(self) -> OutboxRelay | None: ...
+
+
+async def after_commit(holder: HasRelay) -> None:
+    """Wake ``holder``'s relay (a ``Runtime``) after a transaction that wrote outbox rows committed.
 
     Not needed after ``add_to_outbox`` (its commit wakes every relay of the process by itself); for rows
     written another way (raw SQL, COPY). Without a relay it does nothing: the rows wait for the next poll.
     """
-    relay: OutboxRelay | None = getattr(app_state, "relay", None)
-    if relay is not None:
-        relay.notify()
+    if holder.relay is not None:
+        holder.relay.notify()
 
 
-__all__ = ["RELAY_HANDLER_NAME", "DeliveryFailed", "OutboxRelay", "after_commit"]
+__all__ = ["RELAY_HANDLER_NAME", "DeliveryFailed", "HasRelay", "OutboxRelay", "after_commit"]

@@ -13,12 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.config import Settings
 from core.db.session import unit_of_work
-from core.events.bus import EventBus, Subscription
 from core.events.types import AlertRaised, Event
 from core.maintenance.policy import DEFAULT_DUE_AFTER, due_after_from_settings
 from core.maintenance.scheduling import SchedulingService
@@ -34,35 +33,21 @@ class OpenTaskForAlert:
 
     def __init__(
         self,
-        session_factory: async_sessionmaker[AsyncSession] | None = None,
+        session_factory: async_sessionmaker[AsyncSession],
         due_after: Mapping[str, timedelta] | None = None,
-        *,
-        app_state: Any = None,
     ) -> None:
         self._factory = session_factory
-        self._app_state = app_state
-        self._due_after = dict(due_after) if due_after is not None else None
+        self._due_after = dict(due_after) if due_after is not None else dict(DEFAULT_DUE_AFTER)
 
     @classmethod
-    def for_app(cls, app_state: Any) -> OpenTaskForAlert:
-        """A handler using ``app_state.session_factory`` (looked up at delivery time)."""
-        return cls(app_state=app_state)
-
-    def _due(self) -> dict[str, timedelta]:
-        if self._due_after is not None:
-            return self._due_after
-        settings = getattr(self._app_state, "settings", None)
-        return due_after_from_settings(settings) if settings is not None else dict(DEFAULT_DUE_AFTER)
-
-    def _session_factory(self) -> async_sessionmaker[AsyncSession]:
-        if self._factory is not None:
-            return self._factory
-        return self._app_state.session_factory  # type: ignore[no-any-return]
+    def from_settings(cls, settings: Settings, session_factory: async_sessionmaker[AsyncSession]) -> OpenTaskForAlert:
+        """A handler with the due dates of ``settings`` (``SM_MAINTENANCE_DUE_*_H``)."""
+        return cls(session_factory, due_after_from_settings(settings))
 
     async def __call__(self, event: Event) -> None:
         assert isinstance(event, AlertRaised)
-        async with unit_of_work(self._session_factory()) as session:
-            task = await SchedulingService(session).open_for_alert(event, due_after=self._due())
+        async with unit_of_work(self._factory) as session:
+            task = await SchedulingService(session).open_for_alert(event, due_after=self._due_after)
             task_id, priority = (task.id, task.priority) if task is not None else (None, None)
         if task_id is None:
             return
@@ -77,9 +62,4 @@ class OpenTaskForAlert:
         )
 
 
-def subscribe(bus: EventBus, app_state: Any) -> Subscription:
-    """Registry hook: ``OpenTaskForAlert`` on ``AlertRaised`` under ``scheduling.open_task``."""
-    return bus.subscribe(AlertRaised, OpenTaskForAlert.for_app(app_state), name=HANDLER_NAME)
-
-
-__all__ = ["HANDLER_NAME", "OpenTaskForAlert", "subscribe"]
+__all__ = ["HANDLER_NAME", "OpenTaskForAlert"]

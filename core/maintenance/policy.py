@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+
+from core.config import Settings
 
 #: Alert severities that warrant a work order, and the task priority each one gets.
 PRIORITY_BY_SEVERITY: dict[str, str] = {"critical": "critical", "high": "high"}
@@ -12,7 +13,7 @@ PRIORITY_RANK: dict[str, int] = {"low": 1, "medium": 2, "high": 3, "critical": 4
 DEFAULT_DUE_AFTER: dict[str, timedelta] = {"critical": timedelta(hours=4), "high": timedelta(hours=24)}
 
 
-def due_after_from_settings(settings: Any) -> dict[str, timedelta]:
+def due_after_from_settings(settings: Settings) -> dict[str, timedelta]:
     """Time to fix by severity from ``SM_MAINTENANCE_DUE_CRITICAL_H`` / ``SM_MAINTENANCE_DUE_HIGH_H``."""
     return {
         "critical": timedelta(hours=settings.maintenance_due_critical_h),

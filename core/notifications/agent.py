@@ -17,12 +17,13 @@ Two things keep it off the loop's critical path (a fault emits ~20 ``AnomalyDete
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.config import Settings
 from core.db.session import unit_of_work
 from core.events.coalesce import Coalescer
 from core.events.types import Event
-from core.notifications.envelope import NOTIFIED_EVENTS
 from core.notifications.service import NotificationService
 from core.notifications.subscriptions import DEFAULT_TTL_S, SubscriptionCache
 from core.notifications.worker import DeliveryWorker
@@ -33,10 +34,19 @@ HANDLER_NAME = "notification.enqueue"
 
 
 class NotificationEnqueuer:
-    """The handler; ``app_state`` gives settings, the session factory and (when running) the worker to wake."""
+    """The handler: enqueues with ``settings`` through ``session_factory`` and wakes ``worker`` (when there is one)."""
 
-    def __init__(self, app_state: Any, *, subscriptions_ttl_s: float = DEFAULT_TTL_S) -> None:
-        self._state = app_state
+    def __init__(
+        self,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        worker: DeliveryWorker | None = None,
+        subscriptions_ttl_s: float = DEFAULT_TTL_S,
+    ) -> None:
+        self.settings = settings
+        self.session_factory = session_factory
+        self.worker = worker
         self.subscriptions = SubscriptionCache(subscriptions_ttl_s)
         self.coalescers: dict[str, Coalescer[Event]] = {}
         self.skipped = 0
@@ -51,19 +61,17 @@ class NotificationEnqueuer:
         await coalescer.submit(event)
 
     async def wanted(self, event_type: str) -> bool:
-        state = self._state
-        if state.settings.smtp_host and state.settings.notification_email_to:
+        if self.settings.smtp_host and self.settings.notification_email_to:
             return True
-        return await self.subscriptions.wants(state.session_factory, event_type)
+        return await self.subscriptions.wants(self.session_factory, event_type)
 
     async def _run(self, events: list[Event]) -> None:
         await self.enqueue(events)
 
     async def enqueue(self, events: list[Event]) -> list[int]:
         """One run: every event in one unit of work (no coalescing, no cache; what a run of the coalescer does)."""
-        state = self._state
-        async with unit_of_work(state.session_factory) as session:
-            ids = await NotificationService(session, state.settings).enqueue_many(events)
+        async with unit_of_work(self.session_factory) as session:
+            ids = await NotificationService(session, self.settings).enqueue_many(events)
         if ids:
             logger.info(
                 "%d notification(s) queued for %d %s event(s)",
@@ -72,39 +80,15 @@ class NotificationEnqueuer:
                 events[0].event_type,
                 extra={"event_ids": [str(e.event_id) for e in events], "delivery_ids": ids},
             )
-            worker: DeliveryWorker | None = getattr(state, "notification_worker", None)
-            if worker is not None:
-                worker.wake()
+            if self.worker is not None:
+                self.worker.wake()
         return ids
 
 
-def subscribe(bus: Any, app_state: Any) -> list[Any]:
-    """Subscribe the handler to every notified event type, as ``notification.enqueue.<EventType>``.
-
-    One name per event type because the bus keys subscriptions (and dead-letter replays) by name.
-    """
-    handler = NotificationEnqueuer(app_state)
-    return [bus.subscribe(cls, handler, name=handler_name(cls.event_type)) for cls in NOTIFIED_EVENTS]
-
-
 def handler_name(event_type: str) -> str:
+    """The handler's name for one notified event type, ``notification.enqueue.<EventType>`` (one name per event
+    type because the bus keys subscriptions, and dead-letter replays, by name; ``core.runtime.handlers``)."""
     return f"{HANDLER_NAME}.{event_type}"
 
 
-async def start_worker(app_state: Any) -> None:
-    # ``webhook_resolver``: the resolver of the destination checks (the API uses the same one; tests simulate DNS)
-    worker = DeliveryWorker(
-        app_state.settings, app_state.session_factory, resolver=getattr(app_state, "webhook_resolver", None)
-    )
-    app_state.notification_worker = worker
-    worker.start()
-
-
-async def stop_worker(app_state: Any) -> None:
-    worker: DeliveryWorker | None = getattr(app_state, "notification_worker", None)
-    app_state.notification_worker = None
-    if worker is not None:
-        await worker.stop()
-
-
-__all__ = ["HANDLER_NAME", "NotificationEnqueuer", "handler_name", "start_worker", "stop_worker", "subscribe"]
+__all__ = ["HANDLER_NAME", "NotificationEnqueuer", "handler_name"]

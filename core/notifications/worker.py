@@ -85,9 +85,7 @@ class _Job:
 
 
 @dataclass(frozen=True)
-class DeliveryOutcome:
-    """What one delivery attempt did (for logs and tests)."""
-
+class Outcome:
     delivery_id: int
     channel: str
     result: str  # delivered | retry | failed
@@ -118,7 +116,7 @@ class DeliveryWorker:
         self._stopping = False
 
     # --- one pass -------------------------------------------------------------------------------------------
-    async def run_once(self) -> list[DeliveryOutcome]:
+    async def run_once(self) -> list[Outcome]:
         """Claim due deliveries, send them, record the outcomes; returns them (empty when nothing was due)."""
         settings = self.settings
         now = self._clock()
@@ -130,7 +128,7 @@ class DeliveryWorker:
             jobs = [_Job(r.id, r.channel, r.target, r.event, r.attempts, dict(r.payload or {})) for r in rows]
             for row in rows:
                 row.payload = {**(row.payload or {}), "next_attempt_at": lease_until.isoformat()}
-        outcomes: list[DeliveryOutcome] = []
+        outcomes: list[Outcome] = []
         if jobs:
             results = await asyncio.gather(*(self._send(job) for job in jobs))
             finished = self._clock()
@@ -145,7 +143,7 @@ class DeliveryWorker:
 
     async def _record(
         self, repo: DeliveryRepository, job: _Job, status: int | None, error: str | None, now: datetime
-    ) -> DeliveryOutcome | None:
+    ) -> Outcome | None:
         row = await repo.get_pending_for_update(job.id)
         if row is None:  # deleted with its webhook, or recorded by someone else meanwhile
             return None
@@ -187,7 +185,7 @@ class DeliveryWorker:
                 "status": status,
             },
         )
-        return DeliveryOutcome(job.id, job.channel, result, attempts, error, status)
+        return Outcome(job.id, job.channel, result, attempts, error, status)
 
     async def _update_pending_gauge(self) -> None:
         try:
@@ -324,4 +322,4 @@ class DeliveryWorker:
                 await asyncio.wait_for(self._wake.wait(), interval)
 
 
-__all__ = ["DeliveryOutcome", "DeliveryWorker", "backoff_s", "utcnow"]
+__all__ = ["DeliveryWorker", "Outcome", "backoff_s", "utcnow"]

@@ -6,9 +6,8 @@ readings and the choice of its source are in ``core/readings/buckets.py`` (re-ex
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Select, func, select, text, true
 from sqlalchemy.exc import DBAPIError
@@ -17,10 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.alerts.models import Alert
 from core.anomaly.models import Anomaly
 from core.db import timescale
-from core.db.base import Base
 from core.db.capabilities import Capabilities, capabilities
 from core.fleet.models import Asset, Sensor
-from core.paging import parse_sort, sort_order
 from core.readings.buckets import (
     BUCKET_WIDTH,
     Agg,
@@ -34,7 +31,6 @@ from core.readings.buckets import (
 from core.readings.models import SensorReading
 
 log = logging.getLogger(__name__)
-EntityT = TypeVar("EntityT", bound=Base)
 
 _PENDING_SQL = text(timescale.PENDING_INVALIDATIONS_SQL)
 _RAW_SQL = text(
@@ -50,40 +46,26 @@ class SensorRow(NamedTuple):
     last_reading_value: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
-    """A raw reading (``count`` None) or a bucket (``quality`` None)."""
-
+class Point(NamedTuple):
     timestamp: datetime
     value: float
     count: int | None
     quality: float | None
 
 
-def _order(sort: str, columns: dict[str, Any], tie: Any) -> tuple[Any, ...]:
-    """ORDER BY of a ``sort`` parameter (``name`` or ``-name``) over ``columns``, then ``tie``."""
-    name, descending = parse_sort(sort)
-    return sort_order(columns[name], tie, descending=descending)
+def _desc(sort: str) -> bool:
+    return sort.startswith("-")
+
+
+def _order(sort: str, columns: dict[str, Any], tie: Any) -> list[Any]:
+    column = columns[sort.lstrip("-")]
+    primary = column.desc().nulls_last() if _desc(sort) else column.asc().nulls_last()
+    return [primary, tie.desc() if _desc(sort) else tie.asc()]
 
 
 class QueryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
-
-    async def _page(
-        self,
-        entity: type[EntityT],
-        conditions: list[ColumnElement[bool]],
-        order: tuple[Any, ...],
-        *,
-        limit: int,
-        offset: int,
-    ) -> tuple[list[EntityT], int]:
-        """One page of ``entity`` rows matching ``conditions`` in ``order``, and how many match in all."""
-        stmt = select(entity).where(*conditions).order_by(*order).limit(limit).offset(offset)
-        rows = (await self._session.execute(stmt)).scalars().all()
-        total = await self._session.scalar(select(func.count()).select_from(entity).where(*conditions))
-        return list(rows), int(total or 0)
 
     # --- capabilities ---------------------------------------------------------------------------------------
     async def capabilities(self) -> Capabilities:
@@ -100,7 +82,10 @@ class QueryRepository:
         if kind is not None:
             conditions.append(Asset.kind == kind)
         columns = {"id": Asset.id, "name": Asset.name, "site": Asset.site, "created_at": Asset.created_at}
-        return await self._page(Asset, conditions, _order(sort, columns, Asset.id), limit=limit, offset=offset)
+        stmt = select(Asset).where(*conditions).order_by(*_order(sort, columns, Asset.id))
+        rows = (await self._session.execute(stmt.limit(limit).offset(offset))).scalars().all()
+        total = await self._session.scalar(select(func.count()).select_from(Asset).where(*conditions))
+        return list(rows), int(total or 0)
 
     # --- sensors --------------------------------------------------------------------------------------------
     @staticmethod
@@ -223,7 +208,10 @@ class QueryRepository:
         if min_score is not None:
             conditions.append(Anomaly.score >= min_score)
         columns = {"timestamp": Anomaly.timestamp, "score": Anomaly.score}
-        return await self._page(Anomaly, conditions, _order(sort, columns, Anomaly.id), limit=limit, offset=offset)
+        stmt = select(Anomaly).where(*conditions).order_by(*_order(sort, columns, Anomaly.id))
+        rows = (await self._session.execute(stmt.limit(limit).offset(offset))).scalars().all()
+        total = await self._session.scalar(select(func.count()).select_from(Anomaly).where(*conditions))
+        return list(rows), int(total or 0)
 
     async def list_alerts(
         self,
@@ -246,7 +234,10 @@ class QueryRepository:
         if rule is not None:
             conditions.append(Alert.rule == rule)
         columns = {"opened_at": Alert.opened_at, "anomaly_count": Alert.anomaly_count, "id": Alert.id}
-        return await self._page(Alert, conditions, _order(sort, columns, Alert.id), limit=limit, offset=offset)
+        stmt = select(Alert).where(*conditions).order_by(*_order(sort, columns, Alert.id))
+        rows = (await self._session.execute(stmt.limit(limit).offset(offset))).scalars().all()
+        total = await self._session.scalar(select(func.count()).select_from(Alert).where(*conditions))
+        return list(rows), int(total or 0)
 
 
 __all__ = [

@@ -12,7 +12,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -26,7 +25,7 @@ from core.alerts.agent import (
     ScoredHandler,
     check_no_data,
 )
-from core.config import to_libpq_url
+from core.config import Settings, to_libpq_url
 from core.events.bus import EventBus
 from core.events.types import ReadingsIngested, ReadingsScored
 from core.observability.metrics import REGISTRY
@@ -36,6 +35,7 @@ from tests.support.events import (  # noqa: F401 - fixtures
     events_settings,
     session_factory,
 )
+from tests.support.runtime import runtime_for
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -542,9 +542,9 @@ async def test_no_data_is_suppressed_during_maintenance(world, session_factory):
 
 
 # --- wiring ---------------------------------------------------------------------------------------------------------
-def test_registry_subscribes_the_alerting_handlers() -> None:
+def test_registry_subscribes_the_alerting_handlers(settings: Settings) -> None:
     bus = EventBus(None)
-    subscriptions = register_handlers(bus, SimpleNamespace())
+    subscriptions = register_handlers(bus, runtime_for(settings))
     pairs = {(s.name, s.event_type) for s in subscriptions}
     assert (READINGS_HANDLER_NAME, "ReadingsIngested") in pairs
     assert (SCORED_HANDLER_NAME, "ReadingsScored") in pairs

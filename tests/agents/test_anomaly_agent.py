@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from types import SimpleNamespace
 
 import asyncpg
 import pytest
@@ -31,6 +30,7 @@ from tests.support.events import (  # noqa: F401  (fixtures)
     events_settings,
     session_factory,
 )
+from tests.support.runtime import runtime_for
 
 
 @pytest.fixture
@@ -161,6 +161,6 @@ async def test_several_sensors_in_one_event_and_an_unknown_one(
 
 def test_registry_subscribes_the_anomaly_agent(agent_settings: Settings) -> None:
     bus = EventBus(None)
-    subscriptions = register_handlers(bus, SimpleNamespace(settings=agent_settings, session_factory=None))
+    subscriptions = register_handlers(bus, runtime_for(agent_settings))
     assert (HANDLER_NAME, "ReadingsIngested") in [(s.name, s.event_type) for s in subscriptions]
     assert bus.has_handler(HANDLER_NAME)

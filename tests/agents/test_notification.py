@@ -12,7 +12,6 @@ import json
 import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -52,6 +51,7 @@ from tests.support.notifications import (
     tls_pair,
     webhook_receiver,
 )
+from tests.support.runtime import runtime_for
 
 SECRET = "test-webhook-secret-0123456789"
 
@@ -109,10 +109,6 @@ def receiver(clock: FakeClock) -> Iterator[Receiver]:
         yield state
 
 
-def state_for(settings: Settings, factory: async_sessionmaker[AsyncSession]) -> SimpleNamespace:
-    return SimpleNamespace(settings=settings, session_factory=factory, notification_worker=None)
-
-
 #: The destination policy of subscriptions created here (http, and 127.0.0.1 allowed: the local receiver).
 POLICY = DestinationPolicy(require_https=False, allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),))
 
@@ -164,7 +160,7 @@ def count(result: str, channel: str = "webhook") -> float:
 
 
 async def enqueue(settings: Settings, factory: async_sessionmaker[AsyncSession], event: Event) -> None:
-    await notification.NotificationEnqueuer(state_for(settings, factory))(event)
+    await notification.NotificationEnqueuer(settings, factory)(event)
 
 
 async def test_event_becomes_a_signed_delivery(
@@ -365,7 +361,7 @@ async def test_registry_subscribes_the_notification_handlers(
     notify_settings: Settings, factory: async_sessionmaker[AsyncSession]
 ) -> None:
     bus = EventBus(factory)
-    register_handlers(bus, state_for(notify_settings, factory))
+    register_handlers(bus, runtime_for(notify_settings, factory))
     names = {s.name for s in bus.subscriptions}
     assert {
         "notification.enqueue.AlertRaised",
@@ -427,14 +423,14 @@ async def test_a_batched_run_enqueues_what_one_by_one_enqueueing_does(
     async with unit_of_work(factory) as session:
         await session.execute(text("TRUNCATE notification_deliveries"))
 
-    ids = await notification.NotificationEnqueuer(state_for(settings, factory)).enqueue(events)
+    ids = await notification.NotificationEnqueuer(settings, factory).enqueue(events)
     batched = await deliveries(factory)
     assert comparable(batched) == comparable(one_by_one)
     # 12 anomalies x 2 webhooks, alert x 2, task x 1; every event x 2 e-mails
     assert len(batched) == 12 * 2 + 2 + 1 + 14 * 2 == len(ids)
     assert sorted(ids) == [r["id"] for r in batched]
     # a redelivery of the whole run enqueues nothing
-    assert await notification.NotificationEnqueuer(state_for(settings, factory)).enqueue(events) == []
+    assert await notification.NotificationEnqueuer(settings, factory).enqueue(events) == []
 
 
 async def test_concurrent_duplicate_deliveries_are_coalesced_and_enqueue_once(
@@ -442,7 +438,7 @@ async def test_concurrent_duplicate_deliveries_are_coalesced_and_enqueue_once(
 ) -> None:
     anomalies_hook = await add_webhook(factory, "anomalies", receiver.url, ["AnomalyDetected"])
     everything = await add_webhook(factory, "everything", receiver.url, [])
-    handler = notification.NotificationEnqueuer(state_for(notify_settings, factory))
+    handler = notification.NotificationEnqueuer(notify_settings, factory)
     events = [anomaly(i) for i in range(20)]
     # every event delivered twice, all at once (two relays, or a redelivery beside the first delivery)
     await asyncio.gather(*(handler(e) for e in events + events))
@@ -460,7 +456,7 @@ async def test_a_failing_event_in_a_run_fails_only_its_own_delivery(
     notify_settings: Settings, factory: async_sessionmaker[AsyncSession], receiver: Receiver
 ) -> None:
     await add_webhook(factory, "anomalies", receiver.url, ["AnomalyDetected"])
-    handler = notification.NotificationEnqueuer(state_for(notify_settings, factory))
+    handler = notification.NotificationEnqueuer(notify_settings, factory)
     bad = anomaly(1)
     bad.__dict__["value"] = float("nan")  # jsonb rejects NaN: this event's INSERT fails
     good = [anomaly(i) for i in range(2, 6)]
@@ -474,7 +470,7 @@ async def test_unwanted_event_types_cost_no_query_and_a_new_subscription_is_seen
     notify_settings: Settings, factory: async_sessionmaker[AsyncSession], receiver: Receiver
 ) -> None:
     await add_webhook(factory, "alerts", receiver.url, ["AlertRaised"])
-    handler = notification.NotificationEnqueuer(state_for(notify_settings, factory), subscriptions_ttl_s=3600)
+    handler = notification.NotificationEnqueuer(notify_settings, factory, subscriptions_ttl_s=3600)
     for i in range(10):
         await handler(anomaly(i))
     assert handler.subscriptions.loads == 1 and handler.skipped == 10

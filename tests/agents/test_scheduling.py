@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -14,7 +13,7 @@ from core.config import Settings
 from core.events.bus import EventBus
 from core.maintenance import agent as scheduling
 from core.observability.metrics import REGISTRY
-from core.runtime.handlers import register_handlers
+from core.runtime.handlers import HANDLERS, register_handlers
 from tests.support.db import session_factory_for
 from tests.support.events import make_bus
 from tests.support.maintenance import (
@@ -26,6 +25,7 @@ from tests.support.maintenance import (
     tasks_for_alert,
     tasks_for_sensor,
 )
+from tests.support.runtime import runtime_for
 
 
 @pytest.fixture
@@ -166,7 +166,7 @@ async def test_unknown_alert_is_ignored(
 
 def test_registry_subscribes_the_scheduling_handler(settings: Settings) -> None:
     bus = EventBus(None)
-    subscriptions = register_handlers(bus, SimpleNamespace(settings=settings, session_factory=None))
+    subscriptions = register_handlers(bus, runtime_for(settings))
     assert (scheduling.HANDLER_NAME, "AlertRaised") in [(s.name, s.event_type) for s in subscriptions]
 
 
@@ -174,7 +174,7 @@ async def test_due_dates_come_from_the_settings(
     settings: Settings, factory: async_sessionmaker[AsyncSession]
 ) -> None:
     custom = settings.model_copy(update={"maintenance_due_critical_h": 1.5})
-    handler = scheduling.OpenTaskForAlert.for_app(SimpleNamespace(settings=custom, session_factory=factory))
+    handler = scheduling.OpenTaskForAlert.from_settings(custom, factory)
     async with connect(settings) as conn:
         plant = await make_plant(conn)
         event = await make_alert(conn, plant.sensor_ids[0], severity="critical")
@@ -188,7 +188,8 @@ async def test_through_the_bus_with_redelivery(
     settings: Settings, factory: async_sessionmaker[AsyncSession]
 ) -> None:
     bus = make_bus(factory)
-    scheduling.subscribe(bus, SimpleNamespace(settings=settings, session_factory=factory))
+    [spec] = [spec for spec in HANDLERS if spec.name == scheduling.HANDLER_NAME]  # as the table subscribes it
+    bus.subscribe(spec.event, spec.build(runtime_for(settings, factory)), name=spec.name)
     bus.start()
     try:
         async with connect(settings) as conn:

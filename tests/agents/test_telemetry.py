@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
+from core.config import Settings
 from core.events.bus import EventBus
 from core.events.types import ReadingsIngested
 from core.observability import agent as telemetry
 from core.observability.metrics import REGISTRY
 from core.runtime.handlers import register_handlers
+from tests.support.runtime import runtime_for
 
 
 def event(count: int) -> ReadingsIngested:
@@ -49,8 +50,8 @@ async def test_remembers_a_bounded_number_of_events() -> None:
     assert handler.readings == 4
 
 
-def test_registry_subscribes_the_telemetry_handler() -> None:
+def test_registry_subscribes_the_telemetry_handler(settings: Settings) -> None:
     bus = EventBus(None)
-    subscriptions = register_handlers(bus, SimpleNamespace())
+    subscriptions = register_handlers(bus, runtime_for(settings))
     assert (telemetry.HANDLER_NAME, "ReadingsIngested") in [(s.name, s.event_type) for s in subscriptions]
     assert bus.has_handler(telemetry.HANDLER_NAME)

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from apps.api.deps import app_runtime
 from apps.api.main import create_app
 from core.config import Settings
 from core.events.types import Event, ReadingsIngested
@@ -75,7 +76,7 @@ async def test_busy_while_a_handler_runs_idle_once_the_agents_settled(running: R
         entered.set()
         await release.wait()
 
-    running.app.state.bus.subscribe(ReadingsIngested, blocking, name="test.blocking")
+    app_runtime(running.app).bus.subscribe(ReadingsIngested, blocking, name="test.blocking")
     try:
         t0 = datetime.now(UTC) - timedelta(minutes=10)
         readings = [
@@ -100,4 +101,4 @@ async def test_busy_while_a_handler_runs_idle_once_the_agents_settled(running: R
         release.set()
     await wait_until(lambda: _idle(running), timeout=30, what="the agents to settle")
     assert await _status(running) == {"outbox_pending": 0, "bus": {"queued": 0, "running": 0}, "idle": True}
-    running.app.state.bus.unsubscribe("test.blocking")
+    app_runtime(running.app).bus.unsubscribe("test.blocking")

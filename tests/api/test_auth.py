@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy import event
 
+from apps.api.deps import app_runtime
 from apps.api.security import Principal, require_scope
 from core.auth.keys import ALL_SCOPES, BOOTSTRAP_KEY_NAME, hash_key
 from core.config import Settings
@@ -314,7 +315,7 @@ async def test_invented_keys_cost_one_lookup_per_key_within_the_negative_ttl(set
             if "api_keys" in statement:
                 statements.append(statement)
 
-        event.listen(app.state.engine.sync_engine, "before_cursor_execute", record)
+        event.listen(app_runtime(app).engine.sync_engine, "before_cursor_execute", record)
         lookups_before = authenticator.lookups
         invented = [f"sm_invented-{i}-{uuid.uuid4().hex}" for i in range(3)]
         for _ in range(4):

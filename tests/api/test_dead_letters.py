@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from apps.api.deps import app_runtime
 from apps.api.main import create_app
 from core.config import Settings
 from core.db.session import unit_of_work
@@ -40,7 +41,7 @@ class Running:
 
     @property
     def bus(self) -> EventBus:
-        return self.app.state.bus  # type: ignore[no-any-return]
+        return app_runtime(self.app).bus
 
 
 @pytest.fixture
@@ -63,9 +64,9 @@ def readings_event() -> ReadingsIngested:
 
 async def ingest_through_outbox(app: FastAPI, event: Event) -> None:
     """What the ingest endpoint does: the event in the transaction, the relay woken after the commit."""
-    async with unit_of_work(app.state.session_factory) as session:
+    async with unit_of_work(app_runtime(app).session_factory) as session:
         await add_to_outbox(session, event)
-    await after_commit(app.state)
+    await after_commit(app_runtime(app))
 
 
 def mine(events: list[Event], handler: Recorder) -> Handler:
@@ -177,7 +178,7 @@ async def test_replay_of_unknown_dead_letter_is_404(running: Running) -> None:
 async def test_replay_to_a_handler_not_subscribed_is_409(running: Running) -> None:
     from core.events.dead_letter_repository import DeadLetterRepository
 
-    async with unit_of_work(running.app.state.session_factory) as session:
+    async with unit_of_work(app_runtime(running.app).session_factory) as session:
         dl_id = await DeadLetterRepository(session).add(
             event_type="ReadingsIngested",
             payload=readings_event().to_payload(),

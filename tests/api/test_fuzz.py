@@ -9,8 +9,9 @@ test leaves down on purpose (MLflow: nothing listens on its port, so the ML rout
 ``content_type_conformance``). Generation is bounded (``MAX_EXAMPLES`` per operation) and reproducible (a fixed
 seed, derandomized, no example database).
 
-A fuzzer must never make the platform deliver anything: the app's webhook/e-mail delivery worker is not started
-(``core.notifications.agent.start_worker`` is replaced for this module), and the test asserts that it never ran.
+A fuzzer must never make the platform deliver anything: the app's runtime is bootstrapped without the webhook/e-mail
+delivery worker (``RuntimeOverrides(deliver_notifications=False)``), and the test asserts that the runtime it served
+had none.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from apps.api.main import create_app
+from apps.api.deps import app_runtime
+from apps.api.main import RuntimeOverrides, create_app
 from core.config import Settings, load_settings
-from core.notifications import agent as notification
+from core.runtime.bootstrap import Runtime
 from tests.support.db import private_database
 from tests.support.servers import serve_app_in_thread
 
@@ -102,29 +104,21 @@ def fuzz_database(admin_database_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def delivery_worker_starts() -> Iterator[list[object]]:
-    """The notification delivery worker is not started; each attempt to start it is recorded."""
-    attempts: list[object] = []
-
-    async def no_worker(app_state: Any) -> None:
-        attempts.append(app_state)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(notification, "start_worker", no_worker)
-        yield attempts
+def served_runtimes() -> list[Runtime]:
+    """The runtimes the fuzzed app ran, recorded once it started (none may have a delivery worker)."""
+    return []
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(
-    settings: Settings, fuzz_database: str, delivery_worker_starts: list[object]
-) -> Iterator[str]:
+def fuzz_server(settings: Settings, fuzz_database: str, served_runtimes: list[Runtime]) -> Iterator[str]:
     """Base URL of the app served by uvicorn on 127.0.0.1 (a free port)."""
     app_settings = settings.model_copy(update={"database_url": fuzz_database, "rate_limit": "0"})
-    app = create_app(app_settings)
+    app = create_app(app_settings, overrides=RuntimeOverrides(deliver_notifications=False))
     # the stdlib event loop, uvicorn's access log and a bounded graceful shutdown, as this fixture always had
     with serve_app_in_thread(
         app, name="fuzz-uvicorn", loop="asyncio", access_log=True, timeout_graceful_shutdown=30
     ) as base_url:
+        served_runtimes.append(app_runtime(app))
         yield base_url
 
 
@@ -173,7 +167,7 @@ def test_api_fuzz(case: Any, fuzz_server: str, settings: Settings, fuzz_stats: F
 
 
 def test_fuzz_ran_every_operation_and_delivered_nothing(
-    fuzz_server: str, fuzz_stats: FuzzStats, delivery_worker_starts: list[object]
+    fuzz_server: str, fuzz_stats: FuzzStats, served_runtimes: list[Runtime]
 ) -> None:
     """Runs after the fuzz tests: the served document is the one the cases came from, every operation got cases,
     none answered 5xx, and the delivery worker never started."""
@@ -184,4 +178,5 @@ def test_fuzz_ran_every_operation_and_delivered_nothing(
     summary = fuzz_stats.summary()
     assert fuzz_stats.operations == operations, sorted(operations - fuzz_stats.operations)
     assert summary["server_errors"] == 0, summary
-    assert delivery_worker_starts, "the app never tried to start the delivery worker (patch not exercised)"
+    assert served_runtimes, "the served app's runtime was never recorded"
+    assert all(runtime.notification_worker is None for runtime in served_runtimes), "a delivery worker ran"

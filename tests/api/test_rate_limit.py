@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event
 
+from apps.api.deps import app_runtime
 from core.auth.ratelimit import AUTH_FAILURES_NAMESPACE, KeyRateLimiter, async_storage_uri, parse_rate_limit
 from core.config import Settings
 from core.observability.metrics import REGISTRY
@@ -122,7 +123,7 @@ def count_key_lookups(app: FastAPI) -> list[str]:
         if "api_keys" in statement:
             statements.append(statement)
 
-    event.listen(app.state.engine.sync_engine, "before_cursor_execute", record)
+    event.listen(app_runtime(app).engine.sync_engine, "before_cursor_execute", record)
     return statements
 
 

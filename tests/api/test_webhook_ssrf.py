@@ -17,7 +17,8 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from apps.api.main import create_app
+from apps.api.deps import app_runtime
+from apps.api.main import RuntimeOverrides, create_app
 from core.config import Settings
 from core.db.session import unit_of_work
 from core.events.outbox import add_to_outbox
@@ -53,8 +54,7 @@ async def running(settings: Settings, dns: FakeDns | None = None) -> AsyncIterat
         update={"notification_poll_interval_s": 0.05, "notification_retry_base_s": 3600.0}
     )
     dns = dns or FakeDns({"hooks.example.com": [PUBLIC]}, fallback=system_resolver)
-    app = create_app(settings)
-    app.state.webhook_resolver = dns
+    app = create_app(settings, overrides=RuntimeOverrides(webhook_resolver=dns))
     async with serve(app) as client:
         r = Running(app, client, bootstrap_headers(settings), settings, dns)
         try:
@@ -74,9 +74,9 @@ async def create(r: Running, target: str, **fields: Any) -> httpx.Response:
 
 async def emit_alert(app: FastAPI) -> AlertRaised:
     event = AlertRaised(alert_id=424242, sensor_id="t-ssrf-sensor", rule="anomaly_score", severity="low")
-    async with unit_of_work(app.state.session_factory) as session:
+    async with unit_of_work(app_runtime(app).session_factory) as session:
         await add_to_outbox(session, event)
-    await after_commit(app.state)
+    await after_commit(app_runtime(app))
     return event
 
 
@@ -240,7 +240,7 @@ async def test_a_reply_body_is_never_recorded_nor_shown(settings: Settings) -> N
             delivery = await wait_attempted(r, event, hook_id)
             assert (delivery["last_error"], delivery["last_status"]) == ("http_500", 500)
             assert [x.status for x in receiver.requests] == [500]  # the body was sent and answered
-            async with unit_of_work(r.app.state.session_factory) as session:
+            async with unit_of_work(app_runtime(r.app).session_factory) as session:
                 row = await DeliveryRepository(session).get(delivery["id"])
                 assert row is not None and row.last_error == "http_500"
                 assert leaked not in str(row.payload)
@@ -249,7 +249,7 @@ async def test_a_reply_body_is_never_recorded_nor_shown(settings: Settings) -> N
                 assert response.status_code == 200 and leaked not in response.text
 
             # a row written before classifications (free text with the reply) shows only its classification
-            async with unit_of_work(r.app.state.session_factory) as session:
+            async with unit_of_work(app_runtime(r.app).session_factory) as session:
                 await session.execute(
                     text("UPDATE notification_deliveries SET last_error = :e WHERE id = :id"),
                     {"e": f"RuntimeError: HTTP 503: {leaked}", "id": delivery["id"]},

@@ -11,7 +11,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from apps.api.main import create_app
+from apps.api.deps import app_runtime
+from apps.api.main import RuntimeOverrides, create_app
 from core.config import Settings
 from core.db.session import unit_of_work
 from core.events.outbox import add_to_outbox
@@ -47,10 +48,11 @@ def webhook_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def running(webhook_settings: Settings) -> AsyncIterator[Running]:
-    app = create_app(webhook_settings)
-    app.state.webhook_resolver = FakeDns(EXAMPLE_DNS)
+    app = create_app(webhook_settings, overrides=RuntimeOverrides(webhook_resolver=FakeDns(EXAMPLE_DNS)))
     async with serve(app) as client:
-        app.state.notification_worker.resolver = FakeDns()  # the example names are never connected to
+        worker = app_runtime(app).notification_worker
+        assert worker is not None
+        worker.resolver = FakeDns()  # the example names are never connected to
         r = Running(app, client, bootstrap_headers(webhook_settings), webhook_settings)
         try:
             yield r
@@ -164,9 +166,9 @@ async def test_event_is_delivered_signed_and_visible(running: Running) -> None:
         event = AlertRaised(
             alert_id=123456, sensor_id="t-webhook-sensor", rule="anomaly_score", severity="low"
         )
-        async with unit_of_work(app.state.session_factory) as session:
+        async with unit_of_work(app_runtime(app).session_factory) as session:
             await add_to_outbox(session, event)
-        await after_commit(app.state)
+        await after_commit(app_runtime(app))
 
         async def delivered() -> bool:
             response = await client.get(

@@ -26,6 +26,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from apps.api.deps import app_runtime
 from apps.api.main import create_app
 from core.config import Settings, load_settings, to_libpq_url
 from core.events.types import event_from_row
@@ -380,7 +381,7 @@ async def test_agents_are_idempotent_under_duplicate_delivery(running: Running) 
     assert len(readings_events) == 1
     replayed = [event_from_row(t, p) for t, p in events if t != "ReadingsIngested"]
     replayed.insert(0, event_from_row("ReadingsIngested", readings_events[0]))
-    bus = running.app.state.bus
+    bus = app_runtime(running.app).bus
     for _ in range(2):
         for event in replayed:
             outcome = await asyncio.wait_for(await bus.publish(event), timeout=DEADLINE_S)

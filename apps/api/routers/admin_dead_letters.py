@@ -6,15 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
-from apps.api.deps import SessionDep
+from apps.api.deps import SessionDep, app_runtime
 from apps.api.errors import problem_responses
 from apps.api.params import Limit, Offset, big_id_path, text_query
 from apps.api.security import AdminPrincipal
 from core.errors import ServiceUnavailable
 from core.events.bus import EventBus
 from core.events.dead_letters import DeadLetterService
-from core.events.schemas import DeadLetterRead, DeadLetterReplayed
-from core.paging import Page
+from core.events.schemas import DeadLetterPage, DeadLetterRead, DeadLetterReplayed
 
 router = APIRouter(
     prefix="/api/v1/admin/dead-letters",
@@ -24,15 +23,15 @@ router = APIRouter(
 
 
 def _bus(request: Request) -> EventBus:
-    bus: EventBus | None = getattr(request.app.state, "bus", None)
-    if bus is None or not bus.running:
+    bus = app_runtime(request.app).bus
+    if not bus.running:
         raise ServiceUnavailable("the event bus is not running")
     return bus
 
 
 @router.get(
     "",
-    response_model=Page[DeadLetterRead],
+    response_model=DeadLetterPage,
     summary="List dead letters",
     description="Newest first. Filter by handler, event type and whether they were replayed.",
     responses=problem_responses(422),
@@ -47,11 +46,13 @@ async def list_dead_letters(
     replayed: Annotated[bool | None, Query(description="true: replayed only; false: pending only.")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> Page[DeadLetterRead]:
+) -> DeadLetterPage:
     rows, total = await DeadLetterService(session).page(
         handler=handler, event_type=event_type, replayed=replayed, limit=limit, offset=offset
     )
-    return Page[DeadLetterRead].of(rows, total=total, limit=limit, offset=offset)
+    return DeadLetterPage(
+        items=[DeadLetterRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
+    )
 
 
 @router.post(

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from apps.api.deps import SessionDep
+from apps.api.deps import SessionDep, app_runtime
 from apps.api.errors import problem_responses
 from apps.api.security import AdminPrincipal
-from core.events.bus import EventBus
 from core.events.schemas import EventsStatusRead
 from core.events.status import EventsStatusService
 
@@ -30,5 +29,4 @@ router = APIRouter(
     ),
 )
 async def events_status(principal: AdminPrincipal, session: SessionDep, request: Request) -> EventsStatusRead:
-    bus: EventBus | None = getattr(request.app.state, "bus", None)
-    return await EventsStatusService(session).status(bus)
+    return await EventsStatusService(session).status(app_runtime(request.app).bus)

@@ -14,8 +14,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from apps.api.deps import EngineDep, SettingsDep, require_metrics_key
+from apps.api.deps import EngineDep, SettingsDep
 from apps.api.errors import Problem, problem_responses
+from apps.api.security import require_metrics_key
 from core.config import Settings
 from core.errors import ServiceUnavailable
 from core.observability.health_repository import HealthRepository, migration_heads
@@ -35,8 +36,8 @@ class LivenessRead(BaseModel):
 
 class ComponentRead(BaseModel):
     status: ComponentState
-    latency_ms: float | None = Field(None, description="Duration of the check; null when skipped.")
-    detail: str | None = Field(None, description="Why the check failed or was skipped (never secrets).")
+    latency_ms: float | None = Field(default=None, description="Duration of the check; null when skipped.")
+    detail: str | None = Field(default=None, description="Why the check failed or was skipped (never secrets).")
 
 
 class TimescaleInfo(BaseModel):

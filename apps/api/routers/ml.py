@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 
-from apps.api.deps import SessionDep, SettingsDep
+from apps.api.deps import SessionDep, SettingsDep, app_settings
 from apps.api.errors import problem_responses
 from apps.api.params import TextQuery
 from apps.api.security import AdminPrincipal, require_scope
@@ -50,9 +50,9 @@ router = APIRouter(
 def get_model_server(request: Request) -> ModelServer:
     state = request.app.state
     server = getattr(state, "ml_server", None)
-    if server is None:
-        server = state.ml_server = ModelServer.from_settings(state.settings)
-    return server  # type: ignore[no-any-return]
+    if not isinstance(server, ModelServer):
+        server = state.ml_server = ModelServer.from_settings(app_settings(request.app))
+    return server
 
 
 ServerDep = Annotated[ModelServer, Depends(get_model_server)]

@@ -5,17 +5,18 @@ worker sends them (core/notifications). Targets are checked against the destinat
 (``core.notifications.destinations``: https in production, no credentials, public addresses only unless allowed)
 when a subscription is created or re-targeted; delivery targets are shown to admin keys only.
 
-``app.state.webhook_resolver`` (a function ``(host, port) -> addresses``), when set, replaces the system resolver
-for these checks (tests simulate DNS with it).
+The runtime's ``webhook_resolver`` (a function ``(host, port) -> addresses``, set with
+``create_app(overrides=RuntimeOverrides(webhook_resolver=...))``), when set, replaces the system resolver for these
+checks and the delivery worker's (tests simulate DNS with it).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Query, status
 
-from apps.api.deps import SessionDep
+from apps.api.deps import RuntimeDep, SessionDep
 from apps.api.errors import problem_responses
 from apps.api.params import Limit, Offset, big_id_path, text_query
 from apps.api.security import AdminPrincipal, Principal, ReadPrincipal
@@ -23,14 +24,15 @@ from core.auth.keys import ADMIN
 from core.notifications.destinations import DestinationPolicy
 from core.notifications.schemas import (
     DeliveryChannel,
+    DeliveryPage,
     DeliveryRead,
     DeliveryStatus,
     WebhookCreate,
+    WebhookPage,
     WebhookRead,
     WebhookUpdate,
 )
 from core.notifications.service import WebhookService
-from core.paging import Page
 
 router = APIRouter(tags=["notifications"], responses=problem_responses(401, 403, 429))
 
@@ -38,17 +40,16 @@ WEBHOOKS = "/api/v1/webhooks"
 WebhookId = Annotated[int, big_id_path("Webhook subscription id.")]
 
 
-def destination_policy(request: Request) -> DestinationPolicy:
-    state = request.app.state
-    return DestinationPolicy.from_settings(state.settings, resolver=getattr(state, "webhook_resolver", None))
+def destination_policy(runtime: RuntimeDep) -> DestinationPolicy:
+    return DestinationPolicy.from_settings(runtime.settings, resolver=runtime.webhook_resolver)
 
 
 PolicyDep = Annotated[DestinationPolicy, Depends(destination_policy)]
 
 
-def _deliveries_page(rows: Any, total: int, limit: int, offset: int, principal: Principal) -> Page[DeliveryRead]:
+def _deliveries_page(rows: Any, total: int, limit: int, offset: int, principal: Principal) -> DeliveryPage:
     show_target = principal.has_scope(ADMIN)  # a URL may carry a token; e-mail addresses are personal data
-    return Page[DeliveryRead](
+    return DeliveryPage(
         items=[DeliveryRead.from_row(r, show_target=show_target) for r in rows],
         total=total,
         limit=limit,
@@ -84,15 +85,17 @@ async def create_webhook(
 
 @router.get(
     WEBHOOKS,
-    response_model=Page[WebhookRead],
+    response_model=WebhookPage,
     summary="List webhook subscriptions",
     responses=problem_responses(422),
 )
 async def list_webhooks(
     principal: AdminPrincipal, session: SessionDep, limit: Limit = 100, offset: Offset = 0
-) -> Page[WebhookRead]:
+) -> WebhookPage:
     rows, total = await WebhookService(session).page(limit=limit, offset=offset)
-    return Page[WebhookRead].of(rows, total=total, limit=limit, offset=offset)
+    return WebhookPage(
+        items=[WebhookRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
+    )
 
 
 @router.get(
@@ -152,7 +155,7 @@ async def delete_webhook(
 
 @router.get(
     WEBHOOKS + "/{webhook_id}/deliveries",
-    response_model=Page[DeliveryRead],
+    response_model=DeliveryPage,
     summary="Deliveries of a webhook subscription",
     description=(
         "Newest first: every delivery with its status, attempts, last HTTP status and last error "
@@ -168,7 +171,7 @@ async def list_webhook_deliveries(
     event: Annotated[str | None, text_query("Event type, e.g. `AlertRaised`.")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> Page[DeliveryRead]:
+) -> DeliveryPage:
     rows, total = await WebhookService(session).deliveries(
         webhook_id=webhook_id, status=status_, event=event, limit=limit, offset=offset
     )
@@ -177,7 +180,7 @@ async def list_webhook_deliveries(
 
 @router.get(
     "/api/v1/notifications/deliveries",
-    response_model=Page[DeliveryRead],
+    response_model=DeliveryPage,
     summary="All notification deliveries",
     description=(
         "Webhook and e-mail deliveries, newest first, filtered by status, event type and channel. "
@@ -193,7 +196,7 @@ async def list_deliveries(
     channel: DeliveryChannel | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> Page[DeliveryRead]:
+) -> DeliveryPage:
     rows, total = await WebhookService(session).deliveries(
         status=status_, event=event, channel=channel, limit=limit, offset=offset
     )

@@ -12,9 +12,7 @@ exceedance rate on unseen healthy data; all of it gives the alarm stage's baseli
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,9 +44,9 @@ class Study:
     baseline_files: list[int]
     train_files: list[int]
     heldout_files: list[int]
-    alarms: AlarmResult
+    alarms: AlarmResult | None
     config: AlarmConfig
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
     per_bearing: pd.DataFrame | None = None
 
 
@@ -65,7 +63,7 @@ def split_healthy(valid_index: list[int], healthy_fraction: float) -> tuple[list
 def _run_pipeline(
     name: str,
     files: pd.DataFrame,
-    load: Callable[[pd.Series], np.ndarray],
+    load,
     *,
     fs: float,
     geometry: BearingGeometry,
@@ -220,7 +218,7 @@ def ims_study(
     return study
 
 
-def run_coverage(run_dir: str, nominal_minutes: float = 10.0) -> dict[str, Any]:
+def run_coverage(run_dir: str, nominal_minutes: float = 10.0) -> dict:
     """What part of a run a directory holds: files present, first/last time, span, and how many recordings a
     complete run over that span would have at the nominal cadence."""
     files = list_ims_run(run_dir)

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from numpy.typing import NDArray
 from scipy import signal as sps
 
 from core.ml.vibration.bearings import IMS_RPM, REXNORD_ZA_2115, BearingGeometry
@@ -120,8 +119,7 @@ def _impacts(
     f_res = resonance_hz or fs / 4
     th = np.arange(int(8 * decay_s * fs)) / fs
     ring = np.exp(-th / decay_s) * np.sin(2 * np.pi * f_res * th)
-    response: NDArray[np.float64] = sps.fftconvolve(train, ring)
-    return response[:n_samples]
+    return sps.fftconvolve(train, ring)[:n_samples]
 
 
 @dataclass

@@ -1,0 +1,139 @@
+"""The composition root: ``bootstrap(settings) -> Runtime`` builds what one process runs, typed.
+
+A ``Runtime`` holds the settings, the database engine and session factory, the event bus with every handler of
+``core.runtime.handlers.HANDLERS`` subscribed, the outbox relay, the agents that keep state between deliveries
+(anomaly detection, notification enqueueing) and the background workers (no-data checker, drift checker,
+notification delivery worker). The API builds one in its lifespan (``app.state.runtime``, reached through
+``apps.api.deps.get_runtime``), the CLI builds one to replay dead letters, tests build them with overrides.
+
+Nothing runs until ``await runtime.start()``: the bus, then the relay (its first pass publishes what earlier runs
+left in the outbox), then the workers. ``await runtime.stop()`` stops the workers, then the relay (in-flight
+batches finish or roll back), then drains the bus (bounded by ``SM_BUS_STOP_TIMEOUT_S``), stops the delivery
+worker and finally disposes the engine the runtime created (a session factory passed in stays its owner's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from core.alerts.agent import NoDataChecker
+from core.anomaly.agent import AnomalyAgent
+from core.anomaly.champion import ModelRegistry
+from core.config import Settings
+from core.db.session import create_engine, create_session_factory
+from core.events.bus import EventBus, Subscription
+from core.events.relay import OutboxRelay
+from core.ml.drift.agent import DriftChecker
+from core.notifications.agent import NotificationEnqueuer
+from core.notifications.destinations import Resolver
+from core.notifications.worker import DeliveryWorker
+from core.runtime.handlers import register_handlers
+
+
+@dataclass(eq=False)
+class Runtime:
+    """Everything one process runs, built by :func:`bootstrap` (module docstring)."""
+
+    settings: Settings
+    session_factory: async_sessionmaker[AsyncSession]
+    #: The engine the runtime created and disposes at ``stop()``; None when the caller passed a session factory.
+    engine: AsyncEngine | None
+    bus: EventBus
+    #: None when built with ``relay=False`` (the CLI: outbox rows are the API's to publish).
+    relay: OutboxRelay | None
+    anomaly_agent: AnomalyAgent
+    notifications: NotificationEnqueuer
+    #: Delivers pending webhooks/e-mails (core/notifications); None with ``deliver_notifications=False``.
+    notification_worker: DeliveryWorker | None
+    #: No-data alert rules (core/alerts) every ``SM_ALERT_NO_DATA_CHECK_INTERVAL_S``; None with ``workers=False``.
+    no_data_checker: NoDataChecker | None
+    #: Drift of every sensor (core/ml/drift) every ``SM_DRIFT_CHECK_INTERVAL_S``; None with ``workers=False``.
+    drift_checker: DriftChecker | None
+    #: How webhook target names resolve in destination checks (None: the system resolver; tests simulate DNS).
+    webhook_resolver: Resolver | None = None
+    subscriptions: list[Subscription] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Start the bus, the relay, then the workers."""
+        self.bus.start()
+        if self.relay is not None:
+            self.relay.start()  # its first pass publishes what earlier runs left in the outbox
+        if self.no_data_checker is not None:
+            self.no_data_checker.start()
+        if self.drift_checker is not None:
+            self.drift_checker.start()
+        if self.notification_worker is not None:
+            self.notification_worker.start()
+
+    async def stop(self) -> None:
+        """Stop the periodic checkers, the relay, drain the bus, stop the delivery worker, dispose the engine."""
+        timeout = self.settings.bus_stop_timeout_s
+        try:
+            if self.no_data_checker is not None:
+                await self.no_data_checker.stop()
+            if self.drift_checker is not None:
+                await self.drift_checker.stop()
+            try:
+                if self.relay is not None:
+                    await self.relay.stop(timeout=timeout)
+            finally:
+                await self.bus.stop(timeout=timeout)
+                if self.notification_worker is not None:
+                    await self.notification_worker.stop()
+        finally:
+            if self.engine is not None:
+                await self.engine.dispose()
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    session_factory: async_sessionmaker[AsyncSession] | None = None,
+    engine: AsyncEngine | None = None,
+    registry: ModelRegistry | None = None,
+    webhook_resolver: Resolver | None = None,
+    relay: bool = True,
+    workers: bool = True,
+    deliver_notifications: bool = True,
+) -> Runtime:
+    """Build (not start) the runtime of ``settings``.
+
+    ``session_factory``: run on this factory (its engine stays the caller's); else on ``engine`` (the runtime
+    disposes it at ``stop()``), else on a new engine of ``settings``. ``registry``: the model registry of the
+    anomaly agent (default: MLflow at ``SM_MLFLOW_TRACKING_URI``). ``relay=False``: no outbox relay.
+    ``workers=False``: no no-data or drift checker and no delivery worker; ``deliver_notifications=False``: no
+    delivery worker (deliveries are still enqueued).
+    """
+    if session_factory is None:
+        engine = engine if engine is not None else create_engine(settings)
+        session_factory = create_session_factory(engine)
+    else:
+        engine = None
+    bus = EventBus.from_settings(settings, session_factory)
+    worker = (
+        DeliveryWorker(settings, session_factory, resolver=webhook_resolver)
+        if workers and deliver_notifications
+        else None
+    )
+    runtime = Runtime(
+        settings=settings,
+        session_factory=session_factory,
+        engine=engine,
+        bus=bus,
+        relay=OutboxRelay.from_settings(settings, session_factory, bus) if relay else None,
+        anomaly_agent=AnomalyAgent(settings, session_factory, registry=registry),
+        notifications=NotificationEnqueuer(settings, session_factory, worker=worker),
+        notification_worker=worker,
+        no_data_checker=NoDataChecker(session_factory, settings.alert_no_data_check_interval_s, settings=settings)
+        if workers
+        else None,
+        drift_checker=DriftChecker(session_factory, settings) if workers else None,
+        webhook_resolver=webhook_resolver,
+    )
+    runtime.subscriptions = register_handlers(bus, runtime)
+    return runtime
+
+
+__all__ = ["Runtime", "bootstrap"]
