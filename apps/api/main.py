@@ -39,15 +39,23 @@ from apps.api.errors import (
 from apps.api.gate import RequestGate
 from apps.api.ingest_runtime import start_ingest, stop_ingest
 from apps.api.middleware import RequestContextMiddleware, record_http_metrics
-from apps.api.routers import admin_dead_letters, admin_events, admin_keys, health, ingest
+from apps.api.routers import (
+    admin_dead_letters,
+    admin_events,
+    admin_keys,
+    anomalies,
+    assets,
+    health,
+    ingest,
+    readings,
+    sensors,
+)
 from apps.api.routers import alert_rules as alert_rules_router
 from apps.api.routers import alerts as alerts_router
 from apps.api.routers import incidents as incidents_router
 from apps.api.routers import labels as labels_router
 from apps.api.routers import maintenance as maintenance_router
 from apps.api.routers import ml as ml_router
-from apps.api.routers.fleet import router as fleet_router
-from apps.api.routers.queries import router as queries_router
 from apps.api.routers.reports import router as reports_router
 from apps.api.routers.webhooks import router as webhooks_router
 from apps.api.security import setup_auth
@@ -217,8 +225,10 @@ def create_app(settings: Settings | None = None, *, overrides: RuntimeOverrides 
     app.include_router(alert_rules_router.router)
     app.include_router(alerts_router.router)
     app.include_router(incidents_router.router)
-    app.include_router(fleet_router)
-    app.include_router(queries_router)
+    app.include_router(assets.router)
+    app.include_router(sensors.router)
+    app.include_router(readings.router)
+    app.include_router(anomalies.router)
     app.include_router(webhooks_router)
     app.include_router(ml_router.router)
     app.include_router(reports_router)

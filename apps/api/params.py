@@ -1,4 +1,5 @@
-"""Query and path parameters shared by the routers, each with its bounds in the OpenAPI document.
+"""Query and path parameters shared by the routers, each with its bounds in the OpenAPI document, and the
+read-side service they share (``QueryServiceDep``).
 
 Ids are bounded by their column's type (``integer`` for assets, ``bigint`` for the rest), offsets and limits by
 what a page may be, text by a length and the absence of NUL, date-times by ``core.schemas_common.Timestamp``
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Path, Query
+from fastapi import Depends, Path, Query
 
+from apps.api.deps import SessionDep, SettingsDep
+from core.readings.service import QueryService
 from core.schemas_common import (
     DATETIME_RANGE,
     INT4_MAX,
@@ -58,12 +61,31 @@ SensorIdQuery = Annotated[
 # --- pages ----------------------------------------------------------------------------------------------------
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip.")]
+#: The keyset cursor of a series (``core.paging.decode_cursor`` reads it).
+Cursor = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_=-]+$",
+        description="`next_cursor` of the previous page (opaque; a cursor of another series is a 422).",
+    ),
+]
 
 # --- text and time --------------------------------------------------------------------------------------------
 TextQuery = Annotated[str | None, text_query()]
 Start = Annotated[Timestamp | None, datetime_query("Inclusive start.")]
 End = Annotated[Timestamp | None, datetime_query("Exclusive end.")]
 Since = Annotated[Timestamp | None, datetime_query("At or after.")]
+
+
+# --- the read-side service ------------------------------------------------------------------------------------
+def query_service(session: SessionDep, settings: SettingsDep) -> QueryService:
+    """Lists and reads of assets, sensors, readings, anomalies and alerts (``core.readings.service``)."""
+    return QueryService(session, max_points=settings.query_max_points)
+
+
+QueryServiceDep = Annotated[QueryService, Depends(query_service)]
 
 __all__ = [
     "MAX_PAGE",
@@ -73,10 +95,12 @@ __all__ = [
     "AlertIdQuery",
     "AssetIdPath",
     "AssetIdQuery",
+    "Cursor",
     "End",
     "KeyIdPath",
     "Limit",
     "Offset",
+    "QueryServiceDep",
     "RuleIdPath",
     "SensorIdPath",
     "SensorIdQuery",
@@ -85,5 +109,6 @@ __all__ = [
     "TextQuery",
     "big_id_path",
     "datetime_query",
+    "query_service",
     "text_query",
 ]

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.alerts.no_data import NoDataService
-from core.alerts.service import AlertingService, Outcome
+from core.alerts.service import AlertingService, EvaluationOutcome
 from core.config import Settings
 from core.db.session import unit_of_work
 from core.events.coalesce import Coalescer, merge_readings, merge_scored
@@ -123,7 +123,7 @@ async def check_no_data(
     *,
     backfill_age: timedelta = timedelta(minutes=60),
     incident_window: timedelta = timedelta(minutes=60),
-) -> Outcome:
+) -> EvaluationOutcome:
     """One no-data pass in its own unit of work."""
     async with unit_of_work(session_factory) as session:
         service = NoDataService(session, incident_window=incident_window)

@@ -45,13 +45,6 @@ class IncidentRead(BaseModel):
     closed_at: datetime | None
 
 
-class IncidentPage(BaseModel):
-    items: list[IncidentRead]
-    total: int
-    limit: int
-    offset: int
-
-
 class IncidentEventRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -95,7 +88,6 @@ class SensorReferenceList(BaseModel):
 __all__ = [
     "IncidentDetail",
     "IncidentEventRead",
-    "IncidentPage",
     "IncidentRead",
     "SensorReferenceList",
     "SensorReferenceRead",

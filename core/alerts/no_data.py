@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from core.alerts.repository import SensorInfo, Silence
-from core.alerts.service import AlertingService, Outcome
+from core.alerts.service import AlertingService, EvaluationOutcome
 from core.alerts.suppression import Suppression
 
 
@@ -37,11 +37,11 @@ def timeout(params: dict[str, object], silence: Silence) -> timedelta | None:
 class NoDataService(AlertingService):
     """``AlertingService`` plus the no-data check (same unit of work, same opening and resolving steps)."""
 
-    async def check(self, now: datetime, *, backfill_age: timedelta) -> Outcome:
+    async def check(self, now: datetime, *, backfill_age: timedelta) -> EvaluationOutcome:
         """Open or resolve no-data alerts as of ``now`` (wall clock) for live sensors, and the asset's event time
         for back-filled ones."""
         repo = self._repo
-        outcome = Outcome()
+        outcome = EvaluationOutcome()
         sensors = await repo.active_sensors()
         pairs = await repo.rules_for_sensors(sorted(sensors), ["no_data"])
         if not pairs:

@@ -231,13 +231,6 @@ class AlertRuleRead(BaseModel):
     created_at: datetime
 
 
-class AlertRulePage(BaseModel):
-    items: list[AlertRuleRead]
-    total: int
-    limit: int
-    offset: int
-
-
 # --- alerts ---------------------------------------------------------------------------------------------------
 class AlertTransition(BaseModel):
     model_config = ConfigDict(
@@ -334,7 +327,6 @@ __all__ = [
     "AlertDetail",
     "AlertEventRead",
     "AlertRuleCreate",
-    "AlertRulePage",
     "AlertRuleRead",
     "AlertRuleUpdate",
     "AlertTransition",

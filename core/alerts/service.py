@@ -86,7 +86,7 @@ def hysteresis_of(rule: AlertRule, *, min_k: int = 1) -> Hysteresis:
 
 
 @dataclass
-class Outcome:
+class EvaluationOutcome:
     """What one evaluation did (for logs and tests)."""
 
     opened: list[int] = field(default_factory=list)
@@ -153,7 +153,7 @@ class AlertingService:
         return {s: 3 * run for s, run in runs.items() if run is not None}
 
     def _suppressed(
-        self, outcome: Outcome, rule: AlertRule, sensor_id: str, reason: str, at: datetime
+        self, outcome: EvaluationOutcome, rule: AlertRule, sensor_id: str, reason: str, at: datetime
     ) -> None:
         outcome.suppressed += 1
         ALERTS_SUPPRESSED_TOTAL.labels(reason=reason).inc()
@@ -233,13 +233,13 @@ class AlertingService:
     # --- evaluation -------------------------------------------------------------------------------------------
     async def on_readings(
         self, event: ReadingsIngested, after: Mapping[str, datetime] | None = None
-    ) -> Outcome:
+    ) -> EvaluationOutcome:
         """Threshold, rate-of-change and flat-line rules over the batch (see ``_evaluate`` for ``after``)."""
         return await self._evaluate(
             event.sensor_ids, event.first_timestamp, event.last_timestamp, READING_KINDS, event.backfill, after
         )
 
-    async def on_scored(self, event: ReadingsScored, after: Mapping[str, datetime] | None = None) -> Outcome:
+    async def on_scored(self, event: ReadingsScored, after: Mapping[str, datetime] | None = None) -> EvaluationOutcome:
         """Anomaly-score rules over a scored batch."""
         return await self._evaluate(
             event.sensor_ids, event.first_timestamp, event.last_timestamp, SCORED_KINDS, event.backfill, after
@@ -253,12 +253,12 @@ class AlertingService:
         kinds: Sequence[str],
         backfill: bool,
         after: Mapping[str, datetime] | None = None,
-    ) -> Outcome:
+    ) -> EvaluationOutcome:
         """Evaluate the readings of ``sensor_ids`` in ``[first, until]``; a sensor in ``after`` whose last
         evaluated reading (``after[sensor]``) lies before ``first`` is evaluated from just after it instead, so
         an earlier batch that the bus delivers later is evaluated now, in time order (its own delivery then
         changes nothing)."""
-        outcome = Outcome()
+        outcome = EvaluationOutcome()
         judged, sensors = await self._judged(sensor_ids, kinds)
         if not judged:
             return outcome
@@ -287,6 +287,10 @@ class AlertingService:
                 violates: Violation = anomaly_violation(set(matches))
             else:
                 violates = _violation(j.rule.kind, j.params)
+
+            def suppressed(at: datetime, info: SensorInfo = j.sensor) -> bool:
+                return suppression.reason(info, at) is not None
+
             actions = simulate(
                 points.get(sensor_id, []),
                 violates,
@@ -296,7 +300,7 @@ class AlertingService:
                 last_observed_at=last_observed.get(alert.id) if alert is not None else None,
                 observed=observed.get((sensor_id, j.rule.name), set()),
                 batch_start=firsts[sensor_id],
-                suppressed=lambda at, info=j.sensor: suppression.reason(info, at) is not None,
+                suppressed=suppressed,
             )
             await self._apply(j, alert, actions.steps, outcome, suppression, matches, backfill)
         return outcome
@@ -306,7 +310,7 @@ class AlertingService:
         j: _Judged,
         alert: Alert | None,
         steps: list[tuple[str, Any]],
-        outcome: Outcome,
+        outcome: EvaluationOutcome,
         suppression: Suppression,
         matches: dict[datetime, AnomalyPoint],
         backfill: bool,
@@ -408,6 +412,6 @@ __all__ = [
     "AlertLifecycleService",
     "AlertRuleService",
     "AlertingService",
-    "Outcome",
+    "EvaluationOutcome",
     "hysteresis_of",
 ]

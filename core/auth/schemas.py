@@ -75,32 +75,3 @@ class ApiKeyCreated(ApiKeyRead):
     )
 
     key: str = Field(description="The secret (send it as X-API-Key). Store it now: it cannot be shown again.")
-
-
-class ApiKeyPage(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "items": [
-                        {
-                            "id": 1,
-                            "name": "bootstrap",
-                            "scopes": ["ingest", "read", "admin"],
-                            "created_at": "2026-11-26T06:00:00Z",
-                            "last_used_at": "2026-11-26T07:05:00Z",
-                            "revoked_at": None,
-                        }
-                    ],
-                    "total": 1,
-                    "limit": 100,
-                    "offset": 0,
-                }
-            ]
-        }
-    )
-
-    items: list[ApiKeyRead]
-    total: int
-    limit: int
-    offset: int

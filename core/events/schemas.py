@@ -45,17 +45,6 @@ class DeadLetterRead(BaseModel):
     replayed_at: datetime | None = Field(description="When it was replayed; null while pending.")
 
 
-class DeadLetterPage(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"items": [_EXAMPLE], "total": 1, "limit": 50, "offset": 0}]}
-    )
-
-    items: list[DeadLetterRead]
-    total: int = Field(description="Dead letters matching the filters.")
-    limit: int
-    offset: int
-
-
 class DeadLetterReplayed(BaseModel):
     """The dead letter (now with ``replayed_at``) and the handlers its event was queued for."""
 
@@ -101,4 +90,4 @@ class EventsStatusRead(BaseModel):
     idle: bool = Field(description="True when all three counts are zero.")
 
 
-__all__ = ["BusActivityRead", "DeadLetterPage", "DeadLetterRead", "DeadLetterReplayed", "EventsStatusRead"]
+__all__ = ["BusActivityRead", "DeadLetterRead", "DeadLetterReplayed", "EventsStatusRead"]

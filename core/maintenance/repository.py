@@ -16,6 +16,7 @@ from core.alerts.rule_models import AlertEvent, AlertObservation
 from core.anomaly.models import Anomaly
 from core.fleet.models import Asset, Sensor
 from core.maintenance.models import MaintenanceLog, MaintenanceTask
+from core.paging import sort_order
 from core.readings.models import SensorReading
 
 #: Statuses of a task that still needs work (a second task for the same cause is not opened meanwhile).
@@ -152,11 +153,10 @@ class MaintenanceRepository:
             column = func.array_position(
                 literal_column("ARRAY['low','medium','high','critical']::text[]"), MaintenanceTask.priority
             )
-        order = column.desc().nulls_last() if descending else column.asc().nulls_last()
-        tie = MaintenanceTask.id.desc() if descending else MaintenanceTask.id.asc()
+        order = sort_order(column, MaintenanceTask.id, descending=descending)
         rows = (
             await self._session.scalars(
-                select(MaintenanceTask).where(*where).order_by(order, tie).limit(limit).offset(offset)
+                select(MaintenanceTask).where(*where).order_by(*order).limit(limit).offset(offset)
             )
         ).all()
         return rows, int(total)

@@ -6,20 +6,22 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic.config import JsonDict
 from pydantic.json_schema import SkipJsonSchema
 
 from core.schemas_common import NO_CONTROL, NO_NUL, AssetId, BigId, SensorId, Timestamp
 
 TaskStatus = Literal["open", "in_progress", "done", "cancelled"]
 TaskPriority = Literal["low", "medium", "high", "critical"]
-Outcome = Literal["fault_confirmed", "no_fault_found"]
+#: What the technician found when completing a task (the training label).
+MaintenanceOutcome = Literal["fault_confirmed", "no_fault_found"]
 TaskSort = Literal["created_at", "due_at", "priority", "status", "id"]
 
 Title = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=NO_NUL)]
 Description = Annotated[str, StringConstraints(max_length=10_000, pattern=NO_NUL)]
 Person = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_CONTROL)]
 
-_TASK_EXAMPLE = {
+_TASK_EXAMPLE: JsonDict = {
     "id": 17,
     "asset_id": 3,
     "sensor_id": "pump-7-vib",
@@ -138,17 +140,6 @@ class MaintenanceTaskRead(BaseModel):
     )
 
 
-class MaintenanceTaskPage(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"items": [_TASK_EXAMPLE], "total": 1, "limit": 50, "offset": 0}]}
-    )
-
-    items: list[MaintenanceTaskRead]
-    total: int = Field(description="Tasks matching the filters.")
-    limit: int
-    offset: int
-
-
 class MaintenanceCompletionCreate(BaseModel):
     """What the technician found; the outcome becomes a training label."""
 
@@ -165,12 +156,12 @@ class MaintenanceCompletionCreate(BaseModel):
         },
     )
 
-    outcome: Outcome
+    outcome: MaintenanceOutcome
     technician: Person
     notes: Description | None = None
 
 
-_LOG_EXAMPLE = {
+_LOG_EXAMPLE: JsonDict = {
     "id": 5,
     "task_id": 17,
     "completed_at": "2026-11-26T10:30:00Z",
@@ -186,7 +177,7 @@ class MaintenanceLogRead(BaseModel):
     id: int
     task_id: int
     completed_at: datetime
-    outcome: Outcome
+    outcome: MaintenanceOutcome
     technician: str | None
     notes: str | None
 
@@ -213,7 +204,7 @@ class MaintenanceCompletionRead(BaseModel):
     )
 
 
-_LABEL_EXAMPLE = {
+_LABEL_EXAMPLE: JsonDict = {
     "task_id": 17,
     "log_id": 5,
     "sensor_id": "pump-7-vib",
@@ -252,21 +243,10 @@ class LabelRead(BaseModel):
     anomaly_count: int
     first_anomaly_at: datetime | None
     last_anomaly_at: datetime | None
-    outcome: Outcome
+    outcome: MaintenanceOutcome
     technician: str | None
     notes: str | None
     completed_at: datetime
-
-
-class LabelPage(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"items": [_LABEL_EXAMPLE], "total": 1, "limit": 100, "offset": 0}]}
-    )
-
-    items: list[LabelRead]
-    total: int = Field(description="Labels matching the filters.")
-    limit: int
-    offset: int
 
 
 #: Column order of the CSV export (``python -m apps.cli export-labels``).
@@ -274,17 +254,15 @@ LABEL_CSV_COLUMNS: tuple[str, ...] = tuple(LabelRead.model_fields)
 
 __all__ = [
     "LABEL_CSV_COLUMNS",
-    "LabelPage",
     "LabelRead",
     "MaintenanceCompletionCreate",
     "MaintenanceCompletionRead",
     "MaintenanceLogRead",
+    "MaintenanceOutcome",
     "MaintenanceTaskAssign",
     "MaintenanceTaskCreate",
-    "MaintenanceTaskPage",
     "MaintenanceTaskRead",
     "MaintenanceTaskUpdate",
-    "Outcome",
     "TaskEvidence",
     "TaskPriority",
     "TaskSort",

@@ -36,6 +36,7 @@ from core.maintenance.repository import (
     TaskFilters,
 )
 from core.maintenance.scheduling import announce_created
+from core.maintenance.schemas import MaintenanceOutcome
 
 logger = logging.getLogger("core.maintenance")
 
@@ -168,7 +169,7 @@ class MaintenanceService:
 
     # --- completion ------------------------------------------------------------------------------------------
     async def complete(
-        self, task_id: int, *, outcome: str, technician: str | None, notes: str | None
+        self, task_id: int, *, outcome: MaintenanceOutcome, technician: str | None, notes: str | None
     ) -> Completion:
         """Close an open or in-progress task: log row, status done, linked alert resolved, event in the outbox.
 
@@ -193,8 +194,8 @@ class MaintenanceService:
             MaintenanceTaskCompleted(
                 task_id=task.id,
                 log_id=log.id,
-                outcome=log.outcome,
-                completed_at=log.completed_at,  # type: ignore[arg-type]
+                outcome=outcome,
+                completed_at=log.completed_at,
             ),
         )
         return Completion(task=task, log=log, alert_resolved=resolved > 0)
@@ -223,7 +224,7 @@ class MaintenanceService:
         self,
         *,
         sensor_id: str | None = None,
-        outcome: str | None = None,
+        outcome: MaintenanceOutcome | None = None,
         since: datetime | None = None,
         limit: int = 100,
         offset: int = 0,

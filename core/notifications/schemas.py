@@ -103,17 +103,6 @@ class WebhookRead(BaseModel):
     created_at: datetime
 
 
-class WebhookPage(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"items": [_WEBHOOK_EXAMPLE], "total": 1, "limit": 100, "offset": 0}]}
-    )
-
-    items: list[WebhookRead]
-    total: int
-    limit: int
-    offset: int
-
-
 _DELIVERY_EXAMPLE: dict[str, Any] = {
     "id": 17,
     "webhook_id": 3,
@@ -191,24 +180,11 @@ class DeliveryRead(BaseModel):
         )
 
 
-class DeliveryPage(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"items": [_DELIVERY_EXAMPLE], "total": 1, "limit": 50, "offset": 0}]}
-    )
-
-    items: list[DeliveryRead]
-    total: int
-    limit: int
-    offset: int
-
-
 __all__ = [
     "DeliveryChannel",
-    "DeliveryPage",
     "DeliveryRead",
     "DeliveryStatus",
     "WebhookCreate",
-    "WebhookPage",
     "WebhookRead",
     "WebhookUpdate",
 ]

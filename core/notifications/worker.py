@@ -85,7 +85,9 @@ class _Job:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class DeliveryOutcome:
+    """What one delivery attempt did (for logs and tests)."""
+
     delivery_id: int
     channel: str
     result: str  # delivered | retry | failed
@@ -116,7 +118,7 @@ class DeliveryWorker:
         self._stopping = False
 
     # --- one pass -------------------------------------------------------------------------------------------
-    async def run_once(self) -> list[Outcome]:
+    async def run_once(self) -> list[DeliveryOutcome]:
         """Claim due deliveries, send them, record the outcomes; returns them (empty when nothing was due)."""
         settings = self.settings
         now = self._clock()
@@ -128,7 +130,7 @@ class DeliveryWorker:
             jobs = [_Job(r.id, r.channel, r.target, r.event, r.attempts, dict(r.payload or {})) for r in rows]
             for row in rows:
                 row.payload = {**(row.payload or {}), "next_attempt_at": lease_until.isoformat()}
-        outcomes: list[Outcome] = []
+        outcomes: list[DeliveryOutcome] = []
         if jobs:
             results = await asyncio.gather(*(self._send(job) for job in jobs))
             finished = self._clock()
@@ -143,7 +145,7 @@ class DeliveryWorker:
 
     async def _record(
         self, repo: DeliveryRepository, job: _Job, status: int | None, error: str | None, now: datetime
-    ) -> Outcome | None:
+    ) -> DeliveryOutcome | None:
         row = await repo.get_pending_for_update(job.id)
         if row is None:  # deleted with its webhook, or recorded by someone else meanwhile
             return None
@@ -185,7 +187,7 @@ class DeliveryWorker:
                 "status": status,
             },
         )
-        return Outcome(job.id, job.channel, result, attempts, error, status)
+        return DeliveryOutcome(job.id, job.channel, result, attempts, error, status)
 
     async def _update_pending_gauge(self) -> None:
         try:
@@ -322,4 +324,4 @@ class DeliveryWorker:
                 await asyncio.wait_for(self._wake.wait(), interval)
 
 
-__all__ = ["DeliveryWorker", "Outcome", "backoff_s", "utcnow"]
+__all__ = ["DeliveryOutcome", "DeliveryWorker", "backoff_s", "utcnow"]

@@ -6,8 +6,9 @@ readings and the choice of its source are in ``core/readings/buckets.py`` (re-ex
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select, text, true
 from sqlalchemy.exc import DBAPIError
@@ -16,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.alerts.models import Alert
 from core.anomaly.models import Anomaly
 from core.db import timescale
+from core.db.base import Base
 from core.db.capabilities import Capabilities, capabilities
 from core.fleet.models import Asset, Sensor
+from core.paging import parse_sort, sort_order
 from core.readings.buckets import (
     BUCKET_WIDTH,
     Agg,
@@ -31,6 +34,7 @@ from core.readings.buckets import (
 from core.readings.models import SensorReading
 
 log = logging.getLogger(__name__)
+EntityT = TypeVar("EntityT", bound=Base)
 
 _PENDING_SQL = text(timescale.PENDING_INVALIDATIONS_SQL)
 _RAW_SQL = text(
@@ -46,26 +50,40 @@ class SensorRow(NamedTuple):
     last_reading_value: float | None
 
 
-class Point(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Point:
+    """A raw reading (``count`` None) or a bucket (``quality`` None)."""
+
     timestamp: datetime
     value: float
     count: int | None
     quality: float | None
 
 
-def _desc(sort: str) -> bool:
-    return sort.startswith("-")
-
-
-def _order(sort: str, columns: dict[str, Any], tie: Any) -> list[Any]:
-    column = columns[sort.lstrip("-")]
-    primary = column.desc().nulls_last() if _desc(sort) else column.asc().nulls_last()
-    return [primary, tie.desc() if _desc(sort) else tie.asc()]
+def _order(sort: str, columns: dict[str, Any], tie: Any) -> tuple[Any, ...]:
+    """ORDER BY of a ``sort`` parameter (``name`` or ``-name``) over ``columns``, then ``tie``."""
+    name, descending = parse_sort(sort)
+    return sort_order(columns[name], tie, descending=descending)
 
 
 class QueryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+
+    async def _page(
+        self,
+        entity: type[EntityT],
+        conditions: list[ColumnElement[bool]],
+        order: tuple[Any, ...],
+        *,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[EntityT], int]:
+        """One page of ``entity`` rows matching ``conditions`` in ``order``, and how many match in all."""
+        stmt = select(entity).where(*conditions).order_by(*order).limit(limit).offset(offset)
+        rows = (await self._session.execute(stmt)).scalars().all()
+        total = await self._session.scalar(select(func.count()).select_from(entity).where(*conditions))
+        return list(rows), int(total or 0)
 
     # --- capabilities ---------------------------------------------------------------------------------------
     async def capabilities(self) -> Capabilities:
@@ -82,10 +100,7 @@ class QueryRepository:
         if kind is not None:
             conditions.append(Asset.kind == kind)
         columns = {"id": Asset.id, "name": Asset.name, "site": Asset.site, "created_at": Asset.created_at}
-        stmt = select(Asset).where(*conditions).order_by(*_order(sort, columns, Asset.id))
-        rows = (await self._session.execute(stmt.limit(limit).offset(offset))).scalars().all()
-        total = await self._session.scalar(select(func.count()).select_from(Asset).where(*conditions))
-        return list(rows), int(total or 0)
+        return await self._page(Asset, conditions, _order(sort, columns, Asset.id), limit=limit, offset=offset)
 
     # --- sensors --------------------------------------------------------------------------------------------
     @staticmethod
@@ -208,10 +223,7 @@ class QueryRepository:
         if min_score is not None:
             conditions.append(Anomaly.score >= min_score)
         columns = {"timestamp": Anomaly.timestamp, "score": Anomaly.score}
-        stmt = select(Anomaly).where(*conditions).order_by(*_order(sort, columns, Anomaly.id))
-        rows = (await self._session.execute(stmt.limit(limit).offset(offset))).scalars().all()
-        total = await self._session.scalar(select(func.count()).select_from(Anomaly).where(*conditions))
-        return list(rows), int(total or 0)
+        return await self._page(Anomaly, conditions, _order(sort, columns, Anomaly.id), limit=limit, offset=offset)
 
     async def list_alerts(
         self,
@@ -234,10 +246,7 @@ class QueryRepository:
         if rule is not None:
             conditions.append(Alert.rule == rule)
         columns = {"opened_at": Alert.opened_at, "anomaly_count": Alert.anomaly_count, "id": Alert.id}
-        stmt = select(Alert).where(*conditions).order_by(*_order(sort, columns, Alert.id))
-        rows = (await self._session.execute(stmt.limit(limit).offset(offset))).scalars().all()
-        total = await self._session.scalar(select(func.count()).select_from(Alert).where(*conditions))
-        return list(rows), int(total or 0)
+        return await self._page(Alert, conditions, _order(sort, columns, Alert.id), limit=limit, offset=offset)
 
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Schemas of the query API (separate from the ORM models)."""
+"""Schemas of the query API (separate from the ORM models); a list answers ``core.paging.Page`` of these items."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from core.readings.query_repository import Agg, Bucket, BucketSource
 
@@ -24,14 +25,8 @@ AnomalySort = Literal["-timestamp", "timestamp", "-score", "score"]
 AlertSort = Literal["-opened_at", "opened_at", "-anomaly_count", "anomaly_count", "-id", "id"]
 
 
-class _Page(BaseModel):
-    total: int = Field(description="Rows matching the filters, whatever the page.")
-    limit: int
-    offset: int
-
-
 # --- assets -----------------------------------------------------------------------------------------------------
-_ASSET_EXAMPLE = {
+_ASSET_EXAMPLE: JsonDict = {
     "id": 3,
     "name": "pump-7",
     "site": "plant-a",
@@ -50,16 +45,8 @@ class AssetRead(BaseModel):
     created_at: datetime
 
 
-class AssetPage(_Page):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"items": [_ASSET_EXAMPLE], "total": 1, "limit": 100, "offset": 0}]}
-    )
-
-    items: list[AssetRead]
-
-
 # --- sensors ----------------------------------------------------------------------------------------------------
-_SENSOR_EXAMPLE = {
+_SENSOR_EXAMPLE: JsonDict = {
     "sensor_id": "pump-7-vib",
     "asset_id": 3,
     "type": "vibration",
@@ -84,14 +71,6 @@ class SensorRead(BaseModel):
     created_at: datetime
     last_reading_at: datetime | None = Field(None, description="Timestamp of the sensor's latest reading.")
     last_reading_value: float | None = Field(None, description="Value of the sensor's latest reading.")
-
-
-class SensorPage(_Page):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"items": [_SENSOR_EXAMPLE], "total": 1, "limit": 100, "offset": 0}]}
-    )
-
-    items: list[SensorRead]
 
 
 # --- readings ---------------------------------------------------------------------------------------------------
@@ -137,7 +116,7 @@ class ReadingSeries(BaseModel):
 
 
 # --- anomalies and alerts ---------------------------------------------------------------------------------------
-_ANOMALY_EXAMPLE = {
+_ANOMALY_EXAMPLE: JsonDict = {
     "id": 41,
     "sensor_id": "pump-7-vib",
     "timestamp": "2026-11-26T07:42:10Z",
@@ -164,15 +143,7 @@ class AnomalyRead(BaseModel):
     created_at: datetime
 
 
-class AnomalyPage(_Page):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"items": [_ANOMALY_EXAMPLE], "total": 1, "limit": 100, "offset": 0}]}
-    )
-
-    items: list[AnomalyRead]
-
-
-_ALERT_EXAMPLE = {
+_ALERT_EXAMPLE: JsonDict = {
     "id": 12,
     "sensor_id": "pump-7-vib",
     "rule": "anomaly_score",
@@ -210,11 +181,3 @@ class AlertRead(BaseModel):
     last_seen_at: datetime | None = Field(default=None, description="Event time of its latest matching reading.")
     event_resolved_at: datetime | None = Field(default=None, description="Event time it resolved.")
     peak_score: float | None = Field(default=None, description="Highest anomaly score it counted (anomaly rules).")
-
-
-class AlertPage(_Page):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"items": [_ALERT_EXAMPLE], "total": 1, "limit": 100, "offset": 0}]}
-    )
-
-    items: list[AlertRead]

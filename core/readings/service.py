@@ -1,16 +1,15 @@
-"""The query service: defaults, limits and cursors of the read-side API; SQL is in
-``core.readings.query_repository``. Raises ``NotFound``/``ValidationFailed`` (core.errors), never HTTP errors."""
+"""The query service: defaults, limits and cursors of the read-side API (the cursor codec and ``Page`` are in
+``core.paging``); SQL is in ``core.readings.query_repository``. Raises ``NotFound``/``ValidationFailed``
+(core.errors), never HTTP errors."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFound, ValidationFailed
+from core.paging import Page, decode_cursor, encode_cursor
 from core.readings.query_repository import (
     BUCKET_WIDTH,
     Agg,
@@ -20,49 +19,18 @@ from core.readings.query_repository import (
     choose_bucket_source,
 )
 from core.readings.schemas import (
-    AlertPage,
     AlertRead,
-    AnomalyPage,
     AnomalyRead,
-    AssetPage,
     AssetRead,
     ReadingPoint,
     ReadingSeries,
-    SensorPage,
     SensorRead,
 )
-from core.schemas_common import in_datetime_range
 
 #: Range of a readings query without ``start``/``end``: the last 24 hours.
 DEFAULT_RANGE = timedelta(hours=24)
 #: Smallest step of ``timestamptz``: a raw-readings cursor resumes just after its timestamp.
 MICROSECOND = timedelta(microseconds=1)
-CURSOR_VERSION = 1
-
-
-def encode_cursor(last: datetime) -> str:
-    """Opaque keyset cursor: base64url of ``{"v": 1, "t": <ISO timestamp of the last item>}``."""
-    raw = json.dumps({"v": CURSOR_VERSION, "t": last.astimezone(UTC).isoformat()}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> datetime:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        if not isinstance(data, dict) or data.get("v") != CURSOR_VERSION:
-            raise ValueError("unknown cursor version")
-        value = datetime.fromisoformat(data["t"])
-        if value.tzinfo is None:
-            raise ValueError("naive cursor timestamp")
-        if not in_datetime_range(value):
-            raise ValueError("cursor timestamp out of range")
-        return value
-    except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error) as exc:
-        raise ValidationFailed(
-            "cursor is not valid; pass the next_cursor of a previous response",
-            errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}],
-        ) from exc
 
 
 def _resume_after(after: datetime, step: timedelta, end: datetime) -> datetime:
@@ -92,13 +60,11 @@ class QueryService:
 
     async def assets(
         self, *, site: str | None, kind: str | None, sort: str, limit: int, offset: int
-    ) -> AssetPage:
+    ) -> Page[AssetRead]:
         rows, total = await self._repo.list_assets(
             site=site, kind=kind, sort=sort, limit=limit, offset=offset
         )
-        return AssetPage(
-            items=[AssetRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
-        )
+        return Page[AssetRead].of(rows, total=total, limit=limit, offset=offset)
 
     async def sensors(
         self,
@@ -109,11 +75,11 @@ class QueryService:
         sort: str,
         limit: int,
         offset: int,
-    ) -> SensorPage:
+    ) -> Page[SensorRead]:
         rows, total = await self._repo.list_sensors(
             type=type, asset_id=asset_id, status=status, sort=sort, limit=limit, offset=offset
         )
-        return SensorPage(items=[_sensor_read(r) for r in rows], total=total, limit=limit, offset=offset)
+        return Page[SensorRead](items=[_sensor_read(r) for r in rows], total=total, limit=limit, offset=offset)
 
     async def sensor(self, sensor_id: str) -> SensorRead:
         row = await self._repo.get_sensor(sensor_id)
@@ -205,7 +171,7 @@ class QueryService:
         sort: str,
         limit: int,
         offset: int,
-    ) -> AnomalyPage:
+    ) -> Page[AnomalyRead]:
         if start is not None and end is not None and start >= end:
             raise _invalid("end", "end must be after start")
         rows, total = await self._repo.list_anomalies(
@@ -218,9 +184,7 @@ class QueryService:
             limit=limit,
             offset=offset,
         )
-        return AnomalyPage(
-            items=[AnomalyRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
-        )
+        return Page[AnomalyRead].of(rows, total=total, limit=limit, offset=offset)
 
     async def alerts(
         self,
@@ -232,7 +196,7 @@ class QueryService:
         sort: str,
         limit: int,
         offset: int,
-    ) -> AlertPage:
+    ) -> Page[AlertRead]:
         rows, total = await self._repo.list_alerts(
             status=status,
             severity=severity,
@@ -242,6 +206,4 @@ class QueryService:
             limit=limit,
             offset=offset,
         )
-        return AlertPage(
-            items=[AlertRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
-        )
+        return Page[AlertRead].of(rows, total=total, limit=limit, offset=offset)

@@ -13,7 +13,8 @@ from apps.api.security import AdminPrincipal
 from core.errors import ServiceUnavailable
 from core.events.bus import EventBus
 from core.events.dead_letters import DeadLetterService
-from core.events.schemas import DeadLetterPage, DeadLetterRead, DeadLetterReplayed
+from core.events.schemas import DeadLetterRead, DeadLetterReplayed
+from core.paging import Page
 
 router = APIRouter(
     prefix="/api/v1/admin/dead-letters",
@@ -31,7 +32,7 @@ def _bus(request: Request) -> EventBus:
 
 @router.get(
     "",
-    response_model=DeadLetterPage,
+    response_model=Page[DeadLetterRead],
     summary="List dead letters",
     description="Newest first. Filter by handler, event type and whether they were replayed.",
     responses=problem_responses(422),
@@ -46,13 +47,11 @@ async def list_dead_letters(
     replayed: Annotated[bool | None, Query(description="true: replayed only; false: pending only.")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> DeadLetterPage:
+) -> Page[DeadLetterRead]:
     rows, total = await DeadLetterService(session).page(
         handler=handler, event_type=event_type, replayed=replayed, limit=limit, offset=offset
     )
-    return DeadLetterPage(
-        items=[DeadLetterRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
-    )
+    return Page[DeadLetterRead].of(rows, total=total, limit=limit, offset=offset)
 
 
 @router.post(

@@ -10,7 +10,8 @@ from apps.api.errors import problem_responses
 from apps.api.params import KeyIdPath, Limit, Offset
 from apps.api.security import AdminPrincipal, get_authenticator
 from core.auth.keys import ApiKeyService
-from core.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyRead
+from core.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
+from core.paging import Page
 
 router = APIRouter(
     prefix="/api/v1/admin/api-keys",
@@ -40,7 +41,7 @@ async def create_api_key(body: ApiKeyCreate, principal: AdminPrincipal, session:
 
 @router.get(
     "",
-    response_model=ApiKeyPage,
+    response_model=Page[ApiKeyRead],
     summary="List API keys",
     description="Names, scopes and dates only: neither keys nor their hashes are ever returned.",
     responses=problem_responses(422),
@@ -51,13 +52,11 @@ async def list_api_keys(
     limit: Limit = 100,
     offset: Offset = 0,
     include_revoked: bool = True,
-) -> ApiKeyPage:
+) -> Page[ApiKeyRead]:
     rows, total = await ApiKeyService(session).page(
         limit=limit, offset=offset, include_revoked=include_revoked
     )
-    return ApiKeyPage(
-        items=[ApiKeyRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
-    )
+    return Page[ApiKeyRead].of(rows, total=total, limit=limit, offset=offset)
 
 
 @router.delete(

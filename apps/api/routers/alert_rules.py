@@ -11,8 +11,9 @@ from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
 from apps.api.params import Limit, Offset, RuleIdPath
 from apps.api.security import AdminPrincipal, ReadPrincipal
-from core.alerts.schemas import AlertRuleCreate, AlertRulePage, AlertRuleRead, AlertRuleUpdate, RuleKind
+from core.alerts.schemas import AlertRuleCreate, AlertRuleRead, AlertRuleUpdate, RuleKind
 from core.alerts.service import AlertRuleService
+from core.paging import Page
 
 router = APIRouter(
     prefix="/api/v1/alert-rules",
@@ -23,7 +24,7 @@ router = APIRouter(
 
 @router.get(
     "",
-    response_model=AlertRulePage,
+    response_model=Page[AlertRuleRead],
     summary="List alert rules",
     description="Every rule, oldest first, optionally filtered by kind and enabled flag.",
     responses=problem_responses(422),
@@ -35,11 +36,9 @@ async def list_alert_rules(
     enabled: bool | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
-) -> AlertRulePage:
+) -> Page[AlertRuleRead]:
     rows, total = await AlertRuleService(session).page(limit=limit, offset=offset, kind=kind, enabled=enabled)
-    return AlertRulePage(
-        items=[AlertRuleRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
-    )
+    return Page[AlertRuleRead].of(rows, total=total, limit=limit, offset=offset)
 
 
 @router.get(

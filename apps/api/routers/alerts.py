@@ -1,27 +1,27 @@
-"""One alert with its history and linked anomalies (scope ``read``); acknowledge and resolve (scope
-``operate``; ``admin`` implies it).
+"""Alerts: the list, and one alert with its history and linked anomalies (scope ``read``); acknowledge and
+resolve (scope ``operate``; ``admin`` implies it). The list keeps its OpenAPI tag ``queries``, the rest
+``alerting``.
 
-The list of alerts is ``GET /api/v1/alerts`` in ``apps.api.routers.queries``. Lifecycle: open → acknowledged →
-resolved (or open → resolved); any other transition is a 409. Every change is stored in ``alert_events`` with
-the API key's name as actor and the optional comment.
+Lifecycle: open → acknowledged → resolved (or open → resolved); any other transition is a 409. Every change is
+stored in ``alert_events`` with the API key's name as actor and the optional comment.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from fastapi import APIRouter
 
 from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
-from apps.api.params import AlertIdPath
+from apps.api.params import AlertIdPath, Limit, Offset, QueryServiceDep, SensorIdQuery, TextQuery
 from apps.api.security import OperatePrincipal, ReadPrincipal
 from core.alerts.schemas import AlertDetail, AlertEventRead, AlertTransition, LinkedAnomaly
 from core.alerts.service import AlertDetails, AlertLifecycleService
+from core.paging import Page
+from core.readings.schemas import AlertRead, AlertSort
 
-router = APIRouter(
-    prefix="/api/v1/alerts",
-    tags=["alerting"],
-    responses=problem_responses(401, 403, 429),
-)
+router = APIRouter(prefix="/api/v1/alerts", responses=problem_responses(401, 403, 429))
 
 
 def _detail(details: AlertDetails) -> AlertDetail:
@@ -47,7 +47,38 @@ def _detail(details: AlertDetails) -> AlertDetail:
 
 
 @router.get(
+    "",
+    tags=["queries"],
+    response_model=Page[AlertRead],
+    summary="List alerts",
+    description="Filter by status, severity, sensor and rule; most recently opened first by default.",
+    responses=problem_responses(422),
+)
+async def list_alerts(
+    principal: ReadPrincipal,
+    service: QueryServiceDep,
+    status: Literal["open", "acknowledged", "resolved"] | None = None,
+    severity: Literal["info", "low", "medium", "high", "critical"] | None = None,
+    sensor_id: SensorIdQuery = None,
+    rule: TextQuery = None,
+    sort: AlertSort = "-opened_at",
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Page[AlertRead]:
+    return await service.alerts(
+        status=status,
+        severity=severity,
+        sensor_id=sensor_id,
+        rule=rule,
+        sort=sort,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get(
     "/{alert_id}",
+    tags=["alerting"],
     response_model=AlertDetail,
     summary="Get an alert",
     description="The alert, every lifecycle change (oldest first) and the anomalies it counted.",
@@ -59,6 +90,7 @@ async def get_alert(alert_id: AlertIdPath, principal: ReadPrincipal, session: Se
 
 @router.post(
     "/{alert_id}/ack",
+    tags=["alerting"],
     response_model=AlertDetail,
     summary="Acknowledge an alert",
     description="open → acknowledged. An acknowledged or resolved alert answers 409.",
@@ -80,6 +112,7 @@ async def acknowledge_alert(
 
 @router.post(
     "/{alert_id}/resolve",
+    tags=["alerting"],
     response_model=AlertDetail,
     summary="Resolve an alert",
     description="open or acknowledged → resolved. A resolved alert answers 409.",

@@ -15,12 +15,12 @@ from core.alerts.incident_reads import IncidentReads
 from core.alerts.incident_schemas import (
     IncidentDetail,
     IncidentEventRead,
-    IncidentPage,
     IncidentRead,
     SensorReferenceList,
     SensorReferenceRead,
 )
 from core.maintenance.schemas import MaintenanceTaskRead, TaskEvidence
+from core.paging import Page
 from core.readings.schemas import AlertRead
 
 router = APIRouter(prefix="/api/v1", tags=["alerting"], responses=problem_responses(401, 403, 429))
@@ -30,7 +30,7 @@ IncidentId = Annotated[int, big_id_path("Incident id.")]
 
 @router.get(
     "/incidents",
-    response_model=IncidentPage,
+    response_model=Page[IncidentRead],
     summary="List incidents",
     description="Alerts on one asset within the correlation window (`SM_INCIDENT_WINDOW_MINUTES`, event time) "
     "join one incident, handled by at most one open work order. Newest evidence first.",
@@ -43,11 +43,9 @@ async def list_incidents(
     asset_id: AssetIdQuery = None,
     limit: Limit = 100,
     offset: Offset = 0,
-) -> IncidentPage:
+) -> Page[IncidentRead]:
     rows, total = await IncidentReads(session).page(status=status, asset_id=asset_id, limit=limit, offset=offset)
-    return IncidentPage(
-        items=[IncidentRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
-    )
+    return Page[IncidentRead].of(rows, total=total, limit=limit, offset=offset)
 
 
 @router.get(

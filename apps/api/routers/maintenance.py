@@ -20,7 +20,6 @@ from core.maintenance.schemas import (
     MaintenanceLogRead,
     MaintenanceTaskAssign,
     MaintenanceTaskCreate,
-    MaintenanceTaskPage,
     MaintenanceTaskRead,
     MaintenanceTaskUpdate,
     TaskEvidence,
@@ -30,6 +29,7 @@ from core.maintenance.schemas import (
 )
 from core.maintenance.service import MaintenanceService
 from core.observability.metrics import MAINTENANCE_TASKS_COMPLETED_TOTAL, MAINTENANCE_TASKS_OPENED_TOTAL
+from core.paging import Page
 
 router = APIRouter(
     prefix="/api/v1/maintenance/tasks",
@@ -42,7 +42,7 @@ TaskId = Annotated[int, big_id_path("Id of the maintenance task.")]
 
 @router.get(
     "",
-    response_model=MaintenanceTaskPage,
+    response_model=Page[MaintenanceTaskRead],
     summary="List maintenance tasks",
     description="Filter by status, asset, sensor, priority, assignee and alert; sort by a column "
     "(`-` prefix not used: set `order`). Default: newest first.",
@@ -61,7 +61,7 @@ async def list_tasks(
     order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
     limit: Limit = 50,
     offset: Offset = 0,
-) -> MaintenanceTaskPage:
+) -> Page[MaintenanceTaskRead]:
     filters = TaskFilters(
         status=status_,
         asset_id=asset_id,
@@ -74,7 +74,7 @@ async def list_tasks(
     rows, total = await service.page(
         filters, sort=sort, descending=order == "desc", limit=limit, offset=offset
     )
-    return MaintenanceTaskPage(items=await _reads(service, rows), total=total, limit=limit, offset=offset)
+    return Page[MaintenanceTaskRead](items=await _reads(service, rows), total=total, limit=limit, offset=offset)
 
 
 async def _reads(service: MaintenanceService, tasks: Sequence[MaintenanceTask]) -> list[MaintenanceTaskRead]:

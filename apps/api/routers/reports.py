@@ -4,7 +4,7 @@ summaries, their plots) and the demo datasets under ``data/``. HTTP only; readin
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import FileResponse
@@ -33,6 +33,13 @@ def get_report_store() -> ReportStore:
 StoreDep = Annotated[ReportStore, Depends(get_report_store)]
 CACHE = {"Cache-Control": "private, max-age=60"}
 BINARY = {"type": "string", "format": "binary"}
+
+
+def file_response(media_type: str, schema: dict[str, str], description: str) -> dict[int | str, dict[str, Any]]:
+    """The 200 of a route that answers a file, followed by its 404 and 422."""
+    content = {media_type: {"schema": schema}}
+    ok: dict[int | str, dict[str, Any]] = {200: {"content": content, "description": description}}
+    return ok | problem_responses(404, 422)
 
 
 @router.get(
@@ -64,8 +71,7 @@ def read_report(store: StoreDep, name: Annotated[str, NAME]) -> ReportRead:
     response_class=FileResponse,
     summary="One plot of an ML report (PNG)",
     description="Only names listed in the report's `plots` are served; anything else is a 404.",
-    responses={200: {"content": {"image/png": {"schema": BINARY}}, "description": "The PNG file."}}
-    | problem_responses(404, 422),
+    responses=file_response("image/png", BINARY, "The PNG file."),
 )
 def read_plot(
     store: StoreDep,
@@ -90,8 +96,7 @@ def list_datasets(store: StoreDep) -> DatasetList:
     response_class=FileResponse,
     summary="One demo dataset (CSV)",
     description="The file as committed (`text/csv`); 404 with the command that produces it while it is missing.",
-    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "The CSV file."}}
-    | problem_responses(404, 422),
+    responses=file_response("text/csv", {"type": "string"}, "The CSV file."),
 )
 def read_dataset(store: StoreDep, name: Annotated[str, NAME]) -> FileResponse:
     path = store.dataset_path(name)

@@ -24,15 +24,14 @@ from core.auth.keys import ADMIN
 from core.notifications.destinations import DestinationPolicy
 from core.notifications.schemas import (
     DeliveryChannel,
-    DeliveryPage,
     DeliveryRead,
     DeliveryStatus,
     WebhookCreate,
-    WebhookPage,
     WebhookRead,
     WebhookUpdate,
 )
 from core.notifications.service import WebhookService
+from core.paging import Page
 
 router = APIRouter(tags=["notifications"], responses=problem_responses(401, 403, 429))
 
@@ -47,9 +46,9 @@ def destination_policy(runtime: RuntimeDep) -> DestinationPolicy:
 PolicyDep = Annotated[DestinationPolicy, Depends(destination_policy)]
 
 
-def _deliveries_page(rows: Any, total: int, limit: int, offset: int, principal: Principal) -> DeliveryPage:
+def _deliveries_page(rows: Any, total: int, limit: int, offset: int, principal: Principal) -> Page[DeliveryRead]:
     show_target = principal.has_scope(ADMIN)  # a URL may carry a token; e-mail addresses are personal data
-    return DeliveryPage(
+    return Page[DeliveryRead](
         items=[DeliveryRead.from_row(r, show_target=show_target) for r in rows],
         total=total,
         limit=limit,
@@ -85,17 +84,15 @@ async def create_webhook(
 
 @router.get(
     WEBHOOKS,
-    response_model=WebhookPage,
+    response_model=Page[WebhookRead],
     summary="List webhook subscriptions",
     responses=problem_responses(422),
 )
 async def list_webhooks(
     principal: AdminPrincipal, session: SessionDep, limit: Limit = 100, offset: Offset = 0
-) -> WebhookPage:
+) -> Page[WebhookRead]:
     rows, total = await WebhookService(session).page(limit=limit, offset=offset)
-    return WebhookPage(
-        items=[WebhookRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
-    )
+    return Page[WebhookRead].of(rows, total=total, limit=limit, offset=offset)
 
 
 @router.get(
@@ -155,7 +152,7 @@ async def delete_webhook(
 
 @router.get(
     WEBHOOKS + "/{webhook_id}/deliveries",
-    response_model=DeliveryPage,
+    response_model=Page[DeliveryRead],
     summary="Deliveries of a webhook subscription",
     description=(
         "Newest first: every delivery with its status, attempts, last HTTP status and last error "
@@ -171,7 +168,7 @@ async def list_webhook_deliveries(
     event: Annotated[str | None, text_query("Event type, e.g. `AlertRaised`.")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> DeliveryPage:
+) -> Page[DeliveryRead]:
     rows, total = await WebhookService(session).deliveries(
         webhook_id=webhook_id, status=status_, event=event, limit=limit, offset=offset
     )
@@ -180,7 +177,7 @@ async def list_webhook_deliveries(
 
 @router.get(
     "/api/v1/notifications/deliveries",
-    response_model=DeliveryPage,
+    response_model=Page[DeliveryRead],
     summary="All notification deliveries",
     description=(
         "Webhook and e-mail deliveries, newest first, filtered by status, event type and channel. "
@@ -196,7 +193,7 @@ async def list_deliveries(
     channel: DeliveryChannel | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> DeliveryPage:
+) -> Page[DeliveryRead]:
     rows, total = await WebhookService(session).deliveries(
         status=status_, event=event, channel=channel, limit=limit, offset=offset
     )

@@ -11,10 +11,13 @@ neither exceed nor count in the m-window. Baseline rows are not monitored.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 
 @dataclass(frozen=True)
@@ -41,12 +44,13 @@ class AlarmResult:
     zscores: pd.DataFrame
 
 
-def n_of_m(exceed: np.ndarray, n: int, m: int) -> np.ndarray:
+def n_of_m(exceed: np.ndarray, n: int, m: int) -> NDArray[np.bool_]:
     """confirmed[i] = at least n of exceed[i−m+1 … i] are True (fewer than m rows so far count as they are)."""
     e = np.asarray(exceed, dtype=int)
     csum = np.concatenate([[0], np.cumsum(e)])
     idx = np.arange(1, len(e) + 1)
-    return (csum[idx] - csum[np.maximum(idx - m, 0)]) >= n
+    confirmed: NDArray[np.bool_] = (csum[idx] - csum[np.maximum(idx - m, 0)]) >= n
+    return confirmed
 
 
 def episode_starts(confirmed: np.ndarray) -> np.ndarray:
@@ -135,11 +139,18 @@ def alarm_stage(
     )
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds; any other label unchanged."""
     return value.item() if isinstance(value, np.generic) else value
 
 
-def detection_report(alarm_starts: list, onset: int | None) -> dict[str, float | int | None]:
+class DetectionReport(TypedDict):
+    detected_at: int | None
+    delay: int | None
+    false_alarms: int
+
+
+def detection_report(alarm_starts: Sequence[int], onset: int | None) -> DetectionReport:
     """Against a known fault onset (row label, e.g. file index): ``delay`` = first alarm at/after the onset
     minus the onset (None if never), ``false_alarms`` = alarm episodes starting before the onset (all of them
     when ``onset`` is None, i.e. a healthy bearing)."""

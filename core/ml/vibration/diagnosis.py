@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy import signal as sps
 
 from core.ml.vibration.bearings import BearingGeometry, get_bearing
@@ -49,7 +51,7 @@ class Diagnosis:
     freqs: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     spectrum: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("freqs")
         out.pop("spectrum")
@@ -89,12 +91,13 @@ def score_db(ratios: list[float]) -> float:
     return float(20 * np.mean(np.log10(valid))) if valid else float("-inf")
 
 
-def surrogate_rates(rates: list[float], count: int = 60, exclusion: float = 0.03) -> np.ndarray:
+def surrogate_rates(rates: list[float], count: int = 60, exclusion: float = 0.03) -> NDArray[np.float64]:
     """Reference rates log-uniform over 0.6·min … 1.4·max of ``rates``, none within ±``exclusion`` of any."""
     grid = np.geomspace(0.6 * min(rates), 1.4 * max(rates), count * 3)
     keep = np.all([np.abs(grid / r - 1) > exclusion for r in rates], axis=0)
     grid = grid[keep]
-    return grid[np.linspace(0, len(grid) - 1, min(count, len(grid))).astype(int)]
+    picked: NDArray[np.float64] = grid[np.linspace(0, len(grid) - 1, min(count, len(grid))).astype(int)]
+    return picked
 
 
 def diagnose(

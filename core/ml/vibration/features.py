@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from scipy import signal as sps
 
 from core.ml.vibration.bearings import DEFECTS, BearingGeometry
@@ -23,35 +24,41 @@ ENVELOPE_FEATURES = tuple(f"env_{d}" for d in DEFECTS)
 FEATURE_COLUMNS = TIME_FEATURES + SPECTRAL_FEATURES + ENVELOPE_FEATURES
 
 
-def _centered(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=float)
-    return x - x.mean(axis=-1, keepdims=True)
+def _centered(x: np.ndarray) -> NDArray[np.float64]:
+    values = np.asarray(x, dtype=float)
+    mean: NDArray[np.float64] = values.mean(axis=-1, keepdims=True)
+    return values - mean
 
 
-def rms(x: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.mean(_centered(x) ** 2, axis=-1))
+def rms(x: np.ndarray) -> NDArray[np.float64]:
+    level: NDArray[np.float64] = np.sqrt(np.mean(_centered(x) ** 2, axis=-1))
+    return level
 
 
-def peak_to_peak(x: np.ndarray) -> np.ndarray:
-    return np.ptp(np.asarray(x, dtype=float), axis=-1)
+def peak_to_peak(x: np.ndarray) -> NDArray[np.float64]:
+    span: NDArray[np.float64] = np.ptp(np.asarray(x, dtype=float), axis=-1)
+    return span
 
 
-def kurtosis(x: np.ndarray) -> np.ndarray:
+def kurtosis(x: np.ndarray) -> NDArray[np.float64]:
     c = _centered(x)
-    m2 = np.mean(c**2, axis=-1)
-    return np.mean(c**4, axis=-1) / np.where(m2 > 0, m2**2, np.nan)
+    m2: NDArray[np.float64] = np.mean(c**2, axis=-1)
+    m4: NDArray[np.float64] = np.mean(c**4, axis=-1)
+    return m4 / np.where(m2 > 0, m2**2, np.nan)
 
 
-def skewness(x: np.ndarray) -> np.ndarray:
+def skewness(x: np.ndarray) -> NDArray[np.float64]:
     c = _centered(x)
-    m2 = np.mean(c**2, axis=-1)
-    return np.mean(c**3, axis=-1) / np.where(m2 > 0, m2**1.5, np.nan)
+    m2: NDArray[np.float64] = np.mean(c**2, axis=-1)
+    m3: NDArray[np.float64] = np.mean(c**3, axis=-1)
+    return m3 / np.where(m2 > 0, m2**1.5, np.nan)
 
 
-def crest_factor(x: np.ndarray) -> np.ndarray:
+def crest_factor(x: np.ndarray) -> NDArray[np.float64]:
     c = _centered(x)
     r = np.sqrt(np.mean(c**2, axis=-1))
-    return np.max(np.abs(c), axis=-1) / np.where(r > 0, r, np.nan)
+    peak: NDArray[np.float64] = np.max(np.abs(c), axis=-1)
+    return peak / np.where(r > 0, r, np.nan)
 
 
 def amplitude_spectrum(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
@@ -63,19 +70,21 @@ def amplitude_spectrum(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray
     return np.fft.rfftfreq(n, 1.0 / fs), spec
 
 
-def dominant_frequency(x: np.ndarray, fs: float) -> np.ndarray:
+def dominant_frequency(x: np.ndarray, fs: float) -> NDArray[np.float64]:
     freqs, spec = amplitude_spectrum(x, fs)
-    return freqs[1:][np.argmax(spec[..., 1:], axis=-1)]
+    peaks: NDArray[np.float64] = freqs[1:][np.argmax(spec[..., 1:], axis=-1)]
+    return peaks
 
 
-def spectral_centroid(x: np.ndarray, fs: float) -> np.ndarray:
+def spectral_centroid(x: np.ndarray, fs: float) -> NDArray[np.float64]:
     freqs, spec = amplitude_spectrum(x, fs)
     power = spec**2
     total = power.sum(axis=-1)
-    return (power * freqs).sum(axis=-1) / np.where(total > 0, total, np.nan)
+    weighted: NDArray[np.float64] = (power * freqs).sum(axis=-1)
+    return weighted / np.where(total > 0, total, np.nan)
 
 
-def hf_energy(x: np.ndarray, fs: float, cutoff: float | None = None) -> np.ndarray:
+def hf_energy(x: np.ndarray, fs: float, cutoff: float | None = None) -> NDArray[np.float64]:
     """Mean-square power above ``cutoff`` Hz (default fs/4): Parseval on the plain (rectangular) FFT."""
     c = _centered(x)
     n = c.shape[-1]
@@ -85,7 +94,8 @@ def hf_energy(x: np.ndarray, fs: float, cutoff: float | None = None) -> np.ndarr
     if n % 2 == 0:
         power[..., -1] /= 2.0
     freqs = np.fft.rfftfreq(n, 1.0 / fs)
-    return power[..., freqs >= cutoff].sum(axis=-1)
+    high: NDArray[np.float64] = power[..., freqs >= cutoff].sum(axis=-1)
+    return high
 
 
 def default_band(fs: float) -> tuple[float, float]:
@@ -93,17 +103,19 @@ def default_band(fs: float) -> tuple[float, float]:
     return 0.1 * fs, 0.4 * fs
 
 
-def bandpass(x: np.ndarray, fs: float, band: tuple[float, float] | None = None, order: int = 4) -> np.ndarray:
+def bandpass(x: np.ndarray, fs: float, band: tuple[float, float] | None = None, order: int = 4) -> NDArray[np.float64]:
     lo, hi = band or default_band(fs)
     if not 0 < lo < hi < fs / 2:
         raise ValueError(f"band {lo}–{hi} Hz must lie inside (0, {fs / 2}) Hz")
     sos = sps.butter(order, [lo, hi], btype="bandpass", fs=fs, output="sos")
-    return sps.sosfiltfilt(sos, np.asarray(x, dtype=float), axis=-1)
+    filtered: NDArray[np.float64] = sps.sosfiltfilt(sos, np.asarray(x, dtype=float), axis=-1)
+    return filtered
 
 
-def envelope(x: np.ndarray) -> np.ndarray:
+def envelope(x: np.ndarray) -> NDArray[np.float64]:
     """Hilbert envelope |analytic signal| of an (already band-passed) signal."""
-    return np.abs(sps.hilbert(np.asarray(x, dtype=float), axis=-1))
+    analytic: NDArray[np.complex128] = sps.hilbert(np.asarray(x, dtype=float), axis=-1)
+    return np.abs(analytic)
 
 
 def envelope_spectrum(
@@ -118,7 +130,7 @@ def envelope_spectrum(
 def harmonic_tolerance(freqs: np.ndarray, f0: float) -> float:
     """Search half-width around a (harmonic of a) defect frequency: 1 % of it, at least 1.5 bins (speed
     fluctuation and rolling-element slip move real defect lines by about 1 %)."""
-    df = freqs[1] - freqs[0]
+    df: float = freqs[1] - freqs[0]
     return max(0.01 * f0, 1.5 * df)
 
 

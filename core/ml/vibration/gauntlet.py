@@ -12,7 +12,9 @@ exceedance rate on unseen healthy data; all of it gives the alarm stage's baseli
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,9 +46,9 @@ class Study:
     baseline_files: list[int]
     train_files: list[int]
     heldout_files: list[int]
-    alarms: AlarmResult | None
+    alarms: AlarmResult
     config: AlarmConfig
-    metrics: dict = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
     per_bearing: pd.DataFrame | None = None
 
 
@@ -63,7 +65,7 @@ def split_healthy(valid_index: list[int], healthy_fraction: float) -> tuple[list
 def _run_pipeline(
     name: str,
     files: pd.DataFrame,
-    load,
+    load: Callable[[pd.Series], np.ndarray],
     *,
     fs: float,
     geometry: BearingGeometry,
@@ -218,7 +220,7 @@ def ims_study(
     return study
 
 
-def run_coverage(run_dir: str, nominal_minutes: float = 10.0) -> dict:
+def run_coverage(run_dir: str, nominal_minutes: float = 10.0) -> dict[str, Any]:
     """What part of a run a directory holds: files present, first/last time, span, and how many recordings a
     complete run over that span would have at the nominal cadence."""
     files = list_ims_run(run_dir)

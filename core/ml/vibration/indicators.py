@@ -9,6 +9,7 @@ A recording whose RMS (all channels) is below ``absent_fraction`` of the run's b
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,7 @@ def run_features(
 ) -> pd.DataFrame:
     """Window features of every file of a run (``files`` as from ``list_ims_run``; ``load(row)`` → (samples,
     channels)). Adds ``file_index``, ``file``, ``timestamp``, ``bearing`` (IMS channel layout)."""
-    rows: Iterable = files.iterrows()
+    rows: Iterable[tuple[Any, pd.Series]] = files.iterrows()
     if progress:
         from tqdm.auto import tqdm
 

@@ -9,9 +9,11 @@ model's alarm threshold for single windows is the 99th percentile of its trainin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from sklearn.ensemble import IsolationForest
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
@@ -58,21 +60,23 @@ class VibrationDetector:
     feature_columns: tuple[str, ...] = FEATURE_COLUMNS
     threshold: float = float("nan")
     train_rows: int = 0
-    params: dict = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
 
-    def score(self, features: pd.DataFrame) -> np.ndarray:
+    def score(self, features: pd.DataFrame) -> NDArray[np.float64]:
         missing = [c for c in self.feature_columns if c not in features.columns]
         if missing:
             raise ValueError(f"feature table lacks columns {missing}")
         x = features.loc[:, list(self.feature_columns)].to_numpy(dtype=float)
         model = self.pipeline
         if self.kind == "isolation_forest":
-            return -model.score_samples(x)
-        return -model.decision_function(x)
+            normality: NDArray[np.float64] = model.score_samples(x)
+        else:
+            normality = model.decision_function(x)
+        return -normality
 
 
 def train_detector(
-    kind: str, healthy_features: pd.DataFrame, *, random_state: int = 0, **params
+    kind: str, healthy_features: pd.DataFrame, *, random_state: int = 0, **params: Any
 ) -> VibrationDetector:
     """Fit a detector on healthy windows (only the feature columns are used; no labels exist or are read)."""
     x = healthy_features.loc[:, list(FEATURE_COLUMNS)].to_numpy(dtype=float)

@@ -9,16 +9,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from core.ml.vibration.alarms import AlarmResult
 from core.ml.vibration.diagnosis import Diagnosis
+from core.ml.vibration.gauntlet import Study
+from core.ml.vibration.simulator import SimulatedRun
 
 DEFECT_COLOURS = {"bpfo": "tab:red", "bpfi": "tab:blue", "bsf": "tab:green", "ftf": "tab:purple"}
 
 
 def plot_health_timelines(
-    long,
+    long: pd.DataFrame,
     alarms: AlarmResult,
     indicators: Sequence[str],
     *,
@@ -102,7 +105,7 @@ def plot_envelope_spectra(
     return fig
 
 
-def plot_simulator_detection(study, run, indicators: Sequence[str]) -> Figure:
+def plot_simulator_detection(study: Study, run: SimulatedRun, indicators: Sequence[str]) -> Figure:
     """Faulty bearing of the simulated run: the true impact amplitude (top) and each indicator's z-score
     against the baseline with the k threshold, the onset and the alarms."""
     fig = Figure(figsize=(9, 1.6 * (len(indicators) + 1) + 0.4))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 IMS_FS = 20_000.0
 IMS_ROWS = 20_480
@@ -42,7 +43,7 @@ def read_ims_file(path: str | PathLike[str], *, expected_rows: int | None = IMS_
     ``expected_rows`` (default 20,480) is checked unless None. Raises ValueError on a header, a wrong column
     count or a non-numeric value."""
     frame = pd.read_csv(path, sep="\t", header=None, dtype=np.float64, engine="c")
-    data = frame.to_numpy()
+    data: NDArray[np.float64] = frame.to_numpy()
     if data.ndim != 2 or data.shape[1] not in (4, 8):
         raise ValueError(f"{path}: expected 4 or 8 tab-separated channels, found {data.shape[1]}")
     if expected_rows is not None and data.shape[0] != expected_rows:

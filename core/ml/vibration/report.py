@@ -15,7 +15,7 @@ import pandas as pd
 from core.ml.eda.plots import save_figures
 from core.ml.vibration.alarms import AlarmConfig
 from core.ml.vibration.bearings import IMS_RPM, REXNORD_ZA_2115, SKF_6205
-from core.ml.vibration.diagnosis import diagnose
+from core.ml.vibration.diagnosis import Diagnosis, diagnose
 from core.ml.vibration.gauntlet import ims_study, run_coverage, signal_levels, simulation_study
 from core.ml.vibration.models import MODEL_KINDS
 from core.ml.vibration.plots import plot_envelope_spectra, plot_health_timelines, plot_simulator_detection
@@ -42,16 +42,18 @@ class GauntletResult:
     run_id: str | None = None
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
-    return json.loads(frame.to_json(orient="records", date_format="iso"))
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = json.loads(frame.to_json(orient="records", date_format="iso"))
+    return records
 
 
 def diagnosis_check(
     seeds: int = 3, severities: tuple[float, ...] = (0.15, 0.08), fs: float = 12_000.0, rpm: float = 1797.0
-) -> dict:
+) -> dict[str, Any]:
     """Simulated healthy / outer / inner / ball signals of a 6205 at 12 kHz (2 s each, noise SD 0.05 g, impact
     amplitude ``severities`` in g) → diagnosis; accuracy overall and per severity (healthy cases in each)."""
-    rows, spectra = [], {}
+    rows: list[dict[str, Any]] = []
+    spectra: dict[str, Diagnosis] = {}
     for severity in severities:
         for seed in range(seeds):
             for fault in ("none", "outer", "inner", "ball"):
@@ -81,7 +83,7 @@ def diagnosis_check(
 
 def _ims_section(
     root: Path, out: Path, *, window: int, overlap: float, max_files: int | None, cfg: AlarmConfig
-) -> tuple[dict, dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     section: dict[str, Any] = {}
     studies: dict[str, Any] = {}
     spectra: dict[str, Any] = {}  # test → {label: Diagnosis}
@@ -122,7 +124,7 @@ def _ims_section(
     return section, studies, spectra
 
 
-def _conclusion(entry: dict) -> str:
+def _conclusion(entry: dict[str, Any]) -> str:
     cov = entry["coverage"]
     if cov["files_present"] == 1:
         text = (
@@ -151,9 +153,12 @@ def _conclusion(entry: dict) -> str:
     )
 
 
-def _cwru_section(path: Path, fs: float, max_files: int | None) -> tuple[list[dict], dict]:
+def _cwru_section(
+    path: Path, fs: float, max_files: int | None
+) -> tuple[list[dict[str, Any]], dict[str, Diagnosis]]:
     files = sorted(path.glob("*.mat")) if path.is_dir() else [path]
-    rows, spectra = [], {}
+    rows: list[dict[str, Any]] = []
+    spectra: dict[str, Diagnosis] = {}
     for f in files[: max_files or None]:
         rec = read_cwru_mat(f, fs)
         rpm = rec.rpm or 1797.0
@@ -344,7 +349,7 @@ def run_gauntlet(
     return result
 
 
-def _parent_metrics(summary: dict) -> dict[str, float]:
+def _parent_metrics(summary: dict[str, Any]) -> dict[str, float]:
     metrics = {"diagnosis_accuracy_simulated": summary["diagnosis_simulated"]["accuracy"]}
     groups = {"": summary.get("simulation", {}).get("per_indicator", [])}
     groups |= {f"{fault}_": rows for fault, rows in summary.get("simulation_other_faults", {}).items()}

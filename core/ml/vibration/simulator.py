@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from scipy import signal as sps
 
 from core.ml.vibration.bearings import IMS_RPM, REXNORD_ZA_2115, BearingGeometry
@@ -119,7 +120,8 @@ def _impacts(
     f_res = resonance_hz or fs / 4
     th = np.arange(int(8 * decay_s * fs)) / fs
     ring = np.exp(-th / decay_s) * np.sin(2 * np.pi * f_res * th)
-    return sps.fftconvolve(train, ring)[:n_samples]
+    response: NDArray[np.float64] = sps.fftconvolve(train, ring)
+    return response[:n_samples]
 
 
 @dataclass

@@ -11,6 +11,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
 
 from core.ml.eda.tracking import default_artifact_location, resolve_tracking_uri
 from core.ml.registry.uris import point_fluent_api_at
@@ -23,7 +24,7 @@ EXPERIMENT = "vibration_gauntlet"
 PROMOTION_METRIC = ("heldout_youden_j", True)
 
 
-class VibrationPyFunc(mlflow.pyfunc.PythonModel):
+class VibrationPyFunc(PythonModel):
     """``predict(DataFrame[rms, peak_to_peak, kurtosis, skewness, crest_factor, dominant_frequency,
     spectral_centroid, hf_energy, env_bpfo, env_bpfi, env_bsf, env_ftf])`` (one row per window, as produced by
     ``core.ml.vibration.features.window_features``) → DataFrame[``score`` (higher = more anomalous),
@@ -32,7 +33,9 @@ class VibrationPyFunc(mlflow.pyfunc.PythonModel):
     def __init__(self, detector: VibrationDetector) -> None:
         self.detector = detector
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         frame = pd.DataFrame(model_input)
         scores = self.detector.score(frame)
         return pd.DataFrame({"score": scores.astype(float), "is_anomaly": scores > self.detector.threshold})
