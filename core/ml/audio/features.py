@@ -139,7 +139,8 @@ def _progress(items: Iterable[str], desc: str, show: bool) -> Iterable[str]:
         return items
     from tqdm.auto import tqdm
 
-    return tqdm(list(items), desc=desc, leave=False)
+    bar: Iterable[str] = tqdm(list(items), desc=desc, leave=False)
+    return bar
 
 
 def extract_context_vectors(

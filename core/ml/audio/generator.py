@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from core.ml.audio.io import SAMPLE_RATE, read_mimii
 
@@ -53,11 +54,12 @@ def machine_spec(machine_id: int) -> MachineSpec:
     )
 
 
-def _bandpass(signal: np.ndarray, low: float, high: float, sr: int) -> np.ndarray:
+def _bandpass(signal: np.ndarray, low: float, high: float, sr: int) -> NDArray[np.float64]:
     from scipy.signal import butter, sosfilt
 
     sos = butter(2, [low, high], btype="bandpass", fs=sr, output="sos")
-    return sosfilt(sos, signal)
+    filtered: NDArray[np.float64] = sosfilt(sos, signal)
+    return filtered
 
 
 def _pink(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -119,7 +121,8 @@ def generate_clip(
         signal += 0.08 * severity * gate * burst / (np.std(burst) + 1e-12)
     background = rng.standard_normal(n)
     signal += background * np.std(signal) / np.sqrt(10 ** (spec.background_snr_db / 10))
-    return (0.5 * signal / (np.max(np.abs(signal)) + 1e-12)).astype(np.float32)
+    clip: NDArray[np.float32] = (0.5 * signal / (np.max(np.abs(signal)) + 1e-12)).astype(np.float32)
+    return clip
 
 
 def write_generated_dataset(

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 MODEL_KINDS = ("pca", "gmm", "ae")
 
@@ -38,13 +39,13 @@ class FrameModel:
     def __init__(self, max_vectors: int = 20_000, random_state: int = 0) -> None:
         self.max_vectors = max_vectors
         self.random_state = random_state
-        self.mean_: np.ndarray | None = None
-        self.scale_: np.ndarray | None = None
+        self.mean_: NDArray[np.float64] | None = None
+        self.scale_: NDArray[np.float64] | None = None
 
     def params(self) -> dict[str, Any]:
         return {"kind": self.kind, "max_vectors": self.max_vectors, "random_state": self.random_state}
 
-    def _stack(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+    def _stack(self, clips: Sequence[np.ndarray]) -> NDArray[np.float64]:
         if not clips:
             raise ValueError("a frame model needs at least one normal training clip")
         rng = np.random.default_rng(self.random_state)
@@ -54,11 +55,12 @@ class FrameModel:
             for c in clips
         ]
         data = np.concatenate(parts).astype(np.float64)
-        self.mean_ = data.mean(0)
-        self.scale_ = data.std(0) + 1e-6
-        return (data - self.mean_) / self.scale_
+        mean: NDArray[np.float64] = data.mean(0)
+        scale: NDArray[np.float64] = data.std(0) + 1e-6
+        self.mean_, self.scale_ = mean, scale
+        return (data - mean) / scale
 
-    def _standardise(self, vectors: np.ndarray) -> np.ndarray:
+    def _standardise(self, vectors: np.ndarray) -> NDArray[np.float64]:
         if self.mean_ is None or self.scale_ is None:
             raise RuntimeError(f"{type(self).__name__} is not fitted")
         return (np.asarray(vectors, dtype=np.float64) - self.mean_) / self.scale_
@@ -70,7 +72,7 @@ class FrameModel:
     def _fit(self, data: np.ndarray) -> None:
         raise NotImplementedError
 
-    def frame_scores(self, vectors: np.ndarray) -> np.ndarray:
+    def frame_scores(self, vectors: np.ndarray) -> NDArray[np.float64]:
         raise NotImplementedError
 
     def score_clip(self, vectors: np.ndarray) -> float:
@@ -97,10 +99,11 @@ class FramePCA(FrameModel):
         k = min(self.n_components, data.shape[0] - 1, data.shape[1])
         self.pca_ = PCA(n_components=k, svd_solver="covariance_eigh").fit(data)
 
-    def frame_scores(self, vectors: np.ndarray) -> np.ndarray:
+    def frame_scores(self, vectors: np.ndarray) -> NDArray[np.float64]:
         z = self._standardise(vectors)
-        recon = self.pca_.inverse_transform(self.pca_.transform(z))
-        return np.mean((z - recon) ** 2, axis=1)
+        recon: NDArray[np.float64] = self.pca_.inverse_transform(self.pca_.transform(z))
+        errors: NDArray[np.float64] = np.mean((z - recon) ** 2, axis=1)
+        return errors
 
 
 class FrameGMM(FrameModel):
@@ -132,11 +135,12 @@ class FrameGMM(FrameModel):
         residual = data - self.pca_.inverse_transform(self.pca_.transform(data))
         self.residual_var_ = float(np.mean(residual**2)) + 1e-9
 
-    def frame_scores(self, vectors: np.ndarray) -> np.ndarray:
+    def frame_scores(self, vectors: np.ndarray) -> NDArray[np.float64]:
         z = self._standardise(vectors)
         scores = self.pca_.transform(z)
         residual = np.sum((z - self.pca_.inverse_transform(scores)) ** 2, axis=1)
-        return -self.gmm_.score_samples(scores) + 0.5 * residual / self.residual_var_
+        scored: NDArray[np.float64] = -self.gmm_.score_samples(scores) + 0.5 * residual / self.residual_var_
+        return scored
 
 
 class FrameAutoencoder(FrameModel):
@@ -174,13 +178,15 @@ class FrameAutoencoder(FrameModel):
             warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed epoch budget, as the DCASE baseline
             self.mlp_.fit(data, data)
 
-    def frame_scores(self, vectors: np.ndarray) -> np.ndarray:
+    def frame_scores(self, vectors: np.ndarray) -> NDArray[np.float64]:
         z = self._standardise(vectors)
-        return np.mean((z - self.mlp_.predict(z)) ** 2, axis=1)
+        recon: NDArray[np.float64] = self.mlp_.predict(z)
+        errors: NDArray[np.float64] = np.mean((z - recon) ** 2, axis=1)
+        return errors
 
 
 def make_frame_model(kind: str, options: Mapping[str, Any] | None = None) -> FrameModel:
-    classes = {"pca": FramePCA, "gmm": FrameGMM, "ae": FrameAutoencoder}
+    classes: dict[str, type[FrameModel]] = {"pca": FramePCA, "gmm": FrameGMM, "ae": FrameAutoencoder}
     if kind not in classes:
         raise ValueError(f"unknown frame model {kind!r}; expected one of {MODEL_KINDS}")
     return classes[kind](**dict(options or {}))

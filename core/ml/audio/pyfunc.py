@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 try:
-    from mlflow.pyfunc import PythonModel
+    from mlflow.pyfunc.model import PythonModel
 except ImportError:  # pragma: no cover - mlflow is a dependency; keeps the module importable without it
     PythonModel = object  # type: ignore[misc,assignment]
 
@@ -29,7 +29,7 @@ def model_name(machine: str, kind: str) -> str:
     return f"audio_{machine}_{kind}"
 
 
-class AudioAnomalyModel(PythonModel):  # type: ignore[misc,valid-type]
+class AudioAnomalyModel(PythonModel):
     def __init__(self, fitted: FittedAudioModel, config: MelConfig = DEFAULT_MEL) -> None:
         self.fitted = fitted
         self.config = config

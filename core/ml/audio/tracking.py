@@ -75,7 +75,7 @@ def dataset_summary(result: DatasetResult) -> dict[str, Any]:
             "mean_pauc": float(ev.by_id["pauc"].mean()),
             "fit_seconds": ev.fit_seconds,
         }
-    return _clean(
+    summary: dict[str, Any] = _clean(
         {
             "source": result.source,
             "clips": result.counts().to_dict("records"),
@@ -93,6 +93,7 @@ def dataset_summary(result: DatasetResult) -> dict[str, Any]:
             },
         }
     )
+    return summary
 
 
 def write_summary(
@@ -133,7 +134,9 @@ def _evaluate_closure(result: DatasetResult, machine: str) -> Any:
     return evaluate
 
 
-def _log_registered(result: DatasetResult, machine: str, metrics: Mapping[str, float], promote: bool) -> dict:
+def _log_registered(
+    result: DatasetResult, machine: str, metrics: Mapping[str, float], promote: bool
+) -> dict[str, Any]:
     import mlflow
 
     fitted = result.finals[machine]
