@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from core.fleet.types import SENSOR_TYPES, canonical_unit
+from core.fleet.types import (
+    MAX_ASSET_CHARS,
+    MAX_SENSOR_ID_CHARS,
+    MAX_TYPE_CHARS,
+    MAX_UNIT_CHARS,
+    SENSOR_TYPES,
+    canonical_unit,
+)
 
-#: Limits of the fleet and ingest schemas (core.fleet.schemas, core.ingest.schemas).
-MAX_SENSOR_ID_CHARS = 128
-MAX_TYPE_CHARS = 64
-MAX_UNIT_CHARS = 32
-MAX_ASSET_CHARS = 200
 SHOWN_NAMES = 8
 
 

@@ -6,11 +6,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from core.ingest.schemas import MAX_SENSOR_ID_CHARS, MAX_UNIT_CHARS
+from core.fleet.types import MAX_ASSET_CHARS, MAX_SENSOR_ID_CHARS, MAX_TYPE_CHARS, MAX_UNIT_CHARS
 from core.schemas_common import AssetId
 
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00]+$")
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ASSET_CHARS, pattern=r"^[^\x00]+$")
 ]
 Label = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00]+$")
@@ -19,7 +19,7 @@ SensorId = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_SENSOR_ID_CHARS, pattern=r"^[^\s\x00]+$")
 ]
 SensorType = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00]+$")
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TYPE_CHARS, pattern=r"^[^\x00]+$")
 ]
 Unit = Annotated[str, StringConstraints(max_length=MAX_UNIT_CHARS, pattern=r"^[^\x00]*$")]
 SensorStatus = Literal["active", "inactive", "retired"]

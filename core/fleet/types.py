@@ -26,6 +26,12 @@ from typing import Literal
 
 Direction = Literal["up", "down", "both"]
 
+#: Length limits of fleet identifiers, shared by the fleet and ingest schemas and the back-test's checks.
+MAX_SENSOR_ID_CHARS = 128
+MAX_TYPE_CHARS = 64
+MAX_UNIT_CHARS = 32
+MAX_ASSET_CHARS = 200
+
 
 @dataclass(frozen=True, slots=True)
 class SensorType:

@@ -36,14 +36,14 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
+from core.fleet.types import MAX_SENSOR_ID_CHARS, MAX_UNIT_CHARS
+
 #: Rows per COPY batch of the CSV back-fill (``core.ingest.backfill``, ``ingest-csv --batch-size``).
 DEFAULT_BACKFILL_BATCH_SIZE = 50_000
 #: Most readings one request may carry (more → 413).
 MAX_BATCH_ITEMS = 10_000
 #: How far in the future a timestamp may lie (clock skew of devices).
 MAX_FUTURE = timedelta(minutes=5)
-MAX_SENSOR_ID_CHARS = 128
-MAX_UNIT_CHARS = 32
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 MAX_REASON_CHARS = 500
 
