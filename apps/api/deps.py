@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core.config import Settings
 from core.db.session import unit_of_work
 from core.errors import ServiceUnavailable
-from core.runtime.bootstrap import Runtime
+from core.runtime.runtime import Runtime
 
 API_KEY_HEADER = "X-API-Key"
 api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="API key")

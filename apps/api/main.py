@@ -64,7 +64,8 @@ from core.notifications.destinations import Resolver
 from core.observability.health_repository import migration_heads
 from core.observability.logging import configure_logging
 from core.observability.metrics import REGISTRY, set_build_info
-from core.runtime.bootstrap import Runtime, bootstrap
+from core.runtime.bootstrap import bootstrap
+from core.runtime.runtime import Runtime
 
 logger = logging.getLogger("apps.api")
 

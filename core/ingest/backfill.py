@@ -27,12 +27,11 @@ from uuid import uuid4
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.session import unit_of_work
+from core.fleet.types import MAX_SENSOR_ID_CHARS, MAX_UNIT_CHARS
 from core.ingest.repository import IngestRepository
 from core.ingest.schemas import (
     DEFAULT_BACKFILL_BATCH_SIZE,
     MAX_FUTURE,
-    MAX_SENSOR_ID_CHARS,
-    MAX_UNIT_CHARS,
     ValidReading,
 )
 from core.ingest.sensors import resolve_sensors, with_sensors_registered

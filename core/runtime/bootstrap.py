@@ -14,8 +14,6 @@ worker and finally disposes the engine the runtime created (a session factory pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.alerts.agent import NoDataChecker
@@ -23,68 +21,14 @@ from core.anomaly.agent import AnomalyAgent
 from core.anomaly.champion import ModelRegistry
 from core.config import Settings
 from core.db.session import create_engine, create_session_factory
-from core.events.bus import EventBus, Subscription
+from core.events.bus import EventBus
 from core.events.relay import OutboxRelay
 from core.ml.drift.agent import DriftChecker
 from core.notifications.agent import NotificationEnqueuer
 from core.notifications.destinations import Resolver
 from core.notifications.worker import DeliveryWorker
 from core.runtime.handlers import register_handlers
-
-
-@dataclass(eq=False)
-class Runtime:
-    """Everything one process runs, built by :func:`bootstrap` (module docstring)."""
-
-    settings: Settings
-    session_factory: async_sessionmaker[AsyncSession]
-    #: The engine the runtime created and disposes at ``stop()``; None when the caller passed a session factory.
-    engine: AsyncEngine | None
-    bus: EventBus
-    #: None when built with ``relay=False`` (the CLI: outbox rows are the API's to publish).
-    relay: OutboxRelay | None
-    anomaly_agent: AnomalyAgent
-    notifications: NotificationEnqueuer
-    #: Delivers pending webhooks/e-mails (core/notifications); None with ``deliver_notifications=False``.
-    notification_worker: DeliveryWorker | None
-    #: No-data alert rules (core/alerts) every ``SM_ALERT_NO_DATA_CHECK_INTERVAL_S``; None with ``workers=False``.
-    no_data_checker: NoDataChecker | None
-    #: Drift of every sensor (core/ml/drift) every ``SM_DRIFT_CHECK_INTERVAL_S``; None with ``workers=False``.
-    drift_checker: DriftChecker | None
-    #: How webhook target names resolve in destination checks (None: the system resolver; tests simulate DNS).
-    webhook_resolver: Resolver | None = None
-    subscriptions: list[Subscription] = field(default_factory=list)
-
-    async def start(self) -> None:
-        """Start the bus, the relay, then the workers."""
-        self.bus.start()
-        if self.relay is not None:
-            self.relay.start()  # its first pass publishes what earlier runs left in the outbox
-        if self.no_data_checker is not None:
-            self.no_data_checker.start()
-        if self.drift_checker is not None:
-            self.drift_checker.start()
-        if self.notification_worker is not None:
-            self.notification_worker.start()
-
-    async def stop(self) -> None:
-        """Stop the periodic checkers, the relay, drain the bus, stop the delivery worker, dispose the engine."""
-        timeout = self.settings.bus_stop_timeout_s
-        try:
-            if self.no_data_checker is not None:
-                await self.no_data_checker.stop()
-            if self.drift_checker is not None:
-                await self.drift_checker.stop()
-            try:
-                if self.relay is not None:
-                    await self.relay.stop(timeout=timeout)
-            finally:
-                await self.bus.stop(timeout=timeout)
-                if self.notification_worker is not None:
-                    await self.notification_worker.stop()
-        finally:
-            if self.engine is not None:
-                await self.engine.dispose()
+from core.runtime.runtime import Runtime
 
 
 def bootstrap(

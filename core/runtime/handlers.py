@@ -1,7 +1,7 @@
 """Which handler reacts to which event: the one declarative table of the event bus.
 
 ``HANDLERS`` lists, per event type, the handlers that react to it: a ``HandlerSpec`` is the event, the handler's
-name and how the handler is built from the ``Runtime`` (``core.runtime.bootstrap``); add a line per handler.
+name and how the handler is built from the ``Runtime`` (``core.runtime.runtime``); add a line per handler.
 ``register_handlers(bus, runtime)`` subscribes them all (``bootstrap()`` calls it; the CLI's dead-letter replay and
 the tests get the same table through it). Handler names are stable identifiers (``<agent>.<action>``): dead
 letters record them and replays target them, so never rename one. Every handler must be idempotent (delivery is
@@ -27,7 +27,7 @@ from core.notifications.envelope import NOTIFIED_EVENTS
 from core.observability import agent as telemetry
 
 if TYPE_CHECKING:
-    from core.runtime.bootstrap import Runtime
+    from core.runtime.runtime import Runtime
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ from schemathesis.specs.openapi.checks import (
 from apps.api.deps import app_runtime
 from apps.api.main import RuntimeOverrides, create_app
 from core.config import Settings, load_settings
-from core.runtime.bootstrap import Runtime
+from core.runtime.runtime import Runtime
 from tests.support.db import private_database
 from tests.support.servers import serve_app_in_thread
 

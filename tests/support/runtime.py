@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
-from core.runtime.bootstrap import Runtime, bootstrap
+from core.runtime.bootstrap import bootstrap
+from core.runtime.runtime import Runtime
 
 
 def runtime_for(settings: Settings, session_factory: async_sessionmaker[AsyncSession] | None = None) -> Runtime:
