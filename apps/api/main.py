@@ -5,12 +5,11 @@ arguments loads the settings (refusing unsafe production settings with ``Configu
 logging; tests pass their own ``Settings`` and may build any number of apps in one process.
 
 The lifespan builds the process's runtime with ``core.runtime.bootstrap.bootstrap`` (settings, engine, session
-factory, bus with every handler, outbox relay, agents and workers) and keeps it on ``app.state.runtime``; routers
-and dependencies reach it through ``apps.api.deps.get_runtime``. ``await runtime.start()`` runs after the
-authentication set-up; on shutdown the ingest workers stop first, then ``runtime.stop()`` (relay, bus drained,
-workers, engine disposed). ``app.state.http_client`` (dependency checks) is the API's own.
-Until the ingest runtime (``apps.api.ingest_runtime``) takes the runtime too, ``app.state.session_factory``
-mirrors the runtime's field while it runs.
+factory, bus with every handler, outbox relay, model registry and served models, agents, workers and the ingest
+service with its group committer) and keeps it on ``app.state.runtime``; routers and dependencies reach it through
+``apps.api.deps.get_runtime``. ``await runtime.start()`` runs after the authentication set-up; on shutdown
+``runtime.stop()`` drains the group committer, stops the relay, drains the bus, stops the workers and disposes the
+engine. ``app.state.http_client`` (dependency checks) is the API's own.
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ from apps.api.errors import (
     problem_responses,
 )
 from apps.api.gate import RequestGate
-from apps.api.ingest_runtime import start_ingest, stop_ingest
 from apps.api.middleware import RequestContextMiddleware, record_http_metrics
 from apps.api.routers import (
     admin_dead_letters,
@@ -65,7 +63,6 @@ from core.observability.health_repository import migration_heads
 from core.observability.logging import configure_logging
 from core.observability.metrics import REGISTRY, set_build_info
 from core.runtime.bootstrap import bootstrap
-from core.runtime.runtime import Runtime
 
 logger = logging.getLogger("apps.api")
 
@@ -97,12 +94,6 @@ class RuntimeOverrides:
     deliver_notifications: bool = True
 
 
-def _mirror(app: FastAPI, runtime: Runtime | None) -> None:
-    """``app.state.runtime`` and the plain mirror of its field the ingest runtime still reads."""
-    app.state.runtime = runtime
-    app.state.session_factory = runtime.session_factory if runtime is not None else None
-
-
 def lifespan_with(overrides: RuntimeOverrides) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """The lifespan of an app whose runtime is bootstrapped with ``overrides``."""
 
@@ -114,15 +105,14 @@ def lifespan_with(overrides: RuntimeOverrides) -> Callable[[FastAPI], AbstractAs
             webhook_resolver=overrides.webhook_resolver,
             deliver_notifications=overrides.deliver_notifications,
         )
-        _mirror(app, runtime)
+        app.state.runtime = runtime
         app.state.http_client = httpx.AsyncClient(trust_env=False, timeout=settings.ready_timeout_s)
         try:
             await asyncio.to_thread(migration_heads)  # warm the cache off the event loop
         except Exception as exc:  # noqa: BLE001 - readiness reports it; the API still serves liveness
             logger.warning("migration scripts unavailable: %s", exc)
         await setup_auth(app)  # API-key cache, rate limiter, bootstrap key row
-        await runtime.start()  # bus, outbox relay (publishes leftovers of earlier runs), agents' workers
-        await start_ingest(app)  # group committer, idempotency-key purge
+        await runtime.start()  # bus, outbox relay (leftovers of earlier runs), workers, group committer, purge
         # Everything allocated so far (imports, settings, pools) lives as long as the process: move it out of the
         # collector's reach so that full collections under load do not walk ~130k long-lived objects each time.
         gc.collect()
@@ -131,12 +121,11 @@ def lifespan_with(overrides: RuntimeOverrides) -> Callable[[FastAPI], AbstractAs
         try:
             yield
         finally:
-            await stop_ingest(app)
             try:
-                await runtime.stop()  # relay stops, bus drains (bounded), workers stop, then the engine goes
+                await runtime.stop()  # committer drains, relay stops, bus drains (bounded), workers, engine
             finally:
                 await app.state.http_client.aclose()
-                _mirror(app, None)
+                app.state.runtime = None
                 app.state.http_client = None
                 logger.info("api stopped")
 
@@ -213,7 +202,7 @@ def create_app(settings: Settings | None = None, *, overrides: RuntimeOverrides 
         install_docs(app)
     app.state.settings = settings
     app.state.http_client = None
-    _mirror(app, None)
+    app.state.runtime = None
 
     install_exception_handlers(app)
     app.include_router(health.router)

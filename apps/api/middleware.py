@@ -11,7 +11,7 @@
    keeps the header too, and the stack trace is logged server-side only;
 5. writes one access-log line (method, path, status, duration_ms) on logger ``apps.api.access``: at INFO, except
    for the paths in :data:`DEBUG_ACCESS_PATHS` (the ingest route, thousands of requests a minute), logged at
-   DEBUG and counted (``app.state.ingest_log``) for the summary written once per interval at INFO instead
+   DEBUG and counted (the runtime's ``ingest.log``) for the summary written once per interval at INFO instead
    (``core.observability.ingest_log``).
 """
 
@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from apps.api.errors import unhandled_response
 from core.observability.logging import correlation_id_var
 from core.observability.metrics import HTTP_REQUEST_DURATION_SECONDS, HTTP_REQUESTS_TOTAL
+from core.runtime.runtime import Runtime
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -109,10 +110,10 @@ class RequestContextMiddleware:
             method = scope.get("method", "")
             path = scope.get("path", "")
             quiet = path in DEBUG_ACCESS_PATHS
-            if quiet:  # counted for the periodic INFO summary (apps.api.ingest_runtime)
-                summary = getattr(getattr(scope.get("app"), "state", None), "ingest_log", None)
-                if summary is not None:
-                    summary.record(status, duration_ms)
+            if quiet:  # counted for the periodic INFO summary (core.runtime.ingest)
+                runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
+                if isinstance(runtime, Runtime):
+                    runtime.ingest.log.record(status, duration_ms)
             access_logger.log(
                 logging.DEBUG if quiet else logging.INFO,
                 "%s %s %s (%.1f ms)",

@@ -18,16 +18,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.alerts.agent import NoDataChecker
 from core.anomaly.agent import AnomalyAgent
-from core.anomaly.champion import ModelRegistry
 from core.config import Settings
 from core.db.session import create_engine, create_session_factory
 from core.events.bus import EventBus
 from core.events.relay import OutboxRelay
 from core.ml.drift.agent import DriftChecker
+from core.ml.registry.mlflow_registry import MlflowRegistry
+from core.ml.registry.port import ModelRegistry
+from core.ml.serving.loader import ModelServer
 from core.notifications.agent import NotificationEnqueuer
 from core.notifications.destinations import Resolver
 from core.notifications.worker import DeliveryWorker
 from core.runtime.handlers import register_handlers
+from core.runtime.ingest import IngestRuntime
 from core.runtime.runtime import Runtime
 
 
@@ -56,6 +59,8 @@ def bootstrap(
     else:
         engine = None
     bus = EventBus.from_settings(settings, session_factory)
+    if registry is None:  # probed with at most min(SM_READY_TIMEOUT_S, 2) seconds before each lookup batch
+        registry = MlflowRegistry(settings.mlflow_tracking_uri, probe_timeout_s=min(settings.ready_timeout_s, 2.0))
     worker = (
         DeliveryWorker(settings, session_factory, resolver=webhook_resolver)
         if workers and deliver_notifications
@@ -67,6 +72,11 @@ def bootstrap(
         engine=engine,
         bus=bus,
         relay=OutboxRelay.from_settings(settings, session_factory, bus) if relay else None,
+        registry=registry,
+        models=ModelServer(
+            registry, alias_ttl_s=settings.ml_alias_ttl_s, cache_size=settings.ml_model_cache_size
+        ),
+        ingest=IngestRuntime(settings, session_factory, background=workers),
         anomaly_agent=AnomalyAgent(settings, session_factory, registry=registry),
         notifications=NotificationEnqueuer(settings, session_factory, worker=worker),
         notification_worker=worker,

@@ -18,9 +18,12 @@ from core.config import Settings
 from core.events.bus import EventBus, Subscription
 from core.events.relay import OutboxRelay
 from core.ml.drift.agent import DriftChecker
+from core.ml.registry.port import ModelRegistry
+from core.ml.serving.loader import ModelServer
 from core.notifications.agent import NotificationEnqueuer
 from core.notifications.destinations import Resolver
 from core.notifications.worker import DeliveryWorker
+from core.runtime.ingest import IngestRuntime
 
 
 @dataclass(eq=False)
@@ -34,6 +37,13 @@ class Runtime:
     bus: EventBus
     #: None when built with ``relay=False`` (the CLI: outbox rows are the API's to publish).
     relay: OutboxRelay | None
+    #: The model registry (MLflow at SM_MLFLOW_TRACKING_URI unless bootstrap was given another): one for the
+    #: anomaly agent and the ML serving of the API.
+    registry: ModelRegistry
+    #: Registered models served behind /api/v1/ml, cached (core.ml.serving.loader).
+    models: ModelServer
+    #: The ingest service, its group committer, the idempotency-key purge and the ingest log summary.
+    ingest: IngestRuntime
     anomaly_agent: AnomalyAgent
     notifications: NotificationEnqueuer
     #: Delivers pending webhooks/e-mails (core/notifications); None with ``deliver_notifications=False``.
@@ -47,7 +57,7 @@ class Runtime:
     subscriptions: list[Subscription] = field(default_factory=list)
 
     async def start(self) -> None:
-        """Start the bus, the relay, then the workers."""
+        """Start the bus, the relay, the workers, then the ingest pieces (committer, purge, log summary)."""
         self.bus.start()
         if self.relay is not None:
             self.relay.start()  # its first pass publishes what earlier runs left in the outbox
@@ -57,10 +67,18 @@ class Runtime:
             self.drift_checker.start()
         if self.notification_worker is not None:
             self.notification_worker.start()
+        await self.ingest.start()
 
     async def stop(self) -> None:
-        """Stop the periodic checkers, the relay, drain the bus, stop the delivery worker, dispose the engine."""
+        """Stop the ingest pieces (the committer drains), the periodic checkers, the relay, drain the bus, stop the
+        delivery worker, dispose the engine."""
         timeout = self.settings.bus_stop_timeout_s
+        try:
+            await self.ingest.stop()
+        finally:
+            await self._stop_events(timeout)
+
+    async def _stop_events(self, timeout: float) -> None:
         try:
             if self.no_data_checker is not None:
                 await self.no_data_checker.stop()

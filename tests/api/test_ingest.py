@@ -10,6 +10,7 @@ import httpx
 import orjson
 import pytest
 
+from apps.api.deps import app_runtime
 from core.config import Settings
 from tests.api.conftest import ClientFactory
 from tests.api.ingest_support import (
@@ -373,7 +374,7 @@ async def test_the_commit_of_every_path_wakes_the_relay(
     extra = {"Idempotency-Key": f"{prefix}-key"} if path == "idempotent" else {}
     apps: list[Any] = []
     async with api(slow_poll, customize=apps.append) as client:
-        assert apps[0].state.group_committer is not None and apps[0].state.group_committer.running
+        assert app_runtime(apps[0]).ingest.committer is not None and app_runtime(apps[0]).ingest.committer.running
         response = await client.post(INGEST, content=orjson.dumps(body), headers=headers(slow_poll, **extra))
         assert response.status_code == 202, response.text
         event_id = response.json()["event_id"]

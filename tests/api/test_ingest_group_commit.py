@@ -9,6 +9,7 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
+from apps.api.deps import app_runtime
 from core.config import Settings
 from core.db.session import create_engine, create_session_factory
 from core.errors import ServiceUnavailable
@@ -40,7 +41,7 @@ async def test_concurrent_single_readings_share_transactions(
     apps: list[FastAPI] = []
     before = _transactions_metric()
     async with api(settings, customize=apps.append) as client:
-        committer: GroupCommitter = apps[0].state.group_committer
+        committer: GroupCommitter = app_runtime(apps[0]).ingest.committer
         assert committer is not None and committer.running
         bodies = [reading(f"{prefix}-{i % 5}", minutes_ago=i) for i in range(50)]
         responses = await asyncio.gather(
@@ -87,7 +88,7 @@ async def test_group_commit_can_be_switched_off(
     apps: list[FastAPI] = []
     off = settings.model_copy(update={"ingest_group_commit": False})
     async with api(off, customize=apps.append) as client:
-        assert apps[0].state.group_committer is None
+        assert app_runtime(apps[0]).ingest.committer is None
         response = await client.post(
             INGEST, content=orjson.dumps(reading(f"{prefix}-a")), headers=headers(off)
         )

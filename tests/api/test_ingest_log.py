@@ -15,6 +15,7 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
+from apps.api.deps import app_runtime
 from core.config import Settings
 from core.observability.logging import configure_logging, remove_logging_handlers
 from tests.api.conftest import ClientFactory, LogCapture
@@ -93,7 +94,7 @@ async def test_one_summary_line_with_the_counts_and_no_per_request_info_lines(
 ) -> None:
     apps: list[FastAPI] = []
     async with api(quiet_settings, customize=apps.append) as client:
-        summary = apps[0].state.ingest_log
+        summary = app_runtime(apps[0]).ingest.log
         summary.flush()  # whatever start-up counted
         assert (await client.get("/health")).status_code == 200
         await _traffic(client, quiet_settings, prefix)
@@ -119,7 +120,7 @@ async def test_shutdown_writes_the_last_summary(
 ) -> None:
     apps: list[FastAPI] = []
     async with api(quiet_settings, customize=apps.append) as client:
-        apps[0].state.ingest_log.flush()
+        app_runtime(apps[0]).ingest.log.flush()
         assert (await post(client, quiet_settings, [reading(f"{prefix}-a", 1)])).status_code == 202
         assert _summaries(json_logs) == []
     [line] = _summaries(json_logs)

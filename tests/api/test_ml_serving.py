@@ -136,7 +136,7 @@ async def test_predict_uses_the_champion_and_caches_it(api: ClientFactory, ml_se
             {"score": pytest.approx(4.0), "is_anomaly": True},
         ]
         # cached: with registry calls made impossible, the same request still answers
-        server = apps[0].state.ml_server
+        server = app_runtime(apps[0]).models
 
         class NoRegistry:
             def __getattr__(self, operation: str) -> Any:

@@ -38,7 +38,7 @@ def test_notebook_is_committed_clean_with_a_parameters_cell() -> None:
 
 def test_notebook_only_imports_core_ml_and_display() -> None:
     modules = imported_modules(NOTEBOOK)
-    assert modules == {"core.ml", "IPython.display"}
+    assert modules == {"core.ml", "core.ml.anomaly", "core.ml.eda", "IPython.display"}
 
 
 @pytest.mark.heavy_ml

@@ -48,7 +48,7 @@ def test_notebook_is_committed_clean_with_a_parameters_cell(path: Path, expected
 @pytest.mark.parametrize("path", [NB03, NB04])
 def test_notebook_only_imports_core_ml_and_display(path: Path) -> None:
     modules = imported_modules(path)
-    assert modules == {"core.ml", "IPython.display"}
+    assert modules == {"core.ml", "core.ml.eda", "core.ml.forecast", "IPython.display"}
 
 
 @pytest.fixture(scope="module")

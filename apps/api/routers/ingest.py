@@ -14,12 +14,10 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
-from apps.api.deps import get_session_factory
+from apps.api.deps import app_runtime
 from apps.api.errors import problem_responses
 from apps.api.security import IngestPrincipal
-from core.config import Settings
 from core.errors import PayloadTooLarge, UnsupportedMediaType
-from core.ingest.group_commit import GroupCommitter
 from core.ingest.schemas import (
     EXAMPLE_READING,
     MAX_BATCH_ITEMS,
@@ -33,13 +31,9 @@ router = APIRouter(prefix="/api/v1/data", tags=["ingest"])
 
 
 async def ingest_service(request: Request) -> IngestService:
-    """The ingest service of the app: the one place this router reads the app's state (settings, session
-    factory, group committer). Async: FastAPI runs plain ``def`` dependencies in a worker thread, a thread hand-off
-    per request on the hottest route of the API."""
-    state = request.app.state
-    settings: Settings = state.settings
-    committer: GroupCommitter | None = getattr(state, "group_committer", None)
-    return IngestService(get_session_factory(request), settings, committer)
+    """The ingest service of the app's runtime (``core.runtime.ingest``). Async: FastAPI runs plain ``def``
+    dependencies in a worker thread, a thread hand-off per request on the hottest route of the API."""
+    return app_runtime(request.app).ingest.service
 
 
 IngestServiceDep = Annotated[IngestService, Depends(ingest_service)]

@@ -1,7 +1,7 @@
 """ML serving API (scope ``read``): registered models, predictions, forecasts, anomaly scores and drift.
 
 HTTP concerns only; the use cases are in ``core.ml.serving.service`` and the model cache in
-``core.ml.serving.loader.ModelServer`` (one per app, created on first use: ``app.state.ml_server``).
+``core.ml.serving.loader.ModelServer`` (the runtime's ``models``, on its model registry).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 
-from apps.api.deps import SessionDep, SettingsDep, app_settings
+from apps.api.deps import SessionDep, SettingsDep, app_runtime
 from apps.api.errors import problem_responses
 from apps.api.params import TextQuery
 from apps.api.security import AdminPrincipal, require_scope
@@ -48,11 +48,7 @@ router = APIRouter(
 
 
 def get_model_server(request: Request) -> ModelServer:
-    state = request.app.state
-    server = getattr(state, "ml_server", None)
-    if not isinstance(server, ModelServer):
-        server = state.ml_server = ModelServer.from_settings(app_settings(request.app))
-    return server
+    return app_runtime(request.app).models
 
 
 ServerDep = Annotated[ModelServer, Depends(get_model_server)]
