@@ -9,11 +9,19 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from mlflow.exceptions import MlflowException
 
 from core.errors import Conflict, ValidationFailed
 from core.ml.registry import promotion
 from core.ml.registry.memory import InMemoryRegistry
-from core.ml.registry.port import CHALLENGER, CHAMPION, AliasNotSet, ModelNotFound, RegistryUnavailable
+from core.ml.registry.port import (
+    CHALLENGER,
+    CHAMPION,
+    AliasNotSet,
+    ModelNotFound,
+    RegistryFailed,
+    RegistryUnavailable,
+)
 from core.ml.serving.loader import ModelServer
 
 
@@ -273,3 +281,30 @@ def test_a_family_rule_judges_on_the_same_registry(monkeypatch: pytest.MonkeyPat
     assert aliases(registry, "demo_model") == {CHAMPION: "1", CHALLENGER: "2"}
     comparison = promotion.compare("demo_model", registry=registry)
     assert comparison.metrics == {"slope": (2.0, 1.0)}
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(lambda: MlflowException("artifact store: 500"), id="mlflow"),
+        pytest.param(lambda: ConnectionResetError("connection reset by peer"), id="oserror"),
+    ],
+)
+async def test_mlflow_failing_inside_a_promotion_is_a_503_not_a_500(
+    monkeypatch: pytest.MonkeyPatch, failure: Any
+) -> None:
+    """What promotion does beyond the port (loading artifacts to evaluate them) may fail in MLflow: the API answers
+    503 (RegistryFailed, type mlflow-unavailable) as for any registry failure, and the alias cache is still dropped."""
+    registry = registry_with("demo_model", 1.0, 2.0, champion="1")
+    server = ModelServer(registry, alias_ttl_s=30.0, clock=Clock())
+    assert (await server.get("demo_model")).version == "1"
+
+    def fail(*_: Any, **__: Any) -> promotion.PromotionDecision:
+        raise failure()
+
+    monkeypatch.setattr(promotion, "force_promote", fail)
+    with pytest.raises(RegistryFailed, match="MLflow failed on model 'demo_model' version 2") as raised:
+        await server.promote("demo_model", "2", force=True, margin=None)
+    assert raised.value.status_code == 503 and raised.value.slug == "mlflow-unavailable"
+    registry.set_alias("demo_model", CHAMPION, "2")
+    assert (await server.get("demo_model")).version == "2"  # the cached alias was forgotten

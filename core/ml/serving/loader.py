@@ -29,7 +29,7 @@ import pandas as pd
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import Conflict, ValidationFailed
-from core.ml.registry.port import ModelInfo, ModelRegistry
+from core.ml.registry.port import ModelInfo, ModelRegistry, ModelRegistryError, RegistryFailed
 
 if TYPE_CHECKING:
     from core.config import Settings
@@ -267,10 +267,20 @@ class ModelServer:
                 return promotion.force_promote(name, version, registry=self.registry)
             return promotion.promote_if_better(name, version, registry=self.registry, margin=margin)
 
+        what = f"model {name!r} version {version}"
         try:
             return await run_in_threadpool(work)
         except promotion.RegistryError as exc:
             raise Conflict(str(exc)) from None
+        except ModelRegistryError:
+            raise
+        except OSError as exc:  # the evaluation's own MLflow traffic (artifacts): requests' errors are OSErrors
+            raise RegistryFailed(f"MLflow failed on {what}: {type(exc).__name__}") from None
+        except Exception as exc:
+            mlflow_exceptions = sys.modules.get("mlflow.exceptions")
+            if mlflow_exceptions is not None and isinstance(exc, mlflow_exceptions.MlflowException):
+                raise RegistryFailed(f"MLflow failed on {what}: {str(exc).splitlines()[0]}") from None
+            raise
         finally:
             with self._lock:
                 for key in [k for k in self._aliases if k[0] == name]:
