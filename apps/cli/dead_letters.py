@@ -23,6 +23,8 @@ from core.errors import AppError
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from core.events.schemas import DeadLetterFilter
+
 dead_letters_app = typer.Typer(help="List and replay dead letters of the event bus.", no_args_is_help=True)
 app.add_typer(dead_letters_app, name="dead-letters")
 
@@ -31,12 +33,14 @@ def _settings() -> Settings:
     return cli_settings()
 
 
-async def _list(settings: Settings, **filters: Any) -> tuple[list[dict[str, Any]], int]:
+async def _list(
+    settings: Settings, where: DeadLetterFilter, *, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
     from core.events.dead_letters import DeadLetterService
     from core.events.schemas import DeadLetterRead
 
     async def page(session: AsyncSession) -> tuple[list[dict[str, Any]], int]:
-        rows, total = await DeadLetterService(session).page(**filters)
+        rows, total = await DeadLetterService(session).page(where, limit=limit, offset=offset)
         return [DeadLetterRead.model_validate(r).model_dump(mode="json") for r in rows], total
 
     return await in_transaction(settings, page)
@@ -88,12 +92,12 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """List dead letters, newest first."""
+    from core.events.schemas import DeadLetterFilter
+
     items, total = asyncio.run(
         _list(
             _settings(),
-            handler=handler,
-            event_type=event_type,
-            replayed=False if pending else None,
+            DeadLetterFilter(handler=handler, event_type=event_type, replayed=False if pending else None),
             limit=limit,
             offset=offset,
         )

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth.models import ApiKey
+from core.db.pages import fetch_page
 
 
 class ApiKeyRepository:
@@ -36,11 +37,7 @@ class ApiKeyRepository:
         self, *, limit: int, offset: int, include_revoked: bool = True
     ) -> tuple[list[ApiKey], int]:
         conditions = [] if include_revoked else [ApiKey.revoked_at.is_(None)]
-        total = await self._session.scalar(select(func.count()).select_from(ApiKey).where(*conditions))
-        result = await self._session.execute(
-            select(ApiKey).where(*conditions).order_by(ApiKey.id).limit(limit).offset(offset)
-        )
-        return list(result.scalars()), int(total or 0)
+        return await fetch_page(self._session, ApiKey, conditions, (ApiKey.id,), limit=limit, offset=offset)
 
     async def revoke(self, key_id: int) -> ApiKey | None:
         """Set ``revoked_at`` (kept when already revoked). None when the key does not exist."""

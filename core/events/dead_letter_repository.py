@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import ColumnElement, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.pages import fetch_page
 from core.events.models import DeadLetter
+from core.events.schemas import DeadLetterFilter
 
 
 class DeadLetterRepository:
@@ -26,41 +27,19 @@ class DeadLetterRepository:
         )
         return int(result.scalar_one())
 
-    @staticmethod
-    def _filters(
-        handler: str | None, event_type: str | None, replayed: bool | None
-    ) -> list[ColumnElement[bool]]:
-        filters: list[ColumnElement[bool]] = []
-        if handler is not None:
-            filters.append(DeadLetter.handler == handler)
-        if event_type is not None:
-            filters.append(DeadLetter.event_type == event_type)
-        if replayed is True:
-            filters.append(DeadLetter.replayed_at.is_not(None))
-        elif replayed is False:
-            filters.append(DeadLetter.replayed_at.is_(None))
-        return filters
-
-    async def list(
-        self,
-        *,
-        handler: str | None = None,
-        event_type: str | None = None,
-        replayed: bool | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> tuple[Sequence[DeadLetter], int]:
-        """A page of dead letters (newest first) and the total matching the filters."""
-        filters = self._filters(handler, event_type, replayed)
-        total = (
-            await self._session.execute(select(func.count()).select_from(DeadLetter).where(*filters))
-        ).scalar_one()
-        rows = (
-            await self._session.scalars(
-                select(DeadLetter).where(*filters).order_by(DeadLetter.id.desc()).limit(limit).offset(offset)
-            )
-        ).all()
-        return rows, int(total)
+    async def list(self, where: DeadLetterFilter, *, limit: int, offset: int) -> tuple[list[DeadLetter], int]:
+        """A page of dead letters (newest first) and the total matching the filter."""
+        conditions: list[ColumnElement[bool]] = []
+        if where.handler is not None:
+            conditions.append(DeadLetter.handler == where.handler)
+        if where.event_type is not None:
+            conditions.append(DeadLetter.event_type == where.event_type)
+        if where.replayed is True:
+            conditions.append(DeadLetter.replayed_at.is_not(None))
+        elif where.replayed is False:
+            conditions.append(DeadLetter.replayed_at.is_(None))
+        newest_first = (DeadLetter.id.desc(),)
+        return await fetch_page(self._session, DeadLetter, conditions, newest_first, limit=limit, offset=offset)
 
     async def get(self, dead_letter_id: int) -> DeadLetter | None:
         return await self._session.get(DeadLetter, dead_letter_id)

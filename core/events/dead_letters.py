@@ -11,7 +11,6 @@ bus writes a *new* dead letter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -22,6 +21,7 @@ from core.events.bus import Delivery, EventBus
 from core.events.dead_letter_repository import DeadLetterRepository
 from core.events.models import DeadLetter
 from core.events.relay import RELAY_HANDLER_NAME
+from core.events.schemas import DeadLetterFilter
 from core.events.types import UnknownEventType, event_from_row
 
 
@@ -36,18 +36,8 @@ class DeadLetterService:
     def __init__(self, session: AsyncSession) -> None:
         self._repo = DeadLetterRepository(session)
 
-    async def page(
-        self,
-        *,
-        handler: str | None = None,
-        event_type: str | None = None,
-        replayed: bool | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> tuple[Sequence[DeadLetter], int]:
-        return await self._repo.list(
-            handler=handler, event_type=event_type, replayed=replayed, limit=limit, offset=offset
-        )
+    async def page(self, where: DeadLetterFilter, *, limit: int = 50, offset: int = 0) -> tuple[list[DeadLetter], int]:
+        return await self._repo.list(where, limit=limit, offset=offset)
 
     async def get(self, dead_letter_id: int) -> DeadLetter:
         row = await self._repo.get(dead_letter_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,15 @@ _EXAMPLE: JsonDict = {
     "replayed_at": None,
 }
 
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterFilter:
+    """Which dead letters a list shows (None: any). ``replayed``: True replayed only, False pending only."""
+
+    handler: str | None = None
+    event_type: str | None = None
+    replayed: bool | None = None
 
 class DeadLetterRead(BaseModel):
     """One failed delivery: the event, the handler that failed, its last error and how often it was tried."""

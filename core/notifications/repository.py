@@ -18,8 +18,10 @@ from sqlalchemy import ColumnElement, bindparam, cast, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.pages import fetch_page
 from core.db.types import TZDateTime
 from core.notifications.models import NotificationDelivery, Webhook
+from core.notifications.schemas import DeliveryFilter
 
 _LOCK_SQL = text("SELECT pg_advisory_xact_lock(hashtextextended('notification:' || :event_id, 0))")
 
@@ -125,12 +127,8 @@ class WebhookRepository:
     async def get_by_name(self, name: str) -> Webhook | None:
         return (await self._session.scalars(select(Webhook).where(Webhook.name == name))).one_or_none()
 
-    async def list(self, *, limit: int, offset: int) -> tuple[Sequence[Webhook], int]:
-        total = (await self._session.execute(select(func.count()).select_from(Webhook))).scalar_one()
-        rows = (
-            await self._session.scalars(select(Webhook).order_by(Webhook.id).limit(limit).offset(offset))
-        ).all()
-        return rows, int(total)
+    async def list(self, *, limit: int, offset: int) -> tuple[list[Webhook], int]:
+        return await fetch_page(self._session, Webhook, (), (Webhook.id,), limit=limit, offset=offset)
 
     async def delete(self, webhook_id: int) -> None:
         await self._session.execute(delete(Webhook).where(Webhook.id == webhook_id))
@@ -227,41 +225,21 @@ class DeliveryRepository:
     async def get(self, delivery_id: int) -> NotificationDelivery | None:
         return await self._session.get(NotificationDelivery, delivery_id)
 
-    async def list(
-        self,
-        *,
-        webhook_id: int | None = None,
-        status: str | None = None,
-        event: str | None = None,
-        channel: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> tuple[Sequence[NotificationDelivery], int]:
-        """A page of deliveries (newest first) and the total matching the filters."""
-        filters: list[ColumnElement[bool]] = []
-        if webhook_id is not None:
-            filters.append(NotificationDelivery.webhook_id == webhook_id)
-        if status is not None:
-            filters.append(NotificationDelivery.status == status)
-        if event is not None:
-            filters.append(NotificationDelivery.event == event)
-        if channel is not None:
-            filters.append(NotificationDelivery.channel == channel)
-        total = (
-            await self._session.execute(
-                select(func.count()).select_from(NotificationDelivery).where(*filters)
-            )
-        ).scalar_one()
-        rows = (
-            await self._session.scalars(
-                select(NotificationDelivery)
-                .where(*filters)
-                .order_by(NotificationDelivery.id.desc())
-                .limit(limit)
-                .offset(offset)
-            )
-        ).all()
-        return rows, int(total)
+    async def list(self, where: DeliveryFilter, *, limit: int, offset: int) -> tuple[list[NotificationDelivery], int]:
+        """A page of deliveries (newest first) and the total matching the filter."""
+        conditions: list[ColumnElement[bool]] = []
+        if where.webhook_id is not None:
+            conditions.append(NotificationDelivery.webhook_id == where.webhook_id)
+        if where.status is not None:
+            conditions.append(NotificationDelivery.status == where.status)
+        if where.event is not None:
+            conditions.append(NotificationDelivery.event == where.event)
+        if where.channel is not None:
+            conditions.append(NotificationDelivery.channel == where.channel)
+        newest_first = (NotificationDelivery.id.desc(),)
+        return await fetch_page(
+            self._session, NotificationDelivery, conditions, newest_first, limit=limit, offset=offset
+        )
 
 
 __all__ = ["DeliveryRepository", "WebhookRepository"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -35,6 +36,16 @@ _WEBHOOK_EXAMPLE: dict[str, Any] = {
     "created_at": "2026-11-26T07:00:00Z",
 }
 
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFilter:
+    """Which notification deliveries a list shows (None: any)."""
+
+    webhook_id: int | None = None
+    status: str | None = None
+    event: str | None = None
+    channel: str | None = None
 
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(

@@ -13,7 +13,7 @@ from core.notifications.destinations import DestinationPolicy
 from core.notifications.envelope import stored_payload
 from core.notifications.models import NotificationDelivery, Webhook
 from core.notifications.repository import DeliveryRepository, WebhookRepository
-from core.notifications.schemas import WebhookCreate, WebhookUpdate
+from core.notifications.schemas import DeliveryFilter, WebhookCreate, WebhookUpdate
 from core.notifications.subscriptions import mark_changed
 
 
@@ -48,7 +48,7 @@ class WebhookService:
             raise NotFound(f"webhook {webhook_id} does not exist")
         return row
 
-    async def page(self, *, limit: int, offset: int) -> tuple[Sequence[Webhook], int]:
+    async def page(self, *, limit: int, offset: int) -> tuple[list[Webhook], int]:
         return await self._webhooks.list(limit=limit, offset=offset)
 
     async def update(self, webhook_id: int, body: WebhookUpdate) -> Webhook:
@@ -72,20 +72,11 @@ class WebhookService:
         return row
 
     async def deliveries(
-        self,
-        *,
-        webhook_id: int | None = None,
-        status: str | None = None,
-        event: str | None = None,
-        channel: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> tuple[Sequence[NotificationDelivery], int]:
-        if webhook_id is not None:
-            await self.get(webhook_id)  # 404 for an unknown subscription
-        return await self._deliveries.list(
-            webhook_id=webhook_id, status=status, event=event, channel=channel, limit=limit, offset=offset
-        )
+        self, where: DeliveryFilter, *, limit: int = 50, offset: int = 0
+    ) -> tuple[list[NotificationDelivery], int]:
+        if where.webhook_id is not None:
+            await self.get(where.webhook_id)  # 404 for an unknown subscription
+        return await self._deliveries.list(where, limit=limit, offset=offset)
 
 
 class NotificationService:

@@ -36,7 +36,7 @@ from core.notifications import signing
 from core.notifications.destinations import DestinationPolicy
 from core.notifications.envelope import stored_payload
 from core.notifications.repository import DeliveryRepository
-from core.notifications.schemas import WebhookCreate, WebhookUpdate
+from core.notifications.schemas import DeliveryFilter, WebhookCreate, WebhookUpdate
 from core.notifications.service import WebhookService
 from core.notifications.worker import DeliveryWorker
 from core.observability.metrics import REGISTRY
@@ -130,7 +130,7 @@ async def add_webhook(
 
 async def deliveries(factory: async_sessionmaker[AsyncSession]) -> list[dict[str, Any]]:
     async with unit_of_work(factory) as session:
-        rows, _ = await WebhookService(session).deliveries(limit=1000)
+        rows, _ = await WebhookService(session).deliveries(DeliveryFilter(), limit=1000)
         return [
             {
                 "id": r.id,

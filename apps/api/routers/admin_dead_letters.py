@@ -13,7 +13,7 @@ from apps.api.security import AdminPrincipal
 from core.errors import ServiceUnavailable
 from core.events.bus import EventBus
 from core.events.dead_letters import DeadLetterService
-from core.events.schemas import DeadLetterRead, DeadLetterReplayed
+from core.events.schemas import DeadLetterFilter, DeadLetterRead, DeadLetterReplayed
 from core.paging import Page
 
 router = APIRouter(
@@ -48,9 +48,8 @@ async def list_dead_letters(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[DeadLetterRead]:
-    rows, total = await DeadLetterService(session).page(
-        handler=handler, event_type=event_type, replayed=replayed, limit=limit, offset=offset
-    )
+    where = DeadLetterFilter(handler=handler, event_type=event_type, replayed=replayed)
+    rows, total = await DeadLetterService(session).page(where, limit=limit, offset=offset)
     return Page[DeadLetterRead].of(rows, total=total, limit=limit, offset=offset)
 
 

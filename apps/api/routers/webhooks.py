@@ -24,6 +24,7 @@ from core.auth.keys import ADMIN
 from core.notifications.destinations import DestinationPolicy
 from core.notifications.schemas import (
     DeliveryChannel,
+    DeliveryFilter,
     DeliveryRead,
     DeliveryStatus,
     WebhookCreate,
@@ -169,9 +170,8 @@ async def list_webhook_deliveries(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[DeliveryRead]:
-    rows, total = await WebhookService(session).deliveries(
-        webhook_id=webhook_id, status=status_, event=event, limit=limit, offset=offset
-    )
+    where = DeliveryFilter(webhook_id=webhook_id, status=status_, event=event)
+    rows, total = await WebhookService(session).deliveries(where, limit=limit, offset=offset)
     return _deliveries_page(rows, total, limit, offset, principal)
 
 
@@ -194,7 +194,6 @@ async def list_deliveries(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[DeliveryRead]:
-    rows, total = await WebhookService(session).deliveries(
-        status=status_, event=event, channel=channel, limit=limit, offset=offset
-    )
+    where = DeliveryFilter(status=status_, event=event, channel=channel)
+    rows, total = await WebhookService(session).deliveries(where, limit=limit, offset=offset)
     return _deliveries_page(rows, total, limit, offset, principal)
