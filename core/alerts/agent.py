@@ -19,12 +19,11 @@ the earlier readings are committed, which the ingest order guarantees for one se
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -34,8 +33,11 @@ from core.config import Settings
 from core.db.session import unit_of_work
 from core.events.coalesce import Coalescer, merge_readings, merge_scored
 from core.events.types import Event, ReadingsIngested, ReadingsScored
+from core.periodic import PeriodicWorker
 
 logger = logging.getLogger("core.alerts.agent")
+
+E = TypeVar("E", bound=ReadingsIngested | ReadingsScored)
 
 READINGS_HANDLER_NAME = "alerting.readings_ingested"
 SCORED_HANDLER_NAME = "alerting.readings_scored"
@@ -65,56 +67,50 @@ def _window(settings: Settings | None) -> timedelta:
     return timedelta(minutes=settings.incident_window_minutes if settings is not None else 60)
 
 
-class ReadingsHandler:
+class _RuleHandler(Generic[E]):
+    """One bus handler of the alert rules: coalesces its deliveries, evaluates each merged batch in one unit of
+    work from just after the sensor's watermark, then advances the watermark."""
+
+    def __init__(
+        self,
+        event_type: type[E],
+        merge: Callable[[list[E]], list[E]],
+        evaluate: Callable[[AlertingService, E, dict[str, datetime]], Awaitable[EvaluationOutcome]],
+        session_factory: async_sessionmaker[AsyncSession],
+        settings: Settings | None,
+    ) -> None:
+        self._event_type = event_type
+        self._merge = merge
+        self._evaluate_one = evaluate
+        self._factory = session_factory
+        self._window = _window(settings)
+        self.watermarks = Watermarks()
+        self.coalescer: Coalescer[E] = Coalescer(self._evaluate)
+
+    async def __call__(self, event: Event) -> None:
+        assert isinstance(event, self._event_type)
+        await self.coalescer.submit(event)
+
+    async def _evaluate(self, events: list[E]) -> None:
+        for merged in self._merge(events):
+            after = self.watermarks.after(merged.sensor_ids)
+            async with unit_of_work(self._factory) as session:
+                await self._evaluate_one(AlertingService(session, incident_window=self._window), merged, after)
+            self.watermarks.advance(merged.sensor_ids, merged.last_timestamp)
+
+
+class ReadingsHandler(_RuleHandler[ReadingsIngested]):
     """Threshold, rate-of-change and flat-line rules of ``ReadingsIngested``."""
 
-    def __init__(
-        self, session_factory: async_sessionmaker[AsyncSession] | None, settings: Settings | None = None
-    ) -> None:
-        self._factory = session_factory
-        self._window = _window(settings)
-        self.watermarks = Watermarks()
-        self.coalescer: Coalescer[ReadingsIngested] = Coalescer(self._evaluate)
-
-    async def __call__(self, event: Event) -> None:
-        assert isinstance(event, ReadingsIngested)
-        if self._factory is None:
-            raise RuntimeError("the alerting agent needs the database session factory")
-        await self.coalescer.submit(event)
-
-    async def _evaluate(self, events: list[ReadingsIngested]) -> None:
-        assert self._factory is not None
-        for merged in merge_readings(events):
-            after = self.watermarks.after(merged.sensor_ids)
-            async with unit_of_work(self._factory) as session:
-                await AlertingService(session, incident_window=self._window).on_readings(merged, after)
-            self.watermarks.advance(merged.sensor_ids, merged.last_timestamp)
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], settings: Settings | None = None) -> None:
+        super().__init__(ReadingsIngested, merge_readings, AlertingService.on_readings, session_factory, settings)
 
 
-class ScoredHandler:
+class ScoredHandler(_RuleHandler[ReadingsScored]):
     """Anomaly-score rules of ``ReadingsScored``."""
 
-    def __init__(
-        self, session_factory: async_sessionmaker[AsyncSession] | None, settings: Settings | None = None
-    ) -> None:
-        self._factory = session_factory
-        self._window = _window(settings)
-        self.watermarks = Watermarks()
-        self.coalescer: Coalescer[ReadingsScored] = Coalescer(self._evaluate)
-
-    async def __call__(self, event: Event) -> None:
-        assert isinstance(event, ReadingsScored)
-        if self._factory is None:
-            raise RuntimeError("the alerting agent needs the database session factory")
-        await self.coalescer.submit(event)
-
-    async def _evaluate(self, events: list[ReadingsScored]) -> None:
-        assert self._factory is not None
-        for merged in merge_scored(events):
-            after = self.watermarks.after(merged.sensor_ids)
-            async with unit_of_work(self._factory) as session:
-                await AlertingService(session, incident_window=self._window).on_scored(merged, after)
-            self.watermarks.advance(merged.sensor_ids, merged.last_timestamp)
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], settings: Settings | None = None) -> None:
+        super().__init__(ReadingsScored, merge_scored, AlertingService.on_scored, session_factory, settings)
 
 
 async def check_no_data(
@@ -130,7 +126,7 @@ async def check_no_data(
         return await service.check(now or datetime.now(UTC), backfill_age=backfill_age)
 
 
-class NoDataChecker:
+class NoDataChecker(PeriodicWorker):
     """Runs ``check_no_data`` every ``interval_s`` seconds (first pass after one interval); 0 disables it."""
 
     def __init__(
@@ -140,39 +136,18 @@ class NoDataChecker:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         settings: Settings | None = None,
     ) -> None:
+        super().__init__(interval_s, name="alerting-no-data", logger=logger, what="no-data check")
         self._factory = session_factory
-        self._interval = interval_s
         self._clock = clock
         self._backfill_age = timedelta(minutes=settings.backfill_age_minutes if settings is not None else 60.0)
         self._window = _window(settings)
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        if self._interval > 0 and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="alerting-no-data")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                outcome = await check_no_data(
-                    self._factory, self._clock(), backfill_age=self._backfill_age, incident_window=self._window
-                )
-                if outcome.opened or outcome.resolved:
-                    logger.info(
-                        "no-data check: %d opened, %d resolved", len(outcome.opened), len(outcome.resolved)
-                    )
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a failed pass is logged; the next one retries
-                logger.exception("no-data check failed")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def run_pass(self) -> None:
+        outcome = await check_no_data(
+            self._factory, self._clock(), backfill_age=self._backfill_age, incident_window=self._window
+        )
+        if outcome.opened or outcome.resolved:
+            logger.info("no-data check: %d opened, %d resolved", len(outcome.opened), len(outcome.resolved))
 
 
 __all__ = [

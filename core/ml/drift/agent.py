@@ -13,8 +13,6 @@ One transaction per sensor and pass. Idempotent:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +26,7 @@ from core.events.types import DriftDetected
 from core.ml.drift.repository import DriftCheckRepository
 from core.ml.drift.statistics import DriftThresholds, SensorDrift, check_sensor
 from core.ml.serving.repository import MlReadingsRepository
+from core.periodic import PeriodicWorker
 
 logger = logging.getLogger("core.ml.drift.agent")
 
@@ -49,42 +48,23 @@ class DriftPass:
     emitted: list[DriftDetected] = field(default_factory=list)
 
 
-class DriftChecker:
+class DriftChecker(PeriodicWorker):
     """Runs :meth:`run_once` every ``settings.drift_check_interval_s`` seconds (first pass after one interval)."""
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        super().__init__(settings.drift_check_interval_s, name=TASK_NAME, logger=logger, what="drift check")
         self._factory = session_factory
         self._settings = settings
-        self._interval = settings.drift_check_interval_s
         self._thresholds = DriftThresholds.from_settings(settings)
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        if self._interval > 0 and self._task is None:
-            self._task = asyncio.create_task(self._run(), name=TASK_NAME)
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                outcome = await self.run_once()
-                logger.info(
-                    "drift check: %d sensors checked, %d stored, %d drift episodes started",
-                    len(outcome.checked),
-                    outcome.stored,
-                    len(outcome.emitted),
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a failed pass is logged; the next one retries
-                logger.exception("drift check failed")
+    async def run_pass(self) -> None:
+        outcome = await self.run_once()
+        logger.info(
+            "drift check: %d sensors checked, %d stored, %d drift episodes started",
+            len(outcome.checked),
+            outcome.stored,
+            len(outcome.emitted),
+        )
 
     async def run_once(self, *, end: datetime | None = None) -> DriftPass:
         """Check every sensor once (windows ending at its latest reading, or at ``end``)."""
