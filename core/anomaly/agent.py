@@ -27,18 +27,6 @@ HANDLER_NAME = "anomaly.detect"
 REFERENCES_HANDLER_NAME = "anomaly.references_reload"
 
 
-def baseline_config(settings: Settings) -> BaselineConfig:
-    return BaselineConfig(
-        window=settings.anomaly_baseline_window,
-        warmup=min(settings.anomaly_baseline_warmup, settings.anomaly_baseline_window),
-        threshold=settings.anomaly_baseline_threshold,
-        max_sensors=settings.anomaly_baseline_max_sensors,
-        regime_gap_intervals=settings.anomaly_regime_gap_intervals,
-        regime_gap_min_s=settings.anomaly_regime_gap_min_minutes * 60.0,
-        reference_scale_fraction=settings.anomaly_reference_scale_fraction,
-    )
-
-
 class AnomalyAgent:
     """The handler object; holds the per-process state (baseline windows, cached champion models)."""
 
@@ -56,7 +44,7 @@ class AnomalyAgent:
             timeout_s=settings.anomaly_model_timeout_s,
         )
         self.detector = AnomalyDetector(
-            baseline_config(settings),
+            BaselineConfig.from_settings(settings),
             self.champions,
             model_context=settings.anomaly_model_context,
             references=ReferenceConfig.from_settings(settings),
@@ -94,4 +82,4 @@ class AnomalyAgent:
         await self.champions.aclose()
 
 
-__all__ = ["HANDLER_NAME", "REFERENCES_HANDLER_NAME", "AnomalyAgent", "baseline_config"]
+__all__ = ["HANDLER_NAME", "REFERENCES_HANDLER_NAME", "AnomalyAgent"]

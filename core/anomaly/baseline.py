@@ -51,6 +51,7 @@ from core.anomaly.robust import (
     robust_z_batch,
     robust_z_many,
 )
+from core.config import Settings
 
 METHOD = "robust_z"
 #: Intervals a state remembers to estimate the sensor's cadence.
@@ -68,11 +69,24 @@ class BaselineConfig:
     regime_gap_intervals: float = 20.0
     regime_gap_min_s: float = 3600.0
     reference_scale_fraction: float = 0.25
-    flat_restart_readings: int = 30
-    """A stuck stretch of at least this many equal readings restarts the window when it ends (0: never)."""
     """The rolling scale never drops below this fraction of the sensor's healthy reference scale (when it has one):
     a window filled by a stuck stretch (MAD 0) would otherwise score the healthy signal's noise as outliers once
     the sensor moves again."""
+    flat_restart_readings: int = 30
+    """A stuck stretch of at least this many equal readings restarts the window when it ends (0: never)."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BaselineConfig:
+        """The ``SM_ANOMALY_BASELINE_*`` / ``SM_ANOMALY_REGIME_GAP_*`` settings (warm-up capped at the window)."""
+        return cls(
+            window=settings.anomaly_baseline_window,
+            warmup=min(settings.anomaly_baseline_warmup, settings.anomaly_baseline_window),
+            threshold=settings.anomaly_baseline_threshold,
+            max_sensors=settings.anomaly_baseline_max_sensors,
+            regime_gap_intervals=settings.anomaly_regime_gap_intervals,
+            regime_gap_min_s=settings.anomaly_regime_gap_min_minutes * 60.0,
+            reference_scale_fraction=settings.anomaly_reference_scale_fraction,
+        )
 
     def __post_init__(self) -> None:
         if self.window < 2:

@@ -14,7 +14,7 @@ from apps.api.deps import SessionDep, SettingsDep, app_runtime
 from apps.api.errors import problem_responses
 from apps.api.params import TextQuery
 from apps.api.security import AdminPrincipal, require_scope
-from core.anomaly.agent import baseline_config
+from core.anomaly.baseline import BaselineConfig
 from core.auth.keys import READ
 from core.ml.serving import service
 from core.ml.serving.loader import ModelServer
@@ -153,7 +153,7 @@ async def forecast(
 async def detect_anomaly(
     body: DetectAnomalyRequest, session: SessionDep, server: ServerDep, settings: SettingsDep
 ) -> DetectAnomalyResponse:
-    return await service.detect_anomaly(session, server, baseline_config(settings), body)
+    return await service.detect_anomaly(session, server, BaselineConfig.from_settings(settings), body)
 
 
 @router.post(
