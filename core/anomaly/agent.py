@@ -21,7 +21,6 @@ from core.config import Settings
 from core.db.session import unit_of_work
 from core.events.coalesce import Coalescer, merge_readings
 from core.events.types import Event, ReadingsIngested
-from core.ml.registry.mlflow_registry import MlflowRegistry
 
 HANDLER_NAME = "anomaly.detect"
 REFERENCES_HANDLER_NAME = "anomaly.references_reload"
@@ -35,11 +34,11 @@ class AnomalyAgent:
         settings: Settings,
         session_factory: async_sessionmaker[AsyncSession],
         *,
-        registry: ModelRegistry | None = None,
+        registry: ModelRegistry,
     ) -> None:
         self.session_factory = session_factory
         self.champions = ChampionModels(
-            registry or MlflowRegistry(settings.mlflow_tracking_uri),
+            registry,
             refresh_s=settings.anomaly_model_refresh_s,
             timeout_s=settings.anomaly_model_timeout_s,
         )

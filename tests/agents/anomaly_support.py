@@ -8,10 +8,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.anomaly.agent import AnomalyAgent
+from core.config import Settings
 from core.events.types import ReadingsIngested
+from core.ml.registry.mlflow_registry import MlflowRegistry
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+
+
+def agent_for(settings: Settings, session_factory: async_sessionmaker[AsyncSession]) -> AnomalyAgent:
+    """The anomaly agent the composition root builds: on the MLflow registry of ``settings``."""
+    return AnomalyAgent(settings, session_factory, registry=MlflowRegistry(settings.mlflow_tracking_uri))
 
 
 def sensor_id() -> str:

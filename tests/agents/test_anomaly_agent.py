@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.anomaly.agent import HANDLER_NAME, AnomalyAgent
+from core.anomaly.agent import HANDLER_NAME
 from core.config import Settings
 from core.events.bus import EventBus
 from core.events.types import AnomalyDetected, event_from_row
@@ -19,6 +19,7 @@ from core.runtime.handlers import register_handlers
 from tests.agents.anomaly_support import (
     add_readings,
     add_sensor,
+    agent_for,
     anomalies,
     anomaly_events,
     normal_values,
@@ -51,7 +52,7 @@ def metric(name: str, **labels: str) -> float:
 async def test_a_spike_becomes_one_anomaly_and_one_event(
     agent_settings: Settings, session_factory: async_sessionmaker[AsyncSession], events_db: asyncpg.Connection
 ) -> None:
-    agent = AnomalyAgent(agent_settings, session_factory)
+    agent = agent_for(agent_settings, session_factory)
     sensor = sensor_id()
     await add_sensor(events_db, sensor)
     scored = metric("sm_anomaly_readings_scored_total", method="robust_z")
@@ -96,14 +97,14 @@ async def test_a_spike_becomes_one_anomaly_and_one_event(
 async def test_the_same_event_twice_gives_one_anomaly_and_one_event(
     agent_settings: Settings, session_factory: async_sessionmaker[AsyncSession], events_db: asyncpg.Connection
 ) -> None:
-    agent = AnomalyAgent(agent_settings, session_factory)
+    agent = agent_for(agent_settings, session_factory)
     sensor = sensor_id()
     await add_sensor(events_db, sensor)
     await agent(await add_readings(events_db, sensor, normal_values(30, seed=1)))
     spike = await add_readings(events_db, sensor, [50.0, 20.0], start=30)
     await agent(spike)
     await agent(spike)  # at-least-once redelivery
-    second = AnomalyAgent(agent_settings, session_factory)
+    second = agent_for(agent_settings, session_factory)
     await second(spike)  # redelivery to another process (or after a restart)
     assert len(await anomalies(events_db, sensor)) == 1
     assert len(await anomaly_events(events_db, sensor)) == 1
@@ -114,7 +115,7 @@ async def test_the_same_event_twice_gives_one_anomaly_and_one_event(
 async def test_readings_during_warm_up_are_not_flagged(
     agent_settings: Settings, session_factory: async_sessionmaker[AsyncSession], events_db: asyncpg.Connection
 ) -> None:
-    agent = AnomalyAgent(agent_settings, session_factory)
+    agent = agent_for(agent_settings, session_factory)
     sensor = sensor_id()
     await add_sensor(events_db, sensor)
     await agent(await add_readings(events_db, sensor, [*normal_values(5, seed=2), 90.0, 20.0]))
@@ -126,10 +127,10 @@ async def test_state_is_rebuilt_from_the_database_by_a_new_agent(
 ) -> None:
     sensor = sensor_id()
     await add_sensor(events_db, sensor)
-    first = AnomalyAgent(agent_settings, session_factory)
+    first = agent_for(agent_settings, session_factory)
     await first(await add_readings(events_db, sensor, normal_values(80, seed=3)))
 
-    restarted = AnomalyAgent(agent_settings, session_factory)  # a new process: empty memory
+    restarted = agent_for(agent_settings, session_factory)  # a new process: empty memory
     assert sensor not in restarted.detector.states
     spike = await add_readings(events_db, sensor, [-5.0], start=80)
     await restarted(spike)
@@ -145,7 +146,7 @@ async def test_state_is_rebuilt_from_the_database_by_a_new_agent(
 async def test_several_sensors_in_one_event_and_an_unknown_one(
     agent_settings: Settings, session_factory: async_sessionmaker[AsyncSession], events_db: asyncpg.Connection
 ) -> None:
-    agent = AnomalyAgent(agent_settings, session_factory)
+    agent = agent_for(agent_settings, session_factory)
     quiet, noisy = sensor_id(), sensor_id()
     for sensor in (quiet, noisy):
         await add_sensor(events_db, sensor, "vibration")

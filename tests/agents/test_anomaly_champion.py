@@ -13,10 +13,9 @@ import pandas as pd
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.anomaly.agent import AnomalyAgent
 from core.config import Settings
 from core.observability.metrics import REGISTRY
-from tests.agents.anomaly_support import add_readings, add_sensor, anomalies, anomaly_events, sensor_id
+from tests.agents.anomaly_support import add_readings, add_sensor, agent_for, anomalies, anomaly_events, sensor_id
 from tests.support.events import (  # noqa: F401  (fixtures)
     events_database_url,
     events_db,
@@ -76,7 +75,7 @@ async def test_champion_model_is_used_and_reloaded_when_the_alias_moves(
     settings = events_settings.model_copy(
         update={"mlflow_tracking_uri": uri, "anomaly_model_timeout_s": 60.0}
     )
-    agent = AnomalyAgent(settings, session_factory)
+    agent = agent_for(settings, session_factory)
     loads: list[tuple[str, str]] = []
     load = agent.champions.registry.load
 
@@ -131,7 +130,7 @@ async def test_unreachable_mlflow_falls_back_to_the_baseline(
     session_factory: async_sessionmaker[AsyncSession],
     events_db: asyncpg.Connection,
 ) -> None:
-    agent = AnomalyAgent(events_settings, session_factory)  # MLflow on a closed port
+    agent = agent_for(events_settings, session_factory)  # MLflow on a closed port
     sensor = sensor_id()
     await add_sensor(events_db, sensor, "temperature")
     await agent(await add_readings(events_db, sensor, [20.0, 21.0]))
@@ -168,7 +167,7 @@ async def test_champion_sees_each_sensors_history_before_the_batch(
     settings = events_settings.model_copy(
         update={"mlflow_tracking_uri": uri, "anomaly_model_timeout_s": 60.0, "anomaly_model_context": context}
     )
-    agent = AnomalyAgent(settings, session_factory)
+    agent = agent_for(settings, session_factory)
     sensor = sensor_id()
     await add_sensor(events_db, sensor, "pressure")
     await add_readings(events_db, sensor, [20.0, 20.1, 20.0])  # stored before, never delivered to the agent

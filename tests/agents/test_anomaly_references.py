@@ -15,10 +15,9 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.anomaly.agent import AnomalyAgent
 from core.config import Settings
 from core.events.types import ReadingsIngested
-from tests.agents.anomaly_support import T0, add_readings, add_sensor, anomalies, normal_values, sensor_id
+from tests.agents.anomaly_support import T0, add_readings, add_sensor, agent_for, anomalies, normal_values, sensor_id
 from tests.support.events import (  # noqa: F401  (fixtures)
     events_database_url,
     events_db,
@@ -48,7 +47,7 @@ async def references(db: asyncpg.Connection, sensor: str) -> list[asyncpg.Record
 async def test_the_reference_is_learned_and_a_slow_rise_is_degradation_not_new_normal(
     agent_settings: Settings, session_factory: async_sessionmaker[AsyncSession], events_db: asyncpg.Connection
 ) -> None:
-    agent = AnomalyAgent(agent_settings, session_factory)
+    agent = agent_for(agent_settings, session_factory)
     sensor = sensor_id()
     await add_sensor(events_db, sensor)
     healthy = normal_values(80, sd=0.2)
@@ -79,7 +78,7 @@ async def test_the_reference_is_learned_and_a_slow_rise_is_degradation_not_new_n
 async def test_a_regime_gap_re_centres_the_reference_and_says_why(
     agent_settings: Settings, session_factory: async_sessionmaker[AsyncSession], events_db: asyncpg.Connection
 ) -> None:
-    agent = AnomalyAgent(agent_settings, session_factory)
+    agent = agent_for(agent_settings, session_factory)
     sensor = sensor_id()
     await add_sensor(events_db, sensor)
     await agent.handle(await add_readings(events_db, sensor, normal_values(70, sd=0.2)))
@@ -95,7 +94,7 @@ async def test_a_regime_gap_re_centres_the_reference_and_says_why(
     assert regime["readings"] == 20 and regime["scale"] >= initial["scale"]  # the scale is kept (or wider)
     assert await anomalies(events_db, sensor) == []  # neither the outlier baseline nor the trend fired
     # redelivering every batch learns nothing twice and finds nothing new
-    again = AnomalyAgent(agent_settings, session_factory)  # a fresh process: states rebuilt from the database
+    again = agent_for(agent_settings, session_factory)  # a fresh process: states rebuilt from the database
     before = [dict(r) for r in await references(events_db, sensor)]
     for event_start, values in ((start, after[:30]), (start + 30, after[30:])):
         event = await _event(events_db, sensor, event_start, len(values))
@@ -124,7 +123,7 @@ async def test_a_later_batch_delivered_first_is_scored_like_the_in_order_stream(
     values = normal_values(120, seed=5, sd=0.2)
     values[95] += 5.0  # a spike in the third batch
     for order in ([0, 1, 2], [0, 2, 1]):
-        agent = AnomalyAgent(agent_settings, session_factory)
+        agent = agent_for(agent_settings, session_factory)
         sensor = sensor_id()
         await add_sensor(events_db, sensor)
         events = [await add_readings(events_db, sensor, values[40 * i : 40 * i + 40], start=40 * i) for i in range(3)]
@@ -139,7 +138,7 @@ async def test_a_later_batch_delivered_first_is_scored_like_the_in_order_stream(
 async def test_a_regime_change_is_noted_in_the_open_incident_of_the_sensor(
     agent_settings: Settings, session_factory: async_sessionmaker[AsyncSession], events_db: asyncpg.Connection
 ) -> None:
-    agent = AnomalyAgent(agent_settings, session_factory)
+    agent = agent_for(agent_settings, session_factory)
     sensor = sensor_id()
     await add_sensor(events_db, sensor)
     incident = await events_db.fetchval(
