@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Query
 
 from apps.api.deps import SessionDep, SettingsDep
-from core.readings.service import QueryService
+from core.queries.service import QueryService
 from core.schemas_common import (
     DATETIME_RANGE,
     INT4_MAX,
@@ -81,7 +81,7 @@ Since = Annotated[Timestamp | None, datetime_query("At or after.")]
 
 # --- the read-side service ------------------------------------------------------------------------------------
 def query_service(session: SessionDep, settings: SettingsDep) -> QueryService:
-    """Lists and reads of assets, sensors, readings, anomalies and alerts (``core.readings.service``)."""
+    """Lists and reads of assets, sensors, readings, anomalies and alerts (``core.queries.service``)."""
     return QueryService(session, max_points=settings.query_max_points)
 
 

@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.alerts.incidents import IncidentService
 from core.alerts.models import ALERT_UNRESOLVED_STATUSES, Alert
 from core.alerts.repository import AlertingRepository
 from core.alerts.rule_models import AlertEvent
 from core.anomaly.models import Anomaly
 from core.errors import Conflict, NotFound
+from core.incidents.service import IncidentService
 from core.observability.metrics import ALERTS_RESOLVED_TOTAL
 
 
@@ -65,7 +65,11 @@ class AlertLifecycleService:
             ALERTS_RESOLVED_TOTAL.labels(rule=alert.rule).inc()
             if alert.incident_id is not None:
                 await IncidentService(self._session).alert_resolved(
-                    alert.incident_id, alert_id, event_at=None, note=f"resolved by {actor}"
+                    alert.incident_id,
+                    alert_id,
+                    event_at=None,
+                    note=f"resolved by {actor}",
+                    alerts_unresolved=bool(await self._repo.unresolved_in_incident(alert.incident_id)),
                 )
         return await self.details(alert_id)
 

@@ -9,11 +9,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db.base import Base
 from core.db.types import TZDateTime, bigint_identity_pk, in_list
+from core.incidents.models import SEVERITIES
 
 ALERT_STATUSES = ("open", "acknowledged", "resolved")
 #: Statuses that count as "open" for de-duplication: an acknowledged alert is still unresolved.
 ALERT_UNRESOLVED_STATUSES = ("open", "acknowledged")
-ALERT_SEVERITIES = ("info", "low", "medium", "high", "critical")
+ALERT_SEVERITIES = SEVERITIES
 
 
 class Alert(Base):

@@ -268,6 +268,22 @@ class AlertingRepository(ReadingsWindowQueries, AlertRulesQueries, SuppressionQu
         )
         return dict(rows.all())
 
+    async def set_incident(self, alert_id: int, incident_id: int) -> None:
+        """The alert joined ``incident_id`` (``core.incidents.service.IncidentService.attach``)."""
+        await self._session.execute(
+            update(Alert)
+            .where(Alert.id == alert_id)
+            .values(incident_id=incident_id)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def unresolved_in_incident(self, incident_id: int) -> list[int]:
+        """Ids of the incident's alerts that are still open or acknowledged."""
+        rows = await self._session.scalars(
+            select(Alert.id).where(Alert.incident_id == incident_id, Alert.status.in_(ALERT_UNRESOLVED_STATUSES))
+        )
+        return list(rows)
+
     async def get_alert(self, alert_id: int, *, for_update: bool = False) -> Alert | None:
         query = select(Alert).where(Alert.id == alert_id)
         if for_update:

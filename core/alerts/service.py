@@ -13,7 +13,7 @@ the alert opened. Threshold and rate rules carry the ``unit`` their bounds are w
 sensor only when the sensor's unit is that unit (or converts to it: the bounds are converted), so an ISO 10816
 velocity limit never judges an acceleration sensor.
 
-Every alert that opens joins an incident of its asset (``core.alerts.incidents``): one fault seen by several
+Every alert that opens joins an incident of its asset (``core.incidents.service``): one fault seen by several
 sensors or rules is one incident with one work order, and an open work order no longer hides later alerts on
 its asset — they attach to it.
 
@@ -47,7 +47,6 @@ from core.alerts.engine import (
     simulate,
     threshold_violation,
 )
-from core.alerts.incidents import IncidentService
 from core.alerts.lifecycle import AlertDetails, AlertLifecycleService  # re-exported for the routers
 from core.alerts.models import ALERT_UNRESOLVED_STATUSES, Alert
 from core.alerts.repository import AlertingRepository, AnomalyPoint, Observation, Point, SensorInfo
@@ -57,6 +56,8 @@ from core.alerts.suppression import Suppression
 from core.alerts.units import rule_params_for
 from core.events.outbox import add_to_outbox
 from core.events.types import AlertRaised, ReadingsIngested, ReadingsScored
+from core.incidents.repository import Scope
+from core.incidents.service import IncidentService
 from core.observability.metrics import ALERTS_OPENED_TOTAL, ALERTS_RESOLVED_TOTAL, ALERTS_SUPPRESSED_TOTAL
 
 logger = logging.getLogger("core.alerts")
@@ -186,8 +187,14 @@ class AlertingService:
             return OpenedAlert(alert_id, False, incident_id)
         await self._repo.add_event(alert_id, None, "open", AGENT_ACTOR, comment, at=self._clock())
         attached = await self._incidents.attach(
-            alert_id, sensor, rule=rule.name, severity=rule.severity, event_at=event_at, peak_score=peak_score
+            alert_id,
+            Scope(sensor.asset_id, sensor.sensor_id),
+            rule=rule.name,
+            severity=rule.severity,
+            event_at=event_at,
+            peak_score=peak_score,
         )
+        await self._repo.set_incident(alert_id, attached.incident_id)
         await add_to_outbox(
             self._session,
             AlertRaised(
@@ -225,7 +232,13 @@ class AlertingService:
             return False
         await self._repo.add_event(alert_id, previous, "resolved", AGENT_ACTOR, comment, at=self._clock())
         if incident_id is not None:
-            await self._incidents.alert_resolved(incident_id, alert_id, event_at=event_at, note=f"{rule}: {comment}")
+            await self._incidents.alert_resolved(
+                incident_id,
+                alert_id,
+                event_at=event_at,
+                note=f"{rule}: {comment}",
+                alerts_unresolved=bool(await self._repo.unresolved_in_incident(incident_id)),
+            )
         ALERTS_RESOLVED_TOTAL.labels(rule=rule).inc()
         logger.info("alert %d resolved (%s)", alert_id, comment, extra={"alert_id": alert_id, "rule": rule})
         return True

@@ -1,6 +1,6 @@
 """When an alert must not open: the matching reading lies in a maintenance window of the sensor's asset (planned
 downtime). An open work order does not suppress anything any more: later alerts on its asset attach to its
-incident (``core.alerts.incidents``)."""
+incident (``core.incidents.service``)."""
 
 from __future__ import annotations
 

@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.alerts.incident_repository import IncidentRepository
 from core.anomaly.baseline import Floors, robust_scale
 from core.anomaly.reference_repository import ReferenceRepository, ReferenceRow
 from core.config import Settings
+from core.incidents.repository import IncidentRepository
 
 #: Readings fetched at most to learn an initial reference (a day at 1 Hz).
 MAX_LEARNING_READINGS = 200_000

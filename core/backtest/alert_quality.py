@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 DAY_S = 86400.0
-#: Severities whose alert opens a work order on its own (``core.maintenance.policy``).
+#: Severities whose alert opens a work order on its own (``core.workorders.policy``).
 WARRANTING = ("high", "critical")
 
 

@@ -13,7 +13,7 @@ With TimescaleDB (2.13 or later, for the ``by_range`` form of ``create_hypertabl
     (``materialized_only = false``), materialised over all history when it is set up (revision 0006) and kept by
     a refresh policy whose window reaches back as far as ingest accepts late data (``retention_days``), so a
     back-fill anywhere in retention is re-materialised by the next run. Between runs the read path
-    (``core/readings/query_repository.py``) answers the hours with pending invalidations from raw readings.
+    (``core/queries/repository.py``) answers the hours with pending invalidations from raw readings.
 Compression, continuous aggregates and policies are under the Timescale License (TSL), not Apache 2.0.
 
 Without TimescaleDB the table stays plain and ``sensor_readings_hourly`` is an ordinary view with the same

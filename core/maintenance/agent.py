@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.config import Settings
 from core.db.session import unit_of_work
 from core.events.types import AlertRaised, Event
-from core.maintenance.policy import DEFAULT_DUE_AFTER, due_after_from_settings
 from core.maintenance.scheduling import SchedulingService
 from core.observability.metrics import MAINTENANCE_TASKS_OPENED_TOTAL
+from core.workorders.policy import DEFAULT_DUE_AFTER, due_after_from_settings
 
 logger = logging.getLogger("core.maintenance.agent")
 

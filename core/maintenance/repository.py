@@ -1,4 +1,5 @@
-"""Maintenance work orders, their logs, the alerts they close and the labels they produce (SQL only here)."""
+"""Maintenance work orders, their logs, the alerts they close and the labels they produce (SQL only here; the
+tables are ``core.workorders.models``, the active work order of an incident ``core.workorders.repository``)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,15 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.alerts.models import Alert
 from core.alerts.rule_models import AlertEvent, AlertObservation
 from core.anomaly.models import Anomaly
 from core.fleet.models import Asset, Sensor
-from core.maintenance.models import MaintenanceLog, MaintenanceTask
 from core.paging import sort_order
 from core.readings.models import SensorReading
-
-#: Statuses of a task that still needs work (a second task for the same cause is not opened meanwhile).
-ACTIVE_TASK_STATUSES = ("open", "in_progress")
+from core.workorders.models import ACTIVE_TASK_STATUSES, MaintenanceLog, MaintenanceTask
+from core.workorders.repository import WorkOrderRepository
 
 #: Sort keys of the task list: API name → column.
 TASK_SORT_COLUMNS: dict[str, Any] = {
@@ -65,9 +63,9 @@ class LabelRow:
     completed_at: datetime
 
 
-class MaintenanceRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+class MaintenanceRepository(WorkOrderRepository):
+    """Every query of the maintenance service and the scheduling agent (``active_task`` of an incident is
+    ``WorkOrderRepository``'s)."""
 
     # --- lookups ---------------------------------------------------------------------------------------------
     async def sensor_asset_id(self, sensor_id: str) -> tuple[bool, int | None]:
@@ -291,7 +289,6 @@ class MaintenanceRepository:
 
 
 __all__ = [
-    "ACTIVE_TASK_STATUSES",
     "TASK_SORT_COLUMNS",
     "LabelRow",
     "MaintenanceRepository",

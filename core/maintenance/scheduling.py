@@ -26,12 +26,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.alerts.incident_repository import IncidentRepository
 from core.events.outbox import add_to_outbox
 from core.events.types import AlertRaised, MaintenanceTaskCreated, MaintenanceTaskEscalated
-from core.maintenance.models import MaintenanceTask
-from core.maintenance.policy import DEFAULT_DUE_AFTER, PRIORITY_BY_SEVERITY, PRIORITY_RANK
-from core.maintenance.repository import ACTIVE_TASK_STATUSES, MaintenanceRepository
+from core.incidents.repository import IncidentRepository
+from core.maintenance.repository import MaintenanceRepository
+from core.workorders.models import ACTIVE_TASK_STATUSES, MaintenanceTask
+from core.workorders.policy import DEFAULT_DUE_AFTER, PRIORITY_BY_SEVERITY, PRIORITY_RANK
 
 logger = logging.getLogger("core.maintenance.scheduling")
 
@@ -62,7 +62,7 @@ class SchedulingService:
         if incident is None:
             return None
         seen_at = alert.event_opened_at
-        active = await incidents.active_task(incident_id)
+        active = await self._repo.active_task(incident_id)
         if active is not None:
             await self._escalate(active, event, seen_at, due_after, incidents)
             return None

@@ -16,27 +16,22 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.alerts.incident_repository import Evidence, IncidentRepository
-from core.alerts.incidents import IncidentService
+from core.alerts.repository import AlertingRepository
 from core.anomaly.references import relearn_after_repair
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.events.outbox import add_to_outbox
 from core.events.types import MaintenanceTaskCompleted
-from core.maintenance.models import MaintenanceLog, MaintenanceTask
-from core.maintenance.policy import (
+from core.incidents.service import IncidentService
+from core.maintenance.repository import LabelRow, MaintenanceRepository, TaskFilters
+from core.maintenance.scheduling import announce_created
+from core.maintenance.schemas import MaintenanceOutcome
+from core.workorders.models import ACTIVE_TASK_STATUSES, MaintenanceLog, MaintenanceTask
+from core.workorders.policy import (
     DEFAULT_DUE_AFTER,
     PRIORITY_BY_SEVERITY,
     PRIORITY_RANK,
     due_after_from_settings,
 )
-from core.maintenance.repository import (
-    ACTIVE_TASK_STATUSES,
-    LabelRow,
-    MaintenanceRepository,
-    TaskFilters,
-)
-from core.maintenance.scheduling import announce_created
-from core.maintenance.schemas import MaintenanceOutcome
 
 logger = logging.getLogger("core.maintenance")
 
@@ -83,7 +78,7 @@ class MaintenanceService:
             if data.get("sensor_id") is None:
                 data["sensor_id"] = alert.sensor_id
             if alert.incident_id is not None:
-                active = await IncidentRepository(self._session).active_task(alert.incident_id)
+                active = await self._repo.active_task(alert.incident_id)
                 if active is not None:
                     raise Conflict(
                         f"alert {alert_id} belongs to incident {alert.incident_id}, whose work order {active.id} "
@@ -205,19 +200,13 @@ class MaintenanceService:
         incident, so that a later alert on the asset opens a new one. Answers how many alerts it resolved."""
         resolved = 0
         if task.incident_id is not None:
-            incidents = IncidentRepository(self._session)
-            for alert_id in await incidents.unresolved_alerts(task.incident_id):
+            for alert_id in await AlertingRepository(self._session).unresolved_in_incident(task.incident_id):
                 if await self._repo.resolve_alert(alert_id, actor=actor, comment=comment) is not None:
                     resolved += 1
             await IncidentService(self._session).close(task.incident_id, task_id=task.id, note=comment)
         elif task.alert_id is not None:
             resolved += await self._repo.resolve_alert(task.alert_id, actor=actor, comment=comment) is not None
         return resolved
-
-    async def evidence(self, tasks: Sequence[MaintenanceTask]) -> dict[int, Evidence]:
-        """The evidence of the tasks' incidents, by incident id."""
-        ids = [t.incident_id for t in tasks if t.incident_id is not None]
-        return await IncidentRepository(self._session).evidence(ids)
 
     # --- labels ----------------------------------------------------------------------------------------------
     async def labels(

@@ -1,3 +1,3 @@
-"""Readings: the sensor_readings hypertable, its hourly view and the read side
-(queries over readings, anomalies and alerts).
+"""Readings: the sensor_readings hypertable, its inserts (``repository``) and the SQL of bucketed series with the
+choice of their source (``buckets``). The read side of the API (lists, series) is ``core.queries``.
 """

@@ -8,7 +8,7 @@ from sqlalchemy import event
 from core.config import Settings
 from core.db import capabilities
 from core.db.session import create_engine, create_session_factory, unit_of_work
-from core.readings import query_repository as queries
+from core.queries import repository as queries
 
 
 async def test_capabilities_are_asked_once_per_database_and_ttl(settings: Settings, monkeypatch) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.readings.query_repository import (
+from core.readings.buckets import (
     Agg,
     Bucket,
     BucketSource,

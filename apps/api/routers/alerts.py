@@ -19,7 +19,7 @@ from apps.api.security import OperatePrincipal, ReadPrincipal
 from core.alerts.schemas import AlertDetail, AlertEventRead, AlertTransition, LinkedAnomaly
 from core.alerts.service import AlertDetails, AlertLifecycleService
 from core.paging import Page
-from core.readings.schemas import AlertRead, AlertSort
+from core.queries.schemas import AlertRead, AlertSort
 
 router = APIRouter(prefix="/api/v1/alerts", responses=problem_responses(401, 403, 429))
 

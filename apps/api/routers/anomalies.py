@@ -10,7 +10,7 @@ from apps.api.errors import problem_responses
 from apps.api.params import End, Limit, Offset, QueryServiceDep, SensorIdQuery, Start, TextQuery
 from apps.api.security import ReadPrincipal
 from core.paging import Page
-from core.readings.schemas import AnomalyRead, AnomalySort
+from core.queries.schemas import AnomalyRead, AnomalySort
 
 router = APIRouter(prefix="/api/v1/anomalies", tags=["queries"], responses=problem_responses(401, 403, 429))
 

@@ -15,7 +15,7 @@ from apps.api.security import AdminPrincipal, ReadPrincipal
 from core.fleet.schemas import AssetCreate, AssetUpdate
 from core.fleet.service import FleetService
 from core.paging import Page
-from core.readings.schemas import AssetRead, AssetSort
+from core.queries.schemas import AssetRead, AssetSort
 
 router = APIRouter(prefix="/api/v1/assets", responses=problem_responses(401, 403, 429))
 

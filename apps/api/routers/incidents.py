@@ -11,17 +11,17 @@ from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
 from apps.api.params import AssetIdQuery, Limit, Offset, SensorIdPath, big_id_path
 from apps.api.security import ReadPrincipal
-from core.alerts.incident_reads import IncidentReads
-from core.alerts.incident_schemas import (
+from core.maintenance.schemas import MaintenanceTaskRead, TaskEvidence
+from core.paging import Page
+from core.queries.incident_schemas import (
     IncidentDetail,
     IncidentEventRead,
     IncidentRead,
     SensorReferenceList,
     SensorReferenceRead,
 )
-from core.maintenance.schemas import MaintenanceTaskRead, TaskEvidence
-from core.paging import Page
-from core.readings.schemas import AlertRead
+from core.queries.incidents import IncidentReads
+from core.queries.schemas import AlertRead
 
 router = APIRouter(prefix="/api/v1", tags=["alerting"], responses=problem_responses(401, 403, 429))
 

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
 from apps.api.params import AlertIdQuery, AssetIdQuery, Limit, Offset, SensorIdQuery, TextQuery, big_id_path
 from apps.api.security import AdminPrincipal, OperatePrincipal, ReadPrincipal
-from core.maintenance.models import MaintenanceTask
 from core.maintenance.repository import TaskFilters
 from core.maintenance.schemas import (
     MaintenanceCompletionCreate,
@@ -30,6 +30,8 @@ from core.maintenance.schemas import (
 from core.maintenance.service import MaintenanceService
 from core.observability.metrics import MAINTENANCE_TASKS_COMPLETED_TOTAL, MAINTENANCE_TASKS_OPENED_TOTAL
 from core.paging import Page
+from core.queries.incidents import IncidentReads
+from core.workorders.models import MaintenanceTask
 
 router = APIRouter(
     prefix="/api/v1/maintenance/tasks",
@@ -74,12 +76,12 @@ async def list_tasks(
     rows, total = await service.page(
         filters, sort=sort, descending=order == "desc", limit=limit, offset=offset
     )
-    return Page[MaintenanceTaskRead](items=await _reads(service, rows), total=total, limit=limit, offset=offset)
+    return Page[MaintenanceTaskRead](items=await _reads(session, rows), total=total, limit=limit, offset=offset)
 
 
-async def _reads(service: MaintenanceService, tasks: Sequence[MaintenanceTask]) -> list[MaintenanceTaskRead]:
+async def _reads(session: AsyncSession, tasks: Sequence[MaintenanceTask]) -> list[MaintenanceTaskRead]:
     """The tasks with the evidence of their incidents (one query for all of them)."""
-    evidence = await service.evidence(tasks)
+    evidence = await IncidentReads(session).work_order_evidence(tasks)
     return [
         MaintenanceTaskRead.model_validate(t).model_copy(
             update={
@@ -100,7 +102,7 @@ async def _reads(service: MaintenanceService, tasks: Sequence[MaintenanceTask]) 
 )
 async def get_task(task_id: TaskId, principal: ReadPrincipal, session: SessionDep) -> MaintenanceTaskRead:
     service = MaintenanceService(session)
-    [read] = await _reads(service, [await service.get(task_id)])
+    [read] = await _reads(session, [await service.get(task_id)])
     return read
 
 
@@ -144,7 +146,7 @@ async def assign_task(
         target=f"maintenance_task:{task.id}",
         assignee=body.assignee,
     )
-    [read] = await _reads(service, [task])
+    [read] = await _reads(session, [task])
     return read
 
 
@@ -170,7 +172,7 @@ async def update_task(
         target=f"maintenance_task:{task.id}",
         fields=sorted(changes),
     )
-    [read] = await _reads(service, [task])
+    [read] = await _reads(session, [task])
     return read
 
 

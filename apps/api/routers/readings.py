@@ -1,5 +1,5 @@
 """Readings of a sensor (scope ``read``): raw or bucketed, keyset-paged with an opaque cursor. HTTP concerns only;
-defaults, limits and the cursor are ``core.readings.service``'s."""
+defaults, limits and the cursor are ``core.queries.service``'s."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query
 from apps.api.errors import problem_responses
 from apps.api.params import Cursor, End, QueryServiceDep, SensorIdPath, Start
 from apps.api.security import ReadPrincipal
-from core.readings.query_repository import Agg, Bucket
-from core.readings.schemas import ReadingSeries
+from core.queries.schemas import ReadingSeries
+from core.readings.buckets import Agg, Bucket
 
 router = APIRouter(prefix="/api/v1", tags=["queries"], responses=problem_responses(401, 403, 429))
 

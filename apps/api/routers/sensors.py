@@ -17,7 +17,7 @@ from apps.api.security import AdminPrincipal, ReadPrincipal
 from core.fleet.schemas import SensorCreate, SensorUpdate
 from core.fleet.service import FleetService
 from core.paging import Page
-from core.readings.schemas import SensorRead, SensorSort
+from core.queries.schemas import SensorRead, SensorSort
 
 router = APIRouter(prefix="/api/v1/sensors", responses=problem_responses(401, 403, 429))
 

@@ -1,18 +1,20 @@
 """One fault, one incident, one work order: alerts of an asset within the correlation window join one incident.
 
-``IncidentService`` (services flush, never commit; SQL in ``core.alerts.incident_repository``):
+``IncidentService`` (services flush, never commit; SQL in ``core.incidents.repository``; the alerting service in
+``core.alerts.service`` calls it and links the alert to the incident, ``alerts.incident_id``):
 
 * ``attach`` — when an alert opens: the asset's open incident, or its latest resolved one whose last evidence
   lies within the correlation window before the alert (event time; it is re-opened), or a new one. The incident's
   evidence moves (first/last seen, peak severity and score, alert count) and its timeline notes the alert. An
   alert attaching to an incident whose work order is active is *not* suppressed: it is visible on the incident
-  and the work order, notifies, and may escalate the work order's priority (``core.maintenance``).
+  and the work order, notifies, and may escalate the work order's priority (``core.maintenance``). The active work
+  order is looked up in ``core.workorders``.
 * ``touch`` — new matching readings of an unresolved alert: last seen (and peak score) move forward.
-* ``alert_resolved`` — the incident resolves once none of its alerts is unresolved, unless its severity warrants
-  a work order (high or critical: ``core.maintenance.policy``): such an incident stays open until its work order
-  is completed or cancelled, whether or not the scheduling agent has opened it yet — so which incident a later
-  alert joins depends only on the alerts (event time), not on how fast the agents ran, and a back-test gives the
-  live result.
+* ``alert_resolved`` — the incident resolves once none of its alerts is unresolved (the caller, which owns the
+  alerts, says whether one is), unless its severity warrants a work order (high or critical:
+  ``core.workorders.policy``): such an incident stays open until its work order is completed or cancelled,
+  whether or not the scheduling agent has opened it yet — so which incident a later alert joins depends only on
+  the alerts (event time), not on how fast the agents ran, and a back-test gives the live result.
 * ``close`` — its work order was completed or cancelled.
 
 Transactions deciding about one asset's incidents are serialised with a transaction-scoped advisory lock
@@ -25,15 +27,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.alerts.incident_repository import IncidentRepository, Scope
-from core.alerts.models import Alert
-from core.alerts.repository import SensorInfo
-from core.maintenance.policy import PRIORITY_BY_SEVERITY
+from core.incidents.models import SEVERITIES
+from core.incidents.repository import IncidentRepository, Scope
+from core.workorders.policy import PRIORITY_BY_SEVERITY
+from core.workorders.repository import WorkOrderRepository
 
-SEVERITY_RANK: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+#: info 0, low 1, medium 2, high 3, critical 4.
+SEVERITY_RANK: dict[str, int] = {severity: rank for rank, severity in enumerate(SEVERITIES)}
 
 
 def higher_severity(a: str, b: str) -> str:
@@ -51,21 +53,22 @@ class Attachment:
 
 class IncidentService:
     def __init__(self, session: AsyncSession, *, window: timedelta = timedelta(minutes=60)) -> None:
-        self._session = session
         self._repo = IncidentRepository(session)
+        self._work_orders = WorkOrderRepository(session)
         self._window = window
 
     async def attach(
         self,
         alert_id: int,
-        sensor: SensorInfo,
+        scope: Scope,
         *,
         rule: str,
         severity: str,
         event_at: datetime,
         peak_score: float | None = None,
     ) -> Attachment:
-        scope = Scope(sensor.asset_id, sensor.sensor_id)
+        """Join the alert to its scope's incident (``scope.sensor_id``: the alert's sensor). The caller links the
+        alert to ``Attachment.incident_id``."""
         await self._repo.lock(scope)
         incident = await self._repo.joinable(scope, event_at - self._window)
         created = reopened = False
@@ -77,7 +80,7 @@ class IncidentService:
                 "opened",
                 event_at=event_at,
                 alert_id=alert_id,
-                note=f"{rule} ({severity}) on {sensor.sensor_id}",
+                note=f"{rule} ({severity}) on {scope.sensor_id}",
             )
         else:
             values: dict[str, object] = {
@@ -99,15 +102,9 @@ class IncidentService:
                 )
             await self._repo.update(incident.id, values)
         await self._repo.update(incident.id, {"alert_count": incident.alert_count + 1})
-        await self._session.execute(
-            update(Alert)
-            .where(Alert.id == alert_id)
-            .values(incident_id=incident.id)
-            .execution_options(synchronize_session=False)
-        )
-        task = await self._repo.active_task(incident.id)
+        task = await self._work_orders.active_task(incident.id)
         if not created:
-            note = f"{rule} ({severity}) on {sensor.sensor_id}"
+            note = f"{rule} ({severity}) on {scope.sensor_id}"
             if task is not None:
                 note += f"; attached to work order {task.id}"
             await self._repo.add_event(incident.id, "alert_joined", event_at=event_at, alert_id=alert_id, note=note)
@@ -116,10 +113,13 @@ class IncidentService:
     async def touch(self, incident_id: int, seen_at: datetime, peak_score: float | None = None) -> None:
         await self._repo.touch(incident_id, seen_at, peak_score)
 
-    async def alert_resolved(self, incident_id: int, alert_id: int, *, event_at: datetime | None, note: str) -> bool:
-        """Note the resolution; resolve the incident when nothing in it is left (answers whether it did)."""
+    async def alert_resolved(
+        self, incident_id: int, alert_id: int, *, event_at: datetime | None, note: str, alerts_unresolved: bool
+    ) -> bool:
+        """Note the resolution; resolve the incident when nothing in it is left (answers whether it did).
+        ``alerts_unresolved``: whether an alert of the incident is still unresolved."""
         await self._repo.add_event(incident_id, "alert_resolved", event_at=event_at, alert_id=alert_id, note=note)
-        if await self._repo.unresolved_alerts(incident_id) or await self._repo.active_task(incident_id) is not None:
+        if alerts_unresolved or await self._work_orders.active_task(incident_id) is not None:
             return False
         incident = await self._repo.lock_incident(incident_id)
         if incident is None or incident.status != "open" or incident.severity in PRIORITY_BY_SEVERITY:

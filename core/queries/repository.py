@@ -1,6 +1,7 @@
 """Read-side queries of the query API (issue 4 point 6): assets, sensors with their last reading, readings raw or
 bucketed, anomalies and alerts. SQL only here; services decide limits, cursors and defaults. The SQL of bucketed
-readings and the choice of its source are in ``core/readings/buckets.py`` (re-exported here).
+readings and the choice of its source are in ``core/readings/buckets.py`` (re-exported here); incidents are read
+by ``core/queries/incident_repository.py``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-from core.readings.query_repository import Agg, Bucket, BucketSource
+from core.readings.buckets import Agg, Bucket, BucketSource
 
 AssetSort = Literal["id", "-id", "name", "-name", "site", "-site", "created_at", "-created_at"]
 SensorSort = Literal[

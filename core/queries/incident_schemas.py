@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from core.maintenance.schemas import MaintenanceTaskRead
-from core.readings.schemas import AlertRead
+from core.queries.schemas import AlertRead
 
 _INCIDENT_EXAMPLE: JsonDict = {
     "id": 5,

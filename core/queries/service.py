@@ -1,5 +1,5 @@
 """The query service: defaults, limits and cursors of the read-side API (the cursor codec and ``Page`` are in
-``core.paging``); SQL is in ``core.readings.query_repository``. Raises ``NotFound``/``ValidationFailed``
+``core.paging``); SQL is in ``core.queries.repository``. Raises ``NotFound``/``ValidationFailed``
 (core.errors), never HTTP errors."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFound, ValidationFailed
 from core.paging import Page, decode_cursor, encode_cursor
-from core.readings.query_repository import (
+from core.queries.repository import (
     BUCKET_WIDTH,
     Agg,
     Bucket,
@@ -18,7 +18,7 @@ from core.readings.query_repository import (
     SensorRow,
     choose_bucket_source,
 )
-from core.readings.schemas import (
+from core.queries.schemas import (
     AlertRead,
     AnomalyRead,
     AssetRead,

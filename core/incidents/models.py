@@ -16,10 +16,11 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, Double, ForeignKey, Index, Integer, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.alerts.models import ALERT_SEVERITIES
 from core.db.base import Base
 from core.db.types import TZDateTime, bigint_identity_pk, in_list
 
+#: The severity scale of alerts and incidents, lowest first (an incident has the peak severity of its alerts).
+SEVERITIES = ("info", "low", "medium", "high", "critical")
 INCIDENT_STATUSES = ("open", "resolved", "closed")
 INCIDENT_EVENT_KINDS = (
     "opened",
@@ -39,7 +40,7 @@ class Incident(Base):
     __tablename__ = "incidents"
     __table_args__ = (
         CheckConstraint(in_list("status", INCIDENT_STATUSES), name="status"),
-        CheckConstraint(in_list("severity", ALERT_SEVERITIES), name="severity"),
+        CheckConstraint(in_list("severity", SEVERITIES), name="severity"),
         CheckConstraint("asset_id IS NOT NULL OR sensor_id IS NOT NULL", name="scope"),
         Index("ix_incidents_asset_id_status", "asset_id", "status"),
         Index("ix_incidents_sensor_id_status", "sensor_id", "status"),

@@ -1,4 +1,8 @@
-"""Maintenance work orders and the logs that close them (the outcome is a training label)."""
+"""Maintenance work orders and the logs that close them (the outcome is a training label).
+
+The tables live below incidents and alerts (an incident looks up its active work order); what is done with them —
+opening them for alerts, completing them, the labels — is ``core.maintenance``.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ from core.db.base import Base
 from core.db.types import TZDateTime, bigint_identity_pk, created_at_column, in_list
 
 TASK_STATUSES = ("open", "in_progress", "done", "cancelled")
+#: Statuses of a task that still needs work (a second task for the same cause is not opened meanwhile).
+ACTIVE_TASK_STATUSES = ("open", "in_progress")
 TASK_PRIORITIES = ("low", "medium", "high", "critical")
 LOG_OUTCOMES = ("fault_confirmed", "no_fault_found")
 

@@ -1,4 +1,5 @@
-"""Incidents of assets, their timeline and the evidence of work orders (SQL only here)."""
+"""Incidents of assets and their timeline (SQL only here). Their alerts, work orders and evidence are read by
+``core.queries.incident_repository``; an incident's active work order by ``core.workorders.repository``."""
 
 from __future__ import annotations
 
@@ -10,11 +11,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.alerts.incident_models import Incident, IncidentEvent
-from core.alerts.models import ALERT_UNRESOLVED_STATUSES, Alert
 from core.fleet.models import Sensor
-from core.maintenance.models import MaintenanceTask
-from core.maintenance.repository import ACTIVE_TASK_STATUSES
+from core.incidents.models import Incident, IncidentEvent
 
 _LOCK_SQL = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
@@ -29,19 +27,6 @@ class Scope:
     @property
     def key(self) -> str:
         return f"incident:asset:{self.asset_id}" if self.asset_id is not None else f"incident:sensor:{self.sensor_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """What an incident (and its work order) rests on."""
-
-    sensors: list[str]
-    rules: list[str]
-    alert_ids: list[int]
-    first_seen_at: datetime | None
-    last_seen_at: datetime | None
-    peak_score: float | None
-    severity: str | None
 
 
 class IncidentRepository:
@@ -150,24 +135,6 @@ class IncidentRepository:
             await self.add_event(int(incident_id), kind, event_at=event_at, note=note)
         return incident_id
 
-    async def unresolved_alerts(self, incident_id: int) -> list[int]:
-        rows = await self._session.scalars(
-            select(Alert.id).where(Alert.incident_id == incident_id, Alert.status.in_(ALERT_UNRESOLVED_STATUSES))
-        )
-        return list(rows)
-
-    async def active_task(self, incident_id: int) -> MaintenanceTask | None:
-        return (
-            await self._session.scalars(
-                select(MaintenanceTask)
-                .where(
-                    MaintenanceTask.incident_id == incident_id,
-                    MaintenanceTask.status.in_(ACTIVE_TASK_STATUSES),
-                )
-                .execution_options(populate_existing=True)
-            )
-        ).first()
-
     # --- reads ------------------------------------------------------------------------------------------------
     async def sensor_exists(self, sensor_id: str) -> bool:
         return (await self._session.get(Sensor, sensor_id)) is not None
@@ -183,53 +150,6 @@ class IncidentRepository:
                 .order_by(IncidentEvent.at, IncidentEvent.id)
             )
         ).all()
-
-    async def alerts(self, incident_id: int) -> Sequence[Alert]:
-        return (
-            await self._session.scalars(
-                select(Alert).where(Alert.incident_id == incident_id).order_by(Alert.event_opened_at, Alert.id)
-            )
-        ).all()
-
-    async def tasks(self, incident_id: int) -> Sequence[MaintenanceTask]:
-        return (
-            await self._session.scalars(
-                select(MaintenanceTask).where(MaintenanceTask.incident_id == incident_id).order_by(MaintenanceTask.id)
-            )
-        ).all()
-
-    async def evidence(self, incident_ids: Sequence[int]) -> dict[int, Evidence]:
-        """Per incident: its alerts' sensors, rules and ids, first/last seen, peak score and severity."""
-        ids = sorted(set(incident_ids))
-        if not ids:
-            return {}
-        incidents = {
-            i.id: i for i in await self._session.scalars(select(Incident).where(Incident.id.in_(ids)))
-        }
-        rows = (
-            await self._session.execute(
-                select(Alert.incident_id, Alert.id, Alert.sensor_id, Alert.rule)
-                .where(Alert.incident_id.in_(ids))
-                .order_by(Alert.incident_id, Alert.event_opened_at, Alert.id)
-            )
-        ).all()
-        grouped: dict[int, list[tuple[int, str, str]]] = {i: [] for i in ids}
-        for incident_id, alert_id, sensor_id, rule in rows:
-            assert incident_id is not None  # the query selects alerts of these incidents only
-            grouped[incident_id].append((int(alert_id), sensor_id, rule))
-        out: dict[int, Evidence] = {}
-        for incident_id, alerts in grouped.items():
-            incident = incidents.get(incident_id)
-            out[incident_id] = Evidence(
-                sensors=list(dict.fromkeys(a[1] for a in alerts)),
-                rules=list(dict.fromkeys(a[2] for a in alerts)),
-                alert_ids=[a[0] for a in alerts],
-                first_seen_at=incident.first_seen_at if incident else None,
-                last_seen_at=incident.last_seen_at if incident else None,
-                peak_score=incident.peak_score if incident else None,
-                severity=incident.severity if incident else None,
-            )
-        return out
 
     async def page(
         self,
@@ -257,4 +177,4 @@ class IncidentRepository:
         return rows, int(total)
 
 
-__all__ = ["ACTIVE_TASK_STATUSES", "Evidence", "IncidentRepository", "Scope"]
+__all__ = ["IncidentRepository", "Scope"]
