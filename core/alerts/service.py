@@ -38,20 +38,11 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.alerts.engine import (
-    Hysteresis,
-    Violation,
-    anomaly_violation,
-    flatline_violation,
-    rate_violation,
-    simulate,
-    threshold_violation,
-)
-from core.alerts.lifecycle import AlertDetails, AlertLifecycleService  # re-exported for the routers
+from core.alerts.engine import Violation, anomaly_violation, simulate
+from core.alerts.judging import Judged, evaluation_start, hysteresis_of, matching_anomalies, reading_violation
 from core.alerts.models import ALERT_UNRESOLVED_STATUSES, Alert
 from core.alerts.repository import AlertingRepository, AnomalyPoint, Observation, Point, SensorInfo
 from core.alerts.rule_models import AlertRule
-from core.alerts.rules import AlertRuleService  # re-exported for the routers
 from core.alerts.suppression import Suppression
 from core.alerts.units import rule_params_for
 from core.events.outbox import add_to_outbox
@@ -73,19 +64,6 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def hysteresis_of(rule: AlertRule, *, min_k: int = 1) -> Hysteresis:
-    """The rule's hysteresis; ``min_k`` raises k (and n with it), e.g. for a flat line longer than the sensor's
-    longest healthy one."""
-    k = max(rule.open_after_k, min_k)
-    return Hysteresis(
-        k=k,
-        n=max(rule.window_readings, k),
-        m=rule.resolve_after_m,
-        max_age=timedelta(minutes=rule.max_age_minutes) if rule.max_age_minutes else None,
-        hold=timedelta(minutes=rule.min_hold_minutes or 0.0),
-    )
-
-
 @dataclass
 class EvaluationOutcome:
     """What one evaluation did (for logs and tests)."""
@@ -101,16 +79,6 @@ class OpenedAlert(NamedTuple):
     alert_id: int
     opened: bool
     incident_id: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Judged:
-    """One (rule, sensor) to evaluate: the rule's params in the sensor's unit and its hysteresis."""
-
-    rule: AlertRule
-    sensor: SensorInfo
-    params: dict[str, Any]
-    hysteresis: Hysteresis
 
 
 class AlertingService:
@@ -129,13 +97,13 @@ class AlertingService:
     # --- shared steps -----------------------------------------------------------------------------------------
     async def _judged(
         self, sensor_ids: Sequence[str], kinds: Sequence[str]
-    ) -> tuple[list[_Judged], dict[str, SensorInfo]]:
+    ) -> tuple[list[Judged], dict[str, SensorInfo]]:
         pairs = await self._repo.rules_for_sensors(sorted(set(sensor_ids)), kinds)
         if not pairs:
             return [], {}
         sensors = await self._repo.sensors(sorted({s for _, s in pairs}))
         min_k = await self._flatline_min_k(sorted({s for r, s in pairs if r.kind == "flatline"}))
-        out: list[_Judged] = []
+        out: list[Judged] = []
         for rule, sensor_id in pairs:
             info = sensors.get(sensor_id)
             if info is None:
@@ -144,7 +112,7 @@ class AlertingService:
             if params is None:
                 continue  # the rule's unit is not the sensor's (and does not convert): it does not judge it
             raised = min_k.get(sensor_id, 1) if rule.kind == "flatline" else 1
-            out.append(_Judged(rule, info, params, hysteresis_of(rule, min_k=raised)))
+            out.append(Judged(rule, info, params, hysteresis_of(rule, min_k=raised)))
         return out, sensors
 
     async def _flatline_min_k(self, sensor_ids: Sequence[str]) -> dict[str, int]:
@@ -281,7 +249,7 @@ class AlertingService:
         unresolved = await self._repo.unresolved_alerts(ids, names)
         last_observed = await self._repo.last_observed_at([a.id for a in unresolved.values()])
         lookback = max(j.hysteresis.lookback for j in judged)
-        firsts = {s: _start(first, (after or {}).get(s)) for s in ids}
+        firsts = {s: evaluation_start(first, (after or {}).get(s)) for s in ids}
         points = await self._repo.readings_for(firsts, until, lookback)
         earliest = min([first, *(p[0].timestamp for p in points.values() if p)])
         observed = await self._repo.observed_timestamps(ids, names, earliest)
@@ -296,10 +264,10 @@ class AlertingService:
             alert = unresolved.get((sensor_id, j.rule.name))
             matches: dict[datetime, AnomalyPoint] = {}
             if j.rule.kind == "anomaly_score":
-                matches = _matching_anomalies(anomalies.get(sensor_id, []), j.params)
+                matches = matching_anomalies(anomalies.get(sensor_id, []), j.params)
                 violates: Violation = anomaly_violation(set(matches))
             else:
-                violates = _violation(j.rule.kind, j.params)
+                violates = reading_violation(j.rule.kind, j.params)
 
             def suppressed(at: datetime, info: SensorInfo = j.sensor) -> bool:
                 return suppression.reason(info, at) is not None
@@ -320,7 +288,7 @@ class AlertingService:
 
     async def _apply(
         self,
-        j: _Judged,
+        j: Judged,
         alert: Alert | None,
         steps: list[tuple[str, Any]],
         outcome: EvaluationOutcome,
@@ -387,44 +355,8 @@ class AlertingService:
         await flush()
 
 
-def _start(first: datetime, evaluated_until: datetime | None) -> datetime:
-    """Where a sensor's evaluation starts: just after its last evaluated reading when that lies before ``first``."""
-    if evaluated_until is not None and evaluated_until < first:
-        return evaluated_until + timedelta(microseconds=1)
-    return first
-
-
-def _violation(kind: str, params: dict[str, Any]) -> Violation:
-    if kind == "threshold":
-        return threshold_violation(params)
-    if kind == "rate_of_change":
-        return rate_violation(params)
-    if kind == "flatline":
-        return flatline_violation(params)
-    raise ValueError(f"no reading violation for rule kind {kind!r}")
-
-
-def _matching_anomalies(anomalies: Sequence[AnomalyPoint], params: dict[str, Any]) -> dict[datetime, AnomalyPoint]:
-    """The anomalies an anomaly-score rule counts (its methods, ``score >= min_score``), by timestamp (the highest
-    score when several methods flagged the same reading)."""
-    methods = params.get("methods")
-    min_score = float(params.get("min_score", 0.0))
-    out: dict[datetime, AnomalyPoint] = {}
-    for a in anomalies:
-        if a.score < min_score or (methods is not None and a.method not in methods):
-            continue
-        held = out.get(a.timestamp)
-        if held is None or a.score > held.score:
-            out[a.timestamp] = a
-    return out
-
-
 __all__ = [
     "AGENT_ACTOR",
-    "AlertDetails",
-    "AlertLifecycleService",
-    "AlertRuleService",
     "AlertingService",
     "EvaluationOutcome",
-    "hysteresis_of",
 ]

@@ -11,8 +11,8 @@ from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
 from apps.api.params import Limit, Offset, RuleIdPath
 from apps.api.security import AdminPrincipal, ReadPrincipal
+from core.alerts.rules import AlertRuleService
 from core.alerts.schemas import AlertRuleCreate, AlertRuleRead, AlertRuleUpdate, RuleKind
-from core.alerts.service import AlertRuleService
 from core.paging import Page
 
 router = APIRouter(

@@ -16,8 +16,8 @@ from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
 from apps.api.params import AlertIdPath, Limit, Offset, QueryServiceDep, SensorIdQuery, TextQuery
 from apps.api.security import OperatePrincipal, ReadPrincipal
+from core.alerts.lifecycle import AlertDetails, AlertLifecycleService
 from core.alerts.schemas import AlertDetail, AlertEventRead, AlertTransition, LinkedAnomaly
-from core.alerts.service import AlertDetails, AlertLifecycleService
 from core.paging import Page
 from core.queries.schemas import AlertRead, AlertSort
 
