@@ -15,6 +15,7 @@ import base64
 import binascii
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Self, TypeVar
 
@@ -43,6 +44,15 @@ def _page_example(schema: JsonDict, model: type[Any]) -> None:
     examples = extra.get("examples") if isinstance(extra, dict) else None
     if isinstance(examples, list) and examples:
         schema["examples"] = [{"items": [examples[0]], "total": 1, "limit": EXAMPLE_LIMIT, "offset": 0}]
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """Which page of a list: the sort (``field`` or ``-field``), how many rows, from which row."""
+
+    sort: str
+    limit: int
+    offset: int
 
 
 class Page(BaseModel, Generic[ItemT]):

@@ -139,6 +139,11 @@ class ApiClient:
         response = self.request("GET", path, **kwargs)
         if response.is_error:
             raise self._error(response)
+        return self._decoded(response)
+
+    @staticmethod
+    def _decoded(response: httpx.Response) -> Any:
+        """The JSON body of a successful answer; ApiError when it is not JSON."""
         try:
             return response.json()
         except ValueError as exc:
@@ -164,14 +169,7 @@ class ApiClient:
             raise self._error(response)
         if not response.content:
             return None
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise ApiError(
-                "the API answered with a body that is not JSON",
-                status=response.status_code,
-                url=str(response.url),
-            ) from exc
+        return self._decoded(response)
 
     @staticmethod
     def _error(response: httpx.Response) -> ApiError:

@@ -20,8 +20,10 @@ from core.anomaly.models import Anomaly
 from core.db import timescale
 from core.db.base import Base
 from core.db.capabilities import Capabilities, capabilities
+from core.db.pages import fetch_page
 from core.fleet.models import Asset, Sensor
-from core.paging import parse_sort, sort_order
+from core.paging import PageRequest, parse_sort, sort_order
+from core.queries.schemas import AlertFilter, AnomalyFilter, AssetFilter, SensorFilter
 from core.readings.buckets import (
     BUCKET_WIDTH,
     Agg,
@@ -71,37 +73,21 @@ class QueryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def _page(
-        self,
-        entity: type[EntityT],
-        conditions: list[ColumnElement[bool]],
-        order: tuple[Any, ...],
-        *,
-        limit: int,
-        offset: int,
-    ) -> tuple[list[EntityT], int]:
-        """One page of ``entity`` rows matching ``conditions`` in ``order``, and how many match in all."""
-        stmt = select(entity).where(*conditions).order_by(*order).limit(limit).offset(offset)
-        rows = (await self._session.execute(stmt)).scalars().all()
-        total = await self._session.scalar(select(func.count()).select_from(entity).where(*conditions))
-        return list(rows), int(total or 0)
-
     # --- capabilities ---------------------------------------------------------------------------------------
     async def capabilities(self) -> Capabilities:
         """Whether TimescaleDB and the hourly continuous aggregate exist (``core.db.capabilities``, cached)."""
         return await capabilities(self._session)
 
     # --- assets ---------------------------------------------------------------------------------------------
-    async def list_assets(
-        self, *, site: str | None, kind: str | None, sort: str, limit: int, offset: int
-    ) -> tuple[list[Asset], int]:
+    async def list_assets(self, where: AssetFilter, page: PageRequest) -> tuple[list[Asset], int]:
         conditions: list[ColumnElement[bool]] = []
-        if site is not None:
-            conditions.append(Asset.site == site)
-        if kind is not None:
-            conditions.append(Asset.kind == kind)
+        if where.site is not None:
+            conditions.append(Asset.site == where.site)
+        if where.kind is not None:
+            conditions.append(Asset.kind == where.kind)
         columns = {"id": Asset.id, "name": Asset.name, "site": Asset.site, "created_at": Asset.created_at}
-        return await self._page(Asset, conditions, _order(sort, columns, Asset.id), limit=limit, offset=offset)
+        order = _order(page.sort, columns, Asset.id)
+        return await fetch_page(self._session, Asset, conditions, order, limit=page.limit, offset=page.offset)
 
     # --- sensors --------------------------------------------------------------------------------------------
     @staticmethod
@@ -117,23 +103,14 @@ class QueryRepository:
         stmt = select(Sensor, last.c.ts, last.c.value).outerjoin(last, true())
         return stmt, last
 
-    async def list_sensors(
-        self,
-        *,
-        type: str | None,
-        asset_id: int | None,
-        status: str | None,
-        sort: str,
-        limit: int,
-        offset: int,
-    ) -> tuple[list[SensorRow], int]:
+    async def list_sensors(self, where: SensorFilter, page: PageRequest) -> tuple[list[SensorRow], int]:
         conditions: list[ColumnElement[bool]] = []
-        if type is not None:
-            conditions.append(Sensor.type == type)
-        if asset_id is not None:
-            conditions.append(Sensor.asset_id == asset_id)
-        if status is not None:
-            conditions.append(Sensor.status == status)
+        if where.type is not None:
+            conditions.append(Sensor.type == where.type)
+        if where.asset_id is not None:
+            conditions.append(Sensor.asset_id == where.asset_id)
+        if where.status is not None:
+            conditions.append(Sensor.status == where.status)
         stmt, last = self._sensor_select()
         columns = {
             "sensor_id": Sensor.sensor_id,
@@ -141,8 +118,8 @@ class QueryRepository:
             "created_at": Sensor.created_at,
             "last_reading_at": last.c.ts,
         }
-        stmt = stmt.where(*conditions).order_by(*_order(sort, columns, Sensor.sensor_id))
-        result = await self._session.execute(stmt.limit(limit).offset(offset))
+        stmt = stmt.where(*conditions).order_by(*_order(page.sort, columns, Sensor.sensor_id))
+        result = await self._session.execute(stmt.limit(page.limit).offset(page.offset))
         rows = [SensorRow(sensor, ts, value) for sensor, ts, value in result.all()]
         total = await self._session.scalar(select(func.count()).select_from(Sensor).where(*conditions))
         return rows, int(total or 0)
@@ -200,54 +177,35 @@ class QueryRepository:
         return source, [Point(ts, float(value), int(count), None) for ts, value, count in result.all()]
 
     # --- anomalies and alerts -------------------------------------------------------------------------------
-    async def list_anomalies(
-        self,
-        *,
-        sensor_id: str | None,
-        start: datetime | None,
-        end: datetime | None,
-        method: str | None,
-        min_score: float | None,
-        sort: str,
-        limit: int,
-        offset: int,
-    ) -> tuple[list[Anomaly], int]:
+    async def list_anomalies(self, where: AnomalyFilter, page: PageRequest) -> tuple[list[Anomaly], int]:
         conditions: list[ColumnElement[bool]] = []
-        if sensor_id is not None:
-            conditions.append(Anomaly.sensor_id == sensor_id)
-        if start is not None:
-            conditions.append(Anomaly.timestamp >= start)
-        if end is not None:
-            conditions.append(Anomaly.timestamp < end)
-        if method is not None:
-            conditions.append(Anomaly.method == method)
-        if min_score is not None:
-            conditions.append(Anomaly.score >= min_score)
+        if where.sensor_id is not None:
+            conditions.append(Anomaly.sensor_id == where.sensor_id)
+        if where.start is not None:
+            conditions.append(Anomaly.timestamp >= where.start)
+        if where.end is not None:
+            conditions.append(Anomaly.timestamp < where.end)
+        if where.method is not None:
+            conditions.append(Anomaly.method == where.method)
+        if where.min_score is not None:
+            conditions.append(Anomaly.score >= where.min_score)
         columns = {"timestamp": Anomaly.timestamp, "score": Anomaly.score}
-        return await self._page(Anomaly, conditions, _order(sort, columns, Anomaly.id), limit=limit, offset=offset)
+        order = _order(page.sort, columns, Anomaly.id)
+        return await fetch_page(self._session, Anomaly, conditions, order, limit=page.limit, offset=page.offset)
 
-    async def list_alerts(
-        self,
-        *,
-        status: str | None,
-        severity: str | None,
-        sensor_id: str | None,
-        rule: str | None,
-        sort: str,
-        limit: int,
-        offset: int,
-    ) -> tuple[list[Alert], int]:
+    async def list_alerts(self, where: AlertFilter, page: PageRequest) -> tuple[list[Alert], int]:
         conditions: list[ColumnElement[bool]] = []
-        if status is not None:
-            conditions.append(Alert.status == status)
-        if severity is not None:
-            conditions.append(Alert.severity == severity)
-        if sensor_id is not None:
-            conditions.append(Alert.sensor_id == sensor_id)
-        if rule is not None:
-            conditions.append(Alert.rule == rule)
+        if where.status is not None:
+            conditions.append(Alert.status == where.status)
+        if where.severity is not None:
+            conditions.append(Alert.severity == where.severity)
+        if where.sensor_id is not None:
+            conditions.append(Alert.sensor_id == where.sensor_id)
+        if where.rule is not None:
+            conditions.append(Alert.rule == where.rule)
         columns = {"opened_at": Alert.opened_at, "anomaly_count": Alert.anomaly_count, "id": Alert.id}
-        return await self._page(Alert, conditions, _order(sort, columns, Alert.id), limit=limit, offset=offset)
+        order = _order(page.sort, columns, Alert.id)
+        return await fetch_page(self._session, Alert, conditions, order, limit=page.limit, offset=page.offset)
 
 
 __all__ = [

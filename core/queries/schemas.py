@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -33,6 +34,44 @@ _ASSET_EXAMPLE: JsonDict = {
     "kind": "centrifugal_pump",
     "created_at": "2026-11-26T07:00:00Z",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class AssetFilter:
+    """Which assets a list shows (None: any)."""
+
+    site: str | None = None
+    kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SensorFilter:
+    """Which sensors a list shows (None: any)."""
+
+    type: str | None = None
+    asset_id: int | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyFilter:
+    """Which anomalies a list shows (None: any); ``start <= timestamp < end``, ``score >= min_score``."""
+
+    sensor_id: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    method: str | None = None
+    min_score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    """Which alerts a list shows (None: any)."""
+
+    status: str | None = None
+    severity: str | None = None
+    sensor_id: str | None = None
+    rule: str | None = None
 
 
 class AssetRead(BaseModel):

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFound, ValidationFailed
-from core.paging import Page, decode_cursor, encode_cursor
+from core.paging import Page, PageRequest, decode_cursor, encode_cursor
 from core.queries.repository import (
     BUCKET_WIDTH,
     Agg,
@@ -19,11 +19,15 @@ from core.queries.repository import (
     choose_bucket_source,
 )
 from core.queries.schemas import (
+    AlertFilter,
     AlertRead,
+    AnomalyFilter,
     AnomalyRead,
+    AssetFilter,
     AssetRead,
     ReadingPoint,
     ReadingSeries,
+    SensorFilter,
     SensorRead,
 )
 
@@ -58,28 +62,14 @@ class QueryService:
         self._repo = QueryRepository(session)
         self._max_points = max_points
 
-    async def assets(
-        self, *, site: str | None, kind: str | None, sort: str, limit: int, offset: int
-    ) -> Page[AssetRead]:
-        rows, total = await self._repo.list_assets(
-            site=site, kind=kind, sort=sort, limit=limit, offset=offset
-        )
-        return Page[AssetRead].of(rows, total=total, limit=limit, offset=offset)
+    async def assets(self, where: AssetFilter, page: PageRequest) -> Page[AssetRead]:
+        rows, total = await self._repo.list_assets(where, page)
+        return Page[AssetRead].of(rows, total=total, limit=page.limit, offset=page.offset)
 
-    async def sensors(
-        self,
-        *,
-        type: str | None,
-        asset_id: int | None,
-        status: str | None,
-        sort: str,
-        limit: int,
-        offset: int,
-    ) -> Page[SensorRead]:
-        rows, total = await self._repo.list_sensors(
-            type=type, asset_id=asset_id, status=status, sort=sort, limit=limit, offset=offset
-        )
-        return Page[SensorRead](items=[_sensor_read(r) for r in rows], total=total, limit=limit, offset=offset)
+    async def sensors(self, where: SensorFilter, page: PageRequest) -> Page[SensorRead]:
+        rows, total = await self._repo.list_sensors(where, page)
+        items = [_sensor_read(r) for r in rows]
+        return Page[SensorRead](items=items, total=total, limit=page.limit, offset=page.offset)
 
     async def sensor(self, sensor_id: str) -> SensorRead:
         row = await self._repo.get_sensor(sensor_id)
@@ -160,50 +150,12 @@ class QueryService:
             next_cursor=encode_cursor(points[-1].timestamp) if more and points else None,
         )
 
-    async def anomalies(
-        self,
-        *,
-        sensor_id: str | None,
-        start: datetime | None,
-        end: datetime | None,
-        method: str | None,
-        min_score: float | None,
-        sort: str,
-        limit: int,
-        offset: int,
-    ) -> Page[AnomalyRead]:
-        if start is not None and end is not None and start >= end:
+    async def anomalies(self, where: AnomalyFilter, page: PageRequest) -> Page[AnomalyRead]:
+        if where.start is not None and where.end is not None and where.start >= where.end:
             raise _invalid("end", "end must be after start")
-        rows, total = await self._repo.list_anomalies(
-            sensor_id=sensor_id,
-            start=start,
-            end=end,
-            method=method,
-            min_score=min_score,
-            sort=sort,
-            limit=limit,
-            offset=offset,
-        )
-        return Page[AnomalyRead].of(rows, total=total, limit=limit, offset=offset)
+        rows, total = await self._repo.list_anomalies(where, page)
+        return Page[AnomalyRead].of(rows, total=total, limit=page.limit, offset=page.offset)
 
-    async def alerts(
-        self,
-        *,
-        status: str | None,
-        severity: str | None,
-        sensor_id: str | None,
-        rule: str | None,
-        sort: str,
-        limit: int,
-        offset: int,
-    ) -> Page[AlertRead]:
-        rows, total = await self._repo.list_alerts(
-            status=status,
-            severity=severity,
-            sensor_id=sensor_id,
-            rule=rule,
-            sort=sort,
-            limit=limit,
-            offset=offset,
-        )
-        return Page[AlertRead].of(rows, total=total, limit=limit, offset=offset)
+    async def alerts(self, where: AlertFilter, page: PageRequest) -> Page[AlertRead]:
+        rows, total = await self._repo.list_alerts(where, page)
+        return Page[AlertRead].of(rows, total=total, limit=page.limit, offset=page.offset)

@@ -18,8 +18,8 @@ from apps.api.params import AlertIdPath, Limit, Offset, QueryServiceDep, SensorI
 from apps.api.security import OperatePrincipal, ReadPrincipal
 from core.alerts.lifecycle import AlertDetails, AlertLifecycleService
 from core.alerts.schemas import AlertDetail, AlertEventRead, AlertTransition, LinkedAnomaly
-from core.paging import Page
-from core.queries.schemas import AlertRead, AlertSort
+from core.paging import Page, PageRequest
+from core.queries.schemas import AlertFilter, AlertRead, AlertSort
 
 router = APIRouter(prefix="/api/v1/alerts", responses=problem_responses(401, 403, 429))
 
@@ -65,15 +65,8 @@ async def list_alerts(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[AlertRead]:
-    return await service.alerts(
-        status=status,
-        severity=severity,
-        sensor_id=sensor_id,
-        rule=rule,
-        sort=sort,
-        limit=limit,
-        offset=offset,
-    )
+    where = AlertFilter(status=status, severity=severity, sensor_id=sensor_id, rule=rule)
+    return await service.alerts(where, PageRequest(sort, limit, offset))
 
 
 @router.get(

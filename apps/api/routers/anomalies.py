@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 from apps.api.errors import problem_responses
 from apps.api.params import End, Limit, Offset, QueryServiceDep, SensorIdQuery, Start, TextQuery
 from apps.api.security import ReadPrincipal
-from core.paging import Page
-from core.queries.schemas import AnomalyRead, AnomalySort
+from core.paging import Page, PageRequest
+from core.queries.schemas import AnomalyFilter, AnomalyRead, AnomalySort
 
 router = APIRouter(prefix="/api/v1/anomalies", tags=["queries"], responses=problem_responses(401, 403, 429))
 
@@ -34,13 +34,5 @@ async def list_anomalies(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[AnomalyRead]:
-    return await service.anomalies(
-        sensor_id=sensor_id,
-        start=start,
-        end=end,
-        method=method,
-        min_score=min_score,
-        sort=sort,
-        limit=limit,
-        offset=offset,
-    )
+    where = AnomalyFilter(sensor_id=sensor_id, start=start, end=end, method=method, min_score=min_score)
+    return await service.anomalies(where, PageRequest(sort, limit, offset))

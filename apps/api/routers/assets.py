@@ -14,8 +14,8 @@ from apps.api.params import AssetIdPath, Limit, Offset, QueryServiceDep, TextQue
 from apps.api.security import AdminPrincipal, ReadPrincipal
 from core.fleet.schemas import AssetCreate, AssetUpdate
 from core.fleet.service import FleetService
-from core.paging import Page
-from core.queries.schemas import AssetRead, AssetSort
+from core.paging import Page, PageRequest
+from core.queries.schemas import AssetFilter, AssetRead, AssetSort
 
 router = APIRouter(prefix="/api/v1/assets", responses=problem_responses(401, 403, 429))
 
@@ -37,7 +37,7 @@ async def list_assets(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[AssetRead]:
-    return await service.assets(site=site, kind=kind, sort=sort, limit=limit, offset=offset)
+    return await service.assets(AssetFilter(site=site, kind=kind), PageRequest(sort, limit, offset))
 
 
 @router.get(

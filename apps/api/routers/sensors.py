@@ -16,8 +16,8 @@ from apps.api.params import AssetIdQuery, Limit, Offset, QueryServiceDep, Sensor
 from apps.api.security import AdminPrincipal, ReadPrincipal
 from core.fleet.schemas import SensorCreate, SensorUpdate
 from core.fleet.service import FleetService
-from core.paging import Page
-from core.queries.schemas import SensorRead, SensorSort
+from core.paging import Page, PageRequest
+from core.queries.schemas import SensorFilter, SensorRead, SensorSort
 
 router = APIRouter(prefix="/api/v1/sensors", responses=problem_responses(401, 403, 429))
 
@@ -40,9 +40,8 @@ async def list_sensors(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[SensorRead]:
-    return await service.sensors(
-        type=type, asset_id=asset_id, status=status, sort=sort, limit=limit, offset=offset
-    )
+    where = SensorFilter(type=type, asset_id=asset_id, status=status)
+    return await service.sensors(where, PageRequest(sort, limit, offset))
 
 
 @router.get(
