@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.pages import fetch_page
 from core.fleet.models import Sensor
 from core.incidents.models import Incident, IncidentEvent
 
@@ -164,17 +165,8 @@ class IncidentRepository:
             where.append(Incident.status == status)
         if asset_id is not None:
             where.append(Incident.asset_id == asset_id)
-        total = (await self._session.execute(select(func.count()).select_from(Incident).where(*where))).scalar_one()
-        rows = (
-            await self._session.scalars(
-                select(Incident)
-                .where(*where)
-                .order_by(Incident.last_seen_at.desc(), Incident.id.desc())
-                .limit(limit)
-                .offset(offset)
-            )
-        ).all()
-        return rows, int(total)
+        latest_first = (Incident.last_seen_at.desc(), Incident.id.desc())
+        return await fetch_page(self._session, Incident, where, latest_first, limit=limit, offset=offset)
 
 
 __all__ = ["IncidentRepository", "Scope"]
