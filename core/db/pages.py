@@ -1,7 +1,8 @@
 """One page of rows and the total that match: the count-and-select every list query of a repository runs.
 
-Repositories build the conditions and the order of their entity; ``fetch_page`` runs the page query
-(``ORDER BY … LIMIT … OFFSET …``) and the count of the same conditions in the caller's session.
+Repositories build the conditions and the order of their entity (``equal_to`` turns a filter's set fields into
+``column = value`` conditions); ``fetch_page`` runs the page query (``ORDER BY … LIMIT … OFFSET …``) and the count
+of the same conditions in the caller's session.
 """
 
 from __future__ import annotations
@@ -11,8 +12,14 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 EntityT = TypeVar("EntityT")
+
+
+def equal_to(*pairs: tuple[QueryableAttribute[Any] | ColumnElement[Any], object]) -> list[ColumnElement[bool]]:
+    """``column = value`` for every (column, value) pair whose value is not None (a filter left unset)."""
+    return [column == value for column, value in pairs if value is not None]
 
 
 async def fetch_page(
@@ -32,4 +39,4 @@ async def fetch_page(
     return list(rows), int(total or 0)
 
 
-__all__ = ["fetch_page"]
+__all__ = ["equal_to", "fetch_page"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, update
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.pages import fetch_page
+from core.db.pages import equal_to, fetch_page
 from core.events.models import DeadLetter
 from core.events.schemas import DeadLetterFilter
 
@@ -29,11 +29,7 @@ class DeadLetterRepository:
 
     async def list(self, where: DeadLetterFilter, *, limit: int, offset: int) -> tuple[list[DeadLetter], int]:
         """A page of dead letters (newest first) and the total matching the filter."""
-        conditions: list[ColumnElement[bool]] = []
-        if where.handler is not None:
-            conditions.append(DeadLetter.handler == where.handler)
-        if where.event_type is not None:
-            conditions.append(DeadLetter.event_type == where.event_type)
+        conditions = equal_to((DeadLetter.handler, where.handler), (DeadLetter.event_type, where.event_type))
         if where.replayed is True:
             conditions.append(DeadLetter.replayed_at.is_not(None))
         elif where.replayed is False:

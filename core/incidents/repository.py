@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.pages import fetch_page
+from core.db.pages import equal_to, fetch_page
 from core.fleet.models import Sensor
 from core.incidents.models import Incident, IncidentEvent
 
@@ -160,11 +160,7 @@ class IncidentRepository:
         limit: int,
         offset: int,
     ) -> tuple[Sequence[Incident], int]:
-        where: list[ColumnElement[bool]] = []
-        if status is not None:
-            where.append(Incident.status == status)
-        if asset_id is not None:
-            where.append(Incident.asset_id == asset_id)
+        where = equal_to((Incident.status, status), (Incident.asset_id, asset_id))
         latest_first = (Incident.last_seen_at.desc(), Incident.id.desc())
         return await fetch_page(self._session, Incident, where, latest_first, limit=limit, offset=offset)
 

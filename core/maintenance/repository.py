@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from core.alerts.models import Alert
 from core.alerts.rule_models import AlertEvent, AlertObservation
 from core.anomaly.models import Anomaly
+from core.db.pages import equal_to
 from core.fleet.models import Asset, Sensor
 from core.paging import sort_order
 from core.readings.models import SensorReading
@@ -124,19 +125,14 @@ class MaintenanceRepository(WorkOrderRepository):
 
     @staticmethod
     def _task_filters(filters: TaskFilters) -> list[ColumnElement[bool]]:
-        out: list[ColumnElement[bool]] = []
-        if filters.status is not None:
-            out.append(MaintenanceTask.status == filters.status)
-        if filters.asset_id is not None:
-            out.append(MaintenanceTask.asset_id == filters.asset_id)
-        if filters.sensor_id is not None:
-            out.append(MaintenanceTask.sensor_id == filters.sensor_id)
-        if filters.priority is not None:
-            out.append(MaintenanceTask.priority == filters.priority)
-        if filters.assignee is not None:
-            out.append(MaintenanceTask.assignee == filters.assignee)
-        if filters.alert_id is not None:
-            out.append(MaintenanceTask.alert_id == filters.alert_id)
+        out = equal_to(
+            (MaintenanceTask.status, filters.status),
+            (MaintenanceTask.asset_id, filters.asset_id),
+            (MaintenanceTask.sensor_id, filters.sensor_id),
+            (MaintenanceTask.priority, filters.priority),
+            (MaintenanceTask.assignee, filters.assignee),
+            (MaintenanceTask.alert_id, filters.alert_id),
+        )
         return out
 
     async def list_tasks(
@@ -229,11 +225,7 @@ class MaintenanceRepository(WorkOrderRepository):
         """Completed tasks joined with their log, alert and the anomalies linked to the alert
         (``alert_observations.anomaly_id``); newest first."""
         task_sensor = func.coalesce(MaintenanceTask.sensor_id, Alert.sensor_id)
-        where: list[ColumnElement[bool]] = []
-        if sensor_id is not None:
-            where.append(task_sensor == sensor_id)
-        if outcome is not None:
-            where.append(MaintenanceLog.outcome == outcome)
+        where = equal_to((task_sensor, sensor_id), (MaintenanceLog.outcome, outcome))
         if since is not None:
             where.append(MaintenanceLog.completed_at >= since)
         base = (

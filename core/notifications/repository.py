@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, cast, delete, func, or_, select, text
+from sqlalchemy import bindparam, cast, delete, func, or_, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.pages import fetch_page
+from core.db.pages import equal_to, fetch_page
 from core.db.types import TZDateTime
 from core.notifications.models import NotificationDelivery, Webhook
 from core.notifications.schemas import DeliveryFilter
@@ -227,15 +227,12 @@ class DeliveryRepository:
 
     async def list(self, where: DeliveryFilter, *, limit: int, offset: int) -> tuple[list[NotificationDelivery], int]:
         """A page of deliveries (newest first) and the total matching the filter."""
-        conditions: list[ColumnElement[bool]] = []
-        if where.webhook_id is not None:
-            conditions.append(NotificationDelivery.webhook_id == where.webhook_id)
-        if where.status is not None:
-            conditions.append(NotificationDelivery.status == where.status)
-        if where.event is not None:
-            conditions.append(NotificationDelivery.event == where.event)
-        if where.channel is not None:
-            conditions.append(NotificationDelivery.channel == where.channel)
+        conditions = equal_to(
+            (NotificationDelivery.webhook_id, where.webhook_id),
+            (NotificationDelivery.status, where.status),
+            (NotificationDelivery.event, where.event),
+            (NotificationDelivery.channel, where.channel),
+        )
         newest_first = (NotificationDelivery.id.desc(),)
         return await fetch_page(
             self._session, NotificationDelivery, conditions, newest_first, limit=limit, offset=offset

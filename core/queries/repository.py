@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select, text, true
+from sqlalchemy import Select, func, select, text, true
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +20,7 @@ from core.anomaly.models import Anomaly
 from core.db import timescale
 from core.db.base import Base
 from core.db.capabilities import Capabilities, capabilities
-from core.db.pages import fetch_page
+from core.db.pages import equal_to, fetch_page
 from core.fleet.models import Asset, Sensor
 from core.paging import PageRequest, parse_sort, sort_order
 from core.queries.schemas import AlertFilter, AnomalyFilter, AssetFilter, SensorFilter
@@ -80,11 +80,7 @@ class QueryRepository:
 
     # --- assets ---------------------------------------------------------------------------------------------
     async def list_assets(self, where: AssetFilter, page: PageRequest) -> tuple[list[Asset], int]:
-        conditions: list[ColumnElement[bool]] = []
-        if where.site is not None:
-            conditions.append(Asset.site == where.site)
-        if where.kind is not None:
-            conditions.append(Asset.kind == where.kind)
+        conditions = equal_to((Asset.site, where.site), (Asset.kind, where.kind))
         columns = {"id": Asset.id, "name": Asset.name, "site": Asset.site, "created_at": Asset.created_at}
         order = _order(page.sort, columns, Asset.id)
         return await fetch_page(self._session, Asset, conditions, order, limit=page.limit, offset=page.offset)
@@ -104,13 +100,11 @@ class QueryRepository:
         return stmt, last
 
     async def list_sensors(self, where: SensorFilter, page: PageRequest) -> tuple[list[SensorRow], int]:
-        conditions: list[ColumnElement[bool]] = []
-        if where.type is not None:
-            conditions.append(Sensor.type == where.type)
-        if where.asset_id is not None:
-            conditions.append(Sensor.asset_id == where.asset_id)
-        if where.status is not None:
-            conditions.append(Sensor.status == where.status)
+        conditions = equal_to(
+            (Sensor.type, where.type),
+            (Sensor.asset_id, where.asset_id),
+            (Sensor.status, where.status),
+        )
         stmt, last = self._sensor_select()
         columns = {
             "sensor_id": Sensor.sensor_id,
@@ -178,9 +172,7 @@ class QueryRepository:
 
     # --- anomalies and alerts -------------------------------------------------------------------------------
     async def list_anomalies(self, where: AnomalyFilter, page: PageRequest) -> tuple[list[Anomaly], int]:
-        conditions: list[ColumnElement[bool]] = []
-        if where.sensor_id is not None:
-            conditions.append(Anomaly.sensor_id == where.sensor_id)
+        conditions = equal_to((Anomaly.sensor_id, where.sensor_id))
         if where.start is not None:
             conditions.append(Anomaly.timestamp >= where.start)
         if where.end is not None:
@@ -194,15 +186,12 @@ class QueryRepository:
         return await fetch_page(self._session, Anomaly, conditions, order, limit=page.limit, offset=page.offset)
 
     async def list_alerts(self, where: AlertFilter, page: PageRequest) -> tuple[list[Alert], int]:
-        conditions: list[ColumnElement[bool]] = []
-        if where.status is not None:
-            conditions.append(Alert.status == where.status)
-        if where.severity is not None:
-            conditions.append(Alert.severity == where.severity)
-        if where.sensor_id is not None:
-            conditions.append(Alert.sensor_id == where.sensor_id)
-        if where.rule is not None:
-            conditions.append(Alert.rule == where.rule)
+        conditions = equal_to(
+            (Alert.status, where.status),
+            (Alert.severity, where.severity),
+            (Alert.sensor_id, where.sensor_id),
+            (Alert.rule, where.rule),
+        )
         columns = {"opened_at": Alert.opened_at, "anomaly_count": Alert.anomaly_count, "id": Alert.id}
         order = _order(page.sort, columns, Alert.id)
         return await fetch_page(self._session, Alert, conditions, order, limit=page.limit, offset=page.offset)
