@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
 
-import httpx
 import typer
 
 from apps.cli.app import app
@@ -35,6 +34,7 @@ from apps.cli.common import state_file
 from apps.cli.stack_explain import explain, not_healthy
 from apps.cli.stack_support import (
     console,
+    health_problem,
     log_tail,
     print_keys,
     rel_path,
@@ -214,13 +214,10 @@ def _wait_healthy(svc: Service, stopping: Callable[[], bool]) -> None:
         if svc.health_url is None:  # no port to ask: running until the deadline is healthy
             time.sleep(0.2)
             continue
-        try:
-            resp = httpx.get(svc.health_url, timeout=2.0)
-            if resp.status_code == 200:
-                return
-            last = f"HTTP {resp.status_code}: {resp.text[:300]}"
-        except httpx.HTTPError as exc:
-            last = type(exc).__name__
+        problem = health_problem(svc.health_url)
+        if problem is None:
+            return
+        last = problem
         time.sleep(0.5)
     if stopping():
         raise StackError("interrupted")

@@ -20,6 +20,18 @@ from core.config import PROJECT_ROOT, ConfigurationError, Settings, load_setting
 console = Console(highlight=False)
 
 
+def health_problem(url: str, timeout_s: float = 2.0) -> str | None:
+    """None when ``GET url`` answers 200; otherwise what it answered (``HTTP 503: …`` or the error's name).
+    Loopback health checks bypass any proxy of the environment."""
+    import httpx
+
+    try:
+        response = httpx.get(url, timeout=timeout_s, trust_env=False)
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    return None if response.status_code == 200 else f"HTTP {response.status_code}: {response.text[:300]}"
+
+
 def log_tail(path: Path | None, lines: int = 25) -> str:
     if path is None or not path.exists():
         return ""

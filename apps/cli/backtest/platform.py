@@ -42,7 +42,7 @@ from typing import BinaryIO, Self
 import httpx
 
 from apps.cli.commands import cli
-from apps.cli.stack_support import stop_group
+from apps.cli.stack_support import health_problem, stop_group
 from core.config import PROJECT_ROOT, Settings
 
 READY_TIMEOUT_S = 90.0
@@ -196,13 +196,10 @@ class LocalPlatform:
                 raise PlatformError(
                     f"the API exited with code {self.proc.returncode}:\n{tail(self.log_path)}"
                 )
-            try:
-                response = httpx.get(f"{self.url}/health/ready", timeout=2.0, trust_env=False)
-                if response.status_code == 200:
-                    return
-                last = f"HTTP {response.status_code}: {response.text[:300]}"
-            except httpx.HTTPError as exc:
-                last = type(exc).__name__
+            problem = health_problem(f"{self.url}/health/ready")
+            if problem is None:
+                return
+            last = problem
             time.sleep(0.2)
         raise PlatformError(
             f"the API was not ready within {READY_TIMEOUT_S:.0f} s ({last}):\n{tail(self.log_path)}"
