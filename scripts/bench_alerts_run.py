@@ -45,7 +45,7 @@ from core.backtest.alert_quality import (
 from core.backtest.settle import SettleTracker, describe
 from core.config import Settings, load_settings
 from core.simulation.catalogue import DEMO_SENSORS
-from core.simulation.live import LIVE_FAULT_KINDS, LiveFault
+from core.simulation.live_faults import LIVE_FAULT_KINDS, LiveFault
 from core.simulation.simulated import (
     DEFAULT_CADENCE_S,
     DEFAULT_SEED,

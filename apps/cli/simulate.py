@@ -86,7 +86,8 @@ def simulate(
     With --start or --hours: simulated time instead — the span's readings (and faults, timed in simulated
     seconds) are sent as history (?backfill=true) in time order, as fast as the API takes them."""
     from apps.cli.common import require_http
-    from core.simulation.live import LiveSimulator, fault_schedule, live_fleet, parse_rate
+    from core.simulation.live import LiveSimulator, live_fleet, parse_rate
+    from core.simulation.live_faults import fault_schedule
 
     try:
         settings = load_settings()

@@ -5,7 +5,7 @@ Physics and faults are the live simulator's (:mod:`core.simulation.live`): each 
 :class:`~core.simulation.live.LiveSensor` — the seeded sensor's baseline, daily amplitude and peak hour drawn from
 the seed's generator stream (``default_rng([seed, number])``, as :mod:`core.simulation.generator`), so the
 simulated readings continue the level of a history seeded with the same seed — and the faults are
-:func:`~core.simulation.live.fault_schedule`'s four live kinds (drift, spike, stuck, vibration) with their
+:func:`~core.simulation.live_faults.fault_schedule`'s four live kinds (drift, spike, stuck, vibration) with their
 magnitudes. Only the time axis differs: instead of ``now``, reading ``k`` (k = 1, 2, …) of every sensor is
 stamped ``start + k · cadence``, and a fault's ``start_s``/``end_s`` are simulated seconds after ``start``.
 A history seeded with ``end = start`` (``seed_demo_fleet(end=start)``, ``python -m apps.cli seed --end START``)
@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from core.simulation.catalogue import DEMO_SENSORS, SensorSpec
-from core.simulation.live import FAULT_TYPES, IngestItem, LiveFault, LiveSensor, fault_schedule
+from core.simulation.live import IngestItem, LiveSensor
+from core.simulation.live_faults import FAULT_TYPES, LiveFault, fault_schedule
 
 DEFAULT_CADENCE_S = 10.0
 DEFAULT_SEED = 42

@@ -9,19 +9,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.simulation.catalogue import PROFILES
-from core.simulation.live import (
+from core.simulation.live import LiveSensor, LiveSimulator, backoff_s, due_count, live_fleet, parse_rate
+from core.simulation.live_faults import (
     FAULT_TYPES,
     LIVE_FAULT_KINDS,
     SPIKE_EVERY,
     LiveFault,
-    LiveSensor,
-    LiveSimulator,
-    backoff_s,
-    due_count,
     fault_effect,
     fault_schedule,
-    live_fleet,
-    parse_rate,
 )
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from core.simulation.catalogue import DEMO_SENSORS, PROFILES
 from core.simulation.generator import generate_demo_fleet
-from core.simulation.live import FAULT_MAGNITUDE, FAULT_TYPES, LIVE_FAULT_KINDS, SPIKE_EVERY, LiveFault
+from core.simulation.live_faults import FAULT_MAGNITUDE, FAULT_TYPES, LIVE_FAULT_KINDS, SPIKE_EVERY, LiveFault
 from core.simulation.simulated import (
     FaultTiming,
     SimulatedFleet,
