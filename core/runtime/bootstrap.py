@@ -7,9 +7,10 @@ notification delivery worker). The API builds one in its lifespan (``app.state.r
 ``apps.api.deps.get_runtime``), the CLI builds one to replay dead letters, tests build them with overrides.
 
 Nothing runs until ``await runtime.start()``: the bus, then the relay (its first pass publishes what earlier runs
-left in the outbox), then the workers. ``await runtime.stop()`` stops the workers, then the relay (in-flight
-batches finish or roll back), then drains the bus (bounded by ``SM_BUS_STOP_TIMEOUT_S``), stops the delivery
-worker and finally disposes the engine the runtime created (a session factory passed in stays its owner's).
+left in the outbox), then the workers, then the ingest pieces (``core.runtime.ingest``). ``await runtime.stop()``
+stops the ingest pieces (the group committer drains), the periodic checkers, then the relay (in-flight batches
+finish or roll back), then drains the bus (bounded by ``SM_BUS_STOP_TIMEOUT_S``), stops the delivery worker and
+finally disposes the engine the runtime created (a session factory passed in stays its owner's).
 """
 
 from __future__ import annotations

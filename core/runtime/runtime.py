@@ -70,8 +70,8 @@ class Runtime:
         await self.ingest.start()
 
     async def stop(self) -> None:
-        """Stop the ingest pieces (the committer drains), the periodic checkers, the relay, drain the bus, stop the
-        delivery worker, dispose the engine."""
+        """Stop the ingest pieces (the committer drains), the periodic checkers, the relay, drain the bus, cancel the
+        anomaly agent's background model refresh, stop the delivery worker, dispose the engine."""
         timeout = self.settings.bus_stop_timeout_s
         try:
             await self.ingest.stop()
@@ -89,6 +89,7 @@ class Runtime:
                     await self.relay.stop(timeout=timeout)
             finally:
                 await self.bus.stop(timeout=timeout)
+                await self.anomaly_agent.aclose()  # an in-flight background model refresh, once no handler runs
                 if self.notification_worker is not None:
                     await self.notification_worker.stop()
         finally:

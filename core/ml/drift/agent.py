@@ -2,7 +2,8 @@
 (core/ml/drift/statistics.py), stores each result in ``drift_checks`` and emits
 ``DriftDetected`` through the outbox when a drift episode starts.
 
-Scheduled like the no-data checker (a task started and stopped by the API lifespan, core/runtime/handlers.py).
+Scheduled like the no-data checker (a ``core.periodic.PeriodicWorker`` built by ``core.runtime.bootstrap``,
+started and stopped by the runtime, ``core.runtime.runtime``).
 One transaction per sensor and pass. Idempotent:
 
 * a check whose windows end at the same reading as a stored one (``(sensor_id, recent_end)`` unique) inserts
