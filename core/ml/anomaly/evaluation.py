@@ -17,7 +17,6 @@ Conventions
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -252,17 +251,11 @@ def jsonable_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def concat_scores(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
-    parts = [p for p in parts if len(p)]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-
-
 __all__ = [
     "SPLITS",
     "SplitTimes",
     "ThresholdChoice",
     "choose_threshold",
-    "concat_scores",
     "detection_metrics",
     "jsonable_metrics",
     "label_agreement",

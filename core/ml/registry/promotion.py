@@ -212,18 +212,17 @@ def promote_if_better(
 
     serving_eval: Any = None
     serving = ""
-    if champion is None and serving_baseline is None:
-        promoted, reason = True, "no champion yet"
-    elif champion == candidate:
+    if champion == candidate:
         promoted, reason = True, "the candidate is already the champion"
         serving, serving_eval = f"champion v{champion}", candidate_eval
-    else:
-        if champion is None:
-            serving, serving_eval = baseline_name, serving_baseline()  # type: ignore[misc]
-        else:
-            serving = f"champion v{champion}"
-            serving_eval = assess(champion)
+    elif champion is not None:
+        serving, serving_eval = f"champion v{champion}", assess(champion)
         promoted, reason = decide(candidate_eval, serving_eval, serving)
+    elif serving_baseline is not None:
+        serving, serving_eval = baseline_name, serving_baseline()
+        promoted, reason = decide(candidate_eval, serving_eval, serving)
+    else:
+        promoted, reason = True, "no champion yet"
     decision = PromotionDecision(
         model_name=model_name,
         candidate_version=candidate,
