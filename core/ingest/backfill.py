@@ -38,7 +38,6 @@ from core.ingest.sensors import resolve_sensors, with_sensors_registered
 from core.ingest.store import ReadingKey, first_occurrences, store_readings
 
 CSV_COLUMNS = ("sensor_id", "sensor_type", "value", "unit", "timestamp", "quality")
-DEFAULT_BATCH_SIZE = DEFAULT_BACKFILL_BATCH_SIZE
 
 
 class CsvHeaderError(ValueError):
@@ -154,7 +153,7 @@ async def backfill_csv(
     path: Path,
     *,
     retention_days: int,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = DEFAULT_BACKFILL_BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
 ) -> BackfillReport:
     """Load ``path`` batch by batch (one transaction each); ``progress(lines)`` after each committed batch."""
@@ -176,7 +175,6 @@ async def backfill_csv(
 
 __all__ = [
     "CSV_COLUMNS",
-    "DEFAULT_BATCH_SIZE",
     "BackfillReport",
     "CsvHeaderError",
     "backfill_csv",

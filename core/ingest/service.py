@@ -52,7 +52,7 @@ from core.ingest.schemas import (
     TooManyItems,
     parse_readings,
 )
-from core.ingest.sensors import UNKNOWN_SENSOR, resolve_sensors, with_sensors_registered
+from core.ingest.sensors import resolve_sensors, with_sensors_registered
 from core.ingest.store import count_readings, first_occurrences, store_readings
 from core.observability.metrics import INGEST_BATCH_SIZE, INGEST_REQUESTS_TOTAL
 
@@ -99,6 +99,12 @@ def rejection_error(rejected: list[RejectedItem], detail: str) -> ValidationFail
     ordered = sorted(rejected, key=lambda r: r.index)
     errors = [{"loc": ["body", r.index], "msg": r.reason, "type": "rejected"} for r in ordered]
     return ValidationFailed(detail, errors=errors, extra={"rejected": [r.model_dump() for r in ordered]})
+
+
+def _none_stored(rejected: list[RejectedItem], total: int) -> ValidationFailed:
+    """The 422 of a batch of which nothing is stored (its rejected readings counted)."""
+    count_readings(0, 0, len(rejected))
+    return rejection_error(rejected, f"{len(rejected)} of {total} readings are invalid; none stored")
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,21 +252,14 @@ class IngestService:
         INGEST_BATCH_SIZE.observe(batch.total)
         rejected = list(batch.rejected)
         if atomic and rejected:
-            count_readings(0, 0, len(rejected))
-            raise rejection_error(
-                rejected, f"{len(rejected)} of {batch.total} readings are invalid; none stored"
-            )
+            raise _none_stored(rejected, batch.total)
         resolved = await resolve_sensors(
             IngestRepository(session), batch.readings, auto_register=bool(self.settings.auto_register_sensors)
         )
         rejected += resolved.rejected
         kept, _keys = first_occurrences(resolved.readings)
         if rejected and (atomic or not kept):
-            count_readings(0, 0, len(rejected))
-            raise rejection_error(
-                rejected,
-                f"{len(rejected)} of {batch.total} readings are invalid; none stored",
-            )
+            raise _none_stored(rejected, batch.total)
         resolved.require_registered()  # new sensors or units: committed first, then this runs again
         event_id = uuid4()
         outcome = await store_readings(
@@ -283,13 +282,10 @@ class IngestService:
 
 
 __all__ = [
-    "UNKNOWN_SENSOR",
     "IngestReply",
     "IngestService",
     "check_idempotency_key",
     "parse_body",
     "rejection_error",
     "request_hash",
-    "resolve_sensors",
-    "with_sensors_registered",
 ]

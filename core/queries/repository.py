@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, func, select, text, true
 from sqlalchemy.exc import DBAPIError
@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.alerts.models import Alert
 from core.anomaly.models import Anomaly
 from core.db import timescale
-from core.db.base import Base
 from core.db.capabilities import Capabilities, capabilities
 from core.db.pages import equal_to, fetch_page
 from core.fleet.models import Asset, Sensor
@@ -37,7 +36,6 @@ from core.readings.buckets import (
 from core.readings.models import SensorReading
 
 log = logging.getLogger(__name__)
-EntityT = TypeVar("EntityT", bound=Base)
 
 _PENDING_SQL = text(timescale.PENDING_INVALIDATIONS_SQL)
 _RAW_SQL = text(
@@ -172,13 +170,11 @@ class QueryRepository:
 
     # --- anomalies and alerts -------------------------------------------------------------------------------
     async def list_anomalies(self, where: AnomalyFilter, page: PageRequest) -> tuple[list[Anomaly], int]:
-        conditions = equal_to((Anomaly.sensor_id, where.sensor_id))
+        conditions = equal_to((Anomaly.sensor_id, where.sensor_id), (Anomaly.method, where.method))
         if where.start is not None:
             conditions.append(Anomaly.timestamp >= where.start)
         if where.end is not None:
             conditions.append(Anomaly.timestamp < where.end)
-        if where.method is not None:
-            conditions.append(Anomaly.method == where.method)
         if where.min_score is not None:
             conditions.append(Anomaly.score >= where.min_score)
         columns = {"timestamp": Anomaly.timestamp, "score": Anomaly.score}
@@ -201,12 +197,8 @@ __all__ = [
     "BUCKET_WIDTH",
     "Agg",
     "Bucket",
-    "BucketSource",
-    "Capabilities",
     "Point",
     "QueryRepository",
     "SensorRow",
-    "bucket_sql",
     "choose_bucket_source",
-    "stale_hours",
 ]
