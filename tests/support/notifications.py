@@ -35,9 +35,11 @@ async def delete_test_webhooks(client: Any, headers: dict[str, str], prefix: str
     """Delete the webhook subscriptions whose names start with ``prefix`` (the database is shared between tests:
     no subscription may be left for other tests' events to reach)."""
     listed = await client.get("/api/v1/webhooks", params={"limit": 1000}, headers=headers)
+    assert listed.status_code == 200, listed.text
     for item in listed.json()["items"]:
         if item["name"].startswith(prefix):
-            await client.delete(f"/api/v1/webhooks/{item['id']}", headers=headers)
+            deleted = await client.delete(f"/api/v1/webhooks/{item['id']}", headers=headers)
+            assert deleted.status_code == 200, deleted.text
 
 
 def allow_loopback(settings: Settings, **update: Any) -> Settings:

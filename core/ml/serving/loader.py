@@ -79,13 +79,17 @@ def _schema_columns(model: Any) -> dict[str, tuple[str, ...]]:
     }
 
 
-def input_errors() -> tuple[type[Exception], ...]:
-    """The exceptions by which a model refuses its input: ``ValueError``, ``TypeError``, ``KeyError`` and, once MLflow
-    is imported (a model loaded by MLflow imported it; a stand-in model did not), ``MlflowException`` (schema
-    enforcement)."""
+def mlflow_errors() -> tuple[type[Exception], ...]:
+    """``(MlflowException,)`` once MLflow is imported (a model loaded by MLflow imported it; a stand-in model did
+    not), else ``()``: serving never imports MLflow only to catch its errors."""
     mlflow_exceptions = sys.modules.get("mlflow.exceptions")
-    base: tuple[type[Exception], ...] = (ValueError, TypeError, KeyError)
-    return base if mlflow_exceptions is None else (*base, mlflow_exceptions.MlflowException)
+    return () if mlflow_exceptions is None else (mlflow_exceptions.MlflowException,)
+
+
+def input_errors() -> tuple[type[Exception], ...]:
+    """The exceptions by which a model refuses its input: ``ValueError``, ``TypeError``, ``KeyError`` and MLflow's
+    (schema enforcement; :func:`mlflow_errors`)."""
+    return (ValueError, TypeError, KeyError, *mlflow_errors())
 
 
 def coerce_numbers(frame: pd.DataFrame, loaded: LoadedModel) -> pd.DataFrame:
@@ -276,11 +280,8 @@ class ModelServer:
             raise
         except OSError as exc:  # the evaluation's own MLflow traffic (artifacts): requests' errors are OSErrors
             raise RegistryFailed(f"MLflow failed on {what}: {type(exc).__name__}") from None
-        except Exception as exc:
-            mlflow_exceptions = sys.modules.get("mlflow.exceptions")
-            if mlflow_exceptions is not None and isinstance(exc, mlflow_exceptions.MlflowException):
-                raise RegistryFailed(f"MLflow failed on {what}: {str(exc).splitlines()[0]}") from None
-            raise
+        except mlflow_errors() as exc:
+            raise RegistryFailed(f"MLflow failed on {what}: {str(exc).splitlines()[0]}") from None
         finally:
             with self._lock:
                 for key in [k for k in self._aliases if k[0] == name]:
