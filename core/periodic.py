@@ -1,8 +1,8 @@
-"""A background pass every few seconds: the shape of the no-data checker and the drift checker.
+"""A background pass every few seconds: the shape of the no-data, drift and idempotency-purge workers.
 
-``start()`` creates the task (nothing when the interval is 0: disabled), the first pass runs after one interval,
-a failed pass is logged with its traceback and the next one retries, ``stop()`` cancels the task and waits for it.
-Subclasses implement :meth:`PeriodicWorker.run_pass`.
+``start()`` creates the task (nothing when the interval is 0: disabled); the first pass runs after one interval, or
+at once with ``first_pass_at_start``; a failed pass is logged with its traceback and the next one retries;
+``stop()`` cancels the task and waits for it. Subclasses implement :meth:`PeriodicWorker.run_pass`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ import logging
 class PeriodicWorker:
     """Runs :meth:`run_pass` every ``interval_s`` seconds in one task named ``name``; 0 disables it."""
 
-    def __init__(self, interval_s: float, *, name: str, logger: logging.Logger, what: str) -> None:
+    def __init__(
+        self, interval_s: float, *, name: str, logger: logging.Logger, what: str, first_pass_at_start: bool = False
+    ) -> None:
         self._interval = interval_s
+        self._first_pass_at_start = first_pass_at_start
         self._name = name
         self._logger = logger
         self._what = what
@@ -37,14 +40,16 @@ class PeriodicWorker:
                 await task
 
     async def _run(self) -> None:
-        while True:
+        if not self._first_pass_at_start:
             await asyncio.sleep(self._interval)
+        while True:
             try:
                 await self.run_pass()
             except asyncio.CancelledError:
                 raise
             except Exception:  # a failed pass is logged; the next one retries
                 self._logger.exception("%s failed", self._what)
+            await asyncio.sleep(self._interval)
 
 
 __all__ = ["PeriodicWorker"]

@@ -25,6 +25,7 @@ from core.ingest.group_commit import GroupCommitter
 from core.ingest.idempotency import purge_expired_keys
 from core.ingest.service import IngestService
 from core.observability.ingest_log import SUMMARY_LOGGER, IngestLogSummary
+from core.periodic import PeriodicWorker
 
 logger = logging.getLogger(SUMMARY_LOGGER)  # the API's ingest log (what operators filter on)
 
@@ -41,7 +42,6 @@ class IngestRuntime:
         background: bool = True,
     ) -> None:
         self.settings = settings
-        self._factory = session_factory
         self._background = background
         self.committer: GroupCommitter | None = (
             GroupCommitter(
@@ -56,7 +56,8 @@ class IngestRuntime:
         )
         self.service = IngestService(session_factory, settings, self.committer)
         self.log = IngestLogSummary()  # fed by apps.api.middleware (requests) and the ingest counters (readings)
-        self._tasks: list[asyncio.Task[None]] = []
+        self.purge = IdempotencyPurge(session_factory, settings.idempotency_purge_interval_s)
+        self._log_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Warm the unit registry, start the committer, the purge loop and the log summary (with ``background``)."""
@@ -66,15 +67,15 @@ class IngestRuntime:
         await asyncio.to_thread(units.warm_up)
         if self.committer is not None:
             self.committer.start()
-        self._tasks = [
-            asyncio.create_task(self._purge_loop(self.settings.idempotency_purge_interval_s), name="idempotency-purge"),
-            asyncio.create_task(self.log.run(self.settings.ingest_log_interval_s), name="ingest-log-summary"),
-        ]
+        self.purge.start()
+        summary = self.log.run(self.settings.ingest_log_interval_s)
+        self._log_task = asyncio.create_task(summary, name="ingest-log-summary")
 
     async def stop(self) -> None:
         """Stop the purge loop and the log task, drain the committer, then write the last summary line."""
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
+        await self.purge.stop()
+        task, self._log_task = self._log_task, None
+        if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -83,15 +84,20 @@ class IngestRuntime:
         if self._background:  # after the committer: what it wrote last is counted
             self.log.flush()
 
-    async def _purge_loop(self, interval_s: float) -> None:
-        while True:
-            try:
-                purged = await purge_expired_keys(self._factory)
-                if purged:
-                    logger.info("purged %d expired idempotency keys", purged)
-            except Exception as exc:  # noqa: BLE001 - a failed purge must not end the loop; the next one retries
-                logger.warning("idempotency purge failed: %s", type(exc).__name__)
-            await asyncio.sleep(interval_s)
+
+class IdempotencyPurge(PeriodicWorker):
+    """Deletes expired idempotency keys at start and then every ``SM_IDEMPOTENCY_PURGE_INTERVAL_S``."""
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], interval_s: float) -> None:
+        super().__init__(
+            interval_s, name="idempotency-purge", logger=logger, what="idempotency purge", first_pass_at_start=True
+        )
+        self._factory = session_factory
+
+    async def run_pass(self) -> None:
+        purged = await purge_expired_keys(self._factory)
+        if purged:
+            logger.info("purged %d expired idempotency keys", purged)
 
 
-__all__ = ["IngestRuntime"]
+__all__ = ["IdempotencyPurge", "IngestRuntime"]
