@@ -116,6 +116,11 @@ class QueryRepository:
         total = await self._session.scalar(select(func.count()).select_from(Sensor).where(*conditions))
         return rows, int(total or 0)
 
+    async def sensor_exists(self, sensor_id: str) -> bool:
+        """Whether the sensor is registered (a primary-key probe, without the latest-reading lookup)."""
+        found = await self._session.scalar(select(Sensor.sensor_id).where(Sensor.sensor_id == sensor_id))
+        return found is not None
+
     async def get_sensor(self, sensor_id: str) -> SensorRow | None:
         stmt, _ = self._sensor_select()
         row = (await self._session.execute(stmt.where(Sensor.sensor_id == sensor_id))).first()

@@ -109,7 +109,7 @@ class QueryService:
             raise _invalid("end", "end must be after start")
         after = decode_cursor(cursor) if cursor is not None else None
 
-        if await self._repo.get_sensor(sensor_id) is None:
+        if not await self._repo.sensor_exists(sensor_id):
             raise NotFound(f"sensor {sensor_id!r} does not exist")
 
         if bucket is None:
