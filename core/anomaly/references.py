@@ -5,8 +5,7 @@ its learning span, plus the longest run of equal consecutive readings it typical
 its runs' lengths: one stuck stretch in the learning data does not count; the flat-line rule wants a flat line
 three times longer). Re-centring keeps the previous reference's scale and run when they are larger
 (30 readings say little about spread). The degradation detector (``core.anomaly.trend``) compares the sensor's level
-with it; unlike the
-outlier baseline's rolling window it does not move while the machine wears.
+with it; unlike the outlier baseline's rolling window it does not move while the machine wears.
 
 When a sensor learns (one ``sensor_references`` row per learning, newest = current):
 

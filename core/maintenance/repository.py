@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from core.alerts.models import Alert
 from core.alerts.rule_models import AlertEvent, AlertObservation
 from core.anomaly.models import Anomaly
-from core.db.pages import equal_to
+from core.db.pages import equal_to, fetch_page
 from core.fleet.models import Asset, Sensor
 from core.paging import sort_order
 from core.readings.models import SensorReading
@@ -125,7 +125,7 @@ class MaintenanceRepository(WorkOrderRepository):
 
     @staticmethod
     def _task_filters(filters: TaskFilters) -> list[ColumnElement[bool]]:
-        out = equal_to(
+        return equal_to(
             (MaintenanceTask.status, filters.status),
             (MaintenanceTask.asset_id, filters.asset_id),
             (MaintenanceTask.sensor_id, filters.sensor_id),
@@ -133,27 +133,19 @@ class MaintenanceRepository(WorkOrderRepository):
             (MaintenanceTask.assignee, filters.assignee),
             (MaintenanceTask.alert_id, filters.alert_id),
         )
-        return out
 
     async def list_tasks(
         self, filters: TaskFilters, *, sort: str, descending: bool, limit: int, offset: int
     ) -> tuple[Sequence[MaintenanceTask], int]:
-        where = self._task_filters(filters)
-        total = (
-            await self._session.execute(select(func.count()).select_from(MaintenanceTask).where(*where))
-        ).scalar_one()
         column = TASK_SORT_COLUMNS[sort]
         if sort == "priority":  # by severity, not alphabetically
             column = func.array_position(
                 literal_column("ARRAY['low','medium','high','critical']::text[]"), MaintenanceTask.priority
             )
         order = sort_order(column, MaintenanceTask.id, descending=descending)
-        rows = (
-            await self._session.scalars(
-                select(MaintenanceTask).where(*where).order_by(*order).limit(limit).offset(offset)
-            )
-        ).all()
-        return rows, int(total)
+        return await fetch_page(
+            self._session, MaintenanceTask, self._task_filters(filters), order, limit=limit, offset=offset
+        )
 
     async def update_task(
         self, task_id: int, values: dict[str, Any], *, from_statuses: Sequence[str] | None = None
