@@ -276,6 +276,14 @@ class Settings(BaseSettings):
     demo_rate: str = "50/s"
     """Readings per second the simulator sends by default (``N/s``, ``N/min`` or ``N/h``)."""
 
+    # --- local stack scale-out (make up: apps/cli/stack.py, docs/architecture/scaling.md) ----------------------
+    workers: Annotated[int, Field(ge=0, le=64)] = 0
+    """Worker processes (``python -m apps.cli worker``) ``make up`` starts after the API. More than 0 needs a NATS
+    bus: SM_BUS_URL, or (when it is unset) the embedded NATS server ``make up`` starts for them."""
+    nats_port: Annotated[int, Field(ge=1, le=65535)] = 4222
+    """Client port of the embedded NATS server (JetStream, 127.0.0.1 only, store under SM_DATA_DIR/nats) that
+    ``make up`` starts when SM_WORKERS > 0 and SM_BUS_URL is unset."""
+
     # --- tests -----------------------------------------------------------------------------------------------
     test_admin_database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     """Server on which the test suite creates (and drops) its own databases."""

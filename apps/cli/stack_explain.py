@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 #: The setting that chooses each server's port (the action of a port conflict).
-PORT_SETTINGS = {"api": "SM_API_PORT", "ui": "SM_UI_PORT", "mlflow": "SM_MLFLOW_PORT"}
+PORT_SETTINGS = {"api": "SM_API_PORT", "ui": "SM_UI_PORT", "mlflow": "SM_MLFLOW_PORT", "nats": "SM_NATS_PORT"}
 GENERATE = "python -m apps.cli keys generate"
 
 
@@ -25,7 +25,7 @@ class Rule:
     explain: Callable[[str, re.Match[str]], str]
     """(service, match) -> "reason; action"."""
     services: tuple[str, ...] = ()
-    """Only for these services (empty: any)."""
+    """Only for these services (empty: any); ``worker`` stands for every ``worker-<n>``."""
 
 
 def _error_detail(text: str) -> str:
@@ -58,6 +58,13 @@ def _port(service: str, match: re.Match[str]) -> str:
     return (
         f"port {port} is already in use; stop what listens there (an earlier stack: `make down`; "
         f"find it with `ss -ltnp 'sport = :{port}'`) or choose another port with {setting}"
+    )
+
+
+def _bus(_: str, match: re.Match[str]) -> str:
+    return (
+        f"the NATS server is not reachable ({match.group(0).strip()[:120]}); check SM_BUS_URL and that the server "
+        "runs with JetStream (or unset SM_BUS_URL: with SM_WORKERS > 0 `make up` starts an embedded one)"
     )
 
 
@@ -97,7 +104,8 @@ RULES: tuple[Rule, ...] = (
     Rule(
         re.compile(
             r"address already in use.*?(\d{2,5})\)?|\('[^']*', (\d{2,5})\).*address already in use"
-            r"|Port (\d{2,5}) is (?:not available|already in use)|Connection in use: \('[^']*', (\d{2,5})\)",
+            r"|Port (\d{2,5}) is (?:not available|already in use)|Connection in use: \('[^']*', (\d{2,5})\)"
+            r"|listen tcp [^\s,]*:(\d{2,5}): bind: address already in use",
             re.IGNORECASE,
         ),
         _port,
@@ -116,6 +124,12 @@ RULES: tuple[Rule, ...] = (
         _mlflow_store,
         ("mlflow",),
     ),
+    # before the database's rule: a refused NATS connection also logs ConnectionRefusedError
+    Rule(
+        re.compile(r"(?:NoServersError|no servers available for connection|nats: timeout)[^\n]*"),
+        _bus,
+        ("api", "worker"),
+    ),
     Rule(
         re.compile(
             r"(?:ConnectionRefusedError|OperationalError|InvalidPasswordError|InvalidCatalogNameError|"
@@ -124,7 +138,7 @@ RULES: tuple[Rule, ...] = (
             r"the database is unavailable[^\n]*"
         ),
         _database,
-        ("api", "migrations", "demo fleet", "database"),
+        ("api", "migrations", "demo fleet", "database", "worker"),
     ),
 )
 
@@ -166,8 +180,9 @@ def _how_it_ended(exit_code: int | None) -> str:
 def explain(service: str, tail: str, *, exit_code: int | None = None, log: str | None = None) -> str:
     """One line: ``<service> <how it ended>: <reason>; <action>``."""
     ended = _how_it_ended(exit_code)
+    kind = re.sub(r"-\d+$", "", service)  # worker-2 -> worker
     for rule in RULES:
-        if rule.services and service not in rule.services:
+        if rule.services and kind not in rule.services:
             continue
         match = rule.pattern.search(tail)
         if match:
