@@ -162,6 +162,43 @@ class Settings(BaseSettings):
     outbox_poll_interval_s: Annotated[float, Field(gt=0)] = 1.0
     outbox_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 100
 
+    # --- MQTT ingest bridge (core/ingest/mqtt, docs/architecture/mqtt.md) --------------------------------------
+    mqtt_url: str | None = None
+    """``mqtt://[user[:password]@]host[:port]`` (``mqtts://`` for TLS); when set it wins over the host, port,
+    credential and TLS settings below."""
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_tls: bool = False
+    mqtt_tls_ca_file: Path | None = None
+    """CA bundle that signs the broker's certificate (unset: the system's trust store)."""
+    mqtt_client_id: Annotated[str, Field(min_length=1, max_length=128)] = "sm-mqtt-bridge"
+    """Fixed: the broker keeps the bridge's persistent session (and its unacknowledged messages) under this id."""
+    mqtt_topic_prefix: Annotated[str, Field(pattern=r"^[^#+/\x00]+(/[^#+/\x00]+)*$")] = "sm"
+    mqtt_site: Annotated[str, Field(pattern=r"^(\+|[^#+/\x00]+)$")] = "+"
+    """Site level of the subscription: ``+`` (every site) or one site's name."""
+    mqtt_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
+    """Messages ingested in one call (and one transaction) at most; fewer when ``mqtt_batch_ms`` passes first."""
+    mqtt_batch_ms: Annotated[float, Field(ge=0, le=10_000)] = 20.0
+    """Longest wait after a batch's first message before it is ingested."""
+    mqtt_receive_maximum: Annotated[int, Field(ge=1, le=65_535)] = 2000
+    """Unacknowledged messages the broker may have in flight to the bridge (MQTT v5 Receive Maximum): at least
+    ``mqtt_batch_size`` so that a batch can fill; twice it lets the next batch arrive while one is stored."""
+    mqtt_session_expiry_s: Annotated[int, Field(ge=60, le=4_294_967_295)] = 7 * 24 * 3600
+    """How long the broker keeps the bridge's session (subscription and queued messages) while it is away."""
+    mqtt_keepalive_s: Annotated[int, Field(ge=5, le=65_535)] = 30
+    mqtt_connect_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    """Start-up: how long to wait for the broker's CONNACK and SUBACK before exiting with an error."""
+    mqtt_retry_base_s: Annotated[float, Field(gt=0)] = 0.5
+    mqtt_retry_max_s: Annotated[float, Field(gt=0)] = 30.0
+    """Backoff of a batch whose database write failed transiently (retried until it succeeds, never acked before)."""
+    mqtt_rejected_payload_chars: Annotated[int, Field(ge=0, le=65_536)] = 2048
+    """Characters of the original payload copied into a rejection message."""
+    mqtt_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    """Port of the bridge's Prometheus ``/metrics`` (0: none)."""
+    mqtt_metrics_host: str = "127.0.0.1"
+
     # --- query API (core/queries) ---------------------------------------------------------------------------
     query_max_points: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
     """Most points one readings response returns (and the largest ``limit`` accepted); the rest is paged."""

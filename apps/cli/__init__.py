@@ -16,6 +16,7 @@ from apps.cli import (  # noqa: F401  (imported for their side effect: each regi
     keys,
     labels,
     models,
+    mqtt,
     notebook,
     serve,
     simulate,

@@ -189,6 +189,48 @@ INGEST_GROUP_COMMIT_SIZE = Histogram(
     registry=REGISTRY,
 )
 
+# --- MQTT ingest bridge (core/ingest/mqtt) -------------------------------------------------------------------
+MQTT_MESSAGES_RECEIVED_TOTAL = Counter(
+    "sm_mqtt_messages_received_total",
+    "MQTT messages received by the bridge (redeliveries included).",
+    registry=REGISTRY,
+)
+MQTT_READINGS_TOTAL = Counter(
+    "sm_mqtt_readings_total",
+    "Readings of MQTT messages by result (accepted: stored, duplicate: already stored, rejected).",
+    ["result"],
+    registry=REGISTRY,
+)
+MQTT_MESSAGES_REJECTED_TOTAL = Counter(
+    "sm_mqtt_messages_rejected_total",
+    "MQTT messages refused, by kind (message: refused whole; readings: some of its readings refused; both are "
+    "answered on their rejected topic) or dropped (topic: not a readings topic).",
+    ["kind"],
+    registry=REGISTRY,
+)
+MQTT_BATCH_LATENCY_SECONDS = Histogram(
+    "sm_mqtt_batch_latency_seconds",
+    "From the arrival of a batch's first message to the acknowledgement of the whole batch.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
+MQTT_BATCH_SIZE_MESSAGES = Histogram(
+    "sm_mqtt_batch_size_messages",
+    "MQTT messages ingested together by one call of the ingest service.",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000),
+    registry=REGISTRY,
+)
+MQTT_INGEST_RETRIES_TOTAL = Counter(
+    "sm_mqtt_ingest_retries_total",
+    "Batches of MQTT messages retried after a transient failure (database unavailable); nothing was acknowledged.",
+    registry=REGISTRY,
+)
+MQTT_CONNECTED = Gauge(
+    "sm_mqtt_connected",
+    "1 while the bridge is connected to the MQTT broker, else 0.",
+    registry=REGISTRY,
+)
+
 # --- auth ----------------------------------------------------------------------------------------------------
 AUTH_FAILURES_TOTAL = Counter(
     "sm_auth_failures_total",
@@ -270,6 +312,13 @@ __all__ = [
     "INGEST_REQUESTS_TOTAL",
     "MAINTENANCE_TASKS_COMPLETED_TOTAL",
     "MAINTENANCE_TASKS_OPENED_TOTAL",
+    "MQTT_BATCH_LATENCY_SECONDS",
+    "MQTT_BATCH_SIZE_MESSAGES",
+    "MQTT_CONNECTED",
+    "MQTT_INGEST_RETRIES_TOTAL",
+    "MQTT_MESSAGES_RECEIVED_TOTAL",
+    "MQTT_MESSAGES_REJECTED_TOTAL",
+    "MQTT_READINGS_TOTAL",
     "NOTIFICATIONS_DELIVERIES_TOTAL",
     "NOTIFICATIONS_PENDING_ROWS",
     "OUTBOX_UNPUBLISHED",

@@ -1,0 +1,83 @@
+"""``python -m apps.cli mqtt-bridge``: MQTT readings → the ingest service (docs/architecture/mqtt.md).
+
+Subscribes with QoS 1 and a persistent session (client id SM_MQTT_CLIENT_ID) to
+``<SM_MQTT_TOPIC_PREFIX>/<SM_MQTT_SITE>/+/readings`` and writes every message through the ingest service the API
+uses (same validation, de-duplication on (sensor, timestamp), ``ReadingsIngested`` in the outbox); a message is
+acknowledged only after its readings are committed. Refused messages are answered on
+``…/<sensor_id>/rejected``. The bridge runs no outbox relay and no agent: the relay of the API processes (or of
+the workers with SM_BUS_URL) publishes its events, found by their poll (SM_OUTBOX_POLL_INTERVAL_S).
+
+Exits 1 with one line when PostgreSQL or the broker cannot be used at start; afterwards it rides out outages (the
+broker: paho reconnects; the database: the batch is retried, nothing acknowledged). SIGTERM or Ctrl-C stops it
+after the batch in progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import typer
+
+from apps.cli.app import app
+from apps.cli.common import cli_settings, require_database
+from core.config import Settings
+
+#: Seconds a stop waits for the batch in progress (a database outage may hold it) before leaving it to the broker.
+STOP_GRACE_S = 10.0
+
+
+@app.command("mqtt-bridge")
+def mqtt_bridge() -> None:
+    """Ingest readings published over MQTT (QoS 1, persistent session) through the ingest service."""
+    settings = cli_settings()
+    from core.observability.logging import configure_logging
+
+    configure_logging(settings)
+    raise SystemExit(asyncio.run(_run(settings)))
+
+
+async def _run(settings: Settings) -> int:
+    import logging
+
+    from core import units
+    from core.db.session import create_engine, create_session_factory
+    from core.ingest.mqtt.client import BrokerError
+    from core.ingest.mqtt.runner import MqttIngest
+    from core.runtime.ingest import IngestRuntime
+
+    log = logging.getLogger("apps.cli.mqtt")
+    engine = create_engine(settings)
+    try:
+        await require_database(engine, settings)
+        await asyncio.to_thread(units.warm_up)  # the unit registry, built once before the first conversion
+        ingest = IngestRuntime(settings, create_session_factory(engine), background=False)
+        bridge = MqttIngest(settings, ingest.service)
+        try:
+            await bridge.start()
+        except BrokerError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            return 1
+        if settings.mqtt_metrics_port:
+            from prometheus_client import start_http_server
+
+            from core.observability.metrics import REGISTRY
+
+            start_http_server(settings.mqtt_metrics_port, settings.mqtt_metrics_host, registry=REGISTRY)
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("MQTT bridge running on %s, topics %s", bridge.broker.address.display, bridge.broker.topic_filter)
+        waiting = asyncio.ensure_future(bridge.wait())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        await bridge.stop(STOP_GRACE_S)
+        if waiting.done() and waiting.exception() is not None:  # the bridge loop failed: a bug, logged
+            log.error("the MQTT bridge stopped on an error", exc_info=waiting.exception())
+            return 1
+        log.info("MQTT bridge stopped")
+        return 0
+    finally:
+        await engine.dispose()
