@@ -9,9 +9,9 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.secret_strength import weak_secret_reason
@@ -161,6 +161,39 @@ class Settings(BaseSettings):
     """How long shutdown waits for queued events to be handled before cancelling the workers."""
     outbox_poll_interval_s: Annotated[float, Field(gt=0)] = 1.0
     outbox_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 100
+
+    # --- NATS JetStream backend of the bus (core/events/jetstream*.py, docs/architecture/scaling.md) -------------
+    bus_url: str | None = None
+    """Unset: the in-process bus, agents inside the API. ``nats://host:4222`` (several comma-separated for a
+    cluster): the outbox relay publishes to a JetStream stream and the agents run in ``apps.cli worker``."""
+    bus_stream: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "SM_EVENTS"
+    """The stream's name; its subjects are ``<bus_subject_prefix>.p<partition>.<EventType>``."""
+    bus_subject_prefix: Annotated[str, Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")] = "sm.events"
+    bus_partitions: Annotated[int, Field(ge=1, le=1024)] = 16
+    """Partitions of the stream (fixed for a stream's life): one sensor's events always go to one partition, and
+    each partition is consumed by one worker at a time per agent, in order."""
+    bus_stream_replicas: Annotated[int, Field(ge=1, le=5)] = 1
+    """Copies of the stream (and of the consumers and leases) in a JetStream cluster: 3 survives one node."""
+    bus_stream_retention: Literal["limits", "interest"] = "limits"
+    """``limits``: messages stay until ``bus_stream_max_age_s``/``bus_stream_max_bytes`` (replayable);
+    ``interest``: a message goes once every agent's consumer acknowledged it."""
+    bus_stream_max_age_s: Annotated[float, Field(gt=0)] = 7 * 24 * 3600.0
+    bus_stream_max_bytes: Annotated[int, Field(ge=-1)] = -1
+    """Largest size of the stream in bytes (-1: no limit but the age); the oldest messages go first."""
+    bus_stream_storage: Literal["file", "memory"] = "file"
+    bus_duplicate_window_s: Annotated[float, Field(gt=0)] = 120.0
+    """The server drops a message whose id (the event id) it stored within this window: relay retries publish
+    once."""
+    bus_ack_wait_s: Annotated[float, Field(gt=0)] = 30.0
+    """A delivery not acknowledged within this time (a killed worker) is redelivered."""
+    bus_max_deliver: Annotated[int, Field(ge=1, le=1000)] = 5
+    """Deliveries of one message before the worker dead-letters it (a message that keeps killing workers)."""
+    bus_fetch_batch: Annotated[int, Field(ge=1, le=10_000)] = 256
+    """Messages a worker takes from one partition per pull (handled together: coalescing handlers merge them)."""
+    bus_lease_ttl_s: Annotated[float, Field(ge=1)] = 10.0
+    """A worker's claim on a partition expires this long after its last renewal (renewed every third of it):
+    the time a killed worker's partitions wait before another worker takes them."""
+    bus_connect_timeout_s: Annotated[float, Field(gt=0)] = 5.0
 
     # --- MQTT ingest bridge (core/ingest/mqtt, docs/architecture/mqtt.md) --------------------------------------
     mqtt_url: str | None = None
@@ -336,6 +369,24 @@ class Settings(BaseSettings):
     log_dir: Path = PROJECT_ROOT / "logs"
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("bus_url", mode="before")
+    @classmethod
+    def _bus_url(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip() or None
+        if isinstance(value, str):
+            for url in value.split(","):
+                if not url.strip().startswith(("nats://", "tls://")):
+                    raise ValueError(
+                        f"SM_BUS_URL must be empty (in-process bus) or nats:// URLs separated by commas, not {url!r}"
+                    )
+        return value
+
+    @property
+    def bus_servers(self) -> list[str]:
+        """The NATS servers of ``bus_url`` (empty: the in-process bus)."""
+        return [url.strip() for url in (self.bus_url or "").split(",") if url.strip()]
 
     @model_validator(mode="after")
     def _production_guard(self) -> Settings:

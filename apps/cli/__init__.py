@@ -22,6 +22,7 @@ from apps.cli import (  # noqa: F401  (imported for their side effect: each regi
     simulate,
     stack,
     stack_detached,
+    worker,
 )
 from apps.cli.app import app
 from apps.cli.backtest import command as backtest_command  # noqa: F401  (the `backtest` command)

@@ -204,6 +204,10 @@ class EventBus:
         """``(queued, running)``: events waiting in the queue, deliveries being handled (module docstring)."""
         return self._queue.qsize(), self._active
 
+    async def current_activity(self) -> tuple[int, int]:
+        """``activity()`` (the JetStream bus answers this one from its server)."""
+        return self.activity()
+
     async def publish(self, event: Event, *, handler: str | None = None) -> Delivery:
         """Queue ``event`` for its handlers (or only for the handler named ``handler``).
 
@@ -239,6 +243,10 @@ class EventBus:
             "event bus started",
             extra={"workers": self._workers_count, "queue_size": self._queue.maxsize},
         )
+
+    async def open(self) -> None:
+        """``start()`` (the JetStream bus connects here)."""
+        self.start()
 
     async def join(self) -> None:
         """Wait until the queue is empty and every handler invocation finished (retries and dead letters too)."""

@@ -17,9 +17,10 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Conflict, NotFound, ValidationFailed
-from core.events.bus import Delivery, EventBus
+from core.events.bus import Delivery
 from core.events.dead_letter_repository import DeadLetterRepository
 from core.events.models import DeadLetter
+from core.events.port import Bus
 from core.events.relay import RELAY_HANDLER_NAME
 from core.events.schemas import DeadLetterFilter
 from core.events.types import UnknownEventType, event_from_row
@@ -45,7 +46,7 @@ class DeadLetterService:
             raise NotFound(f"dead letter {dead_letter_id} does not exist")
         return row
 
-    async def replay(self, dead_letter_id: int, bus: EventBus) -> Replay:
+    async def replay(self, dead_letter_id: int, bus: Bus) -> Replay:
         """Mark the dead letter replayed and queue its event for the handler that failed (caller commits).
 
         Raises NotFound (404), Conflict (409: already replayed, or the handler is not subscribed on ``bus``) or

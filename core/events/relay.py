@@ -38,10 +38,10 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
-from core.events.bus import EventBus
 from core.events.dead_letter_repository import DeadLetterRepository
 from core.events.outbox import register_relay, unregister_relay
 from core.events.outbox_repository import OutboxRepository
+from core.events.port import Bus
 from core.events.types import UnknownEventType, event_from_row
 from core.observability.metrics import OUTBOX_UNPUBLISHED
 
@@ -61,7 +61,7 @@ class OutboxRelay:
     def __init__(
         self,
         session_factory: async_sessionmaker[AsyncSession],
-        bus: EventBus,
+        bus: Bus,
         *,
         poll_interval_s: float = 1.0,
         batch_size: int = 100,
@@ -82,7 +82,7 @@ class OutboxRelay:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, session_factory: async_sessionmaker[AsyncSession], bus: EventBus
+        cls, settings: Settings, session_factory: async_sessionmaker[AsyncSession], bus: Bus
     ) -> OutboxRelay:
         return cls(
             session_factory,

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.events.bus import EventBus
 from core.events.outbox_repository import OutboxRepository
+from core.events.port import Bus
 from core.events.schemas import BusActivityRead, EventsStatusRead
 
 
@@ -22,11 +22,11 @@ class EventsStatusService:
     def __init__(self, session: AsyncSession) -> None:
         self._outbox = OutboxRepository(session)
 
-    async def status(self, bus: EventBus | None) -> EventsStatusRead:
+    async def status(self, bus: Bus | None) -> EventsStatusRead:
         """The counts; a process without a bus (``None``) reports an empty one."""
-        before = bus.activity() if bus is not None else (0, 0)
+        before = await bus.current_activity() if bus is not None else (0, 0)
         pending = await self._outbox.count_unpublished()
-        after = bus.activity() if bus is not None else (0, 0)
+        after = await bus.current_activity() if bus is not None else (0, 0)
         queued, running = max(before[0], after[0]), max(before[1], after[1])
         return EventsStatusRead(
             outbox_pending=pending,

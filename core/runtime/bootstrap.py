@@ -15,6 +15,8 @@ finally disposes the engine the runtime created (a session factory passed in sta
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.alerts.agent import NoDataChecker
@@ -22,6 +24,9 @@ from core.anomaly.agent import AnomalyAgent
 from core.config import Settings
 from core.db.session import create_engine, create_session_factory
 from core.events.bus import EventBus
+from core.events.consumer import BusConsumer
+from core.events.jetstream import JetStreamBus
+from core.events.partitions import sensor_partition
 from core.events.relay import OutboxRelay
 from core.ml.drift.agent import DriftChecker
 from core.ml.registry.mlflow_registry import MlflowRegistry
@@ -30,7 +35,7 @@ from core.ml.serving.loader import ModelServer
 from core.notifications.agent import NotificationEnqueuer
 from core.notifications.destinations import Resolver
 from core.notifications.worker import DeliveryWorker
-from core.runtime.handlers import register_handlers
+from core.runtime.handlers import AGENTS, handler_names, register_handlers, remote_handlers
 from core.runtime.ingest import IngestRuntime
 from core.runtime.runtime import Runtime
 
@@ -45,6 +50,7 @@ def bootstrap(
     relay: bool = True,
     workers: bool = True,
     deliver_notifications: bool = True,
+    agents: Collection[str] | None = None,
 ) -> Runtime:
     """Build (not start) the runtime of ``settings``.
 
@@ -53,18 +59,30 @@ def bootstrap(
     anomaly agent (default: MLflow at ``SM_MLFLOW_TRACKING_URI``). ``relay=False``: no outbox relay.
     ``workers=False``: no no-data or drift checker and no delivery worker; ``deliver_notifications=False``: no
     delivery worker (deliveries are still enqueued).
+
+    ``agents``: the agents this process runs (``core.runtime.handlers.AGENTS``). Default: all of them on the
+    in-process bus (SM_BUS_URL unset), none when the bus is NATS (the API process; ``bootstrap_worker`` builds a
+    worker's runtime). The periodic workers follow their agent: the no-data checker runs with ``alerting``, the
+    drift checker with ``anomaly``, the delivery worker with ``notification``.
     """
+    nats = bool(settings.bus_servers)
+    chosen: tuple[str, ...] = (
+        tuple(a for a in AGENTS if a in agents) if agents is not None else (() if nats else AGENTS)
+    )
     if session_factory is None:
         engine = engine if engine is not None else create_engine(settings)
         session_factory = create_session_factory(engine)
     else:
         engine = None
-    bus = EventBus.from_settings(settings, session_factory)
+    handlers_bus = EventBus.from_settings(settings, session_factory) if chosen or not nats else None
+    bus: EventBus | JetStreamBus = (
+        JetStreamBus(settings, remote_handlers(), name="sm-worker" if chosen else "sm-api") if nats else handlers_bus  # type: ignore[assignment]  # not None without NATS
+    )
     if registry is None:  # probed with at most min(SM_READY_TIMEOUT_S, 2) seconds before each lookup batch
         registry = MlflowRegistry(settings.mlflow_tracking_uri, probe_timeout_s=min(settings.ready_timeout_s, 2.0))
     worker = (
         DeliveryWorker(settings, session_factory, resolver=webhook_resolver)
-        if workers and deliver_notifications
+        if workers and deliver_notifications and "notification" in chosen
         else None
     )
     runtime = Runtime(
@@ -74,21 +92,72 @@ def bootstrap(
         bus=bus,
         relay=OutboxRelay.from_settings(settings, session_factory, bus) if relay else None,
         registry=registry,
-        models=ModelServer(
-            registry, alias_ttl_s=settings.ml_alias_ttl_s, cache_size=settings.ml_model_cache_size
-        ),
+        models=ModelServer(registry, alias_ttl_s=settings.ml_alias_ttl_s, cache_size=settings.ml_model_cache_size),
         ingest=IngestRuntime(settings, session_factory, background=workers),
-        anomaly_agent=AnomalyAgent(settings, session_factory, registry=registry),
-        notifications=NotificationEnqueuer(settings, session_factory, worker=worker),
+        anomaly_agent=AnomalyAgent(settings, session_factory, registry=registry) if "anomaly" in chosen else None,
+        notifications=NotificationEnqueuer(settings, session_factory, worker=worker)
+        if "notification" in chosen
+        else None,
         notification_worker=worker,
         no_data_checker=NoDataChecker(session_factory, settings.alert_no_data_check_interval_s, settings=settings)
-        if workers
+        if workers and "alerting" in chosen
         else None,
-        drift_checker=DriftChecker(session_factory, settings) if workers else None,
+        drift_checker=DriftChecker(session_factory, settings) if workers and "anomaly" in chosen else None,
         webhook_resolver=webhook_resolver,
+        handlers_bus=handlers_bus,
+        agents=chosen,
     )
-    runtime.subscriptions = register_handlers(bus, runtime)
+    if handlers_bus is not None:
+        runtime.subscriptions = register_handlers(handlers_bus, runtime, chosen)
     return runtime
 
 
-__all__ = ["Runtime", "bootstrap"]
+def bootstrap_worker(
+    settings: Settings,
+    agents: Collection[str] = AGENTS,
+    *,
+    session_factory: async_sessionmaker[AsyncSession] | None = None,
+    registry: ModelRegistry | None = None,
+    webhook_resolver: Resolver | None = None,
+    name: str | None = None,
+) -> Runtime:
+    """The runtime of ``apps.cli worker``: ``agents`` consuming the JetStream stream (SM_BUS_URL must be NATS).
+
+    Its handlers run on a local in-process bus fed by a ``BusConsumer``; its own events (anomalies, alerts, work
+    orders) go through the outbox and its relay to the stream; it ingests nothing.
+    """
+    if not settings.bus_servers:
+        raise ValueError("a worker needs SM_BUS_URL to be a NATS URL (nats://host:4222); it is unset")
+    runtime = bootstrap(
+        settings,
+        session_factory=session_factory,
+        registry=registry,
+        webhook_resolver=webhook_resolver,
+        agents=agents,
+    )
+    assert runtime.handlers_bus is not None
+    runtime.run_ingest = False
+    runtime.consumer = BusConsumer(
+        settings,
+        runtime.handlers_bus,
+        handler_names(runtime.agents),
+        runtime.session_factory,
+        on_assign=lambda agent, partition: forget_partition(runtime, agent, partition),
+        name=name,
+    )
+    return runtime
+
+
+def forget_partition(runtime: Runtime, agent: str, partition: int) -> None:
+    """A worker gained ``partition`` of ``agent``: drop the per-sensor state another worker may have moved on (the
+    anomaly agent's baseline windows of that partition's sensors, rebuilt from the database on their next batch)."""
+    if agent != "anomaly" or runtime.anomaly_agent is None:
+        return
+    states = runtime.anomaly_agent.detector.states
+    partitions = runtime.settings.bus_partitions
+    for sensor_id in states.sensor_ids():
+        if sensor_partition(sensor_id, partitions) == partition:
+            states.pop(sensor_id)
+
+
+__all__ = ["Runtime", "bootstrap", "bootstrap_worker", "forget_partition"]

@@ -13,13 +13,14 @@ after the commit automatically (a SQLAlchemy ``after_commit`` listener, see ``co
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.alerts import agent as alerting
 from core.anomaly import agent as anomaly
 from core.events.bus import EventBus, Handler, Subscription
+from core.events.jetstream import RemoteHandler
 from core.events.types import AlertRaised, Event, MaintenanceTaskCompleted, ReadingsIngested, ReadingsScored
 from core.maintenance import agent as scheduling
 from core.notifications import agent as notification
@@ -32,39 +33,53 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class HandlerSpec:
-    """One subscription: ``build(runtime)`` is subscribed to ``event`` under ``name``."""
+    """One subscription: ``build(runtime)`` is subscribed to ``event`` under ``name``; ``agent`` is the worker role
+    that runs it when the bus is NATS (``apps.cli worker --agents``)."""
 
+    agent: str
     event: type[Event]
     name: str
     build: Callable[[Runtime], Handler]
 
 
+#: The agents a worker can run (``--agents``); in the in-process mode the API process runs them all.
+AGENTS: tuple[str, ...] = ("anomaly", "alerting", "scheduling", "notification")
+
+
 HANDLERS: tuple[HandlerSpec, ...] = (
     # ReadingsIngested: counted, then the alert rules on the readings (threshold, rate of change, flat line)
-    HandlerSpec(ReadingsIngested, telemetry.HANDLER_NAME, lambda rt: telemetry.ReadingsIngestedCounter()),
+    HandlerSpec("alerting", ReadingsIngested, telemetry.HANDLER_NAME, lambda rt: telemetry.ReadingsIngestedCounter()),
     HandlerSpec(
+        "alerting",
         ReadingsIngested,
         alerting.READINGS_HANDLER_NAME,
         lambda rt: alerting.ReadingsHandler(rt.session_factory, rt.settings),
     ),
     # ReadingsScored (written by the anomaly agent once its anomalies are committed): anomaly-score alert rules
     HandlerSpec(
+        "alerting",
         ReadingsScored,
         alerting.SCORED_HANDLER_NAME,
         lambda rt: alerting.ScoredHandler(rt.session_factory, rt.settings),
     ),
     # ReadingsIngested: anomaly detection; a completed work order (a repair) may re-learn its references
-    HandlerSpec(ReadingsIngested, anomaly.HANDLER_NAME, lambda rt: rt.anomaly_agent),
+    HandlerSpec("anomaly", ReadingsIngested, anomaly.HANDLER_NAME, lambda rt: rt.require_anomaly_agent()),
     HandlerSpec(
-        MaintenanceTaskCompleted, anomaly.REFERENCES_HANDLER_NAME, lambda rt: rt.anomaly_agent.on_task_completed
+        "anomaly",
+        MaintenanceTaskCompleted,
+        anomaly.REFERENCES_HANDLER_NAME,
+        lambda rt: rt.require_anomaly_agent().on_task_completed,
     ),
     # every notified event type: pending webhook/e-mail deliveries (one name per type: the bus keys by name)
     *(
-        HandlerSpec(cls, notification.handler_name(cls.event_type), lambda rt: rt.notifications)
+        HandlerSpec(
+            "notification", cls, notification.handler_name(cls.event_type), lambda rt: rt.require_notifications()
+        )
         for cls in NOTIFIED_EVENTS
     ),
     # AlertRaised: one work order per incident
     HandlerSpec(
+        "scheduling",
         AlertRaised,
         scheduling.HANDLER_NAME,
         lambda rt: scheduling.OpenTaskForAlert.from_settings(rt.settings, rt.session_factory),
@@ -72,9 +87,38 @@ HANDLERS: tuple[HandlerSpec, ...] = (
 )
 
 
-def register_handlers(bus: EventBus, runtime: Runtime) -> list[Subscription]:
-    """Subscribe every handler of ``HANDLERS`` to ``bus``, built from ``runtime``."""
-    return [bus.subscribe(spec.event, spec.build(runtime), name=spec.name) for spec in HANDLERS]
+def register_handlers(bus: EventBus, runtime: Runtime, agents: Collection[str] = AGENTS) -> list[Subscription]:
+    """Subscribe the handlers of ``HANDLERS`` whose agent is in ``agents`` to ``bus``, built from ``runtime``."""
+    return [bus.subscribe(spec.event, spec.build(runtime), name=spec.name) for spec in HANDLERS if spec.agent in agents]
 
 
-__all__ = ["HANDLERS", "HandlerSpec", "register_handlers"]
+def handler_names(agents: Collection[str]) -> dict[str, list[str]]:
+    """agent → the names of its handlers (for the JetStream consumers)."""
+    return {agent: [spec.name for spec in HANDLERS if spec.agent == agent] for agent in agents}
+
+
+def remote_handlers() -> list[RemoteHandler]:
+    """Every handler by agent, event type and name: what the JetStream bus of the API process knows of them."""
+    return [RemoteHandler(spec.agent, spec.event.event_type, spec.name) for spec in HANDLERS]
+
+
+def parse_agents(value: str | None) -> tuple[str, ...]:
+    """``"anomaly,alerting"`` → the agents, checked (ValueError names the unknown ones); empty or None: all."""
+    if value is None or not value.strip():
+        return AGENTS
+    agents = tuple(dict.fromkeys(a.strip() for a in value.split(",") if a.strip()))
+    unknown = [a for a in agents if a not in AGENTS]
+    if unknown:
+        raise ValueError(f"unknown agent(s) {', '.join(unknown)}; choose from {', '.join(AGENTS)}")
+    return agents
+
+
+__all__ = [
+    "AGENTS",
+    "HANDLERS",
+    "HandlerSpec",
+    "handler_names",
+    "parse_agents",
+    "register_handlers",
+    "remote_handlers",
+]

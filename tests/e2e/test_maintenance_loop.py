@@ -31,8 +31,10 @@ from apps.api.main import create_app
 from core.config import Settings, load_settings, to_libpq_url
 from core.events.types import event_from_row
 from core.notifications import signing
+from core.runtime.bootstrap import bootstrap_worker
 from tests.support.db import private_database
 from tests.support.events import wait_until
+from tests.support.nats import NatsServer, nats_server
 from tests.support.notifications import Receiver, webhook_receiver
 
 INGEST = "/api/v1/data/ingest"
@@ -79,9 +81,33 @@ class Running:
         return {"X-API-Key": self.settings.api_key.get_secret_value()}
 
 
-@pytest.fixture
-async def running(e2e_settings: Settings, e2e_database_url: str) -> AsyncIterator[Running]:
-    """``create_app(settings)`` served by uvicorn on a free 127.0.0.1 port (same event loop as the test)."""
+@pytest.fixture(scope="module")
+def e2e_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A private JetStream server for the NATS runs of this module."""
+    with nats_server(tmp_path_factory.mktemp("e2e-nats")) as server:
+        yield server
+
+
+@pytest.fixture(params=["in-process", "nats"])
+async def running(
+    request: pytest.FixtureRequest, e2e_settings: Settings, e2e_database_url: str
+) -> AsyncIterator[Running]:
+    """``create_app(settings)`` served by uvicorn on a free 127.0.0.1 port (same event loop as the test).
+
+    ``in-process``: the agents run in the API process. ``nats``: the API publishes to a private NATS JetStream
+    server and a worker runtime (what ``apps.cli worker`` runs) consumes it; the tests are the same."""
+    worker = None
+    if request.param == "nats":
+        server: NatsServer = request.getfixturevalue("e2e_nats")
+        run = uuid.uuid4().hex[:8]  # a stream of this test's own on the module's server
+        e2e_settings = e2e_settings.model_copy(
+            update={
+                "bus_url": server.url,
+                "bus_stream": f"E2E_{run}",
+                "bus_subject_prefix": f"e2e{run}",
+                "bus_partitions": 4,
+            }
+        )
     app = create_app(e2e_settings)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -91,9 +117,14 @@ async def running(e2e_settings: Settings, e2e_database_url: str) -> AsyncIterato
     try:
         await wait_until(lambda: server.started or task.done(), timeout=20, what="uvicorn to start")
         assert server.started, "uvicorn did not start"
+        if request.param == "nats":
+            worker = bootstrap_worker(e2e_settings)
+            await worker.start()
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=DEADLINE_S) as client:
             yield Running(app, client, e2e_settings, e2e_database_url)
     finally:
+        if worker is not None:
+            await worker.stop()
         server.should_exit = True
         await asyncio.wait_for(task, timeout=20)
         sock.close()
@@ -180,6 +211,20 @@ async def wait_published(running: Running, ingest_event_id: str) -> None:
             await conn.close()
 
     await wait_until(published, timeout=DEADLINE_S, what=f"ReadingsIngested of {ingest_event_id} handled")
+    await wait_idle(running)
+
+
+async def wait_idle(running: Running) -> None:
+    """Nothing left to do for the agents (``GET /api/v1/admin/events``), three answers in a row: on the in-process
+    bus a published outbox row was handled already; on NATS the stream's consumers must have acknowledged it."""
+    idle_answers = 0
+
+    async def idle() -> bool:
+        nonlocal idle_answers
+        idle_answers = idle_answers + 1 if (await get_json(running, "/api/v1/admin/events"))["idle"] else 0
+        return idle_answers >= 3
+
+    await wait_until(idle, timeout=DEADLINE_S, what="the agents to settle")
 
 
 def signed_webhooks(receiver: Receiver, event: str, **data: Any) -> list[dict[str, Any]]:
@@ -278,9 +323,7 @@ async def test_fault_to_work_order_to_label_through_http(running: Running) -> No
         # the anomaly-score alert of this sensor is evaluated on ReadingsScored: wait until that is published
         await wait_all_published(running, sensor)
         unresolved = [
-            a
-            for a in await items(running, "/api/v1/alerts", sensor_id=sensor, rule=RULE)
-            if a["status"] != "resolved"
+            a for a in await items(running, "/api/v1/alerts", sensor_id=sensor, rule=RULE) if a["status"] != "resolved"
         ]
         assert [a["id"] for a in unresolved] == [alert["id"]]
         detail = await get_json(running, f"/api/v1/alerts/{alert['id']}")
@@ -345,34 +388,29 @@ async def wait_all_published(running: Running, sensor: str) -> None:
         return left == 0
 
     await wait_until(none_left, timeout=DEADLINE_S, what=f"every event of {sensor} handled")
+    await wait_idle(running)
 
 
 async def test_agents_are_idempotent_under_duplicate_delivery(running: Running) -> None:
     sensor = f"e2e-temp-{uuid.uuid4().hex[:8]}"
     await register_sensor(running, sensor)
     fault = await ingest(running, fault_readings(sensor, start_minutes_ago=150))
-    await eventually(
-        running, "/api/v1/maintenance/tasks", "a work order", lambda xs: len(xs) >= 1, sensor_id=sensor
-    )
+    await eventually(running, "/api/v1/maintenance/tasks", "a work order", lambda xs: len(xs) >= 1, sensor_id=sensor)
     await wait_all_published(running, sensor)
 
     async def snapshot() -> tuple[list[int], list[tuple[int, str, int]], list[tuple[int, int | None]]]:
         anomalies = sorted(a["id"] for a in await items(running, "/api/v1/anomalies", sensor_id=sensor))
         alerts = sorted(
-            (a["id"], a["status"], a["anomaly_count"])
-            for a in await items(running, "/api/v1/alerts", sensor_id=sensor)
+            (a["id"], a["status"], a["anomaly_count"]) for a in await items(running, "/api/v1/alerts", sensor_id=sensor)
         )
         tasks = sorted(
-            (t["id"], t["alert_id"])
-            for t in await items(running, "/api/v1/maintenance/tasks", sensor_id=sensor)
+            (t["id"], t["alert_id"]) for t in await items(running, "/api/v1/maintenance/tasks", sensor_id=sensor)
         )
         return anomalies, alerts, tasks
 
     before = await snapshot()
     anomalies, alerts, tasks = before
-    assert len(anomalies) >= 3 and RULE in {
-        a["rule"] for a in await items(running, "/api/v1/alerts", sensor_id=sensor)
-    }
+    assert len(anomalies) >= 3 and RULE in {a["rule"] for a in await items(running, "/api/v1/alerts", sensor_id=sensor)}
     assert len(tasks) == 1 and len(alerts) >= 1  # one fault, one incident, one work order
 
     # the fault batch's ReadingsIngested, and every event that followed it, delivered twice more
@@ -390,9 +428,11 @@ async def test_agents_are_idempotent_under_duplicate_delivery(running: Running) 
 
     assert await snapshot() == before
     events_after = await outbox_events(running, sensor)
+
     # nothing new was emitted but the "this batch is scored" notice, whose handler is idempotent
     def effects(evs):
         return [t for t, _ in evs if t != "ReadingsScored"]
+
     assert effects(events_after) == effects(events)
     await assert_no_dead_letters(running)
 

@@ -11,7 +11,7 @@ from apps.api.errors import problem_responses
 from apps.api.params import Limit, Offset, big_id_path, text_query
 from apps.api.security import AdminPrincipal
 from core.errors import ServiceUnavailable
-from core.events.bus import EventBus
+from core.events.port import Bus
 from core.events.dead_letters import DeadLetterService
 from core.events.schemas import DeadLetterFilter, DeadLetterRead, DeadLetterReplayed
 from core.paging import Page
@@ -23,7 +23,7 @@ router = APIRouter(
 )
 
 
-def _bus(request: Request) -> EventBus:
+def _bus(request: Request) -> Bus:
     bus = app_runtime(request.app).bus
     if not bus.running:
         raise ServiceUnavailable("the event bus is not running")

@@ -1,0 +1,263 @@
+"""The worker side of the JetStream bus: pull the partitions this worker holds and run the agents' handlers.
+
+``BusConsumer(settings, bus, agents, …)`` runs, for each agent it serves (``agents``: agent → its handler names),
+the lease loop of ``core.events.leases`` and one pull loop per partition it holds. A pull loop fetches up to
+``SM_BUS_FETCH_BATCH`` messages of its durable consumer ``sm-<agent>-p<n>`` and hands each to the local
+``EventBus`` (``core.events.bus``) for the agent's handlers of that event type — the same retries, dead letters,
+coalescing and correlation ids as in the API process — and acknowledges a message only when every one of those
+handlers succeeded or was dead-lettered. So:
+
+* **Nothing lost.** A worker killed mid-batch acknowledged nothing of what it had not finished: JetStream
+  redelivers it after ``SM_BUS_ACK_WAIT_S`` to the partition's next holder. Handlers are idempotent, so effects
+  happen once.
+* **Order per sensor.** One sensor's events are in one partition, and one worker at a time pulls a partition
+  (leases), in stream order; within a fetched batch the handlers see the events as the in-process bus would.
+* **Poison messages.** A message delivered more than ``SM_BUS_MAX_DELIVER`` times (each time a worker died or
+  could not finish it) is dead-lettered for its handlers and acknowledged, instead of being retried for ever. A
+  message that cannot be decoded is dead-lettered under ``outbox.relay`` (replayed to every handler).
+* **State.** When the worker gains a partition, ``on_assign(agent, partition)`` runs first: the anomaly agent
+  forgets the baseline windows of that partition's sensors and rebuilds them from the database on their next
+  batch (another worker may have moved them on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.config import Settings
+from core.db.session import unit_of_work
+from core.events.bus import EventBus
+from core.events.dead_letter_repository import DeadLetterRepository
+from core.events.jetstream import EVENT_TYPE_HEADER, HANDLER_HEADER, Topology, connect, ensure_topology
+from core.events.leases import PartitionLeases
+from core.events.relay import RELAY_HANDLER_NAME
+from core.events.types import Event, event_from_row
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client as NATS
+    from nats.aio.msg import Msg
+    from nats.js import JetStreamContext
+
+logger = logging.getLogger("core.events.consumer")
+
+OnAssign = Callable[[str, int], None]
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class BusConsumer:
+    """Consumes the partitions of ``agents`` held by this worker (module docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        bus: EventBus,
+        agents: Mapping[str, Sequence[str]],
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        on_assign: OnAssign | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.agents = {agent: set(names) for agent, names in agents.items()}
+        self.session_factory = session_factory
+        self.on_assign = on_assign
+        self.worker_id = name or worker_id()
+        self.topology = Topology.from_settings(settings)
+        self._nc: NATS | None = None
+        self._js: JetStreamContext | None = None
+        self._leases: dict[str, PartitionLeases] = {}
+        self._pulls: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self.acked = 0
+        self.dead_lettered = 0
+
+    @property
+    def held(self) -> dict[str, list[int]]:
+        """agent → partitions this worker holds now."""
+        return {agent: sorted(leases.held) for agent, leases in self._leases.items()}
+
+    async def start(self) -> None:
+        self._nc = await connect(self.settings, f"sm-worker-{self.worker_id}")
+        self._js = self._nc.jetstream(timeout=self.settings.bus_connect_timeout_s)
+        await ensure_topology(self._js, self.settings, self.agents)
+        kv = await self._js.key_value(self.topology.lease_bucket)
+        self._leases = {
+            agent: PartitionLeases(kv, agent, self.topology.partitions, self.worker_id) for agent in self.agents
+        }
+        self._stopping = False
+        self._task = asyncio.create_task(self._lease_loop(), name="bus-consumer-leases")
+        logger.info("bus consumer started", extra={"worker": self.worker_id, "agents": sorted(self.agents)})
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop pulling, let the batches in flight finish (bounded), give the leases back, close."""
+        self._stopping = True
+        timeout = self.settings.bus_stop_timeout_s if timeout is None else timeout
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        pulls = list(self._pulls.values())
+        if pulls:
+            _done, pending = await asyncio.wait(pulls, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pulls, return_exceptions=True)
+        self._pulls.clear()
+        for leases in self._leases.values():
+            with contextlib.suppress(Exception):
+                await leases.release_all()
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+        self._nc = None
+        logger.info("bus consumer stopped", extra={"worker": self.worker_id, "acked": self.acked})
+
+    # --- leases ---------------------------------------------------------------------------------------------
+    async def _lease_loop(self) -> None:
+        interval = self.settings.bus_lease_ttl_s / 3
+        while not self._stopping:
+            for agent, leases in self._leases.items():
+                try:
+                    changes = await leases.tick()
+                except Exception as exc:  # noqa: BLE001 - the server may be restarting: keep what we hold, retry
+                    logger.warning("lease tick of %s failed: %s: %s", agent, type(exc).__name__, exc)
+                    continue
+                for partition in sorted(changes.lost):
+                    await self._stop_pull(agent, partition)
+                    if partition in leases.held:  # an excess partition given back after its work stopped
+                        await leases.release(partition)
+                for partition in sorted(changes.gained):
+                    if self.on_assign is not None:
+                        self.on_assign(agent, partition)
+                    self._pulls[(agent, partition)] = asyncio.create_task(
+                        self._pull(agent, partition), name=f"bus-pull-{agent}-p{partition}"
+                    )
+                if changes.gained or changes.lost:
+                    logger.info(
+                        "partitions of %s: %s",
+                        agent,
+                        sorted(leases.held),
+                        extra={
+                            "worker": self.worker_id,
+                            "gained": sorted(changes.gained),
+                            "lost": sorted(changes.lost),
+                        },
+                    )
+            await asyncio.sleep(interval)
+
+    async def _stop_pull(self, agent: str, partition: int) -> None:
+        task = self._pulls.pop((agent, partition), None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    # --- pulling --------------------------------------------------------------------------------------------
+    async def _pull(self, agent: str, partition: int) -> None:
+        from nats.errors import TimeoutError as NatsTimeout
+
+        assert self._js is not None
+        sub = None
+        while not self._stopping:
+            try:
+                if sub is None:
+                    sub = await self._js.pull_subscribe_bind(
+                        durable=self.topology.consumer(agent, partition), stream=self.topology.stream
+                    )
+                msgs = await sub.fetch(self.settings.bus_fetch_batch, timeout=1.0)
+            except (NatsTimeout, TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - server restarting, consumer moving: retry shortly
+                logger.warning("pull of %s partition %d failed: %s: %s", agent, partition, type(exc).__name__, exc)
+                await asyncio.sleep(0.5)
+                continue
+            await asyncio.shield(self._handle(agent, msgs))  # a batch in flight finishes even when we stop
+
+    async def _handle(self, agent: str, msgs: list[Msg]) -> None:
+        names = self.agents[agent]
+        in_flight: list[tuple[Msg, list[asyncio.Future[dict[str, str]]]]] = []
+        for msg in msgs:
+            try:
+                event = self._decode(msg)
+            except Exception as exc:  # noqa: BLE001 - undeliverable: dead-lettered for every handler
+                await self._dead_letter(msg, RELAY_HANDLER_NAME, f"{type(exc).__name__}: {exc}", 1)
+                await msg.ack()
+                continue
+            only = (msg.headers or {}).get(HANDLER_HEADER)
+            targets = (
+                [only]
+                if only is not None and only in names
+                else []
+                if only is not None
+                else [s.name for s in self.bus.handlers_for(event) if s.name in names]
+            )
+            delivered = msg.metadata.num_delivered
+            if targets and delivered > self.settings.bus_max_deliver:
+                for target in targets:
+                    await self._dead_letter(
+                        msg,
+                        target,
+                        f"delivered {delivered} times without being acknowledged (a worker died or stopped handling "
+                        "it each time)",
+                        delivered,
+                        event=event,
+                    )
+                targets = []
+            if not targets:
+                await msg.ack()
+                self.acked += 1
+                continue
+            try:
+                in_flight.append((msg, [await self.bus.publish(event, handler=t) for t in targets]))
+            except Exception as exc:  # noqa: BLE001 - the local bus is stopping: hand it to the next holder
+                logger.warning("could not hand a message to the local bus: %s", exc)
+                await msg.nak()
+        for msg, deliveries in in_flight:
+            results = await asyncio.gather(*deliveries, return_exceptions=True)
+            if any(isinstance(r, BaseException) for r in results):
+                await msg.nak(delay=self.settings.bus_retry_base_s)
+            else:
+                await msg.ack()
+                self.acked += 1
+
+    def _decode(self, msg: Msg) -> Event:
+        event_type = (msg.headers or {}).get(EVENT_TYPE_HEADER) or msg.subject.rsplit(".", 1)[-1]
+        payload: dict[str, Any] = orjson.loads(msg.data)
+        return event_from_row(event_type, payload)
+
+    async def _dead_letter(
+        self, msg: Msg, handler: str, error: str, attempts: int, *, event: Event | None = None
+    ) -> None:
+        event_type = event.event_type if event is not None else msg.subject.rsplit(".", 1)[-1]
+        try:
+            payload = event.to_payload() if event is not None else orjson.loads(msg.data)
+            if not isinstance(payload, dict):
+                payload = {"raw": payload}
+        except Exception:  # noqa: BLE001 - keep the raw bytes
+            payload = {"raw": msg.data.decode("utf-8", "replace")[:4000]}
+        async with unit_of_work(self.session_factory) as session:
+            await DeadLetterRepository(session).add(
+                event_type=event_type, payload=payload, handler=handler, error=error[:4000], attempts=attempts
+            )
+        self.dead_lettered += 1
+        logger.error("message dead-lettered for %s: %s", handler, error, extra={"subject": msg.subject})
+
+
+__all__ = ["BusConsumer", "OnAssign", "worker_id"]

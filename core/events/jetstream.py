@@ -1,0 +1,317 @@
+"""The NATS JetStream backend of the bus: the stream, its consumers, and publishing (``SM_BUS_URL=nats://…``).
+
+Topology (created or checked by every process at start, idempotently)::
+
+    stream  SM_BUS_STREAM (default SM_EVENTS), subjects  <prefix>.>            prefix: SM_BUS_SUBJECT_PREFIX
+    subject <prefix>.p<partition>.<EventType>                                  partition: core.events.partitions
+    consumer sm-<agent>-p<partition> per agent and partition: durable, pull, explicit ack, ack wait
+             SM_BUS_ACK_WAIT_S, filter <prefix>.p<partition>.>, max deliver SM_BUS_MAX_DELIVER + 1
+    KV bucket <stream>_leases: which worker holds which (agent, partition) (core.events.leases)
+
+All consumers of every agent exist as soon as the first process started, so a message published before any
+worker ran waits for it (with ``interest`` retention too).
+
+``JetStreamBus`` is what the outbox relay publishes to when the bus is NATS: ``publish(event)`` splits the event by
+partition (``core.events.partitions.split``) and publishes each part with ``Nats-Msg-Id`` = the event id (``.p<n>``
+for parts), so a relay batch that is retried after a crash is stored once (the server drops a message id it stored
+within SM_BUS_DUPLICATE_WINDOW_S). The ``Delivery`` it returns completes when the stream has stored every part
+(its publish acknowledgement): the relay marks the outbox rows published only then, so nothing committed is lost
+and nothing is published before its commit (the relay only reads committed rows). A replay of a dead letter
+publishes with the header ``Sm-Handler`` naming the one handler to run and a fresh message id.
+
+The bus knows every handler by name and event type (``core.runtime.handlers.HANDLERS``) without running one: the
+handlers run in ``apps.cli worker`` processes (``core.events.consumer``). ``current_activity()`` sums the consumers'
+pending and unacknowledged messages (``GET /api/v1/admin/events``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from core.config import Settings
+from core.events.bus import ALL_EVENTS, BusError, Delivery, Subscription
+from core.events.partitions import split
+from core.events.types import Event
+from core.observability.metrics import BUS_EVENTS_PUBLISHED_TOTAL
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client as NATS
+    from nats.js import JetStreamContext
+
+logger = logging.getLogger("core.events.jetstream")
+
+HANDLER_HEADER = "Sm-Handler"
+EVENT_TYPE_HEADER = "Sm-Event-Type"
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """Names of the stream, subjects, consumers and lease bucket of ``settings`` (module docstring)."""
+
+    stream: str
+    prefix: str
+    partitions: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Topology:
+        return cls(settings.bus_stream, settings.bus_subject_prefix, settings.bus_partitions)
+
+    def subject(self, partition: int, event_type: str) -> str:
+        return f"{self.prefix}.p{partition}.{event_type}"
+
+    def partition_filter(self, partition: int) -> str:
+        return f"{self.prefix}.p{partition}.>"
+
+    @staticmethod
+    def consumer(agent: str, partition: int) -> str:
+        return f"sm-{agent}-p{partition}"
+
+    @property
+    def lease_bucket(self) -> str:
+        return f"{self.stream}_leases"
+
+
+async def connect(settings: Settings, name: str) -> NATS:
+    """A NATS connection to ``SM_BUS_URL`` that reconnects for ever (a server restart is a pause, not an end)."""
+    import nats
+
+    if not settings.bus_servers:
+        raise BusError("SM_BUS_URL is not a NATS URL: this process runs the in-process bus")
+
+    async def error_cb(exc: Exception) -> None:
+        logger.warning("NATS connection error: %s: %s", type(exc).__name__, exc)
+
+    async def disconnected_cb() -> None:
+        logger.warning("NATS disconnected; reconnecting")
+
+    async def reconnected_cb() -> None:
+        logger.info("NATS reconnected")
+
+    return await nats.connect(
+        servers=settings.bus_servers,
+        name=name,
+        connect_timeout=settings.bus_connect_timeout_s,
+        allow_reconnect=True,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        error_cb=error_cb,
+        disconnected_cb=disconnected_cb,
+        reconnected_cb=reconnected_cb,
+    )
+
+
+async def ensure_topology(js: JetStreamContext, settings: Settings, agents: Iterable[str]) -> None:
+    """Create the stream, the consumers of ``agents`` for every partition and the lease bucket when missing.
+
+    An existing stream is updated to the settings' retention limits; its subjects and partitions are fixed.
+    """
+    from nats.js import api
+    from nats.js.errors import NotFoundError
+
+    topo = Topology.from_settings(settings)
+    config = api.StreamConfig(
+        name=topo.stream,
+        subjects=[f"{topo.prefix}.>"],
+        retention=api.RetentionPolicy(settings.bus_stream_retention),
+        max_age=settings.bus_stream_max_age_s,
+        max_bytes=settings.bus_stream_max_bytes,
+        storage=api.StorageType(settings.bus_stream_storage),
+        num_replicas=settings.bus_stream_replicas,
+        duplicate_window=settings.bus_duplicate_window_s,
+        discard=api.DiscardPolicy.OLD,
+    )
+    try:
+        await js.stream_info(topo.stream)
+    except NotFoundError:
+        await js.add_stream(config)
+        logger.info("JetStream stream %s created", topo.stream)
+    else:
+        with contextlib.suppress(Exception):  # limits only: a refused update leaves the stream as it is
+            await js.update_stream(config)
+    for agent in agents:
+        for partition in range(topo.partitions):
+            await js.add_consumer(
+                topo.stream,
+                api.ConsumerConfig(
+                    durable_name=topo.consumer(agent, partition),
+                    filter_subject=topo.partition_filter(partition),
+                    ack_policy=api.AckPolicy.EXPLICIT,
+                    deliver_policy=api.DeliverPolicy.ALL,
+                    ack_wait=settings.bus_ack_wait_s,
+                    # one more than the worker's own limit: at that delivery it dead-letters the message itself
+                    max_deliver=settings.bus_max_deliver + 1,
+                    max_ack_pending=max(1_000, 4 * settings.bus_fetch_batch),
+                    num_replicas=settings.bus_stream_replicas,
+                ),
+            )
+    try:
+        await js.key_value(topo.lease_bucket)
+    except NotFoundError:
+        await js.create_key_value(
+            bucket=topo.lease_bucket,
+            ttl=settings.bus_lease_ttl_s,
+            history=1,
+            replicas=settings.bus_stream_replicas,
+        )
+
+
+def encode(event: Event) -> bytes:
+    return orjson.dumps(event.to_payload())
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteHandler:
+    """A handler run by the workers: known here by its agent, event type and name only."""
+
+    agent: str
+    event_type: str
+    name: str
+
+
+def _not_here(event: Event) -> Any:
+    raise BusError("this handler runs in the worker processes, not here")
+
+
+class JetStreamBus:
+    """Publishes events to the JetStream stream (module docstring); runs no handler."""
+
+    def __init__(self, settings: Settings, handlers: Sequence[RemoteHandler], *, name: str = "sm-api") -> None:
+        self.settings = settings
+        self.topology = Topology.from_settings(settings)
+        self._subscriptions = {
+            h.name: Subscription(name=h.name, event_type=h.event_type, handler=_not_here) for h in handlers
+        }
+        self.agents = sorted({h.agent for h in handlers})
+        self._name = name
+        self._nc: NATS | None = None
+        self._js: JetStreamContext | None = None
+        self._stopped = False
+
+    # --- the bus interface (relay, dead-letter replay, status) ----------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._js is not None and not self._stopped
+
+    @property
+    def subscriptions(self) -> tuple[Subscription, ...]:
+        return tuple(self._subscriptions.values())
+
+    def has_handler(self, name: str) -> bool:
+        return name in self._subscriptions
+
+    def handlers_for(self, event: Event) -> list[Subscription]:
+        return [s for s in self._subscriptions.values() if s.event_type in (ALL_EVENTS, event.event_type)]
+
+    async def open(self) -> None:
+        """Connect and make sure the stream, the consumers of every agent and the lease bucket exist (every
+        agent's consumers exist before anything is published, so no message is missed by one)."""
+        self._nc = await connect(self.settings, self._name)
+        self._js = self._nc.jetstream(timeout=self.settings.bus_connect_timeout_s)
+        await ensure_topology(self._js, self.settings, self.agents)
+        self._stopped = False
+        logger.info(
+            "JetStream bus connected",
+            extra={"stream": self.topology.stream, "partitions": self.topology.partitions},
+        )
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise BusError("the JetStream bus is not connected (open() first)")
+        return self._js
+
+    async def publish(self, event: Event, *, handler: str | None = None) -> Delivery:
+        """Publish ``event`` (every part) to the stream; the delivery completes once the stream stored them."""
+        if self._stopped:
+            raise BusError("the bus is stopped")
+        if handler is not None and handler not in self._subscriptions:
+            raise BusError(f"no handler named {handler!r} is subscribed")
+        js = self.js
+        targets = [handler] if handler is not None else [s.name for s in self.handlers_for(event)]
+        acks = []
+        for part in split(event, self.topology.partitions):
+            headers = {
+                MSG_ID_HEADER: part.msg_id if handler is None else f"{part.msg_id}.replay.{uuid.uuid4().hex}",
+                EVENT_TYPE_HEADER: event.event_type,
+            }
+            if handler is not None:
+                headers[HANDLER_HEADER] = handler
+            acks.append(
+                await js.publish_async(
+                    self.topology.subject(part.partition, event.event_type), encode(part.event), headers=headers
+                )
+            )
+        BUS_EVENTS_PUBLISHED_TOTAL.labels(event_type=event.event_type).inc()
+        loop = asyncio.get_running_loop()
+        done: Delivery = loop.create_future()
+
+        async def settle() -> None:
+            try:
+                await asyncio.wait_for(asyncio.gather(*acks), timeout=max(self.settings.bus_connect_timeout_s, 5.0))
+            except BaseException as exc:  # noqa: BLE001 - handed to the delivery (the relay rolls back)
+                if not done.done():
+                    done.set_exception(exc if isinstance(exc, Exception) else BusError(repr(exc)))
+                return
+            if not done.done():
+                done.set_result(dict.fromkeys(targets, "ok"))
+
+        task = loop.create_task(settle())
+        done.add_done_callback(lambda _f: task.cancel() if not task.done() else None)
+        return done
+
+    async def publish_many(self, events: Iterable[Event]) -> list[Delivery]:
+        return [await self.publish(event) for event in events]
+
+    def activity(self) -> tuple[int, int]:
+        """Synchronous callers get nothing to report: use ``current_activity``."""
+        return 0, 0
+
+    async def current_activity(self) -> tuple[int, int]:
+        """``(pending, unacknowledged)`` messages summed over the consumers of every agent and partition."""
+        js = self.js
+        pending = unacked = 0
+        for agent in self.agents:
+            for partition in range(self.topology.partitions):
+                info = await js.consumer_info(self.topology.stream, self.topology.consumer(agent, partition))
+                pending += info.num_pending or 0
+                unacked += info.num_ack_pending or 0
+        return pending, unacked
+
+    async def join(self, timeout: float = 60.0) -> None:
+        """Wait until every consumer has handled every message (tests)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while await self.current_activity() != (0, 0):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("the workers did not handle every message in time")
+            await asyncio.sleep(0.05)
+
+    async def stop(self, timeout: float | None = None) -> None:
+        self._stopped = True
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._nc.drain(), timeout or self.settings.bus_stop_timeout_s)
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+        self._nc = None
+        self._js = None
+
+
+__all__ = [
+    "EVENT_TYPE_HEADER",
+    "HANDLER_HEADER",
+    "JetStreamBus",
+    "RemoteHandler",
+    "Topology",
+    "connect",
+    "encode",
+    "ensure_topology",
+]
