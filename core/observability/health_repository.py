@@ -5,8 +5,6 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -46,8 +44,12 @@ class HealthRepository:
 def migration_heads(project_root: str = str(PROJECT_ROOT)) -> frozenset[str]:
     """Head revision(s) of the migration scripts shipped with this code (read once per process).
 
-    Raises ``FileNotFoundError`` when the project has no ``alembic.ini``/scripts (a broken install).
+    Raises ``FileNotFoundError`` when the project has no ``alembic.ini``/scripts (a broken install). Alembic is
+    imported here, by the first readiness check, not by every process that imports the health probes.
     """
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     ini = Path(project_root) / "alembic.ini"
     scripts = Path(project_root) / "alembic_migrations"
     if not ini.is_file():

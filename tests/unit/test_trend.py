@@ -24,6 +24,20 @@ def test_ewma_equals_the_recursion(start: float | None) -> None:
     np.testing.assert_allclose(trend.ewma(z, 0.1, start), _loop(z, 0.1, start), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("lam", [0.05, 0.1, 0.3, 1.0])
+@pytest.mark.parametrize("start", [None, 0.0, -3.1, 2.5])
+def test_ewma_is_bit_for_bit_the_first_order_lfilter_it_replaces(lam: float, start: float | None) -> None:
+    """The recurrence written out gives exactly what ``scipy.signal.lfilter`` gave (the detector's scores and
+    flags, stored in ``anomalies``, do not change with it)."""
+    from scipy.signal import lfilter
+
+    for n in (1, 2, 17, 3000):
+        z = np.clip(np.random.default_rng(n).normal(0, 4, n), -trend.CLIP, trend.CLIP)
+        initial = float(z[0]) if start is None else start
+        expected, _ = lfilter([lam], [1.0, -(1.0 - lam)], z, zi=[(1.0 - lam) * initial])
+        assert np.array_equal(trend.ewma(z, lam, start), expected)
+
+
 def test_standardise_clips_single_spikes() -> None:
     z = trend.standardise(np.array([10.0, 1000.0, -1000.0]), median=10.0, scale=1.0)
     assert z.tolist() == [0.0, trend.CLIP, -trend.CLIP]

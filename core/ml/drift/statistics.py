@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from scipy import stats
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings
@@ -192,6 +191,8 @@ def effective_size(n: int, rho: float) -> float:
 def ks_pvalue_effective(statistic: float, n_eff: float, m_eff: float) -> float:
     """Two-sample KS p-value of ``statistic`` at (non-integer) effective sizes: asymptotic Kolmogorov
     distribution with Stephens' small-sample correction."""
+    from scipy import stats  # here, not at import: the API process loads scipy only when a drift pass runs
+
     en = math.sqrt(n_eff * m_eff / (n_eff + m_eff))
     return float(min(1.0, stats.kstwobign.sf((en + 0.12 + 0.11 / en) * statistic)))
 
@@ -212,6 +213,8 @@ def spread_change(reference: np.ndarray, recent: np.ndarray) -> tuple[float, flo
     ratio = (1.0 if s_cur == 0.0 else math.inf) if s_ref == 0.0 else s_cur / s_ref
     if d_ref.size < 2 or d_cur.size < 2 or (np.ptp(d_ref) == 0.0 and np.ptp(d_cur) == 0.0):
         return ratio, 1.0
+    from scipy import stats
+
     pvalue = float(stats.levene(d_ref, d_cur, center="median").pvalue)
     return ratio, 1.0 if math.isnan(pvalue) else pvalue
 
@@ -226,6 +229,8 @@ def detect_drift(
     cur = np.asarray(recent, dtype=float)
     if ref.size < 2 or cur.size < 2:
         raise ValueError("drift detection needs at least two values in each window")
+    from scipy import stats
+
     ks = stats.ks_2samp(ref, cur)
     statistic = float(ks.statistic)
     rho = min(autocorrelation(ref), autocorrelation(cur))

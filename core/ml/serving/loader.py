@@ -25,13 +25,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import Conflict, ValidationFailed
 from core.ml.registry.port import ModelInfo, ModelRegistry, ModelRegistryError, RegistryFailed
 
 if TYPE_CHECKING:
+    # pandas is imported by the functions that build or read frames: the first request that serves a model pays
+    # for it, not the start of every API process
+    import pandas as pd
+
     from core.config import Settings
     from core.ml.registry.promotion import PromotionDecision
 
@@ -94,6 +97,8 @@ def input_errors() -> tuple[type[Exception], ...]:
 
 def coerce_numbers(frame: pd.DataFrame, loaded: LoadedModel) -> pd.DataFrame:
     """JSON numbers → the signature's numeric types where that loses nothing (a copy when anything changes)."""
+    import pandas as pd
+
     changes: dict[str, pd.Series] = {}
     for column in loaded.float_columns:
         if column in frame.columns and pd.api.types.is_integer_dtype(frame[column]):
@@ -112,6 +117,8 @@ def coerce_numbers(frame: pd.DataFrame, loaded: LoadedModel) -> pd.DataFrame:
 
 def naive_utc(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     """``frame`` with the timezone-aware ``columns`` converted to naive UTC (a copy when anything changes)."""
+    import pandas as pd
+
     aware = [c for c in columns if c in frame.columns and isinstance(frame[c].dtype, pd.DatetimeTZDtype)]
     if not aware:
         return frame
@@ -295,6 +302,8 @@ class ModelServer:
 # --- frames -------------------------------------------------------------------------------------------------------
 def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     """Input rows → DataFrame; a ``timestamp`` column becomes ``datetime64[ns, UTC]`` (the sensor models' contract)."""
+    import pandas as pd
+
     frame = pd.DataFrame.from_records(records)
     if "timestamp" in frame.columns:
         try:
@@ -306,6 +315,8 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 def output_records(output: Any) -> list[dict[str, Any]]:
     """A pyfunc output (DataFrame, Series, array, list) → JSON-ready rows (ISO timestamps, NaN → null)."""
+    import pandas as pd
+
     if isinstance(output, pd.DataFrame):
         frame = output
     elif isinstance(output, pd.Series):
@@ -321,6 +332,8 @@ def output_records(output: Any) -> list[dict[str, Any]]:
 
 def readings_frame(sensor_ids: list[str], timestamps: list[Any], values: list[float]) -> pd.DataFrame:
     """The sensor models' input: ``sensor_id`` str, ``timestamp`` datetime64[ns, UTC], ``value`` float64."""
+    import pandas as pd
+
     return pd.DataFrame(
         {
             "sensor_id": pd.Series(sensor_ids, dtype=object),

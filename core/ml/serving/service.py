@@ -6,10 +6,9 @@ Each function gets the request's session (reads only) and the process's :class:`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.anomaly.baseline import METHOD as BASELINE_METHOD
@@ -50,6 +49,9 @@ from core.ml.serving.schemas import (
     PromotionRead,
     StoredDriftCheck,
 )
+
+if TYPE_CHECKING:  # imported where a model's frames are read, not when the API starts (core.ml.serving.loader)
+    import pandas as pd
 
 FORECAST_COLUMNS = ("timestamp", "yhat", "yhat_lower", "yhat_upper")
 
@@ -106,6 +108,8 @@ async def _sensor_type(repo: MlReadingsRepository, sensor_id: str) -> str:
 
 def _model_frequency(loaded: Any) -> pd.Timedelta | None:
     """The data frequency a forecast model was trained at (its ``freq_seconds`` metadata), if it states one."""
+    import pandas as pd
+
     metadata = getattr(getattr(loaded.model, "metadata", None), "metadata", None) or {}
     try:
         seconds = float(metadata["freq_seconds"])
@@ -139,6 +143,8 @@ async def forecast(
         [request.sensor_id] * len(history), [t for t, _ in history], [v for _, v in history]
     )
     output = await server.predict(loaded, frame, {"horizon": request.horizon, "interval": request.interval})
+    import pandas as pd
+
     if not isinstance(output, pd.DataFrame) or not set(FORECAST_COLUMNS[:2]) <= set(output.columns):
         raise RuntimeError(f"model {loaded.name} v{loaded.version} broke the forecast contract (columns)")
     output = output.assign(timestamp=pd.to_datetime(output["timestamp"], utc=True))  # naive = UTC
