@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from core.config import Settings
+from core.errors import ServiceUnavailable
 from core.events.bus import ALL_EVENTS, BusError, Delivery, Subscription
 from core.events.partitions import split
 from core.events.types import Event
@@ -90,13 +91,17 @@ async def connect(settings: Settings, name: str) -> NATS:
     async def error_cb(exc: Exception) -> None:
         logger.warning("NATS connection error: %s: %s", type(exc).__name__, exc)
 
+    holder: list[NATS] = []
+
     async def disconnected_cb() -> None:
+        if holder and (holder[0].is_closed or holder[0].is_draining):
+            return  # closed on purpose
         logger.warning("NATS disconnected; reconnecting")
 
     async def reconnected_cb() -> None:
         logger.info("NATS reconnected")
 
-    return await nats.connect(
+    nc = await nats.connect(
         servers=settings.bus_servers,
         name=name,
         connect_timeout=settings.bus_connect_timeout_s,
@@ -107,6 +112,8 @@ async def connect(settings: Settings, name: str) -> NATS:
         disconnected_cb=disconnected_cb,
         reconnected_cb=reconnected_cb,
     )
+    holder.append(nc)
+    return nc
 
 
 async def ensure_topology(js: JetStreamContext, settings: Settings, agents: Iterable[str]) -> None:
@@ -279,11 +286,14 @@ class JetStreamBus:
         """``(pending, unacknowledged)`` messages summed over the consumers of every agent and partition."""
         js = self.js
         pending = unacked = 0
-        for agent in self.agents:
-            for partition in range(self.topology.partitions):
-                info = await js.consumer_info(self.topology.stream, self.topology.consumer(agent, partition))
-                pending += info.num_pending or 0
-                unacked += info.num_ack_pending or 0
+        try:
+            for agent in self.agents:
+                for partition in range(self.topology.partitions):
+                    info = await js.consumer_info(self.topology.stream, self.topology.consumer(agent, partition))
+                    pending += info.num_pending or 0
+                    unacked += info.num_ack_pending or 0
+        except Exception as exc:  # a server restarting, a cluster electing a leader: answer 503, retry later
+            raise ServiceUnavailable(f"the event bus (NATS) did not answer: {type(exc).__name__}: {exc}") from exc
         return pending, unacked
 
     async def join(self, timeout: float = 60.0) -> None:

@@ -52,13 +52,16 @@ class PartitionLeases:
         return f"{self.agent}.p{partition}"
 
     async def _live_workers(self) -> int:
+        """Workers of this agent whose heartbeat has not expired (this one included). All keys are listed and
+        filtered here: servers before 2.10 ignore a listing's subject filters."""
         from nats.js.errors import NoKeysError
 
+        prefix = f"{self.agent}.w."
         try:
-            keys = await self.kv.keys(filters=[f"{self.agent}.w.*"])
+            keys = await self.kv.keys()
         except NoKeysError:
             return 1
-        return max(1, len(keys))
+        return max(1, sum(1 for key in keys if key.startswith(prefix)))
 
     async def tick(self) -> LeaseChanges:
         """Heartbeat, renew, rebalance (module docstring); what was gained and lost."""
