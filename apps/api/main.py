@@ -25,7 +25,6 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from prometheus_fastapi_instrumentator import Instrumentator
 
 from apps.api.deps import app_settings
 from apps.api.docs import install_docs
@@ -36,7 +35,7 @@ from apps.api.errors import (
     problem_responses,
 )
 from apps.api.gate import RequestGate
-from apps.api.middleware import RequestContextMiddleware, record_http_metrics
+from apps.api.middleware import HttpMetricsMiddleware, RequestContextMiddleware
 from apps.api.routers import (
     admin_dead_letters,
     admin_events,
@@ -61,7 +60,7 @@ from core.config import Settings, load_settings
 from core.notifications.destinations import Resolver
 from core.observability.health_repository import migration_heads
 from core.observability.logging import configure_logging
-from core.observability.metrics import REGISTRY, set_build_info
+from core.observability.metrics import set_build_info
 from core.runtime.bootstrap import bootstrap
 
 logger = logging.getLogger("apps.api")
@@ -162,20 +161,6 @@ def _openapi_with_problems(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return openapi
 
 
-def _instrument(app: FastAPI) -> None:
-    instrumentator = Instrumentator(
-        should_group_status_codes=True,  # 2xx, 4xx, 5xx: bounded cardinality
-        should_ignore_untemplated=False,
-        should_group_untemplated=True,  # unknown paths count under handler "none"
-        excluded_handlers=[r"^/metrics$", r"^/health"],
-        registry=REGISTRY,
-    )
-    # Our own callback records the http_* metrics defined in core.observability.metrics; with it the
-    # instrumentator creates no metrics itself (no duplicate registration when several apps are built).
-    instrumentator.add(record_http_metrics)
-    instrumentator.instrument(app)
-
-
 def create_app(settings: Settings | None = None, *, overrides: RuntimeOverrides | None = None) -> FastAPI:
     """Build the API. Without ``settings``: load them (may raise ConfigurationError) and configure logging.
     ``overrides``: what tests change in the runtime the lifespan bootstraps."""
@@ -223,10 +208,10 @@ def create_app(settings: Settings | None = None, *, overrides: RuntimeOverrides 
     app.include_router(ml_router.router)
     app.include_router(reports_router)
 
-    # Key and body limit before the body is read; inside the instrumentator, so what the gate refuses (401, 413,
+    # Key and body limit before the body is read; inside the HTTP metrics, so what the gate refuses (401, 413,
     # 429) is counted in http_requests_total, and inside RequestContextMiddleware, so its errors keep X-Request-ID.
     app.add_middleware(RequestGate)
-    _instrument(app)
+    app.add_middleware(HttpMetricsMiddleware)  # grouped status, route templates; /health* and /metrics not counted
     app.add_middleware(RequestContextMiddleware)  # added last: outermost of our middleware
     app.openapi = _openapi_with_problems(app)  # type: ignore[method-assign]
 

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request id, correlation id for logs, access log, last-resort 500; HTTP metrics hook.
+"""Pure ASGI middleware: request id, correlation id for logs, access log, last-resort 500; the HTTP metrics.
 
 ``RequestContextMiddleware`` is the outermost of our middleware. Per HTTP request it
 
@@ -13,6 +13,11 @@
    for the paths in :data:`DEBUG_ACCESS_PATHS` (the ingest route, thousands of requests a minute), logged at
    DEBUG and counted (the runtime's ``ingest.log``) for the summary written once per interval at INFO instead
    (``core.observability.ingest_log``).
+
+``HttpMetricsMiddleware`` records ``http_requests_total`` and ``http_request_duration_seconds``
+(``core.observability.metrics``) per method, route template and grouped status, as prometheus-fastapi-instrumentator
+did with our callback (its route naming, the same exclusions and grouping), but it resolves the route template
+once per (method, path) instead of matching every route of the app on every request.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ import logging
 import re
 import time
 import uuid
+from collections import OrderedDict
 
-from prometheus_fastapi_instrumentator.metrics import Info
+from prometheus_fastapi_instrumentator.routing import get_route_name
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -126,18 +132,78 @@ class RequestContextMiddleware:
             correlation_id_var.reset(token)
 
 
-def record_http_metrics(info: Info) -> None:
-    """prometheus-fastapi-instrumentator callback recording the http_* metrics of core.observability.metrics."""
-    HTTP_REQUESTS_TOTAL.labels(info.method, info.modified_status, info.modified_handler).inc()
-    HTTP_REQUEST_DURATION_SECONDS.labels(info.method, info.modified_handler).observe(info.modified_duration)
+#: Handlers whose requests are not counted (matched against the route template, or the path of an unknown route).
+EXCLUDED_HANDLERS = (re.compile(r"^/metrics$"), re.compile(r"^/health"))
+#: The handler label of requests that match no route (one series for all of them, not one per path).
+UNTEMPLATED_HANDLER = "none"
+#: Distinct (method, path) pairs whose handler label is remembered (least recently used beyond).
+HANDLER_CACHE_SIZE = 4096
+
+
+class HttpMetricsMiddleware:
+    """``http_requests_total{method,status,handler}`` (status grouped: ``2xx``) and
+    ``http_request_duration_seconds{method,handler}`` for every HTTP request (module docstring).
+
+    The handler is the route template (``/api/v1/sensors/{sensor_id}``), ``none`` for a path that matches no
+    route; requests of ``/metrics`` and ``/health*`` are not counted. A request whose app raised before the
+    response started counts as a 500. Resolved like the instrumentator (its ``get_route_name``: a full match of
+    path and method, else the first route whose path matches) and remembered per (method, path); routes added to
+    the app after the first request reset the memory (a route added later to an included router does not: FastAPI
+    apps declare their routes before serving).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._handlers: OrderedDict[tuple[int, str, str, str], tuple[str, bool]] = OrderedDict()
+
+    def handler(self, scope: Scope) -> tuple[str, bool]:
+        """``(handler label, excluded)`` of the request."""
+        app = scope.get("app")
+        version = len(getattr(getattr(app, "router", None), "routes", ()))
+        key = (version, scope.get("method", ""), scope.get("path", ""), scope.get("root_path", ""))
+        cached = self._handlers.get(key)
+        if cached is not None:
+            self._handlers.move_to_end(key)
+            return cached
+        template = get_route_name(Request(scope), should_include_root_path=False)
+        name = template or Request(scope).url.path
+        excluded = any(pattern.search(name) for pattern in EXCLUDED_HANDLERS)
+        result = (name if template else UNTEMPLATED_HANDLER, excluded)
+        self._handlers[key] = result
+        while len(self._handlers) > HANDLER_CACHE_SIZE:
+            self._handlers.popitem(last=False)
+        return result
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        handler, excluded = self.handler(scope)
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            if not excluded:
+                method = scope["method"]
+                HTTP_REQUESTS_TOTAL.labels(method, f"{str(int(status))[0]}xx", handler).inc()
+                HTTP_REQUEST_DURATION_SECONDS.labels(method, handler).observe(max(time.perf_counter() - started, 0.0))
 
 
 __all__ = [
     "DEBUG_ACCESS_PATHS",
+    "EXCLUDED_HANDLERS",
     "INGEST_PATH",
     "REQUEST_ID_HEADER",
+    "HttpMetricsMiddleware",
     "RequestContextMiddleware",
     "new_request_id",
-    "record_http_metrics",
     "sane_request_id",
 ]

@@ -5,9 +5,9 @@ it is missing, so declare it explicitly). Later issues add their metrics here, i
 
 The only exceptions to the prefix are the generic ``http_*`` request metrics, which keep the names of
 prometheus-fastapi-instrumentator's defaults so that standard dashboards work. They are defined here as well
-(the API records them through an instrumentator callback) instead of letting the instrumentator create them:
-its defaults register on every app build, which fails or silently disables metrics when several apps are
-created in one process (tests, multiple mounts).
+(the API records them in ``apps.api.middleware.HttpMetricsMiddleware``, with the instrumentator's route naming)
+instead of letting the instrumentator create them: its defaults register on every app build, which fails or
+silently disables metrics when several apps are created in one process (tests, multiple mounts).
 
 ``REGISTRY`` is *not* prometheus_client's global default registry, so nothing a library registers there leaks
 into ``/metrics`` and modules can be imported any number of times.
@@ -112,6 +112,18 @@ BUS_HANDLER_LATENCY_SECONDS = Histogram(
 OUTBOX_UNPUBLISHED = Gauge(
     "sm_outbox_unpublished_rows",
     "Outbox rows not yet published, as last counted by this process's relay.",
+    registry=REGISTRY,
+)
+BUS_PARTITIONS_HELD = Gauge(
+    "sm_bus_partitions_held",
+    "JetStream partitions this worker holds, by agent (core.events.leases).",
+    ["agent"],
+    registry=REGISTRY,
+)
+BUS_MESSAGES_TOTAL = Counter(
+    "sm_bus_messages_total",
+    "JetStream messages a worker finished, by agent and result (acked, nacked, dead_lettered).",
+    ["agent", "result"],
     registry=REGISTRY,
 )
 BUS_READINGS_INGESTED_TOTAL = Counter(

@@ -1,4 +1,4 @@
-"""/metrics: instrumentator http_* metrics plus our sm_* metrics, one registry, optional key protection."""
+"""/metrics: the http_* metrics (apps.api.middleware) plus our sm_* metrics, one registry, optional key protection."""
 
 from __future__ import annotations
 
@@ -46,6 +46,31 @@ async def test_metrics_expose_http_and_sm_metrics(api: ClientFactory, offline_se
     # requests the gate refuses before the body is read are counted too
     assert any('handler="/api/v1/assets"' in line and 'status="4xx"' in line for line in requests)
     assert not any('handler="/health' in line or 'handler="/metrics"' in line for line in requests)
+
+
+async def test_requests_count_under_their_route_template(api: ClientFactory, offline_settings: Settings) -> None:
+    """Two paths of one route are one series (the template, remembered per path), counted once per request."""
+
+    def count(text: str) -> float:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = sample.labels
+                if (
+                    sample.name == "http_requests_total"
+                    and labels.get("handler") == "/api/v1/sensors/{sensor_id}"
+                    and labels.get("method") == "GET"
+                    and labels.get("status") == "4xx"
+                ):
+                    return sample.value
+        return 0.0
+
+    async with api(offline_settings) as client:
+        before = count((await client.get("/metrics")).text)
+        for sensor_id in ("a", "b", "a"):
+            assert (await client.get(f"/api/v1/sensors/{sensor_id}")).status_code == 401  # no key
+        after = (await client.get("/metrics")).text
+    assert count(after) - before == 3
+    assert "/api/v1/sensors/a" not in after and "/api/v1/sensors/b" not in after
 
 
 def test_metric_names_follow_the_convention() -> None:
