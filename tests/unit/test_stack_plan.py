@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from apps.cli import stack as stack_module
-from apps.cli.stack import Service, Stack, StackError
+from apps.cli.stack import StackError
 from apps.cli.stack_nats import bus_plan, describe, nats_binary, nats_command, no_consumer_warning, redact
 from core.config import Settings, load_settings
+from tests.support.stack import RecordedStack as _Recorded
 
 CLI = [sys.executable, "-m", "apps.cli"]
 
@@ -26,25 +27,6 @@ def _settings(tmp_path: Path, **overrides: Any) -> Settings:
     }  # fmt: skip
     values.update(overrides)
     return load_settings(**values)
-
-
-class _Recorded(Stack):
-    """A Stack whose servers and steps are recorded, not started."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self.launched: list[tuple[str, list[str], dict[str, str]]] = []
-        self.steps: list[str] = []
-
-    def _database(self) -> None:
-        self.env["DATABASE_URL"] = "postgresql://recorded"
-
-    def _step(self, label: str, cmd: list[str]) -> None:
-        self.steps.append(label)
-
-    def _launch(self, *svcs: Service) -> None:
-        for svc in svcs:
-            self.launched.append((svc.name, svc.cmd, {**self.env, **svc.env}))
 
 
 @pytest.fixture(autouse=True)
