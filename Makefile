@@ -133,8 +133,12 @@ bench-ingest: install ## ingest benchmark: API on loopback + fresh database (on 
 	@command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null 2>&1; } || echo "wrk unavailable: the single-reading phase uses the aiohttp client"
 	$(PY) scripts/bench_ingest.py --output docs/benchmarks/ingest.md
 
-bench-loop: install ## maintenance-loop benchmark: ingest 202 -> alert visible (p50/p95) under 5,000 readings/s; writes docs/benchmarks/loop.md
-	$(PY) scripts/bench_loop.py --output docs/benchmarks/loop.md
+BUS ?= inprocess
+WORKERS ?= 2
+RATES ?= $(if $(filter nats,$(BUS)),5000$(comma)20000,5000)
+comma := ,
+bench-loop: install ## maintenance-loop benchmark: ingest 202 -> alert visible (p50/p95), readings fully processed/s; BUS=nats WORKERS=2 adds NATS JetStream + worker processes beside the in-process bus, at RATES (5,000 and 20,000/s); writes docs/benchmarks/loop.md
+	$(PY) scripts/bench_loop.py --bus $(BUS) --workers $(WORKERS) --rates $(RATES) --output docs/benchmarks/loop.md
 
 bench-alerts: install ## alert quality: the simulator's faults over 24 simulated hours on a fresh stack, baseline then after train-anomaly (detected, work orders per fault, false work orders per sensor-day); writes docs/benchmarks/alert_quality.md
 	$(PY) scripts/bench_alerts.py --output docs/benchmarks/alert_quality.md

@@ -194,6 +194,9 @@ class Settings(BaseSettings):
     """A worker's claim on a partition expires this long after its last renewal (renewed every third of it):
     the time a killed worker's partitions wait before another worker takes them."""
     bus_connect_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    worker_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    """``apps.cli worker`` serves its Prometheus metrics on this port (0: none; ``--metrics-port`` per worker)."""
+    worker_metrics_host: str = "127.0.0.1"
 
     # --- MQTT ingest bridge (core/ingest/mqtt, docs/architecture/mqtt.md) --------------------------------------
     mqtt_url: str | None = None

@@ -29,6 +29,10 @@ def worker(
             help="comma-separated agents to run: anomaly, alerting, scheduling, notification (default: all)",
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port", help="serve /metrics on this port (default SM_WORKER_METRICS_PORT; 0: off)"),
+    ] = None,
 ) -> None:
     """Run agents as a bus worker (needs SM_BUS_URL=nats://…): durable JetStream consumers, explicit ack."""
     from core.runtime.handlers import parse_agents
@@ -49,6 +53,13 @@ def worker(
     from core.observability.logging import configure_logging
 
     configure_logging(settings)
+    port = settings.worker_metrics_port if metrics_port is None else metrics_port
+    if port:
+        from prometheus_client import start_http_server
+
+        from core.observability.metrics import REGISTRY
+
+        start_http_server(port, addr=settings.worker_metrics_host, registry=REGISTRY)
     raise SystemExit(asyncio.run(_run(settings, chosen)))
 
 

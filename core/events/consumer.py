@@ -42,6 +42,7 @@ from core.events.jetstream import EVENT_TYPE_HEADER, HANDLER_HEADER, Topology, c
 from core.events.leases import PartitionLeases
 from core.events.relay import RELAY_HANDLER_NAME
 from core.events.types import Event, event_from_row
+from core.observability.metrics import BUS_MESSAGES_TOTAL, BUS_PARTITIONS_HELD
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NATS
@@ -148,6 +149,7 @@ class BusConsumer:
                     self._pulls[(agent, partition)] = asyncio.create_task(
                         self._pull(agent, partition), name=f"bus-pull-{agent}-p{partition}"
                     )
+                BUS_PARTITIONS_HELD.labels(agent=agent).set(len(leases.held))
                 if changes.gained or changes.lost:
                     logger.info(
                         "partitions of %s: %s",
@@ -233,9 +235,11 @@ class BusConsumer:
             results = await asyncio.gather(*deliveries, return_exceptions=True)
             if any(isinstance(r, BaseException) for r in results):
                 await msg.nak(delay=self.settings.bus_retry_base_s)
+                BUS_MESSAGES_TOTAL.labels(agent=agent, result="nacked").inc()
             else:
                 await msg.ack()
                 self.acked += 1
+                BUS_MESSAGES_TOTAL.labels(agent=agent, result="acked").inc()
 
     def _decode(self, msg: Msg) -> Event:
         event_type = (msg.headers or {}).get(EVENT_TYPE_HEADER) or msg.subject.rsplit(".", 1)[-1]
@@ -257,6 +261,7 @@ class BusConsumer:
                 event_type=event_type, payload=payload, handler=handler, error=error[:4000], attempts=attempts
             )
         self.dead_lettered += 1
+        BUS_MESSAGES_TOTAL.labels(agent=handler.split(".", 1)[0], result="dead_lettered").inc()
         logger.error("message dead-lettered for %s: %s", handler, error, extra={"subject": msg.subject})
 
 

@@ -286,12 +286,18 @@ class JetStreamBus:
         """``(pending, unacknowledged)`` messages summed over the consumers of every agent and partition."""
         js = self.js
         pending = unacked = 0
+        ours = {self.topology.consumer(a, p) for a in self.agents for p in range(self.topology.partitions)}
         try:
-            for agent in self.agents:
-                for partition in range(self.topology.partitions):
-                    info = await js.consumer_info(self.topology.stream, self.topology.consumer(agent, partition))
-                    pending += info.num_pending or 0
-                    unacked += info.num_ack_pending or 0
+            offset = 0
+            while True:  # one request per 256 consumers
+                page = await js.consumers_info(self.topology.stream, offset=offset or None)
+                for info in page:
+                    if info.name in ours:
+                        pending += info.num_pending or 0
+                        unacked += info.num_ack_pending or 0
+                if len(page) < 256:
+                    break
+                offset += len(page)
         except Exception as exc:  # a server restarting, a cluster electing a leader: answer 503, retry later
             raise ServiceUnavailable(f"the event bus (NATS) did not answer: {type(exc).__name__}: {exc}") from exc
         return pending, unacked

@@ -11,8 +11,8 @@ from apps.api.errors import problem_responses
 from apps.api.params import Limit, Offset, big_id_path, text_query
 from apps.api.security import AdminPrincipal
 from core.errors import ServiceUnavailable
-from core.events.port import Bus
 from core.events.dead_letters import DeadLetterService
+from core.events.port import Bus
 from core.events.schemas import DeadLetterFilter, DeadLetterRead, DeadLetterReplayed
 from core.paging import Page
 
