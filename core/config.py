@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     # --- database --------------------------------------------------------------------------------------------
     db_pool_size: Annotated[int, Field(ge=1, le=200)] = 10
     db_max_overflow: Annotated[int, Field(ge=0, le=200)] = 10
+    db_pool_pre_ping_idle_s: Annotated[float, Field(ge=0)] = 10.0
+    """A pooled connection idle longer than this is pinged before use (a dead one is replaced); one used more
+    recently is not (a ping costs three round trips per unit of work). 0: ping every checkout."""
     db_connect_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     db_statement_timeout_ms: Annotated[int, Field(ge=0)] = 30_000
     retention_days: Annotated[int, Field(ge=1)] = 180

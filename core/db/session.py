@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from core.config import Settings
@@ -27,11 +31,35 @@ def create_engine(settings: Settings, **overrides: object) -> AsyncEngine:
     options: dict[str, object] = {
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
-        "pool_pre_ping": True,
         "connect_args": connect_args,
     }
     options.update(overrides)
-    return create_async_engine(settings.async_database_url, **options)
+    engine = create_async_engine(settings.async_database_url, **options)
+    if "pool_pre_ping" not in overrides:
+        ping_when_idle(engine, settings.db_pool_pre_ping_idle_s)
+    return engine
+
+
+def ping_when_idle(engine: AsyncEngine, idle_s: float) -> None:
+    """Ping a pooled connection at checkout only when it sat in the pool for ``idle_s`` or more (SQLAlchemy's
+    "pessimistic disconnect handling", limited): a failed ping raises ``DisconnectionError`` and the pool retries
+    with a new connection. ``pool_pre_ping`` would ping at every checkout: with asyncpg that is
+    ``BEGIN; ; ROLLBACK``, three round trips (~0.4 ms) in front of every unit of work."""
+    pool = engine.sync_engine
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["sm_checked_in_at"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        returned = record.info.get("sm_checked_in_at")
+        if returned is None or time.monotonic() - returned < idle_s:
+            return  # just connected, or used a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the server closed it (restart, idle timeout): get a fresh one
+            raise DisconnectionError("a pooled connection failed its ping") from exc
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
