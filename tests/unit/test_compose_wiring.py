@@ -99,7 +99,7 @@ def test_database_url_points_at_the_db_service_with_its_credentials(svcs: dict[s
 WITHOUT_DOTENV = {
     "ui": "the console holds its own key only (not the database, bootstrap key or webhook secret)",
     **dict.fromkeys(
-        ("nats", "redis", "nats-1", "nats-2", "nats-3"),
+        ("nats", "redis", "nats-1", "nats-2", "nats-3", "mqtt"),
         "a broker or cache image that reads none of the platform's settings: .env's secrets stay out of it",
     ),
 }
