@@ -352,7 +352,7 @@ def up(
         console.print("[bold green]Smart Maintenance is up[/]")
         for name, url in urls.items():
             console.print(f"  {name:<7} {url}")
-        console.print(f"  runs    {processes}")
+        console.print(f"  runs    {processes}", soft_wrap=True)
         print_keys(settings)
         console.print("Press Ctrl-C to stop (or run `make down` from another shell).")
         code = stack.supervise()

@@ -41,7 +41,7 @@ def detach(settings: Settings) -> int:
                     for name, url in state["urls"].items():
                         console.print(f"  {name:<7} {url}")
                     if state.get("processes"):
-                        console.print(f"  runs    {state['processes']}")
+                        console.print(f"  runs    {state['processes']}", soft_wrap=True)
                     print_keys(settings)
                     console.print(f"running in the background (pid {proc.pid}, log {rel_path(log_path)}); "
                                   "stop it with `make down`")  # fmt: skip

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from apps.cli.stack_support import rel_path
 from core.config import Settings
 
 NATS_HOST = "127.0.0.1"
@@ -48,7 +49,7 @@ def describe(settings: Settings, plan: BusPlan) -> str:
     if plan.url is None:
         bus = "in-process" + (f" (each of the {api} API processes runs the agents)" if api > 1 else "")
     elif plan.embedded:
-        bus = f"NATS JetStream at {plan.url} (embedded, store {settings.data_dir / 'nats'})"
+        bus = f"NATS JetStream at {plan.url} (embedded, store {rel_path(store_dir(settings))})"
     else:
         bus = f"NATS JetStream at {redact(plan.url)} (SM_BUS_URL)"
     return (

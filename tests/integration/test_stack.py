@@ -1,4 +1,6 @@
 """The `make up` path end to end: embedded PostgreSQL, migrations, MLflow, API, seed, UI — then a clean stop.
+The second run, in the background, scales out: SM_WORKERS=1 and SM_API_WORKERS=2 start the embedded NATS server
+and a worker process, which consumes the simulator's events; `down` stops all of it.
 
 Runs `python -m apps.cli up` as a user would (DATABASE_URL unset), on free ports and a throw-away data
 directory inside the project (the embedded server wants its parents readable).
@@ -94,6 +96,60 @@ def _socket_dir(env: dict[str, str]) -> str:
     return pid_file.read_text().splitlines()[4]
 
 
+def _workers_of(env: dict[str, str]) -> list[int]:
+    """Pids of `python -m apps.cli worker` processes of the stack whose SM_DATA_DIR is env's."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if cmdline[-3:] != ["-m", "apps.cli", "worker"] and cmdline[-2:] != ["apps.cli", "worker"]:
+            continue
+        try:
+            if proc.environ().get("SM_DATA_DIR") == env["SM_DATA_DIR"]:
+                found.append(proc.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def _wait_consumed(url: str, timeout: float) -> dict[str, int]:
+    """Wait until the bus's stream holds messages and a consumer acknowledged one: the worker consumes what the
+    API's relay publishes (the simulator's readings)."""
+    import nats
+
+    from core.config import Settings
+
+    stream = Settings.model_fields["bus_stream"].default
+
+    async def state() -> dict[str, int]:
+        nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=0)
+        try:
+            js = nc.jetstream()
+            info = await js.stream_info(stream)
+            consumers = await js.consumers_info(stream)
+            return {
+                "messages": info.state.messages,
+                "pending": sum((c.num_pending or 0) + (c.num_ack_pending or 0) for c in consumers),
+                "acked": max([(c.ack_floor.stream_seq if c.ack_floor else 0) or 0 for c in consumers], default=0),
+            }
+        finally:
+            await nc.close()
+
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = asyncio.run(state())
+        except Exception as exc:  # noqa: BLE001 - the stream appears with the first publish
+            last = f"{type(exc).__name__}: {exc}"
+        else:
+            if last["messages"] and last["acked"]:  # the simulator keeps publishing: pending varies
+                return last
+        time.sleep(0.5)
+    raise AssertionError(f"the worker did not consume the stream within {timeout:.0f} s: {last}")
+
+
 def test_make_up_runs_the_stack_and_stops_cleanly(stack_env: dict[str, str]) -> None:
     api, ui, mlflow = (int(stack_env[k]) for k in ("SM_API_PORT", "SM_UI_PORT", "SM_MLFLOW_PORT"))
     proc = subprocess.Popen(
@@ -144,15 +200,25 @@ def test_make_up_runs_the_stack_and_stops_cleanly(stack_env: dict[str, str]) -> 
     assert not (Path(stack_env["SM_DATA_DIR"]) / "pg" / "postmaster.pid").exists(), "PostgreSQL left running"
     assert not (Path(stack_env["SM_DATA_DIR"]) / "run" / "stack.json").exists()
 
-    # Second run, in the background: the data is kept (the seed is skipped), and `down` stops it.
+    # Second run, in the background and scaled out: the data is kept (the seed is skipped), the embedded NATS server
+    # and a worker run beside 2 API processes, and `down` stops all of it.
+    nats_port = _free_port()
+    scaled_env = {**stack_env, "SM_WORKERS": "1", "SM_API_WORKERS": "2", "SM_NATS_PORT": str(nats_port)}
     up = subprocess.run(
-        [sys.executable, "-m", "apps.cli", "up", "--detach"], cwd=PROJECT_ROOT, env=stack_env,
+        [sys.executable, "-m", "apps.cli", "up", "--detach"], cwd=PROJECT_ROOT, env=scaled_env,
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     try:
         assert up.returncode == 0, up.stdout + up.stderr
+        assert (
+            f"runs 2 API processes, 1 worker, bus: NATS JetStream at nats://127.0.0.1:{nats_port} (embedded, store "
+            f"{Path(stack_env['SM_DATA_DIR']).relative_to(PROJECT_ROOT) / 'nats'})" in " ".join(up.stdout.split())
+        ), up.stdout
         assert httpx.get(f"http://127.0.0.1:{api}/health/ready", timeout=10).status_code == 200
         assert asyncio.run(_reading_count(_socket_dir(stack_env))) == seeded
+        assert _workers_of(stack_env), "no worker process runs"
+        consumed = _wait_consumed(f"nats://127.0.0.1:{nats_port}", timeout=90)
+        assert consumed["acked"] >= 1, consumed
         # a command in another shell (DATABASE_URL unset) finds the running stack's embedded database
         keys = subprocess.run(
             [sys.executable, "-m", "apps.cli", "keys", "list"], cwd=PROJECT_ROOT, env=stack_env,
@@ -166,6 +232,9 @@ def test_make_up_runs_the_stack_and_stops_cleanly(stack_env: dict[str, str]) -> 
         )  # fmt: skip
     assert down.returncode == 0, down.stdout + down.stderr
     assert "stack stopped" in down.stdout
-    for port in (api, ui, mlflow):
+    for port in (api, ui, mlflow, nats_port):
         assert not _listening(port)
+    assert not _workers_of(stack_env), "a worker process outlived `down`"
     assert not (Path(stack_env["SM_DATA_DIR"]) / "pg" / "postmaster.pid").exists()
+    assert (Path(stack_env["SM_DATA_DIR"]) / "nats" / "jetstream").is_dir(), "the embedded NATS store"
+    assert (Path(stack_env["SM_LOG_DIR"]) / "worker-1.log").exists()
