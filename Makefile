@@ -41,7 +41,7 @@ define run_notebook
 	fi
 endef
 
-.PHONY: help install browser up up-detached down test test-fast test-timescale test-pg18 seed migrate notebook eda export-csv schema bench-ingest bench-loop bench-alerts bench-ui ui-screenshots lint clean \
+.PHONY: help install browser up up-detached down test test-fast test-timescale test-pg18 seed migrate notebook eda export-csv schema bench-ingest bench-loop bench-mqtt bench-alerts bench-ui ui-screenshots lint clean \
 	train-anomaly train-forecast tune-forecast classification-gauntlet vibration-gauntlet audio-gauntlet load-test datasets
 
 help: ## list the targets
@@ -139,6 +139,9 @@ RATES ?= $(if $(filter nats,$(BUS)),5000$(comma)20000,5000)
 comma := ,
 bench-loop: install ## maintenance-loop benchmark: ingest 202 -> alert visible (p50/p95), readings fully processed/s; BUS=nats WORKERS=2 adds NATS JetStream + worker processes beside the in-process bus, at RATES (5,000 and 20,000/s); writes docs/benchmarks/loop.md
 	$(PY) scripts/bench_loop.py --bus $(BUS) --workers $(WORKERS) --rates $(RATES) --output docs/benchmarks/loop.md
+
+bench-mqtt: install ## MQTT ingest benchmark: readings/s from QoS 1 publish to stored row (messages of 100 readings, single readings) through a private mosquitto and the bridge, beside HTTP batch ingest in the same run; writes docs/benchmarks/mqtt.md
+	$(PY) scripts/bench_mqtt.py --output docs/benchmarks/mqtt.md
 
 bench-alerts: install ## alert quality: the simulator's faults over 24 simulated hours on a fresh stack, baseline then after train-anomaly (detected, work orders per fault, false work orders per sensor-day); writes docs/benchmarks/alert_quality.md
 	$(PY) scripts/bench_alerts.py --output docs/benchmarks/alert_quality.md
