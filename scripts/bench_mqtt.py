@@ -59,7 +59,10 @@ mqtt-bridge` process (default settings: batches of up to 500 messages or 20 ms, 
 (`mosquitto_pub -l`, one process per sensor), all QoS 1, while the API keeps running (its relay and agents handle
 the bridge's events, as deployed). MQTT throughput runs from the first publish until the database holds every row
 of the phase (polled every 50 ms); only 2xx answers count for HTTP, and every phase must store exactly what it
-sent. Client, API, bridge, broker and PostgreSQL share the machine."""
+sent. Client, API, bridge, broker and PostgreSQL share the machine. The bridge stores one batch at a time
+(one transaction in flight), while the HTTP phase keeps 8 requests in flight on one uvicorn worker per core; on
+this 2-core machine the API's agents, scoring the readings of every phase, share the CPU with the bridge, the
+broker and PostgreSQL."""
 
 
 @dataclass
