@@ -17,6 +17,10 @@ without a key could make the API buffer a body of any size before it is told 401
    ``HTTPException``, which the app's handlers render (FastAPI re-raises HTTP exceptions raised while it reads a
    body). The limit counts bytes as sent; the ingest router also checks the decoded size.
 
+4. hands the plain ingest request (``POST /api/v1/data/ingest`` without query string or idempotency key, by a key
+   with the ``ingest`` scope) to ``apps.api.routers.ingest.serve_plain_ingest`` instead of the router: the same
+   answer without FastAPI's route matching and dependency solving (the hottest route of the API).
+
 Errors are problem+json; the gate sits just inside ``RequestContextMiddleware``, so they carry ``X-Request-ID``.
 Why not FastAPI's own ``max_body_size``: its 413 is plain text sent around the app's handlers (no problem+json,
 no request id), and it cannot put authentication before the limit.
@@ -37,7 +41,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from apps.api.deps import app_settings
 from apps.api.errors import problem_response
-from apps.api.security import PRINCIPAL_SCOPE_KEY, authenticate, client_address, resolve_principal
+from apps.api.routers.ingest import is_plain_ingest, serve_plain_ingest
+from apps.api.security import PRINCIPAL_SCOPE_KEY, Principal, authenticate, client_address, resolve_principal
 from core.config import Settings
 from core.errors import AppError, PayloadTooLarge
 from core.observability.metrics import REQUEST_BODY_TOO_LARGE_TOTAL
@@ -139,6 +144,7 @@ class RequestGate:
         settings = app_settings(app)
         policy = self.policy(app, scope)
 
+        principal: Principal | None = None
         if policy.needs_key:
             try:
                 principal = await resolve_principal(app, presented_key(scope), client_address(scope))
@@ -179,7 +185,11 @@ class RequestGate:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            if policy.ingest and principal is not None and is_plain_ingest(scope, principal):
+                # the plain ingest request, without FastAPI's routing and dependencies (apps.api.routers.ingest)
+                await serve_plain_ingest(scope, limited_receive, tracking_send, principal)
+            else:
+                await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge as exc:  # escaped the app's handlers (a route reading its body outside them)
             if started:
                 raise

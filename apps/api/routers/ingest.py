@@ -5,6 +5,13 @@ JSON is parsed once, and items are validated one by one (see ``core.ingest.schem
 ``IngestService.ingest`` (``core.ingest.service``), which picks the path (group commit, one unit of work,
 idempotent replay), commits before it returns (the commit wakes the outbox relay) and answers an ``IngestReply``
 that becomes the response here.
+
+The plain request — no query string, no ``Idempotency-Key``, a key with the ``ingest`` scope — is also served by
+:func:`serve_plain_ingest`, which the request gate (``apps.api.gate``) calls once it has authenticated the request:
+the same steps as the route (runtime, content type, size-limited body, ``IngestService.ingest``, the same response
+and the same problem responses through the app's own handlers) without FastAPI's routing and dependency solving,
+which cost a single-reading request more CPU than the ingest itself (py-spy under ``make bench-ingest``). Every
+other request (query parameters, an idempotency key, a key without the scope: 403) takes the route.
 """
 
 from __future__ import annotations
@@ -13,11 +20,14 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from apps.api.deps import app_runtime
-from apps.api.errors import problem_responses
-from apps.api.security import IngestPrincipal
-from core.errors import PayloadTooLarge, UnsupportedMediaType
+from apps.api.errors import app_error_handler, http_exception_handler, problem_responses
+from apps.api.security import IngestPrincipal, Principal
+from core.auth import INGEST
+from core.errors import AppError, PayloadTooLarge, UnsupportedMediaType
 from core.ingest.schemas import (
     EXAMPLE_READING,
     MAX_BATCH_ITEMS,
@@ -28,6 +38,7 @@ from core.ingest.schemas import (
 from core.ingest.service import IngestService
 
 router = APIRouter(prefix="/api/v1/data", tags=["ingest"])
+INGEST_ROUTE = "/api/v1/data/ingest"
 
 
 async def ingest_service(request: Request) -> IngestService:
@@ -137,4 +148,37 @@ async def ingest(
     return _json(reply.body, reply.status_code, headers={REPLAYED_HEADER: "true"} if reply.replayed else None)
 
 
-__all__ = ["REPLAYED_HEADER", "read_body", "router"]
+def is_plain_ingest(scope: Scope, principal: Principal) -> bool:
+    """Whether :func:`serve_plain_ingest` serves the request: ``POST`` to the route, no query string, no
+    ``Idempotency-Key`` header, and a principal with the ``ingest`` scope (module docstring)."""
+    return (
+        scope["method"] == "POST"
+        and scope["path"] == INGEST_ROUTE
+        and not scope.get("query_string")
+        and principal.has_scope(INGEST)
+        and not any(name == b"idempotency-key" for name, _ in scope.get("headers", ()))
+    )
+
+
+async def serve_plain_ingest(scope: Scope, receive: Receive, send: Send, principal: Principal) -> None:
+    """What the route answers a plain request (:func:`is_plain_ingest`), in the same order of checks: the
+    runtime (503), the content type (415), the body within ``SM_MAX_BODY_BYTES`` (413), the ingest (its 202 or
+    problem). ``AppError`` and the gate's 413 while reading are rendered by the app's exception handlers, as the
+    route's are; anything else propagates to ``RequestContextMiddleware`` (a 500), as from the route."""
+    request = Request(scope, receive)
+    request.state.principal = principal  # as the route's authenticate dependency leaves it
+    try:
+        service = app_runtime(request.app).ingest.service
+        _check_content_type(request)
+        body = await read_body(request, service.settings.max_body_bytes)
+        reply = await service.ingest(body, api_key_id=principal.api_key_id)
+    except AppError as error:
+        response: Response = await app_error_handler(request, error)
+    except StarletteHTTPException as exc:  # the gate's BodyTooLarge, raised by its receive while reading
+        response = await http_exception_handler(request, exc)
+    else:
+        response = _json(reply.body, reply.status_code, headers={REPLAYED_HEADER: "true"} if reply.replayed else None)
+    await response(scope, receive, send)
+
+
+__all__ = ["INGEST_ROUTE", "REPLAYED_HEADER", "is_plain_ingest", "read_body", "router", "serve_plain_ingest"]
