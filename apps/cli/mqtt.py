@@ -4,8 +4,10 @@ Subscribes with QoS 1 and a persistent session (client id SM_MQTT_CLIENT_ID) to
 ``<SM_MQTT_TOPIC_PREFIX>/<SM_MQTT_SITE>/+/readings`` and writes every message through the ingest service the API
 uses (same validation, de-duplication on (sensor, timestamp), ``ReadingsIngested`` in the outbox); a message is
 acknowledged only after its readings are committed. Refused messages are answered on
-``…/<sensor_id>/rejected``. The bridge runs no outbox relay and no agent: the relay of the API processes (or of
-the workers with SM_BUS_URL) publishes its events, found by their poll (SM_OUTBOX_POLL_INTERVAL_S).
+``…/<sensor_id>/rejected``. The bridge runs no agent. On the in-process bus it runs no outbox relay either (a relay
+here would mark its rows published with no handler to see them): the API's relay publishes its events, found by
+its poll (SM_OUTBOX_POLL_INTERVAL_S). When SM_BUS_URL is a NATS URL the bridge runs its own relay to the JetStream
+stream, woken by each commit like the API's, so MQTT readings reach the workers as fast as HTTP ones.
 
 Exits 1 with one line when PostgreSQL or the broker cannot be used at start; afterwards it rides out outages (the
 broker: paho reconnects; the database: the batch is retried, nothing acknowledged). SIGTERM or Ctrl-C stops it
@@ -16,12 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from typing import TYPE_CHECKING
 
 import typer
 
 from apps.cli.app import app
 from apps.cli.common import cli_settings, require_database
 from core.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from core.events.relay import OutboxRelay
 
 #: Seconds a stop waits for the batch in progress (a database outage may hold it) before leaving it to the broker.
 STOP_GRACE_S = 10.0
@@ -51,12 +59,16 @@ async def _run(settings: Settings) -> int:
     try:
         await require_database(engine, settings)
         await asyncio.to_thread(units.warm_up)  # the unit registry, built once before the first conversion
-        ingest = IngestRuntime(settings, create_session_factory(engine), background=False)
+        factory = create_session_factory(engine)
+        ingest = IngestRuntime(settings, factory, background=False)
+        relay = await _jetstream_relay(settings, factory) if settings.bus_servers else None
         bridge = MqttIngest(settings, ingest.service)
         try:
             await bridge.start()
         except BrokerError as exc:
             typer.echo(f"error: {exc}", err=True)
+            if relay is not None:
+                await _stop_relay(relay)
             return 1
         if settings.mqtt_metrics_port:
             from prometheus_client import start_http_server
@@ -74,6 +86,8 @@ async def _run(settings: Settings) -> int:
         await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         await bridge.stop(STOP_GRACE_S)
+        if relay is not None:
+            await _stop_relay(relay)
         if waiting.done() and waiting.exception() is not None:  # the bridge loop failed: a bug, logged
             log.error("the MQTT bridge stopped on an error", exc_info=waiting.exception())
             return 1
@@ -81,3 +95,23 @@ async def _run(settings: Settings) -> int:
         return 0
     finally:
         await engine.dispose()
+
+
+async def _jetstream_relay(
+    settings: Settings, factory: async_sessionmaker[AsyncSession]
+) -> OutboxRelay:
+    """The bridge's outbox relay onto the JetStream stream (SM_BUS_URL is NATS), started."""
+    from core.events.jetstream import JetStreamBus
+    from core.events.relay import OutboxRelay
+    from core.runtime.handlers import remote_handlers
+
+    bus = JetStreamBus(settings, remote_handlers(), name="sm-mqtt-bridge")
+    await bus.open()
+    relay = OutboxRelay.from_settings(settings, factory, bus)
+    relay.start()
+    return relay
+
+
+async def _stop_relay(relay: OutboxRelay) -> None:
+    await relay.stop()
+    await relay.bus.stop()

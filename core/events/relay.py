@@ -92,6 +92,10 @@ class OutboxRelay:
         )
 
     # --- public API -----------------------------------------------------------------------------------------
+    @property
+    def bus(self) -> Bus:
+        return self._bus
+
     def notify(self) -> None:
         """Wake the relay now (call after committing a transaction that wrote outbox rows). Never blocks."""
         self._wake.set()
