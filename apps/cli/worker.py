@@ -5,7 +5,7 @@ partitions it holds for each of its agents (``core.events.consumer``), runs thei
 they commit through its own outbox relay, and runs the periodic workers of its agents (no-data checks with
 ``alerting``, drift checks with ``anomaly``, webhook/e-mail delivery with ``notification``). Start as many as the
 load needs; SIGTERM or Ctrl-C stops it after the batches in flight (bounded by SM_BUS_STOP_TIMEOUT_S) and gives
-its partitions back at once.
+its partitions back at once; SIGUSR1 logs where each of its asyncio tasks waits (a diagnosis aid).
 """
 
 from __future__ import annotations
@@ -75,16 +75,36 @@ async def _run(settings: object, agents: tuple[str, ...]) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)  # `kill -USR1 <pid>`: where every task waits, logged
     runtime = bootstrap_worker(settings, agents)
-    try:
-        await runtime.start()
-    except Exception as exc:  # noqa: BLE001 - NATS or the database unreachable: one clear line, exit 1
+    starting = asyncio.ensure_future(runtime.start())
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():  # SIGTERM while connecting: stop at once
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        await runtime.stop()
+        return 0
+    if starting.exception() is not None:  # NATS or the database unreachable: one clear line, exit 1
+        exc = starting.exception()
         log.error("worker could not start: %s: %s", type(exc).__name__, exc)
+        stopping.cancel()
         await runtime.stop()
         return 1
     log.info("worker running", extra={"agents": list(agents), "bus": settings.bus_url})
     try:
-        await stop.wait()
+        await stopping
     finally:
         await runtime.stop()
     return 0
+
+def _dump_tasks() -> None:
+    import io
+    import logging
+
+    out = io.StringIO()
+    tasks = asyncio.all_tasks()
+    for task in sorted(tasks, key=lambda t: t.get_name()):
+        out.write(f"--- {task.get_name()}\n")
+        task.print_stack(limit=12, file=out)
+    logging.getLogger("apps.cli.worker").warning("%d asyncio tasks:\n%s", len(tasks), out.getvalue())

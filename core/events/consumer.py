@@ -82,6 +82,8 @@ class BusConsumer:
         self._js: JetStreamContext | None = None
         self._leases: dict[str, PartitionLeases] = {}
         self._pulls: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._handling: dict[tuple[str, int], asyncio.Future[None]] = {}
+        self._draining: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self.acked = 0
@@ -98,7 +100,10 @@ class BusConsumer:
         await ensure_topology(self._js, self.settings, self.agents)
         kv = await self._js.key_value(self.topology.lease_bucket)
         self._leases = {
-            agent: PartitionLeases(kv, agent, self.topology.partitions, self.worker_id) for agent in self.agents
+            agent: PartitionLeases(
+                self._js, kv, self.topology.lease_bucket, agent, self.topology.partitions, self.worker_id
+            )
+            for agent in self.agents
         }
         self._stopping = False
         self._task = asyncio.create_task(self._lease_loop(), name="bus-consumer-leases")
@@ -113,6 +118,8 @@ class BusConsumer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for task in list(self._draining.values()):
+            task.cancel()
         pulls = list(self._pulls.values())
         if pulls:
             _done, pending = await asyncio.wait(pulls, timeout=timeout)
@@ -120,6 +127,10 @@ class BusConsumer:
                 task.cancel()
             await asyncio.gather(*pulls, return_exceptions=True)
         self._pulls.clear()
+        handling = [f for f in self._handling.values() if not f.done()]
+        if handling:
+            await asyncio.wait(handling, timeout=timeout)
+        self._handling.clear()
         for leases in self._leases.values():
             with contextlib.suppress(Exception):
                 await leases.release_all()
@@ -131,43 +142,62 @@ class BusConsumer:
 
     # --- leases ---------------------------------------------------------------------------------------------
     async def _lease_loop(self) -> None:
+        """Tick every agent's leases every third of the TTL. Nothing here waits for a partition's work: giving a
+        partition back (after its batch in flight) runs in its own task, so renewals are never late."""
         interval = self.settings.bus_lease_ttl_s / 3
         while not self._stopping:
-            for agent, leases in self._leases.items():
-                try:
-                    changes = await leases.tick()
-                except Exception as exc:  # noqa: BLE001 - the server may be restarting: keep what we hold, retry
-                    logger.warning("lease tick of %s failed: %s: %s", agent, type(exc).__name__, exc)
-                    continue
-                for partition in sorted(changes.lost):
-                    await self._stop_pull(agent, partition)
-                    if partition in leases.held:  # an excess partition given back after its work stopped
-                        await leases.release(partition)
-                for partition in sorted(changes.gained):
-                    if self.on_assign is not None:
-                        self.on_assign(agent, partition)
-                    self._pulls[(agent, partition)] = asyncio.create_task(
-                        self._pull(agent, partition), name=f"bus-pull-{agent}-p{partition}"
-                    )
-                BUS_PARTITIONS_HELD.labels(agent=agent).set(len(leases.held))
-                if changes.gained or changes.lost:
-                    logger.info(
-                        "partitions of %s: %s",
-                        agent,
-                        sorted(leases.held),
-                        extra={
-                            "worker": self.worker_id,
-                            "gained": sorted(changes.gained),
-                            "lost": sorted(changes.lost),
-                        },
-                    )
-            await asyncio.sleep(interval)
+            started = asyncio.get_running_loop().time()
+            await asyncio.gather(*(self._tick(agent, leases) for agent, leases in self._leases.items()))
+            elapsed = asyncio.get_running_loop().time() - started
+            await asyncio.sleep(max(0.0, interval - elapsed))
 
-    async def _stop_pull(self, agent: str, partition: int) -> None:
-        task = self._pulls.pop((agent, partition), None)
+    async def _tick(self, agent: str, leases: PartitionLeases) -> None:
+        try:
+            changes = await leases.tick()
+        except Exception as exc:  # noqa: BLE001 - the server may be restarting: keep what we hold, retry
+            logger.warning("lease tick of %s failed: %s: %s", agent, type(exc).__name__, exc)
+            return
+        for partition in sorted(changes.lost):
+            key = (agent, partition)
+            if partition in leases.held:  # an excess partition: given back once its batch in flight is done
+                if key not in self._draining:
+                    self._draining[key] = asyncio.create_task(
+                        self._drain_and_release(agent, partition), name=f"bus-drain-{agent}-p{partition}"
+                    )
+            else:  # taken by another worker after our lease expired: stop pulling at once
+                self._cancel_pull(key)
+        for partition in sorted(changes.gained):
+            self._cancel_pull((agent, partition))  # a pull left from an earlier holding of it
+            if self.on_assign is not None:
+                self.on_assign(agent, partition)
+            self._pulls[(agent, partition)] = asyncio.create_task(
+                self._pull(agent, partition), name=f"bus-pull-{agent}-p{partition}"
+            )
+        BUS_PARTITIONS_HELD.labels(agent=agent).set(len(leases.held))
+        if changes.gained or changes.lost:
+            logger.info(
+                "partitions of %s: %s",
+                agent,
+                sorted(leases.held),
+                extra={"worker": self.worker_id, "gained": sorted(changes.gained), "lost": sorted(changes.lost)},
+            )
+
+    def _cancel_pull(self, key: tuple[str, int]) -> None:
+        """Stop fetching (a batch being handled finishes and is acknowledged: it is shielded)."""
+        task = self._pulls.pop(key, None)
         if task is not None:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+
+    async def _drain_and_release(self, agent: str, partition: int) -> None:
+        key = (agent, partition)
+        try:
+            self._cancel_pull(key)
+            handling = self._handling.get(key)
+            if handling is not None and not handling.done():
+                await asyncio.wait([handling], timeout=self.settings.bus_ack_wait_s)
+            await self._leases[agent].release(partition)
+        finally:
+            self._draining.pop(key, None)
 
     # --- pulling --------------------------------------------------------------------------------------------
     async def _pull(self, agent: str, partition: int) -> None:
@@ -190,7 +220,9 @@ class BusConsumer:
                 logger.warning("pull of %s partition %d failed: %s: %s", agent, partition, type(exc).__name__, exc)
                 await asyncio.sleep(0.5)
                 continue
-            await asyncio.shield(self._handle(agent, msgs))  # a batch in flight finishes even when we stop
+            handling = asyncio.ensure_future(self._handle(agent, msgs))
+            self._handling[(agent, partition)] = handling
+            await asyncio.shield(handling)  # a batch in flight finishes even when the pull loop is cancelled
 
     async def _handle(self, agent: str, msgs: list[Msg]) -> None:
         names = self.agents[agent]

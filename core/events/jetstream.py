@@ -89,7 +89,8 @@ async def connect(settings: Settings, name: str) -> NATS:
         raise BusError("SM_BUS_URL is not a NATS URL: this process runs the in-process bus")
 
     async def error_cb(exc: Exception) -> None:
-        logger.warning("NATS connection error: %s: %s", type(exc).__name__, exc)
+        if holder:  # before the first connection the caller reports the failure once
+            logger.warning("NATS connection error: %s: %s", type(exc).__name__, exc)
 
     holder: list[NATS] = []
 
@@ -101,17 +102,26 @@ async def connect(settings: Settings, name: str) -> NATS:
     async def reconnected_cb() -> None:
         logger.info("NATS reconnected")
 
-    nc = await nats.connect(
-        servers=settings.bus_servers,
-        name=name,
-        connect_timeout=settings.bus_connect_timeout_s,
-        allow_reconnect=True,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+    wait_s = 0.5
+    try:
+        nc = await nats.connect(
+            servers=settings.bus_servers,
+            name=name,
+            connect_timeout=settings.bus_connect_timeout_s,
+            allow_reconnect=True,
+            # the first connection gives up after about SM_BUS_CONNECT_TIMEOUT_S (an unreachable bus is an error
+            # at start); once connected, reconnect for ever (set below)
+            max_reconnect_attempts=max(1, round(settings.bus_connect_timeout_s / wait_s)),
+            reconnect_time_wait=wait_s,
         error_cb=error_cb,
         disconnected_cb=disconnected_cb,
-        reconnected_cb=reconnected_cb,
-    )
+            reconnected_cb=reconnected_cb,
+        )
+    except Exception as exc:
+        raise BusError(
+            f"NATS at {', '.join(settings.bus_servers)} (SM_BUS_URL) is unreachable: {type(exc).__name__}: {exc}"
+        ) from exc
+    nc.options["max_reconnect_attempts"] = -1
     holder.append(nc)
     return nc
 

@@ -19,6 +19,7 @@ of the partition from the database (``on_assign`` in ``core.events.consumer``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import random
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from nats.js import JetStreamContext
     from nats.js.kv import KeyValue
 
 logger = logging.getLogger("core.events.leases")
@@ -40,8 +42,12 @@ class LeaseChanges:
 class PartitionLeases:
     """The leases one worker holds for one agent (module docstring)."""
 
-    def __init__(self, kv: KeyValue, agent: str, partitions: int, worker_id: str) -> None:
+    def __init__(
+        self, js: JetStreamContext, kv: KeyValue, bucket: str, agent: str, partitions: int, worker_id: str
+    ) -> None:
+        self.js = js
         self.kv = kv
+        self.bucket = bucket
         self.agent = agent
         self.partitions = partitions
         self.worker_id = worker_id
@@ -52,16 +58,12 @@ class PartitionLeases:
         return f"{self.agent}.p{partition}"
 
     async def _live_workers(self) -> int:
-        """Workers of this agent whose heartbeat has not expired (this one included). All keys are listed and
-        filtered here: servers before 2.10 ignore a listing's subject filters."""
-        from nats.js.errors import NoKeysError
-
-        prefix = f"{self.agent}.w."
-        try:
-            keys = await self.kv.keys()
-        except NoKeysError:
-            return 1
-        return max(1, sum(1 for key in keys if key.startswith(prefix)))
+        """Workers of this agent whose heartbeat has not expired (this one included): one stream-info request
+        listing the heartbeat subjects (a key listing would open a consumer on the bucket at every tick)."""
+        info = await self.js.stream_info(
+            f"KV_{self.bucket}", subjects_filter=f"$KV.{self.bucket}.{self.agent}.w.*"
+        )
+        return max(1, len(info.state.subjects or {}))
 
     async def tick(self) -> LeaseChanges:
         """Heartbeat, renew, rebalance (module docstring); what was gained and lost."""
@@ -70,13 +72,20 @@ class PartitionLeases:
         changes = LeaseChanges()
         value = self.worker_id.encode()
         await self.kv.put(f"{self.agent}.w.{self.worker_id}", value)
-        for partition, revision in list(self.held.items()):
-            try:
-                self.held[partition] = await self.kv.update(self._key(partition), value, last=revision)
-            except KeyWrongLastSequenceError:
+        held = list(self.held.items())
+        renewed = await asyncio.gather(
+            *(self.kv.update(self._key(partition), value, last=revision) for partition, revision in held),
+            return_exceptions=True,
+        )
+        for (partition, _), result in zip(held, renewed, strict=True):
+            if isinstance(result, KeyWrongLastSequenceError):
                 del self.held[partition]
                 changes.lost.add(partition)
                 logger.warning("lease on %s partition %d lost", self.agent, partition)
+            elif isinstance(result, BaseException):
+                raise result  # the server did not answer: keep what we hold, the caller retries at the next tick
+            else:
+                self.held[partition] = result
         target = math.ceil(self.partitions / await self._live_workers())
         excess = set(sorted(self.held)[target:])
         changes.lost |= excess  # given back by release() once the partition's work stopped
