@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import Text, any_, bindparam, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +20,6 @@ from core.alerts.rule_repository import AlertRulesQueries
 from core.alerts.suppression_repository import SuppressionQueries
 from core.alerts.window_repository import READINGS_LOOKBACK_WINDOWS, Point, ReadingsWindowQueries
 from core.anomaly.models import Anomaly
-from core.anomaly.reference_models import SensorReference
 from core.fleet.models import Sensor
 
 
@@ -73,6 +73,34 @@ _SILENCE_SQL = text(
 )
 
 
+# The statements of an evaluation, built once with array parameters: one prepared statement each whatever the
+# number of sensors (an expanding IN list is a new statement text, and a new PREPARE, per list length).
+_UNRESOLVED = select(Alert).where(
+    Alert.sensor_id == any_(bindparam("ids", type_=ARRAY(Text))),
+    Alert.rule == any_(bindparam("rules", type_=ARRAY(Text))),
+    Alert.status == any_(bindparam("statuses", type_=ARRAY(Text))),
+)
+_LAST_OBSERVED_SQL = text(
+    "SELECT alert_id, max(observed_at) FROM alert_observations "
+    "WHERE alert_id = ANY(CAST(:ids AS bigint[])) GROUP BY alert_id"
+)
+_OBSERVED_SQL = text(
+    """
+    SELECT a.sensor_id, a.rule, o.observed_at
+    FROM alerts a JOIN alert_observations o ON o.alert_id = a.id
+    WHERE a.sensor_id = ANY(CAST(:ids AS text[])) AND a.rule = ANY(CAST(:rules AS text[]))
+      AND o.observed_at >= :since
+    """
+)
+_ANOMALIES_SQL = text(
+    """
+    SELECT sensor_id, id, timestamp, value, score, method FROM anomalies
+    WHERE sensor_id = ANY(CAST(:ids AS text[])) AND timestamp >= :since AND timestamp <= :until
+    ORDER BY sensor_id, timestamp, id
+    """
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Silence:
     """What the no-data check needs of a sensor."""
@@ -87,14 +115,6 @@ class AlertingRepository(ReadingsWindowQueries, AlertRulesQueries, SuppressionQu
         self._session = session
 
     # --- sensors ---------------------------------------------------------------------------------------------
-    async def sensors(self, sensor_ids: Iterable[str]) -> dict[str, SensorInfo]:
-        rows = await self._session.execute(
-            select(Sensor.sensor_id, Sensor.asset_id, Sensor.type, Sensor.created_at, Sensor.unit).where(
-                Sensor.sensor_id.in_(list(sensor_ids))
-            )
-        )
-        return {r.sensor_id: SensorInfo(r.sensor_id, r.asset_id, r.type, r.created_at, r.unit) for r in rows}
-
     async def active_sensors(self) -> dict[str, SensorInfo]:
         rows = await self._session.execute(
             select(Sensor.sensor_id, Sensor.asset_id, Sensor.type, Sensor.created_at, Sensor.unit).where(
@@ -112,13 +132,7 @@ class AlertingRepository(ReadingsWindowQueries, AlertRulesQueries, SuppressionQu
         if not sensor_ids:
             return out
         rows = await self._session.execute(
-            select(Anomaly.sensor_id, Anomaly.id, Anomaly.timestamp, Anomaly.value, Anomaly.score, Anomaly.method)
-            .where(
-                Anomaly.sensor_id.in_(list(sensor_ids)),
-                Anomaly.timestamp >= since,
-                Anomaly.timestamp <= until,
-            )
-            .order_by(Anomaly.sensor_id, Anomaly.timestamp, Anomaly.id)
+            _ANOMALIES_SQL, {"ids": list(sensor_ids), "since": since, "until": until}
         )
         for sensor_id, id_, timestamp, value, score, method in rows:
             out[sensor_id].append(AnomalyPoint(id_, timestamp, value, score, method))
@@ -141,13 +155,7 @@ class AlertingRepository(ReadingsWindowQueries, AlertRulesQueries, SuppressionQu
         if not sensor_ids or not rules:
             return out
         rows = await self._session.execute(
-            select(Alert.sensor_id, Alert.rule, AlertObservation.observed_at)
-            .join(AlertObservation, AlertObservation.alert_id == Alert.id)
-            .where(
-                Alert.sensor_id.in_(list(sensor_ids)),
-                Alert.rule.in_(list(rules)),
-                AlertObservation.observed_at >= since,
-            )
+            _OBSERVED_SQL, {"ids": list(sensor_ids), "rules": list(rules), "since": since}
         )
         for sensor_id, rule, observed_at in rows:
             out.setdefault((sensor_id, rule), set()).add(observed_at)
@@ -171,22 +179,14 @@ class AlertingRepository(ReadingsWindowQueries, AlertRulesQueries, SuppressionQu
         if not sensor_ids or not rules:
             return {}
         rows = await self._session.scalars(
-            select(Alert).where(
-                Alert.sensor_id.in_(list(sensor_ids)),
-                Alert.rule.in_(list(rules)),
-                Alert.status.in_(ALERT_UNRESOLVED_STATUSES),
-            )
+            _UNRESOLVED, {"ids": list(sensor_ids), "rules": list(rules), "statuses": list(ALERT_UNRESOLVED_STATUSES)}
         )
         return {(a.sensor_id, a.rule): a for a in rows}
 
     async def last_observed_at(self, alert_ids: Sequence[int]) -> dict[int, datetime]:
         if not alert_ids:
             return {}
-        rows = await self._session.execute(
-            select(AlertObservation.alert_id, func.max(AlertObservation.observed_at))
-            .where(AlertObservation.alert_id.in_(list(alert_ids)))
-            .group_by(AlertObservation.alert_id)
-        )
+        rows = await self._session.execute(_LAST_OBSERVED_SQL, {"ids": list(alert_ids)})
         return dict(rows.all())
 
     async def upsert_unresolved(
@@ -256,17 +256,6 @@ class AlertingRepository(ReadingsWindowQueries, AlertRulesQueries, SuppressionQu
             )
             .execution_options(synchronize_session=False)
         )
-
-    async def reference_longest_runs(self, sensor_ids: Sequence[str]) -> dict[str, int | None]:
-        """Per sensor: the longest run of equal readings in its current ready healthy reference."""
-        if not sensor_ids:
-            return {}
-        rows = await self._session.execute(
-            select(SensorReference.sensor_id, SensorReference.longest_run)
-            .where(SensorReference.sensor_id.in_(list(sensor_ids)), SensorReference.status == "ready")
-            .order_by(SensorReference.sensor_id, SensorReference.started_at)
-        )
-        return dict(rows.all())
 
     async def set_incident(self, alert_id: int, incident_id: int) -> None:
         """The alert joined ``incident_id`` (``core.incidents.service.IncidentService.attach``)."""

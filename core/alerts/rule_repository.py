@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import Text, and_, any_, bindparam, case, delete, func, or_, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.alerts.rule_models import AlertRule
+from core.anomaly.reference_models import SensorReference
 from core.fleet.models import Sensor
 
 _RULES_FOR_SENSORS_SQL = text(
@@ -23,6 +26,61 @@ _RULES_FOR_SENSORS_SQL = text(
     ORDER BY r.id, s.sensor_id
     """
 )
+
+
+#: The newest ready healthy reference's longest run of equal readings, for a flat-line rule's sensor (NULL: none).
+_LONGEST_RUN = (
+    select(SensorReference.longest_run)
+    .where(SensorReference.sensor_id == Sensor.sensor_id, SensorReference.status == "ready")
+    .order_by(SensorReference.started_at.desc())
+    .limit(1)
+    .correlate(Sensor)
+    .scalar_subquery()
+)
+
+#: Every enabled rule of some kinds with each of some sensors it applies to (the join of
+#: :data:`_RULES_FOR_SENSORS_SQL`), the sensor's columns and, for a flat-line rule, its reference's longest run:
+#: what an evaluation needs to know before it reads any reading, in one statement built once (array parameters:
+#: one prepared statement whatever the number of sensors).
+_JUDGING = (
+    select(
+        AlertRule,
+        Sensor.sensor_id,
+        Sensor.asset_id,
+        Sensor.type,
+        Sensor.created_at,
+        Sensor.unit,
+        case((AlertRule.kind == "flatline", _LONGEST_RUN)),
+    )
+    .join(
+        Sensor,
+        or_(
+            AlertRule.sensor_id == Sensor.sensor_id,
+            and_(AlertRule.sensor_id.is_(None), AlertRule.sensor_type == Sensor.type),
+            and_(AlertRule.sensor_id.is_(None), AlertRule.sensor_type.is_(None)),
+        ),
+    )
+    .where(
+        Sensor.sensor_id == any_(bindparam("ids", type_=ARRAY(Text))),
+        AlertRule.enabled,
+        AlertRule.kind == any_(bindparam("kinds", type_=ARRAY(Text))),
+    )
+    .order_by(AlertRule.id, Sensor.sensor_id)
+)
+
+
+class JudgingRow(NamedTuple):
+    """A rule and one sensor it applies to (``AlertRulesQueries.judging``)."""
+
+    rule: AlertRule
+    sensor_id: str
+    asset_id: int | None
+    type: str
+    created_at: datetime
+    unit: str | None
+    #: Flat-line rules: the longest run of equal readings of the sensor's ready reference (None: none, or another
+    #: kind of rule).
+    longest_run: int | None
 
 
 class AlertRulesQueries:
@@ -81,5 +139,13 @@ class AlertRulesQueries:
         }
         return [(rules[rule_id], sensor_id) for rule_id, sensor_id in pairs]
 
+    async def judging(self, sensor_ids: Sequence[str], kinds: Sequence[str]) -> list[JudgingRow]:
+        """Every enabled rule of ``kinds`` that applies to each of ``sensor_ids``, by rule then sensor, with the
+        sensor's columns and (flat-line rules) its ready reference's longest run: one statement."""
+        if not sensor_ids:
+            return []
+        rows = await self._session.execute(_JUDGING, {"ids": list(sensor_ids), "kinds": list(kinds)})
+        return [JudgingRow(*row) for row in rows]
 
-__all__ = ["AlertRulesQueries"]
+
+__all__ = ["AlertRulesQueries", "JudgingRow"]

@@ -98,28 +98,24 @@ class AlertingService:
     async def _judged(
         self, sensor_ids: Sequence[str], kinds: Sequence[str]
     ) -> tuple[list[Judged], dict[str, SensorInfo]]:
-        pairs = await self._repo.rules_for_sensors(sorted(set(sensor_ids)), kinds)
-        if not pairs:
-            return [], {}
-        sensors = await self._repo.sensors(sorted({s for _, s in pairs}))
-        min_k = await self._flatline_min_k(sorted({s for r, s in pairs if r.kind == "flatline"}))
+        """The (rule, sensor) pairs to evaluate and the sensors they concern, from one statement
+        (``AlertRulesQueries.judging``). A flat line must be at least 3× longer than the longest one of the
+        sensor's healthy reference (a run of R equal readings is R − 1 matches of the flat-line rule)."""
+        rows = await self._repo.judging(sorted(set(sensor_ids)), kinds)
+        sensors: dict[str, SensorInfo] = {}
         out: list[Judged] = []
-        for rule, sensor_id in pairs:
-            info = sensors.get(sensor_id)
+        for row in rows:
+            info = sensors.get(row.sensor_id)
             if info is None:
-                continue
+                info = SensorInfo(row.sensor_id, row.asset_id, row.type, row.created_at, row.unit)
+                sensors[row.sensor_id] = info
+            rule = row.rule
             params = rule_params_for(rule, info.unit)
             if params is None:
                 continue  # the rule's unit is not the sensor's (and does not convert): it does not judge it
-            raised = min_k.get(sensor_id, 1) if rule.kind == "flatline" else 1
+            raised = 3 * row.longest_run if rule.kind == "flatline" and row.longest_run is not None else 1
             out.append(Judged(rule, info, params, hysteresis_of(rule, min_k=raised)))
         return out, sensors
-
-    async def _flatline_min_k(self, sensor_ids: Sequence[str]) -> dict[str, int]:
-        """Per sensor: a flat line must be at least 3× longer than the longest one of its healthy reference (a run
-        of R equal readings is R − 1 matches of the flat-line rule)."""
-        runs = await self._repo.reference_longest_runs(sensor_ids) if sensor_ids else {}
-        return {s: 3 * run for s, run in runs.items() if run is not None}
 
     def _suppressed(
         self, outcome: EvaluationOutcome, rule: AlertRule, sensor_id: str, reason: str, at: datetime
