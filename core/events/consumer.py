@@ -82,7 +82,8 @@ class BusConsumer:
         self._js: JetStreamContext | None = None
         self._leases: dict[str, PartitionLeases] = {}
         self._pulls: dict[tuple[str, int], asyncio.Task[None]] = {}
-        self._handling: dict[tuple[str, int], asyncio.Future[None]] = {}
+        self._in_flight: dict[tuple[str, int], set[asyncio.Future[None]]] = {}
+        """(agent, partition) → the messages handed to the handlers and not yet acknowledged."""
         self._draining: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -127,10 +128,10 @@ class BusConsumer:
                 task.cancel()
             await asyncio.gather(*pulls, return_exceptions=True)
         self._pulls.clear()
-        handling = [f for f in self._handling.values() if not f.done()]
-        if handling:
-            await asyncio.wait(handling, timeout=timeout)
-        self._handling.clear()
+        in_flight = [f for fs in self._in_flight.values() for f in fs if not f.done()]
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=timeout)
+        self._in_flight.clear()
         for leases in self._leases.values():
             with contextlib.suppress(Exception):
                 await leases.release_all()
@@ -192,26 +193,39 @@ class BusConsumer:
         key = (agent, partition)
         try:
             self._cancel_pull(key)
-            handling = self._handling.get(key)
-            if handling is not None and not handling.done():
-                await asyncio.wait([handling], timeout=self.settings.bus_ack_wait_s)
+            in_flight = [f for f in self._in_flight.get(key, ()) if not f.done()]
+            if in_flight:
+                await asyncio.wait(in_flight, timeout=self.settings.bus_ack_wait_s)
             await self._leases[agent].release(partition)
         finally:
             self._draining.pop(key, None)
 
     # --- pulling --------------------------------------------------------------------------------------------
     async def _pull(self, agent: str, partition: int) -> None:
+        """Fetch and hand over without waiting for the handlers: up to twice SM_BUS_FETCH_BATCH messages of the
+        partition are in flight, each acknowledged when its own handlers finished (a long batch does not hold up
+        the next event, as on the in-process bus). Pulling stops when the partition is lost or the worker stops;
+        what is in flight still finishes and is acknowledged."""
         from nats.errors import TimeoutError as NatsTimeout
 
         assert self._js is not None
+        key = (agent, partition)
+        batch = self.settings.bus_fetch_batch
+        pending = self._in_flight.setdefault(key, set())
+        room = asyncio.Event()
+        room.set()
         sub = None
         while not self._stopping:
+            if len(pending) >= 2 * batch:
+                room.clear()
+                await room.wait()
+                continue
             try:
                 if sub is None:
                     sub = await self._js.pull_subscribe_bind(
                         durable=self.topology.consumer(agent, partition), stream=self.topology.stream
                     )
-                msgs = await sub.fetch(self.settings.bus_fetch_batch, timeout=1.0)
+                msgs = await sub.fetch(min(batch, 2 * batch - len(pending)), timeout=1.0)
             except (NatsTimeout, TimeoutError):
                 continue
             except asyncio.CancelledError:
@@ -220,58 +234,63 @@ class BusConsumer:
                 logger.warning("pull of %s partition %d failed: %s: %s", agent, partition, type(exc).__name__, exc)
                 await asyncio.sleep(0.5)
                 continue
-            handling = asyncio.ensure_future(self._handle(agent, msgs))
-            self._handling[(agent, partition)] = handling
-            await asyncio.shield(handling)  # a batch in flight finishes even when the pull loop is cancelled
+            for msg in msgs:
+                done = asyncio.ensure_future(self._handle(agent, msg))
+                pending.add(done)
 
-    async def _handle(self, agent: str, msgs: list[Msg]) -> None:
+                def finished(f: asyncio.Future[None], pending: set[asyncio.Future[None]] = pending) -> None:
+                    pending.discard(f)
+                    room.set()
+
+                done.add_done_callback(finished)
+
+    async def _handle(self, agent: str, msg: Msg) -> None:
+        """Hand one message to the agent's handlers on the local bus; acknowledge it once they all finished."""
         names = self.agents[agent]
-        in_flight: list[tuple[Msg, list[asyncio.Future[dict[str, str]]]]] = []
-        for msg in msgs:
-            try:
-                event = self._decode(msg)
-            except Exception as exc:  # noqa: BLE001 - undeliverable: dead-lettered for every handler
-                await self._dead_letter(msg, RELAY_HANDLER_NAME, f"{type(exc).__name__}: {exc}", 1)
-                await msg.ack()
-                continue
-            only = (msg.headers or {}).get(HANDLER_HEADER)
-            targets = (
-                [only]
-                if only is not None and only in names
-                else []
-                if only is not None
-                else [s.name for s in self.bus.handlers_for(event) if s.name in names]
-            )
-            delivered = msg.metadata.num_delivered
-            if targets and delivered > self.settings.bus_max_deliver:
-                for target in targets:
-                    await self._dead_letter(
-                        msg,
-                        target,
-                        f"delivered {delivered} times without being acknowledged (a worker died or stopped handling "
-                        "it each time)",
-                        delivered,
-                        event=event,
-                    )
-                targets = []
-            if not targets:
-                await msg.ack()
-                self.acked += 1
-                continue
-            try:
-                in_flight.append((msg, [await self.bus.publish(event, handler=t) for t in targets]))
-            except Exception as exc:  # noqa: BLE001 - the local bus is stopping: hand it to the next holder
-                logger.warning("could not hand a message to the local bus: %s", exc)
-                await msg.nak()
-        for msg, deliveries in in_flight:
-            results = await asyncio.gather(*deliveries, return_exceptions=True)
-            if any(isinstance(r, BaseException) for r in results):
-                await msg.nak(delay=self.settings.bus_retry_base_s)
-                BUS_MESSAGES_TOTAL.labels(agent=agent, result="nacked").inc()
-            else:
-                await msg.ack()
-                self.acked += 1
-                BUS_MESSAGES_TOTAL.labels(agent=agent, result="acked").inc()
+        try:
+            event = self._decode(msg)
+        except Exception as exc:  # noqa: BLE001 - undeliverable: dead-lettered for every handler
+            await self._dead_letter(msg, RELAY_HANDLER_NAME, f"{type(exc).__name__}: {exc}", 1)
+            await msg.ack()
+            return
+        only = (msg.headers or {}).get(HANDLER_HEADER)
+        targets = (
+            [only]
+            if only is not None and only in names
+            else []
+            if only is not None
+            else [s.name for s in self.bus.handlers_for(event) if s.name in names]
+        )
+        delivered = msg.metadata.num_delivered
+        if targets and delivered > self.settings.bus_max_deliver:
+            for target in targets:
+                await self._dead_letter(
+                    msg,
+                    target,
+                    f"delivered {delivered} times without being acknowledged (a worker died or stopped handling "
+                    "it each time)",
+                    delivered,
+                    event=event,
+                )
+            targets = []
+        if not targets:
+            await msg.ack()
+            self.acked += 1
+            return
+        try:
+            deliveries = [await self.bus.publish(event, handler=t) for t in targets]
+        except Exception as exc:  # noqa: BLE001 - the local bus is stopping: hand it to the next holder
+            logger.warning("could not hand a message to the local bus: %s", exc)
+            await msg.nak()
+            return
+        results = await asyncio.gather(*deliveries, return_exceptions=True)
+        if any(isinstance(r, BaseException) for r in results):
+            await msg.nak(delay=self.settings.bus_retry_base_s)
+            BUS_MESSAGES_TOTAL.labels(agent=agent, result="nacked").inc()
+        else:
+            await msg.ack()
+            self.acked += 1
+            BUS_MESSAGES_TOTAL.labels(agent=agent, result="acked").inc()
 
     def _decode(self, msg: Msg) -> Event:
         event_type = (msg.headers or {}).get(EVENT_TYPE_HEADER) or msg.subject.rsplit(".", 1)[-1]
