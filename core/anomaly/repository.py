@@ -120,7 +120,8 @@ class AnomalyRepository:
         rows = await self._session.execute(
             _TO_SCORE_SQL, {"ids": ids, "starts": starts, "inclusive": inclusive, "last": last}
         )
-        return [ReadingToScore(*row) for row in rows]
+        make = ReadingToScore._make  # tuple.__new__ from the row: no Python-level __new__ per reading
+        return [make(row) for row in rows]
 
     async def history_before(self, before: Mapping[str, datetime], limit: int) -> dict[str, History]:
         """Per sensor, its last ``limit`` readings strictly before ``before[sensor]`` (one index scan each)."""

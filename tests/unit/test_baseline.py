@@ -14,6 +14,7 @@ from core.anomaly.baseline import (
     BaselineConfig,
     BaselineStates,
     SensorState,
+    cadence_s,
     robust_scale,
     robust_z,
 )
@@ -116,6 +117,17 @@ def test_copy_is_independent() -> None:
     copy.update(3.0, T0 + timedelta(minutes=1), config)
     assert list(state.values) == [1.0, 2.0] and state.last_timestamp == T0
     assert list(copy.values) == [1.0, 2.0, 3.0]
+
+
+def test_cadence_is_numpys_median_of_the_positive_intervals() -> None:
+    """Computed in Python (no numpy call per scoring run), it must be exactly what ``np.median`` gave."""
+    rng = np.random.default_rng(11)
+    for n in [*range(10), 31, 64, 65, 1000]:
+        for _ in range(20):
+            intervals = rng.choice([0.0, -1.0, 1.0, 60.0, 0.5], size=n) * rng.uniform(0.5, 2.0, size=n)
+            known = [i for i in intervals.tolist() if i > 0]
+            expected = float(np.median(known)) if len(known) >= 3 else None
+            assert cadence_s(intervals.tolist()) == expected
 
 
 @pytest.mark.parametrize(
