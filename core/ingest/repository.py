@@ -236,13 +236,15 @@ class IngestRepository:
         """COPY straight into ``sensor_readings`` in a savepoint; False (rolled back) on a duplicate key.
 
         The savepoint is managed on the driver connection itself (SQLAlchemy does not see the COPY), and the
-        transaction was begun through SQLAlchemy first so that everything stays inside it.
+        transaction is begun through SQLAlchemy first so that everything stays inside it — unless an earlier
+        statement of the transaction began it already (the sensor lookup of a request: one round trip less).
         """
-        await self._session.execute(_BEGIN_MARK_SQL)
         connection = await self._session.connection()
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection
         assert driver is not None
+        if not driver.is_in_transaction():
+            await self._session.execute(_BEGIN_MARK_SQL)
         await driver.execute("SAVEPOINT ingest_direct_copy")
         try:
             await driver.copy_records_to_table(

@@ -129,8 +129,12 @@ class IngestResponse(BaseModel):
     rejected: list[RejectedItem] = Field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ValidReading:
+    """One valid item of a request; compared and hashed by value like a frozen dataclass, but not frozen: built
+    once per reading on the hottest path, and a frozen dataclass's ``__init__`` (``object.__setattr__`` per field)
+    cost 2 µs of the ~4 µs a reading took to parse. Nothing changes one after it is built."""
+
     index: int
     sensor_id: str
     value: float
@@ -204,18 +208,28 @@ def _sensor_type(metadata: dict[str, Any]) -> str | None:
 def _split(
     items: list[tuple[int, ReadingIn]], now: datetime, oldest: datetime
 ) -> tuple[list[ValidReading], list[RejectedItem]]:
-    latest = now + MAX_FUTURE
+    latest_utc = now + MAX_FUTURE
     readings: list[ValidReading] = []
     rejected: list[RejectedItem] = []
+    append = readings.append
+    # The bounds expressed in each timestamp's own time zone object (pydantic shares one per offset): two aware
+    # datetimes with the same tzinfo compare by their fields, with different ones Python asks both for their UTC
+    # offset (~1 µs each with pydantic's TzInfo). The same instants are compared either way.
+    bounds: dict[int, tuple[datetime, datetime]] = {}
     for index, item in items:
         ts = item["timestamp"]
+        zone = ts.tzinfo
+        bound = bounds.get(id(zone))
+        if bound is None:
+            bound = bounds[id(zone)] = (latest_utc.astimezone(zone), oldest.astimezone(zone))
+        latest, earliest = bound
         if ts > latest:
             rejected.append(RejectedItem(index=index, reason="timestamp: more than 5 minutes in the future"))
-        elif ts < oldest:
+        elif ts < earliest:
             rejected.append(RejectedItem(index=index, reason="timestamp: older than the retention window"))
         else:
             metadata = item.get("metadata")
-            readings.append(
+            append(
                 ValidReading(
                     index,
                     item["sensor_id"],
