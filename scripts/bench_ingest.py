@@ -22,6 +22,7 @@ that the client takes little of the machine's CPU; otherwise an aiohttp client, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 import shutil
@@ -31,7 +32,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -42,6 +43,8 @@ import asyncpg
 import orjson
 import psutil
 import typer
+from bench.ingest_profile import CpuMeter, PySpy, summarise
+from bench.ingest_report import PLAIN_SECTION, TIMESCALE_SECTION, Results, merge_report, report
 from rich.console import Console
 from rich.progress import Progress
 
@@ -51,35 +54,6 @@ from core.db.admin import create_database, drop_database, upgrade
 
 console = Console(highlight=False)
 INGEST = "/api/v1/data/ingest"
-METHOD = """\
-Produced by `make bench-ingest` (`scripts/bench_ingest.py`) in one run: a fresh database migrated with
-`alembic upgrade head`, the API started with `python -m apps.cli serve-api` on 127.0.0.1 (rate limit off, log
-level WARNING), then (d) single-reading POSTs by 64 connections for 20 s after a 3 s warm-up that is not
-counted (wrk, a C load generator, with `scripts/bench/single_reading.lua`), then (a) 1,000,000 readings in
-batches of 1,000 by 8 aiohttp clients, then, with the API stopped, (b) a raw asyncpg `copy_records_to_table` of
-the same rows into the same table (after deleting them). Only 2xx answers count; stored rows are counted in the
-database afterwards and must match (a: exactly; d: up to one in-flight request per connection more). Peak RSS
-sums the uvicorn master and its workers. Client, API and PostgreSQL share the machine. The machine is noisy:
-repeated runs of (d) on it gave p99 from 35 to 71 ms; compare figures within one run."""
-
-
-@dataclass
-class Results:
-    batch_readings: int = 0
-    batch_seconds: float = 0.0
-    batch_errors: dict[int, int] = field(default_factory=dict)
-    stored: int = 0
-    copy_rows: int = 0
-    copy_seconds: float = 0.0
-    single_ok: int = 0
-    single_errors: dict[int | str, int] = field(default_factory=dict)
-    single_seconds: float = 0.0
-    single_stored: int = 0
-    single_p50_ms: float = float("nan")
-    single_p99_ms: float = float("nan")
-    single_client: str = "aiohttp"
-    peak_rss_mb: float = 0.0
-    workers: int = 1
 
 
 def _free_port() -> int:
@@ -206,6 +180,28 @@ async def _count(url: str, where: str = "") -> int:
         await conn.close()
 
 
+async def _caught_up(url: str, since: float, limit_s: float = 300.0) -> float | None:
+    """Seconds from ``since`` until no outbox row is left unpublished for three polls in a row (the agents handled
+    every event, and the events their handlers wrote), or None after ``limit_s``."""
+    conn = await asyncpg.connect(url)
+    try:
+        empty_since: float | None = None
+        zeros = 0
+        while time.perf_counter() - since < limit_s:
+            pending = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            now = time.perf_counter()
+            if pending:
+                zeros, empty_since = 0, None
+            else:
+                zeros, empty_since = zeros + 1, empty_since or now
+                if zeros >= 3:
+                    return empty_since - since
+            await asyncio.sleep(0.2)
+        return None
+    finally:
+        await conn.close()
+
+
 async def _raw_copy(url: str, rows: list[tuple[str, datetime, float]], batch: int, res: Results) -> None:
     conn = await asyncpg.connect(url)
     try:
@@ -256,73 +252,6 @@ def _machine() -> str:
     )
 
 
-def report(res: Results, n: int, server_version: str, machine: str) -> str:
-    """The measured table; ``server_version`` names PostgreSQL (and TimescaleDB when installed)."""
-    a = res.batch_readings / res.batch_seconds if res.batch_seconds else 0.0
-    b = res.copy_rows / res.copy_seconds if res.copy_seconds else 0.0
-    rps = res.single_ok / res.single_seconds if res.single_seconds else 0.0
-    p50, p99 = res.single_p50_ms, res.single_p99_ms
-
-    def ok(cond: object) -> str:
-        return "meets" if cond else "MISSES"
-
-    lines = [
-        (
-            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}; {server_version}; "
-            f"client, API ({res.workers} uvicorn worker{'s' if res.workers > 1 else ''}) and database on the "
-            f"same machine; single-reading client: {res.single_client}."
-        ),
-        "",
-        "| measure | result | target |",
-        "|---|---|---|",
-        (
-            f"| (a) batches of 1,000 by 8 clients: {res.batch_readings:,} of {n:,} readings accepted, "
-            f"{res.stored:,} stored | {a:,.0f} readings/s | |"
-        ),
-        f"| (b) raw asyncpg COPY of the same rows, batches of 10,000 | {b:,.0f} rows/s | |",
-        f"| (c) ratio a/b | {a / b if b else 0:.2f} | ≥ 0.5 ({ok(b and a / b >= 0.5)}) |",
-        (
-            f"| (d) single readings, 64 clients, {res.single_seconds:.0f} s: {res.single_ok:,} answered 2xx, "
-            f"{res.single_stored:,} stored | "
-            f"{rps:,.0f} req/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms | "
-            f"≥ 2,000 req/s ({ok(rps >= 2000)}), p99 ≤ 50 ms ({ok(p99 <= 50)}) |"
-        ),
-        f"| (e) peak RSS of the API process | {res.peak_rss_mb:.0f} MB | < 500 MB ({ok(res.peak_rss_mb < 500)}) |",
-    ]
-    if res.batch_errors or res.single_errors:
-        lines += [
-            "",
-            f"Non-2xx responses (not counted): batches {res.batch_errors}, singles {res.single_errors}",
-        ]
-    return "\n".join(lines)
-
-
-#: Section headings of the report file, per kind of server.
-PLAIN_SECTION = "## Plain PostgreSQL"
-TIMESCALE_SECTION = "## TimescaleDB"
-
-
-def merge_report(existing: str | None, section: str, body: str) -> str:
-    """The report file with ``section`` (one of the headings above) replaced by ``body``; the other server's
-    section and any other ``## `` section (the history table) are kept, in that order."""
-    order: list[str] = []
-    sections: dict[str, str] = {}
-    current = None
-    for line in (existing or "").splitlines():
-        if line.startswith("## "):
-            current = line
-            order.append(current)
-            sections[current] = ""
-        elif current is not None:
-            sections[current] += line + "\n"
-    sections[section] = f"\n{body}\n"
-    managed = [h for h in (PLAIN_SECTION, TIMESCALE_SECTION) if h in sections]
-    rest = [h for h in order if h not in (PLAIN_SECTION, TIMESCALE_SECTION)]
-    parts = [f"# Ingest benchmark\n\n{METHOD}\n"]
-    parts += [f"\n{heading}\n\n{sections[heading].strip(chr(10))}\n" for heading in managed + rest]
-    return "".join(parts)
-
-
 def main(
     readings: Annotated[int, typer.Option(help="readings for (a) and (b)")] = 1_000_000,
     single_seconds: Annotated[float, typer.Option(help="duration of (d)")] = 20.0,
@@ -331,6 +260,11 @@ def main(
     client: Annotated[
         str, typer.Option(help="single-reading client: auto (wrk if installed), wrk, aiohttp")
     ] = "auto",
+    profile: Annotated[
+        Path | None,
+        typer.Option(help="write a py-spy profile of every uvicorn worker per phase (raw stacks and a summary) here"),
+    ] = None,
+    py_spy: Annotated[str, typer.Option(help="the py-spy executable (for --profile)")] = "py-spy",
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -360,20 +294,26 @@ def main(
         _wait_healthy(base, proc)
         sampler = RssSampler(proc.pid)
         sampler.start()
+        meter = CpuMeter(proc.pid)
+        spy = PySpy(shutil.which(py_spy) or py_spy, profile, proc.pid) if profile else None
         # (d) first, on the fresh database: after (a) autovacuum works through a million new rows for a while.
         # A 3-second warm-up (connection pools, sensor registration; its rows are not counted) precedes it.
         label = "wrk" if use_wrk else "aiohttp"
         console.print(f"(d) single readings, 64 clients, 3 s warm-up then {single_seconds:.0f} s ({label})")
         _singles(use_wrk, base, key, 3.0, "warmup", Results())
-        _singles(use_wrk, base, key, single_seconds, "single", res)
+        with _phase("d", meter, spy, res):
+            _singles(use_wrk, base, key, single_seconds, "single", res)
         res.single_stored = asyncio.run(_count(db_url, "WHERE sensor_id LIKE 'single-%'"))
         # across yesterday's UTC midnight: on TimescaleDB, chunks are created while the clients write
         start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1, hours=1)
         rows = _rows(readings, 100, start)
         bodies = _bodies(rows, 1000)
         console.print(f"(a) POSTing {len(rows):,} readings in {len(bodies):,} batches with 8 clients")
-        asyncio.run(_post_batches(base, key, bodies, 8, res))
+        with _phase("a", meter, spy, res):
+            asyncio.run(_post_batches(base, key, bodies, 8, res))
+        batches_done = time.perf_counter()
         res.stored = asyncio.run(_count(db_url, "WHERE sensor_id LIKE 'bench-%'"))
+        res.catch_up_s = asyncio.run(_caught_up(db_url, batches_done))
         sampler.stop_event.set()
         res.peak_rss_mb = sampler.peak / 2**20
         proc.terminate()
@@ -401,6 +341,21 @@ def main(
     if not 0 <= res.single_stored - res.single_ok <= 64:
         console.print(f"[red]single readings: stored {res.single_stored:,}, 2xx answers {res.single_ok:,}[/]")
         raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _phase(name: str, meter: CpuMeter, spy: PySpy | None, res: Results) -> Iterator[None]:
+    """CPU split of the phase into ``res.cpu``; with ``spy``, its workers' py-spy profile and summary."""
+    if spy is not None:
+        spy.start(name)
+    meter.start()
+    yield
+    res.cpu[f"({name})"] = meter.stop()
+    if spy is not None:
+        files = spy.stop()
+        summary = summarise(files)
+        (spy.out_dir / f"{name}-summary.txt").write_text(summary + "\n")
+        console.print(f"py-spy ({name}): {len(files)} profiles, summary in {spy.out_dir}/{name}-summary.txt")
 
 
 def _singles(use_wrk: bool, base: str, key: str, seconds: float, prefix: str, res: Results) -> None:
