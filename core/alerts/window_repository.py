@@ -14,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.db.capabilities import capabilities
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Point:
-    """One reading (or anomalous reading) of a sensor."""
+    """One reading (or anomalous reading) of a sensor. Compared and hashed by value like a frozen dataclass but
+    not frozen: an evaluation builds one per reading of its window, and a frozen dataclass's ``__init__`` costs
+    ~0.7 µs against ~0.1 µs. Nothing changes a point after it is read."""
 
     timestamp: datetime
     value: float
