@@ -191,8 +191,12 @@ class Settings(BaseSettings):
     """A delivery not acknowledged within this time (a killed worker) is redelivered."""
     bus_max_deliver: Annotated[int, Field(ge=1, le=1000)] = 5
     """Deliveries of one message before the worker dead-letters it (a message that keeps killing workers)."""
-    bus_fetch_batch: Annotated[int, Field(ge=1, le=10_000)] = 256
-    """Messages a worker takes from one partition per pull (handled together: coalescing handlers merge them)."""
+    bus_fetch_batch: Annotated[int, Field(ge=1, le=10_000)] = 64
+    """Messages of one partition a worker has in hand at most (fetched together, handled concurrently: coalescing
+    handlers merge them)."""
+    bus_max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 256
+    """Messages of one agent a worker has in hand at most, over all its partitions: keeps a message's wait in the
+    worker well under SM_BUS_ACK_WAIT_S (else the server redelivers it while it is queued)."""
     bus_lease_ttl_s: Annotated[float, Field(ge=1)] = 10.0
     """A worker's claim on a partition expires this long after its last renewal (renewed every third of it):
     the time a killed worker's partitions wait before another worker takes them."""

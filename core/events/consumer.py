@@ -52,6 +52,37 @@ if TYPE_CHECKING:
 logger = logging.getLogger("core.events.consumer")
 
 OnAssign = Callable[[str, int], None]
+#: How long one pull request waits on the server for messages before it ends (and a new one is sent).
+_PULL_EXPIRES_S = 5.0
+
+
+class _Room:
+    """A counter of free slots (messages an agent may still take in): ``take``/``give`` without waiting,
+    ``acquire`` waits for one free slot (and gives it back with ``release``)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.used = 0
+        self._freed = asyncio.Event()
+
+    def available(self) -> int:
+        return self.size - self.used
+
+    def take(self) -> None:
+        self.used += 1
+
+    def give(self) -> None:
+        self.used -= 1
+        self._freed.set()
+
+    async def acquire(self) -> None:
+        while self.used >= self.size:
+            self._freed.clear()
+            await self._freed.wait()
+        self.used += 1
+
+    def release(self) -> None:
+        self.give()
 
 
 def worker_id() -> str:
@@ -83,6 +114,7 @@ class BusConsumer:
         self._leases: dict[str, PartitionLeases] = {}
         self._pulls: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._in_flight: dict[tuple[str, int], set[asyncio.Future[None]]] = {}
+        self._agent_room = {agent: _Room(settings.bus_max_in_flight) for agent in agents}
         """(agent, partition) → the messages handed to the handlers and not yet acknowledged."""
         self._draining: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._stopping = False
@@ -202,47 +234,91 @@ class BusConsumer:
 
     # --- pulling --------------------------------------------------------------------------------------------
     async def _pull(self, agent: str, partition: int) -> None:
-        """Fetch and hand over without waiting for the handlers: up to twice SM_BUS_FETCH_BATCH messages of the
-        partition are in flight, each acknowledged when its own handlers finished (a long batch does not hold up
-        the next event, as on the in-process bus). Pulling stops when the partition is lost or the worker stops;
-        what is in flight still finishes and is acknowledged."""
-        from nats.errors import TimeoutError as NatsTimeout
+        """Pull the partition continuously and hand each message over without waiting for the handlers.
 
-        assert self._js is not None
+        Up to SM_BUS_FETCH_BATCH messages of the partition, and SM_BUS_MAX_IN_FLIGHT of the agent, are in hand at
+        once, each acknowledged when its own handlers finished (a long batch does not hold up the next event, as on
+        the in-process bus; the bounds keep a message's wait here well under the ack wait). Pull requests go to the
+        consumer's ``MSG.NEXT`` subject with a reply inbox of this loop's own, and arriving messages are queued by a
+        callback: no receive with a timeout, which on Python 3.11 can drop a message that arrives as the timeout
+        fires (it would then wait for the ack wait to be redelivered). A request asks for the free room and expires
+        after ``_PULL_EXPIRES_S``; a new one is sent when the server says the last one ended, or when none was sent
+        for that long. A redelivery of a message still in hand is dropped (the first delivery acknowledges it).
+        When the partition is lost or the worker stops, what is in hand finishes and is acknowledged; messages
+        received and not yet handed over are given back at once (nak)."""
+        from nats.js import JetStreamContext
+
+        nc = self._nc
+        assert nc is not None
         key = (agent, partition)
         batch = self.settings.bus_fetch_batch
+        agent_room = self._agent_room[agent]
         pending = self._in_flight.setdefault(key, set())
-        room = asyncio.Event()
-        room.set()
-        sub = None
-        while not self._stopping:
-            if len(pending) >= 2 * batch:
-                room.clear()
-                await room.wait()
-                continue
-            try:
-                if sub is None:
-                    sub = await self._js.pull_subscribe_bind(
-                        durable=self.topology.consumer(agent, partition), stream=self.topology.stream
-                    )
-                msgs = await sub.fetch(min(batch, 2 * batch - len(pending)), timeout=1.0)
-            except (NatsTimeout, TimeoutError):
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - server restarting, consumer moving: retry shortly
-                logger.warning("pull of %s partition %d failed: %s: %s", agent, partition, type(exc).__name__, exc)
-                await asyncio.sleep(0.5)
-                continue
-            for msg in msgs:
+        sequences: set[int] = set()
+        received: asyncio.Queue[Msg] = asyncio.Queue()
+        wake = asyncio.Event()
+        next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.topology.stream}.{self.topology.consumer(agent, partition)}"
+        inbox = nc.new_inbox()
+
+        async def on_message(msg: Msg) -> None:
+            received.put_nowait(msg)
+
+        sub = await nc.subscribe(inbox, cb=on_message)
+        state = {"outstanding": 0, "sent_at": float("-inf")}
+
+        async def request_more() -> None:
+            loop = asyncio.get_running_loop()
+            while not self._stopping:
+                free = min(batch - len(pending) - received.qsize(), agent_room.available())
+                stale = loop.time() - state["sent_at"] > _PULL_EXPIRES_S + 0.5
+                if free > 0 and (state["outstanding"] <= 0 or stale):
+                    body = {"batch": free, "expires": int(_PULL_EXPIRES_S * 1e9)}
+                    try:
+                        await nc.publish(next_subject, orjson.dumps(body), reply=inbox)
+                        state["outstanding"], state["sent_at"] = free, loop.time()
+                    except Exception as exc:  # noqa: BLE001 - reconnecting: the next round asks again
+                        logger.warning("pull request of %s partition %d failed: %s", agent, partition, exc)
+                wake.clear()
+                with contextlib.suppress(TimeoutError):  # losing a wake-up costs at most this wait
+                    await asyncio.wait_for(wake.wait(), 0.5)
+
+        requester = asyncio.create_task(request_more(), name=f"bus-request-{agent}-p{partition}")
+        try:
+            while not self._stopping:
+                msg = await received.get()
+                status = JetStreamContext.is_status_msg(msg)
+                if status is not None:
+                    if status != "100":  # 404 no messages, 408 request expired, 409 …: the request ended
+                        state["outstanding"] = 0
+                        wake.set()
+                    continue
+                state["outstanding"] -= 1
+                sequence = msg.metadata.sequence.stream
+                if sequence in sequences:
+                    continue  # redelivered while its first delivery is still being handled here
+                sequences.add(sequence)
+                agent_room.take()
                 done = asyncio.ensure_future(self._handle(agent, msg))
                 pending.add(done)
 
-                def finished(f: asyncio.Future[None], pending: set[asyncio.Future[None]] = pending) -> None:
+                def finished(
+                    f: asyncio.Future[None], sequence: int = sequence, pending: set[asyncio.Future[None]] = pending
+                ) -> None:
                     pending.discard(f)
-                    room.set()
+                    sequences.discard(sequence)
+                    agent_room.give()
+                    wake.set()
 
                 done.add_done_callback(finished)
+        finally:
+            requester.cancel()
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+            while not received.empty():  # received, never handed over: back to the consumer for the next holder
+                msg = received.get_nowait()
+                if JetStreamContext.is_status_msg(msg) is None:
+                    with contextlib.suppress(Exception):
+                        await msg.nak()
 
     async def _handle(self, agent: str, msg: Msg) -> None:
         """Hand one message to the agent's handlers on the local bus; acknowledge it once they all finished."""
