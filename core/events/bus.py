@@ -149,12 +149,16 @@ class EventBus:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, session_factory: async_sessionmaker[AsyncSession] | None
+        cls,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession] | None,
+        *,
+        workers: int | None = None,
     ) -> EventBus:
         return cls(
             session_factory,
             queue_size=settings.bus_queue_size,
-            workers=settings.bus_workers,
+            workers=settings.bus_workers if workers is None else workers,
             handler_attempts=settings.bus_handler_attempts,
             retry_base_s=settings.bus_retry_base_s,
             retry_max_s=settings.bus_retry_max_s,

@@ -75,6 +75,12 @@ def bootstrap(
     else:
         engine = None
     handlers_bus = EventBus.from_settings(settings, session_factory) if chosen or not nats else None
+    if handlers_bus is not None and nats:
+        # a worker's deliveries come from up to SM_BUS_MAX_IN_FLIGHT messages per agent: as many bus tasks, so that
+        # a coalescing handler merges all the messages waiting for it (with 16, runs merged a few partition parts)
+        handlers_bus = EventBus.from_settings(
+            settings, session_factory, workers=max(settings.bus_workers, settings.bus_max_in_flight * len(chosen))
+        )
     bus: EventBus | JetStreamBus = (
         JetStreamBus(settings, remote_handlers(), name="sm-worker" if chosen else "sm-api") if nats else handlers_bus  # type: ignore[assignment]  # not None without NATS
     )
