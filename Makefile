@@ -129,9 +129,9 @@ export-csv: install ## write data/sensor_data.csv from DATABASE_URL
 schema: install ## regenerate docs/db/schema.sql from a fresh migration (pg_dump)
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash scripts/export_schema.sh
 
-bench-ingest: install ## ingest benchmark: API on loopback + fresh database (on BENCH_DATABASE_URL when set, e.g. a TimescaleDB server); writes its section of docs/benchmarks/ingest.md
+bench-ingest: install ## ingest benchmark: API on loopback + fresh database (on BENCH_DATABASE_URL when set, e.g. a TimescaleDB server); BUS=nats WORKERS=2 runs the agents in worker processes on NATS JetStream; writes its section of docs/benchmarks/ingest.md
 	@command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null 2>&1; } || echo "wrk unavailable: the single-reading phase uses the aiohttp client"
-	$(PY) scripts/bench_ingest.py --output docs/benchmarks/ingest.md
+	$(PY) scripts/bench_ingest.py --bus $(BUS) --bus-workers $(WORKERS) --output docs/benchmarks/ingest.md
 
 BUS ?= inprocess
 WORKERS ?= 2

@@ -44,7 +44,9 @@ import orjson
 import psutil
 import typer
 from bench.ingest_profile import CpuMeter, PySpy, summarise
-from bench.ingest_report import PLAIN_SECTION, TIMESCALE_SECTION, Results, merge_report, report
+from bench.ingest_report import PLAIN_SECTION, TIMESCALE_SECTION, WORKERS_SECTION, Results, merge_report, report
+from bench.nats_local import nats_server
+from bench.settle import _caught_up, _caught_up_api
 from rich.console import Console
 from rich.progress import Progress
 
@@ -180,28 +182,6 @@ async def _count(url: str, where: str = "") -> int:
         await conn.close()
 
 
-async def _caught_up(url: str, since: float, limit_s: float = 300.0) -> float | None:
-    """Seconds from ``since`` until no outbox row is left unpublished for three polls in a row (the agents handled
-    every event, and the events their handlers wrote), or None after ``limit_s``."""
-    conn = await asyncpg.connect(url)
-    try:
-        empty_since: float | None = None
-        zeros = 0
-        while time.perf_counter() - since < limit_s:
-            pending = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            now = time.perf_counter()
-            if pending:
-                zeros, empty_since = 0, None
-            else:
-                zeros, empty_since = zeros + 1, empty_since or now
-                if zeros >= 3:
-                    return empty_since - since
-            await asyncio.sleep(0.2)
-        return None
-    finally:
-        await conn.close()
-
-
 async def _raw_copy(url: str, rows: list[tuple[str, datetime, float]], batch: int, res: Results) -> None:
     conn = await asyncpg.connect(url)
     try:
@@ -265,6 +245,11 @@ def main(
         typer.Option(help="write a py-spy profile of every uvicorn worker per phase (raw stacks and a summary) here"),
     ] = None,
     py_spy: Annotated[str, typer.Option(help="the py-spy executable (for --profile)")] = "py-spy",
+    bus: Annotated[
+        str, typer.Option(help="inprocess (the agents in the API), or nats: a private NATS JetStream server and "
+                          "--bus-workers `apps.cli worker` processes run them")
+    ] = "inprocess",
+    bus_workers: Annotated[int, typer.Option(help="worker processes with --bus nats")] = 2,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -282,7 +267,12 @@ def main(
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     key = settings.api_key.get_secret_value()
+    if bus not in ("inprocess", "nats"):
+        raise typer.BadParameter("inprocess or nats", param_hint="--bus")
     res = Results(workers=workers)
+    nats = contextlib.ExitStack()
+    worker_procs: list[subprocess.Popen[bytes]] = []
+    worker_rss: list[RssSampler] = []
     use_wrk = client == "wrk" or (client == "auto" and shutil.which("wrk") is not None)
     proc = None
     try:
@@ -290,8 +280,16 @@ def main(
         env = {**os.environ, "DATABASE_URL": db_url, "SM_API_PORT": str(port), "SM_API_HOST": "127.0.0.1",
                "SM_READY_CHECK_MLFLOW": "false", "SM_RATE_LIMIT": "", "SM_LOG_LEVEL": "WARNING",
                "SM_API_WORKERS": str(workers)}  # fmt: skip
+        if bus == "nats":
+            env["SM_BUS_URL"] = nats.enter_context(nats_server())
+        else:
+            env.pop("SM_BUS_URL", None)
         proc = subprocess.Popen([sys.executable, "-m", "apps.cli", "serve-api"], cwd=ROOT, env=env)
         _wait_healthy(base, proc)
+        for _ in range(bus_workers if bus == "nats" else 0):
+            worker_procs.append(subprocess.Popen([sys.executable, "-m", "apps.cli", "worker"], cwd=ROOT, env=env))
+            worker_rss.append(RssSampler(worker_procs[-1].pid))
+            worker_rss[-1].start()
         sampler = RssSampler(proc.pid)
         sampler.start()
         meter = CpuMeter(proc.pid)
@@ -313,23 +311,41 @@ def main(
             asyncio.run(_post_batches(base, key, bodies, 8, res))
         batches_done = time.perf_counter()
         res.stored = asyncio.run(_count(db_url, "WHERE sensor_id LIKE 'bench-%'"))
-        res.catch_up_s = asyncio.run(_caught_up(db_url, batches_done))
+        res.catch_up_s = (
+            _caught_up_api(base, key, batches_done) if bus == "nats" else asyncio.run(_caught_up(db_url, batches_done))
+        )
         sampler.stop_event.set()
         res.peak_rss_mb = sampler.peak / 2**20
+        for sampler_w in worker_rss:
+            sampler_w.stop_event.set()
+        for worker in worker_procs:
+            worker.terminate()
+            worker.wait(timeout=60)
         proc.terminate()
         proc.wait(timeout=30)
         console.print("(b) raw COPY of the same rows")
         asyncio.run(_raw_copy(db_url, rows, 10_000, res))
         version = asyncio.run(_server_version(db_url))
     finally:
-        if proc and proc.poll() is None:
-            proc.kill()
+        for p in [*worker_procs, proc]:
+            if p and p.poll() is None:
+                p.kill()
+        nats.close()
         drop_database(to_libpq_url(admin), db_url)
     text = report(res, len(rows), version, _machine())
+    if bus == "nats":
+        text += (
+            f"\nThe agents ran in {bus_workers} `python -m apps.cli worker` processes on a private NATS JetStream "
+            "server (`SM_BUS_URL`), not in the API: (e) is the API's RSS; the workers' peak RSS was "
+            + ", ".join(f"{w.peak / 2**20:.0f} MB" for w in worker_rss)
+            + ". Client, API, workers, NATS and PostgreSQL share the machine.\n"
+        )
     console.print(text)
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
-        section = TIMESCALE_SECTION if "TimescaleDB" in version else PLAIN_SECTION
+        section = (
+            TIMESCALE_SECTION if "TimescaleDB" in version else WORKERS_SECTION if bus == "nats" else PLAIN_SECTION
+        )
         existing = output.read_text() if output.exists() else None
         output.write_text(merge_report(existing, section, text))
     if res.stored != res.batch_readings or res.stored != len(rows):

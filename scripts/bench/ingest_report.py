@@ -99,6 +99,7 @@ def report(res: Results, n: int, server_version: str, machine: str) -> str:
 #: Section headings of the report file, per kind of server.
 PLAIN_SECTION = "## Plain PostgreSQL"
 TIMESCALE_SECTION = "## TimescaleDB"
+WORKERS_SECTION = "## Plain PostgreSQL, agents in worker processes (NATS JetStream)"
 
 
 def merge_report(existing: str | None, section: str, body: str) -> str:
@@ -115,8 +116,8 @@ def merge_report(existing: str | None, section: str, body: str) -> str:
         elif current is not None:
             sections[current] += line + "\n"
     sections[section] = f"\n{body}\n"
-    managed = [h for h in (PLAIN_SECTION, TIMESCALE_SECTION) if h in sections]
-    rest = [h for h in order if h not in (PLAIN_SECTION, TIMESCALE_SECTION)]
+    managed = [h for h in (PLAIN_SECTION, WORKERS_SECTION, TIMESCALE_SECTION) if h in sections]
+    rest = [h for h in order if h not in (PLAIN_SECTION, WORKERS_SECTION, TIMESCALE_SECTION)]
     parts = [f"# Ingest benchmark\n\n{METHOD}\n"]
     parts += [f"\n{heading}\n\n{sections[heading].strip(chr(10))}\n" for heading in managed + rest]
     return "".join(parts)
