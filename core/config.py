@@ -194,9 +194,11 @@ class Settings(BaseSettings):
     bus_fetch_batch: Annotated[int, Field(ge=1, le=10_000)] = 64
     """Messages of one partition a worker has in hand at most (fetched together, handled concurrently: coalescing
     handlers merge them)."""
-    bus_max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 256
+    bus_max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 64
     """Messages of one agent a worker has in hand at most, over all its partitions: keeps a message's wait in the
-    worker well under SM_BUS_ACK_WAIT_S (else the server redelivers it while it is queued)."""
+    worker well under SM_BUS_ACK_WAIT_S (else the server redelivers it while it is queued) and the coalesced runs
+    short. Measured at 5,000 readings/s with 2 workers on 2 cores (docs/benchmarks/loop.md): 256 → probe p95
+    2.3 s, 64 → 1.1 s, 24 → the workers fell behind."""
     bus_lease_ttl_s: Annotated[float, Field(ge=1)] = 10.0
     """A worker's claim on a partition expires this long after its last renewal (renewed every third of it):
     the time a killed worker's partitions wait before another worker takes them."""
