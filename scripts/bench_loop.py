@@ -375,7 +375,8 @@ def main(
         output.write_text(
             f"# Maintenance-loop benchmark\n\n{method}\n\n{text}\n" + (f"\n{kept}" if kept else "")
         )
-    if any(sc.timeouts or len(sc.latencies_ms) < 20 for sc in scenarios):
+    # The first scenario (the lowest rate, in-process) is the platform's promise; an overloaded one is a figure.
+    if scenarios[0].timeouts or len(scenarios[0].latencies_ms) < 20:
         raise typer.Exit(1)
 
 
