@@ -116,7 +116,23 @@ def _consume_exception(future: Delivery) -> None:
         future.exception()
 
 
-class EventBus:
+class SubscriptionTable:
+    """Handlers by name and event type: what both buses know of their subscribers (``_subscriptions``)."""
+
+    _subscriptions: dict[str, Subscription]
+
+    @property
+    def subscriptions(self) -> tuple[Subscription, ...]:
+        return tuple(self._subscriptions.values())
+
+    def has_handler(self, name: str) -> bool:
+        return name in self._subscriptions
+
+    def handlers_for(self, event: Event) -> list[Subscription]:
+        return [s for s in self._subscriptions.values() if s.matches(event)]
+
+
+class EventBus(SubscriptionTable):
     """In-process publish/subscribe with a bounded queue, retries and dead letters (module docstring)."""
 
     def __init__(
@@ -180,16 +196,6 @@ class EventBus:
 
     def unsubscribe(self, name: str) -> None:
         self._subscriptions.pop(name, None)
-
-    @property
-    def subscriptions(self) -> tuple[Subscription, ...]:
-        return tuple(self._subscriptions.values())
-
-    def has_handler(self, name: str) -> bool:
-        return name in self._subscriptions
-
-    def handlers_for(self, event: Event) -> list[Subscription]:
-        return [s for s in self._subscriptions.values() if s.matches(event)]
 
     # --- publishing -----------------------------------------------------------------------------------------
     @property
@@ -405,4 +411,5 @@ __all__ = [
     "EventBus",
     "Handler",
     "Subscription",
+    "SubscriptionTable",
 ]

@@ -38,7 +38,7 @@ import orjson
 
 from core.config import Settings
 from core.errors import ServiceUnavailable
-from core.events.bus import ALL_EVENTS, BusError, Delivery, Subscription
+from core.events.bus import BusError, Delivery, Subscription, SubscriptionTable
 from core.events.partitions import split
 from core.events.types import Event
 from core.observability.metrics import BUS_EVENTS_PUBLISHED_TOTAL
@@ -198,7 +198,7 @@ def _not_here(event: Event) -> Any:
     raise BusError("this handler runs in the worker processes, not here")
 
 
-class JetStreamBus:
+class JetStreamBus(SubscriptionTable):
     """Publishes events to the JetStream stream (module docstring); runs no handler."""
 
     def __init__(self, settings: Settings, handlers: Sequence[RemoteHandler], *, name: str = "sm-api") -> None:
@@ -217,16 +217,6 @@ class JetStreamBus:
     @property
     def running(self) -> bool:
         return self._js is not None and not self._stopped
-
-    @property
-    def subscriptions(self) -> tuple[Subscription, ...]:
-        return tuple(self._subscriptions.values())
-
-    def has_handler(self, name: str) -> bool:
-        return name in self._subscriptions
-
-    def handlers_for(self, event: Event) -> list[Subscription]:
-        return [s for s in self._subscriptions.values() if s.event_type in (ALL_EVENTS, event.event_type)]
 
     async def open(self) -> None:
         """Connect and make sure the stream, the consumers of every agent and the lease bucket exist (every
