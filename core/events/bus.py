@@ -41,7 +41,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -50,6 +50,7 @@ from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, wait_exp
 from core.config import Settings
 from core.db.session import unit_of_work
 from core.events.dead_letter_repository import DeadLetterRepository
+from core.events.subscriptions import ALL_EVENTS, Handler, Subscription, SubscriptionTable
 from core.events.types import Event
 from core.observability.logging import bind_correlation_id
 from core.observability.metrics import (
@@ -63,11 +64,8 @@ from core.observability.metrics import (
 
 logger = logging.getLogger("core.events.bus")
 
-Handler = Callable[[Event], Awaitable[None]]
 #: Completes with ``{handler name: "ok" | "dead_lettered"}`` once every targeted handler finished.
 Delivery = asyncio.Future[dict[str, str]]
-#: Subscribing to this event type (or to the ``Event`` base class) receives every event.
-ALL_EVENTS = "*"
 MAX_ERROR_CHARS = 4000
 
 
@@ -77,16 +75,6 @@ class BusError(RuntimeError):
 
 class DeadLetterWriteFailed(RuntimeError):
     """A handler failed for good and its dead letter could not be stored; the delivery is not acknowledged."""
-
-
-@dataclass(frozen=True)
-class Subscription:
-    name: str
-    event_type: str
-    handler: Handler
-
-    def matches(self, event: Event) -> bool:
-        return self.event_type in (ALL_EVENTS, event.event_type)
 
 
 @dataclass
@@ -114,22 +102,6 @@ def _consume_exception(future: Delivery) -> None:
     """Deliveries nobody awaits must not log 'exception was never retrieved'."""
     if not future.cancelled():
         future.exception()
-
-
-class SubscriptionTable:
-    """Handlers by name and event type: what both buses know of their subscribers (``_subscriptions``)."""
-
-    _subscriptions: dict[str, Subscription]
-
-    @property
-    def subscriptions(self) -> tuple[Subscription, ...]:
-        return tuple(self._subscriptions.values())
-
-    def has_handler(self, name: str) -> bool:
-        return name in self._subscriptions
-
-    def handlers_for(self, event: Event) -> list[Subscription]:
-        return [s for s in self._subscriptions.values() if s.matches(event)]
 
 
 class EventBus(SubscriptionTable):
