@@ -115,7 +115,7 @@ OUTBOX_UNPUBLISHED = Gauge(
     registry=REGISTRY,
 )
 BUS_PARTITIONS_HELD = Gauge(
-    "sm_bus_partitions_held",
+    "sm_bus_partitions_held_count",
     "JetStream partitions this worker holds, by agent (core.events.leases).",
     ["agent"],
     registry=REGISTRY,
@@ -227,7 +227,7 @@ MQTT_BATCH_LATENCY_SECONDS = Histogram(
     registry=REGISTRY,
 )
 MQTT_BATCH_SIZE_MESSAGES = Histogram(
-    "sm_mqtt_batch_size_messages",
+    "sm_mqtt_batch_size_items",
     "MQTT messages ingested together by one call of the ingest service.",
     buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000),
     registry=REGISTRY,
@@ -238,7 +238,7 @@ MQTT_INGEST_RETRIES_TOTAL = Counter(
     registry=REGISTRY,
 )
 MQTT_CONNECTED = Gauge(
-    "sm_mqtt_connected",
+    "sm_mqtt_connected_count",
     "1 while the bridge is connected to the MQTT broker, else 0.",
     registry=REGISTRY,
 )

@@ -9,7 +9,7 @@
   unacknowledged messages again, so ``ack`` refuses messages of an earlier connection (``generation``).
 * Messages go from the network thread to an ``asyncio.Queue`` of the bridge's event loop; ``publish`` (QoS 1)
   resolves when the broker's PUBACK arrived. paho reconnects by itself (1 s to 30 s backoff); every connect and
-  disconnect is logged and reflected in ``sm_mqtt_connected``.
+  disconnect is logged and reflected in ``sm_mqtt_connected_count``.
 * ``start()`` raises ``BrokerError`` with one readable line when the broker cannot be reached within
   ``SM_MQTT_CONNECT_TIMEOUT_S``, refuses the connection (credentials) or the subscription (ACL).
 """
