@@ -3,8 +3,9 @@ py-spy profile of every uvicorn worker.
 
 * ``CpuMeter`` samples the CPU times of the API (uvicorn master and workers), of the PostgreSQL server processes
   (every ``postgres`` process of the machine: the benchmark's backends, but also those of anyone else using the
-  server), of the client (this process and its children, e.g. wrk, but neither the API nor py-spy) and of the
-  whole machine, at the start and the end of a phase. Processes that exit during a phase lose their share
+  server), of the client (this process and its children, e.g. wrk, but neither the API nor py-spy), of the agent
+  workers and the NATS server the benchmark started (``--bus nats``) and of the whole machine, at the start and
+  the end of a phase. Processes that exit during a phase lose their share
   (short-lived autovacuum workers).
 * ``PySpy`` runs ``py-spy record --format raw`` on each worker for the phase (stopped with SIGINT) and
   ``summarise`` turns the collapsed stacks into the functions with the largest inclusive and own share of the
@@ -48,6 +49,14 @@ def _is_py_spy(proc: psutil.Process) -> bool:
         return False
 
 
+def _is_worker(proc: psutil.Process) -> bool:
+    """An agent worker (``apps.cli worker``) or a NATS server started by the benchmark."""
+    try:
+        return "nats-server" in proc.name() or "worker" in proc.cmdline()[-1:]
+    except psutil.Error:
+        return False
+
+
 def _cpu(procs: list[psutil.Process]) -> dict[int, float]:
     times: dict[int, float] = {}
     for proc in procs:
@@ -71,25 +80,30 @@ class CpuSplit:
     #: CPU time the hypervisor gave to other guests (``steal`` in /proc/stat): the machine was slower by that much
     steal_s: float = 0.0
     cores: int = field(default_factory=lambda: os.cpu_count() or 1)
+    #: Agent worker processes and the NATS server the benchmark started (``--bus nats``), not counted as client.
+    workers_s: float = 0.0
 
     def describe(self, items: int = 0, unit: str = "") -> str:
         """The split; with ``items`` (requests or readings handled in the phase) also the API's and PostgreSQL's
         CPU per ``unit`` of them — the figure to compare between runs when other work shares the machine."""
-        other = max(0.0, self.machine_s - self.api_s - self.postgres_s - self.client_s)
+        other = max(0.0, self.machine_s - self.api_s - self.postgres_s - self.client_s - self.workers_s)
         capacity = self.wall_s * self.cores
 
         def part(seconds: float) -> str:
             return f"{seconds:.0f} s ({seconds / capacity:.0%})" if capacity else f"{seconds:.0f} s"
 
+        workers = f"workers and NATS {part(self.workers_s)}, " if self.workers_s else ""
         text = (
-            f"{self.wall_s:.0f} s × {self.cores} cores: API {part(self.api_s)}, PostgreSQL {part(self.postgres_s)}, "
-            f"client {part(self.client_s)}, other {part(other)}, stolen by the hypervisor {part(self.steal_s)}, "
+            f"{self.wall_s:.0f} s × {self.cores} cores: API {part(self.api_s)}, {workers}"
+            f"PostgreSQL {part(self.postgres_s)}, client {part(self.client_s)}, other {part(other)}, "
+            f"stolen by the hypervisor {part(self.steal_s)}, "
             f"idle {part(max(0.0, capacity - self.machine_s - self.steal_s))}"
         )
         if items:
             scale = {"request": 1, "1,000 readings": 1000}.get(unit, 1)
+            per_workers = f"workers {self.workers_s * 1000 * scale / items:.2f} ms, " if self.workers_s else ""
             text += (
-                f"; per {unit}: API {self.api_s * 1000 * scale / items:.2f} ms, "
+                f"; per {unit}: API {self.api_s * 1000 * scale / items:.2f} ms, {per_workers}"
                 f"PostgreSQL {self.postgres_s * 1000 * scale / items:.2f} ms of CPU"
             )
         return text
@@ -108,12 +122,15 @@ class CpuMeter:
     def _groups(self) -> dict[str, dict[int, float]]:
         api = _tree(self.api_pid)
         skip = {p.pid for p in api}
-        # the client: this process and its running children (wrk) but not the API (started by it) nor py-spy …
-        client = _cpu([p for p in _tree(os.getpid()) if p.pid not in skip and not _is_py_spy(p)])
+        mine = [p for p in _tree(os.getpid()) if p.pid not in skip and not _is_py_spy(p)]
+        workers = [p for p in mine if _is_worker(p)]
+        # the client: this process and its running children (wrk) but not the API (started by it), the agent
+        # workers and NATS (--bus nats) nor py-spy …
+        client = _cpu([p for p in mine if not _is_worker(p)])
         # … and the children it waited for (wrk once it exited; py-spy is waited for after the phase's end)
         ended = os.times()
         client[-1] = ended.children_user + ended.children_system
-        return {"api": _cpu(api), "postgres": _cpu(_postgres()), "client": client}
+        return {"api": _cpu(api), "postgres": _cpu(_postgres()), "client": client, "workers": _cpu(workers)}
 
     @staticmethod
     def _machine_busy() -> float:
@@ -136,7 +153,9 @@ class CpuMeter:
             before = self._start.get(group, {})
             return sum(t - before.get(pid, 0.0) for pid, t in end[group].items())
 
-        return CpuSplit(wall, spent("api"), spent("postgres"), spent("client"), machine, steal)
+        return CpuSplit(
+            wall, spent("api"), spent("postgres"), spent("client"), machine, steal, workers_s=spent("workers")
+        )
 
 
 def workers_of(api_pid: int) -> list[int]:
