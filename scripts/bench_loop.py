@@ -14,12 +14,11 @@ start until ``GET /api/v1/admin/events`` is idle (every event handled by every a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from typing import Annotated
 import _bootstrap  # noqa: F401  (puts the project on sys.path when run by path)
 import httpx
 import typer
+from bench.nats_local import nats_server
 from bench_ingest import _free_port, _machine, _server_version, _wait_healthy
 from rich.console import Console
 
@@ -183,7 +183,9 @@ class Scenario:
 
     @property
     def label(self) -> str:
-        return "in-process" if self.bus == "inprocess" else f"NATS JetStream, {self.workers} workers"
+        if self.bus == "inprocess":
+            return "in-process"
+        return f"NATS JetStream, {self.workers} worker{'s' if self.workers != 1 else ''}"
 
 
 def _wait_idle(base: str, key: str, limit_s: float = 600.0) -> float:
@@ -199,24 +201,6 @@ def _wait_idle(base: str, key: str, limit_s: float = 600.0) -> float:
     raise RuntimeError(f"the agents did not settle within {limit_s:.0f} s")
 
 
-def _nats_server(store: Path) -> tuple[subprocess.Popen[bytes], str]:
-    from apps.cli.stack_nats import nats_binary
-
-    binary = nats_binary() or shutil.which("nats-server") or "/usr/sbin/nats-server"
-    port = _free_port()
-    proc = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with __import__("socket").create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, f"nats://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("nats-server did not start")
-
-
 def run_scenario(sc: Scenario, *, duration: float, warmup: float, samples: int, sensors: int, senders: int,
                  api_workers: int, faults: bool, profile_api: Path | None) -> Scenario:  # fmt: skip
     settings = load_settings()
@@ -226,7 +210,7 @@ def run_scenario(sc: Scenario, *, duration: float, warmup: float, samples: int, 
     base = f"http://127.0.0.1:{port}"
     key = settings.api_key.get_secret_value()
     procs: list[subprocess.Popen[bytes] | subprocess.Popen[str]] = []
-    store = Path(tempfile.mkdtemp(prefix="sm-bench-nats-"))
+    bus_server = contextlib.ExitStack()
     try:
         upgrade(db_url)
         env = {**os.environ, "DATABASE_URL": db_url, "SM_API_PORT": str(port), "SM_API_HOST": "127.0.0.1",
@@ -235,9 +219,7 @@ def run_scenario(sc: Scenario, *, duration: float, warmup: float, samples: int, 
                "SM_ENV": "development"}  # fmt: skip
         env.pop("SM_BUS_URL", None)
         if sc.bus == "nats":
-            nats, url = _nats_server(store)
-            procs.append(nats)
-            env["SM_BUS_URL"] = url
+            env["SM_BUS_URL"] = bus_server.enter_context(nats_server())
         command = ["-m", "apps.cli", "serve-api"]
         if profile_api:  # stats of the API's main thread from its start to the end of the probe (about)
             command = [str(ROOT / "scripts" / "bench" / "profile_api.py"), str(profile_api),
@@ -286,7 +268,7 @@ def run_scenario(sc: Scenario, *, duration: float, warmup: float, samples: int, 
                 except subprocess.TimeoutExpired:
                     proc.kill()
         drop_database(to_libpq_url(admin), db_url)
-        shutil.rmtree(store, ignore_errors=True)
+        bus_server.close()
     return sc
 
 
