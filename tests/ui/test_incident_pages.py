@@ -205,7 +205,10 @@ def test_work_orders_show_their_evidence_and_the_alerts_attached_after_they_open
     assert "when the work order was written" in times and short_ts(task["created_at"]) in times
     relations = _frame_with(at, "relation", "rule").set_index("id")["relation"]
     assert sorted(relations.index) == sorted(evidence["alert_ids"])
-    assert relations[scenario.press_alerts["temperature-high"]] == "opened the work order"
+    # the overheating raises two alerts (the threshold rule and the anomaly-score rule, judged by two handlers): the
+    # work order is opened by whichever the scheduling agent handles first, the other one is evidence from before
+    assert relations[task["alert_id"]] == "opened the work order"
+    assert relations[scenario.press_alerts["temperature-high"]] in ("opened the work order", "before it opened")
     assert relations[scenario.press_alerts["vibration-iso10816-zone-d"]] == "attached after it opened"
     attached = int((relations == "attached after it opened").sum())
     assert any(f"({attached} attached after the work order opened)" in m for m in texts(at.markdown))
