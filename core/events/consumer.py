@@ -57,13 +57,11 @@ _PULL_EXPIRES_S = 5.0
 
 
 class _Room:
-    """A counter of free slots (messages an agent may still take in): ``take``/``give`` without waiting,
-    ``acquire`` waits for one free slot (and gives it back with ``release``)."""
+    """A counter of free slots (messages an agent may still take in)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.used = 0
-        self._freed = asyncio.Event()
 
     def available(self) -> int:
         return self.size - self.used
@@ -73,16 +71,6 @@ class _Room:
 
     def give(self) -> None:
         self.used -= 1
-        self._freed.set()
-
-    async def acquire(self) -> None:
-        while self.used >= self.size:
-            self._freed.clear()
-            await self._freed.wait()
-        self.used += 1
-
-    def release(self) -> None:
-        self.give()
 
 
 def worker_id() -> str:

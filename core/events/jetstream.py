@@ -275,13 +275,6 @@ class JetStreamBus(SubscriptionTable):
         done.add_done_callback(lambda _f: task.cancel() if not task.done() else None)
         return done
 
-    async def publish_many(self, events: Iterable[Event]) -> list[Delivery]:
-        return [await self.publish(event) for event in events]
-
-    def activity(self) -> tuple[int, int]:
-        """Synchronous callers get nothing to report: use ``current_activity``."""
-        return 0, 0
-
     async def current_activity(self) -> tuple[int, int]:
         """``(pending, unacknowledged)`` messages summed over the consumers of every agent and partition."""
         js = self.js
@@ -301,14 +294,6 @@ class JetStreamBus(SubscriptionTable):
         except Exception as exc:  # a server restarting, a cluster electing a leader: answer 503, retry later
             raise ServiceUnavailable(f"the event bus (NATS) did not answer: {type(exc).__name__}: {exc}") from exc
         return pending, unacked
-
-    async def join(self, timeout: float = 60.0) -> None:
-        """Wait until every consumer has handled every message (tests)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while await self.current_activity() != (0, 0):
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError("the workers did not handle every message in time")
-            await asyncio.sleep(0.05)
 
     async def stop(self, timeout: float | None = None) -> None:
         self._stopped = True

@@ -29,9 +29,11 @@ from tests.support.nats import NatsServer, nats_cluster
 pytestmark = pytest.mark.slow
 
 
-async def ingest_all(api, sensors: list[str]) -> None:  # type: ignore[no-untyped-def]
+async def ingest_all(api, sensors: list[str], sent: list[str] | None = None) -> None:  # type: ignore[no-untyped-def]
     for sensor in sensors:
         await api.ingest(warmup_and_fault(sensor))
+        if sent is not None:
+            sent.append(sensor)
 
 
 def assert_once(found: dict[str, tuple[int, int, int]]) -> None:
@@ -111,22 +113,17 @@ async def test_a_nats_restart_under_load_loses_no_event(
         worker = bootstrap_worker(settings)
         await worker.start()
         try:
-            load = asyncio.create_task(ingest_all(api, sensors))
-            await wait_until(
-                lambda: load.done() or api_ingested(sensors, load), timeout=60, what="the load to be under way"
-            )
-            await asyncio.sleep(0.5)
+            sent: list[str] = []
+            load = asyncio.create_task(ingest_all(api, sensors, sent))
+            await wait_until(lambda: len(sent) >= 5, timeout=60, what="the load to be under way")
             await asyncio.to_thread(nats.restart)  # stop (the stream is on disk), start on the same port and store
+            assert not load.done(), "the load ended before the restart: not a restart under load"
             await load
             await api.settle(timeout=120)
         finally:
             await worker.stop()
         assert_once(await effects(bus_database_url, sensors))
         assert await dead_letters(bus_database_url) == []
-
-
-def api_ingested(sensors: list[str], load: asyncio.Task[None]) -> bool:
-    return not load.done()
 
 
 async def test_a_three_node_cluster_survives_a_node_killed(bus_database_url: str, tmp_path: Path) -> None:
