@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from core.config import Settings, load_settings
 from tests.support.db import create_database, drop_database, upgrade
+from tests.support.nats import NatsServer, nats_server
 from tests.support.timescale import timescaledb_installed
 
 PLAIN_POSTGRES_SKIP = "assumes plain PostgreSQL: the test database has TimescaleDB"
@@ -90,3 +92,10 @@ def _isolate_mlflow_fluent_uris() -> Iterator[None]:
         from mlflow.tracking._tracking_service import utils as tracking_utils
 
         tracking_utils._tracking_uri, registry_utils._registry_uri = before
+
+
+@pytest.fixture
+def nats(tmp_path: Path) -> Iterator[NatsServer]:
+    """A private NATS JetStream server of this test's own (free loopback port, temporary store)."""
+    with nats_server(tmp_path / "nats") as server:
+        yield server

@@ -74,16 +74,16 @@ def bootstrap(
         session_factory = create_session_factory(engine)
     else:
         engine = None
-    handlers_bus = EventBus.from_settings(settings, session_factory) if chosen or not nats else None
-    if handlers_bus is not None and nats:
-        # a worker's deliveries come from up to SM_BUS_MAX_IN_FLIGHT messages per agent: as many bus tasks, so that
-        # a coalescing handler merges all the messages waiting for it (with 16, runs merged a few partition parts)
-        handlers_bus = EventBus.from_settings(
-            settings, session_factory, workers=max(settings.bus_workers, settings.bus_max_in_flight * len(chosen))
-        )
-    bus: EventBus | JetStreamBus = (
-        JetStreamBus(settings, remote_handlers(), name="sm-worker" if chosen else "sm-api") if nats else handlers_bus  # type: ignore[assignment]  # not None without NATS
-    )
+    # In a worker, deliveries come from up to SM_BUS_MAX_IN_FLIGHT messages per agent: as many bus tasks, so that a
+    # coalescing handler merges all the messages waiting for it (with 16, runs merged a few partition parts).
+    tasks = max(settings.bus_workers, settings.bus_max_in_flight * len(chosen)) if nats else settings.bus_workers
+    handlers_bus = EventBus.from_settings(settings, session_factory, workers=tasks) if chosen or not nats else None
+    bus: EventBus | JetStreamBus
+    if nats:
+        bus = JetStreamBus(settings, remote_handlers(), name="sm-worker" if chosen else "sm-api")
+    else:
+        assert handlers_bus is not None
+        bus = handlers_bus
     if registry is None:  # probed with at most min(SM_READY_TIMEOUT_S, 2) seconds before each lookup batch
         registry = MlflowRegistry(settings.mlflow_tracking_uri, probe_timeout_s=min(settings.ready_timeout_s, 2.0))
     worker = (

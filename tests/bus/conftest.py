@@ -25,7 +25,6 @@ from core.config import PROJECT_ROOT, Settings, load_settings, to_libpq_url
 from tests.support.cli import cli_environment
 from tests.support.db import private_database
 from tests.support.events import wait_until
-from tests.support.nats import NatsServer, nats_server
 
 INGEST = "/api/v1/data/ingest"
 BASE = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -36,12 +35,6 @@ DEADLINE_S = 90.0
 def bus_database_url(admin_database_url: str) -> Iterator[str]:
     with private_database(admin_database_url, "sm_bus") as url:
         yield url
-
-
-@pytest.fixture
-def nats(tmp_path: Path) -> Iterator[NatsServer]:
-    with nats_server(tmp_path / "nats") as server:
-        yield server
 
 
 def bus_settings(database_url: str, bus_url: str, tmp: Path, **overrides: Any) -> Settings:

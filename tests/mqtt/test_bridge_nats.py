@@ -18,7 +18,7 @@ from tests.mqtt.brokers import Device, Mosquitto
 from tests.mqtt.test_bridge_kill import start_bridge, wait_running
 from tests.support.cli import cli_environment
 from tests.support.db import private_database
-from tests.support.nats import NatsServer, nats_server
+from tests.support.nats import NatsServer
 
 pytestmark = pytest.mark.slow
 
@@ -27,12 +27,6 @@ pytestmark = pytest.mark.slow
 def nats_database_url(admin_database_url: str) -> Iterator[str]:
     with private_database(admin_database_url, "sm_mqtt_nats") as url:
         yield url
-
-
-@pytest.fixture
-def nats(tmp_path: Path) -> Iterator[NatsServer]:
-    with nats_server(tmp_path / "nats") as server:
-        yield server
 
 
 async def test_the_bridge_relays_its_events_to_jetstream(
