@@ -152,11 +152,14 @@ async def ensure_topology(js: JetStreamContext, settings: Settings, agents: Iter
         await js.add_stream(config)
         logger.info("JetStream stream %s created", topo.stream)
     else:
-        with contextlib.suppress(Exception):  # limits only: a refused update leaves the stream as it is
+        try:  # limits and retention follow the settings; subjects and partitions are fixed for the stream's life
             await js.update_stream(config)
+        except Exception as exc:  # noqa: BLE001 - the stream keeps working with its current limits: say so
+            logger.warning("JetStream stream %s kept its configuration (update refused: %s)", topo.stream, exc)
     for agent in agents:
         for partition in range(topo.partitions):
-            await js.add_consumer(
+            await _add_consumer(
+                js,
                 topo.stream,
                 api.ConsumerConfig(
                     durable_name=topo.consumer(agent, partition),
@@ -179,6 +182,17 @@ async def ensure_topology(js: JetStreamContext, settings: Settings, agents: Iter
             history=1,
             replicas=settings.bus_stream_replicas,
         )
+
+
+async def _add_consumer(js: JetStreamContext, stream: str, config: Any) -> None:
+    """Create a durable consumer, or keep the existing one when the server refuses the new settings (servers before
+    2.10 do not update a durable consumer in place): logged, never a failed start."""
+    from nats.js.errors import APIError
+
+    try:
+        await js.add_consumer(stream, config)
+    except APIError as exc:
+        logger.warning("JetStream consumer %s kept its configuration: %s", config.durable_name, exc)
 
 
 def encode(event: Event) -> bytes:
