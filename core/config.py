@@ -206,6 +206,10 @@ class Settings(BaseSettings):
     worker_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
     """``apps.cli worker`` serves its Prometheus metrics on this port (0: none; ``--metrics-port`` per worker)."""
     worker_metrics_host: str = "127.0.0.1"
+    worker_nice: Annotated[int, Field(ge=0, le=19)] = 10
+    """``apps.cli worker`` raises its scheduling niceness by this much at start (0: unchanged): on a host shared
+    with the API and the database, ingest gets the CPU first and the agents take what is left, catching up from
+    the stream when the burst ends (docs/architecture/scaling.md). Processes on their own hosts: 0."""
 
     # --- MQTT ingest bridge (core/ingest/mqtt, docs/architecture/mqtt.md) --------------------------------------
     mqtt_url: str | None = None

@@ -11,6 +11,7 @@ its partitions back at once; SIGUSR1 logs where each of its asyncio tasks waits 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from typing import Annotated
 
@@ -53,6 +54,8 @@ def worker(
     from core.observability.logging import configure_logging
 
     configure_logging(settings)
+    if settings.worker_nice:  # ingest first on a shared host (SM_WORKER_NICE); raising niceness needs no privilege
+        os.nice(settings.worker_nice)
     port = settings.worker_metrics_port if metrics_port is None else metrics_port
     if port:
         from prometheus_client import start_http_server
