@@ -42,7 +42,7 @@ define run_notebook
 endef
 
 .PHONY: help install browser up up-detached down test test-fast test-timescale test-pg18 seed migrate notebook eda export-csv schema bench-ingest bench-loop bench-mqtt bench-alerts bench-ui ui-screenshots lint clean \
-	train-anomaly train-forecast tune-forecast classification-gauntlet vibration-gauntlet audio-gauntlet load-test datasets
+	train-anomaly train-forecast tune-forecast train-rul classification-gauntlet vibration-gauntlet audio-gauntlet load-test datasets
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -118,6 +118,9 @@ vibration-gauntlet: install ## notebook 06: NASA IMS / CWRU bearings, health ind
 
 audio-gauntlet: install ## notebook 07: MIMII / DCASE machine-sound anomaly detection
 	$(call run_notebook,07_audio_gauntlet.ipynb)
+
+train-rul: install ## notebook 08: remaining useful life on NASA C-MAPSS FD001 (engine-grouped CV, 90 % conformal interval), rul_turbofan
+	$(call run_notebook,08_rul.ipynb)
 
 load-test: install ## locust headless against the local stack (API_BASE_URL) for LOAD_DURATION, prints the stats table
 	$(PY) -m locust -f locustfile.py --headless -u $(LOAD_USERS) -r $(LOAD_SPAWN_RATE) --run-time $(LOAD_DURATION) \
