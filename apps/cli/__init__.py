@@ -18,6 +18,7 @@ from apps.cli import (  # noqa: F401  (imported for their side effect: each regi
     models,
     mqtt,
     notebook,
+    rul,
     serve,
     simulate,
     stack,
