@@ -1,7 +1,8 @@
 """/api/v1/ml against a real ``mlflow server`` on a temporary store and the test database, through the ASGI app.
 
 Registered in the server: ``anomaly_temperature`` (champion) and ``forecast_temperature`` (champion) following
-the model contracts, and ``forecast_pressure`` without any alias.
+the model contracts, ``forecast_pressure`` without any alias, and ``forecast_vibration`` (champion): the project's
+own forecast pyfunc with an interval calibration and its measured test coverage.
 """
 
 from __future__ import annotations
@@ -28,7 +29,35 @@ from tests.support.mlflow_server import (  # noqa: F401 - fixture
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 STEP = timedelta(minutes=5)
 N = 36 * 12  # 36 h of 5-minute readings
-TEMP, PRESSURE, HUMIDITY = "ml-temp-1", "ml-pres-1", "ml-hum-1"
+TEMP, PRESSURE, HUMIDITY, VIBRATION = "ml-temp-1", "ml-pres-1", "ml-hum-1", "ml-vib-1"
+CALIBRATION_SCORES = tuple(float(s) for s in np.linspace(-0.3, 0.9, 40))
+TEST_COVERAGE = {"0.5": 0.47, "0.8": 0.83, "0.9": 0.88}
+
+
+def _register_calibrated_forecast(tracking_uri: str) -> str:
+    """``forecast_vibration``: core.ml.forecast.pyfunc.ForecastModel (seasonal naive) with a calibration, logged
+    and registered the way training does (core.ml.forecast.training), alias champion."""
+    import mlflow
+    import pandas as pd
+
+    from core.ml.forecast.conformal import IntervalCalibration
+    from core.ml.forecast.pyfunc import ForecastModel, input_example, log_forecast_model
+    from core.ml.registry.uris import fluent_uri
+
+    calibration = IntervalCalibration(0.8, CALIBRATION_SCORES)
+    model = ForecastModel(
+        "naive", {}, STEP.total_seconds(), "vibration", calibration=calibration, test_coverage=TEST_COVERAGE
+    )
+    times = pd.date_range(T0, periods=300, freq=STEP, tz="UTC")
+    history = pd.DataFrame({"sensor_id": VIBRATION, "timestamp": times, "value": np.linspace(1.0, 2.0, 300)})
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name("serving-tests")
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment("serving-tests")
+    with fluent_uri(tracking_uri), mlflow.start_run(experiment_id=experiment_id):
+        info = log_forecast_model(model, input_example(history, 300), registered_model_name="forecast_vibration")
+    version = str(info.registered_model_version)
+    client.set_registered_model_alias("forecast_vibration", "champion", version)
+    return version
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +85,7 @@ def registered(mlflow_server_url: str) -> dict[str, str]:  # noqa: F811
             params={"horizon": 24, "interval": 0.8},
             alias=None,
         ),
+        "vibration": _register_calibrated_forecast(mlflow_server_url),
     }
 
 
@@ -66,10 +96,13 @@ async def _seed(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute("DELETE FROM sensors WHERE sensor_id LIKE 'ml-%'")
-        for sensor_id, type_ in ((TEMP, "temperature"), (PRESSURE, "pressure"), (HUMIDITY, "humidity")):
+        sensors = ((TEMP, "temperature"), (PRESSURE, "pressure"), (HUMIDITY, "humidity"), (VIBRATION, "vibration"))
+        for sensor_id, type_ in sensors:
             await conn.execute("INSERT INTO sensors (sensor_id, type) VALUES ($1, $2)", sensor_id, type_)
         rows = [(T0 + i * STEP, TEMP, float(v)) for i, v in enumerate(temp)]
         rows += [(T0 + i * STEP, PRESSURE, 5.0 + 0.01 * i) for i in range(50)]
+        vibration = 1.0 + 0.2 * np.sin(np.arange(N) * 2 * np.pi / 288) + rng.normal(0, 0.05, N)
+        rows += [(T0 + i * STEP, VIBRATION, float(v)) for i, v in enumerate(vibration)]
         await conn.executemany(
             "INSERT INTO sensor_readings (timestamp, sensor_id, value) VALUES ($1, $2, $3)", rows
         )
@@ -192,10 +225,37 @@ async def test_forecast_returns_points_with_intervals(api: ClientFactory, ml_set
         widths = [p["yhat_upper"] - p["yhat_lower"] for p in points]
         assert widths == sorted(widths)  # the interval widens with the horizon
 
+        # a contract model without calibration metadata: served as is, and the answer says nothing was measured
+        assert result["coverage"] == {"nominal": 0.9, "calibrated": False, "test_coverage": None,
+                                      "calibration_points": None, "measured": {}}  # fmt: skip
+
         assert problem(await post({"sensor_id": "ml-unknown", "horizon": 3}), 404)
         assert problem(await post({"sensor_id": HUMIDITY, "horizon": 3}), 404)  # no forecast_humidity
         assert problem(await post({"sensor_id": PRESSURE, "horizon": 3}), 409)  # no champion alias
         assert problem(await post({"sensor_id": TEMP, "horizon": 0}), 422)
+
+
+async def test_forecast_reports_the_coverage_its_calibrated_interval_reached(
+    api: ClientFactory, ml_settings, registered
+) -> None:
+    async with api(ml_settings) as client:
+        def post(body):
+            return client.post("/api/v1/ml/forecast", json=body, headers=headers(ml_settings))
+        response = await post({"sensor_id": VIBRATION, "horizon": 12})
+        assert response.status_code == 200, response.text
+        result = response.json()
+        assert (result["model_name"], result["version"]) == ("forecast_vibration", registered["vibration"])
+        assert result["coverage"] == {"nominal": 0.8, "calibrated": True, "test_coverage": 0.83,
+                                      "calibration_points": 40, "measured": TEST_COVERAGE}  # fmt: skip
+        wide = (await post({"sensor_id": VIBRATION, "horizon": 12, "interval": 0.9})).json()
+        assert wide["coverage"]["test_coverage"] == 0.88
+        assert all(w["yhat_upper"] - w["yhat_lower"] > p["yhat_upper"] - p["yhat_lower"]
+                   for w, p in zip(wide["points"], result["points"], strict=True))  # fmt: skip
+        unmeasured = (await post({"sensor_id": VIBRATION, "horizon": 3, "interval": 0.7})).json()["coverage"]
+        assert unmeasured["calibrated"] and unmeasured["test_coverage"] is None
+        # 40 scores calibrate up to 40/41 ≈ 97.6 %: beyond that the model refuses rather than guess
+        refused = problem(await post({"sensor_id": VIBRATION, "horizon": 3, "interval": 0.99}), 422)
+        assert "calibration scores" in refused["detail"]
 
 
 async def test_detect_anomaly_with_the_model_and_with_the_baseline(api: ClientFactory, ml_settings) -> None:

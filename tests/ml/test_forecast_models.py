@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -312,6 +315,7 @@ def test_training_registers_a_model_that_honours_the_contract(tmp_path) -> None:
         "train_forecast_vibration.png",
         "train_error_by_horizon.png",
         "train_skill.png",
+        "train_coverage.png",
     }
 
     client = MlflowClient(tracking_uri=uri)
@@ -322,8 +326,21 @@ def test_training_registers_a_model_that_honours_the_contract(tmp_path) -> None:
     chosen = run.study.chosen["vibration"].method
     assert child.data.tags["sm.forecast.method"] == chosen
     report = run.study.report().set_index("method")
-    for key in ("val_mae", "test_mae", "test_rmse", "test_smape", "test_skill"):
+    for key in ("val_mae", "test_mae", "test_rmse", "test_smape", "test_skill", "test_coverage", "test_coverage_raw",
+                "test_width", "cal_factor", "cal_n"):  # fmt: skip
         assert child.data.metrics[key] == pytest.approx(report.loc[chosen, key])
+    # the interval calibration: fitted on the validation folds only (1 fold × 6 steps × 2 sensors), reproducible
+    # from the run's params and artifact
+    calibration = run.study.calibrations[("vibration", chosen)]
+    assert calibration.n == 12 == child.data.metrics["cal_n"]
+    assert child.data.params["interval_calibration"] == "split-conformal on the validation folds"
+    assert float(child.data.params["calibration_factor"]) == pytest.approx(calibration.factor(0.8), abs=1e-6)
+    stored = client.download_artifacts(version.run_id, "calibration/interval_calibration.json", str(tmp_path))
+    from core.ml.forecast.conformal import IntervalCalibration
+
+    assert IntervalCalibration.from_dict(json.loads(Path(stored).read_text())) == IntervalCalibration.from_dict(
+        calibration.to_dict()
+    )
     parent = client.get_run(run.run_id)
     assert child.info.experiment_id == parent.info.experiment_id  # nested in the notebook's one run
     assert child.data.tags["mlflow.parentRunId"] == run.run_id
@@ -348,6 +365,20 @@ def test_training_registers_a_model_that_honours_the_contract(tmp_path) -> None:
     ).all()
     default = model.predict(history)  # params default to the schema's horizon
     assert len(default) == 2 * config.horizon
+    # the served interval is the calibrated one: the method's raw 80 % interval moved by the stored factor, and the
+    # model states the coverage measured on the test folds
+    raw = pd.concat(
+        [make_forecaster(chosen, run.study.chosen["vibration"].params, FREQ).fit(g["timestamp"], g["value"])
+         .predict(5, 0.8) for _, g in history.groupby("sensor_id", sort=False)], ignore_index=True,
+    )  # fmt: skip
+    lower, upper = calibration.apply(raw["yhat"], raw["yhat_lower"], raw["yhat_upper"], 0.9)
+    assert out["yhat_lower"].to_numpy() == pytest.approx(lower) and out["yhat_upper"].to_numpy() == pytest.approx(upper)
+    metadata = model.metadata.metadata
+    assert metadata["interval_calibration"]["n"] == 12
+    curve = run.study.coverage_curve.set_index("model").loc[[chosen]]
+    assert metadata["test_coverage"] == {f"{r.nominal:g}": pytest.approx(r.coverage, abs=1e-4)
+                                         for r in curve.itertuples()}  # fmt: skip
+    assert metadata["test_coverage"]["0.8"] == pytest.approx(child.data.metrics["test_coverage"], abs=1e-4)
 
     # the same model registered again does not displace the champion (it cannot beat itself by the margin)
     from core.ml.forecast.pyfunc import ForecastModel, input_example, log_forecast_model

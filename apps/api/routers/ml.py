@@ -128,10 +128,13 @@ async def predict(body: PredictRequest, server: ServerDep) -> PredictResponse:
     summary="Forecast a sensor",
     description=(
         "Loads the sensor's last `SM_ML_FORECAST_HISTORY` readings and calls `forecast_<sensor type>` "
-        "(champion by default) for `horizon` steps with a prediction interval of width `interval`. 404: unknown "
-        "sensor or no such model; 409: the model has no version with the alias, or the sensor has no readings."
+        "(champion by default) for `horizon` steps with a prediction interval of nominal coverage `interval` "
+        "(split-conformal calibrated on the training study's validation folds). `coverage` says what share of "
+        "the study's test-fold readings that interval actually covered. 404: unknown sensor or no such model; "
+        "409: the model has no version with the alias, or the sensor has no readings; 422: the model refuses "
+        "the request (e.g. an `interval` beyond what its calibration can reach)."
     ),
-    responses=problem_responses(404, 409, 503),
+    responses=problem_responses(404, 409, 422, 503),
 )
 async def forecast(
     body: ForecastRequest, session: SessionDep, server: ServerDep, settings: SettingsDep

@@ -1,5 +1,6 @@
 """Figures of a forecasting study (matplotlib, Agg): forecast vs actual with intervals per sensor type (test folds),
-test MAE by horizon step, skill against the seasonal naive per type, and (tuning) the validation search.
+test MAE by horizon step, skill against the seasonal naive per type, interval coverage (nominal vs measured on the
+test folds, calibrated and raw), and (tuning) the validation search.
 
 Saved with :func:`core.ml.eda.plots.save_figures` (100 dpi, 256-colour PNG) as ``<prefix>_<name>.png``.
 """
@@ -34,6 +35,7 @@ def forecast_figure(study: ForecastStudy, sensor_type: str) -> Figure:
     sensors = sorted(pred["sensor_id"].unique())
     fig, axes = plt.subplots(len(sensors), 1, figsize=(10, 2.6 * len(sensors)), squeeze=False, sharex=True)
     chosen = study.chosen[sensor_type].method
+    cov = study.test_intervals[study.test_intervals["sensor_type"] == sensor_type].set_index("model")["coverage"]
     start = pred["cutoff"].min() - CONTEXT_SLOTS * study.folds[0].freq
     for ax, sensor_id in zip(axes[:, 0], sensors, strict=True):
         actual = study.readings[
@@ -54,7 +56,7 @@ def forecast_figure(study: ForecastStudy, sensor_type: str) -> Figure:
                     fold["yhat"],
                     color=colour,
                     lw=2.0 if method == chosen else 1.0,
-                    label=(f"{method} (registered)" if method == chosen else method) if i == 0 else None,
+                    label=_method_label(method, chosen, cov.get(method)) if i == 0 else None,
                 )
                 if fold["yhat_lower"].notna().all():
                     ax.fill_between(
@@ -67,8 +69,50 @@ def forecast_figure(study: ForecastStudy, sensor_type: str) -> Figure:
     axes[0, 0].legend(fontsize=7, ncol=5, loc="upper left")
     interval = round(study.config.interval * 100)
     fig.suptitle(
-        f"{sensor_type}: test-fold forecasts (h = {study.config.horizon} slots) with {interval} % intervals",
+        f"{sensor_type}: test-fold forecasts (h = {study.config.horizon} slots) with calibrated {interval} % "
+        "intervals (cov = share of test readings inside)",
         fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def _method_label(method: str, chosen: str, coverage: float | None) -> str:
+    label = f"{method} (registered)" if method == chosen else method
+    return label + (f", cov {coverage:.2f}" if coverage is not None and np.isfinite(coverage) else "")
+
+
+def coverage_figure(study: ForecastStudy) -> Figure:
+    """Per type: calibrated coverage on the test folds against the nominal level (one line per method), the
+    ±5-point band around the diagonal, and the raw (uncalibrated) coverage at the study's level as hollow marks."""
+    curve, table = study.coverage_curve, study.test_intervals
+    types = sorted(table["sensor_type"].unique())
+    fig, axes = plt.subplots(1, len(types), figsize=(3.2 * len(types), 3.3), squeeze=False, sharey=True)
+    level = study.config.interval
+    grid = np.linspace(0.4, 1.0, 7)
+    for ax, sensor_type in zip(axes[0], types, strict=True):
+        ax.fill_between(grid, grid - 0.05, grid + 0.05, color="#dddddd", label="±5 points")
+        ax.plot(grid, grid, color="black", lw=0.7)
+        for method, colour in COLOURS.items():
+            c = curve[(curve["sensor_type"] == sensor_type) & (curve["model"] == method)]
+            t = table[(table["sensor_type"] == sensor_type) & (table["model"] == method)]
+            if len(c):
+                registered = study.chosen[sensor_type].method == method
+                ax.plot(c["nominal"], c["coverage"], color=colour, marker="o", ms=3,
+                        lw=2.0 if registered else 1.0, label=f"{method}{'*' if registered else ''}")  # fmt: skip
+            if len(t):
+                ax.scatter([level], t["coverage_raw"], facecolors="none", edgecolors=colour, s=40, marker="s")
+        ax.set_title(sensor_type, fontsize=9)
+        ax.set_xlabel("nominal coverage", fontsize=8)
+        ax.set_xlim(0.45, 1.0)
+        ax.set_ylim(0.2, 1.02)
+        ax.tick_params(labelsize=7)
+    axes[0, 0].set_ylabel("test coverage (calibrated; □ raw)", fontsize=8)
+    axes[0, 0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(
+        "Interval coverage on the test folds: split-conformal calibration from the validation folds "
+        "(* = registered method, □ = raw interval)",
+        fontsize=9,
     )
     fig.tight_layout()
     return fig
@@ -162,6 +206,7 @@ def build_figures(study: ForecastStudy, prefix: str = "train") -> dict[str, Figu
     figures = {f"{prefix}_forecast_{t}": forecast_figure(study, t) for t in sorted(study.chosen)}
     figures[f"{prefix}_error_by_horizon"] = horizon_figure(study)
     figures[f"{prefix}_skill"] = skill_figure(study)
+    figures[f"{prefix}_coverage"] = coverage_figure(study)
     if study.config.grids is not None:
         figures[f"{prefix}_validation_search"] = validation_figure(study)
     return figures

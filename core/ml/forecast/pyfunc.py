@@ -6,10 +6,14 @@ sensor at the model's frequency after that sensor's last history timestamp, sens
 appearance.
 
 The model is the *method and its hyperparameters* chosen on the validation folds (seasonal naive, Prophet or
-LightGBM) plus the data's frequency: all three are per-series forecasters, so ``predict`` fits the method on each
-sensor's history it is given and forecasts from there (Prophet ~0.1–1 s per sensor, LightGBM less, naive
-nothing). It keeps no state between calls. Give at least ``min_history`` readings per sensor (one day + one slot
-for a seasonal forecast; LightGBM raises below 35 readings; more history is better — training used up to 50 h).
+LightGBM), the data's frequency and the **interval calibration** (split-conformal scores from the validation folds,
+:class:`core.ml.forecast.conformal.IntervalCalibration`): the method's raw interval at the calibration's base level
+is widened or narrowed to the requested coverage, so the served intervals are the calibrated ones. The coverage
+that calibration reached on the later test folds is in the model's metadata (``test_coverage``, by nominal level).
+All three methods are per-series forecasters, so ``predict`` fits the method on each sensor's history it is given
+and forecasts from there (Prophet ~0.1–1 s per sensor, LightGBM less, naive nothing). It keeps no state between
+calls. Give at least ``min_history`` readings per sensor (one day + one slot for a seasonal forecast; LightGBM
+raises below 35 readings; more history is better — training used up to 50 h).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
+from core.ml.forecast.conformal import IntervalCalibration
 from core.ml.forecast.models import (
     DEFAULT_HORIZON,
     DEFAULT_INTERVAL,
@@ -41,6 +46,8 @@ class ForecastModel(PythonModel):
         sensor_type: str,
         default_horizon: int = DEFAULT_HORIZON,
         default_interval: float = DEFAULT_INTERVAL,
+        calibration: IntervalCalibration | None = None,
+        test_coverage: dict[str, float] | None = None,
     ) -> None:
         self.method = method
         self.params = dict(params)
@@ -48,6 +55,14 @@ class ForecastModel(PythonModel):
         self.sensor_type = sensor_type
         self.default_horizon = int(default_horizon)
         self.default_interval = float(default_interval)
+        self.calibration = calibration.to_dict() if calibration is not None else None
+        self.test_coverage = dict(test_coverage or {})
+
+    @property
+    def interval_calibration(self) -> IntervalCalibration | None:
+        """The stored calibration (None: raw intervals; models logged before issue 16 have none)."""
+        data = getattr(self, "calibration", None)
+        return IntervalCalibration.from_dict(data) if data else None
 
     @property
     def freq(self) -> pd.Timedelta:
@@ -66,11 +81,21 @@ class ForecastModel(PythonModel):
         frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
         frame["value"] = frame["value"].astype("float64")
         frame = frame.dropna(subset=["value"])
+        calibration = self.interval_calibration
+        if calibration is not None:
+            calibration.factor(interval)  # an unreachable level fails before any fit
         outputs = []
         for sensor_id in pd.unique(frame["sensor_id"]):
             group = frame[frame["sensor_id"] == sensor_id].sort_values("timestamp")
             forecaster = make_forecaster(self.method, self.params, self.freq)
-            out = forecaster.fit(group["timestamp"], group["value"]).predict(horizon, interval)
+            forecaster.fit(group["timestamp"], group["value"])
+            if calibration is None:
+                out = forecaster.predict(horizon, interval)
+            else:
+                out = forecaster.predict(horizon, calibration.base_interval)
+                out["yhat_lower"], out["yhat_upper"] = calibration.apply(
+                    out["yhat"], out["yhat_lower"], out["yhat_upper"], interval
+                )
             out.insert(0, "sensor_id", str(sensor_id))
             outputs.append(out)
         if not outputs:
@@ -163,5 +188,28 @@ def log_forecast_model(
             "freq_seconds": model.freq_seconds,
             "sensor_type": model.sensor_type,
             "min_history": model.min_history,
-        },
+        }
+        | calibration_metadata(model),
     )
+
+
+def calibration_metadata(model: ForecastModel) -> dict[str, Any]:
+    """What the API reports beside an interval: ``interval_calibration`` (method, base level, number of
+    validation scores, factor per level) and ``test_coverage`` (calibrated coverage on the test folds by nominal
+    level, keys like ``"0.8"``). Empty for an uncalibrated model."""
+    calibration = model.interval_calibration
+    if calibration is None:
+        return {}
+    from core.ml.forecast.conformal import COVERAGE_LEVELS
+
+    factors = {f"{level:g}": round(calibration.factor(level), 6) for level in COVERAGE_LEVELS
+               if level <= calibration.max_interval}  # fmt: skip
+    return {
+        "interval_calibration": {
+            "method": "split-conformal (width-normalised CQR scores) on the validation folds",
+            "base_interval": calibration.base_interval,
+            "n": calibration.n,
+            "factors": factors,
+        },
+        "test_coverage": {k: round(float(v), 4) for k, v in model.test_coverage.items()},
+    }

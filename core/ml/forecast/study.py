@@ -24,12 +24,22 @@ from core.ml.forecast.backtest import (
     error_by_horizon,
     make_folds,
     score_table,
+    scored,
     select_sensors,
+)
+from core.ml.forecast.conformal import (
+    IntervalCalibration,
+    calibrate_predictions,
+    coverage_curve,
+    fit_calibrations,
+    interval_table,
 )
 from core.ml.forecast.models import DEFAULT_HORIZON, DEFAULT_INTERVAL, infer_frequency
 from core.ml.forecast.tuning import candidate_specs, select_on_validation
 
 METRIC_COLUMNS = ("mae", "rmse", "smape", "skill", "coverage", "n")
+#: Interval columns of :meth:`ForecastStudy.report` (``test_coverage`` is the calibrated interval's).
+INTERVAL_COLUMNS = ("coverage_raw", "width", "width_raw", "cal_factor", "cal_n")
 
 
 @dataclass(frozen=True)
@@ -64,8 +74,15 @@ class ForecastStudy:
     validation_scores: pd.DataFrame
     selected: dict[str, dict[str, ModelSpec]]
     chosen: dict[str, ModelSpec]
+    calibrations: dict[tuple[str, ...], IntervalCalibration]
+    """Split-conformal calibration per (sensor type, method) from the validation folds (:mod:`.conformal`)."""
     test_predictions: pd.DataFrame
+    """Test-fold forecasts with the *calibrated* interval (raw bounds in ``yhat_lower_raw``/``yhat_upper_raw``)."""
     test_scores: pd.DataFrame
+    test_intervals: pd.DataFrame
+    """Per (type, method): raw and calibrated coverage and mean width on the test folds, factor, n calibration."""
+    coverage_curve: pd.DataFrame
+    """Calibrated test coverage at each level of :data:`.conformal.COVERAGE_LEVELS` per (type, method)."""
     test_scores_with_faults: pd.DataFrame
     horizon_errors: pd.DataFrame
     readings: pd.DataFrame = field(repr=False)
@@ -87,6 +104,10 @@ class ForecastStudy:
                 a = a[(a["sensor_type"] == sensor_type) & (a["model"] == method)]
                 row = {"sensor_type": sensor_type, "method": method, "val_mae": _first(v, "mae")}
                 row |= {f"test_{c}": _first(t, c) for c in METRIC_COLUMNS}
+                i = self.test_intervals
+                i = i[(i["sensor_type"] == sensor_type) & (i["model"] == method)]
+                row |= {f"test_{c}": _first(i, c) for c in INTERVAL_COLUMNS[:3]}
+                row |= {c: _first(i, c) for c in INTERVAL_COLUMNS[3:]}
                 row["test_mae_with_faults"] = _first(a, "mae")
                 row["params"] = json.dumps(spec.params, sort_keys=True)
                 row["registered"] = self.chosen[sensor_type].method == method
@@ -143,9 +164,16 @@ def run_study(
     val_scores, selected, chosen = select_on_validation(val_pred, specs, exclude_faults=config.exclude_faults)
     # Test: only the chosen spec of each method, never used for choosing.
     test_specs: dict[str, Sequence[ModelSpec]] = {t: list(methods.values()) for t, methods in selected.items()}
-    test_pred = backtest(
+    # Calibration: the same chosen specs, with their raw intervals, on the validation folds (split-conformal).
+    cal_pred = backtest(
+        data, faults, val_folds, test_specs, interval=config.interval, progress=progress, desc="calibration"
+    )
+    calibrations = fit_calibrations(scored(cal_pred, config.exclude_faults), config.interval)
+    test_raw = backtest(
         data, faults, test_folds, test_specs, interval=config.interval, progress=progress, desc="test"
     )
+    test_pred = calibrate_predictions(test_raw, calibrations, config.interval)
+    test_scored = scored(test_pred, config.exclude_faults)
     return ForecastStudy(
         config=config,
         folds=folds,
@@ -154,8 +182,11 @@ def run_study(
         validation_scores=val_scores,
         selected=selected,
         chosen=chosen,
+        calibrations=calibrations,
         test_predictions=test_pred,
         test_scores=score_table(test_pred, exclude_faults=config.exclude_faults),
+        test_intervals=interval_table(test_scored, calibrations, config.interval),
+        coverage_curve=coverage_curve(test_scored, calibrations),
         test_scores_with_faults=score_table(test_pred, exclude_faults=False),
         horizon_errors=error_by_horizon(test_pred, exclude_faults=config.exclude_faults),
         readings=data,
@@ -163,4 +194,4 @@ def run_study(
     )
 
 
-__all__ = ["METRIC_COLUMNS", "ForecastConfig", "ForecastStudy", "run_study"]
+__all__ = ["INTERVAL_COLUMNS", "METRIC_COLUMNS", "ForecastConfig", "ForecastStudy", "run_study"]

@@ -26,7 +26,13 @@ from typing import Any
 import pandas as pd
 
 from core.ml.forecast.models import METHODS, PROMOTION_METRIC, infer_frequency, latest_fold_mae
-from core.ml.forecast.study import METRIC_COLUMNS, ForecastConfig, ForecastStudy, run_study
+from core.ml.forecast.study import (
+    INTERVAL_COLUMNS,
+    METRIC_COLUMNS,
+    ForecastConfig,
+    ForecastStudy,
+    run_study,
+)
 
 FAMILY = "forecast"
 DEFAULT_EXPERIMENT = "forecast"
@@ -52,12 +58,33 @@ def _type_metrics(report: pd.DataFrame, sensor_type: str) -> dict[str, float]:
     """Metrics of a type's nested run: the registered method's (``val_mae``, ``test_*``) and every method's."""
     rows = report[report["sensor_type"] == sensor_type]
     out: dict[str, float] = {}
+    keys = ("val_mae", *(f"test_{c}" for c in METRIC_COLUMNS), "test_mae_with_faults")
+    keys += tuple(f"test_{c}" for c in INTERVAL_COLUMNS[:3]) + INTERVAL_COLUMNS[3:]
     for row in rows.to_dict("records"):
-        for key in ("val_mae", *(f"test_{c}" for c in METRIC_COLUMNS), "test_mae_with_faults"):
+        for key in keys:
             out[f"{row['method']}.{key}"] = row[key]
             if row["registered"]:
                 out[key] = row[key]
     return {k: float(v) for k, v in out.items() if pd.notna(v)}
+
+
+def _test_coverage(study: ForecastStudy, sensor_type: str, method: str) -> dict[str, float]:
+    """Calibrated test-fold coverage of one (type, method) by nominal level (``{"0.8": 0.81, ...}``)."""
+    curve = study.coverage_curve
+    rows = curve[(curve["sensor_type"] == sensor_type) & (curve["model"] == method)]
+    return {f"{r.nominal:g}": float(r.coverage) for r in rows.itertuples() if pd.notna(r.coverage)}
+
+
+def _calibration_params(calibration: Any, interval: float) -> dict[str, Any]:
+    """Run params that make the served interval reproducible (the scores themselves are an artifact)."""
+    if calibration is None:
+        return {"interval_calibration": "none"}
+    return {
+        "interval_calibration": "split-conformal on the validation folds",
+        "calibration_base_interval": calibration.base_interval,
+        "calibration_n": calibration.n,
+        "calibration_factor": round(calibration.factor(interval), 6),
+    }
 
 
 def run_forecast_training(
@@ -123,7 +150,8 @@ def run_forecast_training(
         )
         metrics = {}
         for row in report.to_dict("records"):
-            for key in ("val_mae", "test_mae", "test_rmse", "test_smape", "test_skill", "test_coverage"):
+            for key in ("val_mae", "test_mae", "test_rmse", "test_smape", "test_skill", "test_coverage",
+                        "test_coverage_raw", "test_width", "test_width_raw"):  # fmt: skip
                 if pd.notna(row[key]):
                     metrics[f"{row['sensor_type']}.{row['method']}.{key}"] = float(row[key])
         metrics["study_seconds"] = time.perf_counter() - started
@@ -139,14 +167,26 @@ def run_forecast_training(
             study.test_scores.to_csv(tables / "test_scores.csv", index=False)
             study.horizon_errors.to_csv(tables / "test_error_by_horizon.csv", index=False)
             study.folds_table().to_csv(tables / "folds.csv", index=False)
+            study.test_intervals.to_csv(tables / "test_intervals.csv", index=False)
+            study.coverage_curve.to_csv(tables / "test_coverage_curve.csv", index=False)
+            calibrations = {"/".join(k): c.to_dict() for k, c in study.calibrations.items()}
+            (tables / "interval_calibrations.json").write_text(json.dumps(calibrations))
             mlflow.log_artifacts(str(tables), "tables")
 
         freq_s = infer_frequency(data["timestamp"]).total_seconds()
         for sensor_type, spec in study.chosen.items():
             name = f"{FAMILY}_{sensor_type}"
             of_type = data[data["sensor_type"] == sensor_type]
+            calibration = study.calibrations.get((sensor_type, spec.method))
             model = ForecastModel(
-                spec.method, spec.params, freq_s, sensor_type, config.horizon, config.interval
+                spec.method,
+                spec.params,
+                freq_s,
+                sensor_type,
+                config.horizon,
+                config.interval,
+                calibration=calibration,
+                test_coverage=_test_coverage(study, sensor_type, spec.method),
             )
             with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True):
                 mlflow.set_tags(
@@ -160,7 +200,10 @@ def run_forecast_training(
                 mlflow.log_params(
                     {"method": spec.method, "horizon": config.horizon, "interval": config.interval}
                     | {f"hp.{k}": v for k, v in spec.params.items()}
+                    | _calibration_params(calibration, config.interval)
                 )
+                if calibration is not None:
+                    mlflow.log_dict(calibration.to_dict(), "calibration/interval_calibration.json")
                 mlflow.log_metrics(_type_metrics(report, sensor_type))
                 example = input_example(of_type, model.min_history + config.horizon)
                 info = log_forecast_model(model, example, registered_model_name=name if register else None)

@@ -185,6 +185,25 @@ class ForecastPoint(BaseModel):
     yhat_upper: float | None
 
 
+class IntervalCoverage(BaseModel):
+    """How far the interval can be trusted: the coverage measured on the forecast study's test folds, which
+    neither chose the model nor calibrated its interval."""
+
+    nominal: float = Field(description="The requested coverage (`interval`).")
+    calibrated: bool = Field(
+        description="The interval is split-conformal calibrated on the study's validation folds (models trained "
+        "before calibration existed serve the method's raw interval)."
+    )
+    test_coverage: float | None = Field(
+        description="Share of the test folds' readings inside this model's interval at this nominal level; null "
+        "when not measured at this level (measured levels: `measured`)."
+    )
+    calibration_points: int | None = Field(description="Validation-fold scores behind the calibration.")
+    measured: dict[str, float] = Field(
+        default_factory=dict, description="Test-fold coverage by nominal level (`\"0.8\"` → 0.81)."
+    )
+
+
 class ForecastResponse(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -196,6 +215,13 @@ class ForecastResponse(BaseModel):
                     "horizon": 2,
                     "interval": 0.8,
                     "history_points": 600,
+                    "coverage": {
+                        "nominal": 0.8,
+                        "calibrated": True,
+                        "test_coverage": 0.81,
+                        "calibration_points": 216,
+                        "measured": {"0.5": 0.52, "0.8": 0.81, "0.9": 0.9},
+                    },
                     "points": [
                         {"timestamp": _TS, "yhat": 21.4, "yhat_lower": 20.9, "yhat_upper": 21.9},
                         {
@@ -216,6 +242,7 @@ class ForecastResponse(BaseModel):
     horizon: int
     interval: float
     history_points: int = Field(description="Readings of the sensor passed to the model as history.")
+    coverage: IntervalCoverage = Field(description="The interval's coverage measured on the test folds.")
     points: list[ForecastPoint]
 
 

@@ -40,6 +40,7 @@ from core.ml.serving.schemas import (
     ForecastPoint,
     ForecastRequest,
     ForecastResponse,
+    IntervalCoverage,
     ModelList,
     ModelRead,
     ModelVersionRead,
@@ -106,11 +107,38 @@ async def _sensor_type(repo: MlReadingsRepository, sensor_id: str) -> str:
     return sensor_type
 
 
+def _model_metadata(loaded: Any) -> dict[str, Any]:
+    metadata = getattr(getattr(loaded.model, "metadata", None), "metadata", None)
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def interval_coverage(metadata: dict[str, Any], interval: float) -> IntervalCoverage:
+    """The forecast model's interval calibration and its test-fold coverage at ``interval`` (from the
+    ``interval_calibration`` and ``test_coverage`` metadata of ``core.ml.forecast.pyfunc``)."""
+    calibration = metadata.get("interval_calibration")
+    measured: dict[str, float] = {}
+    raw = metadata.get("test_coverage")
+    if isinstance(raw, dict):
+        for level, value in raw.items():
+            try:
+                measured[f"{float(level):g}"] = float(value)
+            except (TypeError, ValueError):
+                continue
+    points = calibration.get("n") if isinstance(calibration, dict) else None
+    return IntervalCoverage(
+        nominal=interval,
+        calibrated=isinstance(calibration, dict),
+        test_coverage=measured.get(f"{interval:g}"),
+        calibration_points=int(points) if isinstance(points, int | float) else None,
+        measured=measured,
+    )
+
+
 def _model_frequency(loaded: Any) -> pd.Timedelta | None:
     """The data frequency a forecast model was trained at (its ``freq_seconds`` metadata), if it states one."""
     import pandas as pd
 
-    metadata = getattr(getattr(loaded.model, "metadata", None), "metadata", None) or {}
+    metadata = _model_metadata(loaded)
     try:
         seconds = float(metadata["freq_seconds"])
     except (KeyError, TypeError, ValueError):
@@ -164,6 +192,7 @@ async def forecast(
         horizon=request.horizon,
         interval=request.interval,
         history_points=len(history),
+        coverage=interval_coverage(_model_metadata(loaded), request.interval),
         points=points,
     )
 
