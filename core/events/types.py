@@ -179,6 +179,17 @@ class DriftDetected(Event):
     model_names: list[str] = Field(default_factory=list)
 
 
+class WaveformIngested(Event):
+    """A vibration snapshot (row ``waveform_snapshots.id``) was stored (committed); the diagnosis agent diagnoses
+    it. Its RMS and kurtosis readings come with their own ``ReadingsIngested``."""
+
+    snapshot_id: int
+    sensor_id: str
+    asset_id: int | None = None
+    timestamp: AwareDatetime
+    sample_count: int = Field(ge=0)
+
+
 __all__ = [
     "EVENT_TYPES",
     "AlertRaised",
@@ -191,6 +202,7 @@ __all__ = [
     "ReadingsIngested",
     "ReadingsScored",
     "UnknownEventType",
+    "WaveformIngested",
     "event_class",
     "event_from_row",
 ]

@@ -21,11 +21,19 @@ from core.alerts import agent as alerting
 from core.anomaly import agent as anomaly
 from core.events.bus import EventBus, Handler, Subscription
 from core.events.jetstream import RemoteHandler
-from core.events.types import AlertRaised, Event, MaintenanceTaskCompleted, ReadingsIngested, ReadingsScored
+from core.events.types import (
+    AlertRaised,
+    Event,
+    MaintenanceTaskCompleted,
+    ReadingsIngested,
+    ReadingsScored,
+    WaveformIngested,
+)
 from core.maintenance import agent as scheduling
 from core.notifications import agent as notification
 from core.notifications.envelope import NOTIFIED_EVENTS
 from core.observability import agent as telemetry
+from core.waveforms import agent as diagnosis
 
 if TYPE_CHECKING:
     from core.runtime.runtime import Runtime
@@ -43,7 +51,7 @@ class HandlerSpec:
 
 
 #: The agents a worker can run (``--agents``); in the in-process mode the API process runs them all.
-AGENTS: tuple[str, ...] = ("anomaly", "alerting", "scheduling", "notification")
+AGENTS: tuple[str, ...] = ("anomaly", "alerting", "scheduling", "notification", "diagnosis")
 
 
 HANDLERS: tuple[HandlerSpec, ...] = (
@@ -76,6 +84,13 @@ HANDLERS: tuple[HandlerSpec, ...] = (
             "notification", cls, notification.handler_name(cls.event_type), lambda rt: rt.require_notifications()
         )
         for cls in NOTIFIED_EVENTS
+    ),
+    # WaveformIngested: bearing diagnosis of a vibration snapshot; a named fault raises the asset's alert
+    HandlerSpec(
+        diagnosis.AGENT,
+        WaveformIngested,
+        diagnosis.HANDLER_NAME,
+        lambda rt: diagnosis.DiagnoseSnapshot(rt.session_factory),
     ),
     # AlertRaised: one work order per incident
     HandlerSpec(
