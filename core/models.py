@@ -18,6 +18,7 @@ from core.ml.drift.models import *  # noqa: F403
 from core.notifications.models import *  # noqa: F403
 from core.readings.models import *  # noqa: F403
 from core.simulation.models import *  # noqa: F403
+from core.waveforms.models import *  # noqa: F403
 from core.workorders.models import *  # noqa: F403
 
 __all__ = ["Base"]
