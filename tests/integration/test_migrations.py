@@ -26,7 +26,7 @@ from core.models import Base  # every table registered (core.models imports each
 from tests.support.db import alembic_config, downgrade, upgrade
 
 METADATA_TABLES = set(Base.metadata.tables)
-HEAD = "0006"
+HEAD = "0007"
 CONTYPE = {PrimaryKeyConstraint: "p", UniqueConstraint: "u", SACheck: "c", ForeignKeyConstraint: "f"}
 ON_DELETE = {None: "a", "CASCADE": "c", "SET NULL": "n", "RESTRICT": "r"}
 
