@@ -53,6 +53,7 @@ from apps.api.routers import incidents as incidents_router
 from apps.api.routers import labels as labels_router
 from apps.api.routers import maintenance as maintenance_router
 from apps.api.routers import ml as ml_router
+from apps.api.routers import waveforms as waveforms_router
 from apps.api.routers.reports import router as reports_router
 from apps.api.routers.webhooks import router as webhooks_router
 from apps.api.security import setup_auth
@@ -207,6 +208,7 @@ def create_app(settings: Settings | None = None, *, overrides: RuntimeOverrides 
     app.include_router(webhooks_router)
     app.include_router(ml_router.router)
     app.include_router(reports_router)
+    app.include_router(waveforms_router.router)
 
     # Key and body limit before the body is read; inside the HTTP metrics, so what the gate refuses (401, 413,
     # 429) is counted in http_requests_total, and inside RequestContextMiddleware, so its errors keep X-Request-ID.
