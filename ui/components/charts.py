@@ -27,6 +27,7 @@ def sensor_figure(
     alerts: Sequence[dict[str, Any]] = (),
     thresholds: Sequence[tuple[str, float]] = (),
     forecast: pd.DataFrame | None = None,
+    forecast_coverage: str | None = None,
     references: Sequence[dict[str, Any]] = (),
     since: datetime | None = None,
     until: datetime | None = None,
@@ -34,7 +35,8 @@ def sensor_figure(
     unit: str = "",
 ) -> go.Figure:
     """Values per sensor (``timestamp``, ``value``), anomalies as red markers, alert periods as shaded bands
-    (open alerts run to ``until``), threshold lines, the forecast with its interval band, and the healthy
+    (open alerts run to ``until``), threshold lines, the forecast with its interval band (``forecast_coverage``,
+    :func:`interval_coverage_text`, titles its legend group), and the healthy
     references (median ± scale over the period each was the reference; a dotted line where one was re-learned)."""
     figure = go.Figure()
     for index, (reference, begin, end) in enumerate(reference_periods(references, since, until)):
@@ -82,10 +84,12 @@ def sensor_figure(
             x=pd.concat([forecast["timestamp"], forecast["timestamp"][::-1]]),
             y=pd.concat([forecast["yhat_upper"], forecast["yhat_lower"][::-1]]),
             fill="toself", fillcolor="rgba(99,110,250,0.2)", line={"width": 0}, name="forecast interval",
-            hoverinfo="skip",
+            hoverinfo="skip", legendgroup="forecast",
+            legendgrouptitle={"text": forecast_coverage} if forecast_coverage else None,
         )  # fmt: skip
         figure.add_scatter(
-            x=forecast["timestamp"], y=forecast["yhat"], mode="lines", name="forecast", line={"dash": "dot"}
+            x=forecast["timestamp"], y=forecast["yhat"], mode="lines", name="forecast", line={"dash": "dot"},
+            legendgroup="forecast",
         )
     figure.update_layout(
         title=title, height=420, margin={"l": 10, "r": 10, "t": 40, "b": 10},
@@ -155,3 +159,47 @@ def bar_counts(counts: dict[str, int], title: str) -> go.Figure:
     figure = go.Figure(go.Bar(x=list(counts), y=list(counts.values())))
     figure.update_layout(title=title, height=260, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return figure
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.0f} %"
+
+
+def interval_coverage_text(coverage: dict[str, Any] | None, nominal: float) -> str:
+    """What a forecast interval is worth, from the forecast answer's ``coverage``: the nominal level and the share
+    of the training study's test-fold readings that the (calibrated) interval covered."""
+    level = _percent(nominal)
+    if not isinstance(coverage, dict):
+        return f"{level} interval · coverage unknown (the API did not report it)"
+    measured = coverage.get("test_coverage")
+    if not coverage.get("calibrated"):
+        return f"{level} interval · not calibrated, coverage not measured"
+    if not isinstance(measured, int | float):
+        return f"{level} interval · calibrated, coverage not measured at this level"
+    points = coverage.get("calibration_points")
+    origin = f", calibrated on {points} validation points" if isinstance(points, int) else ""
+    return f"{level} interval · test coverage {_percent(measured)}{origin}"
+
+
+COVERAGE_METRICS = {
+    "test_coverage": "test coverage (calibrated)",
+    "test_coverage_raw": "test coverage (raw)",
+    "test_width": "mean width (calibrated)",
+    "test_width_raw": "mean width (raw)",
+    "cal_n": "calibration points",
+}
+
+
+def interval_coverage_rows(versions: Sequence[dict[str, Any]], nominal: float = 0.8) -> list[dict[str, Any]]:
+    """One row per forecast model version: its interval's nominal level and the coverage and width measured on
+    the test folds (run metrics ``test_coverage``, ``test_coverage_raw``, ``test_width``, ``test_width_raw``,
+    ``cal_n``); versions whose run has no ``test_coverage`` say so."""
+    rows = []
+    for version in versions:
+        metrics = version.get("metrics") or {}
+        row: dict[str, Any] = {"version": str(version.get("version")), "nominal": nominal}
+        for key, label in COVERAGE_METRICS.items():
+            row[label] = metrics.get(key)
+        row["note"] = "" if metrics.get("test_coverage") is not None else "not measured (no test_coverage metric)"
+        rows.append(row)
+    return rows

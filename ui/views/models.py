@@ -1,5 +1,6 @@
-"""Models: registered models, versions, aliases and metrics (``GET /api/v1/ml/models``); champion against
-challenger; promotion (admin); drift status per sensor type (``GET /api/v1/ml/drift``).
+"""Models: registered models, versions, aliases and metrics (``GET /api/v1/ml/models``); for forecast models the
+interval's coverage measured on the test folds beside its nominal level; champion against challenger; promotion
+(admin); drift status per sensor type (``GET /api/v1/ml/drift``).
 
 The ML endpoints are optional for the console: when the API does not serve them (404) the page says so."""
 
@@ -12,6 +13,7 @@ import streamlit as st
 
 from ui.api_client import ApiError
 from ui.components import actions, api
+from ui.components.charts import interval_coverage_rows
 
 PROMOTE_CLI = "python -m apps.cli models promote NAME VERSION"
 
@@ -71,6 +73,13 @@ for model in models or []:
         ]  # fmt: skip
         if rows:
             st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        if name.startswith("forecast_") and versions:
+            st.markdown("**Forecast interval coverage** (share of the test folds' readings inside the interval)")
+            st.dataframe(pd.DataFrame(interval_coverage_rows(versions)), hide_index=True, width="stretch")
+            st.caption(
+                "Intervals are split-conformal calibrated on the validation folds; the test folds chose nothing "
+                "and calibrated nothing. Raw = the method's own interval before calibration."
+            )
         champion, challenger = aliases.get("champion"), aliases.get("challenger")
         if champion and challenger and champion != challenger:
             by_version = {str(v.get("version")): v.get("metrics") or {} for v in versions}

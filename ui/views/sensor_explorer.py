@@ -1,7 +1,8 @@
 """Sensor explorer: values of chosen sensors over a time range from the API's rollups (the bucket follows the
 range so every series stays at or under MAX_POINTS points), anomalies and alert periods marked, threshold rules
 drawn, the healthy reference (median ± scale) with its regime changes and re-learnings, the forecast with its
-interval when the forecast endpoint answers, and the points as a table and CSV."""
+interval when the forecast endpoint answers (with the coverage that interval reached on the training study's test
+folds, as the API reports it), and the points as a table and CSV."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import streamlit as st
 
 from ui.api_client import ApiError
 from ui.components import api
-from ui.components.charts import sensor_figure
+from ui.components.charts import interval_coverage_text, sensor_figure
 from ui.components.formatting import choose_bucket, iso, parse_ts, short_ts
 from ui.components.incidents import table
 
@@ -22,6 +23,7 @@ MAX_SENSORS = 4
 REFERENCE_COLUMNS = ["kind", "status", "started_at", "ready_at", "median", "scale", "previous_median", "readings",
                      "reason"]  # fmt: skip
 FORECAST_HORIZON = 24
+FORECAST_INTERVAL = 0.8
 RANGES = {
     "Last hour": timedelta(hours=1),
     "Last 6 hours": timedelta(hours=6),
@@ -153,12 +155,14 @@ for sensor_id in chosen:
             api.show_error(exc, f"the references of {sensor_id}")
         else:
             st.info(f"{sensor_id}: no healthy reference (HTTP {exc.status}: {exc.detail}).")
-    forecast = None
+    forecast, coverage_text = None, None
     if show_forecast:
         try:
             answer = api.post_cached(
-                "/api/v1/ml/forecast", {"sensor_id": sensor_id, "horizon": FORECAST_HORIZON}
+                "/api/v1/ml/forecast",
+                {"sensor_id": sensor_id, "horizon": FORECAST_HORIZON, "interval": FORECAST_INTERVAL},
             )
+            coverage_text = interval_coverage_text(answer.get("coverage"), FORECAST_INTERVAL)
             points = answer.get("points") or answer.get("forecast") or answer.get("predictions") or []
             forecast = pd.DataFrame(points)
             if {"timestamp", "yhat", "yhat_lower", "yhat_upper"} <= set(forecast.columns):
@@ -180,6 +184,7 @@ for sensor_id in chosen:
             alerts=periods,
             thresholds=thresholds,
             forecast=forecast,
+            forecast_coverage=coverage_text,
             references=references,
             since=start,
             until=end,
@@ -190,7 +195,7 @@ for sensor_id in chosen:
     )
     st.caption(
         f"{sensor_id}: {len(series)} points · {len(anomalies)} anomalies · {len(periods)} alerts in range"
-        + (f" · forecast {len(forecast)} steps" if forecast is not None else "")
+        + (f" · forecast {len(forecast)} steps, {coverage_text}" if forecast is not None else "")
     )
     show_references(sensor_id, references, sensor.get("unit") or "")
     frames.append(series.assign(sensor_id=sensor_id))
