@@ -168,3 +168,53 @@ def show_incident(detail: dict[str, Any], asset: str | None = None) -> None:
     table(detail["alerts"], ALERT_COLUMNS)
     st.markdown("**Timeline**")
     table(detail["timeline"], TIMELINE_COLUMNS)
+
+
+#: ``alerts.rule`` of the alerts raised by the diagnosis agent (bearing faults diagnosed from vibration snapshots).
+DIAGNOSIS_RULE = "bearing-fault"
+
+
+def _db(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f} dB"
+
+
+def diagnosis_summary(diagnosis: dict[str, Any]) -> str:
+    """One line: the fault, how strongly, where in the spectrum, from which snapshot."""
+    freqs = ", ".join(
+        f"{name.upper()} {hz:.1f} Hz"
+        for name, hz in (diagnosis.get("defect_frequencies") or {}).items()
+        if hz is not None and name != "ftf"
+    )
+    band = diagnosis.get("band_hz")
+    band_text = f" · envelope band {band[0]:.0f}–{band[1]:.0f} Hz" if band else ""
+    return (
+        f"{diagnosis['fault']} · score {_db(diagnosis.get('score_db'))} (threshold "
+        f"{_db(diagnosis.get('threshold_db'))}) · bearing {diagnosis['bearing']} at {diagnosis['rpm']:g} rpm · "
+        f"{freqs}{band_text} · snapshot #{diagnosis.get('snapshot_id') or '—'} of {short_ts(diagnosis['timestamp'])}"
+    )
+
+
+def show_diagnosis(diagnosis: dict[str, Any]) -> None:
+    """The latest diagnosis behind an alert (``GET /alerts/{id}/diagnosis``): fault, scores, evidence."""
+    columns = st.columns(3)
+    columns[0].metric("fault", diagnosis["fault"])
+    columns[1].metric("score", _db(diagnosis.get("score_db")))
+    columns[2].metric("threshold", _db(diagnosis.get("threshold_db")))
+    st.caption(diagnosis_summary(diagnosis))
+    scores = diagnosis.get("scores_db") or {}
+    if scores:
+        table([{"fault family": k, "score (dB)": v} for k, v in scores.items()], ["fault family", "score (dB)"])
+
+
+def diagnosis_of(alert_id: int) -> dict[str, Any] | None:
+    """The latest diagnosis behind an alert, None when it has none (404); other errors are shown."""
+    from ui.api_client import ApiError
+    from ui.components import api
+
+    try:
+        body: dict[str, Any] = api.get(f"/api/v1/alerts/{int(alert_id)}/diagnosis")
+    except ApiError as exc:
+        if exc.status != 404:
+            api.show_error(exc, f"the diagnosis of alert #{alert_id}")
+        return None
+    return body

@@ -1,5 +1,6 @@
 """Alerts: filterable list (or one row per incident), event time next to the wall clock; one alert's history, the
-anomalies behind it and its incident (alerts, work order, timeline); acknowledge / resolve with a comment."""
+anomalies (for a bearing fault: the vibration diagnosis) behind it and its incident (alerts, work order,
+timeline); acknowledge / resolve with a comment."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from ui.components import actions, api
 from ui.components.formatting import frame
 from ui.components.incidents import (
     ALERT_COLUMNS,
+    DIAGNOSIS_RULE,
     GROUP_COLUMNS,
+    diagnosis_of,
     group_by_incident,
     score,
+    show_diagnosis,
     show_incident,
     table,
 )
@@ -90,6 +94,16 @@ if ack.button("Acknowledge", disabled=detail["status"] != "open", key="alerts_ac
 if resolve.button("Resolve", disabled=detail["status"] == "resolved", key="alerts_resolve"):
     actions.run(f"Resolving alert #{alert_id}", "POST", f"/api/v1/alerts/{alert_id}/resolve", json=body,
                 done=lambda a: f"Alert #{a['id']} is {a['status']}.")  # fmt: skip
+
+if detail["rule"] == DIAGNOSIS_RULE:
+    st.markdown("#### Diagnosis behind this alert")
+    diagnosis = diagnosis_of(alert_id)
+    if diagnosis is None:
+        st.caption("No diagnosis is linked to this alert.")
+    else:
+        show_diagnosis(diagnosis)
+        st.caption(f"{detail['anomaly_count']} faulty snapshot(s) counted on the alert; every diagnosis of the "
+                   f"sensor: GET /api/v1/sensors/{detail['sensor_id']}/diagnoses")  # fmt: skip
 
 st.markdown("#### Anomalies behind this alert")
 if detail["anomalies"]:

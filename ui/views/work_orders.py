@@ -9,7 +9,15 @@ import streamlit as st
 
 from ui.components import actions, api
 from ui.components.formatting import short_ts
-from ui.components.incidents import ALERT_COLUMNS, alert_relation, score, table
+from ui.components.incidents import (
+    ALERT_COLUMNS,
+    DIAGNOSIS_RULE,
+    alert_relation,
+    diagnosis_of,
+    score,
+    show_diagnosis,
+    table,
+)
 
 STATUSES = {"open": "Open", "in_progress": "In progress", "done": "Done", "cancelled": "Cancelled"}
 OUTCOMES = {"fault_confirmed": "Fault confirmed", "no_fault_found": "No fault found"}
@@ -93,6 +101,11 @@ with st.container(border=True):
                 f"Alerts of incident #{incident['id']} ({attached} attached after the work order opened)"
             )
             table(alerts, ["relation", *ALERT_COLUMNS])
+            for alert in (a for a in incident["alerts"] if a.get("rule") == DIAGNOSIS_RULE):
+                diagnosis = diagnosis_of(alert["id"])
+                if diagnosis is not None:
+                    st.markdown(f"Diagnosis behind alert #{alert['id']} ({alert['sensor_id']})")
+                    show_diagnosis(diagnosis)
             st.page_link(INCIDENTS, label=f"Incident #{incident['id']}: timeline",
                          query_params={"incident": str(incident["id"])})  # fmt: skip
 
