@@ -89,7 +89,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
 def test_papermill_runs_write_the_figures(executed: dict[str, Path | str]) -> None:
     names = {p.name for p in Path(executed["out_dir"]).iterdir()}
     expected = {f"{prefix}_{name}.png" for prefix in ("train", "tuned") for name in (
-        "forecast_vibration", "error_by_horizon", "skill")}  # fmt: skip
+        "forecast_vibration", "error_by_horizon", "skill", "coverage")}  # fmt: skip
     assert names == expected | {"tuned_validation_search.png"}
     for name in names:
         data = (Path(executed["out_dir"]) / name).read_bytes()
@@ -121,7 +121,10 @@ def test_each_notebook_is_one_run_and_04_is_promoted_on_evidence(executed: dict[
         r for r in runs if r.data.tags.get("mlflow.parentRunId") == by_name["forecast-tune"].info.run_id
     ]
     assert [r.data.tags["sm.sensor_type"] for r in children] == ["vibration"]
-    assert {"val_mae", "test_mae", "test_skill"} <= set(children[0].data.metrics)
+    assert {"val_mae", "test_mae", "test_skill", "test_coverage", "test_coverage_raw", "cal_n"} <= set(
+        children[0].data.metrics
+    )
+    assert children[0].data.params["interval_calibration"] == "split-conformal on the validation folds"
 
     versions = client.search_model_versions("name='forecast_vibration'")
     assert sorted(int(v.version) for v in versions) == [1, 2]
