@@ -58,11 +58,17 @@ class WaveformSensorCreate(BaseModel):
     )
     mounting: Label | None = Field(None, description="Where the accelerometer sits (bearing, direction).")
     nominal_rpm: Rpm = Field(description="Shaft speed used when a snapshot carries no `rpm`.")
-    unit: Annotated[str, StringConstraints(min_length=1, max_length=MAX_UNIT_CHARS, pattern=TOKEN)] = Field(
-        "g", description="Unit of the samples (acceleration): also the unit of the RMS feature readings."
+    unit: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=MAX_UNIT_CHARS, pattern=TOKEN),
+        Field(description="Unit of the samples (acceleration): also the unit of the RMS feature readings."),
+    ] = "g"
+    band_low_hz: Annotated[Hz | None, Field(description="Envelope band, low edge (default: 0.1 × sampling rate).")] = (
+        None
     )
-    band_low_hz: Hz | None = Field(None, description="Envelope band, low edge (default: 0.1 × sampling rate).")
-    band_high_hz: Hz | None = Field(None, description="Envelope band, high edge (default: 0.4 × sampling rate).")
+    band_high_hz: Annotated[
+        Hz | None, Field(description="Envelope band, high edge (default: 0.4 × sampling rate).")
+    ] = None
 
     @model_validator(mode="after")
     def _band(self) -> Self:

@@ -127,7 +127,9 @@ class WaveformService:
         return sensor_read(config)
 
     # --- snapshots ----------------------------------------------------------------------------------------------
-    async def ingest(self, body: SnapshotCreate, settings: Settings, *, now: datetime | None = None) -> SnapshotAccepted:
+    async def ingest(
+        self, body: SnapshotCreate, settings: Settings, *, now: datetime | None = None
+    ) -> SnapshotAccepted:
         now = now or datetime.now(UTC)
         timestamp = body.timestamp.astimezone(UTC)
         if timestamp > now + MAX_FUTURE:
