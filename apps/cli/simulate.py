@@ -17,7 +17,9 @@ from apps.cli.app import app
 from core.config import ConfigurationError, load_settings
 
 if TYPE_CHECKING:  # imported by the command (pandas, ~1 s): every other command of the CLI starts faster
+    from core.config import Settings
     from core.simulation.live import LiveSimulator
+    from core.simulation.waveform_live import WaveformStreamer
 
 console = Console(highlight=False)
 #: Printed after a 401/403 with the configured key (``make up`` explains the failure from this line too).
@@ -80,6 +82,15 @@ def simulate(
     cadence: Annotated[
         float, typer.Option(min=0.1, help="simulated time: seconds between two readings of a sensor")
     ] = 10.0,
+    waveforms: Annotated[
+        bool,
+        typer.Option(
+            "--waveforms/--no-waveforms",
+            help="live: also send vibration snapshots of the demo bearing (accel-m301-de; with --faults a defect "
+            "develops on a schedule); registers that sensor when missing",
+        ),
+    ] = False,
+    waveform_every: Annotated[float, typer.Option(min=1.0, help="seconds between two vibration snapshots")] = 10.0,
 ) -> None:
     """Stream realistic readings in real time through the ingest API (Ctrl-C stops), faults on a schedule.
 
@@ -117,22 +128,47 @@ def simulate(
     )
     sim = LiveSimulator(url, key, specs, per_s, faults=schedule, seed=seed, batch_size=batch_size,
                         senders=senders, on_log=_log)  # fmt: skip
+    streamer = _waveform_streamer(settings, url, key, faults, waveform_every, seed) if waveforms else None
     _log(f"simulating {len(specs)} sensors ({specs[0].sensor_id}…{specs[-1].sensor_id}) at {per_s:g} readings/s "
          f"to {url}" + (f" for {duration:g} s" if duration else " until stopped"))  # fmt: skip
     if schedule:
         _log(f"fault schedule ({len(schedule)} faults; showing the first 8):")
         for f in schedule[:8]:
             _log(f"  {f.describe(sim.t0)}")
-    code = asyncio.run(_run(sim, duration))
+    code = asyncio.run(_run(sim, duration, streamer))
     if sim.fatal and api_key is None:
         console.print(KEY_HINT, soft_wrap=True, markup=False)
     raise typer.Exit(code)
 
 
-async def _run(sim: LiveSimulator, duration: float | None) -> int:
+def _waveform_streamer(
+    settings: Settings, url: str, key: str, faults: bool, every_s: float, seed: int
+) -> WaveformStreamer:
+    from apps.cli.simulate_waveforms import bearing_signal, ensure_demo_sensor
+    from core.simulation.waveform_live import WaveformPlan, WaveformStreamer
+
+    try:
+        _log(asyncio.run(ensure_demo_sensor(settings)))
+    except Exception as exc:  # noqa: BLE001 - the command says why and stops
+        console.print(f"[red]--waveforms: {exc}[/]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    plan = WaveformPlan(faults=faults, every_s=every_s)
+    _log(f"waveforms: a snapshot of {plan.sensor_id} every {every_s:g} s ({plan.n_samples} samples at "
+         f"{plan.sample_rate_hz:g} Hz)" + (", bearing defects on a schedule" if faults else ""))  # fmt: skip
+    return WaveformStreamer(url, key, plan, bearing_signal, seed=seed, on_log=_log)
+
+
+async def _run(sim: LiveSimulator, duration: float | None, streamer: WaveformStreamer | None = None) -> int:
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        sim.stop()
+        if streamer is not None:
+            streamer.stop()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, sim.stop)
+        loop.add_signal_handler(sig, stop)
+    snapshots = asyncio.create_task(streamer.run(duration)) if streamer is not None else None
     task = asyncio.create_task(sim.run(duration))
     announced: set[int] = set()
     live = (
@@ -155,6 +191,13 @@ async def _run(sim: LiveSimulator, duration: float | None) -> int:
                 _log(sim.stats.line())
                 last_log = time.monotonic()
     stats = task.result()
+    if streamer is not None and snapshots is not None:
+        streamer.stop()
+        waves = await snapshots
+        _log("waveforms stopped: " + waves.line())
+        print(f"WAVEFORMS sent={waves.sent} accepted={waves.accepted} errors={sum(waves.errors.values())}", flush=True)
+        if streamer.fatal:
+            console.print(f"[red]{streamer.fatal}[/]", soft_wrap=True)
     _log("stopped: " + stats.line() + f" unsent={stats.unsent}")
     if stats.rejected:
         _log("rejected by reason: " + ", ".join(f"{r}: {n}" for r, n in stats.rejected.most_common()))
