@@ -150,7 +150,7 @@ class Stack:
         )
         if s.demo:  # SM_DEMO=false turns the live demo simulator off
             simulator_key = {"SM_SIMULATOR_API_KEY": keys["SM_SIMULATOR_API_KEY"]}
-            self._launch(Service("simulator", cli("simulate", "--faults"), None, 2, simulator_key))
+            self._launch(Service("simulator", cli("simulate", "--faults", "--waveforms"), None, 2, simulator_key))
 
     def _database(self) -> None:
         s = self.settings
