@@ -10,7 +10,10 @@ services flush, never commit).
   order and notified by ``AlertRaised``) and, when it is more severe than the work order's priority, escalates
   it (priority up, due date brought forward, ``MaintenanceTaskEscalated`` in the outbox, noted in the incident's
   timeline);
-* medium and lower alerts never open a work order on their own.
+* medium and lower alerts never open a work order on their own;
+* when the asset has a remaining-useful-life estimate, a due date is the earlier of the severity's and the time at
+  which the lower bound of the RUL interval is reached (:mod:`core.maintenance.rul_due`; noted in the task's
+  description).
 
 Transactions for one incident are serialised by a row lock on it; the partial unique index
 ``uq_maintenance_tasks_incident_id_active`` backs "one active work order per incident", ``uq_..._alert_id`` makes
@@ -30,6 +33,7 @@ from core.events.outbox import add_to_outbox
 from core.events.types import AlertRaised, MaintenanceTaskCreated, MaintenanceTaskEscalated
 from core.incidents.repository import IncidentRepository
 from core.maintenance.repository import MaintenanceRepository
+from core.maintenance.rul_due import RulBound, default_rul_bound, due_with_rul
 from core.workorders.models import ACTIVE_TASK_STATUSES, MaintenanceTask
 from core.workorders.policy import DEFAULT_DUE_AFTER, PRIORITY_BY_SEVERITY, PRIORITY_RANK
 
@@ -37,9 +41,22 @@ logger = logging.getLogger("core.maintenance.scheduling")
 
 
 class SchedulingService:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, *, rul: RulBound | None = None) -> None:
         self._session = session
         self._repo = MaintenanceRepository(session)
+        self._rul = rul
+
+    async def _due(
+        self, asset_id: int | None, seen_at: datetime, severity: str, due_after: Mapping[str, timedelta]
+    ) -> tuple[datetime, str]:
+        """The due date (severity's, brought forward to the RUL lower bound when earlier) and a note saying so."""
+        by_severity = seen_at + due_after.get(severity, DEFAULT_DUE_AFTER[severity])
+        rul = self._rul if self._rul is not None else default_rul_bound()
+        bound = await rul.lower_bound_at(self._session, asset_id)
+        due = due_with_rul(by_severity, bound)
+        if bound is None or due != bound:
+            return due, ""
+        return due, f" Due by the RUL interval's lower bound ({bound.isoformat()})."
 
     async def open_for_alert(
         self, event: AlertRaised, *, due_after: Mapping[str, timedelta] = DEFAULT_DUE_AFTER
@@ -49,9 +66,7 @@ class SchedulingService:
         from the alert's event time. None when nothing was opened. Idempotent."""
         alert = await self._repo.get_alert(event.alert_id)
         if alert is None:
-            logger.warning(
-                "alert %s of AlertRaised %s does not exist; no task", event.alert_id, event.event_id
-            )
+            logger.warning("alert %s of AlertRaised %s does not exist; no task", event.alert_id, event.event_id)
             return None
         incident_id = alert.incident_id or event.incident_id
         priority = PRIORITY_BY_SEVERITY.get(event.severity)
@@ -68,6 +83,7 @@ class SchedulingService:
             return None
         if priority is None or incident.status == "closed":
             return None
+        due_at, due_note = await self._due(incident.asset_id, seen_at, event.severity, due_after)
         task = await self._repo.insert_task(
             {
                 "asset_id": incident.asset_id,
@@ -75,11 +91,12 @@ class SchedulingService:
                 "alert_id": event.alert_id,
                 "incident_id": incident_id,
                 "title": f"Alert '{event.rule}' ({event.severity}) on sensor {event.sensor_id}",
-                "description": f"Opened by the scheduling agent for incident {incident_id} (alert {event.alert_id}).",
+                "description": f"Opened by the scheduling agent for incident {incident_id} (alert {event.alert_id})."
+                + due_note,
                 "priority": priority,
                 "status": "open",
                 "event_opened_at": seen_at,
-                "due_at": seen_at + due_after.get(event.severity, DEFAULT_DUE_AFTER[event.severity]),
+                "due_at": due_at,
             }
         )
         if task is None:  # a task for this alert exists (closed already, or a concurrent delivery)
@@ -106,7 +123,7 @@ class SchedulingService:
         priority = PRIORITY_BY_SEVERITY.get(event.severity)
         if priority is None:
             return
-        due = seen_at + due_after.get(event.severity, DEFAULT_DUE_AFTER[event.severity])
+        due, _ = await self._due(task.asset_id, seen_at, event.severity, due_after)
         earlier = task.event_opened_at is None or seen_at < task.event_opened_at
         if earlier:
             # evidence warranting a work order that happened before the one it was opened for (the agents
@@ -163,17 +180,18 @@ class SchedulingService:
         if existing is not None:
             return None
         seen_at = alert.event_opened_at
+        due_at, due_note = await self._due(asset_id, seen_at, event.severity, due_after)
         task = await self._repo.insert_task(
             {
                 "asset_id": asset_id,
                 "sensor_id": event.sensor_id,
                 "alert_id": event.alert_id,
                 "title": f"Alert '{event.rule}' ({event.severity}) on sensor {event.sensor_id}",
-                "description": f"Opened by the scheduling agent for alert {event.alert_id}.",
+                "description": f"Opened by the scheduling agent for alert {event.alert_id}." + due_note,
                 "priority": priority,
                 "status": "open",
                 "event_opened_at": seen_at,
-                "due_at": seen_at + due_after.get(event.severity, DEFAULT_DUE_AFTER[event.severity]),
+                "due_at": due_at,
             }
         )
         if task is not None:

@@ -1,19 +1,26 @@
 """Assets: list and get (scope ``read``); create and change (scope ``admin``). HTTP concerns only.
 
 An asset is a machine that carries sensors and receives maintenance; maintenance tasks and alert suppression
-(open work order, maintenance window) key on it. The list keeps its OpenAPI tag ``queries``, the rest ``fleet``.
+(open work order, maintenance window) key on it. The list keeps its OpenAPI tag ``queries``, the rest ``fleet``;
+``GET /{id}/rul`` (remaining useful life from the asset's stored readings, ``core.ml.rul.serving``) is tagged ``ml``.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
 
 from apps.api.deps import SessionDep
 from apps.api.errors import problem_responses
 from apps.api.params import AssetIdPath, Limit, Offset, QueryServiceDep, TextQuery
+from apps.api.routers.ml import ServerDep
 from apps.api.security import AdminPrincipal, ReadPrincipal
 from core.fleet.schemas import AssetCreate, AssetUpdate
 from core.fleet.service import FleetService
+from core.ml.rul.repository import RulRepository
+from core.ml.rul.schemas import RulEstimateRead
+from core.ml.rul.serving import estimate_asset
 from core.paging import Page, PageRequest
 from core.queries.schemas import AssetFilter, AssetRead, AssetSort
 
@@ -80,3 +87,30 @@ async def update_asset(
     asset = await FleetService(session).update_asset(asset_id, body)
     principal.audit("asset.update", target=f"asset:{asset.id}", target_name=asset.name)
     return AssetRead.model_validate(asset)
+
+
+@router.get(
+    "/{asset_id}/rul",
+    tags=["ml"],
+    response_model=RulEstimateRead,
+    summary="Remaining useful life of an asset",
+    description=(
+        "Estimate (cycles, with the model's conformal interval, 90 % by default) from the asset's stored readings, by "
+        "the champion of `rul_<asset kind>` (or `model`). The asset's sensors are read by type: one sensor per model "
+        "channel, its type the channel name (C-MAPSS mnemonics such as `T24`, `Ps30`); a cycle is a timestamp at "
+        "which every channel sensor has a reading. 404: no such asset or model; 409: the asset has no kind, a channel "
+        "has no sensor (or two), too few cycles, or the model has no champion; 503: the model registry is down."
+    ),
+    responses=problem_responses(404, 409, 422, 503),
+)
+async def get_asset_rul(
+    asset_id: AssetIdPath,
+    principal: ReadPrincipal,
+    session: SessionDep,
+    server: ServerDep,
+    model: Annotated[
+        str | None, Query(max_length=200, pattern=r"^rul_[A-Za-z0-9_.\-]+$", description="A `rul_<name>` model.")
+    ] = None,
+) -> RulEstimateRead:
+    estimate = await estimate_asset(RulRepository(session), server, asset_id, model)
+    return estimate.read()

@@ -18,12 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.ml.rul.channels import CHANNELS
+
 SETTINGS: tuple[str, ...] = ("setting1", "setting2", "setting3")
-#: the 21 sensors in file order (Saxena et al. 2008, table 2)
-CHANNELS: tuple[str, ...] = (
-    "T2", "T24", "T30", "T50", "P2", "P15", "P30", "Nf", "Nc", "epr", "Ps30",
-    "phi", "NRf", "NRc", "BPR", "farB", "htBleed", "Nf_dmd", "PCNfR_dmd", "W31", "W32",
-)  # fmt: skip
 COLUMNS: tuple[str, ...] = ("unit", "cycle", *SETTINGS, *CHANNELS)
 #: the sensors that change over an FD001 engine's life (the other seven are constant or nearly so in FD001)
 INFORMATIVE: tuple[str, ...] = (

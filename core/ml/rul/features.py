@@ -43,26 +43,35 @@ class Scaler:
 
 
 def trailing_mean(x: NDArray[np.float64], window: int) -> NDArray[np.float64]:
-    """Mean of ``x[max(0, i - window + 1) : i + 1]`` for every i."""
-    c = np.concatenate([[0.0], np.cumsum(x)])
+    """Mean of ``x[max(0, i - window + 1) : i + 1]`` for every i (along axis 0; ``x`` 1-D or 2-D)."""
+    x = np.asarray(x, dtype=float)
+    c = np.concatenate([np.zeros((1, *x.shape[1:])), np.cumsum(x, axis=0)])
     i = np.arange(1, len(x) + 1)
     start = np.maximum(0, i - window)
-    return np.asarray((c[i] - c[start]) / (i - start), dtype=float)
+    n = (i - start).reshape(-1, *([1] * (x.ndim - 1)))
+    return np.asarray((c[i] - c[start]) / n, dtype=float)
 
 
 def trailing_slope(x: NDArray[np.float64], window: int) -> NDArray[np.float64]:
-    """Least-squares slope (per cycle) of ``x`` over the same trailing windows; 0 with fewer than 2 points."""
-    n_all = len(x)
-    t = np.arange(n_all, dtype=float)
-    sums = [np.concatenate([[0.0], np.cumsum(v)]) for v in (t, x, t * x, t * t)]
-    i = np.arange(1, n_all + 1)
+    """Least-squares slope (per cycle) of ``x`` over the same trailing windows (along axis 0); 0 with fewer than
+    2 points."""
+    x = np.asarray(x, dtype=float)
+    shape = (-1, *([1] * (x.ndim - 1)))
+    t = np.arange(len(x), dtype=float).reshape(shape)
+    zero = np.zeros((1, *x.shape[1:]))
+    i = np.arange(1, len(x) + 1)
     start = np.maximum(0, i - window)
-    n = (i - start).astype(float)
-    st, sx, stx, stt = (s[i] - s[start] for s in sums)
+    n = (i - start).astype(float).reshape(shape)
+
+    def windowed(v: NDArray[np.float64]) -> NDArray[np.float64]:
+        c = np.concatenate([np.zeros((1, *v.shape[1:])), np.cumsum(v, axis=0)])
+        return np.asarray(c[i] - c[start], dtype=float)
+
+    st, stt = windowed(t + zero), windowed(t * t + zero)
+    sx, stx = windowed(x), windowed(t * x)
     denom = n * stt - st * st
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = np.where(denom > 0, (n * stx - st * sx) / np.where(denom > 0, denom, 1.0), 0.0)
-    return np.asarray(slope, dtype=float)
+    safe = np.where(denom > 0, denom, 1.0)
+    return np.asarray(np.where(denom > 0, (n * stx - st * sx) / safe, 0.0), dtype=float)
 
 
 def feature_names(
@@ -95,19 +104,17 @@ def cycle_features(
     if not np.isfinite(values).all():
         raise ValueError("trajectory has missing or non-finite channel values")
     names = feature_names(channels, mean_windows, slope_windows)
-    out = np.empty((len(data), len(names)), dtype=float)
+    per_channel = len(mean_windows) + len(slope_windows)
+    out = np.empty((len(data), len(channels), per_channel), dtype=float)
     units = data["unit"].to_numpy()
     bounds = np.flatnonzero(np.r_[True, units[1:] != units[:-1], True])
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        col = 0
-        for j in range(len(channels)):
-            x = values[a:b, j]
-            for w in mean_windows:
-                out[a:b, col] = trailing_mean(x, w)
-                col += 1
-            for w in slope_windows:
-                out[a:b, col] = trailing_slope(x, w)
-                col += 1
+        x = values[a:b]
+        for k, w in enumerate(mean_windows):
+            out[a:b, :, k] = trailing_mean(x, w)
+        for k, w in enumerate(slope_windows):
+            out[a:b, :, len(mean_windows) + k] = trailing_slope(x, w)
+    out = out.reshape(len(data), len(names))
     result = pd.DataFrame(out, columns=names)
     result.insert(0, "cycle", data["cycle"].to_numpy())
     result.insert(0, "unit", units)
