@@ -114,8 +114,7 @@ def cycle_features(
             out[a:b, :, k] = trailing_mean(x, w)
         for k, w in enumerate(slope_windows):
             out[a:b, :, len(mean_windows) + k] = trailing_slope(x, w)
-    out = out.reshape(len(data), len(names))
-    result = pd.DataFrame(out, columns=names)
+    result = pd.DataFrame(out.reshape(len(data), len(names)), columns=names)
     result.insert(0, "cycle", data["cycle"].to_numpy())
     result.insert(0, "unit", units)
     return result
