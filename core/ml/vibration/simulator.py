@@ -1,13 +1,38 @@
-"""Physics-based bearing vibration simulator (for tests and the gauntlet's detection study).
+"""Physics-based bearing vibration simulator (for tests, the gauntlet's detection study and the diagnosis grid).
 
 A recording is the sum of
-* shaft harmonics: 1×, 2×, 3× the shaft frequency (unbalance, misalignment), amplitudes 0.05/0.02/0.01 g;
+
+* shaft harmonics: k × the shaft frequency fr = rpm/60 (unbalance 1×, misalignment 2×, looseness 3× and up),
+  amplitudes 0.05/0.02/0.01 g for k = 1..3 and 0.01/(k−2) g beyond (``shaft_harmonics``, ``shaft_scale``).
+  Mechanical looseness makes many harmonics; their beats put lines at multiples of fr into the envelope, the
+  lines an inner-race sideband test must not mistake for modulation;
+* optionally a gear mesh (``mesh_order`` teeth on the shaft, ``mesh_amp`` g): lines at j·order·fr (j = 1..3,
+  amplitude 1/j) with ±fr sidebands (30 %), the deterministic masking that cepstral pre-whitening removes;
 * a defect: impacts repeating at the defect frequency (BPFO for an outer-race spall, BPFI for an inner-race
-  spall, 2·BSF for a rolling-element spall, which strikes both races once per spin revolution) with ~1 % random
-  slip of the period; each impact rings a structural resonance (damped sinusoid, ``resonance_hz``, decay time
-  ``decay_s``). Inner-race impacts are amplitude-modulated at the shaft frequency (the spall moves through the
-  load zone), ball impacts at the cage frequency (FTF);
-* Gaussian measurement noise.
+  spall, 2·BSF for a rolling-element spall, which strikes the outer and the inner race once each per spin
+  revolution) with random slip of the period (``slip``, ~1 % for real bearings); each impact rings a structural
+  resonance (damped sinusoid, ``resonance_hz``, decay time ``decay_s``). Physics of the impact amplitude:
+
+  - ``severity`` (g) is the peak impact amplitude; larger spalls (CWRU 0.007 → 0.021 in) give larger impacts;
+  - load zone: the radial load is carried by the rolling elements within ±``load_zone_deg`` of the load
+    direction, with the Stribeck distribution q(θ) = (1 − (1 − cos θ)/(1 − cos θ_max))^1.5 (0 outside). The impact
+    amplitude is severity · (1 − ``load_zone_depth`` + ``load_zone_depth`` · q(θ)), where θ is the spall's angle
+    from the load direction: for an inner-race spall it turns with the shaft (θ = 2π·fr·t: modulation at fr), for
+    a ball spall it turns with the cage (θ = 2π·FTF·t: modulation at FTF), for an outer-race spall it is fixed at
+    ``outer_angle_deg`` (0 = centre of the load zone, CWRU "6:00"; 90 = "3:00"; 180 = "12:00", unloaded: only the
+    unloaded depth fraction remains). A heavier motor load widens and deepens the load zone; with
+    ``load_zone_deg`` None the legacy smooth profile q(θ) = (1 + cos θ)/2 is used;
+  - a ball spall strikes the outer race and the inner race alternately; the inner-race strike travels through
+    more interfaces to the sensor, so it is weaker by ``ball_inner_ratio`` (1: equal strikes, BSF lines vanish;
+    below 1: odd BSF harmonics appear). The ball's spin axis wanders, so a ball spall does not hit on every
+    pass: each strike happens with probability ``strike_prob`` and its amplitude varies log-normally by
+    ``amp_jitter`` (σ of log amplitude; also usable for any family);
+* random knocks (``knocks_per_s``, amplitude ``knock_amp`` g): transients at Poisson times ringing the same
+  resonance, impulsive but at no bearing rate (a false lead for a kurtosis-only detector);
+* Gaussian measurement noise (``noise_sd`` g).
+
+Operating conditions of the diagnosis grid (:mod:`core.ml.vibration.diagnosis_report`) follow the CWRU rig:
+motor load 0–3 HP slows the shaft (1797, 1772, 1750, 1730 rpm) and widens the load zone.
 
 :func:`simulate_run` strings recordings into a run to failure: 4 bearings, one of them developing the defect at a
 known file ``onset`` whose impact amplitude grows exponentially to ``final_severity`` at the last file, while the
@@ -38,6 +63,33 @@ def impact_rate(fault: str, geometry: BearingGeometry, rpm: float) -> float:
     return rates[fault]
 
 
+@dataclass(frozen=True)
+class DefectPhysics:
+    """Impact-amplitude physics of a defect (see the module doc); the defaults reproduce the original simulator
+    (smooth load zone, depth 0.8 → amplitude 0.6 + 0.4·cos θ, equal strikes, every pass)."""
+
+    load_zone_depth: float = 0.8
+    load_zone_deg: float | None = None
+    outer_angle_deg: float = 0.0
+    ball_inner_ratio: float = 1.0
+    strike_prob: float = 1.0
+    amp_jitter: float = 0.0
+
+    def load_profile(self, theta: NDArray[np.float64]) -> NDArray[np.float64]:
+        """q(θ) in [0, 1]: the share of the peak load on a rolling element at angle θ from the load direction."""
+        if self.load_zone_deg is None:
+            smooth: NDArray[np.float64] = 0.5 * (1 + np.cos(theta))
+            return smooth
+        c_max = np.cos(np.radians(self.load_zone_deg))
+        arg = 1 - (1 - np.cos(theta)) / (1 - c_max)
+        stribeck: NDArray[np.float64] = np.clip(arg, 0, None) ** 1.5
+        return stribeck
+
+    def factor(self, theta: NDArray[np.float64]) -> NDArray[np.float64]:
+        out: NDArray[np.float64] = 1 - self.load_zone_depth + self.load_zone_depth * self.load_profile(theta)
+        return out
+
+
 def simulate_signal(
     fault: str = "none",
     *,
@@ -48,9 +100,15 @@ def simulate_signal(
     severity: float = 0.5,
     noise_sd: float = 0.05,
     shaft_scale: float = 1.0,
+    shaft_harmonics: int = 3,
+    mesh_order: int | None = None,
+    mesh_amp: float = 0.0,
     resonance_hz: float | None = None,
     decay_s: float = 0.0008,
     slip: float = 0.01,
+    physics: DefectPhysics | None = None,
+    knocks_per_s: float = 0.0,
+    knock_amp: float = 0.0,
     rng: np.random.Generator | int | None = None,
 ) -> np.ndarray:
     """One simulated recording (1-D, ``n_samples`` at ``fs``). ``severity`` = peak impact amplitude in g.
@@ -64,11 +122,25 @@ def simulate_signal(
     t = np.arange(n_samples) / fs
     fr = rpm / 60.0
     x = np.zeros(n_samples)
-    for k, amp in enumerate((0.05, 0.02, 0.01), start=1):
-        x += shaft_scale * amp * np.sin(2 * np.pi * k * fr * t + rng.uniform(0, 2 * np.pi))
+    for k in range(1, shaft_harmonics + 1):
+        amp = (0.05, 0.02, 0.01)[k - 1] if k <= 3 else 0.01 / (k - 2)
+        if k * fr < fs / 2:
+            x += shaft_scale * amp * np.sin(2 * np.pi * k * fr * t + rng.uniform(0, 2 * np.pi))
+    if mesh_order and mesh_amp > 0:
+        for j in (1, 2, 3):
+            for side, rel in ((0, 1.0), (-1, 0.3), (1, 0.3)):
+                f = j * mesh_order * fr + side * fr
+                if f < fs / 2:
+                    x += mesh_amp / j * rel * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
     x += rng.normal(0.0, noise_sd, n_samples)
+    physics = physics or DefectPhysics()
     if fault != "none" and severity > 0:
-        x += _impacts(fault, fs, rpm, geometry, n_samples, severity, resonance_hz, decay_s, slip, rng)
+        x += _impacts(fault, fs, rpm, geometry, n_samples, severity, resonance_hz, decay_s, slip, rng, physics)
+    if knocks_per_s > 0 and knock_amp > 0:
+        count = rng.poisson(knocks_per_s * n_samples / fs)
+        train = np.zeros(n_samples)
+        np.add.at(train, rng.integers(0, n_samples, count), knock_amp * rng.uniform(0.5, 1.0, count))
+        x += _ring(train, fs, resonance_hz, decay_s)
     return x
 
 
@@ -83,6 +155,7 @@ def defect_impacts(
     resonance_hz: float | None = None,
     decay_s: float = 0.0008,
     slip: float = 0.01,
+    physics: DefectPhysics | None = None,
     rng: np.random.Generator | int | None = None,
 ) -> np.ndarray:
     """The defect term of :func:`simulate_signal` alone (no shaft harmonics, no noise): impacts of peak amplitude
@@ -90,7 +163,17 @@ def defect_impacts(
     if fault not in FAULTS[1:]:
         raise ValueError(f"fault must be one of {FAULTS[1:]}, got {fault!r}")
     rng = np.random.default_rng(rng)
-    return _impacts(fault, fs, rpm, geometry, n_samples, severity, resonance_hz, decay_s, slip, rng)
+    return _impacts(
+        fault, fs, rpm, geometry, n_samples, severity, resonance_hz, decay_s, slip, rng, physics or DefectPhysics()
+    )
+
+
+def _ring(train: NDArray[np.float64], fs: float, resonance_hz: float | None, decay_s: float) -> NDArray[np.float64]:
+    f_res = resonance_hz or fs / 4
+    th = np.arange(int(8 * decay_s * fs)) / fs
+    ring = np.exp(-th / decay_s) * np.sin(2 * np.pi * f_res * th)
+    response: NDArray[np.float64] = sps.fftconvolve(train, ring)
+    return response[: len(train)]
 
 
 def _impacts(
@@ -104,24 +187,30 @@ def _impacts(
     decay_s: float,
     slip: float,
     rng: np.random.Generator,
+    physics: DefectPhysics,
 ) -> np.ndarray:
     rate = impact_rate(fault, geometry, rpm)
     period = 1.0 / rate
     count = int(n_samples / fs * rate) + 2
     times = rng.uniform(0, period) + np.arange(count) * period + rng.normal(0, slip * period, count)
-    times = times[(times >= 0) & (times < n_samples / fs)]
+    keep = (times >= 0) & (times < n_samples / fs)
+    strikes = np.arange(count)[keep]
+    times = times[keep]
     amps = np.full(times.shape, severity)
     if fault == "inner":
-        amps *= 0.6 + 0.4 * np.cos(2 * np.pi * rpm / 60.0 * times)
+        amps *= physics.factor(2 * np.pi * rpm / 60.0 * times)
     elif fault == "ball":
-        amps *= 0.6 + 0.4 * np.cos(2 * np.pi * geometry.frequencies(rpm)["ftf"] * times)
+        amps *= physics.factor(2 * np.pi * geometry.frequencies(rpm)["ftf"] * times)
+        amps[strikes % 2 == 1] *= physics.ball_inner_ratio
+        if physics.strike_prob < 1:
+            amps *= rng.random(len(amps)) < physics.strike_prob
+    else:
+        amps *= physics.factor(np.array([np.radians(physics.outer_angle_deg)]))[0]
+    if physics.amp_jitter > 0:
+        amps *= np.exp(rng.normal(0, physics.amp_jitter, len(amps)) - physics.amp_jitter**2 / 2)
     train = np.zeros(n_samples)
     np.add.at(train, (times * fs).astype(int), amps)
-    f_res = resonance_hz or fs / 4
-    th = np.arange(int(8 * decay_s * fs)) / fs
-    ring = np.exp(-th / decay_s) * np.sin(2 * np.pi * f_res * th)
-    response: NDArray[np.float64] = sps.fftconvolve(train, ring)
-    return response[:n_samples]
+    return _ring(train, fs, resonance_hz, decay_s)
 
 
 @dataclass
