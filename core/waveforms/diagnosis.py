@@ -120,7 +120,7 @@ def run_diagnosis(
     except ValueError as exc:
         return DiagnosisResult(UNKNOWN, rpm, bearing, band, error=str(exc))
     details = json_safe(result.to_dict())
-    details["band_hz"] = list(band) if band is not None else [0.1 * fs, 0.4 * fs]
+    details["band_hz"] = _band_used(details.get("band"), band, fs)
     scores = {str(k): _number(v) for k, v in dict(result.scores_db).items()}
     frequencies = {str(k): _number(v) for k, v in dict(getattr(result, "defect_frequencies", {})).items()}
     return DiagnosisResult(
@@ -133,6 +133,15 @@ def run_diagnosis(
         threshold_db=_number(getattr(result, "threshold_db", None)),
         details=details,
     )
+
+
+def _band_used(reported: Any, given: tuple[float, float] | None, fs: float) -> list[float]:
+    """The envelope band the diagnosis reports (its kurtogram's choice), else the given one, else its default."""
+    if isinstance(reported, list) and len(reported) == 2 and all(isinstance(v, int | float) for v in reported):
+        low, high = float(reported[0]), float(reported[1])
+        if 0 <= low < high:
+            return [low, high]
+    return list(given) if given is not None else [0.1 * fs, 0.4 * fs]
 
 
 def summary(result: DiagnosisResult, snapshot_id: int) -> str:

@@ -92,7 +92,8 @@ async def test_outer_race_fault_opens_one_alert_and_one_work_order(
     )
     assert d["score_db"] > d["threshold_db"] and d["scores_db"]["outer race"] == d["score_db"]
     assert d["defect_frequencies"]["bpfo"] == pytest.approx(107.4, abs=0.1)
-    assert d["band_hz"] == [1200.0, 4800.0]
+    low, high = d["band_hz"]
+    assert 0 <= low < high <= 6000.0  # the envelope band the diagnosis used (below Nyquist)
     alert_id = d["alert_id"]
     assert alert_id is not None
 

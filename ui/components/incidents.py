@@ -191,6 +191,7 @@ def diagnosis_summary(diagnosis: dict[str, Any]) -> str:
         f"{diagnosis['fault']} · score {_db(diagnosis.get('score_db'))} (threshold "
         f"{_db(diagnosis.get('threshold_db'))}) · bearing {diagnosis['bearing']} at {diagnosis['rpm']:g} rpm · "
         f"{freqs}{band_text} · snapshot #{diagnosis.get('snapshot_id') or '—'} of {short_ts(diagnosis['timestamp'])}"
+        + (f" · {reason}" if (reason := (diagnosis.get("details") or {}).get("reason")) else "")
     )
 
 
