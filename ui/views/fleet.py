@@ -1,5 +1,6 @@
 """Fleet overview: every asset and sensor with its health, last value and last-seen time, open alerts and open
-work orders; refreshed every REFRESH_S seconds (``st.fragment(run_every=…)``); a sensor opens in the explorer."""
+work orders; refreshed every REFRESH_S seconds (``st.fragment(run_every=…)``); a sensor opens in the explorer; an
+asset's remaining useful life (``GET /api/v1/assets/{id}/rul``: estimate, interval, model version)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
+from ui.api_client import ApiError
 from ui.components import api
 from ui.components.formatting import HEALTH_LABELS, ago, health_style, sensor_health, short_ts
 
@@ -32,9 +34,7 @@ def fleet_view() -> None:
         alerts += (api.load_items("/api/v1/alerts", f"{status} alerts", status=status) or ([], 0))[0]
     tasks: list[dict] = []
     for status in ("open", "in_progress"):
-        tasks += (
-            api.load_items("/api/v1/maintenance/tasks", f"{status} work orders", status=status) or ([], 0)
-        )[0]
+        tasks += (api.load_items("/api/v1/maintenance/tasks", f"{status} work orders", status=status) or ([], 0))[0]
 
     now = datetime.now(UTC)
     alerts_by_sensor: dict[str, list[dict]] = defaultdict(list)
@@ -87,9 +87,7 @@ def fleet_view() -> None:
         })  # fmt: skip
     assets_frame = pd.DataFrame(asset_rows)
     if not assets_frame.empty:
-        st.dataframe(
-            assets_frame.style.map(health_style, subset=["health"]), hide_index=True, width="stretch"
-        )
+        st.dataframe(assets_frame.style.map(health_style, subset=["health"]), hide_index=True, width="stretch")
 
     st.markdown("#### Sensors")
     rows.sort(key=lambda r: (r["_rank"], r["sensor"]))
@@ -113,3 +111,36 @@ if sensor_ids:
     right.write("")
     if right.button("Open in explorer", key="fleet_open"):
         st.switch_page(EXPLORER, query_params={"sensor": chosen})
+
+
+def rul_panel(assets: list[dict]) -> None:
+    """The chosen asset's RUL estimate (point, interval, model version), or why there is none."""
+    st.markdown("#### Remaining useful life")
+    if not assets:
+        st.info("No asset yet.")
+        return
+    names = {f"{a['name']} ({a.get('kind') or 'no kind'})": a for a in assets}
+    chosen = names[st.selectbox("Asset", list(names), key="fleet_rul_asset")]
+    try:
+        rul = api.get(f"/api/v1/assets/{chosen['id']}/rul", timeout=api.slow_timeout())
+    except ApiError as exc:
+        if exc.status in (404, 409):
+            st.info(f"No RUL estimate for {chosen['name']}: {exc.detail}")
+        else:
+            api.show_error(exc, f"the RUL of {chosen['name']}")
+        return
+    interval = f"{rul['interval']:.0%}"
+    columns = st.columns(4)
+    columns[0].metric("RUL (cycles)", f"{rul['rul_cycles']:.0f}")
+    columns[1].metric(f"{interval} interval", f"{rul['rul_lower_cycles']:.0f} – {rul['rul_upper_cycles']:.0f}")
+    columns[2].metric("cycles observed", rul["cycles"])
+    columns[3].metric("model", f"{rul['model_name']} v{rul['model_version']}")
+    due = rul.get("lower_bound_at")
+    lower_text = f"lower bound reached about {short_ts(due)} UTC" if due else "no cycle duration yet"
+    st.caption(
+        f"As of the last complete cycle ({short_ts(rul['last_cycle_at'])} UTC); "
+        f"{lower_text} — work orders of this asset are due by then at the latest."
+    )
+
+
+rul_panel(list((api.load_items("/api/v1/assets", "the assets") or ([], 0))[0]))
