@@ -72,3 +72,38 @@ def test_cli_ims_text_file_and_errors(tmp_path: Path) -> None:
     assert bad_fs.exit_code == 2
     missing = runner.invoke(app, ["diagnose-bearing", str(tmp_path / "nope.mat"), "--fs", "12000"])
     assert missing.exit_code == 2
+
+
+def test_cli_shows_band_evidence_and_reason(tmp_path: Path) -> None:
+    path = _mat(tmp_path, "inner", seed=23)
+    result = runner.invoke(app, ["diagnose-bearing", str(path), "--fs", "12000"])
+    assert result.exit_code == 0, result.output
+    assert "band: " in result.output and "pre-whitened" in result.output
+    assert "sidebands" in result.output and "reason: inner race" in result.output
+    assert result.output.rstrip().endswith("diagnosis: inner race")
+    given = runner.invoke(app, ["diagnose-bearing", str(path), "--fs", "12000", "--band-low", "2000",
+                                "--band-high", "4000", "--json"])  # fmt: skip
+    payload = json.loads(given.output)
+    assert payload["band"] == [2000.0, 4000.0] and payload["band_source"] == "given" and payload["reason"]
+
+
+def test_cli_names_unknown_when_the_speed_is_wrong(tmp_path: Path) -> None:
+    x = simulate_signal("outer", fs=12_000, rpm=1437.6, n_samples=24_000, severity=0.3, rng=1)  # 0.8 × 1797
+    path = tmp_path / "slow.mat"
+    savemat(path, {"X130_DE_time": x[:, None], "X130RPM": np.array([[1797]])})
+    result = runner.invoke(app, ["diagnose-bearing", str(path), "--fs", "12000"])
+    assert result.exit_code == 0 and "diagnosis: unknown\n" in result.output
+    assert "no bearing family" in result.output
+
+
+def test_diagnose_report_cli(tmp_path: Path) -> None:
+    doc = tmp_path / "report.md"
+    doc.write_text("no markers\n", encoding="utf-8")
+    bad = runner.invoke(app, ["diagnose-report", "--cwru-dir", str(tmp_path / "absent")])
+    assert bad.exit_code == 2 and "cwru dataset missing" in bad.output
+    no_markers = runner.invoke(app, ["diagnose-report", "--no-cwru", "--doc", str(doc), "--heldout", "2"])
+    assert no_markers.exit_code == 2 and "results markers" in no_markers.output
+    run = runner.invoke(app, ["diagnose-report", "--no-cwru", "--doc", "", "--heldout", "2", "--no-development",
+                              "--out", str(tmp_path / "out")])  # fmt: skip
+    assert run.exit_code == 0, run.output
+    assert "held-out: 2 records" in run.output and (tmp_path / "out" / "results.json").is_file()
