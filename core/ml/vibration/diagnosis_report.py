@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from core.ml.vibration.diagnosis import Diagnosis, diagnose
@@ -179,11 +180,36 @@ def results_markdown(report: DiagnosisReport) -> str:
             f"Median {table['seconds'].median():.3f} s, slowest {table['seconds'].max():.2f} s per record.",
             _markdown_table(confusion(table)),
         ]
-        per = pd.DataFrame(s[name]).T.drop(columns=["records"]).rename_axis("truth")
+        per = pd.DataFrame(s[name]).T.rename_axis("truth")
+        counts = ["records", "correct", "unknown", "missed", "false_alarm", "wrong_family"]
+        per[counts] = per[counts].astype(int)
         parts.append(_markdown_table(per))
+        faulty = table[table["truth"] != "none"].assign(
+            impact_to_noise=lambda t: pd.cut(t["severity_g"] / t["noise_sd_g"], [0, 1, 2, 4, np.inf],
+                                             labels=["≤ 1", "1–2", "2–4", "> 4"])  # fmt: skip
+        )
+        by_snr = faulty.groupby(["impact_to_noise", "truth"], observed=True)["outcome"].apply(
+            lambda o: f"{(o == 'correct').mean():.2f} ({len(o)})"
+        )
+        parts += [
+            "Share of defects named correctly (records) by peak impact amplitude / noise SD (for outer races at "
+            "3:00 and 12:00 the load zone scales the impacts down further):",
+            _markdown_table(by_snr.unstack("truth")),
+        ]
+        outer = table[table["truth"] == "outer race"]
+        if not outer.empty:
+            zone = pd.cut(outer["outer_angle_deg"], [-1, 30, 75, 105, 150, 181],
+                          labels=["0–30 (6:00)", "30–75", "75–105 (3:00)", "105–150", "150–180 (12:00)"])  # fmt: skip
+            by_angle = outer.groupby(zone, observed=True)["outcome"].apply(
+                lambda o: f"{(o == 'correct').mean():.2f} ({len(o)})"
+            )
+            parts += ["Outer race: share correct by spall angle from the load direction (deg):",
+                      _markdown_table(by_angle.rename("share correct (records)").to_frame())]  # fmt: skip
         if name == "held-out":
             for col, label in (("fs", "sampling rate"), ("bearing", "bearing"), ("masking", "masking")):
-                grouped = table.groupby([col, "truth"])["outcome"].apply(lambda o: f"{(o == 'correct').mean():.2f}")
+                grouped = table.groupby([col, "truth"])["outcome"].apply(
+                    lambda o: f"{(o == 'correct').mean():.2f} ({len(o)})"
+                )
                 parts += [f"Share correct by {label}:", _markdown_table(grouped.unstack("truth"))]
     if report.skipped:
         parts.append("Skipped files: " + "; ".join(report.skipped))
