@@ -13,6 +13,8 @@ agent off the event loop. ``DiagnosisService.record`` is one transaction:
    that alert is unresolved, a repeated diagnosis only counts on it (one observation per snapshot: ``anomaly_count``
    is the number of faulty snapshots), so no second alert or work order. The diagnosis row carries the
    ``alert_id``: it is the alert's evidence (``GET /api/v1/alerts/{id}/diagnosis``);
+   No alert opens while the snapshot lies in a maintenance window of the asset (planned downtime), as for every
+   rule; the diagnosis is stored all the same;
 4. ``RESOLVE_AFTER`` consecutive healthy diagnoses (``none``) resolve the unresolved alert (after a repair);
    ``unknown`` (not diagnosable, or the algorithm abstains) neither opens nor resolves anything.
 """
@@ -30,7 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.alerts.repository import AlertingRepository, Observation, SensorInfo
 from core.alerts.rule_models import AlertRule
 from core.alerts.service import AlertingService
+from core.alerts.suppression import Suppression
 from core.ml.vibration.diagnosis import diagnose
+from core.observability.metrics import ALERTS_SUPPRESSED_TOTAL
 from core.waveforms import samples as codec
 from core.waveforms.repository import StoredSnapshot, WaveformRepository
 
@@ -166,6 +170,8 @@ class Recorded:
     alert_id: int | None = None
     alert_opened: bool = False
     alert_resolved: bool = False
+    suppressed: str | None = None
+    """Why a named fault opened no alert (``maintenance_window``: planned downtime of the asset)."""
 
 
 class DiagnosisService:
@@ -198,7 +204,15 @@ class DiagnosisService:
             return Recorded(None)
         info = SensorInfo(snapshot.sensor_id, sensor.asset_id, sensor.type, sensor.created_at, sensor.unit)
         if result.named:
+            windows = await self._alerts.maintenance_windows(
+                [sensor.asset_id] if sensor.asset_id is not None else [], snapshot.timestamp, snapshot.timestamp
+            )
+            reason = Suppression(windows).reason(info, snapshot.timestamp)
+            if reason is not None:  # planned downtime: the diagnosis is kept, no alert opens (as for every rule)
+                ALERTS_SUPPRESSED_TOTAL.labels(reason=reason).inc()
+                return Recorded(diagnosis_id, suppressed=reason)
             opened = await self._alerting.open_alert(
+                # the rule exists only here (not a row of alert_rules): open_alert uses its name and severity
                 AlertRule(name=RULE_NAME, kind="diagnosis", severity=SEVERITY),
                 info,
                 [Observation(snapshot.timestamp, result.score_db)],

@@ -181,3 +181,22 @@ async def test_concurrent_deliveries_diagnose_once(
         rows = await conn.fetch("SELECT anomaly_count FROM alerts WHERE sensor_id = $1", sensor_id)
     assert [r["anomaly_count"] for r in rows] == [1]
     assert len(await diagnoses(client, sensor_id)) == 1
+
+
+async def test_no_alert_in_a_maintenance_window(client: httpx.AsyncClient, settings: Settings) -> None:
+    """Planned downtime of the asset (a bearing being replaced): the fault is diagnosed and stored, no alert opens."""
+    asset_id, sensor_id = await make_waveform_sensor(client)
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=10)
+    async with connect(settings) as conn:
+        await conn.execute(
+            "INSERT INTO maintenance_windows (asset_id, starts_at, ends_at, reason) "
+            "VALUES ($1, $2, $3, 'bearing swap')",
+            asset_id,
+            at - timedelta(minutes=5),
+            at + timedelta(minutes=5),
+        )
+    await post(client, snapshot(sensor_id, at, "outer", seed=13))
+    [d] = await until(diagnosed(client, sensor_id, 1), "the diagnosis")
+    assert (d["fault"], d["alert_id"]) == ("outer race", None)
+    async with connect(settings) as conn:
+        assert await conn.fetchval("SELECT count(*) FROM alerts WHERE sensor_id = $1", sensor_id) == 0
