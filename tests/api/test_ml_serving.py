@@ -44,7 +44,7 @@ def _register_calibrated_forecast(tracking_uri: str) -> str:
     from core.ml.forecast.pyfunc import ForecastModel, input_example, log_forecast_model
     from core.ml.registry.uris import fluent_uri
 
-    calibration = IntervalCalibration(0.8, CALIBRATION_SCORES)
+    calibration = IntervalCalibration.pooled(0.8, CALIBRATION_SCORES)
     model = ForecastModel(
         "naive", {}, STEP.total_seconds(), "vibration", calibration=calibration, test_coverage=TEST_COVERAGE
     )

@@ -327,14 +327,15 @@ def test_training_registers_a_model_that_honours_the_contract(tmp_path) -> None:
     assert child.data.tags["sm.forecast.method"] == chosen
     report = run.study.report().set_index("method")
     for key in ("val_mae", "test_mae", "test_rmse", "test_smape", "test_skill", "test_coverage", "test_coverage_raw",
-                "test_width", "cal_factor", "cal_n"):  # fmt: skip
+                "test_width", "cal_n"):  # fmt: skip
         assert child.data.metrics[key] == pytest.approx(report.loc[chosen, key])
     # the interval calibration: fitted on the validation folds only (1 fold × 6 steps × 2 sensors), reproducible
     # from the run's params and artifact
     calibration = run.study.calibrations[("vibration", chosen)]
     assert calibration.n == 12 == child.data.metrics["cal_n"]
+    assert calibration.bucket_starts == (1,)  # 12 scores: too few for horizon buckets of 20, one pooled bucket
     assert child.data.params["interval_calibration"] == "split-conformal on the validation folds"
-    assert float(child.data.params["calibration_factor"]) == pytest.approx(calibration.factor(0.8), abs=1e-6)
+    assert child.data.params["calibration_factors"] == calibration.describe(0.8)
     stored = client.download_artifacts(version.run_id, "calibration/interval_calibration.json", str(tmp_path))
     from core.ml.forecast.conformal import IntervalCalibration
 
@@ -371,7 +372,8 @@ def test_training_registers_a_model_that_honours_the_contract(tmp_path) -> None:
         [make_forecaster(chosen, run.study.chosen["vibration"].params, FREQ).fit(g["timestamp"], g["value"])
          .predict(5, 0.8) for _, g in history.groupby("sensor_id", sort=False)], ignore_index=True,
     )  # fmt: skip
-    lower, upper = calibration.apply(raw["yhat"], raw["yhat_lower"], raw["yhat_upper"], 0.9)
+    steps = np.tile(np.arange(1, 6), 2)
+    lower, upper = calibration.apply(raw["yhat"], raw["yhat_lower"], raw["yhat_upper"], 0.9, steps)
     assert out["yhat_lower"].to_numpy() == pytest.approx(lower) and out["yhat_upper"].to_numpy() == pytest.approx(upper)
     metadata = model.metadata.metadata
     assert metadata["interval_calibration"]["n"] == 12

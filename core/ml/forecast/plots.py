@@ -83,35 +83,55 @@ def _method_label(method: str, chosen: str, coverage: float | None) -> str:
 
 
 def coverage_figure(study: ForecastStudy) -> Figure:
-    """Per type: calibrated coverage on the test folds against the nominal level (one line per method), the
-    ±5-point band around the diagonal, and the raw (uncalibrated) coverage at the study's level as hollow marks."""
+    """Top, per type: calibrated coverage on the test folds against the nominal level (one line per method; the
+    registered one bold), the ±5-point band around the diagonal, the raw (uncalibrated) coverage at the study's level
+    as hollow squares. Bottom: calibrated coverage at the study's level per third of the horizon (does it depend on
+    the horizon?)."""
+    from core.ml.forecast.backtest import scored
+
     curve, table = study.coverage_curve, study.test_intervals
     types = sorted(table["sensor_type"].unique())
-    fig, axes = plt.subplots(1, len(types), figsize=(3.2 * len(types), 3.3), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(2, len(types), figsize=(3.2 * len(types), 6.2), squeeze=False)
     level = study.config.interval
     grid = np.linspace(0.4, 1.0, 7)
-    for ax, sensor_type in zip(axes[0], types, strict=True):
+    rows = scored(study.test_predictions, study.config.exclude_faults)
+    thirds = np.ceil(3 * rows["step"] / study.config.horizon).clip(1, 3).astype(int)
+    rows = rows.assign(
+        third=thirds, inside=(rows["actual"] >= rows["yhat_lower"]) & (rows["actual"] <= rows["yhat_upper"])
+    )
+    for ax, low, sensor_type in zip(axes[0], axes[1], types, strict=True):
+        registered = study.chosen[sensor_type].method
         ax.fill_between(grid, grid - 0.05, grid + 0.05, color="#dddddd", label="±5 points")
         ax.plot(grid, grid, color="black", lw=0.7)
+        low.axhspan(level - 0.05, level + 0.05, color="#dddddd")
         for method, colour in COLOURS.items():
             c = curve[(curve["sensor_type"] == sensor_type) & (curve["model"] == method)]
             t = table[(table["sensor_type"] == sensor_type) & (table["model"] == method)]
+            width = 2.0 if method == registered else 1.0
             if len(c):
-                registered = study.chosen[sensor_type].method == method
-                ax.plot(c["nominal"], c["coverage"], color=colour, marker="o", ms=3,
-                        lw=2.0 if registered else 1.0, label=f"{method}{'*' if registered else ''}")  # fmt: skip
+                ax.plot(c["nominal"], c["coverage"], color=colour, marker="o", ms=3, lw=width, label=method)
             if len(t):
                 ax.scatter([level], t["coverage_raw"], facecolors="none", edgecolors=colour, s=40, marker="s")
-        ax.set_title(sensor_type, fontsize=9)
+            by_third = rows[(rows["sensor_type"] == sensor_type) & (rows["model"] == method)]
+            by_third = by_third.groupby("third")["inside"].mean()
+            if len(by_third):
+                low.plot(by_third.index, by_third.to_numpy(), color=colour, marker="o", ms=3, lw=width)
+        ax.set_title(f"{sensor_type} (registered: {registered})", fontsize=9)
         ax.set_xlabel("nominal coverage", fontsize=8)
         ax.set_xlim(0.45, 1.0)
         ax.set_ylim(0.2, 1.02)
         ax.tick_params(labelsize=7)
-    axes[0, 0].set_ylabel("test coverage (calibrated; □ raw)", fontsize=8)
+        steps = study.config.horizon / 3
+        low.set_xticks([1, 2, 3], [f"{round(steps * (i - 1)) + 1}–{round(steps * i)}" for i in (1, 2, 3)])
+        low.set_xlabel("horizon steps", fontsize=8)
+        low.set_ylim(0.2, 1.02)
+        low.tick_params(labelsize=7)
+    axes[0, 0].set_ylabel("test coverage (□ = raw at nominal)", fontsize=8)
+    axes[1, 0].set_ylabel(f"test coverage at {level:.0%} by horizon", fontsize=8)
     axes[0, 0].legend(fontsize=7, loc="lower right")
     fig.suptitle(
-        "Interval coverage on the test folds: split-conformal calibration from the validation folds "
-        "(* = registered method, □ = raw interval)",
+        "Interval coverage on the test folds, split-conformal calibration from the validation folds "
+        "(bold = registered method)",
         fontsize=9,
     )
     fig.tight_layout()

@@ -83,7 +83,7 @@ class ForecastModel(PythonModel):
         frame = frame.dropna(subset=["value"])
         calibration = self.interval_calibration
         if calibration is not None:
-            calibration.factor(interval)  # an unreachable level fails before any fit
+            calibration.factors(interval)  # an unreachable level fails before any fit
         outputs = []
         for sensor_id in pd.unique(frame["sensor_id"]):
             group = frame[frame["sensor_id"] == sensor_id].sort_values("timestamp")
@@ -94,7 +94,7 @@ class ForecastModel(PythonModel):
             else:
                 out = forecaster.predict(horizon, calibration.base_interval)
                 out["yhat_lower"], out["yhat_upper"] = calibration.apply(
-                    out["yhat"], out["yhat_lower"], out["yhat_upper"], interval
+                    out["yhat"], out["yhat_lower"], out["yhat_upper"], interval, np.arange(1, len(out) + 1)
                 )
             out.insert(0, "sensor_id", str(sensor_id))
             outputs.append(out)
@@ -195,20 +195,22 @@ def log_forecast_model(
 
 def calibration_metadata(model: ForecastModel) -> dict[str, Any]:
     """What the API reports beside an interval: ``interval_calibration`` (method, base level, number of
-    validation scores, factor per level) and ``test_coverage`` (calibrated coverage on the test folds by nominal
-    level, keys like ``"0.8"``). Empty for an uncalibrated model."""
+    validation scores, first step of each horizon bucket, factors per level and bucket) and ``test_coverage``
+    (calibrated coverage on the test folds by nominal level, keys like ``"0.8"``). Empty for an uncalibrated
+    model."""
     calibration = model.interval_calibration
     if calibration is None:
         return {}
     from core.ml.forecast.conformal import COVERAGE_LEVELS
 
-    factors = {f"{level:g}": round(calibration.factor(level), 6) for level in COVERAGE_LEVELS
+    factors = {f"{level:g}": [round(f, 6) for f in calibration.factors(level)] for level in COVERAGE_LEVELS
                if level <= calibration.max_interval}  # fmt: skip
     return {
         "interval_calibration": {
-            "method": "split-conformal (width-normalised CQR scores) on the validation folds",
+            "method": "split-conformal (width-normalised CQR scores) on the validation folds, per horizon bucket",
             "base_interval": calibration.base_interval,
             "n": calibration.n,
+            "bucket_starts": list(calibration.bucket_starts),
             "factors": factors,
         },
         "test_coverage": {k: round(float(v), 4) for k, v in model.test_coverage.items()},

@@ -39,7 +39,7 @@ from core.ml.forecast.tuning import candidate_specs, select_on_validation
 
 METRIC_COLUMNS = ("mae", "rmse", "smape", "skill", "coverage", "n")
 #: Interval columns of :meth:`ForecastStudy.report` (``test_coverage`` is the calibrated interval's).
-INTERVAL_COLUMNS = ("coverage_raw", "width", "width_raw", "cal_factor", "cal_n")
+INTERVAL_COLUMNS = ("coverage_raw", "width", "width_raw", "cal_factors", "cal_n")
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class ForecastConfig:
     max_configs: int | None = None
     seed: int = 0
     exclude_faults: bool = True
+    calibration_buckets: int = 3  # horizon buckets of the interval calibration (fewer when the data is short)
 
     @property
     def validation_folds(self) -> int:
@@ -74,13 +75,16 @@ class ForecastStudy:
     validation_scores: pd.DataFrame
     selected: dict[str, dict[str, ModelSpec]]
     chosen: dict[str, ModelSpec]
+    calibration_predictions: pd.DataFrame
+    """The chosen specs' forecasts with their raw intervals on the validation folds (what calibrated them)."""
     calibrations: dict[tuple[str, ...], IntervalCalibration]
     """Split-conformal calibration per (sensor type, method) from the validation folds (:mod:`.conformal`)."""
     test_predictions: pd.DataFrame
     """Test-fold forecasts with the *calibrated* interval (raw bounds in ``yhat_lower_raw``/``yhat_upper_raw``)."""
     test_scores: pd.DataFrame
     test_intervals: pd.DataFrame
-    """Per (type, method): raw and calibrated coverage and mean width on the test folds, factor, n calibration."""
+    """Per (type, method): raw and calibrated coverage and mean width on the test folds, factors per horizon bucket,
+    number of calibration scores."""
     coverage_curve: pd.DataFrame
     """Calibrated test coverage at each level of :data:`.conformal.COVERAGE_LEVELS` per (type, method)."""
     test_scores_with_faults: pd.DataFrame
@@ -107,7 +111,8 @@ class ForecastStudy:
                 i = self.test_intervals
                 i = i[(i["sensor_type"] == sensor_type) & (i["model"] == method)]
                 row |= {f"test_{c}": _first(i, c) for c in INTERVAL_COLUMNS[:3]}
-                row |= {c: _first(i, c) for c in INTERVAL_COLUMNS[3:]}
+                row["cal_factors"] = str(i["cal_factors"].iloc[0]) if len(i) else ""
+                row["cal_n"] = _first(i, "cal_n")
                 row["test_mae_with_faults"] = _first(a, "mae")
                 row["params"] = json.dumps(spec.params, sort_keys=True)
                 row["registered"] = self.chosen[sensor_type].method == method
@@ -168,7 +173,12 @@ def run_study(
     cal_pred = backtest(
         data, faults, val_folds, test_specs, interval=config.interval, progress=progress, desc="calibration"
     )
-    calibrations = fit_calibrations(scored(cal_pred, config.exclude_faults), config.interval)
+    calibrations = fit_calibrations(
+        scored(cal_pred, config.exclude_faults),
+        config.interval,
+        horizon=config.horizon,
+        buckets=config.calibration_buckets,
+    )
     test_raw = backtest(
         data, faults, test_folds, test_specs, interval=config.interval, progress=progress, desc="test"
     )
@@ -182,6 +192,7 @@ def run_study(
         validation_scores=val_scores,
         selected=selected,
         chosen=chosen,
+        calibration_predictions=cal_pred,
         calibrations=calibrations,
         test_predictions=test_pred,
         test_scores=score_table(test_pred, exclude_faults=config.exclude_faults),

@@ -59,7 +59,7 @@ def _type_metrics(report: pd.DataFrame, sensor_type: str) -> dict[str, float]:
     rows = report[report["sensor_type"] == sensor_type]
     out: dict[str, float] = {}
     keys = ("val_mae", *(f"test_{c}" for c in METRIC_COLUMNS), "test_mae_with_faults")
-    keys += tuple(f"test_{c}" for c in INTERVAL_COLUMNS[:3]) + INTERVAL_COLUMNS[3:]
+    keys += (*(f"test_{c}" for c in INTERVAL_COLUMNS[:3]), "cal_n")
     for row in rows.to_dict("records"):
         for key in keys:
             out[f"{row['method']}.{key}"] = row[key]
@@ -83,7 +83,8 @@ def _calibration_params(calibration: Any, interval: float) -> dict[str, Any]:
         "interval_calibration": "split-conformal on the validation folds",
         "calibration_base_interval": calibration.base_interval,
         "calibration_n": calibration.n,
-        "calibration_factor": round(calibration.factor(interval), 6),
+        "calibration_buckets": ",".join(str(s) for s in calibration.bucket_starts),
+        "calibration_factors": calibration.describe(interval),
     }
 
 
