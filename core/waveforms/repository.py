@@ -92,13 +92,15 @@ class WaveformRepository:
 
     async def purge_samples(self, sensor_id: str, before: datetime, *, limit: int) -> int:
         """Drop the samples (keep the row, its features and diagnoses) of up to ``limit`` snapshots of the sensor
-        older than ``before``."""
+        older than ``before`` that have been diagnosed (a back-filled snapshot keeps its samples until then)."""
+        diagnosed = select(WaveformDiagnosis.id).where(WaveformDiagnosis.snapshot_id == WaveformSnapshot.id)
         oldest = (
             select(WaveformSnapshot.id)
             .where(
                 WaveformSnapshot.sensor_id == sensor_id,
                 WaveformSnapshot.timestamp < before,
                 WaveformSnapshot.samples.is_not(None),
+                diagnosed.exists(),
             )
             .order_by(WaveformSnapshot.timestamp)
             .limit(limit)
