@@ -167,7 +167,7 @@ def _decide(scores: dict[str, float], winner: FamilyEvidence, floor: float, p95:
         if band_sk >= impulsive_sk:
             return "unknown", second, lead, (
                 f"impulsive band (spectral kurtosis {band_sk:.1f} ≥ {impulsive_sk:g}) but no family reaches the "
-                f"floor {floor:.1f} dB (best {best} {top:.1f} dB): impacts at a rate of no bearing family"
+                f"floor {floor:.1f} dB (best {best} {top:.1f} dB): something impacts, but no family's comb stands out"
             )
         if p95 >= strong_lines_db:
             return "unknown", second, lead, (
