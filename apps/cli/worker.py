@@ -1,4 +1,4 @@
-"""``python -m apps.cli worker [--agents anomaly,alerting,scheduling,notification]``: the agents as a process.
+"""``python -m apps.cli worker [--agents anomaly,alerting,scheduling,notification,diagnosis]``: the agents as a process.
 
 Runs when SM_BUS_URL is a NATS URL (docs/architecture/scaling.md): the worker consumes the JetStream stream's
 partitions it holds for each of its agents (``core.events.consumer``), runs their handlers, publishes the events
@@ -27,7 +27,7 @@ def worker(
         str | None,
         typer.Option(
             "--agents",
-            help="comma-separated agents to run: anomaly, alerting, scheduling, notification (default: all)",
+            help="comma-separated agents to run: anomaly, alerting, scheduling, notification, diagnosis (default: all)",
         ),
     ] = None,
     metrics_port: Annotated[
