@@ -90,7 +90,7 @@ HANDLERS: tuple[HandlerSpec, ...] = (
         diagnosis.AGENT,
         WaveformIngested,
         diagnosis.HANDLER_NAME,
-        lambda rt: diagnosis.DiagnoseSnapshot(rt.session_factory),
+        lambda rt: diagnosis.DiagnoseSnapshot.from_settings(rt.settings, rt.session_factory),
     ),
     # AlertRaised: one work order per incident
     HandlerSpec(

@@ -18,9 +18,12 @@ import asyncio
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.alerts.service import DEFAULT_INCIDENT_WINDOW
+from core.config import Settings
 from core.db.session import unit_of_work
 from core.events.types import Event, WaveformIngested
 from core.waveforms.diagnosis import DiagnosisService, Recorded, run_diagnosis, snapshot_inputs
@@ -51,9 +54,20 @@ def diagnosis_pool() -> ThreadPoolExecutor:
 class DiagnoseSnapshot:
     """The handler of ``WaveformIngested`` (module docstring)."""
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        incident_window: timedelta = DEFAULT_INCIDENT_WINDOW,
+    ) -> None:
         self._factory = session_factory
+        self._window = incident_window
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, session_factory: async_sessionmaker[AsyncSession]) -> DiagnoseSnapshot:
+        """The handler with the incident window of ``settings`` (``SM_INCIDENT_WINDOW_MINUTES``)."""
+        return cls(session_factory, incident_window=timedelta(minutes=settings.incident_window_minutes))
 
     async def __call__(self, event: Event) -> None:
         assert isinstance(event, WaveformIngested)
@@ -87,7 +101,7 @@ class DiagnoseSnapshot:
                 band,
             )
         async with unit_of_work(self._factory) as session:
-            recorded = await DiagnosisService(session).record(stored, result)
+            recorded = await DiagnosisService(session, incident_window=self._window).record(stored, result)
         if recorded.diagnosis_id is not None:
             logger.info(
                 "snapshot %s of sensor %s diagnosed: %s%s",

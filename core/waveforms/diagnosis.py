@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.alerts.repository import AlertingRepository, Observation, SensorInfo
 from core.alerts.rule_models import AlertRule
-from core.alerts.service import AlertingService
+from core.alerts.service import DEFAULT_INCIDENT_WINDOW, AlertingService
 from core.alerts.suppression import Suppression
 from core.ml.vibration.diagnosis import diagnose
 from core.observability.metrics import ALERTS_SUPPRESSED_TOTAL
@@ -175,11 +175,13 @@ class Recorded:
 
 
 class DiagnosisService:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, *, incident_window: timedelta = DEFAULT_INCIDENT_WINDOW) -> None:
+        """``incident_window``: how close in event time alerts of one asset join one incident
+        (``SM_INCIDENT_WINDOW_MINUTES``, as for the alerting agent)."""
         self._session = session
         self._repo = WaveformRepository(session)
         self._alerts = AlertingRepository(session)
-        self._alerting = AlertingService(session)
+        self._alerting = AlertingService(session, incident_window=incident_window)
 
     async def record(self, stored: StoredSnapshot, result: DiagnosisResult) -> Recorded:
         snapshot, sensor = stored.snapshot, stored.sensor
