@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from core.ml.rul.data import DEFAULT_CAP, INFORMATIVE, rul_target
-from core.ml.rul.evaluation import ConformalCalibrator, cv_splits, scores, split_off, truncate
+from core.ml.rul.evaluation import ConformalCalibrator, cv_splits, engine_folds, scores, split_off, truncate
 from core.ml.rul.features import Scaler
 from core.ml.rul.model import DEFAULT_MIN_CYCLES, RulModel, predict_last, promotion_cuts, promotion_engines
 
@@ -40,7 +40,10 @@ class RulConfig:
     bin_edges: tuple[float, ...] = (40.0, 80.0)
     folds: int = 5
     repeats: int = 2
+    calibration: str = "split"
+    """"split": offsets from calibration engines held out of training; "cross": cross-conformal (every engine)"""
     calibration_fraction: float = 0.25
+    calibration_folds: int = 4
     calibration_cuts: int = 20
     seed: int = 0
     n_estimators: int = 400
@@ -74,17 +77,11 @@ def make_estimator(config: RulConfig, seed: int) -> Any:
     )
 
 
-def fit_model(
-    trajectories: pd.DataFrame,
-    train_units: Sequence[int] | np.ndarray,
-    calibration_units: Sequence[int] | np.ndarray,
-    config: RulConfig,
-    seed: int,
+def fit_regressor(
+    trajectories: pd.DataFrame, train_units: Sequence[int] | np.ndarray, config: RulConfig, seed: int
 ) -> RulModel:
-    """Regressor on every cycle of the training engines (target: RUL capped at ``cap``), conformal offsets from
-    ``calibration_cuts`` test-like cuts of each calibration engine. The two engine sets must be disjoint."""
-    if set(np.asarray(train_units).tolist()) & set(np.asarray(calibration_units).tolist()):
-        raise ValueError("an engine is both a training and a calibration engine")
+    """A :class:`RulModel` whose regressor is fitted on every cycle of the training engines (target: RUL capped at
+    ``cap``); its calibrator is a placeholder until :func:`calibrate`."""
     train = trajectories[trajectories["unit"].isin(train_units)].sort_values(["unit", "cycle"])
     train = train.reset_index(drop=True)
     scaler = Scaler.fit(train, config.channels)
@@ -95,12 +92,70 @@ def fit_model(
     )  # fmt: skip
     features = model.features(train)
     model.estimator.fit(features.loc[:, model.feature_columns()], rul_target(train, config.cap).to_numpy())
-    calibration = trajectories[trajectories["unit"].isin(calibration_units)]
-    observed, truth = truncate(calibration, [seed, 7], cuts_per_engine=config.calibration_cuts)
+    return model
+
+
+def residual_pairs(
+    model: RulModel, trajectories: pd.DataFrame, units: Sequence[int] | np.ndarray, config: RulConfig, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(predicted, true)`` at ``calibration_cuts`` test-like cuts of each of ``units`` (never training engines of
+    ``model``)."""
+    observed, truth = truncate(
+        trajectories[trajectories["unit"].isin(units)], [seed, 7], cuts_per_engine=config.calibration_cuts
+    )
     predicted = predict_last(model, observed)
     true = truth.set_index("unit").loc[predicted["unit"], "rul"].to_numpy()
-    model.calibrator = ConformalCalibrator.fit(predicted["rul"], true, config.alpha, config.bin_edges)
+    return predicted["rul"].to_numpy(dtype=float), np.asarray(true, dtype=float)
+
+
+def fit_model(
+    trajectories: pd.DataFrame,
+    train_units: Sequence[int] | np.ndarray,
+    calibration_units: Sequence[int] | np.ndarray,
+    config: RulConfig,
+    seed: int,
+) -> RulModel:
+    """Split conformal: the regressor on the training engines, the offsets from cuts of the calibration engines
+    (disjoint from the training engines)."""
+    if set(np.asarray(train_units).tolist()) & set(np.asarray(calibration_units).tolist()):
+        raise ValueError("an engine is both a training and a calibration engine")
+    model = fit_regressor(trajectories, train_units, config, seed)
+    predicted, true = residual_pairs(model, trajectories, calibration_units, config, seed)
+    model.calibrator = ConformalCalibrator.fit(predicted, true, config.alpha, config.bin_edges)
     return model
+
+
+def fit_model_cross(
+    trajectories: pd.DataFrame, units: Sequence[int] | np.ndarray, config: RulConfig, seed: int
+) -> RulModel:
+    """Cross-conformal: the engines are dealt into ``calibration_folds`` folds; a regressor fitted without fold k
+    gives the residuals of fold k's cuts, so every engine calibrates once, by a model that never saw it; the
+    regressor served is fitted on all ``units``. (Its residuals are those of models trained on fewer engines: the
+    interval errs on the wide side.)"""
+    predicted, true = [], []
+    for k, held in enumerate(engine_folds(units, config.calibration_folds, seed + 500)):
+        rest = np.setdiff1d(np.asarray(units), held)
+        p, t = residual_pairs(fit_regressor(trajectories, rest, config, seed + k + 1), trajectories, held, config, seed)
+        predicted.append(p)
+        true.append(t)
+    model = fit_regressor(trajectories, units, config, seed)
+    model.calibrator = ConformalCalibrator.fit(
+        np.concatenate(predicted), np.concatenate(true), config.alpha, config.bin_edges
+    )
+    return model
+
+
+def fit_for(
+    trajectories: pd.DataFrame,
+    train_units: np.ndarray,
+    calibration_units: np.ndarray,
+    config: RulConfig,
+    seed: int,
+) -> RulModel:
+    """:func:`fit_model` (``calibration="split"``) or :func:`fit_model_cross` on both engine sets together."""
+    if config.calibration == "cross":
+        return fit_model_cross(trajectories, np.union1d(train_units, calibration_units), config, seed)
+    return fit_model(trajectories, train_units, calibration_units, config, seed)
 
 
 def evaluate(model: RulModel, observed: pd.DataFrame, truth: pd.DataFrame) -> tuple[dict[str, float], pd.DataFrame]:
@@ -156,7 +211,7 @@ def run_study(trajectories: pd.DataFrame, config: RulConfig | None = None, *, pr
     splits = cv_splits(development, config.folds, config.repeats, config.calibration_fraction, config.seed)
     for repeat, fold, split in tqdm(splits, desc="RUL CV folds", disable=not progress):
         seed = config.seed + 100 * repeat + fold
-        model = fit_model(dev, split.train, split.calibration, config, seed)
+        model = fit_for(dev, split.train, split.calibration, config, seed)
         observed, truth = truncate(dev[dev["unit"].isin(split.validation)], [config.seed, 11, repeat, fold])
         fold_scores, table = evaluate(model, observed, truth)
         rows.append({"repeat": repeat, "fold": fold, "train_engines": len(split.train),
@@ -165,7 +220,7 @@ def run_study(trajectories: pd.DataFrame, config: RulConfig | None = None, *, pr
     cv_seconds = time.perf_counter() - started
     started = time.perf_counter()
     train, calibration = split_off(development, config.calibration_fraction, config.seed + 99)
-    final = fit_model(dev, train, calibration, config, config.seed)
+    final = fit_for(dev, train, calibration, config, config.seed)
     fit_seconds = time.perf_counter() - started
     held_observed, held_truth = promotion_cuts(trajectories)
     holdout, holdout_table = evaluate(final, held_observed, held_truth)

@@ -141,3 +141,17 @@ def test_loaders_read_the_published_format_and_refuse_others(tmp_path: Path, fle
 def test_real_fd001_file(fd001: pd.DataFrame) -> None:
     assert len(fd001) == 20631 and fd001["unit"].nunique() == 100
     assert rul_target(fd001, cap=None).groupby(fd001["unit"]).max().min() >= 127
+
+
+def test_cross_conformal_calibrates_on_every_engine_once(fleet: pd.DataFrame) -> None:
+    from dataclasses import replace
+
+    from core.ml.rul.study import fit_model_cross
+    from tests.ml.rul.conftest import SMALL
+
+    config = replace(SMALL, calibration="cross", calibration_folds=3, calibration_cuts=4, n_estimators=20)
+    model = fit_model_cross(fleet, list(range(1, 25)), config, seed=0)
+    assert sum(model.calibrator.counts) == 24 * 4  # every engine's cuts, each scored by a model without it
+    observed, truth = truncate(fleet[fleet["unit"] > 30], 2)
+    out = predict_last(model, observed)
+    assert (out["rul_lower"] <= out["rul"]).all() and (out["rul"] <= out["rul_upper"]).all()
