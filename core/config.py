@@ -211,6 +211,20 @@ class Settings(BaseSettings):
     with the API and the database, ingest gets the CPU first and the agents take what is left, catching up from
     the stream when the burst ends (docs/architecture/scaling.md). Processes on their own hosts: 0."""
 
+    # --- vibration snapshots and live bearing diagnosis (core/waveforms, docs/architecture/waveforms.md) ---------
+    waveform_samples_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    """A snapshot's samples are dropped this long after its time once it is diagnosed (its features, diagnosis and
+    row stay for SM_RETENTION_DAYS)."""
+    waveform_diagnosis_threads: Annotated[int, Field(ge=1, le=64)] = 2
+    """Threads of a process running ``diagnose`` (shared by its diagnosis handlers): the CPU the agent may take."""
+    waveform_diagnosis_in_flight: Annotated[int, Field(ge=1, le=1024)] = 4
+    """Snapshots one diagnosis handler decodes or diagnoses at once (bounds memory under a burst)."""
+    waveform_resolve_after: Annotated[int, Field(ge=1, le=100)] = 3
+    """Consecutive healthy diagnoses that resolve the sensor's open bearing-fault alert."""
+    waveform_alert_severity: Literal["high", "critical"] = "high"
+    """Severity of the bearing-fault alert a named fault raises: the work order's priority and due date
+    (SM_MAINTENANCE_DUE_<SEVERITY>_H); work orders open for these two severities only."""
+
     # --- MQTT ingest bridge (core/ingest/mqtt, docs/architecture/mqtt.md) --------------------------------------
     mqtt_url: str | None = None
     """``mqtt://[user[:password]@]host[:port]`` (``mqtts://`` for TLS); when set it wins over the host, port,

@@ -15,7 +15,8 @@ agent off the event loop. ``DiagnosisService.record`` is one transaction:
    ``alert_id``: it is the alert's evidence (``GET /api/v1/alerts/{id}/diagnosis``);
    No alert opens while the snapshot lies in a maintenance window of the asset (planned downtime), as for every
    rule; the diagnosis is stored all the same;
-4. ``RESOLVE_AFTER`` consecutive healthy diagnoses (``none``) resolve the unresolved alert (after a repair);
+4. ``SM_WAVEFORM_RESOLVE_AFTER`` (3) consecutive healthy diagnoses (``none``) resolve the unresolved alert
+   (after a repair);
    ``unknown`` (not diagnosable, or the algorithm abstains) neither opens nor resolves anything.
 """
 
@@ -175,10 +176,21 @@ class Recorded:
 
 
 class DiagnosisService:
-    def __init__(self, session: AsyncSession, *, incident_window: timedelta = DEFAULT_INCIDENT_WINDOW) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        incident_window: timedelta = DEFAULT_INCIDENT_WINDOW,
+        severity: str = SEVERITY,
+        resolve_after: int = RESOLVE_AFTER,
+    ) -> None:
         """``incident_window``: how close in event time alerts of one asset join one incident
-        (``SM_INCIDENT_WINDOW_MINUTES``, as for the alerting agent)."""
+        (``SM_INCIDENT_WINDOW_MINUTES``, as for the alerting agent); ``severity`` of the alert a named fault raises
+        (``SM_WAVEFORM_ALERT_SEVERITY``); ``resolve_after`` consecutive healthy diagnoses resolve it
+        (``SM_WAVEFORM_RESOLVE_AFTER``)."""
         self._session = session
+        self._severity = severity
+        self._resolve_after = resolve_after
         self._repo = WaveformRepository(session)
         self._alerts = AlertingRepository(session)
         self._alerting = AlertingService(session, incident_window=incident_window)
@@ -215,7 +227,7 @@ class DiagnosisService:
                 return Recorded(diagnosis_id, suppressed=reason)
             opened = await self._alerting.open_alert(
                 # the rule exists only here (not a row of alert_rules): open_alert uses its name and severity
-                AlertRule(name=RULE_NAME, kind="diagnosis", severity=SEVERITY),
+                AlertRule(name=RULE_NAME, kind="diagnosis", severity=self._severity),
                 info,
                 [Observation(snapshot.timestamp, result.score_db)],
                 summary(result, snapshot.id),
@@ -233,14 +245,14 @@ class DiagnosisService:
         unresolved = (await self._alerts.unresolved_alerts([sensor_id], [RULE_NAME])).get((sensor_id, RULE_NAME))
         if unresolved is None or at < unresolved.event_opened_at:
             return False
-        faults = await self._repo.latest_faults(sensor_id, at, RESOLVE_AFTER)
-        if len(faults) < RESOLVE_AFTER or any(f != HEALTHY for f in faults):
+        faults = await self._repo.latest_faults(sensor_id, at, self._resolve_after)
+        if len(faults) < self._resolve_after or any(f != HEALTHY for f in faults):
             return False
         return await self._alerting.resolve_alert(
             unresolved.id,
             unresolved.incident_id,
             RULE_NAME,
-            f"{RESOLVE_AFTER} consecutive healthy diagnoses",
+            f"{self._resolve_after} consecutive healthy diagnoses",
             event_at=at,
         )
 

@@ -7,8 +7,9 @@ in the sensor's unit; ``<id>.kurtosis``, type ``kurtosis``) on one asset, with t
 ordinary readings of the feature sensors (so charts, anomaly detection and alert rules see them), then
 ``WaveformIngested`` and ``ReadingsIngested`` to the outbox (published after the commit). A snapshot of the
 sensor at a timestamp already stored is a duplicate: nothing is written, the stored one is answered. Retention
-runs here too, for the sensor only and bounded: samples older than ``SAMPLES_RETENTION_DAYS`` are dropped (the
-row, features and diagnoses stay), rows older than ``SM_RETENTION_DAYS`` are deleted (their diagnoses stay).
+runs here too, for the sensor only and bounded: samples older than ``SM_WAVEFORM_SAMPLES_RETENTION_DAYS`` (30)
+are dropped (the row, features and diagnoses stay), rows older than ``SM_RETENTION_DAYS`` are deleted (their
+diagnoses stay).
 """
 
 from __future__ import annotations
@@ -45,8 +46,6 @@ from core.waveforms.schemas import (
 )
 
 #: Samples older than this are dropped (the snapshot row, its RMS/kurtosis and its diagnosis stay).
-SAMPLES_RETENTION_DAYS = 30
-#: Snapshots purged per ingest request at most (retention keeps up with any steady snapshot rate).
 PURGE_BATCH = 16
 #: How far in the future a snapshot's timestamp may lie (device clock skew), as for readings.
 MAX_FUTURE = timedelta(minutes=5)
@@ -196,7 +195,9 @@ class WaveformService:
                     backfill=now - timestamp > timedelta(minutes=settings.backfill_age_minutes),
                 ),
             )
-        await self._repo.purge_samples(body.sensor_id, now - timedelta(days=SAMPLES_RETENTION_DAYS), limit=PURGE_BATCH)
+        await self._repo.purge_samples(
+            body.sensor_id, now - timedelta(days=settings.waveform_samples_retention_days), limit=PURGE_BATCH
+        )
         await self._repo.delete_snapshots(
             body.sensor_id, now - timedelta(days=settings.retention_days), limit=PURGE_BATCH
         )
@@ -288,7 +289,6 @@ class DiagnosisQueries:
 
 __all__ = [
     "PURGE_BATCH",
-    "SAMPLES_RETENTION_DAYS",
     "DiagnosisQueries",
     "WaveformService",
     "diagnosis_read",
