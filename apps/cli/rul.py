@@ -5,6 +5,7 @@ prints RMSE, the PHM08 score and the empirical coverage of its interval (``core.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -68,8 +69,8 @@ def rul_evaluate(
     typer.echo(f"model: {model} v{resolved}   test: {test} ({int(scores['engines'])} engines)")
     typer.echo(f"RMSE:           {scores['rmse']:.2f} cycles (MAE {scores['mae']:.2f}, bias {scores['bias']:+.2f})")
     typer.echo(f"PHM08 score:    {scores['phm08_score']:.1f} ({scores['phm08_score_mean']:.2f} per engine)")
-    typer.echo(
-        f"90 % interval:  coverage {scores['coverage']:.1%} of engines, mean width {scores['mean_width']:.1f} cycles"
-    )
+    nominal = "" if math.isnan(scores["interval"]) else f"{scores['interval']:.0%} "
+    width = f"mean width {scores['mean_width']:.1f} cycles"
+    typer.echo(f"{nominal}interval:  coverage {scores['coverage']:.1%} of engines, {width}")
     if out is not None:
         typer.echo(f"per-engine table: {out}")

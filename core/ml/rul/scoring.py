@@ -11,11 +11,21 @@ import pandas as pd
 
 from core.ml.rul.data import load_cmapss, load_truth
 from core.ml.rul.evaluation import phm08_terms, scores
-from core.ml.rul.model import predict_last
+from core.ml.rul.model import model_of, predict_last
 
 TABLE_COLUMNS: tuple[str, ...] = (
     "unit", "last_cycle", "cycles", "true_rul", "rul", "rul_lower", "rul_upper", "error", "covered", "phm08",
 )  # fmt: skip
+
+
+def nominal_interval(model: Any) -> float:
+    """The nominal coverage of the model's interval (metadata ``interval``; NaN when it states none)."""
+    inner = model_of(model)
+    meta = inner.metadata() if inner is not None else getattr(getattr(model, "metadata", None), "metadata", None)
+    try:
+        return float((meta or {})["interval"])
+    except (KeyError, TypeError, ValueError):
+        return float("nan")
 
 
 def score_files(
@@ -34,7 +44,8 @@ def score_files(
     table["covered"] = (table["rul_lower"] <= table["true_rul"]) & (table["true_rul"] <= table["rul_upper"])
     table["phm08"] = phm08_terms(table["rul"], table["true_rul"])
     result = scores(table["rul"], table["true_rul"], table["rul_lower"], table["rul_upper"])
+    result["interval"] = nominal_interval(model)
     return result, table.loc[:, list(TABLE_COLUMNS)]
 
 
-__all__ = ["TABLE_COLUMNS", "score_files"]
+__all__ = ["TABLE_COLUMNS", "nominal_interval", "score_files"]
