@@ -28,7 +28,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -87,12 +87,15 @@ class BusConsumer:
         agents: Mapping[str, Sequence[str]],
         session_factory: async_sessionmaker[AsyncSession],
         *,
+        event_types: Mapping[str, Collection[str]] | None = None,
         on_assign: OnAssign | None = None,
         name: str | None = None,
     ) -> None:
         self.settings = settings
         self.bus = bus
         self.agents = {agent: set(names) for agent, names in agents.items()}
+        self.event_types = {agent: set((event_types or {}).get(agent, ())) for agent in agents}
+        """agent → the event types its handlers take: its consumers receive only those (none given: every one)."""
         self.session_factory = session_factory
         self.on_assign = on_assign
         self.worker_id = name or worker_id()
@@ -118,7 +121,7 @@ class BusConsumer:
     async def start(self) -> None:
         self._nc = await connect(self.settings, f"sm-worker-{self.worker_id}")
         self._js = self._nc.jetstream(timeout=self.settings.bus_connect_timeout_s)
-        await ensure_topology(self._js, self.settings, self.agents)
+        await ensure_topology(self._js, self.settings, self.event_types, server=self._nc.connected_server_version)
         kv = await self._js.key_value(self.topology.lease_bucket)
         self._leases = {
             agent: PartitionLeases(

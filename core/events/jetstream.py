@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,7 @@ from core.observability.metrics import BUS_EVENTS_PUBLISHED_TOTAL
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NATS
+    from nats.aio.client import ServerVersion
     from nats.js import JetStreamContext
 
 logger = logging.getLogger("core.events.jetstream")
@@ -71,6 +72,14 @@ class Topology:
 
     def partition_filter(self, partition: int) -> str:
         return f"{self.prefix}.p{partition}.>"
+
+    def consumer_filters(self, partition: int, event_types: Collection[str], *, many: bool) -> list[str]:
+        """The subjects an agent's consumer of ``partition`` receives: only the event types its handlers take (an
+        agent with none given, or with several on a server that takes one filter only (< 2.10, ``many`` false):
+        the whole partition, the worker acknowledging what it does not handle)."""
+        if event_types and (len(event_types) == 1 or many):
+            return [self.subject(partition, t) for t in sorted(event_types)]
+        return [self.partition_filter(partition)]
 
     @staticmethod
     def consumer(agent: str, partition: int) -> str:
@@ -126,10 +135,15 @@ async def connect(settings: Settings, name: str) -> NATS:
     return nc
 
 
-async def ensure_topology(js: JetStreamContext, settings: Settings, agents: Iterable[str]) -> None:
-    """Create the stream, the consumers of ``agents`` for every partition and the lease bucket when missing.
+async def ensure_topology(
+    js: JetStreamContext, settings: Settings, agents: Mapping[str, Collection[str]], *, server: ServerVersion
+) -> None:
+    """Create the stream, the consumers of ``agents`` (agent → the event types its handlers take) for every
+    partition and the lease bucket when missing.
 
-    An existing stream is updated to the settings' retention limits; its subjects and partitions are fixed.
+    An existing stream is updated to the settings' retention limits; its subjects and partitions are fixed. A
+    consumer receives only its agent's event types (``Topology.consumer_filters``; several filters need a
+    2.10 server): the scheduling agent, for one, never sees the readings' events.
     """
     from nats.js import api
     from nats.js.errors import NotFoundError
@@ -156,14 +170,17 @@ async def ensure_topology(js: JetStreamContext, settings: Settings, agents: Iter
             await js.update_stream(config)
         except Exception as exc:  # noqa: BLE001 - the stream keeps working with its current limits: say so
             logger.warning("JetStream stream %s kept its configuration (update refused: %s)", topo.stream, exc)
-    for agent in agents:
+    many = (server.major, server.minor) >= (2, 10)
+    for agent, event_types in agents.items():
         for partition in range(topo.partitions):
+            filters = topo.consumer_filters(partition, event_types, many=many)
             await _add_consumer(
                 js,
                 topo.stream,
                 api.ConsumerConfig(
                     durable_name=topo.consumer(agent, partition),
-                    filter_subject=topo.partition_filter(partition),
+                    filter_subject=filters[0] if len(filters) == 1 else None,
+                    filter_subjects=filters if len(filters) > 1 else None,
                     ack_policy=api.AckPolicy.EXPLICIT,
                     deliver_policy=api.DeliverPolicy.ALL,
                     ack_wait=settings.bus_ack_wait_s,
@@ -208,6 +225,14 @@ class RemoteHandler:
     name: str
 
 
+def agent_event_types(handlers: Iterable[RemoteHandler]) -> dict[str, set[str]]:
+    """agent → the event types its handlers take (what its consumers receive)."""
+    out: dict[str, set[str]] = {}
+    for h in handlers:
+        out.setdefault(h.agent, set()).add(h.event_type)
+    return out
+
+
 def _not_here(event: Event) -> Any:
     raise BusError("this handler runs in the worker processes, not here")
 
@@ -222,6 +247,7 @@ class JetStreamBus(SubscriptionTable):
             h.name: Subscription(name=h.name, event_type=h.event_type, handler=_not_here) for h in handlers
         }
         self.agents = sorted({h.agent for h in handlers})
+        self._agent_events = agent_event_types(handlers)
         self._name = name
         self._nc: NATS | None = None
         self._js: JetStreamContext | None = None
@@ -237,7 +263,7 @@ class JetStreamBus(SubscriptionTable):
         agent's consumers exist before anything is published, so no message is missed by one)."""
         self._nc = await connect(self.settings, self._name)
         self._js = self._nc.jetstream(timeout=self.settings.bus_connect_timeout_s)
-        await ensure_topology(self._js, self.settings, self.agents)
+        await ensure_topology(self._js, self.settings, self._agent_events, server=self._nc.connected_server_version)
         self._stopped = False
         logger.info(
             "JetStream bus connected",
@@ -328,5 +354,6 @@ __all__ = [
     "Topology",
     "connect",
     "encode",
+    "agent_event_types",
     "ensure_topology",
 ]

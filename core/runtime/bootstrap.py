@@ -35,7 +35,7 @@ from core.ml.serving.loader import ModelServer
 from core.notifications.agent import NotificationEnqueuer
 from core.notifications.destinations import Resolver
 from core.notifications.worker import DeliveryWorker
-from core.runtime.handlers import AGENTS, handler_names, register_handlers, remote_handlers
+from core.runtime.handlers import AGENTS, event_types, handler_names, register_handlers, remote_handlers
 from core.runtime.ingest import IngestRuntime
 from core.runtime.runtime import Runtime
 
@@ -148,6 +148,7 @@ def bootstrap_worker(
         runtime.handlers_bus,
         handler_names(runtime.agents),
         runtime.session_factory,
+        event_types=event_types(runtime.agents),
         on_assign=lambda agent, partition: forget_partition(runtime, agent, partition),
         name=name,
     )

@@ -112,6 +112,11 @@ def handler_names(agents: Collection[str]) -> dict[str, list[str]]:
     return {agent: [spec.name for spec in HANDLERS if spec.agent == agent] for agent in agents}
 
 
+def event_types(agents: Collection[str]) -> dict[str, set[str]]:
+    """agent → the event types its handlers take (what its JetStream consumers receive)."""
+    return {agent: {spec.event.event_type for spec in HANDLERS if spec.agent == agent} for agent in agents}
+
+
 def remote_handlers() -> list[RemoteHandler]:
     """Every handler by agent, event type and name: what the JetStream bus of the API process knows of them."""
     return [RemoteHandler(spec.agent, spec.event.event_type, spec.name) for spec in HANDLERS]

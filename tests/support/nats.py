@@ -36,9 +36,16 @@ def _listening(port: int) -> bool:
 
 class NatsServer:
     def __init__(
-        self, root: Path, *, name: str = "n1", cluster_port: int | None = None, routes: list[int] | None = None
+        self,
+        root: Path,
+        *,
+        name: str = "n1",
+        cluster_port: int | None = None,
+        routes: list[int] | None = None,
+        binary: str | None = None,
     ) -> None:
         self.root = root
+        self.binary = binary
         self.name = name
         self.port = free_port()
         self.cluster_port = cluster_port
@@ -53,7 +60,7 @@ class NatsServer:
 
     def command(self) -> list[str]:
         cmd = [
-            nats_binary(),
+            self.binary or nats_binary(),
             "-a",
             "127.0.0.1",
             "-p",
