@@ -126,6 +126,8 @@ def rul_panel(assets: list[dict]) -> None:
     except ApiError as exc:
         if exc.status in (404, 409):
             st.info(f"No RUL estimate for {chosen['name']}: {exc.detail}")
+        elif exc.status == 503:
+            st.warning(f"No RUL estimate for {chosen['name']} now: the model registry is unavailable ({exc.detail})")
         else:
             api.show_error(exc, f"the RUL of {chosen['name']}")
         return
