@@ -2,7 +2,8 @@
 
 ``start()`` creates the task (nothing when the interval is 0: disabled); the first pass runs after one interval, or
 at once with ``first_pass_at_start``; a failed pass is logged with its traceback and the next one retries;
-``stop()`` cancels the task and waits for it. Subclasses implement :meth:`PeriodicWorker.run_pass`.
+``stop()`` cancels the task and waits for it. Subclasses implement :meth:`PeriodicWorker.run_pass`. A ``gate``
+(set by whoever runs several copies, e.g. the bus workers) skips the passes while it answers False.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 
 class PeriodicWorker:
@@ -24,6 +26,8 @@ class PeriodicWorker:
         self._logger = logger
         self._what = what
         self._task: asyncio.Task[None] | None = None
+        self.gate: Callable[[], bool] | None = None
+        """None: every pass runs; else a pass runs only when it answers True (checked at each interval)."""
 
     async def run_pass(self) -> None:
         raise NotImplementedError
@@ -44,7 +48,8 @@ class PeriodicWorker:
             await asyncio.sleep(self._interval)
         while True:
             try:
-                await self.run_pass()
+                if self.gate is None or self.gate():
+                    await self.run_pass()
             except asyncio.CancelledError:
                 raise
             except Exception:  # a failed pass is logged; the next one retries

@@ -16,6 +16,7 @@ finally disposes the engine the runtime created (a session factory passed in sta
 from __future__ import annotations
 
 from collections.abc import Collection
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -152,7 +153,16 @@ def bootstrap_worker(
         on_assign=lambda agent, partition: forget_partition(runtime, agent, partition),
         name=name,
     )
+    # the fleet-wide passes run in one worker of their agent (the holder of its partition 0), not in every copy
+    consumer = runtime.consumer
+    for checker, agent in ((runtime.no_data_checker, "alerting"), (runtime.drift_checker, "anomaly")):
+        if checker is not None:
+            checker.gate = partial(_holds_first_partition, consumer, agent)
     return runtime
+
+
+def _holds_first_partition(consumer: BusConsumer, agent: str) -> bool:
+    return 0 in consumer.held.get(agent, ())
 
 
 def forget_partition(runtime: Runtime, agent: str, partition: int) -> None:

@@ -93,6 +93,10 @@ async def test_two_workers_share_the_partitions_and_never_double_an_effect(
                 timeout=30,
                 what="both workers holding partitions of every agent",
             )
+            # the fleet-wide passes (no-data, drift) run in one worker: the holder of its agent's partition 0
+            for checker in ("no_data_checker", "drift_checker"):
+                gates = [getattr(w, checker).gate for w in workers]
+                assert sum(gate() for gate in gates) == 1, checker
             await ingest_all(api, sensors)
             await api.settle()
             held = [w.consumer.held for w in workers if w.consumer is not None]

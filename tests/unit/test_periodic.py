@@ -56,3 +56,24 @@ async def test_an_interval_of_zero_disables_the_worker() -> None:
     off.start()
     assert off._task is None
     await off.stop()
+
+
+async def test_a_closed_gate_skips_the_passes_until_it_opens() -> None:
+    worker = Counting(0.01, first_pass_at_start=True)
+    checks = 0
+    open_ = False
+
+    def gate() -> bool:
+        nonlocal checks
+        checks += 1
+        return open_
+
+    worker.gate = gate
+    worker.start()
+    while checks < 5:
+        await asyncio.sleep(0.01)
+    assert worker.passes == 0
+    open_ = True
+    await asyncio.wait_for(worker.ran.wait(), 5)
+    await worker.stop()
+    assert worker.passes >= 1
