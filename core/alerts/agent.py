@@ -54,6 +54,14 @@ class Watermarks:
     def after(self, sensor_ids: list[str]) -> dict[str, datetime]:
         return {s: self._until[s] for s in sensor_ids if s in self._until}
 
+    def forget(self, drop: Callable[[str], bool]) -> int:
+        """Drop the sensors ``drop`` picks (a worker gained their partition: another one evaluated them since);
+        the number dropped."""
+        gone = [s for s in self._until if drop(s)]
+        for sensor_id in gone:
+            del self._until[sensor_id]
+        return len(gone)
+
     def advance(self, sensor_ids: list[str], until: datetime) -> None:
         for sensor_id in sensor_ids:
             held = self._until.get(sensor_id)

@@ -20,7 +20,7 @@ from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.alerts.agent import NoDataChecker
+from core.alerts.agent import NoDataChecker, Watermarks
 from core.anomaly.agent import AnomalyAgent
 from core.config import Settings
 from core.db.session import create_engine, create_session_factory
@@ -166,15 +166,24 @@ def _holds_first_partition(consumer: BusConsumer, agent: str) -> bool:
 
 
 def forget_partition(runtime: Runtime, agent: str, partition: int) -> None:
-    """A worker gained ``partition`` of ``agent``: drop the per-sensor state another worker may have moved on (the
-    anomaly agent's baseline windows of that partition's sensors, rebuilt from the database on their next batch)."""
-    if agent != "anomaly" or runtime.anomaly_agent is None:
-        return
-    states = runtime.anomaly_agent.detector.states
+    """A worker gained ``partition`` of ``agent``: drop the per-sensor state another worker may have moved on — the
+    anomaly agent's baseline windows of that partition's sensors (rebuilt from the database on their next batch),
+    the alerting handlers' watermarks (their next batch is evaluated as its events say, as after a restart)."""
     partitions = runtime.settings.bus_partitions
-    for sensor_id in states.sensor_ids():
-        if sensor_partition(sensor_id, partitions) == partition:
-            states.pop(sensor_id)
+
+    def in_partition(sensor_id: str) -> bool:
+        return sensor_partition(sensor_id, partitions) == partition
+
+    if agent == "anomaly" and runtime.anomaly_agent is not None:
+        states = runtime.anomaly_agent.detector.states
+        for sensor_id in states.sensor_ids():
+            if in_partition(sensor_id):
+                states.pop(sensor_id)
+    if agent == "alerting":
+        for subscription in runtime.subscriptions:
+            watermarks = getattr(subscription.handler, "watermarks", None)
+            if isinstance(watermarks, Watermarks):
+                watermarks.forget(in_partition)
 
 
 __all__ = ["Runtime", "bootstrap", "bootstrap_worker", "forget_partition"]
