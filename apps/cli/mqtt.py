@@ -39,6 +39,16 @@ STOP_GRACE_S = 10.0
 def mqtt_bridge() -> None:
     """Ingest readings published over MQTT (QoS 1, persistent session) through the ingest service."""
     settings = cli_settings()
+    from core.ingest.mqtt.client import BrokerError, broker_address, production_problem
+
+    try:
+        problem = production_problem(settings, broker_address(settings))
+    except BrokerError as exc:
+        typer.echo(f"smart-maintenance mqtt-bridge: {exc}", err=True)
+        raise SystemExit(2) from None
+    if problem:
+        typer.echo(f"smart-maintenance mqtt-bridge: refusing to start with SM_ENV=production: {problem}.", err=True)
+        raise SystemExit(2)
     from core.observability.logging import configure_logging
 
     configure_logging(settings)

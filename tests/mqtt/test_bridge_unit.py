@@ -213,3 +213,36 @@ async def test_validation_failed_without_rejected_items_is_isolated_per_message(
     await run_until_acked(bridge, broker, 1)
     [(topic, notice)] = broker.published
     assert notice["status"] == 422 and notice["detail"] == "odd"
+
+
+def test_production_refuses_the_development_or_a_weak_mqtt_password() -> None:
+    from core.config import load_settings
+    from core.ingest.mqtt.client import DEV_MQTT_PASSWORD, broker_address, production_problem
+
+    def problem(env: str, **values: object) -> str | None:
+        settings = load_settings(env=env, **values)
+        return production_problem(settings, broker_address(settings))
+
+    assert problem("development", mqtt_password=DEV_MQTT_PASSWORD) is None
+    reason = problem("production", mqtt_password=DEV_MQTT_PASSWORD)
+    assert reason is not None and "development default" in reason and DEV_MQTT_PASSWORD not in reason
+    assert "shorter" in (problem("production", mqtt_url="mqtt://plant:abc@broker:1883") or "")
+    assert problem("production", mqtt_password="Zq8v-Yh3rT6pW9xK2mN5bC7d") is None
+    assert problem("production") is None  # no password (e.g. TLS client certificates): nothing to judge
+
+
+def test_the_bridge_cli_refuses_the_development_password_in_production(admin_database_url: str) -> None:
+    from core.ingest.mqtt.client import DEV_MQTT_PASSWORD
+    from tests.support.cli import run_cli
+
+    done = run_cli(
+        admin_database_url,
+        "mqtt-bridge",
+        timeout=60,
+        SM_ENV="production",
+        SM_MQTT_PASSWORD=DEV_MQTT_PASSWORD,
+        SM_MQTT_PORT="9",
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "SM_MQTT_PASSWORD is the development default" in done.stderr
+    assert DEV_MQTT_PASSWORD not in done.stderr

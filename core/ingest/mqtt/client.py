@@ -32,10 +32,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from core.config import Settings
+from core.config import Environment, Settings
 from core.ingest.mqtt.messages import Message
 from core.ingest.mqtt.topics import subscription
 from core.observability.metrics import MQTT_CONNECTED
+from core.secret_strength import weak_secret_reason
 
 logger = logging.getLogger("core.ingest.mqtt")
 
@@ -85,6 +86,18 @@ def broker_address(settings: Settings) -> BrokerAddress:
         tls,
         settings.mqtt_tls_ca_file,
     )
+
+
+#: The password compose gives the bridge's broker user when ``SM_MQTT_PASSWORD`` is unset (development only).
+DEV_MQTT_PASSWORD = "sm-dev-mqtt-password"
+
+
+def production_problem(settings: Settings, address: BrokerAddress) -> str | None:
+    """Why the bridge must not start with ``SM_ENV=production`` (the development password, or a weak one), or None.
+    Never includes the password."""
+    if settings.env is not Environment.production or address.password is None:
+        return None
+    return weak_secret_reason("SM_MQTT_PASSWORD", address.password, dev_default=DEV_MQTT_PASSWORD)
 
 
 def _reason(code: Any) -> str:
