@@ -164,3 +164,110 @@ def test_the_served_pyfunc_applies_its_calibration() -> None:
     old = legacy.predict(None, history, {"horizon": 12, "interval": 0.8})
     assert old["yhat_lower"].to_numpy() == pytest.approx(raw["yhat_lower"].to_numpy())
     assert calibration_metadata(legacy) == {}
+
+
+# --- sequential calibration through the folds (core/ml/forecast/sequential.py) ---------------------------------
+
+
+def _shifting_folds(rng: np.random.Generator, sds: list[float], roles: list[str]) -> pd.DataFrame:
+    """One fold per entry: 3 sensors × 24 steps, forecast = truth's mean, raw interval ±1.28 (a nominal 80 % for
+    SD 1), errors of SD ``sds[fold]`` that persist within a fold (AR(1), ρ = 0.8, like a forecast's residuals)."""
+    frames = []
+    for fold, (sd, role) in enumerate(zip(sds, roles, strict=True)):
+        for sensor in range(3):
+            noise = np.zeros(24)
+            shocks = rng.standard_normal(24) * np.sqrt(1 - 0.8**2)
+            noise[0] = rng.standard_normal()
+            for k in range(1, 24):
+                noise[k] = 0.8 * noise[k - 1] + shocks[k]
+            frames.append(pd.DataFrame({
+                "sensor_type": "vibration", "model": "prophet", "sensor_id": f"s{sensor}", "fold": fold,
+                "role": role, "step": np.arange(1, 25), "yhat": 0.0, "actual": sd * noise, "yhat_lower": -1.2816,
+                "yhat_upper": 1.2816, "in_fault": False,
+            }))  # fmt: skip
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_sequential_calibration_reaches_nominal_coverage_through_a_variance_shift() -> None:
+    """The error SD triples after the validation folds. Split-conformal on the validation folds keeps its old
+    factor and covers far less than 80 % afterwards; the sequential calibration (recent folds weighted more, ACI
+    level update) uses each fold's outcome before the next origin and gets back to nominal."""
+    from core.ml.forecast.sequential import SequentialDesign, run_sequential, summarise
+
+    rng = np.random.default_rng(5)
+    roles = ["validation"] * 12 + ["test"] * 40
+    folds = _shifting_folds(rng, [1.0] * 12 + [3.0] * 40, roles)
+    split = fit_calibrations(folds[folds["role"] == "validation"], 0.8, horizon=24, buckets=3)
+    later = calibrate_predictions(folds[folds["role"] == "test"], split, 0.8)
+    assert coverage(later["actual"], later["yhat_lower"], later["yhat_upper"]) < 0.5
+
+    def test_coverage(design: SequentialDesign) -> float:
+        result = run_sequential(folds, design, base_interval=0.8, horizon=24, interval=0.8)
+        return float(summarise(result.curve, "test")["coverage"].iloc[0])
+
+    assert test_coverage(SequentialDesign(decay=0.7, gamma=0.1)) == pytest.approx(0.8, abs=0.04)
+    # ACI alone (every earlier fold weighs the same): its long-run guarantee, |miss rate − α| ≤ (max(α₁, 1 − α₁) +
+    # γ) / (γ T) over the T calibrated folds, here 1.2 / (0.2 × 51) ≈ 0.12, and in fact much closer
+    aci = run_sequential(folds, SequentialDesign(decay=1.0, gamma=0.2), base_interval=0.8, horizon=24, interval=0.8)
+    per_fold = aci.curve["covered"] / aci.curve["n"]
+    assert abs(per_fold.mean() - 0.8) <= 1.2 / (0.2 * len(per_fold))
+    assert test_coverage(SequentialDesign(decay=1.0, gamma=0.2)) == pytest.approx(0.8, abs=0.06)
+    assert test_coverage(SequentialDesign(decay=1.0, gamma=0.0)) < 0.7  # without ACI nor decay: still lagging
+    # the state after the last fold carries the ACI shift and the weights; it round-trips through the model's dict
+    final = aci.final[("vibration", "prophet")]
+    assert final.level_shift and final.weights is not None and final.n == 52 * 72
+    assert IntervalCalibration.from_dict(final.to_dict()).factors(0.8) == pytest.approx(final.factors(0.8))
+
+
+def test_weighted_quantile_and_level_shift() -> None:
+    from core.ml.forecast.sequential import weighted_calibration
+
+    scores = np.arange(10, dtype=float)  # 0..9
+    flat = weighted_calibration(scores, np.ones(10, int), np.ones(10), base_interval=0.8, starts=(1,))
+    assert flat.factors(0.8) == IntervalCalibration.pooled(0.8, scores).factors(0.8) == (8.0,)  # ⌈11 × 0.8⌉ = 9th
+    # the newest half (5..9) weighs 1, the older half nearly nothing: the quantile comes from the newest scores
+    recent = weighted_calibration(scores, np.ones(10, int), np.r_[[1e-6] * 5, [1.0] * 5], base_interval=0.8,
+                                  starts=(1,))  # fmt: skip
+    assert recent.factors(0.5) == (7.0,)  # cumulative weight reaches 0.5 × 6 = 3 at the third newest score
+    shifted = weighted_calibration(scores, np.ones(10, int), np.ones(10), base_interval=0.8, starts=(1,),
+                                   level_shift=((0.5, 0.1), (0.9, 0.0)))  # fmt: skip
+    assert shifted.effective_level(0.5) == pytest.approx(0.6) and shifted.effective_level(0.7) == pytest.approx(0.75)
+    assert shifted.factors(0.5) == flat.factors(0.6)
+    assert shifted.effective_level(0.99) == pytest.approx(10 / 11)  # clipped to what the scores can reach
+
+
+def test_the_design_is_chosen_on_the_validation_folds_only() -> None:
+    from core.ml.forecast.sequential import SequentialDesign, choose_design
+
+    def rows(design: SequentialDesign, val: float, test: float) -> list[dict]:
+        base = {"design": design.label, "decay": design.decay, "gamma": design.gamma, "buckets": design.buckets,
+                "sensor_type": "t", "model": "naive", "width": 1.0, "n": 72}  # fmt: skip
+        return [base | {"role": "validation", "coverage": val}, base | {"role": "test", "coverage": test}]
+
+    a, b = SequentialDesign(1.0, 0.0, 3), SequentialDesign(0.7, 0.1, 3)
+    table = pd.DataFrame(rows(a, 0.79, 0.60) + rows(b, 0.70, 0.80))
+    assert choose_design(table, 0.8) == a  # b is better on the test folds, which choose nothing
+    tied = pd.DataFrame(rows(b, 0.81, 0.8) + rows(a, 0.79, 0.8))
+    assert choose_design(tied, 0.8) == a  # a tie goes to the simpler design
+
+
+def test_the_served_pyfunc_applies_a_sequential_calibration_state() -> None:
+    """The model carries the calibration as of training end (weighted scores + ACI shift); what it serves is that
+    state applied to the method's raw interval, the same function the backtest measured."""
+    from core.ml.forecast.sequential import weighted_calibration
+
+    rng = np.random.default_rng(2)
+    scores, steps = rng.normal(0.3, 0.4, 300), rng.integers(1, 25, 300)
+    state = weighted_calibration(scores, steps, 0.8 ** rng.integers(0, 5, 300), base_interval=0.8,
+                                 starts=(1, 9, 17), level_shift=((0.8, 0.05), (0.9, 0.02)))  # fmt: skip
+    model = pickle.loads(pickle.dumps(ForecastModel("naive", {}, FREQ.total_seconds(), "vibration",
+                                                    calibration=state)))  # fmt: skip
+    history = _history()
+    out = model.predict(None, history, {"horizon": 24, "interval": 0.8})
+    raw = make_forecaster("naive", {}, FREQ).fit(history["timestamp"], history["value"]).predict(24, 0.8)
+    lower, upper = state.apply(raw["yhat"], raw["yhat_lower"], raw["yhat_upper"], 0.8, np.arange(1, 25))
+    assert out["yhat_lower"].to_numpy() == pytest.approx(lower) and out["yhat_upper"].to_numpy() == pytest.approx(upper)
+    assert not np.allclose(lower, raw["yhat_lower"])
+    metadata = calibration_metadata(model)["interval_calibration"]
+    assert metadata["level_shift"] == {"0.8": 0.05, "0.9": 0.02}
+    assert metadata["factors"]["0.8"] == pytest.approx(state.factors(0.8), abs=1e-6)

@@ -266,6 +266,7 @@ def test_tuning_chooses_on_validation_folds_only() -> None:
         horizon=12,
         n_folds=3,
         n_validation=2,
+        calibration_folds=1,
         grids={"lightgbm": {"num_leaves": (3, 15), "n_estimators": (20, 80)}},
     )
     study = run_study(readings, None, config, progress=False)
@@ -304,7 +305,7 @@ def test_training_registers_a_model_that_honours_the_contract(tmp_path) -> None:
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     readings = _readings({"vibration": 2}, n=SEASON + 60)
-    config = ForecastConfig(horizon=6, n_folds=3, n_validation=1)
+    config = ForecastConfig(horizon=6, n_folds=3, n_validation=1, calibration_folds=2)
     run = run_forecast_training(
         readings, None, output_dir=tmp_path / "plots", tracking_uri=uri, config=config, progress=False
     )
@@ -329,13 +330,22 @@ def test_training_registers_a_model_that_honours_the_contract(tmp_path) -> None:
     for key in ("val_mae", "test_mae", "test_rmse", "test_smape", "test_skill", "test_coverage", "test_coverage_raw",
                 "test_width", "cal_n"):  # fmt: skip
         assert child.data.metrics[key] == pytest.approx(report.loc[chosen, key])
-    # the interval calibration: fitted on the validation folds only (1 fold × 6 steps × 2 sensors), reproducible
-    # from the run's params and artifact
+    # the interval calibration: the sequential state as of training end, from every fold (2 calibration + 1
+    # validation + 2 test folds × 6 steps × 2 sensors), its design chosen on the validation fold; reproducible from
+    # the run's params and artifact
+    assert [f.role for f in run.study.calibration_folds] == ["calibration"] * 2
+    assert run.study.calibration_folds[-1].cutoff < run.study.folds[0].cutoff
     calibration = run.study.calibrations[("vibration", chosen)]
-    assert calibration.n == 12 == child.data.metrics["cal_n"]
-    assert calibration.bucket_starts == (1,)  # 12 scores: too few for horizon buckets of 20, one pooled bucket
-    assert child.data.params["interval_calibration"] == "split-conformal on the validation folds"
+    assert calibration.n == 60 == child.data.metrics["cal_n"] and calibration.weights is not None
+    design = run.study.calibration_design
+    assert child.data.params["interval_calibration"] == (
+        "sequential conformal through the folds, state as of training end"
+    )
+    assert float(child.data.params["calibration_decay"]) == design.decay
+    assert float(child.data.params["calibration_gamma"]) == design.gamma
     assert child.data.params["calibration_factors"] == calibration.describe(0.8)
+    designs = run.study.calibration_designs
+    assert set(designs["role"]) == {"calibration", "validation", "test"} and designs["chosen"].any()
     stored = client.download_artifacts(version.run_id, "calibration/interval_calibration.json", str(tmp_path))
     from core.ml.forecast.conformal import IntervalCalibration
 
@@ -376,7 +386,7 @@ def test_training_registers_a_model_that_honours_the_contract(tmp_path) -> None:
     lower, upper = calibration.apply(raw["yhat"], raw["yhat_lower"], raw["yhat_upper"], 0.9, steps)
     assert out["yhat_lower"].to_numpy() == pytest.approx(lower) and out["yhat_upper"].to_numpy() == pytest.approx(upper)
     metadata = model.metadata.metadata
-    assert metadata["interval_calibration"]["n"] == 12
+    assert metadata["interval_calibration"]["n"] == 60
     curve = run.study.coverage_curve.set_index("model").loc[[chosen]]
     assert metadata["test_coverage"] == {f"{r.nominal:g}": pytest.approx(r.coverage, abs=1e-4)
                                          for r in curve.itertuples()}  # fmt: skip

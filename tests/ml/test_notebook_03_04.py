@@ -22,6 +22,7 @@ COMMON = {
     "horizon": 24,
     "n_folds": 6,
     "n_validation": 3,
+    "calibration_folds": 6,
     "interval": 0.8,
     "sensor_types": None,
     "max_sensors_per_type": None,
@@ -33,6 +34,7 @@ TINY = {
     "max_sensors_per_type": 1,
     "n_folds": 3,
     "n_validation": 1,
+    "calibration_folds": 1,
     "horizon": 6,
 }
 
@@ -124,7 +126,9 @@ def test_each_notebook_is_one_run_and_04_is_promoted_on_evidence(executed: dict[
     assert {"val_mae", "test_mae", "test_skill", "test_coverage", "test_coverage_raw", "cal_n"} <= set(
         children[0].data.metrics
     )
-    assert children[0].data.params["interval_calibration"] == "split-conformal on the validation folds"
+    assert children[0].data.params["interval_calibration"] == (
+        "sequential conformal through the folds, state as of training end"
+    )
 
     versions = client.search_model_versions("name='forecast_vibration'")
     assert sorted(int(v.version) for v in versions) == [1, 2]

@@ -16,7 +16,7 @@ CALIBRATED = {"nominal": 0.8, "calibrated": True, "test_coverage": 0.83, "calibr
 
 def test_the_interval_text_states_the_measured_coverage_or_why_there_is_none() -> None:
     assert interval_coverage_text(CALIBRATED, 0.8) == (
-        "80 % interval · test coverage 83 %, calibrated on 216 validation points"
+        "80 % interval · test coverage 83 %, calibrated on 216 backtest points"
     )
     uncalibrated = {"nominal": 0.8, "calibrated": False, "test_coverage": None}
     assert interval_coverage_text(uncalibrated, 0.8) == "80 % interval · not calibrated, coverage not measured"

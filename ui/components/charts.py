@@ -177,7 +177,7 @@ def interval_coverage_text(coverage: dict[str, Any] | None, nominal: float) -> s
     if not isinstance(measured, int | float):
         return f"{level} interval · calibrated, coverage not measured at this level"
     points = coverage.get("calibration_points")
-    origin = f", calibrated on {points} validation points" if isinstance(points, int) else ""
+    origin = f", calibrated on {points} backtest points" if isinstance(points, int) else ""
     return f"{level} interval · test coverage {_percent(measured)}{origin}"
 
 

@@ -77,8 +77,9 @@ for model in models or []:
             st.markdown("**Forecast interval coverage** (share of the test folds' readings inside the interval)")
             st.dataframe(pd.DataFrame(interval_coverage_rows(versions)), hide_index=True, width="stretch")
             st.caption(
-                "Intervals are split-conformal calibrated on the validation folds; the test folds chose nothing "
-                "and calibrated nothing. Raw = the method's own interval before calibration."
+                "Intervals are conformally calibrated through the backtest folds: each test origin only from the "
+                "folds before it (versions trained before issue 16 part 3: split-conformal on the validation "
+                "folds); the test folds chose nothing. Raw = the method's own interval before calibration."
             )
         champion, challenger = aliases.get("champion"), aliases.get("challenger")
         if champion and challenger and champion != challenger:

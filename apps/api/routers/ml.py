@@ -129,10 +129,11 @@ async def predict(body: PredictRequest, server: ServerDep) -> PredictResponse:
     description=(
         "Loads the sensor's last `SM_ML_FORECAST_HISTORY` readings and calls `forecast_<sensor type>` "
         "(champion by default) for `horizon` steps with a prediction interval of nominal coverage `interval` "
-        "(split-conformal calibrated on the training study's validation folds). `coverage` says what share of "
-        "the study's test-fold readings that interval actually covered. 404: unknown sensor or no such model; "
-        "409: the model has no version with the alias, or the sensor has no readings; 422: the model refuses "
-        "the request (e.g. an `interval` beyond what its calibration can reach)."
+        "(conformally calibrated through the training study's rolling-origin folds, each origin calibrated from "
+        "the folds before it; the model carries the state as of training end). `coverage` says what share of "
+        "the study's test-fold readings that procedure's interval actually covered. 404: unknown sensor or no "
+        "such model; 409: the model has no version with the alias, or the sensor has no readings; 422: the "
+        "model refuses the request (e.g. an `interval` beyond what its calibration can reach)."
     ),
     responses=problem_responses(404, 409, 422, 503),
 )

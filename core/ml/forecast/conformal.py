@@ -1,5 +1,8 @@
-"""Split-conformal calibration of the forecast intervals (issue 16: the raw intervals covered 39–91 % of a nominal
-80 % on the test folds, depending on the type and method).
+"""Conformal calibration of the forecast intervals (issue 16: the raw intervals covered 39–91 % of a nominal 80 % on
+the test folds, depending on the type and method): the score, :class:`IntervalCalibration` (plain, weighted, with an
+adaptive level shift) and the split-conformal fit on the validation folds. The study and the served models use the
+*sequential* calibration built from these pieces (:mod:`core.ml.forecast.sequential`); the split-conformal fit below
+is the first design, kept as the baseline the study reports beside it.
 
 **Score.** For a forecast with raw interval ``[lo, hi]`` (the method's own ``base`` interval, 0.8 by default) and
 actual ``y``, the conformity score is the width-normalised CQR score
@@ -60,12 +63,20 @@ class IntervalCalibration:
     base_interval: float
     scores: tuple[tuple[float, ...], ...]
     bucket_starts: tuple[int, ...] = (1,)
+    weights: tuple[tuple[float, ...], ...] | None = None
+    """Weight of each score (same shape as ``scores``; None: all 1). The quantile is the weighted one of Barber et
+    al. (2023), the new point weighing 1: the smallest score whose cumulative weight reaches ``α (W + 1)``."""
+    level_shift: tuple[tuple[float, float], ...] = ()
+    """Adaptive-conformal (ACI) state: ``(nominal, effective − nominal)`` pairs; the quantile is taken at the
+    effective level (the shift interpolated between the stored nominal levels, the nearest one outside them)."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.base_interval < 1.0:
             raise ValueError(f"base_interval must be in (0, 1), got {self.base_interval}")
         if len(self.scores) != len(self.bucket_starts) or not self.scores or not all(self.scores):
             raise ValueError("a calibration needs one non-empty score list per horizon bucket")
+        if self.weights is not None and [len(w) for w in self.weights] != [len(s) for s in self.scores]:
+            raise ValueError("weights must have the shape of the scores")
         if self.bucket_starts[0] != 1 or list(self.bucket_starts) != sorted(set(self.bucket_starts)):
             raise ValueError(f"bucket starts must increase from step 1, got {self.bucket_starts}")
 
@@ -81,24 +92,47 @@ class IntervalCalibration:
 
     @property
     def max_interval(self) -> float:
-        """The highest coverage every bucket can calibrate: ``n / (n + 1)`` of the smallest."""
-        n = min(len(s) for s in self.scores)
-        return n / (n + 1)
+        """The highest coverage every bucket can calibrate: ``W / (W + 1)`` of the smallest (W = its total weight,
+        ``n`` unweighted)."""
+        w = min(self._total_weights())
+        return w / (w + 1)
+
+    def _total_weights(self) -> list[float]:
+        if self.weights is None:
+            return [float(len(s)) for s in self.scores]
+        return [float(sum(w)) for w in self.weights]
+
+    def effective_level(self, interval: float) -> float:
+        """The level the quantile is taken at: ``interval`` plus the ACI shift (0 without one), clipped to
+        [0.01, :attr:`max_interval`] (ACI's level may leave [0, 1]; an infinite or empty interval is not served)."""
+        if not self.level_shift:
+            return interval
+        nominal = np.array([n for n, _ in self.level_shift])
+        shift = np.array([d for _, d in self.level_shift])
+        order = np.argsort(nominal)
+        level = interval + float(np.interp(interval, nominal[order], shift[order]))
+        return float(min(max(level, 0.01), self.max_interval))
 
     def factors(self, interval: float) -> tuple[float, ...]:
-        """``c(α)`` per bucket: its ``⌈(n + 1) α⌉``-th smallest score (in units of the raw interval's width)."""
+        """``c(α)`` per bucket: its ``⌈(n + 1) α⌉``-th smallest score (in units of the raw interval's width); the
+        weighted quantile when the scores carry weights, at the ACI-shifted level when there is a shift."""
         if not 0.0 < interval < 1.0:
             raise ValueError(f"interval must be in (0, 1), got {interval}")
+        if not self.level_shift and interval > self.max_interval + 1e-12:
+            n = min(len(s) for s in self.scores)
+            raise ValueError(
+                f"a {interval:.0%} interval needs at least {math.ceil(interval / (1 - interval))} calibration "
+                f"scores per horizon bucket; this model has {n} (at most {self.max_interval:.1%})"
+            )
+        level = self.effective_level(interval)
         out = []
-        for scores in self.scores:
-            n = len(scores)
-            k = math.ceil((n + 1) * interval - 1e-9)
-            if k > n:
-                raise ValueError(
-                    f"a {interval:.0%} interval needs at least {math.ceil(interval / (1 - interval))} calibration "
-                    f"scores per horizon bucket; this model has {n} (at most {self.max_interval:.1%})"
-                )
-            out.append(float(scores[max(k, 1) - 1]))
+        for i, scores in enumerate(self.scores):
+            if self.weights is None:
+                k = math.ceil((len(scores) + 1) * level - 1e-9)
+            else:
+                cumulative = np.cumsum(self.weights[i])
+                k = int(np.searchsorted(cumulative, level * (cumulative[-1] + 1.0) - 1e-9)) + 1
+            out.append(float(scores[min(max(k, 1), len(scores)) - 1]))
         return tuple(out)
 
     def bucket_of(self, steps: ArrayLike) -> np.ndarray:
@@ -122,16 +156,31 @@ class IntervalCalibration:
         return np.minimum(lo - c * width, y_hat), np.maximum(hi + c * width, y_hat)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "base_interval": self.base_interval,
             "bucket_starts": list(self.bucket_starts),
             "scores": [[round(s, 6) for s in bucket] for bucket in self.scores],
         }
+        if self.weights is not None:
+            out["weights"] = [[round(w, 8) for w in bucket] for bucket in self.weights]
+        if self.level_shift:
+            out["level_shift"] = [[n, round(d, 8)] for n, d in self.level_shift]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> IntervalCalibration:
-        scores = tuple(tuple(sorted(float(s) for s in bucket)) for bucket in data["scores"])
-        return cls(float(data["base_interval"]), scores, tuple(int(s) for s in data.get("bucket_starts", [1])))
+        """Scores stored sorted (weights in the same order), as :meth:`to_dict` writes them."""
+        scores = tuple(tuple(float(s) for s in bucket) for bucket in data["scores"])
+        weights = data.get("weights")
+        if weights is None:
+            scores = tuple(tuple(sorted(bucket)) for bucket in scores)
+        return cls(
+            float(data["base_interval"]),
+            scores,
+            tuple(int(s) for s in data.get("bucket_starts", [1])),
+            tuple(tuple(float(w) for w in bucket) for bucket in weights) if weights is not None else None,
+            tuple((float(n), float(d)) for n, d in data.get("level_shift", [])),
+        )
 
     @classmethod
     def fit(

@@ -130,8 +130,8 @@ def coverage_figure(study: ForecastStudy) -> Figure:
     axes[1, 0].set_ylabel(f"test coverage at {level:.0%} by horizon", fontsize=8)
     axes[0, 0].legend(fontsize=7, loc="lower right")
     fig.suptitle(
-        "Interval coverage on the test folds, split-conformal calibration from the validation folds "
-        "(bold = registered method)",
+        "Interval coverage on the test folds: sequential conformal calibration, at each origin from the earlier "
+        f"folds only ({study.calibration_design.label}, chosen on the validation folds; bold = registered)",
         fontsize=9,
     )
     fig.tight_layout()

@@ -6,10 +6,14 @@ sensor at the model's frequency after that sensor's last history timestamp, sens
 appearance.
 
 The model is the *method and its hyperparameters* chosen on the validation folds (seasonal naive, Prophet or
-LightGBM), the data's frequency and the **interval calibration** (split-conformal scores from the validation folds,
-:class:`core.ml.forecast.conformal.IntervalCalibration`): the method's raw interval at the calibration's base level
-is widened or narrowed to the requested coverage, so the served intervals are the calibrated ones. The coverage
-that calibration reached on the later test folds is in the model's metadata (``test_coverage``, by nominal level).
+LightGBM), the data's frequency and the **interval calibration**
+(:class:`core.ml.forecast.conformal.IntervalCalibration`): the sequential calibration's state as of training end
+(:mod:`core.ml.forecast.sequential`: the width-normalised scores of every backtest fold, weighted toward the recent
+ones, and the adaptive-conformal level shift), the same function the backtest applied at each test origin. The
+method's raw interval at the calibration's base level is widened or narrowed to the requested coverage, so the
+served intervals are the calibrated ones. The coverage that calibration procedure reached on the test folds is in
+the model's metadata (``test_coverage``, by nominal level). The state is not updated by ``predict``: it is the
+calibration as of training end (re-train to move it).
 All three methods are per-series forecasters, so ``predict`` fits the method on each sensor's history it is given
 and forecasts from there (Prophet ~0.1–1 s per sensor, LightGBM less, naive nothing). It keeps no state between
 calls. Give at least ``min_history`` readings per sensor (one day + one slot for a seasonal forecast; LightGBM
@@ -205,13 +209,23 @@ def calibration_metadata(model: ForecastModel) -> dict[str, Any]:
 
     factors = {f"{level:g}": [round(f, 6) for f in calibration.factors(level)] for level in COVERAGE_LEVELS
                if level <= calibration.max_interval}  # fmt: skip
+    sequential = calibration.weights is not None
+    method = (
+        "sequential conformal through the rolling-origin folds (every fold before training end, weighted toward "
+        "recent ones; ACI level shift), per horizon bucket — the state as of training end"
+        if sequential
+        else "split-conformal (width-normalised CQR scores) on the validation folds, per horizon bucket"
+    )
+    described: dict[str, Any] = {
+        "method": method,
+        "base_interval": calibration.base_interval,
+        "n": calibration.n,
+        "bucket_starts": list(calibration.bucket_starts),
+        "factors": factors,
+    }
+    if calibration.level_shift:
+        described["level_shift"] = {f"{n:g}": round(d, 6) for n, d in calibration.level_shift}
     return {
-        "interval_calibration": {
-            "method": "split-conformal (width-normalised CQR scores) on the validation folds, per horizon bucket",
-            "base_interval": calibration.base_interval,
-            "n": calibration.n,
-            "bucket_starts": list(calibration.bucket_starts),
-            "factors": factors,
-        },
+        "interval_calibration": described,
         "test_coverage": {k: round(float(v), 4) for k, v in model.test_coverage.items()},
     }

@@ -28,15 +28,24 @@ from core.ml.forecast.backtest import (
     select_sensors,
 )
 from core.ml.forecast.conformal import (
+    COVERAGE_LEVELS,
     IntervalCalibration,
     calibrate_predictions,
-    coverage_curve,
     fit_calibrations,
     interval_table,
 )
-from core.ml.forecast.models import DEFAULT_HORIZON, DEFAULT_INTERVAL, infer_frequency
+from core.ml.forecast.models import DEFAULT_HORIZON, DEFAULT_INTERVAL, infer_frequency, season_steps
+from core.ml.forecast.sequential import (
+    SequentialDesign,
+    choose_design,
+    design_grid,
+    evaluate_designs,
+    run_sequential,
+    summarise,
+)
 from core.ml.forecast.tuning import candidate_specs, select_on_validation
 
+CALIBRATION = "calibration"  # role of the folds before the validation folds (calibration only, never choosing)
 METRIC_COLUMNS = ("mae", "rmse", "smape", "skill", "coverage", "n")
 #: Interval columns of :meth:`ForecastStudy.report` (``test_coverage`` is the calibrated interval's).
 INTERVAL_COLUMNS = ("coverage_raw", "width", "width_raw", "cal_factors", "cal_n")
@@ -53,7 +62,8 @@ class ForecastConfig:
     max_configs: int | None = None
     seed: int = 0
     exclude_faults: bool = True
-    calibration_buckets: int = 3  # horizon buckets of the interval calibration (fewer when the data is short)
+    calibration_buckets: int = 3  # horizon buckets of the interval calibration (the grid also tries 1)
+    calibration_folds: int = 6  # extra origins before the validation folds, calibration only (fewer if data is short)
 
     @property
     def validation_folds(self) -> int:
@@ -76,9 +86,17 @@ class ForecastStudy:
     selected: dict[str, dict[str, ModelSpec]]
     chosen: dict[str, ModelSpec]
     calibration_predictions: pd.DataFrame
-    """The chosen specs' forecasts with their raw intervals on the validation folds (what calibrated them)."""
+    """The chosen specs' forecasts with their raw intervals on the calibration and validation folds."""
     calibrations: dict[tuple[str, ...], IntervalCalibration]
-    """Split-conformal calibration per (sensor type, method) from the validation folds (:mod:`.conformal`)."""
+    """Per (sensor type, method): the sequential calibration's state after the last test fold (every fold's scores,
+    weighted, and the ACI shift; :mod:`.sequential`) — what the registered model serves."""
+    calibration_folds: list[Fold]
+    """Origins before the validation folds, run only to calibrate (role ``"calibration"``)."""
+    calibration_design: SequentialDesign
+    """The design (decay, γ, buckets) chosen on the validation folds."""
+    calibration_designs: pd.DataFrame
+    """Every design tried: coverage and width per (type, method) on the validation folds (choice) and the test
+    folds (report), plus the split-conformal baseline calibrated on the validation folds only (test rows)."""
     test_predictions: pd.DataFrame
     """Test-fold forecasts with the *calibrated* interval (raw bounds in ``yhat_lower_raw``/``yhat_upper_raw``)."""
     test_scores: pd.DataFrame
@@ -164,26 +182,38 @@ def run_study(
     specs = candidate_specs(config.grids, config.max_configs, config.seed)
     val_folds = [f for f in folds if f.role == VALIDATION]
     test_folds = [f for f in folds if f.role == TEST]
+    cal_folds = calibration_folds(folds, config.calibration_folds, data["timestamp"].min(), freq)
     # Validation: point forecasts only (the choice is by MAE; LightGBM then skips its calibration fit).
     val_pred = backtest(data, faults, val_folds, specs, interval=None, progress=progress, desc="validation")
     val_scores, selected, chosen = select_on_validation(val_pred, specs, exclude_faults=config.exclude_faults)
     # Test: only the chosen spec of each method, never used for choosing.
     test_specs: dict[str, Sequence[ModelSpec]] = {t: list(methods.values()) for t, methods in selected.items()}
-    # Calibration: the same chosen specs, with their raw intervals, on the validation folds (split-conformal).
+    # Calibration: the same chosen specs with their raw intervals on the calibration and validation folds, then on
+    # the test folds; the sequential calibration at each origin uses only the folds before it.
     cal_pred = backtest(
-        data, faults, val_folds, test_specs, interval=config.interval, progress=progress, desc="calibration"
-    )
-    calibrations = fit_calibrations(
-        scored(cal_pred, config.exclude_faults),
-        config.interval,
-        horizon=config.horizon,
-        buckets=config.calibration_buckets,
-    )
+        data, faults, [*cal_folds, *val_folds], test_specs, interval=config.interval, progress=progress,
+        desc="calibration",
+    )  # fmt: skip
     test_raw = backtest(
         data, faults, test_folds, test_specs, interval=config.interval, progress=progress, desc="test"
     )
-    test_pred = calibrate_predictions(test_raw, calibrations, config.interval)
+    every = pd.concat([cal_pred, test_raw], ignore_index=True)
+    grid = design_grid(config.calibration_buckets)
+    base, horizon, level = config.interval, config.horizon, config.interval
+    designs = evaluate_designs(
+        every, grid, base_interval=base, horizon=horizon, interval=level, exclude_faults=config.exclude_faults
+    )
+    design = choose_design(designs, config.interval)
+    designs = pd.concat([designs, _split_baseline(cal_pred, test_raw, config)], ignore_index=True)
+    designs["chosen"] = designs["design"] == design.label
+    result = run_sequential(
+        every, design, base_interval=base, horizon=horizon, interval=level, levels=COVERAGE_LEVELS,
+        exclude_faults=config.exclude_faults,
+    )  # fmt: skip
+    calibrations = result.final
+    test_pred = result.predictions[result.predictions["role"] == TEST].reset_index(drop=True)
     test_scored = scored(test_pred, config.exclude_faults)
+    curve = summarise(result.curve, TEST)
     return ForecastStudy(
         config=config,
         folds=folds,
@@ -194,14 +224,49 @@ def run_study(
         chosen=chosen,
         calibration_predictions=cal_pred,
         calibrations=calibrations,
+        calibration_folds=cal_folds,
+        calibration_design=design,
+        calibration_designs=designs,
         test_predictions=test_pred,
         test_scores=score_table(test_pred, exclude_faults=config.exclude_faults),
         test_intervals=interval_table(test_scored, calibrations, config.interval),
-        coverage_curve=coverage_curve(test_scored, calibrations),
+        coverage_curve=curve.loc[:, ["sensor_type", "model", "nominal", "coverage", "width", "n"]],
         test_scores_with_faults=score_table(test_pred, exclude_faults=False),
         horizon_errors=error_by_horizon(test_pred, exclude_faults=config.exclude_faults),
         readings=data,
         faults=faults,
+    )
+
+
+def calibration_folds(folds: Sequence[Fold], count: int, start: pd.Timestamp, freq: pd.Timedelta) -> list[Fold]:
+    """Up to ``count`` origins before the first fold, one horizon apart, role ``"calibration"``, negative indices;
+    only origins with a season (one day) + one slot of history before them (the seasonal naive needs it)."""
+    first = folds[0]
+    need = start + freq * season_steps(freq)
+    out = []
+    for i in range(1, int(count) + 1):
+        cutoff = first.cutoff - freq * first.horizon * i
+        if cutoff < need:
+            break
+        out.append(Fold(-i, cutoff, CALIBRATION, first.horizon, freq))
+    return out[::-1]
+
+
+def _split_baseline(cal_pred: pd.DataFrame, test_raw: pd.DataFrame, config: ForecastConfig) -> pd.DataFrame:
+    """The first design (issue 16, commit 71ef9c7): split-conformal on the validation folds only, per horizon
+    bucket; its coverage and width on the test folds, for the designs table."""
+    validation = scored(cal_pred[cal_pred["role"] == VALIDATION], config.exclude_faults)
+    calibrations = fit_calibrations(
+        validation, config.interval, horizon=config.horizon, buckets=config.calibration_buckets
+    )
+    table = interval_table(
+        scored(calibrate_predictions(test_raw, calibrations, config.interval), config.exclude_faults),
+        calibrations,
+        config.interval,
+    )
+    label = f"split-conformal, validation folds only, buckets={config.calibration_buckets}"
+    return table.loc[:, ["sensor_type", "model", "coverage", "width", "n"]].assign(
+        design=label, decay=float("nan"), gamma=float("nan"), buckets=config.calibration_buckets, role=TEST
     )
 
 

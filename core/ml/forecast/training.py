@@ -75,12 +75,15 @@ def _test_coverage(study: ForecastStudy, sensor_type: str, method: str) -> dict[
     return {f"{r.nominal:g}": float(r.coverage) for r in rows.itertuples() if pd.notna(r.coverage)}
 
 
-def _calibration_params(calibration: Any, interval: float) -> dict[str, Any]:
-    """Run params that make the served interval reproducible (the scores themselves are an artifact)."""
+def _calibration_params(calibration: Any, interval: float, design: Any) -> dict[str, Any]:
+    """Run params that make the served interval reproducible (the scores, weights and ACI shift are an artifact)."""
     if calibration is None:
         return {"interval_calibration": "none"}
     return {
-        "interval_calibration": "split-conformal on the validation folds",
+        "interval_calibration": "sequential conformal through the folds, state as of training end",
+        "calibration_decay": design.decay,
+        "calibration_gamma": design.gamma,
+        "calibration_level_shift": ", ".join(f"{n:g}: {d:+.4f}" for n, d in calibration.level_shift) or "none",
         "calibration_base_interval": calibration.base_interval,
         "calibration_n": calibration.n,
         "calibration_buckets": ",".join(str(s) for s in calibration.bucket_starts),
@@ -147,6 +150,8 @@ def run_forecast_training(
                 "rows": len(data),
                 "candidates": len(study.specs),
                 "folds": json.dumps([[f.role, f.cutoff.isoformat()] for f in study.folds]),
+                "calibration_fold_cutoffs": json.dumps([f.cutoff.isoformat() for f in study.calibration_folds]),
+                "calibration_design": study.calibration_design.label,
             }
         )
         metrics = {}
@@ -170,6 +175,7 @@ def run_forecast_training(
             study.folds_table().to_csv(tables / "folds.csv", index=False)
             study.test_intervals.to_csv(tables / "test_intervals.csv", index=False)
             study.coverage_curve.to_csv(tables / "test_coverage_curve.csv", index=False)
+            study.calibration_designs.to_csv(tables / "calibration_designs.csv", index=False)
             calibrations = {"/".join(k): c.to_dict() for k, c in study.calibrations.items()}
             (tables / "interval_calibrations.json").write_text(json.dumps(calibrations))
             mlflow.log_artifacts(str(tables), "tables")
@@ -201,7 +207,7 @@ def run_forecast_training(
                 mlflow.log_params(
                     {"method": spec.method, "horizon": config.horizon, "interval": config.interval}
                     | {f"hp.{k}": v for k, v in spec.params.items()}
-                    | _calibration_params(calibration, config.interval)
+                    | _calibration_params(calibration, config.interval, study.calibration_design)
                 )
                 if calibration is not None:
                     mlflow.log_dict(calibration.to_dict(), "calibration/interval_calibration.json")

@@ -191,14 +191,15 @@ class IntervalCoverage(BaseModel):
 
     nominal: float = Field(description="The requested coverage (`interval`).")
     calibrated: bool = Field(
-        description="The interval is split-conformal calibrated on the study's validation folds (models trained "
-        "before calibration existed serve the method's raw interval)."
+        description="The interval is conformally calibrated (since issue 16 part 3: sequentially through the "
+        "study's rolling-origin folds, the state as of training end; models trained before calibration existed "
+        "serve the method's raw interval)."
     )
     test_coverage: float | None = Field(
         description="Share of the test folds' readings inside this model's interval at this nominal level; null "
         "when not measured at this level (measured levels: `measured`)."
     )
-    calibration_points: int | None = Field(description="Validation-fold scores behind the calibration.")
+    calibration_points: int | None = Field(description="Backtest scores behind the calibration.")
     measured: dict[str, float] = Field(
         default_factory=dict, description="Test-fold coverage by nominal level (`\"0.8\"` → 0.81)."
     )
