@@ -55,6 +55,7 @@ EVALUATORS: dict[str, str] = {
     "forecast_": "core.ml.forecast.models:evaluate_for_promotion",
     "ai4i_": "core.ml.ai4i.model:evaluate_for_promotion",
     "vibration_": "core.ml.vibration.tracking:evaluate_for_promotion",
+    "rul_": "core.ml.rul.model:evaluate_for_promotion",
 }
 
 Evaluator = Callable[["PyFuncModel"], float]
