@@ -115,10 +115,11 @@ class IntervalCalibration:
 
     def factors(self, interval: float) -> tuple[float, ...]:
         """``c(α)`` per bucket: its ``⌈(n + 1) α⌉``-th smallest score (in units of the raw interval's width); the
-        weighted quantile when the scores carry weights, at the ACI-shifted level when there is a shift."""
+        weighted quantile when the scores carry weights, at the ACI-shifted level when there is a shift. A nominal
+        ``interval`` above :attr:`max_interval` is refused (whatever the shift)."""
         if not 0.0 < interval < 1.0:
             raise ValueError(f"interval must be in (0, 1), got {interval}")
-        if not self.level_shift and interval > self.max_interval + 1e-12:
+        if interval > self.max_interval + 1e-12:
             n = min(len(s) for s in self.scores)
             raise ValueError(
                 f"a {interval:.0%} interval needs at least {math.ceil(interval / (1 - interval))} calibration "

@@ -131,9 +131,14 @@ def run_sequential(
                         all_scores[earlier], step_of[earlier], weights, base_interval=base_interval,
                         starts=starts, level_shift=((nominal, shift[nominal]),),
                     )  # fmt: skip
-                    lower, upper = calibration.apply(
-                        rows["yhat"], rows["yhat_lower"], rows["yhat_upper"], nominal, rows["step"]
-                    )
+                    if nominal > calibration.max_interval:  # too few earlier scores for this level: raw bounds
+                        lower, upper = rows["yhat_lower"].to_numpy(float), rows["yhat_upper"].to_numpy(float)
+                        if nominal != float(interval):
+                            continue
+                    else:
+                        lower, upper = calibration.apply(
+                            rows["yhat"], rows["yhat_lower"], rows["yhat_upper"], nominal, rows["step"]
+                        )
                     y = rows["actual"].to_numpy(float)[scored_rows]
                     covered = coverage(y, lower[scored_rows], upper[scored_rows])
                     records.append(
