@@ -33,7 +33,7 @@ from core.events.outbox import add_to_outbox
 from core.events.types import AlertRaised, MaintenanceTaskCreated, MaintenanceTaskEscalated
 from core.incidents.repository import IncidentRepository
 from core.maintenance.repository import MaintenanceRepository
-from core.maintenance.rul_due import RulBound, default_rul_bound, due_with_rul
+from core.maintenance.rul_due import NoRulBound, RulBound, due_with_rul
 from core.workorders.models import ACTIVE_TASK_STATUSES, MaintenanceTask
 from core.workorders.policy import DEFAULT_DUE_AFTER, PRIORITY_BY_SEVERITY, PRIORITY_RANK
 
@@ -42,17 +42,17 @@ logger = logging.getLogger("core.maintenance.scheduling")
 
 class SchedulingService:
     def __init__(self, session: AsyncSession, *, rul: RulBound | None = None) -> None:
+        """``rul``: where RUL lower bounds come from (injected by the runtime); None: none, due by severity only."""
         self._session = session
         self._repo = MaintenanceRepository(session)
-        self._rul = rul
+        self._rul: RulBound = rul if rul is not None else NoRulBound()
 
     async def _due(
         self, asset_id: int | None, seen_at: datetime, severity: str, due_after: Mapping[str, timedelta]
     ) -> tuple[datetime, str]:
         """The due date (severity's, brought forward to the RUL lower bound when earlier) and a note saying so."""
         by_severity = seen_at + due_after.get(severity, DEFAULT_DUE_AFTER[severity])
-        rul = self._rul if self._rul is not None else default_rul_bound()
-        bound = await rul.lower_bound_at(self._session, asset_id)
+        bound = await self._rul.lower_bound_at(self._session, asset_id)
         due = due_with_rul(by_severity, bound)
         if bound is None or due != bound:
             return due, ""

@@ -30,6 +30,7 @@ from core.events.types import (
     WaveformIngested,
 )
 from core.maintenance import agent as scheduling
+from core.ml.rul.due import RulDueDates
 from core.notifications import agent as notification
 from core.notifications.envelope import NOTIFIED_EVENTS
 from core.observability import agent as telemetry
@@ -48,6 +49,13 @@ class HandlerSpec:
     event: type[Event]
     name: str
     build: Callable[[Runtime], Handler]
+
+
+def scheduling_handler(rt: Runtime) -> scheduling.OpenTaskForAlert:
+    """The scheduling agent, its RUL source injected: lower bounds of RUL intervals from the runtime's model
+    server (``core.ml.rul.due``, cached ``SM_ML_ALIAS_TTL_S``) bring work orders' due dates forward."""
+    rul = RulDueDates(lambda: rt.models, ttl_s=rt.settings.ml_alias_ttl_s)
+    return scheduling.OpenTaskForAlert.from_settings(rt.settings, rt.session_factory, rul=rul)
 
 
 #: The agents a worker can run (``--agents``); in the in-process mode the API process runs them all.
@@ -92,13 +100,8 @@ HANDLERS: tuple[HandlerSpec, ...] = (
         diagnosis.HANDLER_NAME,
         lambda rt: diagnosis.DiagnoseSnapshot.from_settings(rt.settings, rt.session_factory),
     ),
-    # AlertRaised: one work order per incident
-    HandlerSpec(
-        "scheduling",
-        AlertRaised,
-        scheduling.HANDLER_NAME,
-        lambda rt: scheduling.OpenTaskForAlert.from_settings(rt.settings, rt.session_factory),
-    ),
+    # AlertRaised: one work order per incident (due by severity, or earlier by the asset's RUL lower bound)
+    HandlerSpec("scheduling", AlertRaised, scheduling.HANDLER_NAME, scheduling_handler),
 )
 
 

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import asyncpg
 import httpx
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from apps.api.deps import app_runtime
 from core.config import Settings
+from core.maintenance.rul_due import NoRulBound
 from core.maintenance.scheduling import SchedulingService
 from core.ml.registry.memory import InMemoryRegistry
 from core.ml.registry.port import CHAMPION
@@ -25,6 +27,7 @@ from core.ml.rul.due import RulDueDates
 from core.ml.rul.model import RulModel, predict_last
 from core.ml.rul.study import RulConfig, fit_model
 from core.ml.serving.loader import ModelServer
+from core.runtime.handlers import scheduling_handler
 from tests.api.auth_support import bootstrap_headers, serve_app
 from tests.ml.rul.support import synthetic_fleet
 from tests.support.db import session_factory_for
@@ -152,8 +155,12 @@ async def factory(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncS
 async def test_work_order_due_by_the_rul_lower_bound_when_earlier(
     settings: Settings, world: World, factory: async_sessionmaker[AsyncSession]
 ) -> None:
+    """Through the scheduling agent as the runtime builds it (``core.runtime.handlers``): the RUL source is injected
+    on the runtime's model server."""
     registry = world.registry
-    rul = RulDueDates(lambda: ModelServer(registry), ttl_s=60.0)
+    runtime = SimpleNamespace(settings=settings, session_factory=factory, models=ModelServer(registry))
+    handler = scheduling_handler(runtime)  # type: ignore[arg-type]
+    assert isinstance(handler._rul, RulDueDates)
     trajectory = engine(world, 30, 120)
     async with connect(settings) as conn:
         asset_id, sensors = await make_asset(conn, "turbofan", INFORMATIVE, trajectory)
@@ -173,8 +180,7 @@ async def test_work_order_due_by_the_rul_lower_bound_when_earlier(
 
     loads_before = sum(1 for c in registry.calls if c[0] == "load")
     for event in (late, early, pump_alert):
-        async with factory() as session, session.begin():
-            await SchedulingService(session, rul=rul).open_for_alert(event)
+        await handler(event)
     async with connect(settings) as conn:
         [by_rul] = await tasks_for_alert(conn, late.alert_id)
         [by_severity] = await tasks_for_alert(conn, early.alert_id)
@@ -187,3 +193,23 @@ async def test_work_order_due_by_the_rul_lower_bound_when_earlier(
     loads = sum(1 for c in registry.calls if c[0] == "load")
     assert loads == loads_before + 1  # one model load; the second alert on the asset used the cached estimate
     assert all(str(pump_id) not in " ".join(c) for c in registry.calls)
+
+
+async def test_scheduling_without_a_rul_source_is_due_by_severity(
+    settings: Settings, world: World, factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """SchedulingService without an injected source (NoRulBound): the severity's due date, no registry call."""
+    trajectory = engine(world, 31, 120)
+    async with connect(settings) as conn:
+        _asset_id, sensors = await make_asset(conn, "turbofan", INFORMATIVE, trajectory)
+        last_cycle = T0 + CYCLE * 119
+        alert = await make_alert(conn, sensors["T30"], severity="critical", opened_at=last_cycle + timedelta(days=30))
+    calls = len(world.registry.calls)
+    async with factory() as session, session.begin():
+        service = SchedulingService(session)
+        assert isinstance(service._rul, NoRulBound)
+        await service.open_for_alert(alert)
+    async with connect(settings) as conn:
+        [task] = await tasks_for_alert(conn, alert.alert_id)
+    assert task["due_at"] == last_cycle + timedelta(days=30, hours=4)
+    assert "RUL" not in task["description"] and len(world.registry.calls) == calls

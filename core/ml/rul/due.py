@@ -11,7 +11,8 @@ Cost per alert, in order, stopping at the first "no":
    (:data:`core.ml.rul.data.CHANNELS`)? Assets without such sensors — every asset of the platform that is not a
    run-to-failure machine — stop here: no registry call, no model;
 2. an estimate cached for the asset in the process, no older than ``SM_ML_ALIAS_TTL_S`` (bounded staleness);
-3. otherwise the champion of ``rul_<kind>`` from a process-wide :class:`~core.ml.serving.loader.ModelServer`
+3. otherwise the champion of ``rul_<kind>`` from the process's :class:`~core.ml.serving.loader.ModelServer` (the
+   runtime's, :func:`core.runtime.handlers`)
    (loaded once per version, the alias re-resolved at most every TTL), the last cycles read and the model run.
    A failure (no model, registry down, unmapped channel, too few cycles) is remembered for the same TTL, logged,
    and the severity's due date applies.
@@ -92,24 +93,4 @@ class RulDueDates:
         return None if estimate is None else estimate.lower_bound_at
 
 
-_DEFAULT: RulDueDates | None = None
-
-
-def default_rul_due_dates() -> RulDueDates:
-    """The process's source, on the settings' MLflow registry (created on first use; the model server too)."""
-    global _DEFAULT
-    if _DEFAULT is None:
-        from core.config import get_settings
-
-        settings = get_settings()
-
-        def server() -> ModelServer:
-            from core.ml.serving.loader import ModelServer
-
-            return ModelServer.from_settings(get_settings())
-
-        _DEFAULT = RulDueDates(server, ttl_s=settings.ml_alias_ttl_s)
-    return _DEFAULT
-
-
-__all__ = ["RulDueDates", "default_rul_due_dates"]
+__all__ = ["RulDueDates"]
