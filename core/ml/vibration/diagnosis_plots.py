@@ -20,7 +20,8 @@ FAMILY_COLOURS = {"outer race": "tab:red", "inner race": "tab:blue", "ball": "ta
 
 def plot_kurtogram_ses(d: Diagnosis, title: str, harmonics: int = 3) -> Figure:
     """Left: the fast kurtogram of the pre-whitened record (chosen band boxed). Right: the squared envelope
-    spectrum of the reported band with each family's fitted comb marked and the answer in the title."""
+    spectrum of the reported band (of the whitened or the raw signal, as chosen) with each family's fitted comb
+    marked and the answer in the title."""
     fig = Figure(figsize=(12, 4.2))
     ax_k, ax_s = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.6]})
     if d.kurtogram is not None:
@@ -35,8 +36,8 @@ def plot_kurtogram_ses(d: Diagnosis, title: str, harmonics: int = 3) -> Figure:
                                                     fill=False, ec="w", lw=2))  # fmt: skip
         ax_k.set_xlabel("frequency [kHz]")
         ax_k.set_ylabel("level")
-        ax_k.set_title(f"kurtogram (max SK {kg.best.kurtosis:.1f} at {kg.best.low:.0f}–{kg.best.high:.0f} Hz)",
-                       fontsize=9)  # fmt: skip
+        ax_k.set_title(f"kurtogram of the whitened record (max SK {kg.best.kurtosis:.1f} at "
+                       f"{kg.best.low:.0f}–{kg.best.high:.0f} Hz)", fontsize=9)  # fmt: skip
     else:
         ax_k.text(0.5, 0.5, "band given: no kurtogram", ha="center", va="center")
         ax_k.set_axis_off()
@@ -50,7 +51,8 @@ def plot_kurtogram_ses(d: Diagnosis, title: str, harmonics: int = 3) -> Figure:
     ax_s.set_xlabel("cyclic frequency [Hz]")
     ax_s.set_ylabel("squared envelope amplitude")
     scores = ", ".join(f"{k} {v:.1f}" for k, v in d.scores_db.items())
-    ax_s.set_title(f"{title}: {d.fault}  (band {d.band[0]:.0f}–{d.band[1]:.0f} Hz; dB: {scores}; "
+    signal = "whitened" if d.prewhitened else "raw"
+    ax_s.set_title(f"{title}: {d.fault}  ({signal} signal, band {d.band[0]:.0f}–{d.band[1]:.0f} Hz; dB: {scores}; "
                    f"floor {d.threshold_db:.1f})", fontsize=8)  # fmt: skip
     ax_s.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
