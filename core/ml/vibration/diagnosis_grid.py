@@ -13,7 +13,9 @@ conditions the CWRU rig and real machines vary (see :mod:`core.ml.vibration.simu
   (1797 / 1772 / 1750 / 1730 rpm, load zone widening with load) × three defect sizes (impact 0.08 / 0.15 / 0.3 g)
   × two noise levels (0.05 / 0.15 g) × masking off/on (12 shaft harmonics ×3 and a 28-tooth gear mesh at
   0.3 g), outer-race spall at 6:00, 3:00 or 12:00, resonance at 0.2–0.3·fs, seed 0;
-* ``held-out``: never looked at while tuning: random draws (seeds from 10,000) of every parameter from ranges
+* ``held-out``: never looked at while tuning: random draws (seeds from :data:`HELDOUT_FIRST_SEED` = 30,000; the
+  earlier held-out grids, seeds from 10,000 and from 20,000, were seen during development and are kept only for
+  the record) of every parameter from ranges
   that include values not in the development grid -- speed 1,700–1,850 rpm with a ±0.5 % error in the speed
   given to the diagnosis, fs 12 / 20 / 25.6 / 48 kHz, resonance anywhere in 0.12–0.42·fs, noise 0.03–0.2 g,
   impact 0.05–0.4 g, load zone 50–90°, random knocks on a quarter of the healthy records, and the IMS rig's
@@ -30,6 +32,10 @@ import numpy as np
 from core.ml.vibration.bearings import IMS_RPM, REXNORD_ZA_2115, SKF_6205, BearingGeometry
 from core.ml.vibration.simulator import FAULT_NAMES, DefectPhysics, simulate_signal
 
+#: first seed of the current held-out grid; the grids from 10,000 (run twice) and 20,000 (run once, its failures
+#: then examined) were seen while developing and are no longer held out
+HELDOUT_FIRST_SEED = 30_000
+HELDOUT_FIRST_SEED_MIN = 10_000
 CWRU_LOAD_RPM = {0: 1797.0, 1: 1772.0, 2: 1750.0, 3: 1730.0}
 #: load zone half-angle (deg) and depth per motor load: more load, wider zone, less relative modulation
 LOAD_ZONE = {0: (60.0, 0.9), 1: (70.0, 0.85), 2: (80.0, 0.8), 3: (90.0, 0.75)}
@@ -148,10 +154,14 @@ def development_cases() -> list[SimCase]:
     return cases
 
 
-def heldout_cases(count: int = 400) -> list[SimCase]:
-    """``count`` held-out cases, random draws from wider ranges (see the module doc), seeds from 10,000."""
+def heldout_cases(count: int = 400, *, first_seed: int = HELDOUT_FIRST_SEED) -> list[SimCase]:
+    """``count`` held-out cases, random draws from wider ranges (see the module doc), seeds from ``first_seed``
+    (the draws and every record's noise). ``first_seed=10_000`` and ``20_000`` give the earlier held-out grids,
+    which were looked at while the method changed and are no longer held out."""
+    if first_seed < HELDOUT_FIRST_SEED_MIN:
+        raise ValueError(f"held-out seeds start at {HELDOUT_FIRST_SEED_MIN:,} (below: development seeds)")
     cases: list[SimCase] = []
-    rng = np.random.default_rng(10_000)
+    rng = np.random.default_rng(first_seed)
     faults = ("none", "outer", "inner", "ball")
     for i in range(count):
         fault = faults[i % 4]
@@ -170,7 +180,7 @@ def heldout_cases(count: int = 400) -> list[SimCase]:
                 float(rng.uniform(0.05, 0.4)), float(rng.uniform(0.03, 0.2)), bool(rng.random() < 0.5),
                 float(rng.uniform(0.12, 0.42) * fs), physics, load,
                 knocks_per_s=float(rng.uniform(1, 5)) if fault == "none" and rng.random() < 0.25 else 0.0,
-                seed=10_000 + i,
+                seed=first_seed + i,
             )
         )  # fmt: skip
     return cases

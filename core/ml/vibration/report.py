@@ -16,6 +16,7 @@ from core.ml.eda.plots import save_figures
 from core.ml.vibration.alarms import AlarmConfig
 from core.ml.vibration.bearings import IMS_RPM, REXNORD_ZA_2115, SKF_6205
 from core.ml.vibration.diagnosis import Diagnosis, diagnose
+from core.ml.vibration.diagnosis_grid import cwru_label
 from core.ml.vibration.gauntlet import ims_study, run_coverage, signal_levels, simulation_study
 from core.ml.vibration.models import MODEL_KINDS
 from core.ml.vibration.plots import plot_envelope_spectra, plot_health_timelines, plot_simulator_detection
@@ -156,14 +157,21 @@ def _conclusion(entry: dict[str, Any]) -> str:
 def _cwru_section(
     path: Path, fs: float, max_files: int | None
 ) -> tuple[list[dict[str, Any]], dict[str, Diagnosis]]:
+    """Diagnose the drive-end channel of every CWRU ``.mat`` file of ``path`` (or of that one file). Each file's
+    sampling rate comes from its CWRU record number (the file name, else the ``X<nnn>`` variables inside: the
+    normal baseline 97–100 is recorded at 48 kHz, the drive-end fault records at 12 kHz); ``fs`` is used only for
+    a number the CWRU catalogue does not list."""
     files = sorted(path.glob("*.mat")) if path.is_dir() else [path]
     rows: list[dict[str, Any]] = []
     spectra: dict[str, Diagnosis] = {}
     for f in files[: max_files or None]:
-        rec = read_cwru_mat(f, fs)
+        rec = read_cwru_mat(f, fs)  # the rate is only recorded here, not applied: the samples are the same
+        label = (cwru_label(f.stem) if f.stem.isdigit() else None) or cwru_label(rec.record)
+        file_fs, fs_source = (label.fs, "CWRU record number") if label is not None else (fs, "cwru_fs parameter")
         rpm = rec.rpm or 1797.0
-        d = diagnose(rec.signals["DE"], fs, rpm, SKF_6205)
-        rows.append({"file": f.name, "record": rec.record, "rpm": rpm, "fault": d.fault} | d.scores_db)
+        d = diagnose(rec.signals["DE"], file_fs, rpm, SKF_6205)
+        rows.append({"file": f.name, "record": rec.record, "fs": file_fs, "fs_source": fs_source, "rpm": rpm,
+                     "fault": d.fault} | d.scores_db)  # fmt: skip
         if len(spectra) < 4:
             spectra[f"CWRU {f.name} DE"] = d
     return rows, spectra

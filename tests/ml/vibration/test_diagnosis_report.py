@@ -40,7 +40,7 @@ def test_outcomes_and_confusion() -> None:
     assert matrix.loc["ball", "unknown"] == 1 and matrix.loc["inner race", "ball"] == 1 and matrix.to_numpy().sum() == 4
     s = summarise(table)
     assert s["all"] == {"records": 4, "correct": 2, "unknown": 1, "missed": 0, "false_alarm": 0, "wrong_family": 1,
-                        "unknown_rate": 0.25}  # fmt: skip
+                        "unknown_rate": 0.25, "none_on_defect_rate": 0.0}  # fmt: skip
 
 
 def test_grids_are_disjoint_and_deterministic() -> None:
@@ -51,6 +51,10 @@ def test_grids_are_disjoint_and_deterministic() -> None:
     np.testing.assert_array_equal(held[3].signal(), heldout_cases(40)[3].signal())
     assert {c.fs for c in held} - {12_000.0, 48_000.0}  # sampling rates the development grid never had
     assert any(c.geometry.name == "ZA-2115" for c in held)
+    first = heldout_cases(40, first_seed=10_000)  # the first held-out grid, seen during development
+    assert min(c.seed for c in held) == 30_000 and {c.seed for c in held}.isdisjoint({c.seed for c in first})
+    with pytest.raises(ValueError):
+        heldout_cases(4, first_seed=383)  # a development seed
 
 
 def test_build_report_writes_figures_tables_and_the_results_section(tmp_path: Path) -> None:
@@ -68,7 +72,9 @@ def test_build_report_writes_figures_tables_and_the_results_section(tmp_path: Pa
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert {"confusion.png", "detection_heldout.png", "results.json", "cwru.csv", "held-out.csv"} <= names
     assert any(n.startswith("kurtogram_ses_outer_race_130") for n in names)
+    assert "seconds" not in pd.read_csv(tmp_path / "out" / "held-out.csv").columns  # no churn on re-runs
     results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert 0.0 <= results["held-out"]["all"]["none_on_defect_rate"] <= 1.0
     assert results["cwru"]["all"]["correct"] == 1 and results["held-out"]["all"]["records"] == 4
     text = doc.read_text(encoding="utf-8")
     assert "old" not in text and text.startswith("# Report\n\nintro") and text.rstrip().endswith("after")
@@ -76,3 +82,18 @@ def test_build_report_writes_figures_tables_and_the_results_section(tmp_path: Pa
     with pytest.raises(ValueError):
         build_report(None, tmp_path / "out2", doc=tmp_path / "out" / "cwru.csv", heldout=4, development=False,
                      progress=False)  # fmt: skip
+
+
+def test_gauntlet_cwru_section_takes_each_files_rate_from_its_record_number(tmp_path: Path) -> None:
+    from core.ml.vibration.report import _cwru_section
+
+    normal = simulate_signal("none", fs=48_000, rpm=1797, n_samples=48_000, rng=2)
+    outer = simulate_signal("outer", fs=12_000, rpm=1797, n_samples=24_000, severity=0.3, rng=1)
+    savemat(tmp_path / "97.mat", {"X097_DE_time": normal[:, None], "X097RPM": np.array([[1797]])})
+    savemat(tmp_path / "OR007@6_0.mat", {"X130_DE_time": outer[:, None], "X130RPM": np.array([[1797]])})
+    savemat(tmp_path / "mystery.mat", {"X999_DE_time": outer[:, None], "X999RPM": np.array([[1797]])})
+    rows, _ = _cwru_section(tmp_path, 12_000.0, None)
+    got = {r["file"]: (r["fs"], r["fs_source"], r["fault"]) for r in rows}
+    assert got["97.mat"] == (48_000.0, "CWRU record number", "none")  # read at 12 kHz it would be mis-scaled
+    assert got["OR007@6_0.mat"] == (12_000.0, "CWRU record number", "outer race")  # number from X130 inside
+    assert got["mystery.mat"][:2] == (12_000.0, "cwru_fs parameter")
