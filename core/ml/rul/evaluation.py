@@ -155,9 +155,38 @@ def truncate(
 
 
 # --- conformal ----------------------------------------------------------------------------------------------------
+def weighted_rank_quantiles(
+    scores: NDArray[np.float64], weights: NDArray[np.float64] | None, alpha: float
+) -> tuple[float, float]:
+    """The conformal ``(lower, upper)`` quantiles of ``scores`` at ``alpha/2`` and ``1 − alpha/2``.
+
+    Unweighted: the ⌊(n+1)·α/2⌋-th and ⌈(n+1)·(1 − α/2)⌉-th smallest score (−∞/+∞ when out of range). Weighted
+    (one weight per score, e.g. 1 / cuts of its engine so that every engine weighs the same): the weighted
+    quantiles at levels α/2 − (1 − α/2)/n and (1 − α/2)(1 + 1/n), n the effective sample size (Σw)²/Σw² — the
+    same finite-sample inflation with engines, not cuts, as the exchangeable units."""
+    order = np.argsort(scores, kind="stable")
+    s = scores[order]
+    n = len(s)
+    if weights is None:
+        lo_rank = math.floor((n + 1) * alpha / 2)
+        hi_rank = math.ceil((n + 1) * (1 - alpha / 2))
+        lo_q = float(s[lo_rank - 1]) if lo_rank >= 1 else -math.inf
+        return lo_q, float(s[hi_rank - 1]) if hi_rank <= n else math.inf
+    w = weights[order]
+    n_eff = float(w.sum() ** 2 / np.sum(w * w))
+    cum = np.cumsum(w) / w.sum()
+    hi_level = (1 - alpha / 2) * (1 + 1 / n_eff)
+    lo_level = alpha / 2 - (1 - alpha / 2) / n_eff
+    hi = float(s[min(int(np.searchsorted(cum, hi_level - 1e-12)), n - 1)]) if hi_level <= 1 else math.inf
+    lo = float(s[min(int(np.searchsorted(cum, lo_level - 1e-12)), n - 1)]) if lo_level > 0 else -math.inf
+    return lo, hi
+
+
 @dataclass(frozen=True)
 class ConformalCalibrator:
-    """Mondrian split-conformal offsets per bin of the predicted RUL (see module docstring)."""
+    """Mondrian split-conformal offsets per bin of the predicted RUL (see module docstring), optionally normalised:
+    with ``scale`` = (a, b) the scores are residual / σ(ŷ), σ(ŷ) = max(a + b·ŷ, ``min_scale``), and the interval
+    is [ŷ + σ(ŷ)·q_lo, ŷ + σ(ŷ)·q_hi] (the default (1, 0) is the plain residual)."""
 
     alpha: float
     edges: tuple[float, ...]
@@ -165,18 +194,37 @@ class ConformalCalibrator:
     q_lo: tuple[float, ...]
     q_hi: tuple[float, ...]
     counts: tuple[int, ...] = field(default=())
+    scale: tuple[float, float] = (1.0, 0.0)
+    min_scale: float = 1.0
+
+    def sigma(self, predicted: ArrayLike) -> NDArray[np.float64]:
+        a, b = getattr(self, "scale", (1.0, 0.0))  # models pickled before normalisation have no scale
+        p = np.asarray(predicted, dtype=float)
+        return np.asarray(np.maximum(a + b * p, getattr(self, "min_scale", 1.0)), dtype=float)
 
     @classmethod
     def fit(
-        cls, predicted: ArrayLike, true: ArrayLike, alpha: float = 0.1, edges: Sequence[float] = (), min_bin: int = 30
+        cls,
+        predicted: ArrayLike,
+        true: ArrayLike,
+        alpha: float = 0.1,
+        edges: Sequence[float] = (),
+        min_bin: int = 30,
+        *,
+        weights: ArrayLike | None = None,
+        scale: tuple[float, float] = (1.0, 0.0),
+        min_scale: float = 1.0,
     ) -> ConformalCalibrator:
         """Offsets from calibration predictions; bins with fewer than ``min_bin`` residuals are merged into their
-        neighbour (the last into the previous)."""
+        neighbour (the last into the previous). ``weights``: see :func:`weighted_rank_quantiles`."""
         if not 0 < alpha < 1:
             raise ValueError(f"alpha must be in (0, 1), got {alpha}")
         p, t = np.asarray(predicted, dtype=float), np.asarray(true, dtype=float)
         if len(p) != len(t) or len(p) == 0:
             raise ValueError("calibration needs as many predictions as truths, at least one")
+        w = None if weights is None else np.asarray(weights, dtype=float)
+        if w is not None and (len(w) != len(p) or not np.all(w > 0)):
+            raise ValueError("one positive weight per calibration prediction")
         kept = sorted(float(e) for e in edges)
         while kept:
             counts = np.bincount(np.searchsorted(kept, p, side="right"), minlength=len(kept) + 1)
@@ -185,40 +233,46 @@ class ConformalCalibrator:
                 break
             i = small[0]
             kept.pop(min(i, len(kept) - 1))
+        unscaled = cls(float(alpha), (), (0.0,), (0.0,), (), (float(scale[0]), float(scale[1])), float(min_scale))
+        score = (t - p) / unscaled.sigma(p)
         bins = np.searchsorted(kept, p, side="right")
         q_lo, q_hi, counts_out = [], [], []
         for b in range(len(kept) + 1):
-            residual = np.sort(t[bins == b] - p[bins == b])
-            n = len(residual)
-            lo_rank = math.floor((n + 1) * alpha / 2)
-            hi_rank = math.ceil((n + 1) * (1 - alpha / 2))
-            q_lo.append(float(residual[lo_rank - 1]) if lo_rank >= 1 else -math.inf)
-            q_hi.append(float(residual[hi_rank - 1]) if hi_rank <= n else math.inf)
-            counts_out.append(n)
-        return cls(float(alpha), tuple(kept), tuple(q_lo), tuple(q_hi), tuple(counts_out))
+            inside = bins == b
+            lo, hi = weighted_rank_quantiles(score[inside], None if w is None else w[inside], alpha)
+            q_lo.append(lo)
+            q_hi.append(hi)
+            counts_out.append(int(inside.sum()))
+        return cls(float(alpha), tuple(kept), tuple(q_lo), tuple(q_hi), tuple(counts_out), unscaled.scale,
+                   unscaled.min_scale)  # fmt: skip
 
     def interval(self, predicted: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         p = np.asarray(predicted, dtype=float)
         bins = np.searchsorted(np.asarray(self.edges, dtype=float), p, side="right")
-        lo = p + np.asarray(self.q_lo)[bins]
-        hi = p + np.asarray(self.q_hi)[bins]
+        sigma = self.sigma(p)
+        lo = p + sigma * np.asarray(self.q_lo)[bins]
+        hi = p + sigma * np.asarray(self.q_hi)[bins]
         return np.maximum(lo, 0.0), np.maximum(hi, 0.0)
 
     def to_dict(self) -> dict[str, object]:
         return {"alpha": self.alpha, "edges": list(self.edges), "q_lo": list(self.q_lo), "q_hi": list(self.q_hi),
-                "counts": list(self.counts)}  # fmt: skip
+                "counts": list(self.counts), "scale": list(getattr(self, "scale", (1.0, 0.0))),
+                "min_scale": getattr(self, "min_scale", 1.0)}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> ConformalCalibrator:
         def floats(key: str) -> tuple[float, ...]:
             return tuple(float(v) for v in data[key])  # type: ignore[attr-defined]
 
+        scale = tuple(float(v) for v in data.get("scale", (1.0, 0.0)))  # type: ignore[attr-defined]
         return cls(
             float(data["alpha"]),  # type: ignore[arg-type]
             floats("edges"),
             floats("q_lo"),
             floats("q_hi"),
             tuple(int(v) for v in data.get("counts", ())),  # type: ignore[attr-defined]
+            (scale[0], scale[1]),
+            float(data.get("min_scale", 1.0)),  # type: ignore[arg-type]
         )
 
 
@@ -234,4 +288,5 @@ __all__ = [
     "scores",
     "split_off",
     "truncate",
+    "weighted_rank_quantiles",
 ]

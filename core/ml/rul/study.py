@@ -45,6 +45,13 @@ class RulConfig:
     calibration_fraction: float = 0.25
     calibration_folds: int = 4
     calibration_cuts: int = 20
+    """cuts per calibration engine of ``calibration="cross"``"""
+    calibration_method: str = "bins40/80_20cuts"
+    """the conformal variant of ``calibration="split"`` (a key of :data:`core.ml.rul.coverage.VARIANTS`), chosen by
+    the nested coverage study"""
+    coverage_repeats: int = 10
+    coverage_folds: int = 5
+    """the nested coverage study (:func:`core.ml.rul.coverage.nested_coverage`): repeats × folds; 0 repeats: none"""
     seed: int = 0
     n_estimators: int = 400
     learning_rate: float = 0.03
@@ -115,13 +122,22 @@ def fit_model(
     config: RulConfig,
     seed: int,
 ) -> RulModel:
-    """Split conformal: the regressor on the training engines, the offsets from cuts of the calibration engines
-    (disjoint from the training engines)."""
+    """Split conformal: the regressor on the training engines, the interval by ``config.calibration_method``
+    (:data:`core.ml.rul.coverage.VARIANTS`) from the admissible test-like cuts of the calibration engines (disjoint
+    from the training engines) — the same code the nested coverage study measures."""
+    from core.ml.rul.coverage import VARIANTS, CalibrationData, predicted_cuts
+
     if set(np.asarray(train_units).tolist()) & set(np.asarray(calibration_units).tolist()):
         raise ValueError("an engine is both a training and a calibration engine")
+    if config.calibration_method not in VARIANTS:
+        raise ValueError(f"unknown calibration method {config.calibration_method!r} (one of {list(VARIANTS)})")
     model = fit_regressor(trajectories, train_units, config, seed)
-    predicted, true = residual_pairs(model, trajectories, calibration_units, config, seed)
-    model.calibrator = ConformalCalibrator.fit(predicted, true, config.alpha, config.bin_edges)
+    data = CalibrationData(
+        predicted_cuts(model, trajectories[trajectories["unit"].isin(calibration_units)]),
+        predicted_cuts(model, trajectories[trajectories["unit"].isin(train_units)]),
+        np.random.default_rng([seed, 7]),
+    )
+    model.calibrator = VARIANTS[config.calibration_method](data, config.alpha)
     return model
 
 
@@ -184,6 +200,8 @@ class RulStudy:
     holdout_truth: pd.DataFrame
     model: RulModel
     seconds: dict[str, float]
+    coverage: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """the nested coverage study: one row per (repeat, fold, calibration variant), empty when not run"""
 
     def cv_summary(self) -> dict[str, float]:
         """Mean and SD over folds of each metric (``cv_<metric>_mean`` / ``_sd``) and the pooled coverage."""
@@ -224,6 +242,15 @@ def run_study(trajectories: pd.DataFrame, config: RulConfig | None = None, *, pr
     fit_seconds = time.perf_counter() - started
     held_observed, held_truth = promotion_cuts(trajectories)
     holdout, holdout_table = evaluate(final, held_observed, held_truth)
+    coverage, coverage_seconds = pd.DataFrame(), 0.0
+    if config.coverage_repeats > 0 and config.calibration == "split":
+        from core.ml.rul.coverage import nested_coverage
+
+        started = time.perf_counter()
+        coverage = nested_coverage(
+            dev, development, config, repeats=config.coverage_repeats, folds=config.coverage_folds, progress=progress
+        )
+        coverage_seconds = time.perf_counter() - started
     return RulStudy(
         config=config,
         development=np.asarray(development),
@@ -235,7 +262,8 @@ def run_study(trajectories: pd.DataFrame, config: RulConfig | None = None, *, pr
         holdout_observed=held_observed,
         holdout_truth=held_truth,
         model=final,
-        seconds={"cv_seconds": cv_seconds, "final_fit_seconds": fit_seconds},
+        seconds={"cv_seconds": cv_seconds, "final_fit_seconds": fit_seconds, "coverage_seconds": coverage_seconds},
+        coverage=coverage,
     )
 
 

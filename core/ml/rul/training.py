@@ -49,8 +49,29 @@ def summarise(study: RulStudy, data_file: str) -> dict[str, Any]:
         "folds": folds.to_dict("records"),
         "holdout": study.holdout_scores,
         "conformal": study.model.calibrator.to_dict(),
+        "nested_coverage": _coverage_summary(study),
         "anchors_fd001_test_rmse": ANCHORS,
         "seconds": study.seconds,
+    }
+
+
+def _coverage_summary(study: RulStudy) -> dict[str, Any]:
+    """The nested coverage study per calibration variant (empty when not run)."""
+    if study.coverage.empty:
+        return {}
+    from core.ml.rul.coverage import summarise_coverage
+
+    table = summarise_coverage(study.coverage)
+    first = study.coverage.iloc[0]
+    return {
+        "protocol": (
+            f"{study.config.coverage_repeats} x {study.config.coverage_folds}-fold engine-grouped nested splits of the "
+            f"development engines: {int(first['train_engines'])} training, {int(first['calibration_engines'])} "
+            f"calibration, {int(first['evaluation_engines'])} evaluation engines per split; every admissible cut "
+            "(true RUL 1..min(145, life-31)) of every evaluation engine scored"
+        ),
+        "chosen": study.config.calibration_method,
+        "variants": table.to_dict("records"),
     }
 
 
@@ -117,7 +138,7 @@ def _log(
         engines = {"development_engines": len(study.development), "promotion_engines": len(study.promotion)}
         mlflow.log_params(config.params() | {"data_file": summary["data"]} | engines)
         holdout = {f"holdout_{k}": v for k, v in study.holdout_scores.items()}
-        mlflow.log_metrics(_finite(study.cv_summary() | holdout | study.seconds))
+        mlflow.log_metrics(_finite(study.cv_summary() | holdout | study.seconds | _coverage_metrics(summary)))
         for path in paths:
             mlflow.log_artifact(str(path), "plots")
         with tempfile.TemporaryDirectory(prefix="sm-rul-") as tmp:
@@ -125,6 +146,8 @@ def _log(
             study.fold_scores.to_csv(tables / "fold_scores.csv", index=False)
             study.predictions.to_csv(tables / "cv_predictions.csv", index=False)
             study.holdout_predictions.to_csv(tables / "holdout_predictions.csv", index=False)
+            if not study.coverage.empty:
+                study.coverage.to_csv(tables / "nested_coverage.csv", index=False)
             (tables / "rul_summary.json").write_text(json.dumps(summary, indent=2, default=float))
             mlflow.log_artifacts(str(tables), "tables")
         with mlflow.start_run(experiment_id=experiment_id, run_name=model_name, nested=True):
@@ -153,6 +176,16 @@ def _log(
     return run_id, version, decision
 
 
+def _coverage_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """``nested_coverage_{per_engine,per_cut,width}_{mean,sd}`` of the chosen calibration variant."""
+    nested = summary.get("nested_coverage") or {}
+    chosen = [v for v in nested.get("variants", []) if v["variant"] == nested.get("chosen")]
+    if not chosen:
+        return {}
+    keys = [f"{m}_{s}" for m in ("per_engine", "per_cut", "width") for s in ("mean", "sd")]
+    return {f"nested_coverage_{k}": float(chosen[0][k]) for k in keys}
+
+
 def _promote(name: str, version: str, uri: str, study: RulStudy) -> dict[str, Any]:
     """``promote_if_better`` (the platform's rule: beat the champion by more than the margin) on the RMSE of the
     promotion engines' cuts, already in memory."""
@@ -171,10 +204,12 @@ def _promote(name: str, version: str, uri: str, study: RulStudy) -> dict[str, An
 
 
 def small_config(config: RulConfig) -> RulConfig:
-    """The reduced configuration of ``small_mode`` (tests, CI): 3 folds × 1, 100 trees, 5 calibration cuts."""
+    """The reduced configuration of ``small_mode`` (tests, CI): 3 folds × 1, 100 trees, 5 calibration cuts, nested
+    coverage 1 × 3."""
     from dataclasses import replace
 
-    return replace(config, folds=3, repeats=1, n_estimators=100, calibration_cuts=5)
+    return replace(config, folds=3, repeats=1, n_estimators=100, calibration_cuts=5, coverage_repeats=1,
+                   coverage_folds=3)  # fmt: skip
 
 
 def run_from_parameters(
@@ -233,9 +268,16 @@ def results_table(run: RulRun) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def coverage_table(run: RulRun) -> pd.DataFrame:
+    """The nested coverage study per calibration variant (mean, SD, 5–95 % over splits; empty when not run)."""
+    variants = (run.summary.get("nested_coverage") or {}).get("variants", [])
+    return pd.DataFrame(variants)
+
+
 __all__ = [
     "DEFAULT_EXPERIMENT",
     "RulRun",
+    "coverage_table",
     "results_table",
     "run_from_parameters",
     "run_rul_training",

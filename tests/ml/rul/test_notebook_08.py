@@ -19,7 +19,13 @@ from core.ml.rul.model import promotion_cuts
 from tests.support.notebooks import code_cells, committed_parameters, imported_modules, missing_dataset_message
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "08_rul.ipynb"
-FIGURES = {"predicted_vs_true_cv.png", "predicted_vs_true_holdout.png", "interval_coverage.png", "rmse_by_fold.png"}
+FIGURES = {
+    "predicted_vs_true_cv.png",
+    "predicted_vs_true_holdout.png",
+    "interval_coverage.png",
+    "rmse_by_fold.png",
+    "nested_coverage.png",
+}
 
 
 def test_notebook_is_committed_clean_with_literal_parameters() -> None:
@@ -71,6 +77,9 @@ def test_small_run_registers_a_champion_with_figures_and_summary(executed: dict[
     assert summary["small_mode"] is True and summary["engines"] == {"development": 80, "promotion": 20}
     assert len(summary["folds"]) == 3 and 5 < summary["cv"]["cv_rmse_mean"] < 40
     assert 0.5 < summary["holdout"]["coverage"] <= 1.0
+    nested = summary["nested_coverage"]  # small mode: 1 x 3 nested splits, every calibration variant
+    assert nested["chosen"] in {v["variant"] for v in nested["variants"]}
+    assert all(v["splits"] == 3 and 0.5 < v["per_engine_mean"] <= 1.0 for v in nested["variants"])
     assert summary["registered"]["version"] == "1" and summary["registered"]["promotion"]["promoted"] is True
     client = MlflowClient(tracking_uri=str(executed["uri"]))
     experiment = client.get_experiment_by_name("rul")
@@ -80,6 +89,7 @@ def test_small_run_registers_a_champion_with_figures_and_summary(executed: dict[
     [child] = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert child.info.run_name == "rul_turbofan" and child.data.tags["sm.family"] == "rul"
     assert {"cv_rmse_mean", "cv_coverage_pooled", "holdout_rmse", "holdout_phm08_score"} <= set(parent.data.metrics)
+    assert {"nested_coverage_per_engine_mean", "nested_coverage_per_engine_sd"} <= set(parent.data.metrics)
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "plots")} == {f"plots/{f}" for f in FIGURES}
     version = client.get_model_version_by_alias("rul_turbofan", "champion")
     assert str(version.version) == "1"

@@ -111,7 +111,12 @@ def test_model_estimates_each_unit_and_refuses_bad_input(fleet: pd.DataFrame, sm
     observed, truth = truncate(fleet[fleet["unit"] > 35], 9)
     out = predict_last(small_model, observed)
     assert out["unit"].tolist() == truth["unit"].tolist()
-    assert (out["rul_lower"] <= out["rul"]).all() and (out["rul"] <= out["rul_upper"]).all()
+    # the interval is the estimate shifted by calibrated residual quantiles: ordered and ≥ 0, but it need not
+    # contain a biased estimate (this small synthetic model over-estimates near failure: its low bin shifts down)
+    assert (0 <= out["rul_lower"]).all() and (out["rul_lower"] < out["rul_upper"]).all()
+    lo, hi = small_model.calibrator.interval(out["rul"])
+    np.testing.assert_allclose(out["rul_lower"], lo)
+    np.testing.assert_allclose(out["rul_upper"], hi)
     assert (out["rul"].between(0, small_model.cap)).all()
     assert np.sqrt(np.mean((out["rul"] - truth["rul"]) ** 2)) < 40  # learns the synthetic wear
     with pytest.raises(ValueError, match="fewer than 10 cycles"):
