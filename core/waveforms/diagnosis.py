@@ -34,7 +34,6 @@ from core.alerts.repository import AlertingRepository, Observation, SensorInfo
 from core.alerts.rule_models import AlertRule
 from core.alerts.service import DEFAULT_INCIDENT_WINDOW, AlertingService
 from core.alerts.suppression import Suppression
-from core.ml.vibration.diagnosis import diagnose
 from core.observability.metrics import ALERTS_SUPPRESSED_TOTAL
 from core.waveforms import samples as codec
 from core.waveforms.repository import StoredSnapshot, WaveformRepository
@@ -120,6 +119,8 @@ def run_diagnosis(
         return DiagnosisResult(
             UNKNOWN, rpm, bearing, band, error=f"envelope band {band} reaches the Nyquist frequency {fs / 2:g} Hz"
         )
+    from core.ml.vibration.diagnosis import diagnose  # scipy: loaded by the first snapshot, not by the API's start
+
     try:
         result = diagnose(codec.from_bytes(raw).astype(np.float64), fs, rpm, bearing, band=band)
     except ValueError as exc:
