@@ -338,7 +338,9 @@ def main(
             f"\nThe agents ran in {bus_workers} `python -m apps.cli worker` processes on a private NATS JetStream "
             "server (`SM_BUS_URL`), not in the API: (e) is the API's RSS; the workers' peak RSS was "
             + ", ".join(f"{w.peak / 2**20:.0f} MB" for w in worker_rss)
-            + ". Client, API, workers, NATS and PostgreSQL share the machine.\n"
+            + ". Client, API, workers, NATS and PostgreSQL share the machine; the workers ran at niceness "
+            + f"+{load_settings().worker_nice} (`SM_WORKER_NICE`: ingest gets the CPU first, the agents catch up "
+            + "after the burst).\n"
         )
     console.print(text)
     if output:
