@@ -15,7 +15,7 @@ from core.db.session import unit_of_work
 from core.events.types import WaveformIngested
 from core.waveforms.agent import DiagnoseSnapshot
 from core.waveforms.schemas import SnapshotAccepted, SnapshotCreate
-from core.waveforms.service import SAMPLES_RETENTION_DAYS, WaveformService
+from core.waveforms.service import WaveformService
 from tests.api.auth_support import bootstrap_headers, serve_app
 from tests.support.db import session_factory_for
 from tests.support.maintenance import connect
@@ -43,7 +43,7 @@ async def test_samples_then_rows_age_out(settings: Settings, factory: async_sess
         _, sensor_id = await make_waveform_sensor(client)
     now = datetime.now(UTC).replace(microsecond=0)
     very_old = now - timedelta(days=settings.retention_days + 1)
-    old = now - timedelta(days=SAMPLES_RETENTION_DAYS + 1)
+    old = now - timedelta(days=settings.waveform_samples_retention_days + 1)
     handler = DiagnoseSnapshot(factory)
 
     async def diagnose(accepted: SnapshotAccepted) -> None:
