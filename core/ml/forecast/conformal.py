@@ -54,6 +54,19 @@ def conformity_scores(actual: ArrayLike, lower: ArrayLike, upper: ArrayLike) -> 
     return scores
 
 
+def bucket_starts(horizon: int, buckets: int) -> tuple[int, ...]:
+    """First step of each of ``buckets`` equal step ranges of ``horizon`` (thirds: 1, 9, 17 for 24)."""
+    count = max(1, min(int(buckets), int(horizon)))
+    return tuple(sorted({1 + round(i * horizon / count) for i in range(count)}))
+
+
+def bucket_index(starts: Sequence[int], steps: ArrayLike) -> np.ndarray:
+    """Bucket index of each 1-based horizon step for buckets starting at ``starts`` (later steps: the last)."""
+    index = np.searchsorted(starts, np.asarray(steps, int), side="right") - 1
+    clipped: np.ndarray = np.clip(index, 0, len(starts) - 1)
+    return clipped
+
+
 @dataclass(frozen=True)
 class IntervalCalibration:
     """Sorted conformity scores of one (sensor type, method) on its validation folds, per horizon bucket, for raw
@@ -138,9 +151,7 @@ class IntervalCalibration:
 
     def bucket_of(self, steps: ArrayLike) -> np.ndarray:
         """Bucket index of each 1-based horizon step."""
-        index = np.searchsorted(self.bucket_starts, np.asarray(steps, int), side="right") - 1
-        clipped: np.ndarray = np.clip(index, 0, len(self.bucket_starts) - 1)
-        return clipped
+        return bucket_index(self.bucket_starts, steps)
 
     def apply(
         self, yhat: ArrayLike, lower: ArrayLike, upper: ArrayLike, interval: float, steps: ArrayLike | None = None
@@ -203,8 +214,8 @@ class IntervalCalibration:
         keep = np.isfinite(scores)
         scores, step = scores[keep], step[keep]
         for count in range(max(1, min(int(buckets), int(horizon))), 0, -1):
-            starts = tuple(sorted({1 + round(i * horizon / count) for i in range(count)}))
-            index = np.clip(np.searchsorted(starts, step, side="right") - 1, 0, len(starts) - 1)
+            starts = bucket_starts(horizon, count)
+            index = bucket_index(starts, step)
             groups = [np.sort(scores[index == i]) for i in range(len(starts))]
             if count == 1 or min(len(g) for g in groups) >= min_bucket_scores:
                 return cls(float(base_interval), tuple(tuple(float(s) for s in g) for g in groups), starts)
@@ -340,6 +351,8 @@ def coverage_curve(
 __all__ = [
     "COVERAGE_LEVELS",
     "IntervalCalibration",
+    "bucket_index",
+    "bucket_starts",
     "calibrate_predictions",
     "conformity_scores",
     "coverage",

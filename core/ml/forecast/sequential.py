@@ -30,7 +30,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.ml.forecast.conformal import COVERAGE_LEVELS, IntervalCalibration, conformity_scores, coverage
+from core.ml.forecast.conformal import (
+    COVERAGE_LEVELS,
+    IntervalCalibration,
+    bucket_index,
+    bucket_starts,
+    conformity_scores,
+    coverage,
+)
 
 #: The designs tried (every combination is run on the validation folds; the test folds report every one).
 DECAYS: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.5)
@@ -49,12 +56,6 @@ class SequentialDesign:
         return f"decay={self.decay:g}, gamma={self.gamma:g}, buckets={self.buckets}"
 
 
-def bucket_starts(horizon: int, buckets: int) -> tuple[int, ...]:
-    """First step of each of ``buckets`` equal step ranges of ``horizon`` (thirds: 1, 9, 17 for 24)."""
-    count = max(1, min(int(buckets), int(horizon)))
-    return tuple(sorted({1 + round(i * horizon / count) for i in range(count)}))
-
-
 def weighted_calibration(
     scores: np.ndarray,
     steps: np.ndarray,
@@ -65,7 +66,7 @@ def weighted_calibration(
     level_shift: tuple[tuple[float, float], ...] = (),
 ) -> IntervalCalibration:
     """One calibration from weighted scores, per horizon bucket of ``starts`` (pooled when a bucket is empty)."""
-    index = np.clip(np.searchsorted(starts, steps, side="right") - 1, 0, len(starts) - 1)
+    index = bucket_index(starts, steps)
     if len(starts) > 1 and any(not np.any(index == i) for i in range(len(starts))):
         starts, index = (1,), np.zeros(len(scores), int)
     bucket_scores, bucket_weights = [], []
