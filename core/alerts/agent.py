@@ -95,6 +95,10 @@ class _RuleHandler(Generic[E]):
         self.watermarks = Watermarks()
         self.coalescer: Coalescer[E] = Coalescer(self._evaluate)
 
+    def forget_sensors(self, drop: Callable[[str], bool]) -> int:
+        """Drop the watermarks of the sensors ``drop`` picks (a worker gained their partition); the number dropped."""
+        return self.watermarks.forget(drop)
+
     async def __call__(self, event: Event) -> None:
         assert isinstance(event, self._event_type)
         await self.coalescer.submit(event)

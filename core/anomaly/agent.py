@@ -11,6 +11,8 @@ to settings, the session factory and the model registry (built by ``core.runtime
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.anomaly.baseline import BaselineConfig
@@ -68,6 +70,15 @@ class AnomalyAgent:
             detection = await self.detector.detect(session, event)
         self.detector.commit_states(detection.states)  # only once the anomalies and events are committed
         return detection
+
+    def forget_sensors(self, drop: Callable[[str], bool]) -> int:
+        """Drop the baseline windows of the sensors ``drop`` picks (a worker gained their partition: another one
+        moved them on since; rebuilt from the database on their next batch); the number dropped."""
+        states = self.detector.states
+        gone = [sensor_id for sensor_id in states.sensor_ids() if drop(sensor_id)]
+        for sensor_id in gone:
+            states.pop(sensor_id)
+        return len(gone)
 
     async def on_task_completed(self, event: Event) -> None:
         """A completed work order may have started re-learning references (repair): reload them."""

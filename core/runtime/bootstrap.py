@@ -15,12 +15,13 @@ finally disposes the engine the runtime created (a session factory passed in sta
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from functools import partial
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.alerts.agent import NoDataChecker, Watermarks
+from core.alerts.agent import NoDataChecker
 from core.anomaly.agent import AnomalyAgent
 from core.config import Settings
 from core.db.session import create_engine, create_session_factory
@@ -165,25 +166,23 @@ def _holds_first_partition(consumer: BusConsumer, agent: str) -> bool:
     return 0 in consumer.held.get(agent, ())
 
 
+@runtime_checkable
+class PerSensorState(Protocol):
+    """A handler that keeps per-sensor state in the process (the anomaly agent's baseline windows, the alert
+    rules' watermarks)."""
+
+    def forget_sensors(self, drop: Callable[[str], bool]) -> int: ...
+
+
 def forget_partition(runtime: Runtime, agent: str, partition: int) -> None:
-    """A worker gained ``partition`` of ``agent``: drop the per-sensor state another worker may have moved on — the
-    anomaly agent's baseline windows of that partition's sensors (rebuilt from the database on their next batch),
-    the alerting handlers' watermarks (their next batch is evaluated as its events say, as after a restart)."""
+    """A worker gained ``partition`` of ``agent``: every handler of that agent that keeps per-sensor state drops it
+    for the partition's sensors (another worker may have moved it on since): baseline windows are rebuilt from the
+    database, rule batches evaluated as their events say, as after a restart."""
     partitions = runtime.settings.bus_partitions
-
-    def in_partition(sensor_id: str) -> bool:
-        return sensor_partition(sensor_id, partitions) == partition
-
-    if agent == "anomaly" and runtime.anomaly_agent is not None:
-        states = runtime.anomaly_agent.detector.states
-        for sensor_id in states.sensor_ids():
-            if in_partition(sensor_id):
-                states.pop(sensor_id)
-    if agent == "alerting":
-        for subscription in runtime.subscriptions:
-            watermarks = getattr(subscription.handler, "watermarks", None)
-            if isinstance(watermarks, Watermarks):
-                watermarks.forget(in_partition)
+    names = set(handler_names([agent])[agent])
+    for subscription in runtime.subscriptions:
+        if subscription.name in names and isinstance(subscription.handler, PerSensorState):
+            subscription.handler.forget_sensors(lambda s: sensor_partition(s, partitions) == partition)
 
 
 __all__ = ["Runtime", "bootstrap", "bootstrap_worker", "forget_partition"]
