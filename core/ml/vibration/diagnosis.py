@@ -51,7 +51,7 @@ from numpy.typing import NDArray
 from scipy import fft as sfft
 
 from core.ml.vibration.bearings import BearingGeometry, get_bearing
-from core.ml.vibration.cepstrum import prewhiten_spectrum
+from core.ml.vibration.cepstrum import prewhiten
 from core.ml.vibration.evidence import (
     FAMILIES,
     SLIP,
@@ -271,7 +271,7 @@ def diagnose(
             f"(need > {2 * need:.0f} Hz)"
         )
     # CPW makes the wrap-around jump of the record's ends an impulse: drop 1 % (≥ 128 samples) at each end
-    xw = np.fft.irfft(prewhiten_spectrum(x), len(x))
+    xw = prewhiten(x)
     edge = max(128, len(x) // 100)
     xw = xw[edge : edge + _fast_length(len(xw) - 2 * edge)]
     white = np.fft.rfft(xw)
