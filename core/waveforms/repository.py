@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,7 +11,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.fleet.models import Sensor
-from core.readings.models import SensorReading
 from core.waveforms.models import WaveformDiagnosis, WaveformSensor, WaveformSnapshot
 
 
@@ -77,18 +75,6 @@ class WaveformRepository:
             return None
         sensor = await self.config(snapshot.sensor_id)
         return None if sensor is None else StoredSnapshot(snapshot, sensor)
-
-    async def insert_readings(self, rows: Sequence[dict[str, Any]]) -> int:
-        """Feature readings (ordinary ``sensor_readings`` rows); a (timestamp, sensor) stored already is kept."""
-        if not rows:
-            return 0
-        result = await self._session.execute(
-            pg_insert(SensorReading)
-            .values(list(rows))
-            .on_conflict_do_nothing(index_elements=[SensorReading.timestamp, SensorReading.sensor_id])
-            .returning(SensorReading.sensor_id)
-        )
-        return len(result.all())
 
     async def purge_samples(self, sensor_id: str, before: datetime, *, limit: int) -> int:
         """Drop the samples (keep the row, its features and diagnoses) of up to ``limit`` snapshots of the sensor
@@ -181,15 +167,6 @@ class WaveformRepository:
             .order_by(WaveformDiagnosis.timestamp.desc(), WaveformDiagnosis.id.desc())
             .limit(1)
         )
-
-    async def count_for_alert(self, alert_id: int) -> int:
-        total = await self._session.scalar(
-            select(func.count()).select_from(WaveformDiagnosis).where(WaveformDiagnosis.alert_id == alert_id)
-        )
-        return int(total or 0)
-
-    async def sensor_exists(self, sensor_id: str) -> bool:
-        return (await self._session.scalar(select(Sensor.sensor_id).where(Sensor.sensor_id == sensor_id))) is not None
 
 
 __all__ = ["SensorConfig", "StoredSnapshot", "WaveformRepository"]

@@ -29,6 +29,7 @@ from core.fleet.schemas import SensorCreate
 from core.fleet.service import FleetService
 from core.ml.vibration.bearings import get_bearing
 from core.paging import Page
+from core.readings.repository import ReadingRepository, ReadingRow
 from core.waveforms import samples as codec
 from core.waveforms.models import WAVEFORM_SENSOR_TYPE, WaveformDiagnosis, WaveformSnapshot
 from core.waveforms.repository import SensorConfig, WaveformRepository
@@ -169,10 +170,10 @@ class WaveformService:
             return self._duplicate(raced)
         config = sensor.config
         unit = sensor.unit
-        stored_readings = await self._repo.insert_readings(
+        stored_readings = await ReadingRepository(self._session).insert_many(
             [
-                {"timestamp": timestamp, "sensor_id": config.rms_sensor_id, "value": f.rms, "unit": unit},
-                {"timestamp": timestamp, "sensor_id": config.kurtosis_sensor_id, "value": f.kurtosis, "unit": ""},
+                ReadingRow(timestamp, config.rms_sensor_id, f.rms, unit, None),
+                ReadingRow(timestamp, config.kurtosis_sensor_id, f.kurtosis, "", None),
             ]
         )
         event = WaveformIngested(
