@@ -8,8 +8,8 @@ The source is the port :class:`RulBound`, injected: ``core.ml.rul`` sits above t
 layers (the ML pipelines may import domains, not the reverse), so the composition root (``core.runtime.handlers``)
 builds the RUL source (:class:`core.ml.rul.due.RulDueDates` on the runtime's model server) and hands it to the
 scheduling agent; without one (:class:`NoRulBound`) work orders are due by severity only. The runtime's source
-costs per alert one indexed query for assets without C-MAPSS-channel sensors and a cached estimate
-(``SM_ML_ALIAS_TTL_S``) otherwise; a failure never blocks a work order (the severity's date applies).
+answers from a per-asset cache (``SM_ML_ALIAS_TTL_S``) and otherwise costs one indexed query for assets without
+C-MAPSS-channel sensors; a failure never blocks a work order (the severity's date applies).
 """
 
 from __future__ import annotations

@@ -7,10 +7,11 @@ the severity's due date and the time at which the lower bound of the RUL interva
 
 Cost per alert, in order, stopping at the first "no":
 
-1. one indexed query: does the asset have a sensor whose type is a C-MAPSS channel name
-   (:data:`core.ml.rul.data.CHANNELS`)? Assets without such sensors — every asset of the platform that is not a
-   run-to-failure machine — stop here: no registry call, no model;
-2. an estimate cached for the asset in the process, no older than ``SM_ML_ALIAS_TTL_S`` (bounded staleness);
+1. an answer cached for the asset in the process, no older than ``SM_ML_ALIAS_TTL_S`` (bounded staleness): an
+   estimate, or None (not a RUL asset, or no estimate possible) — no query at all;
+2. one indexed query: does the asset have a sensor whose type is a C-MAPSS channel name
+   (:data:`core.ml.rul.channels.CHANNELS`)? Assets without such sensors — every asset of the platform that is not a
+   run-to-failure machine — stop here (remembered for the TTL): no registry call, no model;
 3. otherwise the champion of ``rul_<kind>`` from the process's :class:`~core.ml.serving.loader.ModelServer` (the
    runtime's, :func:`core.runtime.handlers`)
    (loaded once per version, the alias re-resolved at most every TTL), the last cycles read and the model run.
@@ -67,21 +68,19 @@ class RulDueDates:
         from core.ml.rul.channels import CHANNELS
         from core.ml.rul.repository import RulRepository
 
-        repo = RulRepository(session)
-        if not await repo.has_sensor_of_types(asset_id, CHANNELS):
-            return None
         now = self._clock()
         cached = self._cache.get(asset_id)
         if cached is not None and cached[1] > now:
             return cached[0]
-        from core.ml.rul.serving import estimate_asset
+        repo = RulRepository(session)
+        estimate: RulEstimate | None = None
+        if await repo.has_sensor_of_types(asset_id, CHANNELS):
+            from core.ml.rul.serving import estimate_asset
 
-        estimate: RulEstimate | None
-        try:
-            estimate = await estimate_asset(repo, self._server_once(), asset_id)
-        except (AppError, ValueError, OSError) as exc:
-            logger.info("no RUL estimate for asset %s: %s", asset_id, exc)
-            estimate = None
+            try:
+                estimate = await estimate_asset(repo, self._server_once(), asset_id)
+            except (AppError, ValueError, OSError) as exc:
+                logger.info("no RUL estimate for asset %s: %s", asset_id, exc)
         if len(self._cache) >= self._max_assets:
             self._cache.clear()
         self._cache[asset_id] = (estimate, now + self.ttl_s)

@@ -160,3 +160,31 @@ def test_cross_conformal_calibrates_on_every_engine_once(fleet: pd.DataFrame) ->
     observed, truth = truncate(fleet[fleet["unit"] > 30], 2)
     out = predict_last(model, observed)
     assert (out["rul_lower"] <= out["rul"]).all() and (out["rul"] <= out["rul_upper"]).all()
+
+
+async def test_rul_due_dates_answer_repeat_alerts_from_the_cache_without_a_query() -> None:
+    """The scheduling agent's hot path: an asset without C-MAPSS-channel sensors costs one query per TTL, not one
+    per alert, and never touches the model server."""
+    from core.ml.rul.due import RulDueDates
+
+    class Session:
+        queries = 0
+
+        async def scalar(self, query: object) -> int:
+            self.queries += 1
+            return 0
+
+    def no_server() -> object:
+        raise AssertionError("no model server for an asset without RUL channels")
+
+    now = [0.0]
+    source = RulDueDates(no_server, ttl_s=30.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    session = Session()
+    for _ in range(3):
+        assert await source.lower_bound_at(session, 7) is None  # type: ignore[arg-type]
+    assert session.queries == 1
+    now[0] = 31.0
+    assert await source.lower_bound_at(session, 7) is None  # type: ignore[arg-type]
+    assert session.queries == 2
+    assert await source.lower_bound_at(session, None) is None  # type: ignore[arg-type]
+    assert session.queries == 2
