@@ -25,7 +25,7 @@ last fold (scores, weights, ACI shift per level) is what the registered model ca
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -127,11 +127,12 @@ def run_sequential(
                 weights = design.decay ** (position - 1 - age).astype(float)
                 rows = group[fold_of == fold]
                 scored_rows = keep[fold_of == fold]
+                # the earlier folds' scores sorted once per fold; each nominal level only adds its ACI shift
+                earlier_calibration = weighted_calibration(
+                    all_scores[earlier], step_of[earlier], weights, base_interval=base_interval, starts=starts
+                )
                 for nominal in nominals:
-                    calibration = weighted_calibration(
-                        all_scores[earlier], step_of[earlier], weights, base_interval=base_interval,
-                        starts=starts, level_shift=((nominal, shift[nominal]),),
-                    )  # fmt: skip
+                    calibration = replace(earlier_calibration, level_shift=((nominal, shift[nominal]),))
                     if nominal > calibration.max_interval:  # too few earlier scores for this level: raw bounds
                         lower, upper = rows["yhat_lower"].to_numpy(float), rows["yhat_upper"].to_numpy(float)
                         if nominal != float(interval):
