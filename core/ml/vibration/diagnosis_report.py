@@ -229,11 +229,17 @@ def results_markdown(report: DiagnosisReport) -> str:
     return "\n\n".join(parts)
 
 
-def fill_markdown(doc: Path, section: str) -> None:
-    """Replace the text between :data:`MARK_START` and :data:`MARK_END` of ``doc`` by ``section``."""
+def _marked_text(doc: Path) -> str:
+    """The text of ``doc``; ValueError when it lacks the results markers."""
     text = doc.read_text(encoding="utf-8")
     if MARK_START not in text or MARK_END not in text:
         raise ValueError(f"{doc} has no results markers ({MARK_START} … {MARK_END})")
+    return text
+
+
+def fill_markdown(doc: Path, section: str) -> None:
+    """Replace the text between :data:`MARK_START` and :data:`MARK_END` of ``doc`` by ``section``."""
+    text = _marked_text(doc)
     head, rest = text.split(MARK_START, 1)
     _, tail = rest.split(MARK_END, 1)
     doc.write_text(f"{head}{MARK_START}\n\n{section}\n\n{MARK_END}{tail}", encoding="utf-8")
@@ -249,9 +255,7 @@ def build_report(cwru_folder: Path | None, out_dir: Path, *, doc: Path | None = 
     from core.ml.vibration.diagnosis_plots import plot_confusions, plot_detection, plot_kurtogram_ses
 
     if doc is not None:  # fail before the long run, not after it
-        text = doc.read_text(encoding="utf-8")
-        if MARK_START not in text or MARK_END not in text:
-            raise ValueError(f"{doc} has no results markers ({MARK_START} … {MARK_END})")
+        _marked_text(doc)
     out_dir.mkdir(parents=True, exist_ok=True)
     cwru, diagnoses, skipped = (
         evaluate_cwru(cwru_folder) if cwru_folder is not None else (pd.DataFrame(), {}, [])
