@@ -123,8 +123,10 @@ class SchedulingService:
         priority = PRIORITY_BY_SEVERITY.get(event.severity)
         if priority is None:
             return
-        due, _ = await self._due(task.asset_id, seen_at, event.severity, due_after)
         earlier = task.event_opened_at is None or seen_at < task.event_opened_at
+        if not earlier and PRIORITY_RANK[priority] <= PRIORITY_RANK.get(task.priority, 0):
+            return  # nothing to change: no due date to work out (it may cost a RUL estimate)
+        due, _ = await self._due(task.asset_id, seen_at, event.severity, due_after)
         if earlier:
             # evidence warranting a work order that happened before the one it was opened for (the agents
             # handled them out of order): the work order dates from the earliest, whatever the processing order
