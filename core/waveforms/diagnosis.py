@@ -127,8 +127,8 @@ def run_diagnosis(
         return DiagnosisResult(UNKNOWN, rpm, bearing, band, error=str(exc))
     details = json_safe(result.to_dict())
     details["band_hz"] = _band_used(details.get("band"), band, fs)
-    scores = {str(k): _number(v) for k, v in dict(result.scores_db).items()}
-    frequencies = {str(k): _number(v) for k, v in dict(getattr(result, "defect_frequencies", {})).items()}
+    scores = {str(k): _number(v) for k, v in result.scores_db.items()}
+    frequencies = {str(k): _number(v) for k, v in result.defect_frequencies.items()}
     return DiagnosisResult(
         fault=str(result.fault),
         rpm=rpm,
@@ -136,7 +136,7 @@ def run_diagnosis(
         band_hz=(details["band_hz"][0], details["band_hz"][1]),
         scores_db=scores,
         defect_frequencies=frequencies,
-        threshold_db=_number(getattr(result, "threshold_db", None)),
+        threshold_db=_number(result.threshold_db),
         details=details,
     )
 

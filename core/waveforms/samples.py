@@ -29,7 +29,7 @@ def from_base64(text: str) -> NDArray[np.float32]:
         raise SamplesInvalid("samples_base64 is not valid base64") from None
     if len(raw) % FLOAT32_LE.itemsize:
         raise SamplesInvalid(f"samples_base64 decodes to {len(raw)} bytes, not a whole number of float32 samples")
-    return np.frombuffer(raw, dtype=FLOAT32_LE).astype(np.float32)
+    return from_bytes(raw)
 
 
 def from_numbers(values: list[float]) -> NDArray[np.float32]:
