@@ -27,7 +27,7 @@ from core.events.outbox import add_to_outbox
 from core.events.types import ReadingsIngested, WaveformIngested
 from core.fleet.schemas import SensorCreate
 from core.fleet.service import FleetService
-from core.ml.vibration.bearings import get_bearing
+from core.ml.vibration.bearings import BearingGeometry, get_bearing
 from core.paging import Page
 from core.readings.repository import ReadingRepository, ReadingRow
 from core.waveforms import samples as codec
@@ -56,6 +56,11 @@ def _invalid(loc: list[str | int], message: str) -> ValidationFailed:
     return ValidationFailed(message, errors=[{"loc": loc, "msg": message, "type": "value_error"}])
 
 
+def defect_orders(geometry: BearingGeometry) -> dict[str, float]:
+    """The bearing's defect frequencies in orders of the shaft speed, as the API shows them (4 decimals)."""
+    return {k: round(v, 4) for k, v in geometry.orders().items()}
+
+
 def sensor_read(sensor: SensorConfig) -> WaveformSensorRead:
     c = sensor.config
     return WaveformSensorRead(
@@ -69,7 +74,7 @@ def sensor_read(sensor: SensorConfig) -> WaveformSensorRead:
         band_high_hz=c.band_high_hz,
         rms_sensor_id=c.rms_sensor_id,
         kurtosis_sensor_id=c.kurtosis_sensor_id,
-        defect_orders={k: round(v, 4) for k, v in get_bearing(c.bearing).orders().items()},
+        defect_orders=defect_orders(get_bearing(c.bearing)),
         created_at=c.created_at,
     )
 
@@ -292,6 +297,7 @@ __all__ = [
     "PURGE_BATCH",
     "DiagnosisQueries",
     "WaveformService",
+    "defect_orders",
     "diagnosis_read",
     "sensor_read",
 ]

@@ -28,7 +28,7 @@ from core.waveforms.schemas import (
     WaveformSensorCreate,
     WaveformSensorRead,
 )
-from core.waveforms.service import DiagnosisQueries, WaveformService
+from core.waveforms.service import DiagnosisQueries, WaveformService, defect_orders
 
 router = APIRouter(tags=["waveforms"], responses=problem_responses(401, 403, 429))
 
@@ -81,7 +81,7 @@ async def list_bearings(principal: ReadPrincipal) -> list[BearingRead]:
             element_diameter=g.element_diameter,
             pitch_diameter=g.pitch_diameter,
             contact_angle_deg=g.contact_angle_deg,
-            defect_orders={k: round(v, 4) for k, v in g.orders().items()},
+            defect_orders=defect_orders(g),
         )
         for name, g in sorted(geometries.items())
     ]
