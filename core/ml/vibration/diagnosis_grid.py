@@ -24,7 +24,7 @@ conditions the CWRU rig and real machines vary (see :mod:`core.ml.vibration.simu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -88,7 +88,6 @@ class SimCase:
     knocks_per_s: float = 0.0
     seed: int = 0
     duration_s: float = 2.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def truth(self) -> str:
