@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
-from core.ml.forecast.conformal import IntervalCalibration
+from core.ml.forecast.conformal import COVERAGE_LEVELS, IntervalCalibration
 from core.ml.forecast.models import (
     DEFAULT_HORIZON,
     DEFAULT_INTERVAL,
@@ -205,8 +205,6 @@ def calibration_metadata(model: ForecastModel) -> dict[str, Any]:
     calibration = model.interval_calibration
     if calibration is None:
         return {}
-    from core.ml.forecast.conformal import COVERAGE_LEVELS
-
     factors = {f"{level:g}": [round(f, 6) for f in calibration.factors(level)] for level in COVERAGE_LEVELS
                if level <= calibration.max_interval}  # fmt: skip
     sequential = calibration.weights is not None
