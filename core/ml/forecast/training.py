@@ -25,7 +25,9 @@ from typing import Any
 
 import pandas as pd
 
+from core.ml.forecast.conformal import IntervalCalibration
 from core.ml.forecast.models import METHODS, PROMOTION_METRIC, infer_frequency, latest_fold_mae
+from core.ml.forecast.sequential import SequentialDesign
 from core.ml.forecast.study import (
     INTERVAL_COLUMNS,
     METRIC_COLUMNS,
@@ -75,7 +77,9 @@ def _test_coverage(study: ForecastStudy, sensor_type: str, method: str) -> dict[
     return {f"{r.nominal:g}": float(r.coverage) for r in rows.itertuples() if pd.notna(r.coverage)}
 
 
-def _calibration_params(calibration: Any, interval: float, design: Any) -> dict[str, Any]:
+def _calibration_params(
+    calibration: IntervalCalibration | None, interval: float, design: SequentialDesign
+) -> dict[str, Any]:
     """Run params that make the served interval reproducible (the scores, weights and ACI shift are an artifact)."""
     if calibration is None:
         return {"interval_calibration": "none"}
