@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.ml.vibration.diagnosis import Diagnosis, diagnose
+from core.ml.vibration.diagnosis import FAULTS, Diagnosis, diagnose
 from core.ml.vibration.diagnosis_grid import (
     HELDOUT_FIRST_SEED,
     SimCase,
@@ -31,8 +31,8 @@ from core.ml.vibration.diagnosis_grid import (
 )
 from core.ml.vibration.readers import read_cwru_mat
 
-ANSWERS = ("outer race", "inner race", "ball", "none", "unknown")
-TRUTHS = ("outer race", "inner race", "ball", "none")
+ANSWERS = FAULTS  # the diagnosis's possible answers
+TRUTHS = tuple(a for a in ANSWERS if a != "unknown")
 MARK_START = "<!-- results:start (written by python -m apps.cli diagnose-report) -->"
 MARK_END = "<!-- results:end -->"
 CWRU_RELATIVE_PATH = "cwru/12k_DE_0hp"
