@@ -134,9 +134,14 @@ def model_of(loaded: Any) -> RulModel | None:
     """The :class:`RulModel` inside a loaded pyfunc (or the model itself), None for another model."""
     if isinstance(loaded, RulModel):
         return loaded
+    unwrap = getattr(loaded, "unwrap_python_model", None)
+    if unwrap is None:  # not a pyfunc
+        return None
+    from mlflow.exceptions import MlflowException
+
     try:
-        inner = loaded.unwrap_python_model()
-    except Exception:  # noqa: BLE001 - not a python-function model
+        inner = unwrap()
+    except MlflowException:  # a pyfunc of another flavour: no Python model inside
         return None
     return inner if isinstance(inner, RulModel) else None
 

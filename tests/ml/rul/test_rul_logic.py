@@ -188,3 +188,21 @@ async def test_rul_due_dates_answer_repeat_alerts_from_the_cache_without_a_query
     assert session.queries == 2
     assert await source.lower_bound_at(session, None) is None  # type: ignore[arg-type]
     assert session.queries == 2
+
+
+def test_model_of_tells_other_models_apart_without_hiding_errors() -> None:
+    from mlflow.exceptions import MlflowException
+
+    from core.ml.rul.model import model_of
+
+    class Pyfunc:
+        def __init__(self, error: Exception) -> None:
+            self.error = error
+
+        def unwrap_python_model(self) -> object:
+            raise self.error
+
+    assert model_of(object()) is None  # not a pyfunc
+    assert model_of(Pyfunc(MlflowException("no python model"))) is None  # a pyfunc of another flavour
+    with pytest.raises(RuntimeError, match="broken"):
+        model_of(Pyfunc(RuntimeError("broken")))
