@@ -119,12 +119,15 @@ class ValidationFailed(AppError):
     slug = "validation-failed"
     title = "Validation Failed"
 
-    def __init__(
-        self, detail: str | None = None, *, errors: list[dict[str, Any]] | None = None, **kwargs: Any
-    ) -> None:
+    def __init__(self, detail: str | None = None, *, errors: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:
         super().__init__(detail, **kwargs)
         self.errors = list(errors or [])
         self.extra.setdefault("errors", self.errors)
+
+    @classmethod
+    def at(cls, loc: list[str | int], message: str) -> ValidationFailed:
+        """One invalid value at ``loc`` (e.g. ``["body", "unit"]``), in the shape of FastAPI's own errors."""
+        return cls(message, errors=[{"loc": loc, "msg": message, "type": "value_error"}])
 
 
 class RateLimited(AppError):

@@ -16,10 +16,6 @@ from core.fleet.schemas import AssetCreate, AssetUpdate, SensorCreate, SensorUpd
 from core.fleet.types import canonical_unit
 
 
-def _invalid(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed(message, errors=[{"loc": ["body", field], "msg": message, "type": "value_error"}])
-
-
 def _unit(unit: str | None, sensor_type: str | None) -> str | None:
     """A sensor's unit in the platform's spelling. Refused: a unit the platform does not know (readings in another
     unit are converted to the sensor's, which needs one it understands; '' is dimensionless), and a commonly
@@ -31,10 +27,12 @@ def _unit(unit: str | None, sensor_type: str | None) -> str | None:
     normal = units.normalize(unit)
     extra = units.hint(normal)
     if normal and not units.is_known(normal):
-        raise _invalid("unit", f"unit {unit!r} is not a unit the platform knows" + (f" ({extra})" if extra else ""))
+        raise ValidationFailed.at(
+            ["body", "unit"], f"unit {unit!r} is not a unit the platform knows" + (f" ({extra})" if extra else "")
+        )
     canonical = canonical_unit(sensor_type)
     if extra and canonical is not None and not units.compatible(normal, canonical):
-        raise _invalid("unit", f"unit {unit!r} does not fit a {sensor_type} sensor ({extra})")
+        raise ValidationFailed.at(["body", "unit"], f"unit {unit!r} does not fit a {sensor_type} sensor ({extra})")
     return normal
 
 
@@ -57,7 +55,7 @@ class FleetService:
     async def update_asset(self, asset_id: int, body: AssetUpdate) -> Asset:
         values = body.model_dump(exclude_unset=True)
         if "name" in values and values["name"] is None:
-            raise _invalid("name", "an asset's name cannot be removed")
+            raise ValidationFailed.at(["body", "name"], "an asset's name cannot be removed")
         current = await self.asset(asset_id)
         if not values:
             return current
@@ -70,7 +68,7 @@ class FleetService:
 
     async def _check_asset(self, asset_id: int | None) -> None:
         if asset_id is not None and await self._repo.get_asset(asset_id) is None:
-            raise _invalid("asset_id", f"asset {asset_id} does not exist")
+            raise ValidationFailed.at(["body", "asset_id"], f"asset {asset_id} does not exist")
 
     async def create_sensor(self, body: SensorCreate) -> None:
         await self._check_asset(body.asset_id)
@@ -90,7 +88,7 @@ class FleetService:
     async def update_sensor(self, sensor_id: str, body: SensorUpdate) -> None:
         values = body.model_dump(exclude_unset=True)
         if "status" in values and values["status"] is None:
-            raise _invalid("status", "a sensor's status cannot be removed")
+            raise ValidationFailed.at(["body", "status"], "a sensor's status cannot be removed")
         if values.get("unit") is not None:
             types = await self._repo.sensor_types([sensor_id])
             values["unit"] = _unit(values["unit"], types.get(sensor_id))

@@ -45,12 +45,6 @@ def _resume_after(after: datetime, step: timedelta, end: datetime) -> datetime:
         return end
 
 
-def _invalid(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed(
-        message, errors=[{"loc": ["query", field], "msg": message, "type": "value_error"}]
-    )
-
-
 def _sensor_read(row: SensorRow) -> SensorRead:
     return SensorRead.model_validate(row.sensor).model_copy(
         update={"last_reading_at": row.last_reading_at, "last_reading_value": row.last_reading_value}
@@ -93,20 +87,24 @@ class QueryService:
         if limit is None:
             limit = self._max_points
         if limit > self._max_points:
-            raise _invalid("limit", f"limit must be at most {self._max_points} (SM_QUERY_MAX_POINTS)")
+            raise ValidationFailed.at(
+                ["query", "limit"], f"limit must be at most {self._max_points} (SM_QUERY_MAX_POINTS)"
+            )
         if agg is not None and bucket is None:
-            raise _invalid("agg", "agg needs a bucket")
+            raise ValidationFailed.at(["query", "agg"], "agg needs a bucket")
         if end is None:
             end = now or datetime.now(UTC)
             if start is not None and start >= end:
-                raise _invalid("start", "start must be before end (default end: now)")
+                raise ValidationFailed.at(["query", "start"], "start must be before end (default end: now)")
         if start is None:
             try:
                 start = end - DEFAULT_RANGE
             except OverflowError:
-                raise _invalid("end", "end is too early to default start to 24 hours before it") from None
+                raise ValidationFailed.at(
+                    ["query", "end"], "end is too early to default start to 24 hours before it"
+                ) from None
         if start >= end:
-            raise _invalid("end", "end must be after start")
+            raise ValidationFailed.at(["query", "end"], "end must be after start")
         after = decode_cursor(cursor) if cursor is not None else None
 
         if not await self._repo.sensor_exists(sensor_id):
@@ -115,9 +113,7 @@ class QueryService:
         if bucket is None:
             lower = start if after is None else max(start, _resume_after(after, MICROSECOND, end))
             points = (
-                await self._repo.raw_readings(sensor_id, start=lower, end=end, limit=limit + 1)
-                if lower < end
-                else []
+                await self._repo.raw_readings(sensor_id, start=lower, end=end, limit=limit + 1) if lower < end else []
             )
             source: str = "raw"
         else:
@@ -144,15 +140,14 @@ class QueryService:
             source=source,  # type: ignore[arg-type]
             limit=limit,
             items=[
-                ReadingPoint(timestamp=p.timestamp, value=p.value, count=p.count, quality=p.quality)
-                for p in points
+                ReadingPoint(timestamp=p.timestamp, value=p.value, count=p.count, quality=p.quality) for p in points
             ],
             next_cursor=encode_cursor(points[-1].timestamp) if more and points else None,
         )
 
     async def anomalies(self, where: AnomalyFilter, page: PageRequest) -> Page[AnomalyRead]:
         if where.start is not None and where.end is not None and where.start >= where.end:
-            raise _invalid("end", "end must be after start")
+            raise ValidationFailed.at(["query", "end"], "end must be after start")
         rows, total = await self._repo.list_anomalies(where, page)
         return Page[AnomalyRead].of(rows, total=total, limit=page.limit, offset=page.offset)
 

@@ -52,10 +52,6 @@ PURGE_BATCH = 16
 MAX_FUTURE = timedelta(minutes=5)
 
 
-def _invalid(loc: list[str | int], message: str) -> ValidationFailed:
-    return ValidationFailed(message, errors=[{"loc": loc, "msg": message, "type": "value_error"}])
-
-
 def defect_orders(geometry: BearingGeometry) -> dict[str, float]:
     """The bearing's defect frequencies in orders of the shaft speed, as the API shows them (4 decimals)."""
     return {k: round(v, 4) for k, v in geometry.orders().items()}
@@ -90,7 +86,7 @@ class WaveformService:
         try:
             geometry = get_bearing(body.bearing)
         except ValueError as exc:
-            raise _invalid(["body", "bearing"], str(exc)) from None
+            raise ValidationFailed.at(["body", "bearing"], str(exc)) from None
         fleet = FleetService(self._session)
         location = body.mounting
         await fleet.create_sensor(
@@ -138,14 +134,14 @@ class WaveformService:
         now = now or datetime.now(UTC)
         timestamp = body.timestamp.astimezone(UTC)
         if timestamp > now + MAX_FUTURE:
-            raise _invalid(["body", "timestamp"], "timestamp: more than 5 minutes in the future")
+            raise ValidationFailed.at(["body", "timestamp"], "timestamp: more than 5 minutes in the future")
         if timestamp < now - timedelta(days=settings.retention_days):
-            raise _invalid(
+            raise ValidationFailed.at(
                 ["body", "timestamp"], f"timestamp: older than the retention window ({settings.retention_days} days)"
             )
         sensor = await self._repo.config(body.sensor_id)
         if sensor is None:
-            raise _invalid(
+            raise ValidationFailed.at(
                 ["body", "sensor_id"],
                 f"sensor {body.sensor_id!r} is not a registered {WAVEFORM_SENSOR_TYPE} sensor "
                 "(register it with POST /api/v1/waveform-sensors: bearing, mounting, nominal speed)",
@@ -229,9 +225,9 @@ class WaveformService:
             )
             codec.check_finite(values)
         except codec.SamplesInvalid as exc:
-            raise _invalid(["body", field], str(exc)) from None
+            raise ValidationFailed.at(["body", field], str(exc)) from None
         if not MIN_SAMPLES <= values.size <= MAX_SAMPLES:
-            raise _invalid(
+            raise ValidationFailed.at(
                 ["body", field],
                 f"{values.size} samples: a snapshot has {MIN_SAMPLES:,} to {MAX_SAMPLES:,} samples",
             )
