@@ -194,7 +194,10 @@ def test_make_up_runs_the_stack_and_stops_cleanly(stack_env: dict[str, str]) -> 
     assert "stopped simulator" in out, out
     sim_log = (Path(stack_env["SM_LOG_DIR"]) / "simulator.log").read_text()
     accepted = re.search(r"SIMULATE accepted=(\d+) .* unsent=(\d+)", sim_log)
-    assert accepted and int(accepted.group(1)) >= live > 0, sim_log
+    snapshots = re.search(r"WAVEFORMS sent=\d+ accepted=(\d+)", sim_log)
+    assert accepted and snapshots, sim_log
+    # every accepted vibration snapshot also stores its two feature readings (<sensor>.rms, <sensor>.kurtosis)
+    assert int(accepted.group(1)) + 2 * int(snapshots.group(1)) >= live > 0, sim_log
     for port in (api, ui, mlflow):
         assert not _listening(port), f"port {port} still open after Ctrl-C"
     assert not (Path(stack_env["SM_DATA_DIR"]) / "pg" / "postmaster.pid").exists(), "PostgreSQL left running"
